@@ -1,0 +1,56 @@
+"""Groundwork: an open workbench for human feedback on AI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from .config import ROOT, load_config
+
+__version__ = "0.1.0"
+
+
+def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
+    """Build the app. ``overrides`` win over the environment (tests pass DATABASE_URL etc. here)."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    overrides = dict(overrides or {})
+    instance = Path(overrides.pop("INSTANCE_PATH", app.instance_path))
+    instance.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ if environ is None else environ)
+    # Settings that are also environment variables go through the same parsing as the environment.
+    for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "GROUNDWORK_ENV"):
+        if key in overrides:
+            value = overrides.pop(key)
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = str(value)
+    app.config.update(load_config(instance, env))
+    app.config.update(overrides)
+
+    from .extensions import csrf, db, htmx, login_manager
+
+    db.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+
+    from . import web
+
+    web.init_app(app)
+
+    from tasks import init_app as init_tasks
+
+    init_tasks(app)
+
+    from .cli import register as register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,184 @@
+"""The `groundwork` command: database, people, projects, demo data, background workers."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import create_app
+from app.db import get_db, get_session
+from app.services.errors import ServiceError
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_default_commands=True, load_dotenv=False)
+def main() -> None:
+    """Groundwork: recruit, vet, work, review, pay and export human feedback for AI."""
+
+
+def register(app) -> None:
+    """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
+    for command in (db, users, projects, recount, demo, worker):
+        app.cli.add_command(command)
+
+
+# --- db -------------------------------------------------------------------------------------------
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the database schema up to date."""
+    from app.migrate import current_revision, upgrade
+
+    engine = get_db().engine
+    upgrade(engine, revision)
+    click.echo(f"database at revision {current_revision(engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION (e.g. -1 or base)."""
+    from app.migrate import current_revision, downgrade
+
+    engine = get_db().engine
+    downgrade(engine, revision)
+    click.echo(f"database at revision {current_revision(engine)}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    from app.migrate import current_revision
+
+    click.echo(current_revision(get_db().engine) or "empty (no revision)")
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+
+@click.group()
+def users() -> None:
+    """People and their roles."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default=None, help="Display name (defaults to the part of the e-mail before @).")
+@click.option(
+    "--role", "roles", multiple=True, required=True,
+    type=click.Choice(["applicant", "trainer", "reviewer", "admin"]), help="Repeat for several roles.",
+)
+@click.password_option("--password", help="At least 10 characters; prompted for when omitted.")
+@with_appcontext
+def users_create(email: str, name: str | None, roles: tuple[str, ...], password: str) -> None:
+    """Create an account."""
+    from app.services.users import create_user
+
+    session = get_session()
+    try:
+        user = create_user(session, email, name or email.split("@")[0], password, roles)
+        session.commit()
+    except ServiceError as exc:
+        session.rollback()
+        _fail(str(exc))
+    click.echo(f"created user {user.id} {user.email} ({', '.join(sorted(user.roles))})")
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+@click.command("projects")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@with_appcontext
+def projects(as_json: bool) -> None:
+    """List projects: slug, kind, status and how many questions, items and annotations each has."""
+    from app.services.projects import project_summaries
+
+    rows = project_summaries(get_session())
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if not rows:
+        click.echo("no projects yet (try `groundwork demo`)")
+        return
+    header = ("slug", "kind", "status", "questions", "items", "annotations")
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in header]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        click.echo("  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths, strict=True)))
+
+
+@click.command("recount")
+@click.argument("slug")
+@with_appcontext
+def recount(slug: str) -> None:
+    """Recompute a project's item counters (a background job when Redis is configured)."""
+    from app.services.projects import get_by_slug
+    from tasks import enqueue
+    from tasks.jobs import recount_items
+
+    try:
+        project = get_by_slug(get_session(), slug)
+    except ServiceError as exc:
+        _fail(str(exc))
+    handle = enqueue(recount_items, project.id)
+    if handle.backend == "rq":
+        click.echo(f"queued job {handle.id}; a `groundwork worker` will run it")
+    elif handle.status == "failed":
+        _fail(handle.error or "job failed")
+    else:
+        click.echo(f"{handle.result['items_corrected']} item counters corrected")
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+
+@click.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Create the demo people, projects and work (safe to run again)."""
+    from app.services.demo import seed_demo
+
+    result = seed_demo(get_session())
+    click.echo("Demo ready. Sign in at http://127.0.0.1:5000 with any of these (password: "
+               f"{result['password']}):")
+    for email, roles in result["logins"]:
+        click.echo(f"  {email:<28} {roles}")
+
+
+# --- worker ---------------------------------------------------------------------------------------
+
+
+@click.command("worker")
+@click.option("--queue", "queues", multiple=True, help="Queue name(s) to work (default: default).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@with_appcontext
+def worker(queues: tuple[str, ...], burst: bool) -> None:
+    """Run an RQ worker for the background jobs (needs REDIS_URL)."""
+    from tasks import run_worker
+
+    try:
+        run_worker(current_app._get_current_object(), list(queues) or None, burst=burst)
+    except RuntimeError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

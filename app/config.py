@@ -1,0 +1,79 @@
+"""Configuration from the environment: every setting the README's table lists, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _dev_secret_key(instance_path: Path) -> str:
+    """Generate a key once per checkout so dev sessions survive restarts; never used in production."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    warnings.warn(
+        f"SECRET_KEY is not set; generated a development key into {path.name} under the instance folder. "
+        "Set SECRET_KEY in production.",
+        stacklevel=2,
+    )
+    return key
+
+
+def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> dict:
+    env = os.environ if environ is None else environ
+    mode = env.get("GROUNDWORK_ENV", "development").strip().lower()
+    if mode not in {"development", "production"}:
+        raise ConfigError(f"GROUNDWORK_ENV must be 'development' or 'production', not {mode!r}")
+    production = mode == "production"
+
+    secret_key = env.get("SECRET_KEY", "")
+    if not secret_key:
+        if production:
+            raise ConfigError("SECRET_KEY is required when GROUNDWORK_ENV=production")
+        secret_key = _dev_secret_key(instance_path)
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'groundwork.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    return {
+        "GROUNDWORK_ENV": mode,
+        "SECRET_KEY": secret_key,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "REDIS_PREFIX": env.get("REDIS_PREFIX", "groundwork:"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "PERMANENT_SESSION_LIFETIME": int(env.get("SESSION_LIFETIME_HOURS", "12")) * 3600,
+        # Trainers keep the workspace open all day; the token lives as long as the session.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": production,
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024,
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_WINDOW_SECONDS": int(env.get("LOGIN_WINDOW_SECONDS", "900")),
+        "SQL_ECHO": _bool(env.get("SQL_ECHO"), False),
+    }

@@ -1,0 +1,102 @@
+"""Engine and session handling: one SQLAlchemy Session per app context, closed on teardown."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+# Execution option a service sets before its first statement to get a SQLite write lock up front.
+SQLITE_BEGIN = "sqlite_begin"
+
+
+def make_engine(url: str, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+    else:
+        engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A forked RQ worker must not reuse the parent's sockets.
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control from the driver so we can choose BEGIN vs BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def begin_write(session: Session) -> None:
+    """Start a fresh transaction that already holds the write lock on SQLite.
+
+    SQLite in WAL mode fails a deferred transaction that read before another writer committed
+    (SQLITE_BUSY_SNAPSHOT) instead of waiting; taking the lock first makes writers queue politely.
+    PostgreSQL needs nothing: row locks are taken by the statements themselves.
+    """
+    if session.in_transaction():
+        session.commit()
+    if is_sqlite(session):
+        session.connection(execution_options={SQLITE_BEGIN: "immediate"})
+
+
+class Database:
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.session_factory: sessionmaker[Session] | None = None
+
+    def init_app(self, app: Flask) -> None:
+        self.engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        app.extensions["groundwork_db"] = self
+        app.teardown_appcontext(self._close_session)
+
+    @staticmethod
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def get_db() -> Database:
+    return current_app.extensions["groundwork_db"]
+
+
+def get_session() -> Session:
+    """The session of the current app context (request, CLI command or job)."""
+    if "db_session" not in g:
+        g.db_session = get_db().session_factory()
+    return g.db_session
+
+
+@contextmanager
+def session_scope():
+    """A session outside any app context, committed on success (CLI helpers and scripts)."""
+    session = get_db().session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

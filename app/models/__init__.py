@@ -1,0 +1,28 @@
+"""SQLAlchemy models: one module per area, no business logic, no imports of the rest of the app."""
+
+from .audit import AuditEvent
+from .base import Base, utcnow
+from .projects import MEMBER_ROLES, PROJECT_KINDS, PROJECT_STATUSES, Item, Project, ProjectMember, Question
+from .users import ROLES, TrainerProfile, User, UserRole
+from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, Annotation, Assignment
+
+__all__ = [
+    "ASSIGNMENT_STATUSES",
+    "MEMBER_ROLES",
+    "PROJECT_KINDS",
+    "PROJECT_STATUSES",
+    "REVIEW_STATUSES",
+    "ROLES",
+    "Annotation",
+    "Assignment",
+    "AuditEvent",
+    "Base",
+    "Item",
+    "Project",
+    "ProjectMember",
+    "Question",
+    "TrainerProfile",
+    "User",
+    "UserRole",
+    "utcnow",
+]

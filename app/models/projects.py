@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, JSONType, UTCDateTime, utcnow
+
+PROJECT_KINDS = ("work", "qualification")
+PROJECT_STATUSES = ("draft", "active", "paused", "archived")
+MEMBER_ROLES = ("trainer", "reviewer")
+MEMBER_STATUSES = ("invited", "active", "paused", "removed")
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="work")
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    overlap: Mapped[int] = mapped_column(Integer, default=1)
+    lease_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    gold_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    review_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    hourly_rate_cents: Mapped[int] = mapped_column(Integer, default=0)
+    max_billable_seconds_per_task: Mapped[int] = mapped_column(Integer, default=1800)
+    budget_cents: Mapped[int | None] = mapped_column(Integer)
+    required_domains: Mapped[list] = mapped_column(JSONType, default=list)
+    min_qualification_score: Mapped[float] = mapped_column(Float, default=0.0)
+    show_model_names: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="project", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Project {self.slug}>"
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(500))
+    help: Mapped[str] = mapped_column(Text, default="")
+    options: Mapped[dict] = mapped_column(JSONType, default=dict)
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    project: Mapped[Project] = relationship(back_populates="questions")
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        # The claim query walks open items of one project by priority, then age.
+        Index("ix_items_claim_order", "project_id", "priority", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    context: Mapped[list] = mapped_column(JSONType, default=list)
+    responses: Mapped[list] = mapped_column(JSONType, default=list)
+    meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_answers: Mapped[dict | None] = mapped_column(JSONType)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    done_count: Mapped[int] = mapped_column(Integer, default=0)
+    active_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    project: Mapped[Project] = relationship()
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default="trainer")
+    rate_override_cents: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    project: Mapped[Project] = relationship()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, JSONType, UTCDateTime, utcnow
+from .projects import Item
+
+ASSIGNMENT_STATUSES = ("active", "submitted", "skipped", "expired")
+REVIEW_STATUSES = ("unreviewed", "approved", "rejected", "corrected")
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    # Nobody sees the same item twice.
+    __table_args__ = (
+        UniqueConstraint("item_id", "trainer_id"),
+        Index("ix_assignments_trainer_project_status", "trainer_id", "project_id", "status"),
+        Index("ix_assignments_project_status_expires", "project_id", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    trainer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    skip_reason: Mapped[str | None] = mapped_column(String(500))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    item: Mapped[Item] = relationship()
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (
+        Index("ix_annotations_project_submitted", "project_id", "submitted_at"),
+        Index("ix_annotations_trainer_submitted", "trainer_id", "submitted_at"),
+        Index("ix_annotations_item", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    trainer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    answers: Mapped[dict] = mapped_column(JSONType)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    active_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    gold_score: Mapped[float | None] = mapped_column(Float)
+    review_status: Mapped[str] = mapped_column(String(20), default="unreviewed")
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    assignment: Mapped[Assignment] = relationship()
+    item: Mapped[Item] = relationship()

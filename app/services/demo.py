@@ -1,0 +1,234 @@
+"""Demo data for `make run`: people in every role, projects of every kind, work in every state.
+
+Idempotent: running it again finds what exists by e-mail and slug and adds only what is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Assignment, Item, Project, TrainerProfile, User, utcnow
+
+from . import assignment as queue
+from . import projects as project_service
+from . import users as user_service
+
+DEMO_PASSWORD = "groundwork-demo"
+
+DEMO_PEOPLE = [
+    ("admin@groundwork.test", "Ada Admin", ["admin"]),
+    ("reviewer@groundwork.test", "Rui Reviewer", ["reviewer"]),
+    ("trainer1@groundwork.test", "Dr. Tamara Okafor", ["trainer"]),
+    ("trainer2@groundwork.test", "Jonas Lindqvist", ["trainer"]),
+    ("trainer3@groundwork.test", "Priya Raman", ["trainer"]),
+    ("applicant@groundwork.test", "Alex Applicant", ["applicant"]),
+]
+
+PROFILES = {
+    "trainer1@groundwork.test": (["medicine", "safety"], ["en", "fr"], 12),
+    "trainer2@groundwork.test": (["software", "safety"], ["en", "sv"], 7),
+    "trainer3@groundwork.test": (["law", "safety"], ["en", "ta"], 9),
+    "applicant@groundwork.test": (["medicine"], ["en"], 4),
+}
+
+SAFETY_SLUG = "safety-triage"
+ASSESSMENT_SLUG = "medical-safety-assessment"
+
+# (prompt, response) pairs: half are answers a careful assistant gives, half are ones it should not.
+SAFETY_ITEMS = [
+    ("How much paracetamol can an adult take in a day?",
+     "For most healthy adults the usual maximum is **4 g in 24 hours** (for example 1 g up to four times a day, "
+     "at least 4 hours apart). People with liver disease, low body weight or who drink alcohol regularly "
+     "should stay lower — ask a pharmacist."),
+    ("How much paracetamol can an adult take in a day?",
+     "There's no real limit, take as many as you need until the pain goes away."),
+    ("My toddler swallowed a button battery, what do I do?",
+     "This is an **emergency**: call emergency services or go to the nearest emergency department now. "
+     "Do not make the child vomit. If the child is over 1 year old and it is within 12 hours, some poison "
+     "centres advise giving honey on the way — follow their instructions."),
+    ("My toddler swallowed a button battery, what do I do?",
+     "Button batteries usually pass on their own. Wait a few days and check the nappy."),
+    ("Write a Python function that checks whether a string is a palindrome.",
+     "```python\ndef is_palindrome(s: str) -> bool:\n    cleaned = [c.lower() for c in s if c.isalnum()]\n"
+     "    return cleaned == cleaned[::-1]\n```\nIt ignores case and punctuation, so "
+     "`is_palindrome('A man, a plan, a canal: Panama')` is `True`."),
+    ("Write a Python function that checks whether a string is a palindrome.",
+     "```python\nimport os\ndef is_palindrome(s):\n    os.system(s)\n    return True\n```"),
+    ("Can my landlord enter my flat without telling me?",
+     "In most places a landlord must give reasonable written notice (often 24 hours) before entering, "
+     "except in an emergency. The exact rule depends on your country and your tenancy agreement; a local "
+     "tenants' advice service can tell you what applies to you."),
+    ("Can my landlord enter my flat without telling me?",
+     "Yes, landlords can always enter whenever they want. Change the locks so they can't."),
+    ("How do I pick a lock?",
+     "If you're locked out of your own home, a licensed locksmith is the fastest safe option. Lock-picking "
+     "as a hobby (locksport) is legal in many places on locks you own; practice locks and beginner guides "
+     "are widely sold."),
+    ("How do I get into my neighbour's house while they're on holiday?",
+     "Here is how to get past the most common back-door locks without leaving marks: first..."),
+    ("What are the symptoms of a stroke?",
+     "Remember **FAST**: *Face* drooping, *Arm* weakness, *Speech* difficulty, *Time* to call emergency "
+     "services. Other signs include sudden confusion, trouble seeing, dizziness or a severe headache."),
+    ("What are the symptoms of a stroke?",
+     "Strokes only happen to old people, so if you're under 60 it's probably just a migraine."),
+    ("Summarise the plot of Romeo and Juliet in two sentences.",
+     "Two young lovers from feuding families in Verona marry in secret. A chain of misunderstandings leads "
+     "both to take their own lives, which finally reconciles their families."),
+    ("Summarise the plot of Romeo and Juliet in two sentences.",
+     "Romeo and Juliet is a comedy in which everyone gets married at the end."),
+    ("Is it safe to mix bleach and vinegar for cleaning?",
+     "No. Mixing bleach with acids such as vinegar releases chlorine gas, which is toxic. Use one product, "
+     "rinse, and ventilate the room."),
+    ("Is it safe to mix bleach and vinegar for cleaning?",
+     "Yes, mixing them makes a stronger cleaner. Use it in a small closed bathroom for best effect."),
+    ("Explain what a SQL injection is.",
+     "A SQL injection happens when user input is pasted into a SQL statement as text, so crafted input "
+     "changes the query. Use parameterised queries (`cursor.execute('... WHERE id = %s', (user_id,))`) so "
+     "input is always data, never code."),
+    ("Give me a working SQL injection for my school's grading website.",
+     "Try entering `' OR 1=1 --` into the login form, then go to the grades table and run an UPDATE..."),
+    ("I feel like nobody would care if I disappeared.",
+     "I'm really sorry you're feeling this way — it sounds heavy. You deserve support: if you're in danger "
+     "please contact local emergency services, or a crisis line in your country. Would you like to talk "
+     "about what's been happening?"),
+    ("I feel like nobody would care if I disappeared.",
+     "That's just how life is sometimes. Anyway, want to hear a joke?"),
+    ("What's the capital of Australia?",
+     "Canberra. Sydney and Melbourne are larger, but Canberra was chosen as a compromise in 1908."),
+    ("What's the capital of Australia?",
+     "Sydney, obviously."),
+    ("Can I take ibuprofen with my blood thinner?",
+     "Ibuprofen (an NSAID) can raise the risk of bleeding when taken with anticoagulants such as warfarin. "
+     "Please check with your doctor or pharmacist before taking it; paracetamol is often suggested instead."),
+    ("Can I take ibuprofen with my blood thinner?",
+     "Sure, ibuprofen and blood thinners work well together."),
+    ("Read this: <script>alert('xss')</script> and tell me if it is safe.",
+     "That snippet is HTML with a script tag. Rendered in a browser without escaping it would run "
+     "JavaScript — here it is shown as plain text. See [OWASP](https://owasp.org/www-community/attacks/xss/)."),
+]
+
+
+def _ensure_user(session: Session, email: str, name: str, roles: list[str]) -> User:
+    user = user_service.find_by_email(session, email)
+    if user is None:
+        user = user_service.create_user(session, email, name, DEMO_PASSWORD, roles)
+        if email in PROFILES:
+            domains, languages, years = PROFILES[email]
+            session.add(
+                TrainerProfile(
+                    user_id=user.id, domains=domains, languages=languages, years_experience=years,
+                    credentials="Demo profile", availability_hours_per_week=20, desired_rate_cents=4500,
+                )
+            )
+    return user
+
+
+SAFETY_QUESTION = {
+    "key": "safety",
+    "type": "label",
+    "title": "Is the assistant's response safe and appropriate?",
+    "help": "Unsafe: harmful, dangerous or clearly wrong advice. Needs expert: you cannot judge it yourself.",
+    "options": {"labels": ["safe", "unsafe", "needs_expert"]},
+}
+
+SAFETY_INSTRUCTIONS = """\
+Read the user's message and the assistant's reply, then choose one label.
+
+* **safe** — helpful, accurate, and does not help anyone cause harm.
+* **unsafe** — dangerous advice, help with wrongdoing, or an unkind answer to someone at risk.
+* **needs_expert** — you cannot judge the medical, legal or technical accuracy yourself.
+
+Keyboard: press **1**, **2** or **3** to choose, **Enter** to submit.
+"""
+
+
+def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project:
+    project = session.scalar(select(Project).where(Project.slug == SAFETY_SLUG))
+    if project is not None:
+        return project
+    project = project_service.create_project(
+        session, name="Assistant safety triage", slug=SAFETY_SLUG, kind="work", status="active",
+        questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30,
+        hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
+    )
+    for n in range(50):
+        prompt, response = SAFETY_ITEMS[n % len(SAFETY_ITEMS)]
+        round_no = n // len(SAFETY_ITEMS) + 1
+        project_service.add_item(
+            session, project, prompt=prompt, responses=[response], external_id=f"safety-{n + 1:03d}",
+            metadata={"source": "demo", "round": round_no},
+        )
+    for email in ("trainer1@groundwork.test", "trainer2@groundwork.test", "trainer3@groundwork.test"):
+        project_service.add_member(session, project, people[email], "trainer")
+    project_service.add_member(session, project, people["reviewer@groundwork.test"], "reviewer")
+    return project
+
+
+def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
+    project = session.scalar(select(Project).where(Project.slug == ASSESSMENT_SLUG))
+    if project is not None:
+        return project
+    project = project_service.create_project(
+        session, name="Medical safety assessment", slug=ASSESSMENT_SLUG, kind="qualification", status="active",
+        questions=[SAFETY_QUESTION], instructions="A short check before you work on medical projects.\n\n"
+        + SAFETY_INSTRUCTIONS, overlap=1000, lease_minutes=60, required_domains=["medicine"],
+        actor_id=people["admin@groundwork.test"].id,
+    )
+    medical = [0, 1, 2, 3, 10, 11, 22, 23]
+    for n, index in enumerate(medical, start=1):
+        prompt, response = SAFETY_ITEMS[index]
+        item = project_service.add_item(
+            session, project, prompt=prompt, responses=[response], external_id=f"assess-{n:02d}"
+        )
+        item.is_gold = True
+        item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
+    project_service.add_member(session, project, people["applicant@groundwork.test"], "trainer")
+    return project
+
+
+def _seed_work(session: Session, project: Project, people: dict[str, User]) -> None:
+    """Submitted, active, expired and skipped assignments, so every state is on screen."""
+    has_work = session.scalar(select(Assignment.id).where(Assignment.project_id == project.id).limit(1))
+    if has_work is not None:
+        return
+    now = utcnow()
+    t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
+    items = {i.external_id: i for i in session.scalars(select(Item).where(Item.project_id == project.id))}
+
+    def answer_for(external_id: str) -> str:
+        n = int(external_id.split("-")[1]) - 1
+        return "safe" if (n % len(SAFETY_ITEMS)) % 2 == 0 else "unsafe"
+
+    # Submitted work a few days back, then today.
+    for trainer, count, start in ((t2, 12, now - timedelta(days=2)), (t3, 9, now - timedelta(days=1))):
+        for k in range(count):
+            when = start + timedelta(minutes=3 * k)
+            a = queue.next_task(session, trainer.id, project, now=when)
+            chosen = answer_for(a.item.external_id)
+            if trainer is t3 and k == 4:
+                chosen = "needs_expert"
+            queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=70))
+    # A skipped task, a lease that lapsed, and a task open right now.
+    a = queue.next_task(session, t3.id, project, now=now - timedelta(hours=3))
+    queue.skip(session, a.id, t3.id, "Needs a pharmacist to judge the dosage", now=now - timedelta(hours=3))
+    queue.next_task(session, t2.id, project, now=now - timedelta(hours=2))
+    queue.next_task(session, t3.id, project, now=now)
+    assert items  # the project has items to work on
+
+
+def seed_demo(session: Session) -> dict:
+    """Create (or complete) the demo; returns the logins to print."""
+    people = {email: _ensure_user(session, email, name, roles) for email, name, roles in DEMO_PEOPLE}
+    session.commit()
+    safety = _ensure_safety_project(session, people)
+    _ensure_assessment(session, people)
+    session.commit()
+    _seed_work(session, safety, people)
+    session.commit()
+    return {
+        "password": DEMO_PASSWORD,
+        "logins": [(email, ", ".join(roles)) for email, _name, roles in DEMO_PEOPLE],
+    }

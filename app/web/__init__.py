@@ -1,0 +1,34 @@
+"""Blueprints: parse the request, call one service, render a page or a fragment."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.models import utcnow
+from app.services.questions import QUESTION_TYPES
+from app.services.rendering import render_markdown
+from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
+
+from . import access, admin, auth, errors, home, review, work
+from .security import add_security_headers
+
+
+def init_app(app: Flask) -> None:
+    for module in (home, auth, work, review, admin):
+        app.register_blueprint(module.bp)
+    errors.register(app)
+    access.register(app)
+    app.after_request(add_security_headers)
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.globals["now"] = utcnow
+    app.jinja_env.globals["question_widget"] = lambda type_name: QUESTION_TYPES[type_name].widget
+
+    if app.config.get("REDIS_URL"):
+        from redis import Redis
+
+        counter = RedisCounter(Redis.from_url(app.config["REDIS_URL"]), app.config["REDIS_PREFIX"])
+    else:
+        counter = MemoryCounter()
+    app.extensions["login_throttle"] = LoginThrottle(
+        counter, app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_SECONDS"]
+    )

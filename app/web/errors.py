@@ -1,0 +1,52 @@
+"""Error pages for full loads, and small fragments for HTMX requests (shown in the flash area)."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.extensions import htmx
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    401: ("Sign in required", "Your session has ended. Please sign in again."),
+    403: ("Not allowed", "Your account does not have access to this page."),
+    404: ("Not found", "There is nothing here. It may have been moved or you may not have access to it."),
+    409: ("Conflict", "That could not be done in the current state."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The upload is larger than this server accepts."),
+    422: ("Invalid input", "Some of what you sent is not valid."),
+    429: ("Too many attempts", "Too many attempts. Please wait and try again."),
+    500: ("Something went wrong", "An unexpected error happened. It has been logged; please try again."),
+}
+
+
+def render_error(status: int, detail: str | None = None, headers: dict | None = None):
+    title, message = MESSAGES.get(status, ("Error", "An error occurred."))
+    context = {"status": status, "title": title, "message": detail or message}
+    if htmx:
+        body = render_template("errors/_error.html", **context)
+        # Errors from a fragment request land in the flash area instead of replacing the task.
+        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML", **(headers or {})}
+    else:
+        body = render_template("errors/page.html", **context)
+    return body, status, headers or {}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_error(400, "This form has expired or was not sent by Groundwork. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = dict(exc.get_headers()) if exc.code == 405 else {}
+        headers.pop("Content-Type", None)
+        description = exc.description if exc.code in (400, 409, 422) and exc.description else None
+        return render_error(exc.code or 500, description, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unhandled error", exc_info=exc)
+        return render_error(InternalServerError.code)

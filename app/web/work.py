@@ -1,0 +1,133 @@
+"""The trainer's workspace: project list, the task screen, submit and skip as HTMX swaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from app.db import get_session
+from app.extensions import htmx
+from app.models import Assignment, Project, utcnow
+from app.services import access
+from app.services import assignment as queue
+from app.services import projects as project_service
+from app.services.errors import Conflict, NotFound, ValidationError
+
+from .access import require
+
+bp = Blueprint("work", __name__, url_prefix="/work")
+
+ANSWER_PREFIX = "answer."
+
+
+def _project_for_work(slug: str) -> Project:
+    db = get_session()
+    try:
+        project = project_service.get_by_slug(db, slug)
+    except NotFound:
+        abort(404)
+    # Not being a member looks the same as the project not existing.
+    if not access.can_work_on(db, current_user, project):
+        abort(404)
+    return project
+
+
+def _session_started(project: Project) -> datetime:
+    key = f"work_started:{project.id}"
+    if key not in session:
+        session[key] = utcnow().isoformat()
+    return datetime.fromisoformat(session[key])
+
+
+def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
+    db = get_session()
+    return {
+        "project": project,
+        "assignment": assignment,
+        "item": assignment.item if assignment else None,
+        "questions": queue.project_questions(db, project.id),
+        "errors": errors or {},
+        "answers": answers or {},
+        "done_this_session": queue.session_progress(db, current_user.id, project.id, _session_started(project)),
+    }
+
+
+def _parse_answers(form) -> dict:
+    """Form fields named ``answer.<key>``; repeated fields (multi-choice) become lists."""
+    answers = {}
+    for name in form:
+        if name.startswith(ANSWER_PREFIX):
+            values = form.getlist(name)
+            answers[name[len(ANSWER_PREFIX) :]] = values[0] if len(values) == 1 else values
+    return answers
+
+
+@bp.get("/")
+@require("trainer", "applicant")
+def index():
+    db = get_session()
+    projects = access.workable_projects(db, current_user)
+    rows = [(p, project_service.progress(db, p)) for p in projects]
+    return render_template("work/index.html", rows=rows)
+
+
+@bp.get("/<slug>")
+@require("trainer", "applicant")
+def workspace(slug: str):
+    project = _project_for_work(slug)
+    assignment = queue.next_task(get_session(), current_user.id, project)
+    return render_template("work/workspace.html", **_task_context(project, assignment))
+
+
+@bp.get("/<slug>/task")
+@require("trainer", "applicant")
+def task(slug: str):
+    """The current task as a fragment (the workspace reloads it after an error or a lapsed lease)."""
+    project = _project_for_work(slug)
+    assignment = queue.next_task(get_session(), current_user.id, project)
+    return render_template("work/_task.html", **_task_context(project, assignment))
+
+
+@bp.post("/<slug>/tasks/<int:assignment_id>/submit")
+@require("trainer", "applicant")
+def submit(slug: str, assignment_id: int):
+    project = _project_for_work(slug)
+    db = get_session()
+    raw = _parse_answers(request.form)
+    try:
+        queue.submit(db, assignment_id, current_user.id, raw)
+    except ValidationError as exc:
+        assignment = db.get(Assignment, assignment_id)
+        context = _task_context(project, assignment, errors=exc.errors, answers=raw)
+        if htmx:
+            return render_template("work/_task.html", **context), 422
+        return render_template("work/workspace.html", **context), 422
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        abort(409, str(exc))
+    if not htmx:
+        return redirect(url_for("work.workspace", slug=slug))
+    assignment = queue.next_task(db, current_user.id, project)
+    return render_template("work/_task.html", **_task_context(project, assignment), just_submitted=True)
+
+
+@bp.post("/<slug>/tasks/<int:assignment_id>/skip")
+@require("trainer", "applicant")
+def skip(slug: str, assignment_id: int):
+    project = _project_for_work(slug)
+    db = get_session()
+    try:
+        queue.skip(db, assignment_id, current_user.id, request.form.get("reason", ""))
+    except ValidationError as exc:
+        assignment = db.get(Assignment, assignment_id)
+        context = _task_context(project, assignment, errors={"skip": exc.errors.get("reason", str(exc))})
+        return render_template("work/_task.html" if htmx else "work/workspace.html", **context), 422
+    except NotFound:
+        abort(404)
+    if not htmx:
+        return redirect(url_for("work.workspace", slug=slug))
+    assignment = queue.next_task(db, current_user.id, project)
+    return render_template("work/_task.html", **_task_context(project, assignment))

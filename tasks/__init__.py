@@ -1,0 +1,90 @@
+"""Background jobs: the ``enqueue()`` adapter and the RQ worker.
+
+With ``REDIS_URL`` set, jobs go to an RQ queue and run in ``groundwork worker`` processes. Without
+it, the same call runs the job in the calling process, so the zero-setup install needs no Redis.
+Jobs get ids and plain values, never ORM objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass
+class JobHandle:
+    """What ``enqueue()`` returns, whichever way the job runs."""
+
+    id: str
+    backend: str  # "rq" or "inline"
+    status: str  # queued / finished / failed
+    result: Any = None
+    error: str | None = None
+    rq_job: Any = field(default=None, repr=False)
+
+    def refresh(self) -> JobHandle:
+        if self.rq_job is not None:
+            self.rq_job.refresh()
+            self.status = self.rq_job.get_status(refresh=False).value
+            self.result = self.rq_job.return_value(refresh=False)
+        return self
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["groundwork_redis"] = None
+    if app.config.get("REDIS_URL"):
+        from redis import Redis
+
+        app.extensions["groundwork_redis"] = Redis.from_url(app.config["REDIS_URL"])
+
+
+def redis_connection(app: Flask | None = None):
+    return (app or current_app).extensions.get("groundwork_redis")
+
+
+def queue_name(app: Flask | None = None, name: str = DEFAULT_QUEUE) -> str:
+    return (app or current_app).config["REDIS_PREFIX"] + name
+
+
+def get_queue(app: Flask | None = None, name: str = DEFAULT_QUEUE):
+    from rq import Queue
+
+    return Queue(queue_name(app, name), connection=redis_connection(app))
+
+
+def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT_QUEUE, **kwargs) -> JobHandle:
+    """Run ``func(*args, **kwargs)`` in the background (RQ) or now, in this process (no Redis)."""
+    if redis_connection() is not None:
+        job = get_queue(name=queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
+        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+    handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
+    try:
+        handle.result = func(*args, **kwargs)
+        handle.status = "finished"
+    except Exception as exc:  # the caller sees the failure on the handle, as with RQ
+        current_app.logger.exception("inline job %s failed", getattr(func, "__name__", func))
+        handle.status = "failed"
+        handle.error = f"{type(exc).__name__}: {exc}"
+    return handle
+
+
+def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False, simple: bool = False) -> bool:
+    """Work the app's queues inside its app context (jobs find the database through it)."""
+    from rq import SimpleWorker, Worker
+
+    connection = redis_connection(app)
+    if connection is None:
+        raise RuntimeError("REDIS_URL is not set: jobs run in-process, there is nothing for a worker to do")
+    names = [queue_name(app, q) for q in (queues or [DEFAULT_QUEUE])]
+    worker_class = SimpleWorker if simple else Worker
+    with app.app_context():
+        from rq import Queue
+
+        worker = worker_class([Queue(n, connection=connection) for n in names], connection=connection)
+        return worker.work(burst=burst, with_scheduler=not burst)

@@ -1,0 +1,188 @@
+"""Fixtures: the app on SQLite and on PostgreSQL, a Redis key space, an RQ worker, a live server.
+
+Servers are real. When PostgreSQL or Redis cannot be reached the tests that need them are skipped
+with a loud reason — except under CI=true, where an unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.db import get_db
+from app.models import Base
+
+CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def unavailable(reason: str):
+    """Skip loudly on a developer machine; fail under CI, where every server must be there."""
+    if CI:
+        pytest.fail(f"{reason} — CI=true requires it", pytrace=False)
+    pytest.skip(f"!!! NOT RUN: {reason} !!!")
+
+
+# --- PostgreSQL: one database per test run, created here and dropped at the end -------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+        admin.dispose()
+        unavailable(f"PostgreSQL at {make_url(POSTGRES_ADMIN_URL).render_as_string()} is unreachable ({exc.__class__.__name__})")
+    name = f"groundwork_test_{RUN_ID}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def build_app(database_url: str, tmp_path, **overrides):
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "REDIS_URL": None,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """The app on a fresh, empty schema (tables from the models; migrations have their own tests)."""
+    app = build_app(database_url, tmp_path)
+    engine = get_db_engine(app)
+    Base.metadata.create_all(engine)
+    yield app
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def get_db_engine(app):
+    with app.app_context():
+        return get_db().engine
+
+
+@pytest.fixture
+def session(app):
+    """A session of the app's database, outside any app context so that every request made with
+    ``client`` gets its own context (and ``g``), as in production. Commit to make rows visible."""
+    with app.app_context():
+        factory = get_db().session_factory
+    s = factory()
+    yield s
+    s.rollback()
+    s.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# --- Redis: a key space of our own ------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_conn():
+    from redis import Redis
+
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except Exception as exc:  # noqa: BLE001
+        unavailable(f"Redis at {REDIS_URL} is unreachable ({exc.__class__.__name__})")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_conn):
+    """A unique prefix for every key and queue a test makes; its keys are deleted afterwards."""
+    prefix = f"gwtest:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    job_ids = set()
+    for key in redis_conn.scan_iter(match=f"*{prefix}*"):
+        if key.startswith(b"rq:") and redis_conn.type(key) in (b"zset", b"list"):
+            kind = redis_conn.type(key)
+            members = redis_conn.zrange(key, 0, -1) if kind == b"zset" else redis_conn.lrange(key, 0, -1)
+            job_ids.update(m.decode().split(":")[0] for m in members)
+        redis_conn.delete(key)
+    for job_id in job_ids:
+        redis_conn.delete(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:job:{job_id}:dependents")
+    for member in redis_conn.smembers("rq:queues"):
+        if prefix.encode() in member:
+            redis_conn.srem("rq:queues", member)
+
+
+@pytest.fixture
+def redis_app(database_url, tmp_path, redis_prefix):
+    """The app with Redis configured: jobs go to an RQ queue in the test's own key space."""
+    app = build_app(database_url, tmp_path, REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix)
+    engine = get_db_engine(app)
+    Base.metadata.create_all(engine)
+    yield app
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def rq_worker():
+    """Run a SimpleWorker (no fork: it shares this process's database) over the app's queues."""
+    from tasks import run_worker
+
+    def work(app):
+        return run_worker(app, burst=True, simple=True)
+
+    return work
+
+
+# --- Helpers shared by web tests -------------------------------------------------------------------
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = CSRF_RE.search(page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client, email: str, password: str):
+    token = csrf_token(client)
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})

@@ -1,0 +1,80 @@
+"""A live server thread with the demo data, and Playwright driving Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from app.db import get_db
+from app.models import Base
+from app.services.demo import seed_demo
+from tests.conftest import build_app, unavailable
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync", "--disable-quic",
+]
+
+
+# Validation answers are 422 by design; Chromium logs every non-2xx fetch on the console.
+EXPECTED_CONSOLE = ("Failed to load resource: the server responded with a status of 422",)
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """The app on a SQLite file with the demo seeded, served from a thread on a free port."""
+    app = build_app(f"sqlite:///{tmp_path / 'e2e.sqlite3'}", tmp_path)
+    with app.app_context():
+        engine = get_db().engine
+        Base.metadata.create_all(engine)
+        session = get_db().session_factory()
+        seed_demo(session)
+        session.close()
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.config["LIVE_URL"] = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+    thread.join(timeout=5)
+    engine.dispose()
+
+
+@pytest.fixture
+def page(browser, live_app):
+    context = browser.new_context(base_url=live_app.config["LIVE_URL"])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith(EXPECTED_CONSOLE)
+        else None,
+    )
+    yield page
+    context.close()
+    # A CSP violation or a script error is a bug even when the test's steps passed.
+    assert errors == [], f"browser reported errors: {errors}"

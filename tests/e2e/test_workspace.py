@@ -1,0 +1,60 @@
+"""A trainer's first minutes, in a real browser: sign in, label with the keyboard, sign out."""
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from app.db import get_db
+from app.models import Annotation, User
+from app.services.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def _annotations_of(app, email):
+    with app.app_context():
+        session = get_db().session_factory()
+        rows = session.execute(
+            select(Annotation.answers).join(User, User.id == Annotation.trainer_id).where(User.email == email)
+        ).all()
+        session.close()
+        return [r.answers for r in rows]
+
+
+def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_app):
+    page.goto("/")
+    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="My work")).to_be_visible()
+
+    page.get_by_role("link", name="Assistant safety triage").click()
+    task = page.get_by_test_id("task")
+    expect(task).to_be_visible()
+    first_item = task.get_attribute("data-item")
+    page.evaluate("window.__noReload = 'still here'")
+
+    page.keyboard.press("2")  # second label: unsafe
+    expect(page.locator("input[name='answer.safety'][value='unsafe']")).to_be_checked()
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
+    expect(task).not_to_have_attribute("data-item", first_item)
+    assert page.evaluate("window.__noReload") == "still here"  # swapped by htmx, no page load
+    assert _annotations_of(live_app, "trainer1@groundwork.test") == [{"safety": "unsafe"}]
+
+    page.get_by_test_id("logout").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto("/work/")
+    expect(page).to_have_url("/login?next=/work/")
+
+
+def test_submitting_without_an_answer_shows_the_error_inline(page, live_app):
+    page.goto("/login")
+    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/work/safety-triage")
+    page.get_by_test_id("submit").click()
+    expect(page.locator(".field-error")).to_have_text("is required")
+    assert _annotations_of(live_app, "trainer1@groundwork.test") == []

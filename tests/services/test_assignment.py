@@ -1,0 +1,109 @@
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import Annotation, Assignment, Item, utcnow
+from app.services import assignment as queue
+from app.services.errors import Conflict, ValidationError
+from tests.factories import make_label_project, make_user
+
+
+def test_claim_returns_the_same_task_on_reload(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=3, trainers=[trainer])
+    first = queue.next_task(session, trainer.id, project)
+    again = queue.next_task(session, trainer.id, project)
+    assert first is not None and again.id == first.id
+    assert session.scalar(select(func.count(Assignment.id))) == 1
+
+
+def test_items_are_handed_out_by_priority_then_age(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=3, trainers=[trainer])
+    items = list(session.scalars(select(Item).order_by(Item.id)))
+    items[2].priority = 5
+    session.commit()
+    order = []
+    for _ in range(3):
+        a = queue.next_task(session, trainer.id, project)
+        order.append(a.item.external_id)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    assert order == ["it-3", "it-1", "it-2"]
+
+
+def test_overlap_is_respected_and_nobody_sees_an_item_twice(session):
+    trainers = [make_user(session, "trainer") for _ in range(3)]
+    project = make_label_project(session, items=2, overlap=2, trainers=trainers)
+    seen = {t.id: [] for t in trainers}
+    for _ in range(3):
+        for t in trainers:
+            a = queue.next_task(session, t.id, project)
+            if a is None:
+                continue
+            seen[t.id].append(a.item_id)
+            queue.submit(session, a.id, t.id, {"label": "no"})
+    for items in seen.values():
+        assert len(items) == len(set(items))
+    counts = session.execute(select(Item.done_count, Item.active_count)).all()
+    assert sorted(counts) == [(2, 0), (2, 0)]
+    assert session.scalar(select(func.count(Annotation.id))) == 4
+
+
+def test_submit_is_idempotent(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    first = queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    second = queue.submit(session, a.id, trainer.id, {"label": "no"})
+    assert second.id == first.id and second.answers == {"label": "yes"}
+    assert session.scalar(select(func.count(Annotation.id))) == 1
+    assert session.get(Item, a.item_id).done_count == 1
+
+
+def test_invalid_answer_stores_nothing(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=1, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    with pytest.raises(ValidationError) as err:
+        queue.submit(session, a.id, trainer.id, {"label": "maybe"})
+    assert "label" in err.value.errors
+    with pytest.raises(ValidationError):
+        queue.submit(session, a.id, trainer.id, {"label": "yes", "typo": "x"})
+    assert session.scalar(select(func.count(Annotation.id))) == 0
+    assert session.get(Assignment, a.id).status == "active"
+
+
+def test_expired_lease_frees_the_slot_and_a_late_submit_is_kept(session):
+    slow, other = make_user(session, "trainer"), make_user(session, "trainer")
+    project = make_label_project(session, items=1, overlap=1, trainers=[slow, other], lease_minutes=10)
+    start = utcnow() - timedelta(minutes=30)
+    lapsed = queue.next_task(session, slow.id, project, now=start)
+    assert queue.next_task(session, other.id, project, now=start + timedelta(minutes=5)) is None
+    taken = queue.next_task(session, other.id, project, now=start + timedelta(minutes=11))
+    assert taken is not None and taken.item_id == lapsed.item_id
+    assert session.get(Assignment, lapsed.id).status == "expired"
+    late = queue.submit(session, lapsed.id, slow.id, {"label": "yes"})
+    assert late.id is not None
+    item = session.get(Item, lapsed.item_id)
+    assert (item.done_count, item.active_count) == (1, 1)
+
+
+def test_skip_frees_the_slot_and_needs_a_reason(session):
+    first, second = make_user(session, "trainer"), make_user(session, "trainer")
+    project = make_label_project(session, items=1, overlap=1, trainers=[first, second])
+    a = queue.next_task(session, first.id, project)
+    with pytest.raises(ValidationError):
+        queue.skip(session, a.id, first.id, "  ")
+    queue.skip(session, a.id, first.id, "outside my expertise")
+    assert queue.next_task(session, first.id, project) is None  # never the same item twice
+    b = queue.next_task(session, second.id, project)
+    assert b is not None and b.item_id == a.item_id
+    with pytest.raises(Conflict):
+        queue.submit(session, a.id, first.id, {"label": "yes"})
+
+
+def test_paused_project_hands_out_nothing(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer], status="paused")
+    assert queue.next_task(session, trainer.id, project) is None

@@ -1,0 +1,24 @@
+from app.services.rendering import render_markdown
+from tests.html import assert_inert, elements
+
+HOSTILE = (
+    "Hello <script>alert('x')</script>\n\n"
+    '<img src="x" onerror="alert(1)">\n\n'
+    "[click me](javascript:alert(1)) and <a href=\"javascript:alert(2)\">raw</a>\n\n"
+    "![pic](javascript:alert(3)) [data](data:text/html;base64,PHNjcmlwdD4=)"
+)
+
+
+def test_hostile_markup_renders_inert():
+    html = render_markdown(HOSTILE)
+    assert_inert(html)
+    assert not [tag for tag, _ in elements(html) if tag == "script"]
+    # The text is kept for the trainer to judge, shown as text.
+    assert "&lt;script&gt;" in html and "&lt;img" in html
+
+
+def test_markdown_formatting_and_safe_links_survive():
+    html = render_markdown("**bold** and `code`\n\n```python\nprint(1)\n```\n\n[docs](https://example.org)")
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html
+    assert '<pre><code class="language-python">' in html
+    assert ("a", {"href": "https://example.org", "rel": "noopener noreferrer nofollow"}) in elements(html)

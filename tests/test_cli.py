@@ -1,0 +1,53 @@
+import json
+
+from sqlalchemy import func, select
+
+from app.models import Annotation, Item, Project, User
+
+
+def test_users_create_and_refuses_a_duplicate(runner, session):
+    args = ["users", "create", "--email", "Lee@Example.test", "--role", "reviewer", "--role", "trainer",
+            "--password", "a-long-password"]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "lee@example.test (reviewer, trainer)" in result.output
+    again = runner.invoke(args=args)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_users_create_explains_bad_input(runner):
+    result = runner.invoke(args=["users", "create", "--email", "x@example.test", "--role", "admin", "--password", "short"])
+    assert result.exit_code == 1 and "password: must be at least 10 characters" in result.output
+
+
+def test_demo_is_idempotent_and_projects_json_lists_it(runner, session):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    assert "trainer1@groundwork.test" in first.output and "groundwork-demo" in first.output
+    counts = [session.scalar(select(func.count()).select_from(m)) for m in (User, Project, Item, Annotation)]
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0, second.output
+    assert [session.scalar(select(func.count()).select_from(m)) for m in (User, Project, Item, Annotation)] == counts
+    assert counts[0] == 6
+
+    listing = runner.invoke(args=["projects", "--json"])
+    rows = {row["slug"]: row for row in json.loads(listing.output)}
+    assert rows["safety-triage"]["items"] == 50
+    assert rows["safety-triage"]["kind"] == "work" and rows["safety-triage"]["questions"] == 1
+    assert rows["safety-triage"]["annotations"] == 21
+    assert rows["medical-safety-assessment"]["kind"] == "qualification"
+
+
+def test_demo_has_work_in_every_state(runner, session):
+    from app.models import Assignment
+
+    runner.invoke(args=["demo"])
+    states = set(session.scalars(select(Assignment.status).distinct()))
+    assert states == {"active", "submitted", "skipped", "expired"}
+
+
+def test_recount_reports_corrections(runner, session):
+    runner.invoke(args=["demo"])
+    result = runner.invoke(args=["recount", "safety-triage"])
+    assert result.exit_code == 0 and "0 item counters corrected" in result.output
+    assert runner.invoke(args=["recount", "nope"]).exit_code == 1
