@@ -139,6 +139,8 @@ def recount(slug: str) -> None:
     except ServiceError as exc:
         _fail(str(exc))
     handle = enqueue(recount_items, project.id)
+    if handle.backend == "inline":
+        handle.wait()
     if handle.backend == "rq":
         click.echo(f"queued job {handle.id}; a `groundwork worker` will run it")
     elif handle.status == "failed":

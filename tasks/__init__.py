@@ -1,14 +1,17 @@
 """Background jobs: the ``enqueue()`` adapter and the RQ worker.
 
 With ``REDIS_URL`` set, jobs go to an RQ queue and run in ``groundwork worker`` processes. Without
-it, the same call runs the job in the calling process, so the zero-setup install needs no Redis.
-Jobs get ids and plain values, never ORM objects.
+it, the same call runs the job in a background thread of this process (one at a time, like a
+single worker), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
+objects.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +26,11 @@ class JobHandle:
 
     id: str
     backend: str  # "rq" or "inline"
-    status: str  # queued / finished / failed
+    status: str  # queued / started / finished / failed
     result: Any = None
     error: str | None = None
     rq_job: Any = field(default=None, repr=False)
+    future: Future | None = field(default=None, repr=False)
 
     def refresh(self) -> JobHandle:
         if self.rq_job is not None:
@@ -35,6 +39,12 @@ class JobHandle:
             self.result = self.rq_job.return_value(refresh=False)
         return self
 
+    def wait(self, timeout: float | None = None) -> JobHandle:
+        """Block until an in-process job has finished (RQ jobs: refresh only)."""
+        if self.future is not None:
+            self.future.result(timeout)
+        return self.refresh()
+
 
 def init_app(app: Flask) -> None:
     app.extensions["groundwork_redis"] = None
@@ -42,6 +52,8 @@ def init_app(app: Flask) -> None:
         from redis import Redis
 
         app.extensions["groundwork_redis"] = Redis.from_url(app.config["REDIS_URL"])
+    app.extensions["groundwork_jobs"] = None
+    app.extensions["groundwork_jobs_lock"] = threading.Lock()
 
 
 def redis_connection(app: Flask | None = None):
@@ -58,25 +70,39 @@ def get_queue(app: Flask | None = None, name: str = DEFAULT_QUEUE):
     return Queue(queue_name(app, name), connection=redis_connection(app))
 
 
+def _executor(app: Flask) -> ThreadPoolExecutor:
+    with app.extensions["groundwork_jobs_lock"]:
+        if app.extensions["groundwork_jobs"] is None:
+            app.extensions["groundwork_jobs"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groundwork-job")
+        return app.extensions["groundwork_jobs"]
+
+
 def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT_QUEUE, **kwargs) -> JobHandle:
-    """Run ``func(*args, **kwargs)`` in the background (RQ) or now, in this process (no Redis)."""
+    """Run ``func(*args, **kwargs)`` in the background: on RQ when Redis is configured, else in a thread."""
     if redis_connection() is not None:
         job = get_queue(name=queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
         return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+    app = current_app._get_current_object()
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
-    try:
-        handle.result = func(*args, **kwargs)
-        handle.status = "finished"
-    except Exception as exc:  # the caller sees the failure on the handle, as with RQ
-        current_app.logger.exception("inline job %s failed", getattr(func, "__name__", func))
-        handle.status = "failed"
-        handle.error = f"{type(exc).__name__}: {exc}"
+
+    def run():
+        handle.status = "started"
+        with app.app_context():
+            try:
+                handle.result = func(*args, **kwargs)
+                handle.status = "finished"
+            except Exception as exc:  # the caller sees the failure on the handle, as with RQ
+                app.logger.exception("background job %s failed", getattr(func, "__name__", func))
+                handle.status = "failed"
+                handle.error = f"{type(exc).__name__}: {exc}"
+
+    handle.future = _executor(app).submit(run)
     return handle
 
 
 def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False, simple: bool = False) -> bool:
     """Work the app's queues inside its app context (jobs find the database through it)."""
-    from rq import SimpleWorker, Worker
+    from rq import Queue, SimpleWorker, Worker
 
     connection = redis_connection(app)
     if connection is None:
@@ -84,7 +110,5 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False,
     names = [queue_name(app, q) for q in (queues or [DEFAULT_QUEUE])]
     worker_class = SimpleWorker if simple else Worker
     with app.app_context():
-        from rq import Queue
-
         worker = worker_class([Queue(n, connection=connection) for n in names], connection=connection)
         return worker.work(burst=burst, with_scheduler=not burst)

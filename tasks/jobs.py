@@ -8,28 +8,39 @@ from flask import current_app, has_app_context
 
 
 @contextmanager
-def job_session():
-    """The database session of the worker's app context (or a fresh app when run outside one)."""
+def job_app():
+    """The worker's app context, or a fresh app when a job runs outside one."""
     if has_app_context():
-        from app.db import get_session
-
-        yield get_session()
+        yield current_app._get_current_object()
         return
     from app import create_app
 
     app = create_app()
     with app.app_context():
-        from app.db import get_session
-
-        yield get_session()
+        yield app
 
 
 def recount_items(project_id: int) -> dict:
     """Recompute every item's done/active counters of a project from its assignments."""
+    from app.db import get_db
     from app.services.maintenance import recount_item_counters
 
-    with job_session() as session:
-        changed = recount_item_counters(session, project_id)
-        session.commit()
-        current_app.logger.info("recounted project %s: %s items corrected", project_id, changed)
+    with job_app():
+        with get_db().session_factory() as session:
+            changed = recount_item_counters(session, project_id)
+            session.commit()
         return {"project_id": project_id, "items_corrected": changed}
+
+
+def import_items(import_id: int) -> dict:
+    """Run one uploaded import (validate, then write) and report its counts."""
+    from app.db import get_db
+    from app.models import ImportJob
+    from app.services.importing import run_import_job
+
+    with job_app():
+        factory = get_db().session_factory
+        run_import_job(factory, import_id)
+        with factory() as session:
+            job = session.get(ImportJob, import_id)
+            return {"status": job.status, "inserted": job.inserted, "errors": job.error_count}

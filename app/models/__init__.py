@@ -2,12 +2,14 @@
 
 from .audit import AuditEvent
 from .base import Base, utcnow
+from .imports import IMPORT_STATUSES, ImportJob
 from .projects import MEMBER_ROLES, PROJECT_KINDS, PROJECT_STATUSES, Item, Project, ProjectMember, Question
 from .users import ROLES, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, Annotation, Assignment
 
 __all__ = [
     "ASSIGNMENT_STATUSES",
+    "IMPORT_STATUSES",
     "MEMBER_ROLES",
     "PROJECT_KINDS",
     "PROJECT_STATUSES",
@@ -17,6 +19,7 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Base",
+    "ImportJob",
     "Item",
     "Project",
     "ProjectMember",

@@ -8,6 +8,7 @@ push an item past its overlap.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -20,6 +21,10 @@ from app.models import Annotation, Assignment, Item, Project, Question, utcnow
 
 from . import questions as question_rules
 from .errors import Conflict, NotFound, ValidationError
+
+# The server is the clock: each heartbeat adds at most this many seconds of active time.
+HEARTBEAT_CAP_SECONDS = 20
+_rng = random.Random()
 
 
 def _reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
@@ -53,7 +58,9 @@ def current_assignment(session: Session, trainer_id: int, project_id: int, now: 
     )
 
 
-def next_task(session: Session, trainer_id: int, project: Project, now: datetime | None = None) -> Assignment | None:
+def next_task(
+    session: Session, trainer_id: int, project: Project, now: datetime | None = None, rng: random.Random | None = None
+) -> Assignment | None:
     """The trainer's open task in this project, or a newly claimed one; None when the queue is empty.
 
     Reloading is safe: an unexpired active assignment is returned again. Commits.
@@ -66,7 +73,7 @@ def next_task(session: Session, trainer_id: int, project: Project, now: datetime
         try:
             assignment = current_assignment(session, trainer_id, project.id, now)
             if assignment is None:
-                assignment = _claim(session, trainer_id, project, now)
+                assignment = _claim(session, trainer_id, project, now, rng or _rng)
             session.commit()
             return assignment
         except IntegrityError:
@@ -75,24 +82,17 @@ def next_task(session: Session, trainer_id: int, project: Project, now: datetime
     raise Conflict("could not claim a task; please try again")
 
 
-def _claim(session: Session, trainer_id: int, project: Project, now: datetime) -> Assignment | None:
+def _claim(session: Session, trainer_id: int, project: Project, now: datetime, rng: random.Random) -> Assignment | None:
     _reclaim_expired(session, project.id, now)
-    seen = select(Assignment.item_id).where(
-        Assignment.trainer_id == trainer_id, Assignment.project_id == project.id
-    )
-    stmt = (
-        select(Item.id)
-        .where(
-            Item.project_id == project.id,
-            Item.done_count + Item.active_count < project.overlap,
-            Item.id.not_in(seen),
-        )
-        .order_by(Item.priority.desc(), Item.id)
-        .limit(1)
-    )
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update(skip_locked=True)
-    item_id = session.scalar(stmt)
+    if project.kind == "qualification":
+        # An assessment: every applicant answers every item, whatever the overlap.
+        item_id = _pick_item(session, trainer_id, project, gold=None)
+    else:
+        item_id = None
+        if project.gold_rate > 0 and rng.random() < project.gold_rate:
+            item_id = _pick_item(session, trainer_id, project, gold=True)
+        if item_id is None:
+            item_id = _pick_item(session, trainer_id, project, gold=False)
     if item_id is None:
         return None
     session.execute(update(Item).where(Item.id == item_id).values(active_count=Item.active_count + 1))
@@ -109,8 +109,73 @@ def _claim(session: Session, trainer_id: int, project: Project, now: datetime) -
     return assignment
 
 
+def _pick_item(session: Session, trainer_id: int, project: Project, gold: bool | None) -> int | None:
+    """The best open item this trainer never had: highest priority, then oldest.
+
+    Work items stop at the project's overlap; gold items (honeypots) are shown to every trainer.
+    """
+    seen = select(Assignment.item_id).where(Assignment.trainer_id == trainer_id, Assignment.project_id == project.id)
+    stmt = select(Item.id).where(Item.project_id == project.id, Item.id.not_in(seen))
+    if gold is False:
+        stmt = stmt.where(Item.is_gold.is_(False), Item.done_count + Item.active_count < project.overlap)
+    elif gold is True:
+        stmt = stmt.where(Item.is_gold.is_(True))
+    stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
+    if not is_sqlite(session):
+        # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalar(stmt)
+
+
+def response_ids(item: Item) -> list[str]:
+    return [r["id"] for r in item.responses or []]
+
+
 def project_questions(session: Session, project_id: int) -> list[Question]:
     return list(session.scalars(select(Question).where(Question.project_id == project_id).order_by(Question.position)))
+
+
+def _lock_own_assignment(session: Session, assignment_id: int, trainer_id: int) -> Assignment:
+    begin_write(session)
+    stmt = select(Assignment).where(Assignment.id == assignment_id)
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update()
+    assignment = session.scalar(stmt)
+    if assignment is None or assignment.trainer_id != trainer_id:
+        session.rollback()
+        raise NotFound("no such task")
+    return assignment
+
+
+def _count_time(assignment: Assignment, now: datetime) -> None:
+    """Add the time since the last heartbeat, capped, and move the heartbeat mark to now."""
+    if assignment.last_heartbeat_at is not None and now > assignment.last_heartbeat_at:
+        gap = (now - assignment.last_heartbeat_at).total_seconds()
+        assignment.active_seconds += round(min(gap, HEARTBEAT_CAP_SECONDS))
+    assignment.last_heartbeat_at = now
+
+
+def record_heartbeat(
+    session: Session, assignment_id: int, trainer_id: int, now: datetime | None = None, resume: bool = False
+) -> Assignment:
+    """The workspace says the trainer is here and active. Commits.
+
+    ``resume`` marks the start of an active stretch (page shown, or activity after an idle or hidden
+    spell): it sets the mark without adding time, so gaps never count. A live lease is extended, so
+    nobody loses a task they are working on.
+    """
+    now = now or utcnow()
+    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
+    if assignment.status in ("active", "expired"):
+        if resume or assignment.last_heartbeat_at is None:
+            assignment.last_heartbeat_at = now
+        else:
+            _count_time(assignment, now)
+        if assignment.status == "active":
+            project = session.get(Project, assignment.project_id)
+            assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
+    session.commit()
+    return assignment
 
 
 def submit(
@@ -121,14 +186,7 @@ def submit(
     Raises ValidationError (nothing stored) when an answer breaks its question's rule.
     """
     now = now or utcnow()
-    begin_write(session)
-    stmt = select(Assignment).where(Assignment.id == assignment_id)
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update()
-    assignment = session.scalar(stmt)
-    if assignment is None or assignment.trainer_id != trainer_id:
-        session.rollback()
-        raise NotFound("no such task")
+    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
     existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
     if existing is not None:
         session.commit()
@@ -137,12 +195,13 @@ def submit(
         session.rollback()
         raise Conflict("this task was skipped and cannot be submitted")
     questions = project_questions(session, assignment.project_id)
+    item = session.get(Item, assignment.item_id)
     try:
-        answers = question_rules.validate_answers(questions, raw_answers)
+        answers = question_rules.validate_answers(questions, raw_answers, response_ids(item))
     except ValidationError:
         session.rollback()
         raise
-    item = session.get(Item, assignment.item_id)
+    _count_time(assignment, now)
     annotation = Annotation(
         assignment_id=assignment.id,
         item_id=item.id,
@@ -173,17 +232,11 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "say why you skip this task"})
-    begin_write(session)
-    stmt = select(Assignment).where(Assignment.id == assignment_id)
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update()
-    assignment = session.scalar(stmt)
-    if assignment is None or assignment.trainer_id != trainer_id:
-        session.rollback()
-        raise NotFound("no such task")
+    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
+    _count_time(assignment, now)
     held = 1 if assignment.status == "active" else 0
     assignment.status = "skipped"
     assignment.skip_reason = reason[:500]

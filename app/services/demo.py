@@ -174,7 +174,7 @@ def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
     project = project_service.create_project(
         session, name="Medical safety assessment", slug=ASSESSMENT_SLUG, kind="qualification", status="active",
         questions=[SAFETY_QUESTION], instructions="A short check before you work on medical projects.\n\n"
-        + SAFETY_INSTRUCTIONS, overlap=1000, lease_minutes=60, required_domains=["medicine"],
+        + SAFETY_INSTRUCTIONS, overlap=1, lease_minutes=60, required_domains=["medicine"],
         actor_id=people["admin@groundwork.test"].id,
     )
     medical = [0, 1, 2, 3, 10, 11, 22, 23]

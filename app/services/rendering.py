@@ -1,27 +1,52 @@
 """Untrusted text (item contexts, responses, instructions) to safe HTML.
 
-Markdown is parsed with raw HTML disabled, then the output is sanitised again with an allow-list,
-so neither a markdown trick nor a parser bug can smuggle in a script, an event handler or a
-``javascript:`` link.
+Markdown is parsed with raw HTML disabled, code blocks are highlighted on the server (Pygments),
+then the output is sanitised again with an allow-list, so neither a markdown trick nor a parser bug
+can smuggle in a script, an event handler or a ``javascript:`` link.
 """
 
 from __future__ import annotations
 
+from html import escape
+
 import nh3
 from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table").enable(
-    "strikethrough"
+_formatter = HtmlFormatter(nowrap=True, classprefix="hl-")
+
+
+def _highlight(code: str, lang: str, _attrs) -> str:
+    lang = (lang or "").strip().split()[0] if lang else ""
+    try:
+        lexer = get_lexer_by_name(lang) if lang else None
+    except ClassNotFound:
+        lexer = None
+    body = highlight(code, lexer, _formatter) if lexer else escape(code)
+    css_lang = escape(lang, quote=True)
+    return f'<pre class="code"><code class="language-{css_lang}">{body}</code></pre>\n' if lang else (
+        f'<pre class="code"><code>{body}</code></pre>\n'
+    )
+
+
+_md = (
+    MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False, "highlight": _highlight})
+    .enable("table")
+    .enable("strikethrough")
 )
 
 ALLOWED_TAGS = {
-    "p", "br", "hr", "em", "strong", "del", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "img",
+    "p", "br", "hr", "em", "strong", "del", "code", "pre", "blockquote", "ul", "ol", "li", "span",
+    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
-    "img": {"src", "alt", "title"},
     "code": {"class"},
+    "pre": {"class"},
+    "span": {"class"},
     "th": {"style"},
     "td": {"style"},
     "ol": {"start"},
@@ -39,3 +64,8 @@ def render_markdown(text: str) -> str:
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},
     )
+
+
+def highlight_css() -> str:
+    """The stylesheet for highlighted code (written to static/css/highlight.css)."""
+    return HtmlFormatter(classprefix="hl-", style="friendly").get_style_defs(".markdown pre.code")

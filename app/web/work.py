@@ -13,14 +13,12 @@ from app.models import Assignment, Project, utcnow
 from app.services import access
 from app.services import assignment as queue
 from app.services import projects as project_service
+from app.services import questions as question_rules
 from app.services.errors import Conflict, NotFound, ValidationError
 
 from .access import require
 
 bp = Blueprint("work", __name__, url_prefix="/work")
-
-ANSWER_PREFIX = "answer."
-
 
 def _project_for_work(slug: str) -> Project:
     db = get_session()
@@ -54,14 +52,9 @@ def _task_context(project: Project, assignment: Assignment | None, errors=None, 
     }
 
 
-def _parse_answers(form) -> dict:
-    """Form fields named ``answer.<key>``; repeated fields (multi-choice) become lists."""
-    answers = {}
-    for name in form:
-        if name.startswith(ANSWER_PREFIX):
-            values = form.getlist(name)
-            answers[name[len(ANSWER_PREFIX) :]] = values[0] if len(values) == 1 else values
-    return answers
+def _parse_answers(project: Project, form) -> dict:
+    """Form fields named ``answer.<key>``, converted by each question type's form parser."""
+    return question_rules.parse_form_answers(queue.project_questions(get_session(), project.id), form)
 
 
 @bp.get("/")
@@ -95,7 +88,7 @@ def task(slug: str):
 def submit(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()
-    raw = _parse_answers(request.form)
+    raw = _parse_answers(project, request.form)
     try:
         queue.submit(db, assignment_id, current_user.id, raw)
     except ValidationError as exc:
@@ -112,6 +105,20 @@ def submit(slug: str, assignment_id: int):
         return redirect(url_for("work.workspace", slug=slug))
     assignment = queue.next_task(db, current_user.id, project)
     return render_template("work/_task.html", **_task_context(project, assignment), just_submitted=True)
+
+
+@bp.post("/<slug>/tasks/<int:assignment_id>/heartbeat")
+@require("trainer", "applicant")
+def heartbeat(slug: str, assignment_id: int):
+    """The page is visible and the trainer was active: the server counts the time."""
+    _project_for_work(slug)
+    try:
+        assignment = queue.record_heartbeat(
+            get_session(), assignment_id, current_user.id, resume=request.form.get("resume") == "1"
+        )
+    except NotFound:
+        abort(404)
+    return {"active_seconds": assignment.active_seconds, "status": assignment.status}
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/skip")

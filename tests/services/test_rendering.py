@@ -20,5 +20,5 @@ def test_hostile_markup_renders_inert():
 def test_markdown_formatting_and_safe_links_survive():
     html = render_markdown("**bold** and `code`\n\n```python\nprint(1)\n```\n\n[docs](https://example.org)")
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
-    assert '<pre><code class="language-python">' in html
+    assert '<pre class="code"><code class="language-python">' in html and '<span class="hl-nb">print</span>' in html
     assert ("a", {"href": "https://example.org", "rel": "noopener noreferrer nofollow"}) in elements(html)

@@ -31,7 +31,7 @@ def _counters(app, project_id):
 def test_job_runs_in_process_without_redis(app):
     project_id = _project_with_wrong_counters(app)
     with app.app_context():
-        handle = enqueue(recount_items, project_id)
+        handle = enqueue(recount_items, project_id).wait(timeout=30)
     assert handle.backend == "inline" and handle.status == "finished"
     assert handle.result == {"project_id": project_id, "items_corrected": 4}
     assert _counters(app, project_id) == [(0, 0)] * 4
@@ -52,5 +52,5 @@ def test_job_runs_through_redis_and_an_rq_worker(redis_app, rq_worker):
 
 def test_a_failing_inline_job_reports_failure_on_its_handle(app):
     with app.app_context():
-        handle = enqueue(recount_items, 987654)
+        handle = enqueue(recount_items, 987654).wait(timeout=30)
     assert handle.status == "failed" and handle.error == "NotFound: no project with id 987654"

@@ -1,0 +1,1 @@
+"""Quality maths: pure functions on plain Python data (no ORM imports here)."""
