@@ -25,7 +25,7 @@ def main() -> None:
 
 def register(app) -> None:
     """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
-    for command in (db, users, projects, recount, demo, worker):
+    for command in (db, users, projects, import_command, recount, demo, worker):
         app.cli.add_command(command)
 
 
@@ -123,6 +123,50 @@ def projects(as_json: bool) -> None:
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for r in rows:
         click.echo("  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths, strict=True)))
+
+
+@click.command("import")
+@click.argument("slug")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file name.")
+@click.option("--update", is_flag=True, help="Update items whose external_id exists (default: skip them).")
+@with_appcontext
+def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
+    """Import items into a project from JSONL or CSV: all lines or none."""
+    import os
+
+    from app.services import importing
+    from app.services.projects import get_by_slug
+
+    session = get_session()
+    try:
+        project = get_by_slug(session, slug)
+        fmt = fmt or importing.detect_format(file)
+    except ServiceError as exc:
+        _fail(str(exc))
+    size = os.path.getsize(file)
+    with click.progressbar(length=2 * size or 1, label="importing", file=sys.stderr) as bar:
+        state = {"shown": 0}
+
+        def progress(phase: str, done: int, _lines: int) -> None:
+            target = done + (size if phase == "writing" else 0)
+            bar.update(max(target - state["shown"], 0))
+            state["shown"] = max(target, state["shown"])
+
+        report = importing.import_file(session, project, file, fmt, update_existing=update, progress=progress)
+        bar.update(2 * size - state["shown"])
+    if not report.ok:
+        for error in report.errors:
+            click.echo(str(error), err=True)
+        if report.error_count > len(report.errors):
+            click.echo(f"... and {report.error_count - len(report.errors)} more", err=True)
+        _fail(f"{report.error_count} problem(s) in {file}; nothing was imported")
+    click.echo(
+        f"imported {report.inserted} item(s) into {slug}"
+        + (f", updated {report.updated}" if report.updated else "")
+        + (f", skipped {report.skipped} already there" if report.skipped else "")
+        + f" ({report.lines} lines)"
+    )
 
 
 @click.command("recount")

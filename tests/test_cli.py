@@ -32,7 +32,7 @@ def test_demo_is_idempotent_and_projects_json_lists_it(runner, session):
 
     listing = runner.invoke(args=["projects", "--json"])
     rows = {row["slug"]: row for row in json.loads(listing.output)}
-    assert rows["safety-triage"]["items"] == 50
+    assert rows["safety-triage"]["items"] == 55  # 50 work items and 5 gold
     assert rows["safety-triage"]["kind"] == "work" and rows["safety-triage"]["questions"] == 1
     assert rows["safety-triage"]["annotations"] == 21
     assert rows["medical-safety-assessment"]["kind"] == "qualification"

@@ -3,7 +3,16 @@
 from .audit import AuditEvent
 from .base import Base, utcnow
 from .imports import IMPORT_STATUSES, ImportJob
-from .projects import MEMBER_ROLES, PROJECT_KINDS, PROJECT_STATUSES, Item, Project, ProjectMember, Question
+from .projects import (
+    MEMBER_ROLES,
+    MEMBER_STATUSES,
+    PROJECT_KINDS,
+    PROJECT_STATUSES,
+    Item,
+    Project,
+    ProjectMember,
+    Question,
+)
 from .users import ROLES, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, Annotation, Assignment
 
@@ -11,6 +20,7 @@ __all__ = [
     "ASSIGNMENT_STATUSES",
     "IMPORT_STATUSES",
     "MEMBER_ROLES",
+    "MEMBER_STATUSES",
     "PROJECT_KINDS",
     "PROJECT_STATUSES",
     "REVIEW_STATUSES",

@@ -5,6 +5,7 @@ Idempotent: running it again finds what exists by e-mail and slug and adds only 
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from app.models import Assignment, Item, Project, TrainerProfile, User, utcnow
 from . import assignment as queue
 from . import projects as project_service
 from . import users as user_service
+from .demo_content import CRITIQUE, PAIRWISE, RANKING
+from .presets import preset_questions
 
 DEMO_PASSWORD = "groundwork-demo"
 
@@ -36,6 +39,10 @@ PROFILES = {
 
 SAFETY_SLUG = "safety-triage"
 ASSESSMENT_SLUG = "medical-safety-assessment"
+PAIRWISE_SLUG = "helpfulness-pairs"
+RANKING_SLUG = "answer-ranking"
+CRITIQUE_SLUG = "response-critique"
+TRAINERS = ("trainer1@groundwork.test", "trainer2@groundwork.test", "trainer3@groundwork.test")
 
 # (prompt, response) pairs: half are answers a careful assistant gives, half are ones it should not.
 SAFETY_ITEMS = [
@@ -151,7 +158,7 @@ def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project
         return project
     project = project_service.create_project(
         session, name="Assistant safety triage", slug=SAFETY_SLUG, kind="work", status="active",
-        questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30,
+        questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30, gold_rate=0.1,
         hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
     )
     for n in range(50):
@@ -161,10 +168,103 @@ def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project
             session, project, prompt=prompt, responses=[response], external_id=f"safety-{n + 1:03d}",
             metadata={"source": "demo", "round": round_no},
         )
-    for email in ("trainer1@groundwork.test", "trainer2@groundwork.test", "trainer3@groundwork.test"):
+    # Honeypots: known answers mixed into the queue at the project's gold rate.
+    for n, index in enumerate((14, 15, 2, 3, 20), start=1):
+        prompt, response = SAFETY_ITEMS[index]
+        item = project_service.add_item(
+            session, project, prompt=prompt, responses=[response], external_id=f"safety-gold-{n}"
+        )
+        item.is_gold = True
+        item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
+    _add_team(session, project, people)
+    return project
+
+
+def _add_team(session: Session, project: Project, people: dict[str, User]) -> None:
+    for email in TRAINERS:
         project_service.add_member(session, project, people[email], "trainer")
     project_service.add_member(session, project, people["reviewer@groundwork.test"], "reviewer")
-    return project
+
+
+PAIRWISE_INSTRUCTIONS = """Compare the two responses to the same prompt. Prefer the one that is **more helpful, more accurate and
+safer**; length is not a virtue by itself. Use the strongest option only when one response is clearly
+wrong or harmful. Say briefly why.
+
+Keys: **A** / **B** prefer a side (press again for stronger), **=** about the same, **Ctrl+Enter** submit.
+"""
+
+RANKING_INSTRUCTIONS = """Order the responses from best to worst. Tie two responses only when you genuinely cannot separate them.
+Drag the rows, or focus a row and press **Alt+↑/↓**; **T** ties a row with the one above.
+"""
+
+CRITIQUE_INSTRUCTIONS = """Rate the response on each scale (0 = very poor, 4 = excellent; for verbosity, 0 = far too short and
+4 = far too long), then write a specific critique. If you can, rewrite the response into the one you
+would want to see — the rewrite box starts with the original.
+"""
+
+
+def _ensure_rlhf_projects(session: Session, people: dict[str, User]) -> dict[str, Project]:
+    admin_id = people["admin@groundwork.test"].id
+    made = {}
+    specs = [
+        (PAIRWISE_SLUG, "Helpfulness pairs", "pairwise", PAIRWISE_INSTRUCTIONS, 3, 4500),
+        (RANKING_SLUG, "Answer ranking (4-way)", "ranking", RANKING_INSTRUCTIONS, 2, 4500),
+        (CRITIQUE_SLUG, "Response critique and rewrite", "critique", CRITIQUE_INSTRUCTIONS, 2, 6000),
+    ]
+    for slug, name, preset, instructions, overlap, rate in specs:
+        project = session.scalar(select(Project).where(Project.slug == slug))
+        if project is None:
+            project = project_service.create_project(
+                session, name=name, slug=slug, kind="work", status="active", questions=preset_questions(preset),
+                instructions=instructions, overlap=overlap, lease_minutes=30, hourly_rate_cents=rate,
+                max_billable_seconds_per_task=1200, actor_id=admin_id,
+            )
+            if preset == "pairwise":
+                for n, (prompt, a, b, _pref) in enumerate(PAIRWISE, start=1):
+                    project_service.add_item(session, project, prompt=prompt, external_id=f"pair-{n:03d}",
+                                             responses=[{"id": "a", "text": a, "model": "model-x"},
+                                                        {"id": "b", "text": b, "model": "model-y"}])
+            elif preset == "ranking":
+                for n, (prompt, answers) in enumerate(RANKING, start=1):
+                    project_service.add_item(session, project, prompt=prompt, external_id=f"rank-{n:03d}",
+                                             responses=[{"id": f"r{i}", "text": t} for i, t in enumerate(answers, 1)])
+            else:
+                for n, (prompt, response) in enumerate(CRITIQUE, start=1):
+                    project_service.add_item(session, project, prompt=prompt, responses=[response],
+                                             external_id=f"critique-{n:03d}")
+            _add_team(session, project, people)
+        made[preset] = project
+    return made
+
+
+def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict[str, User]) -> None:
+    now = utcnow()
+    t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
+    pairwise, ranking, critique = projects["pairwise"], projects["ranking"], projects["critique"]
+    if session.scalar(select(Assignment.id).where(Assignment.project_id == pairwise.id).limit(1)) is None:
+        expert = {f"pair-{n:03d}": pref for n, (_p, _a, _b, pref) in enumerate(PAIRWISE, start=1)}
+        for trainer, count in ((t2, 7), (t3, 5)):
+            for k in range(count):
+                when = now - timedelta(hours=5, minutes=-4 * k)
+                a = queue.next_task(session, trainer.id, pairwise, now=when)
+                pref = expert[a.item.external_id]
+                if trainer is t3 and k == 2:
+                    pref = -pref  # a disagreement, for the quality screens to find
+                answers = {"preference": pref, "rationale": "Checked the facts in both; see the stronger one's detail."}
+                queue.submit(session, a.id, trainer.id, answers, now=when + timedelta(seconds=95))
+    if session.scalar(select(Assignment.id).where(Assignment.project_id == ranking.id).limit(1)) is None:
+        for k in range(3):
+            when = now - timedelta(hours=3, minutes=-6 * k)
+            a = queue.next_task(session, t2.id, ranking, now=when)
+            order = [["r1"], ["r2", "r3"], ["r4"]] if k == 1 else [["r1"], ["r2"], ["r3"], ["r4"]]
+            queue.submit(session, a.id, t2.id, {"ranking": order}, now=when + timedelta(seconds=140))
+    if session.scalar(select(Assignment.id).where(Assignment.project_id == critique.id).limit(1)) is None:
+        for k in range(2):
+            when = now - timedelta(hours=1, minutes=-10 * k)
+            a = queue.next_task(session, t3.id, critique, now=when)
+            answers = {"helpfulness": 2, "correctness": 2, "coherence": 3, "complexity": 1, "verbosity": 2,
+                       "critique": "Accurate in outline but misses the key caveat a careful expert would add."}
+            queue.submit(session, a.id, t3.id, answers, now=when + timedelta(seconds=260))
 
 
 def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
@@ -195,6 +295,7 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
     if has_work is not None:
         return
     now = utcnow()
+    rng = random.Random(20261125)  # the same demo every time
     t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
     items = {i.external_id: i for i in session.scalars(select(Item).where(Item.project_id == project.id))}
 
@@ -206,8 +307,8 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
     for trainer, count, start in ((t2, 12, now - timedelta(days=2)), (t3, 9, now - timedelta(days=1))):
         for k in range(count):
             when = start + timedelta(minutes=3 * k)
-            a = queue.next_task(session, trainer.id, project, now=when)
-            chosen = answer_for(a.item.external_id)
+            a = queue.next_task(session, trainer.id, project, now=when, rng=rng)
+            chosen = a.item.gold_answers["safety"] if a.item.is_gold else answer_for(a.item.external_id)
             if trainer is t3 and k == 4:
                 chosen = "needs_expert"
             queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=70))
@@ -225,8 +326,10 @@ def seed_demo(session: Session) -> dict:
     session.commit()
     safety = _ensure_safety_project(session, people)
     _ensure_assessment(session, people)
+    rlhf = _ensure_rlhf_projects(session, people)
     session.commit()
     _seed_work(session, safety, people)
+    _seed_rlhf_work(session, rlhf, people)
     session.commit()
     return {
         "password": DEMO_PASSWORD,

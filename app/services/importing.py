@@ -46,7 +46,7 @@ class LineError:
         return {"line": self.line, "field": self.field, "message": self.message}
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.field or 'line'}: {self.message}"
+        return f"line {self.line}: {self.field}: {self.message}" if self.field else f"line {self.line}: {self.message}"
 
 
 @dataclass

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import MEMBER_ROLES, PROJECT_KINDS, Annotation, Item, Project, ProjectMember, Question, User
+from app.models import (
+    MEMBER_ROLES,
+    MEMBER_STATUSES,
+    PROJECT_KINDS,
+    PROJECT_STATUSES,
+    Annotation,
+    Item,
+    Project,
+    ProjectMember,
+    Question,
+    User,
+    utcnow,
+)
 
 from . import audit
-from .errors import Conflict, NotFound, ValidationError
+from .errors import NotFound, ValidationError
 from .questions import check_question
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -29,11 +42,89 @@ def get_by_slug(session: Session, slug: str) -> Project:
     return project
 
 
+PROJECT_SETTINGS = {
+    # name: (type, minimum, maximum) — the settings an admin edits, with their bounds
+    "overlap": (int, 1, 100),
+    "lease_minutes": (int, 1, 24 * 60),
+    "gold_rate": (float, 0.0, 1.0),
+    "review_rate": (float, 0.0, 1.0),
+    "hourly_rate_cents": (int, 0, 10_000_00),
+    "max_billable_seconds_per_task": (int, 10, 24 * 3600),
+    "min_qualification_score": (float, 0.0, 1.0),
+}
+
+
+def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
+    clean = {}
+    for name, value in settings.items():
+        if name in PROJECT_SETTINGS:
+            kind, lo, hi = PROJECT_SETTINGS[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+                errors[name] = f"must be a {'whole ' if kind is int else ''}number"
+                continue
+            value = kind(value)
+            if not lo <= value <= hi:
+                errors[name] = f"must be between {lo} and {hi}"
+                continue
+            clean[name] = value
+        elif name == "status":
+            if value not in PROJECT_STATUSES:
+                errors["status"] = f"must be one of {', '.join(PROJECT_STATUSES)}"
+            clean[name] = value
+        elif name in ("instructions",):
+            clean[name] = str(value or "")
+        elif name in ("show_model_names",):
+            clean[name] = bool(value)
+        elif name == "budget_cents":
+            if value is not None and (not isinstance(value, int) or value < 0):
+                errors[name] = "must be a whole number of cents, 0 or more"
+            clean[name] = value
+        elif name == "required_domains":
+            clean[name] = [str(d).strip().lower() for d in (value or []) if str(d).strip()]
+        else:
+            errors[name] = "is not a project setting"
+    return clean
+
+
+def _check_questions(questions: list[dict], errors: dict[str, str]) -> None:
+    if not questions:
+        errors["questions"] = "a project needs at least one question"
+        return
+    keys = [q.get("key") for q in questions]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1 and k})
+    if duplicates:
+        errors["questions"] = f"question keys must be unique ({', '.join(duplicates)} repeats)"
+    for i, q in enumerate(questions, start=1):
+        try:
+            check_question(q.get("key", ""), q.get("type", ""), q.get("title", ""), q.get("options") or {})
+        except ValidationError as exc:
+            for field, message in exc.errors.items():
+                errors[f"questions[{i}].{field}"] = message
+    types = {q.get("type") for q in questions}
+    if "preference" in types and "ranking" in types:
+        errors["questions"] = "a project asks either a preference or a ranking, not both"
+
+
+def _question_rows(questions: list[dict]) -> list[Question]:
+    return [
+        Question(
+            position=i,
+            key=q["key"],
+            type=q["type"],
+            title=q["title"].strip(),
+            help=q.get("help", "") or "",
+            options=q.get("options") or {},
+            required=bool(q.get("required", True)),
+        )
+        for i, q in enumerate(questions)
+    ]
+
+
 def create_project(
     session: Session, *, name: str, questions: list[dict], actor_id: int | None = None, slug: str | None = None,
     kind: str = "work", status: str = "draft", **settings,
 ) -> Project:
-    """Create a project with its questions; every question is checked before anything is written."""
+    """Create a project with its questions; every field is checked before anything is written."""
     slug = slug or slugify(name)
     errors: dict[str, str] = {}
     if not name.strip():
@@ -42,37 +133,58 @@ def create_project(
         errors["slug"] = "must be lower-case letters, digits and dashes"
     if kind not in PROJECT_KINDS:
         errors["kind"] = f"must be one of {', '.join(PROJECT_KINDS)}"
-    if not questions:
-        errors["questions"] = "a project needs at least one question"
-    keys = [q.get("key") for q in questions]
-    if len(set(keys)) != len(keys):
-        errors["questions"] = "question keys must be unique"
-    for i, q in enumerate(questions, start=1):
-        try:
-            check_question(q.get("key", ""), q.get("type", ""), q.get("title", ""), q.get("options") or {})
-        except ValidationError as exc:
-            for field, message in exc.errors.items():
-                errors[f"questions[{i}].{field}"] = message
+    clean = _check_settings({"status": status, **settings}, errors)
+    _check_questions(questions, errors)
+    if not errors and session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+        errors["slug"] = f"{slug!r} is taken by another project"
     if errors:
         raise ValidationError(errors)
-    if session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
-        raise Conflict(f"a project with slug {slug!r} already exists")
-    project = Project(name=name.strip(), slug=slug, kind=kind, status=status, **settings)
-    project.questions = [
-        Question(
-            position=i,
-            key=q["key"],
-            type=q["type"],
-            title=q["title"],
-            help=q.get("help", ""),
-            options=q.get("options") or {},
-            required=q.get("required", True),
-        )
-        for i, q in enumerate(questions)
-    ]
+    project = Project(name=name.strip(), slug=slug, kind=kind, **clean)
+    project.questions = _question_rows(questions)
     session.add(project)
     session.flush()
     audit.record(session, actor_id, "project.create", "project", project.id, {"slug": slug})
+    return project
+
+
+def has_annotations(session: Session, project: Project) -> bool:
+    return session.scalar(select(Annotation.id).where(Annotation.project_id == project.id).limit(1)) is not None
+
+
+def update_project(
+    session: Session, project: Project, *, name: str, questions: list[dict] | None = None,
+    actor_id: int | None = None, **settings,
+) -> Project:
+    """Change a project's settings, and its questions while nobody has answered them yet."""
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "is required"
+    clean = _check_settings(settings, errors)
+    if questions is not None:
+        if has_annotations(session, project):
+            current = [(q.key, q.type) for q in project.questions]
+            if [(q.get("key"), q.get("type")) for q in questions] != current:
+                errors["questions"] = "questions cannot be added, removed or retyped once work has been submitted"
+        _check_questions(questions, errors)
+    if errors:
+        raise ValidationError(errors)
+    changed = {k: v for k, v in clean.items() if getattr(project, k) != v}
+    project.name = name.strip()
+    for key, value in clean.items():
+        setattr(project, key, value)
+    if questions is not None:
+        by_key = {q.key: q for q in project.questions}
+        if has_annotations(session, project):
+            for q in questions:  # wording and options only
+                row = by_key[q["key"]]
+                row.title, row.help, row.options = q["title"].strip(), q.get("help", "") or "", q.get("options") or {}
+                row.required = bool(q.get("required", True))
+        else:
+            project.questions.clear()
+            session.flush()
+            project.questions.extend(_question_rows(questions))
+    session.flush()
+    audit.record(session, actor_id, "project.update", "project", project.id, {"changed": sorted(changed)})
     return project
 
 
@@ -142,21 +254,50 @@ def project_summaries(session: Session) -> list[dict]:
     ]
 
 
+def set_member_status(
+    session: Session, member: ProjectMember, status: str, actor_id: int | None = None
+) -> ProjectMember:
+    if status not in MEMBER_STATUSES:
+        raise ValidationError({"status": f"must be one of {', '.join(MEMBER_STATUSES)}"})
+    if member.status != status:
+        audit.record(
+            session, actor_id, "member.status", "project", member.project_id,
+            {"user_id": member.user_id, "role": member.role, "from": member.status, "to": status},
+        )
+        member.status = status
+    return member
+
+
 def progress(session: Session, project: Project) -> dict:
-    """Items not started, in progress and complete (reached overlap)."""
+    """Work items not started, in progress and complete (reached overlap); gold items apart."""
+    one = Item.done_count.type
     row = session.execute(
         select(
             func.count(Item.id),
-            func.coalesce(func.sum(func.cast(Item.done_count >= project.overlap, Item.done_count.type)), 0),
-            func.coalesce(
-                func.sum(func.cast((Item.done_count == 0) & (Item.active_count == 0), Item.done_count.type)), 0
-            ),
-        ).where(Item.project_id == project.id)
+            func.coalesce(func.sum(func.cast(Item.done_count >= project.overlap, one)), 0),
+            func.coalesce(func.sum(func.cast((Item.done_count == 0) & (Item.active_count == 0), one)), 0),
+            func.coalesce(func.sum(Item.done_count), 0),
+        ).where(Item.project_id == project.id, Item.is_gold.is_(project.kind == "qualification"))
     ).one()
-    total, complete, not_started = int(row[0]), int(row[1]), int(row[2])
+    total, complete, not_started, done = (int(v) for v in row)
+    gold = session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id, Item.is_gold.is_(True)))
     return {
         "total": total,
         "complete": complete,
         "not_started": not_started,
         "in_progress": total - complete - not_started,
+        "gold": gold if project.kind == "work" else 0,
+        "annotations_needed": max(total * project.overlap - done, 0) if project.kind == "work" else 0,
     }
+
+
+def throughput(session: Session, project: Project, hours: int = 24) -> dict:
+    """Annotations per hour over the last ``hours`` and the time left at that pace."""
+    since = utcnow() - timedelta(hours=hours)
+    recent = session.scalar(
+        select(func.count(Annotation.id)).where(Annotation.project_id == project.id, Annotation.submitted_at >= since)
+    )
+    per_hour = recent / hours
+    needed = progress(session, project)["annotations_needed"]
+    eta_hours = needed / per_hour if per_hour and needed else None
+    return {"per_hour": per_hour, "window_hours": hours, "eta_hours": eta_hours, "needed": needed}

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
+from werkzeug.utils import secure_filename
 
 from app.db import get_session
-from app.models import AuditEvent, ProjectMember, User
+from app.models import AuditEvent, ImportJob, Project, ProjectMember, User
+from app.services import importing
 from app.services import projects as project_service
-from app.services.errors import NotFound
+from app.services import users as user_service
+from app.services.audit import record as audit_record
+from app.services.errors import NotFound, ValidationError
+from app.services.money import format_cents
+from app.services.presets import PRESETS, preset_questions
+from app.services.questions import QUESTION_TYPES
+from tasks import enqueue
+from tasks.jobs import import_items as import_job
 
+from . import project_forms
 from .access import require
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -45,8 +59,12 @@ def project(slug: str):
         .where(ProjectMember.project_id == project.id)
         .order_by(ProjectMember.role, User.name)
     ).all()
+    imports = db.scalars(
+        select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(5)
+    ).all()
     return render_template(
-        "admin/project.html", project=project, progress=project_service.progress(db, project), members=members
+        "admin/project.html", project=project, progress=project_service.progress(db, project), members=members,
+        throughput=project_service.throughput(db, project), imports=imports, format_cents=format_cents,
     )
 
 
@@ -74,3 +92,232 @@ def audit():
         .offset((page - 1) * PAGE_SIZE)
     ).all()
     return render_template("admin/audit.html", rows=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+
+
+# --- creating and editing projects --------------------------------------------------------------
+
+SETTING_FIELDS = {"hourly_rate_cents": "hourly_rate", "budget_cents": "budget"}
+
+
+def _form_errors(errors: dict) -> dict:
+    return {SETTING_FIELDS.get(k, k): v for k, v in errors.items()}
+
+
+def _project_form_values(project=None) -> dict:
+    if project is None:
+        return {"overlap": 1, "lease_minutes": 30, "gold_rate": 0, "review_rate": 10, "hourly_rate": "0.00",
+                "max_billable_seconds_per_task": 1800, "status": "draft", "kind": "work"}
+    return {
+        "name": project.name, "slug": project.slug, "kind": project.kind, "status": project.status,
+        "instructions": project.instructions, "overlap": project.overlap, "lease_minutes": project.lease_minutes,
+        "gold_rate": round(project.gold_rate * 100, 2), "review_rate": round(project.review_rate * 100, 2),
+        "hourly_rate": format_cents(project.hourly_rate_cents).replace(",", ""),
+        "budget": format_cents(project.budget_cents).replace(",", "") if project.budget_cents is not None else "",
+        "max_billable_seconds_per_task": project.max_billable_seconds_per_task,
+        "required_domains": ", ".join(project.required_domains or []),
+        "show_model_names": project.show_model_names,
+    }
+
+
+def _questions_as_dicts(project) -> list[dict]:
+    return [
+        {"key": q.key, "type": q.type, "title": q.title, "help": q.help, "required": q.required, "options": q.options}
+        for q in project.questions
+    ]
+
+
+def _render_project_form(project, values, questions, errors, status=200, locked=False):
+    return render_template(
+        "admin/project_form.html", project=project, values=values, questions=questions, errors=errors,
+        presets=PRESETS, question_types=QUESTION_TYPES, locked=locked,
+    ), status
+
+
+@bp.route("/projects/new", methods=["GET", "POST"])
+@require("admin")
+def new_project():
+    if request.method == "GET":
+        preset = request.args.get("preset", "labelling")
+        questions = preset_questions(preset if preset in PRESETS else "labelling")
+        return _render_project_form(None, _project_form_values(), questions, {})
+    errors: dict = {}
+    questions = project_forms.read_questions(request.form, errors)
+    settings = project_forms.read_settings(request.form, errors)
+    values = request.form.to_dict()
+    if errors:
+        return _render_project_form(None, values, questions, errors, 422)
+    db = get_session()
+    try:
+        project = project_service.create_project(
+            db, name=request.form.get("name", ""), slug=(request.form.get("slug") or "").strip() or None,
+            kind=request.form.get("kind", "work"), questions=questions, actor_id=current_user.id, **settings,
+        )
+        db.commit()
+    except ValidationError as exc:
+        db.rollback()
+        return _render_project_form(None, values, questions, _form_errors(exc.errors), 422)
+    flash(f"Project “{project.name}” created. Add members and import items next.", "success")
+    return redirect(url_for("admin.project", slug=project.slug))
+
+
+@bp.route("/projects/<slug>/edit", methods=["GET", "POST"])
+@require("admin")
+def edit_project(slug: str):
+    db = get_session()
+    project = _project_or_404(slug)
+    locked = project_service.has_annotations(db, project)
+    if request.method == "GET":
+        return _render_project_form(project, _project_form_values(project), _questions_as_dicts(project), {}, locked=locked)
+    errors: dict = {}
+    questions = project_forms.read_questions(request.form, errors)
+    settings = project_forms.read_settings(request.form, errors)
+    values = request.form.to_dict()
+    if errors:
+        return _render_project_form(project, values, questions, errors, 422, locked)
+    try:
+        project_service.update_project(
+            db, project, name=request.form.get("name", ""), questions=questions, actor_id=current_user.id, **settings
+        )
+        db.commit()
+    except ValidationError as exc:
+        db.rollback()
+        return _render_project_form(project, values, questions, _form_errors(exc.errors), 422, locked)
+    flash("Project saved.", "success")
+    return redirect(url_for("admin.project", slug=project.slug))
+
+
+@bp.get("/question-row")
+@require("admin")
+def question_row():
+    """One row of the question builder (added, or re-rendered when its type changes)."""
+    type_name = request.args.get("type", "label")
+    if type_name not in QUESTION_TYPES:
+        abort(400, f"unknown question type {type_name!r}")
+    try:
+        n = int(request.args.get("n", "0"))
+    except ValueError:
+        abort(400, "n must be a number")
+    defaults = {
+        "label": {"labels": ["yes", "no"]}, "multi_label": {"labels": ["a", "b", "c"]},
+        "rating": {"min": 1, "max": 5, "anchors": {}}, "preference": {"scale": 3},
+        "ranking": {"allow_ties": True}, "text": {"min_chars": 20, "mode": "critique"},
+    }
+    question = {
+        "key": request.args.get("key", f"q{n + 1}"), "type": type_name, "title": request.args.get("title", ""),
+        "help": request.args.get("help", ""), "required": True, "options": defaults[type_name],
+    }
+    return render_template("admin/_question_row.html", q=question, n=n, errors={}, question_types=QUESTION_TYPES,
+                           locked=False)
+
+
+# --- members ------------------------------------------------------------------------------------
+
+
+def _project_or_404(slug: str):
+    try:
+        return project_service.get_by_slug(get_session(), slug)
+    except NotFound:
+        abort(404)
+
+
+@bp.post("/projects/<slug>/members")
+@require("admin")
+def add_member(slug: str):
+    db = get_session()
+    project = _project_or_404(slug)
+    email = request.form.get("email", "")
+    role = request.form.get("role", "trainer")
+    user = user_service.find_by_email(db, email)
+    if user is None:
+        flash(f"No account with e-mail {email.strip() or '(empty)'}.", "error")
+    elif role == "trainer" and not user.has_role("trainer", "applicant"):
+        flash(f"{user.email} is not a trainer; give them the trainer role first.", "error")
+    elif role == "reviewer" and not user.has_role("reviewer", "admin"):
+        flash(f"{user.email} is not a reviewer.", "error")
+    else:
+        try:
+            member = project_service.add_member(db, project, user, role, actor_id=current_user.id)
+            project_service.set_member_status(db, member, "active", actor_id=current_user.id)
+            db.commit()
+            flash(f"{user.name} is now a {role} on this project.", "success")
+        except ValidationError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+    return redirect(url_for("admin.project", slug=slug) + "#members")
+
+
+@bp.post("/projects/<slug>/members/<int:member_id>/status")
+@require("admin")
+def member_status(slug: str, member_id: int):
+    db = get_session()
+    project = _project_or_404(slug)
+    member = db.get(ProjectMember, member_id)
+    if member is None or member.project_id != project.id:
+        abort(404)
+    try:
+        project_service.set_member_status(db, member, request.form.get("status", ""), actor_id=current_user.id)
+        db.commit()
+    except ValidationError as exc:
+        db.rollback()
+        abort(422, str(exc))
+    return redirect(url_for("admin.project", slug=slug) + "#members")
+
+
+# --- importing items ----------------------------------------------------------------------------
+
+
+@bp.route("/projects/<slug>/import", methods=["GET", "POST"])
+@require("admin")
+def import_items(slug: str):
+    db = get_session()
+    project = _project_or_404(slug)
+    recent = db.scalars(
+        select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(10)
+    ).all()
+    if request.method == "GET":
+        return render_template("admin/import.html", project=project, recent=recent, error=None)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render_template("admin/import.html", project=project, recent=recent, error="Choose a file to import."), 422
+    try:
+        fmt = importing.detect_format(upload.filename)
+    except ValidationError as exc:
+        return render_template("admin/import.html", project=project, recent=recent, error=exc.errors["file"]), 422
+    folder = Path(current_app.instance_path) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.{fmt}"
+    upload.save(path)
+    job = ImportJob(
+        project_id=project.id, created_by=current_user.id, filename=secure_filename(upload.filename) or "upload",
+        path=str(path), format=fmt, update_existing=request.form.get("update") == "on",
+        bytes_total=path.stat().st_size,
+    )
+    db.add(job)
+    audit_record(db, current_user.id, "items.import", "project", project.id, {"file": job.filename})
+    db.commit()
+    enqueue(import_job, job.id)
+    return redirect(url_for("admin.import_status", import_id=job.id))
+
+
+@bp.get("/imports/<int:import_id>")
+@require("admin")
+def import_status(import_id: int):
+    db = get_session()
+    job = db.get(ImportJob, import_id)
+    if job is None:
+        abort(404)
+    project = db.get(Project, job.project_id)
+    return render_template("admin/import_status.html", job=job, project=project)
+
+
+@bp.get("/imports/<int:import_id>/progress")
+@require("admin")
+def import_progress(import_id: int):
+    db = get_session()
+    job = db.get(ImportJob, import_id)
+    if job is None:
+        abort(404)
+    project = db.get(Project, job.project_id)
+    body = render_template("admin/_import_progress.html", job=job, project=project)
+    # 286 tells htmx to stop polling: the import has finished one way or the other.
+    return body, 286 if job.status in ("done", "failed") else 200

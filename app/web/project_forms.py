@@ -1,0 +1,111 @@
+"""Reading the project form (settings and the question builder) into plain values for the service."""
+
+from __future__ import annotations
+
+import re
+
+from app.services.money import AmountError, parse_amount
+
+QUESTION_FIELD = re.compile(r"^q-(\d+)-key$")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _int(form, name: str, errors: dict, label: str | None = None):
+    raw = (form.get(name) or "").strip()
+    try:
+        return int(raw)
+    except ValueError:
+        errors[label or name] = "must be a whole number"
+        return None
+
+
+def _percent(form, name: str, errors: dict):
+    raw = (form.get(name) or "0").strip().rstrip("%")
+    try:
+        value = float(raw)
+    except ValueError:
+        errors[name] = "must be a percentage from 0 to 100"
+        return None
+    if not 0 <= value <= 100:
+        errors[name] = "must be a percentage from 0 to 100"
+        return None
+    return value / 100
+
+
+def question_options(form, prefix: str, type_name: str, errors: dict, label: str) -> dict:
+    """The options of one builder row, by type."""
+    if type_name in ("label", "multi_label"):
+        return {"labels": _lines(form.get(f"{prefix}labels", ""))}
+    if type_name == "rating":
+        lo = _int(form, f"{prefix}min", errors, f"{label}.min")
+        hi = _int(form, f"{prefix}max", errors, f"{label}.max")
+        anchors = {}
+        for line in _lines(form.get(f"{prefix}anchors", "")):
+            point, _, text = line.partition(":")
+            if not text:
+                errors[f"{label}.anchors"] = f"write each anchor as 'point: description' ({line!r})"
+                continue
+            anchors[point.strip()] = text.strip()
+        return {"min": lo, "max": hi, "anchors": anchors}
+    if type_name == "preference":
+        return {"scale": _int(form, f"{prefix}scale", errors, f"{label}.scale")}
+    if type_name == "ranking":
+        return {"allow_ties": form.get(f"{prefix}allow_ties") == "on"}
+    if type_name == "text":
+        return {
+            "min_chars": _int(form, f"{prefix}min_chars", errors, f"{label}.min_chars"),
+            "mode": form.get(f"{prefix}mode", "critique"),
+        }
+    return {}
+
+
+def read_questions(form, errors: dict) -> list[dict]:
+    indexes = [int(m.group(1)) for name in form for m in [QUESTION_FIELD.match(name)] if m]
+    questions = []
+    for position, n in enumerate(indexes, start=1):
+        prefix = f"q-{n}-"
+        type_name = form.get(f"{prefix}type", "")
+        questions.append(
+            {
+                "key": (form.get(f"{prefix}key") or "").strip(),
+                "type": type_name,
+                "title": form.get(f"{prefix}title") or "",
+                "help": form.get(f"{prefix}help") or "",
+                "required": form.get(f"{prefix}required") == "on",
+                "options": question_options(form, prefix, type_name, errors, f"questions[{position}]"),
+            }
+        )
+    return questions
+
+
+def read_settings(form, errors: dict) -> dict:
+    settings: dict = {
+        "instructions": form.get("instructions", ""),
+        "status": form.get("status", "draft"),
+        "show_model_names": form.get("show_model_names") == "on",
+        "required_domains": [d for d in (form.get("required_domains") or "").split(",") if d.strip()],
+    }
+    for name in ("overlap", "lease_minutes", "max_billable_seconds_per_task"):
+        value = _int(form, name, errors)
+        if value is not None:
+            settings[name] = value
+    for name in ("gold_rate", "review_rate"):
+        value = _percent(form, name, errors)
+        if value is not None:
+            settings[name] = value
+    try:
+        settings["hourly_rate_cents"] = parse_amount(form.get("hourly_rate") or "0")
+    except AmountError as exc:
+        errors["hourly_rate"] = str(exc)
+    budget = (form.get("budget") or "").strip()
+    if budget:
+        try:
+            settings["budget_cents"] = parse_amount(budget)
+        except AmountError as exc:
+            errors["budget"] = str(exc)
+    else:
+        settings["budget_cents"] = None
+    return settings
