@@ -107,3 +107,39 @@ def test_paused_project_hands_out_nothing(session):
     trainer = make_user(session, "trainer")
     project = make_label_project(session, items=2, trainers=[trainer], status="paused")
     assert queue.next_task(session, trainer.id, project) is None
+
+
+def test_gold_items_are_mixed_in_at_the_gold_rate_and_ignore_overlap(session):
+    import random
+
+    trainers = [make_user(session, "trainer") for _ in range(2)]
+    project = make_label_project(session, items=40, overlap=1, trainers=trainers)
+    golds = list(session.scalars(select(Item).where(Item.project_id == project.id).order_by(Item.id).limit(4)))
+    for item in golds:
+        item.is_gold, item.gold_answers = True, {"label": "yes"}
+    project.gold_rate = 0.25
+    session.commit()
+    rng = random.Random(3)
+    served = {t.id: [] for t in trainers}
+    for t in trainers:
+        for _ in range(12):
+            a = queue.next_task(session, t.id, project, rng=rng)
+            served[t.id].append(a.item.is_gold)
+            annotation = queue.submit(session, a.id, t.id, {"label": "no"})
+            assert annotation.gold_score == (0.0 if a.item.is_gold else None)
+    # both trainers met gold items, including the same ones (gold is shown to everyone)
+    assert all(any(flags) for flags in served.values())
+    assert all(not all(flags) for flags in served.values())
+
+
+def test_qualification_items_go_to_every_applicant(session):
+    applicants = [make_user(session, "applicant") for _ in range(3)]
+    project = make_label_project(session, items=2, overlap=1, trainers=applicants)
+    project.kind = "qualification"
+    session.commit()
+    for person in applicants:
+        for _ in range(2):
+            a = queue.next_task(session, person.id, project)
+            assert a is not None
+            queue.submit(session, a.id, person.id, {"label": "yes"})
+        assert queue.next_task(session, person.id, project) is None

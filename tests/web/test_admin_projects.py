@@ -1,0 +1,181 @@
+import io
+import time
+
+import orjson
+from sqlalchemy import func, select
+
+from app.models import AuditEvent, ImportJob, Item, Project, ProjectMember, Question
+from tests.conftest import csrf_token, login
+from tests.factories import PASSWORD, make_label_project, make_user
+
+
+def signed_in_admin(client, session):
+    admin = make_user(session, "admin")
+    login(client, admin.email, PASSWORD)
+    return admin
+
+
+def project_form(**overrides):
+    data = {
+        "name": "Medical pairs", "slug": "", "kind": "work", "status": "active", "instructions": "Be careful.",
+        "overlap": "3", "lease_minutes": "20", "gold_rate": "10", "review_rate": "5", "hourly_rate": "37.50",
+        "budget": "", "max_billable_seconds_per_task": "900", "required_domains": "medicine, Pharmacy",
+        "q-0-key": "preference", "q-0-type": "preference", "q-0-title": "Which is better?", "q-0-scale": "3",
+        "q-0-required": "on",
+        "q-1-key": "why", "q-1-type": "text", "q-1-title": "Why?", "q-1-min_chars": "10", "q-1-mode": "critique",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_admin_creates_a_project_from_the_form(client, session):
+    signed_in_admin(client, session)
+    page = client.get("/admin/projects/new?preset=ranking").get_data(as_text=True)
+    assert 'value="ranking"' in page  # the preset's question is in the builder
+    token = csrf_token(client, "/admin/projects/new")
+    response = client.post("/admin/projects/new", data={**project_form(), "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/projects/medical-pairs"
+    project = session.scalar(select(Project).where(Project.slug == "medical-pairs"))
+    assert (project.overlap, project.hourly_rate_cents, project.gold_rate) == (3, 3750, 0.10)
+    assert project.required_domains == ["medicine", "pharmacy"]
+    questions = session.scalars(select(Question).where(Question.project_id == project.id).order_by(Question.position)).all()
+    assert [(q.key, q.type, q.options, q.required) for q in questions] == [
+        ("preference", "preference", {"scale": 3}, True),
+        ("why", "text", {"min_chars": 10, "mode": "critique"}, False),
+    ]
+    assert session.scalar(
+        select(AuditEvent.action).where(AuditEvent.target_type == "project", AuditEvent.target_id == str(project.id))
+    ) == "project.create"
+
+
+def test_bad_project_form_shows_every_problem_and_creates_nothing(client, session):
+    signed_in_admin(client, session)
+    token = csrf_token(client, "/admin/projects/new")
+    data = project_form(name="", overlap="zero", hourly_rate="12.345", **{"q-0-scale": "9", "q-1-key": "Bad Key"})
+    response = client.post("/admin/projects/new", data={**data, "csrf_token": token})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "must be a whole number" in body and "may have at most two decimals" in body
+    assert session.scalar(select(func.count(Project.id))) == 0
+    data = project_form(**{"q-0-scale": "9", "q-1-key": "Bad Key"})
+    body = client.post("/admin/projects/new", data={**data, "csrf_token": token}).get_data(as_text=True)
+    assert "scale must be a whole number from 1 to 5" in body and "must start with a letter" in body
+    assert session.scalar(select(func.count(Project.id))) == 0
+
+
+def test_questions_are_locked_once_work_exists(client, session):
+    from app.services import assignment as queue
+
+    signed_in_admin(client, session)
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=1, trainers=[trainer], slug="locked")
+    a = queue.next_task(session, trainer.id, project)
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    token = csrf_token(client, "/admin/projects/locked/edit")
+    form = {"name": "Renamed", "status": "active", "overlap": "2", "lease_minutes": "30", "gold_rate": "0",
+            "review_rate": "0", "hourly_rate": "10", "max_billable_seconds_per_task": "600",
+            "q-0-key": "label", "q-0-type": "label", "q-0-title": "Reworded?", "q-0-labels": "yes\nno",
+            "q-0-required": "on", "csrf_token": token}
+    assert client.post("/admin/projects/locked/edit", data=form).status_code == 302
+    session.rollback()  # end the read snapshot; see what the request committed
+    assert session.scalar(select(Question.title).where(Question.project_id == project.id)) == "Reworded?"
+    form.update({"q-1-key": "extra", "q-1-type": "label", "q-1-title": "More?", "q-1-labels": "a\nb"})
+    response = client.post("/admin/projects/locked/edit", data=form)
+    assert response.status_code == 422
+    assert "cannot be added, removed or retyped" in response.get_data(as_text=True)
+
+
+def test_question_row_fragment_for_each_type(client, session):
+    signed_in_admin(client, session)
+    for type_name, marker in [("rating", "q-4-anchors"), ("ranking", "q-4-allow_ties"), ("text", "q-4-mode"),
+                              ("preference", "q-4-scale"), ("multi_label", "q-4-labels")]:
+        body = client.get(f"/admin/question-row?type={type_name}&n=4").get_data(as_text=True)
+        assert marker in body and "<html" not in body
+    assert client.get("/admin/question-row?type=essay&n=1").status_code == 400
+
+
+def test_admin_adds_pauses_and_reinstates_a_member(client, session):
+    signed_in_admin(client, session)
+    trainer = make_user(session, "trainer", email="ann@example.test")
+    make_label_project(session, slug="team")
+    token = csrf_token(client, "/admin/projects/team")
+    client.post("/admin/projects/team/members", data={"email": "ANN@example.test", "role": "trainer", "csrf_token": token})
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == trainer.id))
+    assert member.status == "active"
+    response = client.post(f"/admin/projects/team/members/{member.id}/status", data={"status": "paused", "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)[-500:]
+    session.rollback()  # end the read snapshot; see what the request committed
+    assert session.get(ProjectMember, member.id).status == "paused"
+    response = client.post("/admin/projects/team/members", data={"email": "nobody@example.test", "role": "trainer",
+                                                                  "csrf_token": token}, follow_redirects=True)
+    assert "No account with e-mail nobody@example.test" in response.get_data(as_text=True)
+
+
+def _upload(client, slug, name, payload: bytes):
+    token = csrf_token(client, f"/admin/projects/{slug}/import")
+    return client.post(
+        f"/admin/projects/{slug}/import",
+        data={"file": (io.BytesIO(payload), name), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
+
+
+def _poll(client, import_id, timeout=120):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/admin/imports/{import_id}/progress", headers={"HX-Request": "true"})
+        body = response.get_data(as_text=True)
+        status = body.split('data-status="', 1)[1].split('"', 1)[0]
+        percent = body.split('<progress value="', 1)[1].split('"', 1)[0] if "<progress" in body else None
+        seen.append((status, percent))
+        if response.status_code == 286:
+            return seen, body
+        time.sleep(0.02)
+    raise AssertionError(f"import did not finish: {seen[-5:]}")
+
+
+def test_uploaded_file_with_errors_lists_them_by_line_and_imports_nothing(client, session):
+    signed_in_admin(client, session)
+    project = make_label_project(session, items=0, slug="upload")
+    payload = b'{"prompt": "ok", "responses": ["r"]}\n{"prompt": ""}\n{"prompt": "x", "gold": {"label": "maybe"}}\n'
+    response = _upload(client, "upload", "items.jsonl", payload)
+    import_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    _seen, body = _poll(client, import_id)
+    assert "Nothing was imported" in body
+    assert "<td class=\"num\">2</td><td><code>prompt</code></td>" in body
+    assert "<td class=\"num\">3</td><td><code>gold.label</code></td>" in body
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 0
+
+
+def test_upload_without_a_file_or_with_a_strange_one_says_so(client, session):
+    signed_in_admin(client, session)
+    make_label_project(session, items=0, slug="upload2")
+    token = csrf_token(client, "/admin/projects/upload2/import")
+    response = client.post("/admin/projects/upload2/import", data={"csrf_token": token})
+    assert response.status_code == 422 and "Choose a file" in response.get_data(as_text=True)
+    response = _upload(client, "upload2", "items.xlsx", b"x")
+    assert response.status_code == 422 and "use a .jsonl or .csv file" in response.get_data(as_text=True)
+
+
+def test_hundred_thousand_items_import_in_the_background_with_visible_progress(client, session):
+    signed_in_admin(client, session)
+    project = make_label_project(session, items=0, slug="big")
+    lines = b"".join(
+        orjson.dumps({"external_id": f"big-{n}", "prompt": f"Prompt number {n} " + "x" * 80,
+                      "responses": [f"Response {n} " + "y" * 120]}) + b"\n"
+        for n in range(100_000)
+    )
+    response = _upload(client, "big", "big.jsonl", lines)
+    assert response.status_code == 302
+    import_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    seen, body = _poll(client, import_id)
+    statuses = [s for s, _ in seen]
+    assert "validating" in statuses or "writing" in statuses, seen[:5]
+    percents = [int(p) for s, p in seen if p is not None]
+    assert any(0 < p < 100 for p in percents), "no intermediate progress was ever visible"
+    assert percents == sorted(percents)  # never goes backwards
+    assert "100000</strong> new items" in body
+    job = session.get(ImportJob, import_id)
+    assert (job.status, job.inserted, job.lines) == ("done", 100_000, 100_000)
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 100_000
