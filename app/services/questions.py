@@ -37,6 +37,7 @@ class QuestionType:
     parse_form: Callable[[list[str]], Any]
     gold_score: Callable[[Mapping[str, Any], Any, Any], float | None]
     widget: str
+    missing: str  # what a trainer is told when a required answer is missing
     responses: tuple[int, int] = (0, 9)  # how many responses an item must have for this question
 
 
@@ -254,17 +255,19 @@ QUESTION_TYPES: dict[str, QuestionType] = {
     t.name: t
     for t in (
         QuestionType("label", "Label (choose one)", _check_labels, _clean_label, _single, _score_label,
-                     "widgets/_label.html"),
+                     "widgets/_label.html", "choose a label"),
         QuestionType("multi_label", "Labels (choose any)", _check_labels, _clean_multi_label, list,
-                     _score_multi_label, "widgets/_multi_label.html"),
+                     _score_multi_label, "widgets/_multi_label.html", "choose at least one label"),
         QuestionType("rating", "Rating scale", _check_rating, _clean_rating, _int_from_form, _score_rating,
-                     "widgets/_rating.html"),
+                     "widgets/_rating.html", "choose a point on the scale"),
         QuestionType("preference", "Preference between two responses", _check_preference, _clean_preference,
-                     _int_from_form, _score_preference, "widgets/_preference.html", responses=(2, 2)),
+                     _int_from_form, _score_preference, "widgets/_preference.html",
+                     "choose which response is better", responses=(2, 2)),
         QuestionType("ranking", "Ranking of responses", _check_ranking, _clean_ranking, _ranking_from_form,
-                     _score_ranking, "widgets/_ranking.html", responses=(2, 9)),
+                     _score_ranking, "widgets/_ranking.html",
+                     "rank the responses (move rows, or confirm the order shown)", responses=(2, 9)),
         QuestionType("text", "Free text (critique or rewrite)", _check_text, _clean_text, _single, _no_gold,
-                     "widgets/_text.html"),
+                     "widgets/_text.html", "write your answer here"),
     )
 }
 
@@ -331,7 +334,7 @@ def validate_answers(
         value = raw.get(q.key)
         if is_blank(value):
             if q.required and not partial:
-                errors[q.key] = "is required"
+                errors[q.key] = QUESTION_TYPES[q.type].missing
             continue
         try:
             clean[q.key] = QUESTION_TYPES[q.type].clean_answer(q.options or {}, value, response_ids)

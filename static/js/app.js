@@ -34,6 +34,17 @@
     input.focus({ preventScroll: true });
   }
 
+  // After a single choice, the next digit belongs to the next question that takes digits.
+  function advanceFrom(form, fieldset) {
+    var all = Array.prototype.slice.call(form.querySelectorAll("fieldset.question"));
+    var next = all.slice(all.indexOf(fieldset) + 1).find(function (fs) {
+      return fs.querySelector("input[data-shortcut]:not([data-shortcut=''])");
+    });
+    if (!next) return;
+    var target = next.querySelector("input:checked") || next.querySelector("input[data-shortcut]");
+    target.focus({ preventScroll: false });
+  }
+
   // --- preference: A / B / = --------------------------------------------------------------------
   function prefer(form, side) {
     var fs = currentQuestion(form, "[data-type=preference]");
@@ -194,7 +205,11 @@
     if (/^[0-9]$/.test(event.key)) {
       var fs = currentQuestion(form);
       var input = fs && fs.querySelector('input[data-shortcut="' + event.key + '"]');
-      if (input) { event.preventDefault(); choose(input); }
+      if (input) {
+        event.preventDefault();
+        choose(input);
+        if (input.type === "radio") advanceFrom(form, fs);
+      }
     }
   });
 

@@ -56,5 +56,5 @@ def test_submitting_without_an_answer_shows_the_error_inline(page, live_app):
     page.get_by_role("button", name="Sign in").click()
     page.goto("/work/safety-triage")
     page.get_by_test_id("submit").click()
-    expect(page.locator(".field-error")).to_have_text("is required")
+    expect(page.locator(".field-error")).to_have_text("choose a label")
     assert _annotations_of(live_app, "trainer1@groundwork.test") == []

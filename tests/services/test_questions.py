@@ -18,7 +18,7 @@ def test_label_answer_must_be_one_of_the_labels():
 def test_required_missing_and_unknown_keys_are_all_reported():
     with pytest.raises(ValidationError) as err:
         validate_answers([LABEL], {"safty": "safe"})
-    assert err.value.errors == {"safety": "is required", "safty": "is not a question of this project"}
+    assert err.value.errors == {"safety": "choose a label", "safty": "is not a question of this project"}
 
 
 def test_optional_question_may_be_left_blank():

@@ -52,7 +52,7 @@ def test_missing_answer_rerenders_the_task_with_an_inline_error(client, session)
     response = client.post(_submit_url(page), data={"csrf_token": token}, headers={"HX-Request": "true"})
     assert response.status_code == 422
     body = response.get_data(as_text=True)
-    assert "is required" in body and 'data-item="it-1"' in body
+    assert "choose a label" in body and 'data-item="it-1"' in body
     assert session.scalar(select(func.count(Annotation.id))) == 0
 
 
