@@ -30,3 +30,15 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+# Indexes with a DESC column: SQLite's reflection cannot report the direction, so autogenerate on
+# SQLite would always see them as changed. PostgreSQL compares them fully.
+DESC_INDEXES = {"ix_items_queue"}
+
+
+def include_object_for(dialect_name: str):
+    def include_object(obj, name, type_, reflected, compare_to):
+        return not (dialect_name == "sqlite" and type_ == "index" and name in DESC_INDEXES)
+
+    return include_object

@@ -6,6 +6,7 @@ from alembic import context
 
 from app.config import load_config
 from app.db import make_engine
+from app.migrate import include_object_for
 from app.models import Base
 
 config = context.config
@@ -29,6 +30,7 @@ def run_migrations_online() -> None:
             # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object_for(connection.dialect.name),
         )
         with context.begin_transaction():
             context.run_migrations()

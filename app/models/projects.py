@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -63,8 +63,9 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
-        # The claim query walks open items of one project by priority, then age.
-        Index("ix_items_claim_order", "project_id", "priority", "id"),
+        # The claim query walks one project's open work items by priority (high first), then age:
+        # equality on the first three columns, then the index order is the wanted order.
+        Index("ix_items_queue", "project_id", "is_gold", "is_open", text("priority DESC"), "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -78,6 +79,8 @@ class Item(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     done_count: Mapped[int] = mapped_column(Integer, default=0)
     active_count: Mapped[int] = mapped_column(Integer, default=0)
+    # done_count + active_count < project.overlap, kept in step by the queue so claims skip full items.
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()

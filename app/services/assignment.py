@@ -24,15 +24,41 @@ from .errors import Conflict, NotFound, ValidationError
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
 HEARTBEAT_CAP_SECONDS = 20
+# Lapsed leases are reclaimed lazily by claims: at most this often per project and process, and
+# always when a claim finds nothing open (so a lapsed lease never hides the last free slot).
+RECLAIM_EVERY = timedelta(seconds=10)
 _rng = random.Random()
+_last_reclaim: dict[tuple[int, int], datetime] = {}
 
 
-def _reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
+def _move_counters(session: Session, item_id: int, overlap: int, done: int = 0, active: int = 0) -> None:
+    """Change an item's counters and keep ``is_open`` (room for one more trainer) in step, atomically."""
+    session.execute(
+        update(Item)
+        .where(Item.id == item_id)
+        .values(
+            done_count=Item.done_count + done,
+            active_count=Item.active_count + active,
+            is_open=(Item.done_count + Item.active_count + (done + active)) < overlap,
+        )
+    )
+
+
+def refresh_open_flags(session: Session, project: Project) -> None:
+    """Recompute ``is_open`` for a whole project (after its overlap changed or counters were repaired)."""
+    session.execute(
+        update(Item)
+        .where(Item.project_id == project.id)
+        .values(is_open=(Item.done_count + Item.active_count) < project.overlap)
+    )
+
+
+def _reclaim_expired(session: Session, project: Project, now: datetime) -> int:
     """Mark this project's lapsed leases expired and give their slots back; returns how many."""
     rows = session.execute(
         update(Assignment)
         .where(
-            Assignment.project_id == project_id,
+            Assignment.project_id == project.id,
             Assignment.status == "active",
             Assignment.expires_at <= now,
         )
@@ -40,7 +66,7 @@ def _reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
         .returning(Assignment.item_id)
     ).all()
     for item_id, n in Counter(r.item_id for r in rows).items():
-        session.execute(update(Item).where(Item.id == item_id).values(active_count=Item.active_count - n))
+        _move_counters(session, item_id, project.overlap, active=-n)
     return len(rows)
 
 
@@ -82,20 +108,32 @@ def next_task(
     raise Conflict("could not claim a task; please try again")
 
 
-def _claim(session: Session, trainer_id: int, project: Project, now: datetime, rng: random.Random) -> Assignment | None:
-    _reclaim_expired(session, project.id, now)
+def _choose_item(session: Session, trainer_id: int, project: Project, rng: random.Random) -> int | None:
     if project.kind == "qualification":
         # An assessment: every applicant answers every item, whatever the overlap.
-        item_id = _pick_item(session, trainer_id, project, gold=None)
-    else:
-        item_id = None
-        if project.gold_rate > 0 and rng.random() < project.gold_rate:
-            item_id = _pick_item(session, trainer_id, project, gold=True)
-        if item_id is None:
-            item_id = _pick_item(session, trainer_id, project, gold=False)
+        return _pick_item(session, trainer_id, project, gold=None)
+    item_id = None
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        item_id = _pick_item(session, trainer_id, project, gold=True)
+    if item_id is None:
+        item_id = _pick_item(session, trainer_id, project, gold=False)
+    return item_id
+
+
+def _claim(session: Session, trainer_id: int, project: Project, now: datetime, rng: random.Random) -> Assignment | None:
+    key = (id(session.get_bind()), project.id)
+    last = _last_reclaim.get(key)
+    reclaimed = last is None or abs(now - last) >= RECLAIM_EVERY
+    if reclaimed:
+        _reclaim_expired(session, project, now)
+        _last_reclaim[key] = now
+    item_id = _choose_item(session, trainer_id, project, rng)
+    if item_id is None and not reclaimed and _reclaim_expired(session, project, now):
+        _last_reclaim[key] = now
+        item_id = _choose_item(session, trainer_id, project, rng)
     if item_id is None:
         return None
-    session.execute(update(Item).where(Item.id == item_id).values(active_count=Item.active_count + 1))
+    _move_counters(session, item_id, project.overlap, active=1)
     assignment = Assignment(
         item_id=item_id,
         project_id=project.id,
@@ -117,9 +155,14 @@ def _pick_item(session: Session, trainer_id: int, project: Project, gold: bool |
     seen = select(Assignment.item_id).where(Assignment.trainer_id == trainer_id, Assignment.project_id == project.id)
     stmt = select(Item.id).where(Item.project_id == project.id, Item.id.not_in(seen))
     if gold is False:
-        stmt = stmt.where(Item.is_gold.is_(False), Item.done_count + Item.active_count < project.overlap)
+        # is_open lets the index skip full items; the counter test re-checks under the row lock.
+        stmt = stmt.where(
+            Item.is_gold == False,  # noqa: E712 - same form as the index, so the planner uses it
+            Item.is_open == True,  # noqa: E712
+            Item.done_count + Item.active_count < project.overlap,
+        )
     elif gold is True:
-        stmt = stmt.where(Item.is_gold.is_(True))
+        stmt = stmt.where(Item.is_gold == True)  # noqa: E712
     stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
     if not is_sqlite(session):
         # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
@@ -135,16 +178,22 @@ def project_questions(session: Session, project_id: int) -> list[Question]:
     return list(session.scalars(select(Question).where(Question.project_id == project_id).order_by(Question.position)))
 
 
-def _lock_own_assignment(session: Session, assignment_id: int, trainer_id: int) -> Assignment:
+def _lock_own_assignment(session: Session, assignment_id: int, trainer_id: int) -> tuple[Assignment, Item, Project]:
+    """The trainer's assignment, locked for this transaction, with its item and project (one query)."""
     begin_write(session)
-    stmt = select(Assignment).where(Assignment.id == assignment_id)
+    stmt = (
+        select(Assignment, Item, Project)
+        .join(Item, Item.id == Assignment.item_id)
+        .join(Project, Project.id == Assignment.project_id)
+        .where(Assignment.id == assignment_id)
+    )
     if not is_sqlite(session):
-        stmt = stmt.with_for_update()
-    assignment = session.scalar(stmt)
-    if assignment is None or assignment.trainer_id != trainer_id:
+        stmt = stmt.with_for_update(of=Assignment)
+    row = session.execute(stmt).first()
+    if row is None or row.Assignment.trainer_id != trainer_id:
         session.rollback()
         raise NotFound("no such task")
-    return assignment
+    return row.Assignment, row.Item, row.Project
 
 
 def _count_time(assignment: Assignment, now: datetime) -> None:
@@ -165,14 +214,13 @@ def record_heartbeat(
     nobody loses a task they are working on.
     """
     now = now or utcnow()
-    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
+    assignment, _item, project = _lock_own_assignment(session, assignment_id, trainer_id)
     if assignment.status in ("active", "expired"):
         if resume or assignment.last_heartbeat_at is None:
             assignment.last_heartbeat_at = now
         else:
             _count_time(assignment, now)
         if assignment.status == "active":
-            project = session.get(Project, assignment.project_id)
             assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
     session.commit()
     return assignment
@@ -186,16 +234,15 @@ def submit(
     Raises ValidationError (nothing stored) when an answer breaks its question's rule.
     """
     now = now or utcnow()
-    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
-    existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
-    if existing is not None:
+    assignment, item, project = _lock_own_assignment(session, assignment_id, trainer_id)
+    if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
+        existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
         session.commit()
         return existing
     if assignment.status == "skipped":
         session.rollback()
         raise Conflict("this task was skipped and cannot be submitted")
     questions = project_questions(session, assignment.project_id)
-    item = session.get(Item, assignment.item_id)
     try:
         answers = question_rules.validate_answers(questions, raw_answers, response_ids(item))
     except ValidationError:
@@ -217,11 +264,7 @@ def submit(
     held = 1 if assignment.status == "active" else 0
     assignment.status = "submitted"
     assignment.finished_at = now
-    session.execute(
-        update(Item)
-        .where(Item.id == item.id)
-        .values(done_count=Item.done_count + 1, active_count=Item.active_count - held)
-    )
+    _move_counters(session, item.id, project.overlap, done=1, active=-held)
     session.commit()
     return annotation
 
@@ -232,7 +275,7 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "say why you skip this task"})
-    assignment = _lock_own_assignment(session, assignment_id, trainer_id)
+    assignment, _item, project = _lock_own_assignment(session, assignment_id, trainer_id)
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
@@ -241,7 +284,7 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     assignment.status = "skipped"
     assignment.skip_reason = reason[:500]
     assignment.finished_at = now
-    session.execute(update(Item).where(Item.id == assignment.item_id).values(active_count=Item.active_count - held))
+    _move_counters(session, assignment.item_id, project.overlap, active=-held)
     session.commit()
     return assignment
 

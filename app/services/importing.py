@@ -377,7 +377,7 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
                 else:
                     report.skipped += 1
                 continue
-            row.update(project_id=project.id, done_count=0, active_count=0, created_at=now)
+            row.update(project_id=project.id, done_count=0, active_count=0, is_open=True, created_at=now)
             batch.append(row)
             report.inserted += 1
             if len(batch) >= BATCH:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, Item, Project
 
+from .assignment import refresh_open_flags
 from .errors import NotFound
 
 
@@ -36,4 +37,5 @@ def recount_item_counters(session: Session, project_id: int) -> int:
         if (done, active) != want:
             session.execute(update(Item).where(Item.id == item_id).values(done_count=want[0], active_count=want[1]))
             changed += 1
+    refresh_open_flags(session, session.get(Project, project_id))
     return changed

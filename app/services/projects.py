@@ -172,6 +172,11 @@ def update_project(
     project.name = name.strip()
     for key, value in clean.items():
         setattr(project, key, value)
+    if "overlap" in changed:
+        from .assignment import refresh_open_flags
+
+        session.flush()
+        refresh_open_flags(session, project)
     if questions is not None:
         by_key = {q.key: q for q in project.questions}
         if has_annotations(session, project):

@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from app.db import make_engine
-from app.migrate import current_revision, downgrade, upgrade
+from app.migrate import current_revision, downgrade, include_object_for, upgrade
 from app.models import Base
 
 
@@ -15,7 +15,8 @@ def test_upgrade_from_empty_matches_the_models_and_downgrades_cleanly(database_u
         upgrade(engine)
         assert current_revision(engine) is not None
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            opts = {"compare_type": True, "include_object": include_object_for(conn.dialect.name)}
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
         downgrade(engine, "base")

