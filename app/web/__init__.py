@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.globals["now"] = utcnow
+    app.jinja_env.filters["thousands"] = lambda n: f"{int(n):,}"
     app.jinja_env.globals["question_widget"] = lambda type_name: QUESTION_TYPES[type_name].widget
 
     if app.config.get("REDIS_URL"):

@@ -58,3 +58,16 @@ def test_submitting_without_an_answer_shows_the_error_inline(page, live_app):
     page.get_by_test_id("submit").click()
     expect(page.locator(".field-error")).to_have_text("choose a label")
     assert _annotations_of(live_app, "trainer1@groundwork.test") == []
+
+
+def test_a_double_clicked_submit_stores_one_annotation(page, live_app):
+    page.goto("/login")
+    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/work/safety-triage")
+    page.locator("body").press("1")
+    page.get_by_test_id("submit").dblclick()
+    expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
+    page.wait_for_timeout(300)  # give a second request, if one had been sent, time to land
+    assert _annotations_of(live_app, "trainer1@groundwork.test") == [{"safety": "safe"}]

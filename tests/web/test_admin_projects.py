@@ -175,7 +175,7 @@ def test_hundred_thousand_items_import_in_the_background_with_visible_progress(c
     percents = [int(p) for s, p in seen if p is not None]
     assert any(0 < p < 100 for p in percents), "no intermediate progress was ever visible"
     assert percents == sorted(percents)  # never goes backwards
-    assert "100000</strong> new items" in body
+    assert "100,000</strong> new items" in body
     job = session.get(ImportJob, import_id)
     assert (job.status, job.inserted, job.lines) == ("done", 100_000, 100_000)
     assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 100_000
