@@ -68,6 +68,9 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        # Only send the session cookie when it changed: parallel requests (heartbeats, the favicon)
+        # must not write back a stale copy over a newer one.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "PERMANENT_SESSION_LIFETIME": int(env.get("SESSION_LIFETIME_HOURS", "12")) * 3600,
         # Trainers keep the workspace open all day; the token lives as long as the session.
         "WTF_CSRF_TIME_LIMIT": None,

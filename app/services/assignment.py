@@ -12,7 +12,7 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -289,11 +289,26 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     return assignment
 
 
-def session_progress(session: Session, trainer_id: int, project_id: int, since: datetime) -> int:
-    return session.scalar(
-        select(func.count(Annotation.id)).where(
-            Annotation.trainer_id == trainer_id,
-            Annotation.project_id == project_id,
-            Annotation.submitted_at >= since,
-        )
+# A pause longer than this ends a sitting: "done this session" counts back to it.
+SITTING_GAP = timedelta(minutes=30)
+
+
+def session_progress(session: Session, trainer_id: int, project_id: int, now: datetime | None = None) -> int:
+    """How many tasks the trainer submitted in this project in the current sitting.
+
+    Counted from the database, not from a cookie, so parallel requests cannot reset it.
+    """
+    now = now or utcnow()
+    times = session.scalars(
+        select(Annotation.submitted_at)
+        .where(Annotation.trainer_id == trainer_id, Annotation.project_id == project_id)
+        .order_by(Annotation.submitted_at.desc())
+        .limit(1000)
     )
+    count, previous = 0, now
+    for submitted_at in times:
+        if previous - submitted_at > SITTING_GAP:
+            break
+        count += 1
+        previous = submitted_at
+    return count

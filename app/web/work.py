@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.db import get_session
 from app.extensions import htmx
-from app.models import Assignment, Project, utcnow
+from app.models import Assignment, Project
 from app.services import access
 from app.services import assignment as queue
 from app.services import projects as project_service
@@ -32,13 +30,6 @@ def _project_for_work(slug: str) -> Project:
     return project
 
 
-def _session_started(project: Project) -> datetime:
-    key = f"work_started:{project.id}"
-    if key not in session:
-        session[key] = utcnow().isoformat()
-    return datetime.fromisoformat(session[key])
-
-
 def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
     db = get_session()
     return {
@@ -48,7 +39,7 @@ def _task_context(project: Project, assignment: Assignment | None, errors=None, 
         "questions": queue.project_questions(db, project.id),
         "errors": errors or {},
         "answers": answers or {},
-        "done_this_session": queue.session_progress(db, current_user.id, project.id, _session_started(project)),
+        "done_this_session": queue.session_progress(db, current_user.id, project.id),
     }
 
 

@@ -67,6 +67,8 @@ def page(browser, live_app):
     context = browser.new_context(base_url=live_app.config["LIVE_URL"])
     page = context.new_page()
     errors = []
+    # Printed with a failing test's output: every request the page made and its answer.
+    page.on("response", lambda r: print(f"{r.status} {r.request.method} {r.url}"))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "console",

@@ -143,3 +143,18 @@ def test_qualification_items_go_to_every_applicant(session):
             assert a is not None
             queue.submit(session, a.id, person.id, {"label": "yes"})
         assert queue.next_task(session, person.id, project) is None
+
+
+def test_done_this_session_counts_back_to_the_last_long_pause(session):
+    from datetime import timedelta
+
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=6, trainers=[trainer])
+    start = utcnow() - timedelta(hours=3)
+    moments = [start, start + timedelta(minutes=5), start + timedelta(hours=2), start + timedelta(hours=2, minutes=10)]
+    for when in moments:
+        a = queue.next_task(session, trainer.id, project, now=when)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"}, now=when)
+    later = start + timedelta(hours=2, minutes=20)
+    assert queue.session_progress(session, trainer.id, project.id, now=later) == 2
+    assert queue.session_progress(session, trainer.id, project.id, now=later + timedelta(hours=1)) == 0
