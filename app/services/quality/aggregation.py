@@ -70,7 +70,8 @@ def dawid_skene(
 
     previous = None
     iterations = 0
-    for iterations in range(1, max_iterations + 1):
+    while iterations < max_iterations:
+        iterations += 1
         # M-step
         priors = posterior.mean(axis=0)
         confusion = np.full((n_workers, k, k), smoothing)

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from app.services.quality.agreement import ranking_pairs
 from app.services.quality.aggregation import (
     bradley_terry,
     comparisons_from_pairs,
@@ -9,6 +8,7 @@ from app.services.quality.aggregation import (
     majority_vote,
     mean_ratings,
 )
+from app.services.quality.agreement import ranking_pairs
 
 
 def simulated_crowd(seed=7, items=600, honest=5, spammers=2, labels=("a", "b", "c")):
