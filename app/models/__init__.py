@@ -14,7 +14,7 @@ from .projects import (
     Question,
 )
 from .users import ROLES, TrainerProfile, User, UserRole
-from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, Annotation, Assignment
+from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
 __all__ = [
     "ASSIGNMENT_STATUSES",
@@ -24,6 +24,7 @@ __all__ = [
     "PROJECT_KINDS",
     "PROJECT_STATUSES",
     "REVIEW_STATUSES",
+    "VERDICTS",
     "ROLES",
     "Annotation",
     "Assignment",
@@ -34,6 +35,7 @@ __all__ = [
     "Project",
     "ProjectMember",
     "Question",
+    "Review",
     "TrainerProfile",
     "User",
     "UserRole",

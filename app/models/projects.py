@@ -96,6 +96,11 @@ class ProjectMember(Base):
     role: Mapped[str] = mapped_column(String(20), default="trainer")
     rate_override_cents: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # Why quality checks flagged this member (e.g. failed gold); cleared when an admin reinstates.
+    flagged_reason: Mapped[str | None] = mapped_column(String(500))
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Gold answers before this moment no longer count against the member (set on reinstatement).
+    reinstated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()

@@ -10,6 +10,7 @@ from .projects import Item
 
 ASSIGNMENT_STATUSES = ("active", "submitted", "skipped", "expired")
 REVIEW_STATUSES = ("unreviewed", "approved", "rejected", "corrected")
+VERDICTS = ("approve", "reject", "correct")
 
 
 class Assignment(Base):
@@ -42,6 +43,7 @@ class Annotation(Base):
         Index("ix_annotations_project_submitted", "project_id", "submitted_at"),
         Index("ix_annotations_trainer_submitted", "trainer_id", "submitted_at"),
         Index("ix_annotations_item", "item_id"),
+        Index("ix_annotations_review_queue", "project_id", "review_status", "review_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,7 +56,25 @@ class Annotation(Base):
     active_seconds: Mapped[int] = mapped_column(Integer, default=0)
     gold_score: Mapped[float | None] = mapped_column(Float)
     review_status: Mapped[str] = mapped_column(String(20), default="unreviewed")
+    # Why this annotation is in the review queue (sampled, failed_gold, too_fast, flagged_trainer,
+    # low_agreement); None when it is not.
+    review_reason: Mapped[str | None] = mapped_column(String(40))
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
 
     assignment: Mapped[Assignment] = relationship()
     item: Mapped[Item] = relationship()
+
+
+class Review(Base):
+    """A reviewer's verdict on one annotation; a correction becomes the adjudicated answer."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_annotation", "annotation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    verdict: Mapped[str] = mapped_column(String(20))
+    corrected_answers: Mapped[dict | None] = mapped_column(JSONType)
+    comment: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -37,7 +37,12 @@ def can_work_on(session: Session, user: User, project: Project) -> bool:
     return member is not None and member.status == "active"
 
 
-def workable_projects(session: Session, user: User) -> list[Project]:
+def is_paused_in(session: Session, user: User, project: Project) -> bool:
+    member = membership(session, user, project)
+    return member is not None and member.status == "paused"
+
+
+def workable_projects(session: Session, user: User, include_paused: bool = False) -> list[Project]:
     """Projects the user is an active trainer-member of and that are not archived, newest first."""
     stmt = (
         select(Project)
@@ -45,9 +50,12 @@ def workable_projects(session: Session, user: User) -> list[Project]:
         .where(
             ProjectMember.user_id == user.id,
             ProjectMember.role == "trainer",
-            ProjectMember.status == "active",
+            ProjectMember.status.in_(("active", "paused") if include_paused else ("active",)),
             Project.status.in_(("active", "paused")),
         )
         .order_by(Project.created_at.desc(), Project.id.desc())
     )
-    return [p for p in session.scalars(stmt) if can_work_on(session, user, p)]
+    return [
+        p for p in session.scalars(stmt)
+        if can_work_on(session, user, p) or (include_paused and is_paused_in(session, user, p))
+    ]

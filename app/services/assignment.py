@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import begin_write, is_sqlite
-from app.models import Annotation, Assignment, Item, Project, Question, utcnow
+from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, utcnow
 
+from . import checks
 from . import questions as question_rules
-from .errors import Conflict, NotFound, ValidationError
+from .errors import Conflict, Forbidden, NotFound, ValidationError
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
 HEARTBEAT_CAP_SECONDS = 20
@@ -94,6 +95,7 @@ def next_task(
     now = now or utcnow()
     if project.status != "active":
         return None
+    ensure_not_paused(session, trainer_id, project)
     for _attempt in range(3):
         begin_write(session)
         try:
@@ -106,6 +108,23 @@ def next_task(
             # Only the (item, trainer) guard can fire here, on a claim racing a duplicate request.
             session.rollback()
     raise Conflict("could not claim a task; please try again")
+
+
+class Paused(Forbidden):
+    """The trainer is paused in this project (by an admin or by the gold rule) and gets no work."""
+
+
+def ensure_not_paused(session: Session, trainer_id: int, project: Project) -> None:
+    row = session.execute(
+        select(ProjectMember.status, ProjectMember.flagged_reason).where(
+            ProjectMember.project_id == project.id,
+            ProjectMember.user_id == trainer_id,
+            ProjectMember.role == "trainer",
+        )
+    ).first()
+    if row is not None and row.status == "paused":
+        why = f" ({row.flagged_reason})" if row.flagged_reason else ""
+        raise Paused(f"You are paused in this project{why}. An admin can reinstate you.")
 
 
 def _choose_item(session: Session, trainer_id: int, project: Project, rng: random.Random) -> int | None:
@@ -227,7 +246,8 @@ def record_heartbeat(
 
 
 def submit(
-    session: Session, assignment_id: int, trainer_id: int, raw_answers: dict, now: datetime | None = None
+    session: Session, assignment_id: int, trainer_id: int, raw_answers: dict, now: datetime | None = None,
+    rng: random.Random | None = None,
 ) -> Annotation:
     """Store the trainer's answers for one assignment. Idempotent; a late submit is still accepted.
 
@@ -265,6 +285,7 @@ def submit(
     assignment.status = "submitted"
     assignment.finished_at = now
     _move_counters(session, item.id, project.overlap, done=1, active=-held)
+    checks.after_submit(session, annotation, item, project, rng or _rng, now)
     session.commit()
     return annotation
 

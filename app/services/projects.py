@@ -267,8 +267,12 @@ def set_member_status(
     if member.status != status:
         audit.record(
             session, actor_id, "member.status", "project", member.project_id,
-            {"user_id": member.user_id, "role": member.role, "from": member.status, "to": status},
+            {"user_id": member.user_id, "role": member.role, "from": member.status, "to": status,
+             "flag": member.flagged_reason},
         )
+        if status == "active" and member.status in ("paused", "removed"):
+            # Reinstated: the flag goes, and earlier gold answers stop counting against them.
+            member.flagged_reason, member.flagged_at, member.reinstated_at = None, None, utcnow()
         member.status = status
     return member
 

@@ -43,7 +43,9 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         headers = dict(exc.get_headers()) if exc.code == 405 else {}
         headers.pop("Content-Type", None)
-        description = exc.description if exc.code in (400, 409, 422) and exc.description else None
+        # Our own words (abort(403, "…")) are shown; werkzeug's generic defaults are not.
+        own = exc.description and exc.description != type(exc).description
+        description = exc.description if exc.code in (400, 403, 409, 422) and own else None
         return render_error(exc.code or 500, description, headers)
 
     @app.errorhandler(Exception)

@@ -24,10 +24,27 @@ def _project_for_work(slug: str) -> Project:
         project = project_service.get_by_slug(db, slug)
     except NotFound:
         abort(404)
+    if access.is_paused_in(db, current_user, project):
+        abort(403, description=_paused_message(project))
     # Not being a member looks the same as the project not existing.
     if not access.can_work_on(db, current_user, project):
         abort(404)
     return project
+
+
+def _paused_message(project: Project) -> str:
+    try:
+        queue.ensure_not_paused(get_session(), current_user.id, project)
+    except queue.Paused as exc:
+        return str(exc)
+    return "You are paused in this project."
+
+
+def _next_task(project: Project):
+    try:
+        return queue.next_task(get_session(), current_user.id, project)
+    except queue.Paused as exc:
+        abort(403, description=str(exc))
 
 
 def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
@@ -52,8 +69,8 @@ def _parse_answers(project: Project, form) -> dict:
 @require("trainer", "applicant")
 def index():
     db = get_session()
-    projects = access.workable_projects(db, current_user)
-    rows = [(p, project_service.progress(db, p)) for p in projects]
+    projects = access.workable_projects(db, current_user, include_paused=True)
+    rows = [(p, project_service.progress(db, p), access.is_paused_in(db, current_user, p)) for p in projects]
     return render_template("work/index.html", rows=rows)
 
 
@@ -61,7 +78,7 @@ def index():
 @require("trainer", "applicant")
 def workspace(slug: str):
     project = _project_for_work(slug)
-    assignment = queue.next_task(get_session(), current_user.id, project)
+    assignment = _next_task(project)
     return render_template("work/workspace.html", **_task_context(project, assignment))
 
 
@@ -70,7 +87,7 @@ def workspace(slug: str):
 def task(slug: str):
     """The current task as a fragment (the workspace reloads it after an error or a lapsed lease)."""
     project = _project_for_work(slug)
-    assignment = queue.next_task(get_session(), current_user.id, project)
+    assignment = _next_task(project)
     return render_template("work/_task.html", **_task_context(project, assignment))
 
 
@@ -94,7 +111,7 @@ def submit(slug: str, assignment_id: int):
         abort(409, str(exc))
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
-    assignment = queue.next_task(db, current_user.id, project)
+    assignment = _next_task(project)
     return render_template("work/_task.html", **_task_context(project, assignment), just_submitted=True)
 
 
@@ -127,5 +144,5 @@ def skip(slug: str, assignment_id: int):
         abort(404)
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
-    assignment = queue.next_task(db, current_user.id, project)
+    assignment = _next_task(project)
     return render_template("work/_task.html", **_task_context(project, assignment))

@@ -125,8 +125,8 @@ def test_gold_items_are_mixed_in_at_the_gold_rate_and_ignore_overlap(session):
         for _ in range(12):
             a = queue.next_task(session, t.id, project, rng=rng)
             served[t.id].append(a.item.is_gold)
-            annotation = queue.submit(session, a.id, t.id, {"label": "no"})
-            assert annotation.gold_score == (0.0 if a.item.is_gold else None)
+            annotation = queue.submit(session, a.id, t.id, {"label": "yes" if a.item.is_gold else "no"})
+            assert annotation.gold_score == (1.0 if a.item.is_gold else None)
     # both trainers met gold items, including the same ones (gold is shown to everyone)
     assert all(any(flags) for flags in served.values())
     assert all(not all(flags) for flags in served.values())
@@ -158,3 +158,53 @@ def test_done_this_session_counts_back_to_the_last_long_pause(session):
     later = start + timedelta(hours=2, minutes=20)
     assert queue.session_progress(session, trainer.id, project.id, now=later) == 2
     assert queue.session_progress(session, trainer.id, project.id, now=later + timedelta(hours=1)) == 0
+
+
+
+def gold_project(session, trainer, golds=4, items=10):
+    project = make_label_project(session, items=items, trainers=[trainer])
+    for item in session.scalars(select(Item).where(Item.project_id == project.id).order_by(Item.id).limit(golds)):
+        item.is_gold, item.gold_answers, item.priority = True, {"label": "yes"}, 10
+    project.gold_rate = 1.0  # every claim a gold one while they last
+    session.commit()
+    return project
+
+
+def test_failing_three_of_three_gold_pauses_the_trainer_until_reinstated(session):
+    from app.models import AuditEvent, ProjectMember
+    from app.services.projects import set_member_status
+
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer)
+    for _ in range(3):
+        a = queue.next_task(session, trainer.id, project)
+        assert a.item.is_gold
+        queue.submit(session, a.id, trainer.id, {"label": "no"})
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == trainer.id))
+    assert member.status == "paused" and "gold accuracy 0% over the last 3" in member.flagged_reason
+    with pytest.raises(queue.Paused, match="paused in this project"):
+        queue.next_task(session, trainer.id, project)
+    assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "member.auto_pause"))
+
+    set_member_status(session, member, "active", actor_id=None)
+    session.commit()
+    assert member.flagged_reason is None
+    a = queue.next_task(session, trainer.id, project)
+    assert a is not None  # reinstated: work again, and the old failures no longer count
+    queue.submit(session, a.id, trainer.id, {"label": "no"})
+    session.refresh(member)
+    assert member.status == "active"
+
+
+def test_passing_gold_keeps_the_trainer_working_and_failed_gold_goes_to_review(session):
+    from app.models import Annotation
+
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer)
+    answers = ["yes", "no", "yes", "yes"]  # 75 % correct
+    for answer in answers:
+        a = queue.next_task(session, trainer.id, project)
+        queue.submit(session, a.id, trainer.id, {"label": answer})
+    assert queue.next_task(session, trainer.id, project) is not None
+    reasons = [r for r in session.scalars(select(Annotation.review_reason).order_by(Annotation.id))]
+    assert reasons[:4] == [None, "failed_gold", None, None]

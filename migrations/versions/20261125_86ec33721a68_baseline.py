@@ -1,8 +1,9 @@
-"""Baseline: users, profiles, projects, questions, items, members, assignments, annotations, imports, audit.
+"""Baseline: users, profiles, projects, questions, items, members, assignments, annotations, reviews,
+imports, audit.
 
-Revision ID: 4321d653a4ea
+Revision ID: 86ec33721a68
 Revises:
-Create Date: 2026-11-25 18:03:55.014402
+Create Date: 2026-11-25 18:44:04.689271
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 import app.models.base
 
-revision = '4321d653a4ea'
+revision = '86ec33721a68'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -123,6 +124,9 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('rate_override_cents', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('flagged_reason', sa.String(length=500), nullable=True),
+    sa.Column('flagged_at', app.models.base.UTCDateTime(), nullable=True),
+    sa.Column('reinstated_at', app.models.base.UTCDateTime(), nullable=True),
     sa.Column('created_at', app.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_members_project_id_projects'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_project_members_user_id_users'), ondelete='CASCADE'),
@@ -202,6 +206,7 @@ def upgrade() -> None:
     sa.Column('active_seconds', sa.Integer(), nullable=False),
     sa.Column('gold_score', sa.Float(), nullable=True),
     sa.Column('review_status', sa.String(length=20), nullable=False),
+    sa.Column('review_reason', sa.String(length=40), nullable=True),
     sa.Column('excluded', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['assignment_id'], ['assignments.id'], name=op.f('fk_annotations_assignment_id_assignments'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_annotations_item_id_items'), ondelete='CASCADE'),
@@ -213,13 +218,34 @@ def upgrade() -> None:
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index('ix_annotations_item', ['item_id'], unique=False)
         batch_op.create_index('ix_annotations_project_submitted', ['project_id', 'submitted_at'], unique=False)
+        batch_op.create_index('ix_annotations_review_queue', ['project_id', 'review_status', 'review_reason'], unique=False)
         batch_op.create_index('ix_annotations_trainer_submitted', ['trainer_id', 'submitted_at'], unique=False)
+
+    op.create_table('reviews',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('annotation_id', sa.Integer(), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=True),
+    sa.Column('verdict', sa.String(length=20), nullable=False),
+    sa.Column('corrected_answers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('comment', sa.String(length=2000), nullable=False),
+    sa.Column('created_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['annotation_id'], ['annotations.id'], name=op.f('fk_reviews_annotation_id_annotations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['users.id'], name=op.f('fk_reviews_reviewer_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reviews'))
+    )
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.create_index('ix_reviews_annotation', ['annotation_id'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.drop_index('ix_reviews_annotation')
+
+    op.drop_table('reviews')
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.drop_index('ix_annotations_trainer_submitted')
+        batch_op.drop_index('ix_annotations_review_queue')
         batch_op.drop_index('ix_annotations_project_submitted')
         batch_op.drop_index('ix_annotations_item')
 

@@ -1,0 +1,103 @@
+"""Quality checks that run inside every submit: gold accuracy, auto-pause, and review routing.
+
+The rules (DESIGN §4): a trainer with at least GOLD_MIN_ANSWERS gold answers in a project whose
+accuracy over the last GOLD_WINDOW of them is below GOLD_MIN_ACCURACY is paused in that project and
+flagged (a Toloka-style rule); an admin reinstates. An annotation goes to the review queue when it
+failed gold, was too fast (under a third of the project's median time), comes from a flagged
+trainer, or was sampled at the project's review rate.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Annotation, Item, Project, ProjectMember
+
+from . import audit
+
+GOLD_WINDOW = 10
+GOLD_MIN_ANSWERS = 3
+GOLD_MIN_ACCURACY = 0.6
+FAST_SHARE_OF_MEDIAN = 1 / 3
+FAST_MIN_HISTORY = 20  # below this many annotations the project has no meaningful median yet
+FAST_HISTORY = 200
+
+
+def gold_accuracy(session: Session, trainer_id: int, project_id: int, since: datetime | None) -> tuple[int, float]:
+    """(how many, mean score) of the trainer's last GOLD_WINDOW gold answers in the project."""
+    stmt = (
+        select(Annotation.gold_score)
+        .where(
+            Annotation.trainer_id == trainer_id,
+            Annotation.project_id == project_id,
+            Annotation.gold_score.is_not(None),
+        )
+        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
+        .limit(GOLD_WINDOW)
+    )
+    if since is not None:
+        stmt = stmt.where(Annotation.submitted_at >= since)
+    scores = list(session.scalars(stmt))
+    return len(scores), (sum(scores) / len(scores) if scores else 1.0)
+
+
+def fast_threshold(session: Session, project_id: int) -> float | None:
+    """A third of the median active seconds of the project's recent annotations, once there are enough."""
+    seconds = list(
+        session.scalars(
+            select(Annotation.active_seconds)
+            .where(Annotation.project_id == project_id)
+            .order_by(Annotation.id.desc())
+            .limit(FAST_HISTORY)
+        )
+    )
+    if len(seconds) < FAST_MIN_HISTORY:
+        return None
+    return statistics.median(seconds) * FAST_SHARE_OF_MEDIAN
+
+
+def after_submit(
+    session: Session, annotation: Annotation, item: Item, project: Project, rng: random.Random, now: datetime
+) -> None:
+    """Route the new annotation to review if it needs it, and pause a trainer who fails gold.
+
+    Runs in the submit's transaction (before its commit), so the checks and the answer land together.
+    """
+    member = session.scalar(
+        select(ProjectMember).where(
+            ProjectMember.project_id == project.id,
+            ProjectMember.user_id == annotation.trainer_id,
+            ProjectMember.role == "trainer",
+        )
+    )
+    reason = None
+    if item.is_gold and annotation.gold_score is not None and annotation.gold_score < 1.0:
+        reason = "failed_gold"
+    if reason is None:
+        threshold = fast_threshold(session, project.id)
+        if threshold is not None and annotation.active_seconds < threshold:
+            reason = "too_fast"
+    if reason is None and member is not None and member.flagged_reason:
+        reason = "flagged_trainer"
+    if reason is None and project.review_rate > 0 and rng.random() < project.review_rate:
+        reason = "sampled"
+    annotation.review_reason = reason
+
+    if item.is_gold and member is not None and member.status == "active" and project.kind == "work":
+        session.flush()
+        count, accuracy = gold_accuracy(session, annotation.trainer_id, project.id, member.reinstated_at)
+        if count >= GOLD_MIN_ANSWERS and accuracy < GOLD_MIN_ACCURACY:
+            member.status = "paused"
+            member.flagged_reason = (
+                f"gold accuracy {accuracy:.0%} over the last {count} gold answers (minimum {GOLD_MIN_ACCURACY:.0%})"
+            )
+            member.flagged_at = now
+            audit.record(
+                session, None, "member.auto_pause", "project", project.id,
+                {"user_id": annotation.trainer_id, "gold_answers": count, "gold_accuracy": round(accuracy, 4)},
+            )
