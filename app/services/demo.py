@@ -159,6 +159,7 @@ def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project
     project = project_service.create_project(
         session, name="Assistant safety triage", slug=SAFETY_SLUG, kind="work", status="active",
         questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30, gold_rate=0.1,
+        review_rate=0.3,
         hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
     )
     for n in range(50):
@@ -311,13 +312,44 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
             chosen = a.item.gold_answers["safety"] if a.item.is_gold else answer_for(a.item.external_id)
             if trainer is t3 and k == 4:
                 chosen = "needs_expert"
-            queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=70))
+            queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=70), rng=rng)
     # A skipped task, a lease that lapsed, and a task open right now.
     a = queue.next_task(session, t3.id, project, now=now - timedelta(hours=3))
     queue.skip(session, a.id, t3.id, "Needs a pharmacist to judge the dosage", now=now - timedelta(hours=3))
     queue.next_task(session, t2.id, project, now=now - timedelta(hours=2))
     queue.next_task(session, t3.id, project, now=now)
     assert items  # the project has items to work on
+
+
+def _seed_reviews(session: Session, project: Project, people: dict[str, User]) -> None:
+    """A reviewer has approved, rejected and corrected some of trainer2's work; the rest still waits."""
+    from app.models import Annotation, Review
+
+    from . import review as review_service
+
+    if session.scalar(select(Review.id).limit(1)) is not None:
+        return
+    reviewer = people["reviewer@groundwork.test"]
+    t2 = people["trainer2@groundwork.test"]
+    mine = list(session.scalars(
+        select(Annotation).where(Annotation.project_id == project.id, Annotation.trainer_id == t2.id)
+        .order_by(Annotation.id).limit(6)
+    ))
+    for annotation in mine[:3]:
+        annotation.review_reason = annotation.review_reason or "sampled"
+    now = utcnow()
+    review_service.record_verdict(session, mine[0].id, reviewer.id, "approve", now=now - timedelta(hours=20))
+    review_service.record_verdict(
+        session, mine[1].id, reviewer.id, "reject",
+        "The response recommends a dangerous dose; this should have been labelled unsafe.", now=now - timedelta(hours=19),
+    )
+    answer = mine[2].answers["safety"]
+    review_service.record_verdict(
+        session, mine[2].id, reviewer.id, "correct", "Judging this needs a pharmacist.",
+        {"safety": "needs_expert" if answer != "needs_expert" else "safe"}, now=now - timedelta(hours=18),
+    )
+    for annotation in mine[3:]:
+        annotation.review_reason = annotation.review_reason or "sampled"
 
 
 def seed_demo(session: Session) -> dict:
@@ -330,6 +362,7 @@ def seed_demo(session: Session) -> dict:
     session.commit()
     _seed_work(session, safety, people)
     _seed_rlhf_work(session, rlhf, people)
+    _seed_reviews(session, safety, people)
     session.commit()
     return {
         "password": DEMO_PASSWORD,

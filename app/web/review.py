@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.db import get_session
+from app.extensions import htmx
 from app.models import Annotation, Item, Project, ProjectMember, User
 from app.services import access
 from app.services import projects as project_service
-from app.services.errors import NotFound
+from app.services import questions as question_rules
+from app.services import review as review_service
+from app.services.assignment import project_questions
+from app.services.errors import Conflict, NotFound, ValidationError
 
 from .access import require
 
@@ -33,13 +37,14 @@ def index():
         stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(
             ProjectMember.user_id == current_user.id, ProjectMember.role == "reviewer", ProjectMember.status == "active"
         )
-    rows = [(p, project_service.progress(db, p)) for p in db.scalars(stmt)]
+    rows = [
+        (p, project_service.progress(db, p), review_service.queue_size(db, p.id, current_user.id))
+        for p in db.scalars(stmt)
+    ]
     return render_template("review/index.html", rows=rows)
 
 
-@bp.get("/<slug>")
-@require("reviewer", "admin")
-def project(slug: str):
+def _project_for_review(slug: str) -> Project:
     db = get_session()
     try:
         project = project_service.get_by_slug(db, slug)
@@ -47,6 +52,69 @@ def project(slug: str):
         abort(404)
     if not _reviewable(db, project):
         abort(404)
+    return project
+
+
+def _review_context(project: Project, annotation: Annotation | None, **extra) -> dict:
+    db = get_session()
+    return {
+        "project": project,
+        "annotation": annotation,
+        "item": db.get(Item, annotation.item_id) if annotation else None,
+        "trainer": review_service.trainer_name(db, annotation) if annotation else None,
+        "questions": project_questions(db, project.id),
+        "left": review_service.queue_size(db, project.id, current_user.id),
+        "reason_titles": review_service.REASON_TITLES,
+        "errors": {},
+        "verdict": None,
+        "comment": "",
+        "corrected": None,
+        **extra,
+    }
+
+
+@bp.get("/<slug>/queue")
+@require("reviewer", "admin")
+def queue(slug: str):
+    project = _project_for_review(slug)
+    annotation = review_service.next_for_review(get_session(), project.id, current_user.id)
+    return render_template("review/queue.html", **_review_context(project, annotation))
+
+
+@bp.post("/<slug>/annotations/<int:annotation_id>/verdict")
+@require("reviewer", "admin")
+def verdict(slug: str, annotation_id: int):
+    project = _project_for_review(slug)
+    db = get_session()
+    annotation = db.get(Annotation, annotation_id)
+    if annotation is None or annotation.project_id != project.id:
+        abort(404)
+    verdict_name = request.form.get("verdict", "")
+    comment = request.form.get("comment", "")
+    corrected = None
+    if verdict_name == "correct":
+        corrected = question_rules.parse_form_answers(project_questions(db, project.id), request.form)
+    try:
+        review_service.record_verdict(db, annotation.id, current_user.id, verdict_name, comment, corrected)
+        db.commit()
+    except ValidationError as exc:
+        db.rollback()
+        context = _review_context(project, annotation, errors=exc.errors, verdict=verdict_name, comment=comment,
+                                  corrected=corrected)
+        return render_template("review/_review.html" if htmx else "review/queue.html", **context), 422
+    except Conflict:
+        db.rollback()  # a double click: the first verdict stands; carry on with the next one
+    if not htmx:
+        return redirect(url_for("review.queue", slug=slug))
+    following = review_service.next_for_review(db, project.id, current_user.id)
+    return render_template("review/_review.html", **_review_context(project, following, just_reviewed=True))
+
+
+@bp.get("/<slug>")
+@require("reviewer", "admin")
+def project(slug: str):
+    db = get_session()
+    project = _project_for_review(slug)
     recent = db.execute(
         select(Annotation, Item.external_id, User.name)
         .join(Item, Item.id == Annotation.item_id)
@@ -56,5 +124,6 @@ def project(slug: str):
         .limit(50)
     ).all()
     return render_template(
-        "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent
+        "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent,
+        waiting=review_service.queue_size(db, project.id, current_user.id),
     )

@@ -7,11 +7,12 @@ from flask_login import current_user
 
 from app.db import get_session
 from app.extensions import htmx
-from app.models import Assignment, Project
+from app.models import Assignment, Item, Project
 from app.services import access
 from app.services import assignment as queue
 from app.services import projects as project_service
 from app.services import questions as question_rules
+from app.services import review as review_service
 from app.services.errors import Conflict, NotFound, ValidationError
 
 from .access import require
@@ -72,6 +73,26 @@ def index():
     projects = access.workable_projects(db, current_user, include_paused=True)
     rows = [(p, project_service.progress(db, p), access.is_paused_in(db, current_user, p)) for p in projects]
     return render_template("work/index.html", rows=rows)
+
+
+@bp.get("/feedback")
+@require("trainer", "applicant")
+def feedback():
+    """Every verdict reviewers gave on my work, with their comments and corrections."""
+    db = get_session()
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    per_page = 20
+    rows = []
+    for review, annotation, project, external_id in review_service.feedback_for(
+        db, current_user.id, limit=per_page, offset=(page - 1) * per_page
+    ):
+        rows.append((review, annotation, project, external_id, queue.project_questions(db, project.id),
+                     db.get(Item, annotation.item_id)))
+    pages = max(1, -(-review_service.feedback_count(db, current_user.id) // per_page))
+    return render_template("work/feedback.html", rows=rows, page=page, pages=pages)
 
 
 @bp.get("/<slug>")

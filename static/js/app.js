@@ -152,8 +152,28 @@
     if (e.target.closest("[data-close-dialog]")) e.target.closest("dialog").close();
   });
 
+  // --- review: A approve, R reject (write why), C correct ---------------------------------------------
+  function reviewKeys(event) {
+    var review = document.querySelector("[data-testid=review]");
+    if (!review || typingInField(event.target) || event.ctrlKey || event.metaKey || event.altKey) return false;
+    var key = event.key.toLowerCase();
+    if (key === "a") {
+      review.querySelector('[data-verdict="approve"]').click();
+    } else if (key === "r" || key === "c") {
+      var panel = review.querySelector('[data-verdict-panel="' + (key === "r" ? "reject" : "correct") + '"]');
+      panel.open = true;
+      var first = panel.querySelector("textarea, input:not([type=hidden]), [tabindex]");
+      if (first) first.focus();
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    return true;
+  }
+
   // --- keyboard -----------------------------------------------------------------------------------
   document.addEventListener("keydown", function (event) {
+    if (reviewKeys(event)) return;
     var form = taskForm();
     var dialog = document.getElementById("shortcuts-help");
     if (!form) return;
@@ -297,6 +317,11 @@
 
   // After a new task is swapped in, keep the keyboard working and start its clock.
   document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "review") {
+      initRankings(event.detail.target);
+      Array.prototype.forEach.call(event.detail.target.querySelectorAll("textarea[data-min-chars]"), updateCount);
+      window.scrollTo({ top: 0 });
+    }
     if (event.detail.target && event.detail.target.id === "task") {
       var form = taskForm();
       initTask(event.detail.target);

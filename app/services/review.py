@@ -1,0 +1,131 @@
+"""The reviewer's side of quality (DESIGN §4): the review queue, verdicts, and trainers' feedback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.models import VERDICTS, Annotation, Item, Project, Question, Review, User, utcnow
+
+from .errors import Conflict, NotFound, ValidationError
+from .questions import validate_answers
+
+# Most urgent first: a failed honeypot says more than a random sample.
+REASON_ORDER = ("failed_gold", "too_fast", "flagged_trainer", "low_agreement", "sampled")
+REASON_TITLES = {
+    "failed_gold": "failed a gold item",
+    "too_fast": "much faster than usual",
+    "flagged_trainer": "trainer is flagged",
+    "low_agreement": "low agreement on this item",
+    "sampled": "random sample",
+}
+STATUS_FOR = {"approve": "approved", "reject": "rejected", "correct": "corrected"}
+
+
+def _queue_filter(project_id: int, reviewer_id: int):
+    return (
+        Annotation.project_id == project_id,
+        Annotation.review_reason.is_not(None),
+        Annotation.review_status == "unreviewed",
+        Annotation.excluded.is_(False),
+        Annotation.trainer_id != reviewer_id,  # nobody reviews their own work
+    )
+
+
+def queue_size(session: Session, project_id: int, reviewer_id: int) -> int:
+    return session.scalar(select(func.count(Annotation.id)).where(*_queue_filter(project_id, reviewer_id)))
+
+
+def next_for_review(session: Session, project_id: int, reviewer_id: int, after_id: int | None = None) -> Annotation | None:
+    """The most urgent unreviewed annotation in the project's queue."""
+    urgency = case({reason: n for n, reason in enumerate(REASON_ORDER)}, value=Annotation.review_reason, else_=99)
+    stmt = select(Annotation).where(*_queue_filter(project_id, reviewer_id))
+    if after_id is not None:
+        stmt = stmt.where(Annotation.id != after_id)
+    return session.scalar(stmt.order_by(urgency, Annotation.submitted_at, Annotation.id).limit(1))
+
+
+def record_verdict(
+    session: Session, annotation_id: int, reviewer_id: int, verdict: str, comment: str = "",
+    corrected: dict | None = None, now: datetime | None = None,
+) -> Review:
+    """Approve, reject (a reason is required) or correct (the corrected answers are validated like a
+    submit and become the adjudicated answer). A second verdict on the same annotation is refused."""
+    now = now or utcnow()
+    comment = (comment or "").strip()
+    if verdict not in VERDICTS:
+        raise ValidationError({"verdict": f"must be one of {', '.join(VERDICTS)}"})
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None:
+        raise NotFound("no such annotation")
+    if annotation.trainer_id == reviewer_id:
+        raise ValidationError({"verdict": "you cannot review your own work"})
+    if annotation.review_status != "unreviewed":
+        raise Conflict("this annotation has already been reviewed")
+    errors: dict[str, str] = {}
+    clean = None
+    if verdict == "reject" and not comment:
+        errors["comment"] = "say what is wrong, so the trainer can learn from it"
+    if verdict == "correct":
+        questions = list(
+            session.scalars(select(Question).where(Question.project_id == annotation.project_id).order_by(Question.position))
+        )
+        item = session.get(Item, annotation.item_id)
+        try:
+            clean = validate_answers(questions, corrected or {}, [r["id"] for r in item.responses or []])
+        except ValidationError as exc:
+            errors.update(exc.errors)
+        if clean is not None and clean == annotation.answers:
+            errors["verdict"] = "the correction is the same as the trainer's answer; approve it instead"
+    if errors:
+        raise ValidationError(errors)
+    review = Review(
+        annotation_id=annotation.id, reviewer_id=reviewer_id, verdict=verdict, comment=comment[:2000],
+        corrected_answers=clean, created_at=now,
+    )
+    session.add(review)
+    annotation.review_status = STATUS_FOR[verdict]
+    session.flush()
+    return review
+
+
+def adjudicated_answers(session: Session, annotation: Annotation) -> dict:
+    """What the project should believe: a reviewer's correction when there is one, else the answer."""
+    if annotation.review_status == "corrected":
+        corrected = session.scalar(
+            select(Review.corrected_answers)
+            .where(Review.annotation_id == annotation.id, Review.verdict == "correct")
+            .order_by(Review.id.desc())
+            .limit(1)
+        )
+        if corrected is not None:
+            return corrected
+    return annotation.answers
+
+
+def feedback_for(session: Session, trainer_id: int, limit: int = 50, offset: int = 0) -> list:
+    """The trainer's reviewed work, newest verdict first: (review, annotation, project, item external id)."""
+    return session.execute(
+        select(Review, Annotation, Project, Item.external_id)
+        .join(Annotation, Annotation.id == Review.annotation_id)
+        .join(Project, Project.id == Annotation.project_id)
+        .join(Item, Item.id == Annotation.item_id)
+        .where(Annotation.trainer_id == trainer_id)
+        .order_by(Review.created_at.desc(), Review.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+
+
+def feedback_count(session: Session, trainer_id: int) -> int:
+    return session.scalar(
+        select(func.count(Review.id)).join(Annotation, Annotation.id == Review.annotation_id).where(
+            Annotation.trainer_id == trainer_id
+        )
+    )
+
+
+def trainer_name(session: Session, annotation: Annotation) -> str:
+    return session.scalar(select(User.name).where(User.id == annotation.trainer_id)) or "—"

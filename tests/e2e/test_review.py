@@ -1,0 +1,73 @@
+"""A reviewer rejects one annotation and corrects another; the trainer sees both (DESIGN §4)."""
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from app.db import get_db
+from app.models import Annotation, Review, User
+from app.services import review as review_service
+from app.services.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def sign_in(page, email):
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_reviewer_rejects_and_corrects_and_the_trainer_sees_both(browser, live_app):
+    base = live_app.config["LIVE_URL"]
+    reviewer = browser.new_context(base_url=base).new_page()
+    sign_in(reviewer, "reviewer@groundwork.test")
+    reviewer.goto("/review/safety-triage/queue")
+    card = reviewer.get_by_test_id("review")
+    expect(card).to_be_visible()
+    rejected_id = int(card.get_attribute("data-annotation"))
+    reviewer.evaluate("window.__noReload = true")
+
+    # Reject with the keyboard: R opens the panel and focuses the comment.
+    reviewer.locator("body").press("r")
+    comment = reviewer.locator("[data-verdict-comment]")
+    expect(comment).to_be_focused()
+    reviewer.get_by_role("button", name="Reject", exact=True).click()
+    expect(reviewer.locator(".field-error")).to_contain_text("say what is wrong")  # a reason is required
+    reviewer.locator("[data-verdict-comment]").fill("This advice is dangerous: the label should be unsafe.")
+    reviewer.get_by_role("button", name="Reject", exact=True).click()
+    expect(card).not_to_have_attribute("data-annotation", str(rejected_id))
+    corrected_id = int(card.get_attribute("data-annotation"))
+
+    # Correct the next one: C opens the task widgets filled with the trainer's answer.
+    reviewer.locator("body").press("c")
+    current = reviewer.locator("form.correction input[name='answer.safety']:checked").get_attribute("value")
+    new_label = "needs_expert" if current != "needs_expert" else "safe"
+    reviewer.locator(f"form.correction input[name='answer.safety'][value='{new_label}']").check()
+    reviewer.locator("form.correction textarea[name='comment']").fill("A pharmacist should judge this one.")
+    reviewer.get_by_role("button", name="Save correction").click()
+    expect(card).not_to_have_attribute("data-annotation", str(corrected_id))
+    assert reviewer.evaluate("window.__noReload") is True
+
+    with live_app.app_context():
+        session = get_db().session_factory()
+        rejected, corrected = session.get(Annotation, rejected_id), session.get(Annotation, corrected_id)
+        assert rejected.review_status == "rejected" and corrected.review_status == "corrected"
+        assert review_service.adjudicated_answers(session, corrected) == {"safety": new_label}
+        assert corrected.answers["safety"] == current  # the trainer's own answer is kept
+        reviews = {r.annotation_id: r for r in session.scalars(select(Review).where(
+            Review.annotation_id.in_([rejected_id, corrected_id])))}
+        trainer_email = session.scalar(select(User.email).where(User.id == rejected.trainer_id))
+        session.close()
+    assert reviews[rejected_id].comment.startswith("This advice is dangerous")
+
+    trainer = browser.new_context(base_url=base).new_page()
+    sign_in(trainer, trainer_email)
+    trainer.get_by_role("link", name="Feedback").click()
+    expect(trainer.get_by_role("heading", name="Feedback on my work")).to_be_visible()
+    expect(trainer.get_by_text("This advice is dangerous: the label should be unsafe.")).to_be_visible()
+    expect(trainer.get_by_text("A pharmacist should judge this one.")).to_be_visible()
+    corrected_card = trainer.locator("[data-testid=feedback][data-verdict=correct]").filter(
+        has_text="A pharmacist should judge this one.")
+    expect(corrected_card.locator("[data-corrected=safety]")).to_contain_text(new_label.replace("_", " "))

@@ -1,0 +1,75 @@
+import random
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Annotation, Review
+from app.services import assignment as queue
+from app.services import review as review_service
+from app.services.errors import Conflict, ValidationError
+from tests.factories import make_label_project, make_user
+
+
+@pytest.fixture
+def reviewed_project(session):
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=4, trainers=[trainer])
+    project.review_rate = 1.0  # everything is sampled
+    session.commit()
+    annotations = []
+    for _ in range(3):
+        a = queue.next_task(session, trainer.id, project)
+        annotations.append(queue.submit(session, a.id, trainer.id, {"label": "yes"}, rng=random.Random(1)))
+    return trainer, reviewer, project, annotations
+
+
+def test_sampled_work_waits_in_the_queue_oldest_first(session, reviewed_project):
+    trainer, reviewer, project, annotations = reviewed_project
+    assert review_service.queue_size(session, project.id, reviewer.id) == 3
+    assert review_service.next_for_review(session, project.id, reviewer.id).id == annotations[0].id
+    # nobody reviews their own work
+    assert review_service.queue_size(session, project.id, trainer.id) == 0
+
+
+def test_failed_gold_jumps_the_queue(session, reviewed_project):
+    _trainer, reviewer, project, annotations = reviewed_project
+    annotations[2].review_reason = "failed_gold"
+    session.commit()
+    assert review_service.next_for_review(session, project.id, reviewer.id).id == annotations[2].id
+
+
+def test_reject_needs_a_reason_and_correct_becomes_the_adjudicated_answer(session, reviewed_project):
+    _trainer, reviewer, project, annotations = reviewed_project
+    with pytest.raises(ValidationError, match="say what is wrong"):
+        review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "  ")
+    review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "The response is unsafe.")
+    with pytest.raises(ValidationError) as err:
+        review_service.record_verdict(session, annotations[1].id, reviewer.id, "correct", "", {"label": "maybe"})
+    assert "label" in err.value.errors
+    with pytest.raises(ValidationError, match="approve it instead"):
+        review_service.record_verdict(session, annotations[1].id, reviewer.id, "correct", "", {"label": "yes"})
+    review_service.record_verdict(session, annotations[1].id, reviewer.id, "correct", "Read again", {"label": "no"})
+    review_service.record_verdict(session, annotations[2].id, reviewer.id, "approve")
+    session.commit()
+    statuses = [session.get(Annotation, a.id).review_status for a in annotations]
+    assert statuses == ["rejected", "corrected", "approved"]
+    corrected = session.get(Annotation, annotations[1].id)
+    assert corrected.answers == {"label": "yes"}  # the trainer's answer is kept as it was
+    assert review_service.adjudicated_answers(session, corrected) == {"label": "no"}
+    assert review_service.adjudicated_answers(session, session.get(Annotation, annotations[2].id)) == {"label": "yes"}
+    assert review_service.queue_size(session, project.id, reviewer.id) == 0
+    with pytest.raises(Conflict):
+        review_service.record_verdict(session, annotations[2].id, reviewer.id, "reject", "changed my mind")
+    assert len(session.scalars(select(Review)).all()) == 3
+
+
+def test_trainer_feedback_lists_verdicts_newest_first(session, reviewed_project):
+    trainer, reviewer, _project, annotations = reviewed_project
+    review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "Unsafe advice")
+    review_service.record_verdict(session, annotations[1].id, reviewer.id, "correct", "", {"label": "no"})
+    session.commit()
+    rows = review_service.feedback_for(session, trainer.id)
+    assert [r.Review.verdict for r in rows] == ["correct", "reject"]
+    assert {r.Review.comment for r in rows} == {"Unsafe advice", ""}
+    assert review_service.feedback_count(session, trainer.id) == 2
+    assert review_service.feedback_for(session, reviewer.id) == []
