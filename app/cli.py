@@ -25,7 +25,7 @@ def main() -> None:
 
 def register(app) -> None:
     """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
-    for command in (db, users, projects, import_command, recount, demo, worker):
+    for command in (db, users, projects, import_command, metrics, recount, demo, worker):
         app.cli.add_command(command)
 
 
@@ -167,6 +167,43 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
         + (f", skipped {report.skipped} already there" if report.skipped else "")
         + f" ({report.lines} lines)"
     )
+
+
+@click.command("metrics")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@with_appcontext
+def metrics(slug: str, as_json: bool) -> None:
+    """Recompute and print a project's quality figures (agreement, gold, per trainer)."""
+    from app.services.projects import get_by_slug
+    from app.services.stats import compute_project_stats, trainer_table
+
+    session = get_session()
+    try:
+        project = get_by_slug(session, slug)
+    except ServiceError as exc:
+        _fail(str(exc))
+    stats = compute_project_stats(session, project)
+    session.commit()
+    trainers = [
+        {"trainer": email, "annotations": t.annotations, "gold_answers": t.gold_answers,
+         "gold_accuracy": t.gold_accuracy, "consensus_agreement": t.consensus_agreement,
+         "reliability": t.reliability, "approval_rate": t.approval_rate, "median_seconds": t.median_seconds,
+         "flags": t.flags}
+        for t, _name, email in trainer_table(session, project)
+    ]
+    report = {"project": slug, "computed_at": stats.computed_at.isoformat(), "annotations": stats.annotations,
+              **stats.figures, "per_trainer": trainers}
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    click.echo(f"{slug}: {stats.annotations} annotations by {stats.figures['trainers']} trainers")
+    for q in stats.figures["questions"]:
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in q.items() if k not in ("key", "title", "type")}
+        click.echo(f"  {q['key']} ({q['type']}): {shown}")
+    for t in trainers:
+        click.echo(f"  {t['trainer']}: {t['annotations']} annotations, gold {t['gold_accuracy']}, "
+                   f"agreement {t['consensus_agreement']}, flags {t['flags']}")
 
 
 @click.command("recount")

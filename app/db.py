@@ -15,7 +15,7 @@ SQLITE_BEGIN = "sqlite_begin"
 
 
 def _json_dumps(value) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:

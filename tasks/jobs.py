@@ -44,3 +44,19 @@ def import_items(import_id: int) -> dict:
         with factory() as session:
             job = session.get(ImportJob, import_id)
             return {"status": job.status, "inserted": job.inserted, "errors": job.error_count}
+
+
+def compute_stats(project_id: int) -> dict:
+    """Recompute a project's quality figures (ProjectStats / TrainerStats)."""
+    from app.db import get_db
+    from app.models import Project
+    from app.services.stats import compute_project_stats
+
+    with job_app():
+        with get_db().session_factory() as session:
+            project = session.get(Project, project_id)
+            if project is None:
+                raise ValueError(f"no project with id {project_id}")
+            stats = compute_project_stats(session, project)
+            session.commit()
+            return {"project_id": project_id, "annotations": stats.annotations}

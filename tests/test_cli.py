@@ -51,3 +51,14 @@ def test_recount_reports_corrections(runner, session):
     result = runner.invoke(args=["recount", "safety-triage"])
     assert result.exit_code == 0 and "0 item counters corrected" in result.output
     assert runner.invoke(args=["recount", "nope"]).exit_code == 1
+
+
+def test_metrics_json_prints_project_and_trainer_figures(runner, session):
+    runner.invoke(args=["demo"])
+    result = runner.invoke(args=["metrics", "safety-triage", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["project"] == "safety-triage" and report["annotations"] == 21
+    assert report["questions"][0]["key"] == "safety" and "alpha_nominal" in report["questions"][0]
+    assert {t["trainer"] for t in report["per_trainer"]} == {"trainer2@groundwork.test", "trainer3@groundwork.test"}
+    assert runner.invoke(args=["metrics", "nope"]).exit_code == 1

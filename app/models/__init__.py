@@ -13,6 +13,7 @@ from .projects import (
     ProjectMember,
     Question,
 )
+from .stats import ProjectStats, TrainerStats
 from .users import ROLES, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
@@ -34,9 +35,11 @@ __all__ = [
     "Item",
     "Project",
     "ProjectMember",
+    "ProjectStats",
     "Question",
     "Review",
     "TrainerProfile",
+    "TrainerStats",
     "User",
     "UserRole",
     "utcnow",

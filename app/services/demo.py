@@ -252,12 +252,14 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
                 if trainer is t3 and k == 2:
                     pref = -pref  # a disagreement, for the quality screens to find
                 answers = {"preference": pref, "rationale": "Checked the facts in both; see the stronger one's detail."}
+                _spend(session, a, trainer.id, when, 95)
                 queue.submit(session, a.id, trainer.id, answers, now=when + timedelta(seconds=95))
     if session.scalar(select(Assignment.id).where(Assignment.project_id == ranking.id).limit(1)) is None:
         for k in range(3):
             when = now - timedelta(hours=3, minutes=-6 * k)
             a = queue.next_task(session, t2.id, ranking, now=when)
             order = [["r1"], ["r2", "r3"], ["r4"]] if k == 1 else [["r1"], ["r2"], ["r3"], ["r4"]]
+            _spend(session, a, t2.id, when, 140)
             queue.submit(session, a.id, t2.id, {"ranking": order}, now=when + timedelta(seconds=140))
     if session.scalar(select(Assignment.id).where(Assignment.project_id == critique.id).limit(1)) is None:
         for k in range(2):
@@ -265,6 +267,7 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
             a = queue.next_task(session, t3.id, critique, now=when)
             answers = {"helpfulness": 2, "correctness": 2, "coherence": 3, "complexity": 1, "verbosity": 2,
                        "critique": "Accurate in outline but misses the key caveat a careful expert would add."}
+            _spend(session, a, t3.id, when, 260)
             queue.submit(session, a.id, t3.id, answers, now=when + timedelta(seconds=260))
 
 
@@ -290,6 +293,13 @@ def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
     return project
 
 
+def _spend(session: Session, assignment, trainer_id: int, start, seconds: int) -> None:
+    """Heartbeats as the workspace sends them, so demo work carries real active time."""
+    queue.record_heartbeat(session, assignment.id, trainer_id, now=start, resume=True)
+    for t in range(15, seconds, 15):
+        queue.record_heartbeat(session, assignment.id, trainer_id, now=start + timedelta(seconds=t))
+
+
 def _seed_work(session: Session, project: Project, people: dict[str, User]) -> None:
     """Submitted, active, expired and skipped assignments, so every state is on screen."""
     has_work = session.scalar(select(Assignment.id).where(Assignment.project_id == project.id).limit(1))
@@ -312,7 +322,9 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
             chosen = a.item.gold_answers["safety"] if a.item.is_gold else answer_for(a.item.external_id)
             if trainer is t3 and k == 4:
                 chosen = "needs_expert"
-            queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=70), rng=rng)
+            seconds = 25 + (k * 17) % 80
+            _spend(session, a, trainer.id, when, seconds)
+            queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=seconds), rng=rng)
     # A skipped task, a lease that lapsed, and a task open right now.
     a = queue.next_task(session, t3.id, project, now=now - timedelta(hours=3))
     queue.skip(session, a.id, t3.id, "Needs a pharmacist to judge the dosage", now=now - timedelta(hours=3))
@@ -363,6 +375,11 @@ def seed_demo(session: Session) -> dict:
     _seed_work(session, safety, people)
     _seed_rlhf_work(session, rlhf, people)
     _seed_reviews(session, safety, people)
+    session.commit()
+    from .stats import compute_project_stats
+
+    for project in session.scalars(select(Project)):
+        compute_project_stats(session, project)
     session.commit()
     return {
         "password": DEMO_PASSWORD,

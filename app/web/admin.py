@@ -11,9 +11,10 @@ from sqlalchemy import func, select
 from werkzeug.utils import secure_filename
 
 from app.db import get_session
-from app.models import AuditEvent, ImportJob, Project, ProjectMember, User
+from app.models import Annotation, AuditEvent, ImportJob, Item, Project, ProjectMember, TrainerStats, User
 from app.services import importing
 from app.services import projects as project_service
+from app.services import stats as stats_service
 from app.services import users as user_service
 from app.services.audit import record as audit_record
 from app.services.errors import NotFound, ValidationError
@@ -21,6 +22,7 @@ from app.services.money import format_cents
 from app.services.presets import PRESETS, preset_questions
 from app.services.questions import QUESTION_TYPES
 from tasks import enqueue
+from tasks.jobs import compute_stats as compute_stats_job
 from tasks.jobs import import_items as import_job
 
 from . import project_forms
@@ -321,3 +323,74 @@ def import_progress(import_id: int):
     body = render_template("admin/_import_progress.html", job=job, project=project)
     # 286 tells htmx to stop polling: the import has finished one way or the other.
     return body, 286 if job.status in ("done", "failed") else 200
+
+
+# --- quality --------------------------------------------------------------------------------------
+
+SORTABLE = ("name", "annotations", "gold_accuracy", "consensus_agreement", "reliability", "approval_rate",
+            "median_seconds")
+
+
+@bp.get("/projects/<slug>/quality")
+@require("admin")
+def quality(slug: str):
+    db = get_session()
+    project = _project_or_404(slug)
+    sort = request.args.get("sort", "annotations")
+    sort = sort if sort in SORTABLE else "annotations"
+    descending = request.args.get("dir", "desc") != "asc"
+    return render_template(
+        "admin/quality.html", project=project, stats=stats_service.project_figures(db, project),
+        trainers=stats_service.trainer_table(db, project, sort, descending), sort=sort, descending=descending,
+        sortable=SORTABLE,
+    )
+
+
+@bp.post("/projects/<slug>/quality/recompute")
+@require("admin")
+def recompute_quality(slug: str):
+    project = _project_or_404(slug)
+    handle = enqueue(compute_stats_job, project.id)
+    if handle.backend == "inline":
+        handle.wait(timeout=120)
+        flash("Quality figures recomputed." if handle.status == "finished" else f"Recomputing failed: {handle.error}",
+              "success" if handle.status == "finished" else "error")
+    else:
+        flash("Recomputing in the background; reload in a moment.", "info")
+    return redirect(url_for("admin.quality", slug=slug))
+
+
+@bp.get("/projects/<slug>/trainers/<int:user_id>")
+@require("admin")
+def trainer_detail(slug: str, user_id: int):
+    db = get_session()
+    project = _project_or_404(slug)
+    user = db.get(User, user_id)
+    member = db.scalar(select(ProjectMember).where(
+        ProjectMember.project_id == project.id, ProjectMember.user_id == user_id, ProjectMember.role == "trainer"))
+    if user is None or member is None:
+        abort(404)
+    stats = db.scalar(select(TrainerStats).where(TrainerStats.project_id == project.id, TrainerStats.trainer_id == user_id))
+    recent = db.execute(
+        select(Annotation, Item.external_id)
+        .join(Item, Item.id == Annotation.item_id)
+        .where(Annotation.project_id == project.id, Annotation.trainer_id == user_id)
+        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
+        .limit(50)
+    ).all()
+    excluded = db.scalar(select(func.count(Annotation.id)).where(
+        Annotation.project_id == project.id, Annotation.trainer_id == user_id, Annotation.excluded.is_(True)))
+    return render_template("admin/trainer.html", project=project, user=user, member=member, stats=stats,
+                           recent=recent, excluded=excluded)
+
+
+@bp.post("/projects/<slug>/trainers/<int:user_id>/exclude")
+@require("admin")
+def exclude_trainer(slug: str, user_id: int):
+    db = get_session()
+    project = _project_or_404(slug)
+    include = request.form.get("include") == "1"
+    count = stats_service.exclude_trainer_work(db, project, user_id, current_user.id, excluded=not include)
+    db.commit()
+    flash(f"{count} annotation(s) {'included again' if include else 'excluded from the dataset'}.", "success")
+    return redirect(url_for("admin.trainer_detail", slug=slug, user_id=user_id))

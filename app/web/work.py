@@ -13,7 +13,10 @@ from app.services import assignment as queue
 from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
+from app.services import stats as stats_service
 from app.services.errors import Conflict, NotFound, ValidationError
+from tasks import enqueue
+from tasks.jobs import compute_stats
 
 from .access import require
 
@@ -130,6 +133,8 @@ def submit(slug: str, assignment_id: int):
         abort(404)
     except Conflict as exc:
         abort(409, str(exc))
+    if stats_service.recompute_due(db, project):
+        enqueue(compute_stats, project.id)
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
     assignment = _next_task(project)

@@ -58,16 +58,23 @@ def test_reviewer_rejects_and_corrects_and_the_trainer_sees_both(browser, live_a
         assert corrected.answers["safety"] == current  # the trainer's own answer is kept
         reviews = {r.annotation_id: r for r in session.scalars(select(Review).where(
             Review.annotation_id.in_([rejected_id, corrected_id])))}
-        trainer_email = session.scalar(select(User.email).where(User.id == rejected.trainer_id))
+        rejected_by = session.scalar(select(User.email).where(User.id == rejected.trainer_id))
+        corrected_by = session.scalar(select(User.email).where(User.id == corrected.trainer_id))
         session.close()
     assert reviews[rejected_id].comment.startswith("This advice is dangerous")
 
-    trainer = browser.new_context(base_url=base).new_page()
-    sign_in(trainer, trainer_email)
-    trainer.get_by_role("link", name="Feedback").click()
-    expect(trainer.get_by_role("heading", name="Feedback on my work")).to_be_visible()
-    expect(trainer.get_by_text("This advice is dangerous: the label should be unsafe.")).to_be_visible()
-    expect(trainer.get_by_text("A pharmacist should judge this one.")).to_be_visible()
-    corrected_card = trainer.locator("[data-testid=feedback][data-verdict=correct]").filter(
-        has_text="A pharmacist should judge this one.")
-    expect(corrected_card.locator("[data-corrected=safety]")).to_contain_text(new_label.replace("_", " "))
+    # Each trainer finds the verdict on their own feedback page.
+    for email in {rejected_by, corrected_by}:
+        trainer = browser.new_context(base_url=base).new_page()
+        sign_in(trainer, email)
+        trainer.get_by_role("link", name="Feedback").click()
+        expect(trainer.get_by_role("heading", name="Feedback on my work")).to_be_visible()
+        if email == rejected_by:
+            rejected_card = trainer.locator("[data-testid=feedback][data-verdict=reject]").filter(
+                has_text="This advice is dangerous: the label should be unsafe.")
+            expect(rejected_card).to_be_visible()
+        if email == corrected_by:
+            corrected_card = trainer.locator("[data-testid=feedback][data-verdict=correct]").filter(
+                has_text="A pharmacist should judge this one.")
+            expect(corrected_card.locator("[data-corrected=safety]")).to_contain_text(new_label.replace("_", " "))
+        trainer.context.close()

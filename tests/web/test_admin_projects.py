@@ -179,3 +179,32 @@ def test_hundred_thousand_items_import_in_the_background_with_visible_progress(c
     job = session.get(ImportJob, import_id)
     assert (job.status, job.inserted, job.lines) == ("done", 100_000, 100_000)
     assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 100_000
+
+
+def test_quality_dashboard_sorts_trainers_and_recomputes_on_demand(client, session):
+    from app.services import assignment as queue
+
+    signed_in_admin(client, session)
+    trainers = [make_user(session, "trainer", name=f"T{n}") for n in range(2)]
+    project = make_label_project(session, items=3, overlap=2, trainers=trainers, slug="qual")
+    for trainer, label in zip(trainers, ["yes", "no"], strict=True):
+        for _ in range(3):
+            a = queue.next_task(session, trainer.id, project)
+            queue.submit(session, a.id, trainer.id, {"label": label})
+    page = client.get("/admin/projects/qual/quality").get_data(as_text=True)
+    assert "No figures yet" in page
+    token = csrf_token(client, "/admin/projects/qual/quality")
+    response = client.post("/admin/projects/qual/quality/recompute", data={"csrf_token": token}, follow_redirects=True)
+    body = response.get_data(as_text=True)
+    assert "Quality figures recomputed." in body and "α nominal" in body
+    assert body.index(">T0<") < body.index(">T1<")
+    body = client.get("/admin/projects/qual/quality?sort=name&dir=desc").get_data(as_text=True)
+    assert body.index(">T1<") < body.index(">T0<")
+    detail = client.get(f"/admin/projects/qual/trainers/{trainers[0].id}")
+    assert detail.status_code == 200 and "Exclude all their annotations" in detail.get_data(as_text=True)
+    client.post(f"/admin/projects/qual/trainers/{trainers[0].id}/exclude", data={"csrf_token": token})
+    session.rollback()
+    from app.models import Annotation
+
+    excluded = session.scalars(select(Annotation.excluded).where(Annotation.trainer_id == trainers[0].id)).all()
+    assert excluded == [True, True, True]

@@ -85,3 +85,16 @@ def test_hostile_item_text_is_rendered_inert(client, session):
     page = client.get(f"/work/{project.slug}").get_data(as_text=True)
     assert_inert(page)
     assert "&lt;script&gt;window.pwned = 1&lt;/script&gt;" in page
+
+
+def test_a_paused_trainer_is_told_why_and_gets_no_task(client, session):
+    from app.models import ProjectMember
+
+    trainer, project = _signed_in_trainer(client, session)
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == trainer.id))
+    member.status, member.flagged_reason = "paused", "gold accuracy 0% over the last 3 gold answers (minimum 60%)"
+    session.commit()
+    response = client.get(f"/work/{project.slug}")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 403 and "You are paused in this project (gold accuracy 0%" in body
+    assert "paused in this project; an admin can reinstate you" in client.get("/work/").get_data(as_text=True)

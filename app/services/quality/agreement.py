@@ -212,6 +212,7 @@ def pairwise_preference_agreement(units: Iterable[Sequence[Mapping[tuple[str, st
             m = counts.sum()
             total += m * (m - 1) // 2
             agree += int((counts * (counts - 1) // 2).sum())
+            total = int(total)
     if total == 0:
         raise ValueError("no response pair was judged by two annotators")
-    return agree / total
+    return float(agree / total)

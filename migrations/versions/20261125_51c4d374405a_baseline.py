@@ -1,9 +1,9 @@
 """Baseline: users, profiles, projects, questions, items, members, assignments, annotations, reviews,
-imports, audit.
+quality stats, imports, audit.
 
-Revision ID: 86ec33721a68
+Revision ID: 51c4d374405a
 Revises:
-Create Date: 2026-11-25 18:44:04.689271
+Create Date: 2026-11-25 18:52:34.858527
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 import app.models.base
 
-revision = '86ec33721a68'
+revision = '51c4d374405a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -136,6 +136,16 @@ def upgrade() -> None:
     with op.batch_alter_table('project_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_project_members_user_id'), ['user_id'], unique=False)
 
+    op.create_table('project_stats',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('annotations', sa.Integer(), nullable=False),
+    sa.Column('figures', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('computed_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_project_stats_project_id_projects'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_project_stats')),
+    sa.UniqueConstraint('project_id', name=op.f('uq_project_stats_project_id'))
+    )
     op.create_table('questions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
@@ -167,6 +177,27 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_profiles')),
     sa.UniqueConstraint('user_id', name=op.f('uq_trainer_profiles_user_id'))
     )
+    op.create_table('trainer_stats',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('trainer_id', sa.Integer(), nullable=False),
+    sa.Column('annotations', sa.Integer(), nullable=False),
+    sa.Column('gold_answers', sa.Integer(), nullable=False),
+    sa.Column('gold_accuracy', sa.Float(), nullable=True),
+    sa.Column('consensus_agreement', sa.Float(), nullable=True),
+    sa.Column('reliability', sa.Float(), nullable=True),
+    sa.Column('approval_rate', sa.Float(), nullable=True),
+    sa.Column('median_seconds', sa.Float(), nullable=True),
+    sa.Column('flags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('computed_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['project_id'], ['projects.id'], name=op.f('fk_trainer_stats_project_id_projects'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['trainer_id'], ['users.id'], name=op.f('fk_trainer_stats_trainer_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trainer_stats')),
+    sa.UniqueConstraint('project_id', 'trainer_id', name=op.f('uq_trainer_stats_project_id_trainer_id'))
+    )
+    with op.batch_alter_table('trainer_stats', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trainer_stats_trainer_id'), ['trainer_id'], unique=False)
+
     op.create_table('user_roles',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('role', sa.String(length=20), nullable=False),
@@ -256,11 +287,16 @@ def downgrade() -> None:
 
     op.drop_table('assignments')
     op.drop_table('user_roles')
+    with op.batch_alter_table('trainer_stats', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_trainer_stats_trainer_id'))
+
+    op.drop_table('trainer_stats')
     op.drop_table('trainer_profiles')
     with op.batch_alter_table('questions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_questions_project_id'))
 
     op.drop_table('questions')
+    op.drop_table('project_stats')
     with op.batch_alter_table('project_members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_project_members_user_id'))
 
