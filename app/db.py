@@ -6,7 +6,7 @@ import os
 from contextlib import contextmanager
 
 import orjson
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,6 +74,14 @@ class Database:
     def init_app(self, app: Flask) -> None:
         self.engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # For state-changing requests on SQLite every transaction takes the write lock up front: a
+        # request reads (the user, the project) before it writes, and a reading transaction cannot
+        # become a writing one once another connection has committed.
+        self.writer_engine = (
+            self.engine.execution_options(**{SQLITE_BEGIN: "immediate"})
+            if self.engine.dialect.name == "sqlite"
+            else self.engine
+        )
         app.extensions["groundwork_db"] = self
         app.teardown_appcontext(self._close_session)
 
@@ -88,10 +96,17 @@ def get_db() -> Database:
     return current_app.extensions["groundwork_db"]
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def get_session() -> Session:
     """The session of the current app context (request, CLI command or job)."""
     if "db_session" not in g:
-        g.db_session = get_db().session_factory()
+        db = get_db()
+        if has_request_context() and request.method in WRITE_METHODS:
+            g.db_session = db.session_factory(bind=db.writer_engine)
+        else:
+            g.db_session = db.session_factory()
     return g.db_session
 
 

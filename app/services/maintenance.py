@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from app.db import begin_write
 from app.models import Assignment, Item, Project
 
 from .assignment import refresh_open_flags
@@ -17,6 +18,7 @@ def recount_item_counters(session: Session, project_id: int) -> int:
     ``done_count`` counts submitted assignments; ``active_count`` counts live leases (expired leases
     that were not reclaimed yet still count, as the claim query reclaims them lazily).
     """
+    begin_write(session)
     if session.get(Project, project_id) is None:
         raise NotFound(f"no project with id {project_id}")
     counts = (

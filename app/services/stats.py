@@ -12,6 +12,7 @@ from itertools import combinations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.db import begin_write
 from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, TrainerStats, User, utcnow
 
 from .assignment import project_questions, response_ids
@@ -99,7 +100,11 @@ def _item_agreement(question, answers, item):
 
 
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
-    """Recompute and store the project's figures and every trainer's; commits nothing (caller does)."""
+    """Recompute and store the project's figures and every trainer's.
+
+    Reads and computes first, then opens a write transaction for the results, which the caller
+    commits (on SQLite a reading transaction may not turn into a writing one once others wrote).
+    """
     now = utcnow()
     questions = project_questions(session, project.id)
     rows = session.execute(
@@ -157,20 +162,13 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
                 low.append((score, item_id))
         low.sort()
         low = [(s, i) for s, i in low if s < 1.0][:LOW_AGREEMENT_ITEMS]
-        if low:
-            session.execute(
-                update(Annotation)
-                .where(Annotation.item_id.in_([i for _, i in low]), Annotation.review_status == "unreviewed",
-                       Annotation.review_reason.is_(None), Annotation.excluded.is_(False))
-                .values(review_reason="low_agreement")
-            )
 
     # Per trainer.
     members = {m.user_id: m for m in session.scalars(
         select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))}
     all_seconds = [r.active_seconds for r in rows]
     project_median = statistics.median(all_seconds) if all_seconds else None
-    session.execute(delete(TrainerStats).where(TrainerStats.project_id == project.id))
+    trainer_rows = []
     gold_histogram = [0] * 5
     for trainer_id in trainers:
         mine = [r for r in rows if r.trainer_id == trainer_id]
@@ -199,7 +197,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         accuracy = sum(gold) / len(gold) if gold else None
         if accuracy is not None:
             gold_histogram[min(int(accuracy * 5), 4)] += 1
-        session.add(TrainerStats(
+        trainer_rows.append(TrainerStats(
             project_id=project.id, trainer_id=trainer_id, annotations=len(mine), gold_answers=len(gold),
             gold_accuracy=accuracy, consensus_agreement=agreed / compared if compared else None,
             reliability=reliability.get(trainer_id), approval_rate=len(approved) / len(reviewed) if reviewed else None,
@@ -221,6 +219,17 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
             for status in ("unreviewed", "approved", "rejected", "corrected")
         },
     }
+    # Everything is computed: now take the write lock (SQLite) just for storing the results.
+    begin_write(session)
+    if low:
+        session.execute(
+            update(Annotation)
+            .where(Annotation.item_id.in_([i for _, i in low]), Annotation.review_status == "unreviewed",
+                   Annotation.review_reason.is_(None), Annotation.excluded.is_(False))
+            .values(review_reason="low_agreement")
+        )
+    session.execute(delete(TrainerStats).where(TrainerStats.project_id == project.id))
+    session.add_all(trainer_rows)
     stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
     if stats is None:
         stats = ProjectStats(project_id=project.id)

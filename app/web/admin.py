@@ -350,6 +350,7 @@ def quality(slug: str):
 @require("admin")
 def recompute_quality(slug: str):
     project = _project_or_404(slug)
+    get_session().commit()  # release the write lock this request holds: the job needs it
     handle = enqueue(compute_stats_job, project.id)
     if handle.backend == "inline":
         handle.wait(timeout=120)
