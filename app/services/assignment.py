@@ -320,16 +320,19 @@ def session_progress(session: Session, trainer_id: int, project_id: int, now: da
     Counted from the database, not from a cookie, so parallel requests cannot reset it.
     """
     now = now or utcnow()
-    times = session.scalars(
-        select(Annotation.submitted_at)
-        .where(Annotation.trainer_id == trainer_id, Annotation.project_id == project_id)
-        .order_by(Annotation.submitted_at.desc())
-        .limit(1000)
-    )
-    count, previous = 0, now
-    for submitted_at in times:
-        if previous - submitted_at > SITTING_GAP:
-            break
-        count += 1
-        previous = submitted_at
-    return count
+    count, previous, chunk = 0, now, 100
+    while True:
+        times = list(session.scalars(
+            select(Annotation.submitted_at)
+            .where(Annotation.trainer_id == trainer_id, Annotation.project_id == project_id)
+            .order_by(Annotation.submitted_at.desc())
+            .limit(chunk)
+            .offset(count)
+        ))
+        for submitted_at in times:
+            if previous - submitted_at > SITTING_GAP:
+                return count
+            count += 1
+            previous = submitted_at
+        if len(times) < chunk:
+            return count

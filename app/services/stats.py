@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from datetime import timedelta
 from itertools import combinations
 
 from sqlalchemy import delete, select, update
@@ -18,7 +19,8 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 from .assignment import project_questions, response_ids
 from .quality import aggregation, agreement
 
-STATS_EVERY = 50  # submissions between automatic recomputations
+STATS_EVERY = 50  # submissions between automatic recomputations…
+STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
 LOW_AGREEMENT_ITEMS = 10
 
 
@@ -262,12 +264,26 @@ def project_figures(session: Session, project: Project) -> ProjectStats | None:
 
 
 def recompute_due(session: Session, project: Project) -> bool:
-    """True when STATS_EVERY submissions arrived since the stored figures were computed."""
+    """True when STATS_EVERY submissions arrived since the stored figures were computed, and those
+    figures are older than STATS_MIN_INTERVAL.
+
+    Counts only annotations newer than the figures (an index range), so it stays cheap however
+    large the project grows.
+    """
     from sqlalchemy import func
 
-    total = session.scalar(select(func.count(Annotation.id)).where(Annotation.project_id == project.id))
-    stored = session.scalar(select(ProjectStats.annotations).where(ProjectStats.project_id == project.id)) or 0
-    return total - stored >= STATS_EVERY
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
+    if computed_at is not None and utcnow() - computed_at < STATS_MIN_INTERVAL:
+        return False
+    stmt = select(func.count()).select_from(
+        select(Annotation.id).where(Annotation.project_id == project.id).limit(STATS_EVERY).subquery()
+        if computed_at is None
+        else select(Annotation.id)
+        .where(Annotation.project_id == project.id, Annotation.submitted_at > computed_at)
+        .limit(STATS_EVERY)
+        .subquery()
+    )
+    return session.scalar(stmt) >= STATS_EVERY
 
 
 def exclude_trainer_work(

@@ -40,17 +40,25 @@ def test_figures_for_a_labelling_project(session):
     assert reasons == {"low_agreement"}
 
 
-def test_recompute_is_due_every_fifty_submissions(session):
-    project, _ = label_work(session, [["yes"] * 3], items=3, overlap=1)
+def test_recompute_is_due_every_fifty_submissions_at_most_once_a_minute(session, monkeypatch):
+    from datetime import timedelta
+
+    from app.models import ProjectStats
+
+    project, trainers = label_work(session, [["yes"] * 3], items=6, overlap=1)
     assert not stats_service.recompute_due(session, project)
-    stats_service.STATS_EVERY, saved = 2, stats_service.STATS_EVERY
-    try:
-        assert stats_service.recompute_due(session, project)
-        stats_service.compute_project_stats(session, project)
-        session.commit()
-        assert not stats_service.recompute_due(session, project)
-    finally:
-        stats_service.STATS_EVERY = saved
+    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)
+    assert stats_service.recompute_due(session, project)
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    for _ in range(2):
+        a = queue.next_task(session, trainers[0].id, project)
+        queue.submit(session, a.id, trainers[0].id, {"label": "no"})
+    assert not stats_service.recompute_due(session, project)  # enough new work, but the figures are fresh
+    stats = session.scalar(select(ProjectStats))
+    stats.computed_at -= timedelta(minutes=2)
+    session.commit()
+    assert stats_service.recompute_due(session, project)
 
 
 def test_excluding_a_trainers_work_is_audited_and_leaves_the_figures(session):
