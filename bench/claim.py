@@ -135,10 +135,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--claims", type=int, default=1000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true", help="only the concurrency runs")
     args = parser.parse_args()
     print(f"# bench/claim.py — {time.strftime('%Y-%m-%d')} — Python {platform.python_version()}, "
           f"{mp.cpu_count()} cores")
-    kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
+    kinds = [] if args.skip_latency else ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     for kind in kinds:
         for fraction in (0.0, 0.5, 0.9):
             with scratch_database(kind) as url:

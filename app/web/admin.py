@@ -301,25 +301,25 @@ def import_items(slug: str):
     return redirect(url_for("admin.import_status", import_id=job.id))
 
 
-@bp.get("/imports/<int:import_id>")
-@require("admin")
-def import_status(import_id: int):
+def _import_or_404(import_id: int) -> tuple[ImportJob, Project]:
     db = get_session()
     job = db.get(ImportJob, import_id)
     if job is None:
         abort(404)
-    project = db.get(Project, job.project_id)
+    return job, db.get(Project, job.project_id)
+
+
+@bp.get("/imports/<int:import_id>")
+@require("admin")
+def import_status(import_id: int):
+    job, project = _import_or_404(import_id)
     return render_template("admin/import_status.html", job=job, project=project)
 
 
 @bp.get("/imports/<int:import_id>/progress")
 @require("admin")
 def import_progress(import_id: int):
-    db = get_session()
-    job = db.get(ImportJob, import_id)
-    if job is None:
-        abort(404)
-    project = db.get(Project, job.project_id)
+    job, project = _import_or_404(import_id)
     body = render_template("admin/_import_progress.html", job=job, project=project)
     # 286 tells htmx to stop polling: the import has finished one way or the other.
     return body, 286 if job.status in ("done", "failed") else 200

@@ -80,3 +80,13 @@ def page(browser, live_app):
     context.close()
     # A CSP violation or a script error is a bug even when the test's steps passed.
     assert errors == [], f"browser reported errors: {errors}"
+
+
+def sign_in(page, email: str) -> None:
+    """Sign in through the login form with the demo password."""
+    from app.services.demo import DEMO_PASSWORD
+
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()

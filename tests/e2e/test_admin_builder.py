@@ -6,16 +6,13 @@ from sqlalchemy import select
 
 from app.db import get_db
 from app.models import Project, Question
-from app.services.demo import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_admin_builds_a_project_with_the_question_builder(page, live_app):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill("admin@groundwork.test")
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "admin@groundwork.test")
     page.goto("/admin/projects/new?preset=labelling")
     page.locator("input[name=name]").fill("Radiology report triage")
     page.locator("textarea[name='q-0-labels']").fill("normal\nabnormal\nunclear")

@@ -7,16 +7,9 @@ from sqlalchemy import select
 from app.db import get_db
 from app.models import Annotation, Review, User
 from app.services import review as review_service
-from app.services.demo import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_reviewer_rejects_and_corrects_and_the_trainer_sees_both(browser, live_app):

@@ -6,16 +6,13 @@ from sqlalchemy import select
 
 from app.db import get_db
 from app.models import Annotation, Item, Project, User
-from app.services.demo import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in as sign_in_as
 
 pytestmark = pytest.mark.browser
 
 
 def sign_in(page, email="trainer1@groundwork.test"):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, email)
     expect(page.get_by_role("heading", name="My work")).to_be_visible()
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.db import get_db
 from app.models import Annotation, User
-from app.services.demo import DEMO_PASSWORD
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,10 +22,7 @@ def _annotations_of(app, email):
 
 
 def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_app):
-    page.goto("/")
-    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "trainer1@groundwork.test")
     expect(page.get_by_role("heading", name="My work")).to_be_visible()
 
     page.get_by_role("link", name="Assistant safety triage").click()
@@ -50,10 +47,7 @@ def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_
 
 
 def test_submitting_without_an_answer_shows_the_error_inline(page, live_app):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "trainer1@groundwork.test")
     page.goto("/work/safety-triage")
     page.get_by_test_id("submit").click()
     expect(page.locator(".field-error")).to_have_text("choose a label")
@@ -61,10 +55,7 @@ def test_submitting_without_an_answer_shows_the_error_inline(page, live_app):
 
 
 def test_a_double_clicked_submit_stores_one_annotation(page, live_app):
-    page.goto("/login")
-    page.get_by_label("E-mail").fill("trainer1@groundwork.test")
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "trainer1@groundwork.test")
     page.goto("/work/safety-triage")
     page.locator("body").press("1")
     page.get_by_test_id("submit").dblclick()
