@@ -24,28 +24,28 @@ def membership(session: Session, user: User, project: Project, role: str = "trai
     )
 
 
-def can_work_on(session: Session, user: User, project: Project) -> bool:
-    """Trainers work on work projects they are active members of; applicants take qualifications."""
+def _role_allows(user: User, project: Project) -> bool:
+    """Trainers work on work projects; applicants (and trainers) take qualifications."""
     if not user.is_active:
         return False
     if project.kind == "qualification":
-        if not user.has_role("applicant", "trainer"):
-            return False
-    elif not user.has_role("trainer"):
+        return user.has_role("applicant", "trainer")
+    return user.has_role("trainer")
+
+
+def can_work_on(session: Session, user: User, project: Project, member: ProjectMember | None = None) -> bool:
+    """An active trainer-member whose role fits the project's kind. ``member`` saves a lookup."""
+    if not _role_allows(user, project):
         return False
-    member = membership(session, user, project)
+    member = member if member is not None else membership(session, user, project)
     return member is not None and member.status == "active"
 
 
-def is_paused_in(session: Session, user: User, project: Project) -> bool:
-    member = membership(session, user, project)
-    return member is not None and member.status == "paused"
-
-
-def workable_projects(session: Session, user: User, include_paused: bool = False) -> list[Project]:
-    """Projects the user is an active trainer-member of and that are not archived, newest first."""
+def workable_projects(session: Session, user: User, include_paused: bool = False) -> list[tuple[Project, str]]:
+    """(project, membership status) for projects the user may work on, newest first, in one query;
+    with ``include_paused`` also those where they are paused."""
     stmt = (
-        select(Project)
+        select(Project, ProjectMember.status)
         .join(ProjectMember, ProjectMember.project_id == Project.id)
         .where(
             ProjectMember.user_id == user.id,
@@ -55,7 +55,4 @@ def workable_projects(session: Session, user: User, include_paused: bool = False
         )
         .order_by(Project.created_at.desc(), Project.id.desc())
     )
-    return [
-        p for p in session.scalars(stmt)
-        if can_work_on(session, user, p) or (include_paused and is_paused_in(session, user, p))
-    ]
+    return [(project, status) for project, status in session.execute(stmt) if _role_allows(user, project)]

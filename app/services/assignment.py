@@ -97,9 +97,8 @@ def _membership_and_current(session: Session, trainer_id: int, project: Project,
     if row is None:  # not a member (service callers may skip the access layer): no pause to check
         return current_assignment(session, trainer_id, project.id, now)
     if row.status == "paused":
-        why = f" ({row.flagged_reason})" if row.flagged_reason else ""
         session.rollback()
-        raise Paused(f"You are paused in this project{why}. An admin can reinstate you.")
+        raise Paused.because(row.flagged_reason)
     return row.Assignment
 
 
@@ -144,19 +143,10 @@ def next_task(
 class Paused(Forbidden):
     """The trainer is paused in this project (by an admin or by the gold rule) and gets no work."""
 
-
-def ensure_not_paused(session: Session, trainer_id: int, project: Project) -> None:
-    row = session.execute(
-        select(ProjectMember.status, ProjectMember.flagged_reason).where(
-            ProjectMember.project_id == project.id,
-            ProjectMember.user_id == trainer_id,
-            ProjectMember.role == "trainer",
-        )
-    ).first()
-    if row is not None and row.status == "paused":
-        why = f" ({row.flagged_reason})" if row.flagged_reason else ""
-        session.rollback()
-        raise Paused(f"You are paused in this project{why}. An admin can reinstate you.")
+    @classmethod
+    def because(cls, flagged_reason: str | None) -> Paused:
+        why = f" ({flagged_reason})" if flagged_reason else ""
+        return cls(f"You are paused in this project{why}. An admin can reinstate you.")
 
 
 def _choose_item(session: Session, trainer_id: int, project: Project, rng: random.Random) -> int | None:

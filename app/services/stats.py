@@ -18,6 +18,7 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 
 from .assignment import project_questions, response_ids
 from .quality import aggregation, agreement
+from .questions import ranks_of
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
@@ -75,17 +76,13 @@ def _question_figures(question, rows, items, trainer_index):
             taus = []
             for i in unit_ids:
                 for (_, a), (_, b) in combinations(by_item[i], 2):
-                    ra, rb = aggregation_ranks(a), aggregation_ranks(b)
+                    ra, rb = ranks_of(a), ranks_of(b)
                     ids = sorted(ra)
                     tau = _safe(agreement.kendall_tau_b, [ra[x] for x in ids], [rb.get(x, 0) for x in ids])
                     if tau is not None:
                         taus.append(tau)
             figures["mean_tau_b"] = statistics.fmean(taus) if taus else None
     return figures, by_item
-
-
-def aggregation_ranks(groups):
-    return {rid: position for position, group in enumerate(groups) for rid in group}
 
 
 def _item_agreement(question, answers, item):
@@ -170,10 +167,13 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))}
     all_seconds = [r.active_seconds for r in rows]
     project_median = statistics.median(all_seconds) if all_seconds else None
+    rows_by_trainer: dict = defaultdict(list)
+    for r in rows:
+        rows_by_trainer[r.trainer_id].append(r)
     trainer_rows = []
     gold_histogram = [0] * 5
     for trainer_id in trainers:
-        mine = [r for r in rows if r.trainer_id == trainer_id]
+        mine = rows_by_trainer[trainer_id]
         gold = [r.gold_score for r in mine if r.gold_score is not None]
         compared = agreed = 0
         for r in mine:

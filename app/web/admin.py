@@ -51,10 +51,7 @@ def index():
 @require("admin")
 def project(slug: str):
     db = get_session()
-    try:
-        project = project_service.get_by_slug(db, slug)
-    except NotFound:
-        abort(404)
+    project = _project_or_404(slug)
     members = db.execute(
         select(ProjectMember, User)
         .join(User, User.id == ProjectMember.user_id)

@@ -28,20 +28,13 @@ def _project_for_work(slug: str) -> Project:
         project = project_service.get_by_slug(db, slug)
     except NotFound:
         abort(404)
-    if access.is_paused_in(db, current_user, project):
-        abort(403, description=_paused_message(project))
+    member = access.membership(db, current_user, project)
+    if member is not None and member.status == "paused":
+        abort(403, description=str(queue.Paused.because(member.flagged_reason)))
     # Not being a member looks the same as the project not existing.
-    if not access.can_work_on(db, current_user, project):
+    if not access.can_work_on(db, current_user, project, member):
         abort(404)
     return project
-
-
-def _paused_message(project: Project) -> str:
-    try:
-        queue.ensure_not_paused(get_session(), current_user.id, project)
-    except queue.Paused as exc:
-        return str(exc)
-    return "You are paused in this project."
 
 
 def _next_task(project: Project):
@@ -73,8 +66,10 @@ def _parse_answers(project: Project, form) -> dict:
 @require("trainer", "applicant")
 def index():
     db = get_session()
-    projects = access.workable_projects(db, current_user, include_paused=True)
-    rows = [(p, project_service.progress(db, p), access.is_paused_in(db, current_user, p)) for p in projects]
+    rows = [
+        (p, project_service.progress(db, p), status == "paused")
+        for p, status in access.workable_projects(db, current_user, include_paused=True)
+    ]
     return render_template("work/index.html", rows=rows)
 
 
