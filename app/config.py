@@ -79,4 +79,8 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_WINDOW_SECONDS": int(env.get("LOGIN_WINDOW_SECONDS", "900")),
         "SQL_ECHO": _bool(env.get("SQL_ECHO"), False),
+        # Dataset versions are written here (a folder per version); keep it on a disk with room.
+        "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),
+        # How often (in annotations read) a running export saves its progress.
+        "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
     }

@@ -60,3 +60,16 @@ def compute_stats(project_id: int) -> dict:
             stats = compute_project_stats(session, project)
             session.commit()
             return {"project_id": project_id, "annotations": stats.annotations}
+
+
+def build_export(export_id: int) -> dict:
+    """Build one dataset version (stream, write, rename into place) and report its figures."""
+    from app.db import get_db
+    from app.services.exporting import run_export
+
+    with job_app() as app:
+        export = run_export(
+            get_db().session_factory, export_id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"],
+            progress_rows=app.config["EXPORT_PROGRESS_ROWS"],
+        )
+        return {"export_id": export.id, "rows": export.row_count, "sha256": export.sha256}

@@ -2,6 +2,7 @@
 
 from .audit import AuditEvent
 from .base import Base, utcnow
+from .exports import EXPORT_STATUSES, DatasetExport
 from .imports import IMPORT_STATUSES, ImportJob
 from .projects import (
     MEMBER_ROLES,
@@ -19,6 +20,7 @@ from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, As
 
 __all__ = [
     "ASSIGNMENT_STATUSES",
+    "EXPORT_STATUSES",
     "IMPORT_STATUSES",
     "MEMBER_ROLES",
     "MEMBER_STATUSES",
@@ -31,6 +33,7 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Base",
+    "DatasetExport",
     "ImportJob",
     "Item",
     "Project",

@@ -43,6 +43,8 @@ class Annotation(Base):
         Index("ix_annotations_project_submitted", "project_id", "submitted_at"),
         Index("ix_annotations_trainer_submitted", "trainer_id", "submitted_at"),
         Index("ix_annotations_item", "item_id"),
+        # Exports read one project's annotations item by item, in a stable order.
+        Index("ix_annotations_project_item", "project_id", "item_id", "id"),
         Index("ix_annotations_review_queue", "project_id", "review_status", "review_reason"),
     )
 

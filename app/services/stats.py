@@ -85,7 +85,7 @@ def _question_figures(question, rows, items, trainer_index):
     return figures, by_item
 
 
-def _item_agreement(question, answers, item):
+def item_agreement(question, answers, item):
     """Share of annotator pairs on this item that agree, for the first comparable question."""
     if len(answers) < 2:
         return None
@@ -156,7 +156,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     low = []
     if first_comparable is not None:
         for item_id, answers in first_by_item.items():
-            score = _item_agreement(first_comparable, answers, items[item_id])
+            score = item_agreement(first_comparable, answers, items[item_id])
             if score is not None:
                 low.append((score, item_id))
         low.sort()

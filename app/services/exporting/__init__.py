@@ -1,0 +1,313 @@
+"""Dataset exports (DESIGN §7): every export is an immutable, versioned ``DatasetExport``.
+
+``create_export`` checks the options against the project and queues a version; ``run_export``
+(a background job) streams the annotations through the format's mapping into a temporary folder,
+hashing while it writes, adds ``manifest.json`` and a dataset card, and renames the folder into
+place only when everything is written. A version killed half-way is never marked done and leaves
+nothing at its final path; running it again starts from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import begin_write
+from app.models import DatasetExport, Project, ProjectStats, utcnow
+
+from .. import audit
+from ..assignment import project_questions
+from ..errors import NotFound, ValidationError
+from .card import dataset_card
+from .formats import FORMATS, Format, Plan, group_agreement
+from .options import ExportOptions, parse_options
+from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink
+from .source import (
+    FETCH_ROWS,
+    Pseudonyms,
+    annotation_conditions,
+    corrections,
+    count_annotations,
+    has_multi_turn_items,
+    in_test_split,
+    stream_groups,
+)
+
+SCHEMA_VERSION = "groundwork-export/1"
+TMP_FOLDER = ".partial"
+STALLED_AFTER_SECONDS = 120
+DOWNLOADABLE = ("manifest.json", "README.md")
+
+__all__ = ["FORMATS", "ExportOptions", "create_export", "options_for", "parse_options", "run_export"]
+
+
+def options_for(raw: Mapping[str, Any]) -> ExportOptions:
+    return parse_options(raw, FORMATS)
+
+
+def plan_for(session: Session, project: Project, options: ExportOptions) -> tuple[Format, Plan]:
+    """The format and its plan, or a ValidationError saying what the project lacks for it."""
+    fmt = FORMATS[options.format]
+    plan = Plan(options=options, questions=project_questions(session, project.id))
+    problem = fmt.needs(plan)
+    if problem:
+        kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
+        raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
+    if fmt.plain_or_chat:
+        plan.conversational = options.conversational or has_multi_turn_items(session, project.id)
+    return fmt, plan
+
+
+def create_export(session: Session, project: Project, raw_options: Mapping[str, Any], actor_id: int | None) -> DatasetExport:
+    """Check the options against the project and add a queued version (the caller commits and enqueues)."""
+    options = options_for(raw_options)
+    plan_for(session, project, options)
+    export = DatasetExport(project_id=project.id, format=options.format, filters=options.as_dict(),
+                           status="queued", created_by=actor_id)
+    session.add(export)
+    session.flush()
+    audit.record(session, actor_id, "export.create", "project", project.id,
+                 {"export_id": export.id, "format": options.format})
+    return export
+
+
+def get_export(session: Session, project: Project, export_id: int) -> DatasetExport:
+    export = session.get(DatasetExport, export_id)
+    if export is None or export.project_id != project.id:
+        raise NotFound(f"no export {export_id} in this project")
+    return export
+
+
+def list_exports(session: Session, project_id: int, limit: int = 50, offset: int = 0) -> list[DatasetExport]:
+    return list(session.scalars(
+        select(DatasetExport).where(DatasetExport.project_id == project_id)
+        .order_by(DatasetExport.id.desc()).limit(limit).offset(offset)
+    ))
+
+
+def count_exports(session: Session, project_id: int) -> int:
+    return session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project_id))
+
+
+def is_stalled(export: DatasetExport, now=None) -> bool:
+    """A running export whose worker stopped reporting (killed, machine lost): it can be run again."""
+    if export.status not in ("running", "queued"):
+        return False
+    last = export.progress_at or export.started_at or export.created_at
+    return ((now or utcnow()) - last).total_seconds() > STALLED_AFTER_SECONDS
+
+
+def export_folder(root: str | os.PathLike, export: DatasetExport) -> Path:
+    return Path(root) / str(export.project_id) / str(export.id)
+
+
+def data_files(export: DatasetExport) -> list[str]:
+    return [f["name"] for f in (export.manifest or {}).get("files", [])]
+
+
+def file_path(root: str | os.PathLike, export: DatasetExport, name: str) -> Path:
+    """A finished version's file, by its name in the manifest (nothing else is reachable)."""
+    if export.status != "done" or export.path is None:
+        raise NotFound("this export is not finished")
+    if name not in (*data_files(export), *DOWNLOADABLE):
+        raise NotFound(f"no file {name!r} in this export")
+    return Path(root) / export.path / name
+
+
+def _sink(fmt: Format, plan: Plan, path: Path):
+    if fmt.extension == "jsonl":
+        return JsonlSink(path, fmt.nullable)
+    kinds = {"rating": "int", "preference": "int"}
+    columns = {"item_id": "string", "trainer": "string", "submitted_at": "string", "active_seconds": "int",
+               "gold_score": "float", "review_status": "string"}
+    columns.update({f"answer_{q.key}": kinds.get(q.type, "string") for q in plan.questions})
+    return (CsvSink if fmt.extension == "csv" else ParquetSink)(path, columns)
+
+
+@dataclass
+class _Progress:
+    """Saves rows read at most every ``every`` annotations, in its own short transaction."""
+
+    session_factory: Callable[[], Session]
+    export_id: int
+    every: int
+    last: int = 0
+
+    def expect(self, total: int) -> None:
+        self._save(rows_expected=total)
+
+    def __call__(self, read: int, force: bool = False) -> None:
+        if not force and read - self.last < self.every:
+            return
+        self.last = read
+        self._save(rows_read=read)
+
+    def _save(self, **values) -> None:
+        with self.session_factory() as session:
+            begin_write(session)
+            export = session.get(DatasetExport, self.export_id)
+            for name, value in values.items():
+                setattr(export, name, value)
+            export.progress_at = utcnow()
+            session.commit()
+
+
+def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int]:
+    with session_factory() as session:
+        begin_write(session)
+        export = session.get(DatasetExport, export_id)
+        if export is None:
+            raise NotFound(f"no export with id {export_id}")
+        if export.status == "done":
+            raise ValidationError({"export": f"export {export_id} is done; a finished version never changes"})
+        export.status, export.error, export.started_at = "running", None, utcnow()
+        export.progress_at, export.rows_read, export.attempts = export.started_at, 0, export.attempts + 1
+        project = session.get(Project, export.project_id)
+        session.commit()
+        session.expunge(project)
+        return project, options_for(export.filters), export.id
+
+
+def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
+               progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS) -> DatasetExport:
+    """Build one version: stream, write to a temporary folder, rename into place, then mark it done."""
+    project, options, _ = _start(session_factory, export_id)
+    root = Path(root)
+    final = root / str(project.id) / str(export_id)
+    partial_root = root / TMP_FOLDER
+    partial_root.mkdir(parents=True, exist_ok=True)
+    for stale in partial_root.glob(f"{export_id}-*"):  # an earlier attempt that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    if final.exists():  # renamed into place but never marked done: not a version, rebuild it
+        shutil.rmtree(final)
+    work = partial_root / f"{export_id}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    progress = _Progress(session_factory, export_id, max(1, progress_rows))
+    started = time.perf_counter()
+    try:
+        with session_factory() as session:
+            fmt, plan = plan_for(session, project, options)
+            result = _write_files(session, project, fmt, plan, work, secret, progress, fetch_rows)
+            stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
+        seconds = time.perf_counter() - started
+        manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds)
+        with session_factory() as session:
+            export = session.get(DatasetExport, export_id)
+            manifest["created_at"] = export.created_at.isoformat()
+            manifest["created_by"] = export.created_by
+        (work / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        (work / "README.md").write_text(dataset_card(project, fmt, manifest))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(work, final)
+    except BaseException as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        _fail(session_factory, export_id, exc)
+        raise
+    with session_factory() as session:
+        begin_write(session)
+        export = session.get(DatasetExport, export_id)
+        main = result["files"][0]
+        export.status, export.finished_at = "done", utcnow()
+        export.rows_read, export.progress_at = result["annotations"], export.finished_at
+        export.row_count = sum(f.rows for f in result["files"])
+        export.bytes = sum(f.bytes for f in result["files"])
+        export.sha256, export.path, export.manifest = main.sha256, str(final.relative_to(root)), manifest
+        session.commit()
+        session.refresh(export)
+        session.expunge(export)
+        return export
+
+
+def _fail(session_factory, export_id: int, exc: BaseException) -> None:
+    message = str(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+    try:
+        with session_factory() as session:
+            begin_write(session)
+            export = session.get(DatasetExport, export_id)
+            if export is not None and export.status != "done":
+                export.status, export.error, export.finished_at = "failed", message[:2000], utcnow()
+                session.commit()
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass
+
+
+def _write_files(session, project, fmt: Format, plan: Plan, work: Path, secret: str, progress, fetch_rows) -> dict:
+    conditions = annotation_conditions(session, project.id, plan.options, fmt.keeps_rejected)
+    expected = count_annotations(session, conditions)
+    progress.expect(expected)
+    fraction = plan.options.test_fraction
+    train = _sink(fmt, plan, work / f"train.{fmt.extension}")
+    test = _sink(fmt, plan, work / f"test.{fmt.extension}") if fraction > 0 else None
+    min_agreement = plan.options.min_agreement
+    items = {"train": 0, "test": 0}
+    trainers: set[str] = set()
+    agreements: list[float] = []
+    read = 0
+    build = fmt.build
+    for group, read in stream_groups(session, conditions, Pseudonyms(secret), corrections(session, project.id),
+                                     fetch_rows):
+        if min_agreement is not None:
+            value = group_agreement(group, plan)
+            if value is None or value < min_agreement:
+                plan.skipped["item below min_agreement"] += 1
+                progress(read)
+                continue
+            agreements.append(value)
+        lines = list(build(group, plan))
+        if lines:
+            in_test = test is not None and in_test_split(group.external_id, fraction)
+            (test if in_test else train).write_many(lines)
+            items["test" if in_test else "train"] += 1
+            trainers.update(row.trainer for row in group.rows)
+        progress(read)
+    files = [train.close()] + ([test.close()] if test is not None else [])
+    progress(read, force=True)
+    return {"files": files, "annotations": read, "expected": expected, "items": items,
+            "annotators": len(trainers), "agreements": agreements}
+
+
+def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: dict, stats, export_id: int,
+              seconds: float) -> dict:
+    files: list[FileInfo] = result["files"]
+    agreement = {}
+    if result["agreements"]:
+        agreement["mean_item_agreement"] = sum(result["agreements"]) / len(result["agreements"])
+    if stats is not None:
+        agreement["project"] = {
+            "computed_at": stats.computed_at.isoformat(),
+            "questions": [{k: v for k, v in q.items() if k not in ("title",)}
+                          for q in (stats.figures or {}).get("questions", [])],
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "export_id": export_id,
+        "project": {"slug": project.slug, "name": project.name},
+        "format": fmt.name,
+        "conversational": plan.conversational if fmt.plain_or_chat else None,
+        "filters": options.as_dict(),
+        "files": [f.as_dict() for f in files],
+        "counts": {
+            "rows": sum(f.rows for f in files),
+            "train_rows": files[0].rows,
+            "test_rows": files[1].rows if len(files) > 1 else 0,
+            "items": result["items"]["train"] + result["items"]["test"],
+            "train_items": result["items"]["train"],
+            "test_items": result["items"]["test"],
+            "annotations_read": result["annotations"],
+            "skipped": dict(sorted(plan.skipped.items())),
+        },
+        "annotators": result["annotators"],
+        "agreement": agreement,
+        "sha256": files[0].sha256,
+        "build_seconds": round(seconds, 3),
+    }

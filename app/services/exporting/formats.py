@@ -1,0 +1,496 @@
+"""The export formats (DESIGN §7): one mapping function per format, from an item group to lines.
+
+Adding a format means adding one function here, registered with ``@export_format``, and one test.
+Field names are the contract the training libraries read; the rules that make a file load
+cleanly in ``datasets`` and TRL are kept by construction:
+
+- every line of a file has the same keys with the same types (floats are always floats);
+- a file is plain (strings) or conversational (lists of ``{role, content}``), never both;
+- free-form metadata goes out as a JSON string;
+- a column that could be null everywhere is declared ``nullable`` and dropped if it is.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from app.models import Question
+
+from ..quality import aggregation, agreement
+from ..stats import item_agreement
+from .options import ExportOptions
+from .source import Group
+
+PAIR_TYPES = ("preference", "ranking")
+
+
+@dataclass
+class Plan:
+    """Everything a mapping function needs besides the group: options and the project's questions."""
+
+    options: ExportOptions
+    questions: list[Question]
+    conversational: bool = False
+    skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
+
+    def __post_init__(self):
+        by_type: dict[str, list[Question]] = {}
+        for q in self.questions:
+            by_type.setdefault(q.type, []).append(q)
+        self.pair_question = next((q for q in self.questions if q.type in PAIR_TYPES), None)
+        self.label_question = (by_type.get("label") or [None])[0]
+        self.ratings = by_type.get("rating", [])
+        self.rewrites = [q for q in by_type.get("text", []) if q.options.get("mode") == "rewrite"]
+        self.comparable = next((q for q in self.questions if q.type != "text"), None)
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    title: str
+    build: Callable[[Group, Plan], Iterator[dict]]
+    extension: str = "jsonl"
+    # Uses plain strings or message lists for "prompt", decided once per file.
+    plain_or_chat: bool = False
+    # Raw tables keep rejected annotations (with their status); training formats never do.
+    keeps_rejected: bool = False
+    nullable: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    needs: Callable[[Plan], str | None] = lambda plan: None
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def export_format(name: str, title: str, **kwargs):
+    def register(build):
+        FORMATS[name] = Format(name=name, title=title, build=build, **kwargs)
+        return build
+
+    return register
+
+
+# --- shared pieces ------------------------------------------------------------------------------------
+
+
+def messages(group: Group) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in group.context]
+
+
+def prompt(group: Group, plan: Plan):
+    """A plain string for one user turn, else the message list (per file, see Plan.conversational)."""
+    if plan.conversational:
+        return messages(group)
+    return group.context[0]["content"]
+
+
+def completion(text: str, plan: Plan):
+    return [{"role": "assistant", "content": text}] if plan.conversational else text
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def _pairs_from_groups(groups: list[list[str]], strategy: str) -> Iterator[tuple[str, str, float]]:
+    """(chosen, rejected, rank gap) from a best-first ranking; ties (same group) are never a pair."""
+    if len(groups) < 2:
+        return
+    if strategy == "best_vs_worst":
+        for a in groups[0]:
+            for b in groups[-1]:
+                yield a, b, float(len(groups) - 1)
+        return
+    last_first = 1 if strategy == "best_vs_rest" else len(groups) - 1
+    for i in range(last_first):
+        for j in range(i + 1, len(groups)):
+            for a in groups[i]:
+                for b in groups[j]:
+                    yield a, b, float(j - i)
+
+
+def consensus_ranking(group: Group, key: str) -> list[list[str]]:
+    """Best-first groups from Bradley–Terry strengths over every annotator's implied pairs."""
+    comparisons = []
+    for row in group.rows:
+        if key in row.answers:
+            comparisons.extend(aggregation.comparisons_from_pairs(agreement.ranking_pairs(row.answers[key])))
+    strengths = aggregation.bradley_terry(comparisons)
+    ordered: dict[float, list[str]] = {}
+    for rid in sorted(strengths):
+        ordered.setdefault(round(strengths[rid], 9), []).append(rid)
+    return [ordered[s] for s in sorted(ordered, reverse=True)]
+
+
+def pairs(group: Group, plan: Plan) -> Iterator[tuple[str, str, float]]:
+    """(chosen id, rejected id, margin) of the group under the pair options; ties are dropped."""
+    q, options = plan.pair_question, plan.options
+    key = q.key
+    if q.type == "preference":
+        first, second = group.responses[0]["id"], group.responses[1]["id"]
+        values = [row.answers[key] for row in group.rows if key in row.answers]
+        if options.pairs == "consensus":
+            values = [statistics.fmean(values)] if values else []
+        for value in values:
+            if value == 0:
+                plan.skipped["tie"] += 1
+            elif value < 0:
+                yield first, second, float(abs(value))
+            else:
+                yield second, first, float(abs(value))
+        return
+    if options.pairs == "consensus":
+        rankings = [consensus_ranking(group, key)] if any(key in r.answers for r in group.rows) else []
+    else:
+        rankings = [row.answers[key] for row in group.rows if key in row.answers]
+    for groups in rankings:
+        yield from _pairs_from_groups(groups, options.ranking_pairs)
+
+
+def _needs_pairs(plan: Plan) -> str | None:
+    if plan.pair_question is None:
+        return "needs a preference or ranking question"
+    return None
+
+
+def _with_margin(line: dict, margin: float, plan: Plan) -> dict:
+    if plan.options.margin:
+        line["margin"] = margin
+    return line
+
+
+# --- pair formats ---------------------------------------------------------------------------------------
+
+
+@export_format(
+    "trl-preference", "TRL preference (DPO, reward modelling)", needs=_needs_pairs, plain_or_chat=True,
+    fields=(("prompt", "the prompt: a string, or a list of {role, content} messages in conversational files"),
+            ("chosen", "the better response (string, or a one-message list)"),
+            ("rejected", "the worse response (string, or a one-message list)"),
+            ("margin", "float, only with the margin option: preference strength, or rank gap")),
+)
+def trl_preference(group: Group, plan: Plan) -> Iterator[dict]:
+    p = prompt(group, plan)
+    for chosen, rejected, margin in pairs(group, plan):
+        yield _with_margin({"prompt": p, "chosen": completion(group.text_of(chosen), plan),
+                            "rejected": completion(group.text_of(rejected), plan)}, margin, plan)
+
+
+@export_format(
+    "openai-dpo", "OpenAI preference fine-tuning (DPO)", needs=_needs_pairs,
+    fields=(("input", "{messages: [...]}: the conversation so far"),
+            ("preferred_output", "[{role: assistant, content}]"),
+            ("non_preferred_output", "[{role: assistant, content}]")),
+)
+def openai_dpo(group: Group, plan: Plan) -> Iterator[dict]:
+    context = messages(group)
+    for chosen, rejected, _margin in pairs(group, plan):
+        yield {"input": {"messages": context},
+               "preferred_output": [{"role": "assistant", "content": group.text_of(chosen)}],
+               "non_preferred_output": [{"role": "assistant", "content": group.text_of(rejected)}]}
+
+
+def hh_transcript(group: Group) -> str:
+    """The conversation in Anthropic HH-RLHF style; a system message opens the first Human turn."""
+    parts, pending_system = [], []
+    for m in group.context:
+        if m["role"] == "system":
+            pending_system.append(m["content"])
+        elif m["role"] == "user":
+            parts.append("\n\nHuman: " + "\n\n".join([*pending_system, m["content"]]))
+            pending_system = []
+        else:
+            parts.append("\n\nAssistant: " + m["content"])
+    if pending_system:
+        parts.append("\n\nHuman: " + "\n\n".join(pending_system))
+    return "".join(parts)
+
+
+@export_format(
+    "hh-rlhf", "Anthropic HH-RLHF transcripts", needs=_needs_pairs,
+    fields=(("chosen", "\\n\\nHuman: …\\n\\nAssistant: … ending with the better response"),
+            ("rejected", "the same transcript ending with the worse response")),
+)
+def hh_rlhf(group: Group, plan: Plan) -> Iterator[dict]:
+    transcript = hh_transcript(group) + "\n\nAssistant: "
+    for chosen, rejected, _margin in pairs(group, plan):
+        yield {"chosen": transcript + group.text_of(chosen), "rejected": transcript + group.text_of(rejected)}
+
+
+# --- KTO ----------------------------------------------------------------------------------------------
+
+
+def _needs_kto(plan: Plan) -> str | None:
+    if plan.pair_question is not None:
+        return None
+    if plan.label_question is None:
+        return "needs a preference or ranking question, or a label question with desirable labels"
+    return _check_desirable(plan)
+
+
+def _check_desirable(plan: Plan) -> str | None:
+    labels = plan.label_question.options["labels"]
+    chosen = plan.options.desirable_labels
+    if not chosen:
+        return f"choose which labels of {plan.label_question.key!r} are desirable (from {', '.join(labels)})"
+    unknown = [x for x in chosen if x not in labels]
+    if unknown:
+        return f"desirable label(s) {', '.join(unknown)} are not labels of {plan.label_question.key!r} ({', '.join(labels)})"
+    return None
+
+
+def majority_label(values: list, labels: list[str]) -> tuple[str, float]:
+    """Most frequent label (ties go to the label listed first) and its share of the votes."""
+    counts = Counter(values)
+    best = max(counts, key=lambda v: (counts[v], -labels.index(v) if v in labels else 0))
+    return best, counts[best] / len(values)
+
+
+def labelled_responses(group: Group, plan: Plan) -> Iterator[bool]:
+    """Desirable or not, per annotation (or once per item by majority) for one-response items."""
+    q = plan.label_question
+    if len(group.responses) != 1:
+        plan.skipped["label item without exactly one response"] += 1
+        return
+    values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+    if not values:
+        return
+    if plan.options.pairs == "consensus":
+        values = [majority_label(values, q.options["labels"])[0]]
+    desirable = plan.options.desirable_labels
+    for value in values:
+        yield value in desirable
+
+
+@export_format(
+    "trl-kto", "TRL KTO (unpaired good / bad)", needs=_needs_kto, plain_or_chat=True,
+    fields=(("prompt", "the prompt (string or messages)"), ("completion", "a response (string or one-message list)"),
+            ("label", "bool: true when desirable")),
+)
+def trl_kto(group: Group, plan: Plan) -> Iterator[dict]:
+    p = prompt(group, plan)
+    if plan.pair_question is not None:
+        for chosen, rejected, _margin in pairs(group, plan):
+            yield {"prompt": p, "completion": completion(group.text_of(chosen), plan), "label": True}
+            yield {"prompt": p, "completion": completion(group.text_of(rejected), plan), "label": False}
+        return
+    text = group.responses[0]["text"] if len(group.responses) == 1 else None
+    for good in labelled_responses(group, plan):
+        yield {"prompt": p, "completion": completion(text, plan), "label": good}
+
+
+# --- SFT ----------------------------------------------------------------------------------------------
+
+
+def rewrites(group: Group, plan: Plan) -> Iterator[str]:
+    """Distinct non-empty rewrites of the item that differ from the response they rewrite."""
+    originals = {r["text"].strip() for r in group.responses}
+    seen = set()
+    for row in group.rows:
+        for q in plan.rewrites:
+            text = (row.answers.get(q.key) or "").strip()
+            if text and text not in originals and text not in seen:
+                seen.add(text)
+                yield text
+
+
+def approved_response(group: Group, plan: Plan) -> str | None:
+    """The item's consensus-best response: pair winner, or the one response labelled desirable."""
+    if plan.pair_question is not None:
+        q = plan.pair_question
+        if q.type == "preference":
+            values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+            mean = statistics.fmean(values) if values else 0
+            if mean == 0:
+                return None
+            return group.responses[0 if mean < 0 else 1]["text"]
+        ranking = consensus_ranking(group, q.key) if any(q.key in r.answers for r in group.rows) else []
+        if len(ranking) >= 2 and len(ranking[0]) == 1:
+            return group.text_of(ranking[0][0])
+        return None
+    if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
+        q = plan.label_question
+        values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+        if values and majority_label(values, q.options["labels"])[0] in plan.options.desirable_labels:
+            return group.responses[0]["text"]
+    return None
+
+
+def _needs_sft(plan: Plan) -> str | None:
+    if plan.rewrites or plan.pair_question is not None:
+        return None
+    if plan.label_question is not None and plan.options.desirable_labels:
+        return _check_desirable(plan)
+    return "needs a rewrite question, a preference or ranking question, or a label question with desirable labels"
+
+
+@export_format(
+    "trl-sft", "TRL supervised fine-tuning (messages)", needs=_needs_sft,
+    fields=(("messages", "the conversation ending with an assistant turn: a trainer's rewrite, or the "
+                         "consensus-best response of the item"),),
+)
+def trl_sft(group: Group, plan: Plan) -> Iterator[dict]:
+    context = messages(group)
+    for text in rewrites(group, plan):
+        yield {"messages": [*context, {"role": "assistant", "content": text}]}
+    best = approved_response(group, plan)
+    if best is not None:
+        yield {"messages": [*context, {"role": "assistant", "content": best}]}
+
+
+@export_format(
+    "openai-sft", "OpenAI supervised fine-tuning (rewrites)",
+    needs=lambda plan: None if plan.rewrites else "needs a text question in rewrite mode",
+    fields=(("messages", "the conversation ending with a trainer's rewrite as the assistant turn"),),
+)
+def openai_sft(group: Group, plan: Plan) -> Iterator[dict]:
+    context = messages(group)
+    for text in rewrites(group, plan):
+        yield {"messages": [*context, {"role": "assistant", "content": text}]}
+
+
+# --- ratings ------------------------------------------------------------------------------------------
+
+
+def _needs_ratings(plan: Plan) -> str | None:
+    if not plan.ratings:
+        return "needs at least one rating question"
+    clash = [q.key for q in plan.ratings if q.key in ("prompt", "response")]
+    if clash:
+        return f"rating key(s) {', '.join(clash)} clash with the prompt/response columns"
+    return None
+
+
+@export_format(
+    "helpsteer", "HelpSteer-style rubric ratings", needs=_needs_ratings, plain_or_chat=True,
+    fields=(("prompt", "the prompt (string or messages)"), ("response", "the rated response"),
+            ("<rating key>", "int: one column per rating question (consensus: the rounded mean)")),
+)
+def helpsteer(group: Group, plan: Plan) -> Iterator[dict]:
+    if len(group.responses) != 1:
+        plan.skipped["rated item without exactly one response"] += 1
+        return
+    keys = [q.key for q in plan.ratings]
+    rows = [row for row in group.rows if all(k in row.answers for k in keys)]
+    if not rows:
+        return
+    base = {"prompt": prompt(group, plan), "response": group.responses[0]["text"]}
+    if plan.options.pairs == "consensus":
+        yield {**base, **{k: round(statistics.fmean(r.answers[k] for r in rows)) for k in keys}}
+        return
+    for row in rows:
+        yield {**base, **{k: row.answers[k] for k in keys}}
+
+
+# --- tables -------------------------------------------------------------------------------------------
+
+
+def answers_of(row, plan: Plan) -> dict:
+    """Every question key, in question order, with null where the annotation has no answer."""
+    return {q.key: row.answers.get(q.key) for q in plan.questions}
+
+
+@export_format(
+    "raw", "Raw annotations", keeps_rejected=True, nullable=("gold_score",),
+    fields=(("item_id", "the item's external id"), ("trainer", "stable pseudonym of the annotator"),
+            ("answers", "{question key: answer} (a reviewer's correction when there is one)"),
+            ("active_seconds", "int: time actively spent"), ("gold_score", "float 0–1 on gold items, else null"),
+            ("review_status", "unreviewed / approved / rejected / corrected"),
+            ("submitted_at", "ISO 8601 UTC")),
+)
+def raw(group: Group, plan: Plan) -> Iterator[dict]:
+    for row in group.rows:
+        yield {"item_id": group.external_id, "trainer": row.trainer, "answers": answers_of(row, plan),
+               "active_seconds": row.active_seconds, "gold_score": row.gold_score,
+               "review_status": row.review_status, "submitted_at": row.submitted_at.isoformat()}
+
+
+def consensus_of(question: Question, values: list) -> tuple:
+    """(consensus value, confidence 0–1) of one question's answers on one item."""
+    if question.type == "label":
+        return majority_label(values, question.options["labels"])
+    if question.type == "multi_label":
+        labels = question.options["labels"]
+        shares = {x: sum(x in v for v in values) / len(values) for x in labels}
+        return [x for x in labels if shares[x] > 0.5], statistics.fmean(max(s, 1 - s) for s in shares.values())
+    if question.type in ("rating", "preference"):
+        mean = statistics.fmean(values)
+        if question.type == "rating":
+            span = (question.options["max"] - question.options["min"]) or 1
+            return float(mean), 1 - statistics.fmean(abs(v - mean) for v in values) / span
+        return float(mean), sum(_sign(v) == _sign(mean) for v in values) / len(values)
+    return None, None
+
+
+@export_format(
+    "aggregated", "One line per item: consensus", nullable=("agreement",),
+    fields=(("item_id", "the item's external id"), ("annotations", "int: annotations aggregated"),
+            ("consensus", "{question key: consensus answer}: majority label, labels chosen by most, mean "
+                          "rating or preference (float), Bradley–Terry ranking"),
+            ("confidence", "{question key: float 0–1}: share agreeing with the consensus"),
+            ("agreement", "float: share of annotator pairs agreeing on the first question; null with one annotation"),
+            ("metadata", "the item's metadata as a JSON string")),
+)
+def aggregated(group: Group, plan: Plan) -> Iterator[dict]:
+    consensus, confidence = {}, {}
+    for q in plan.questions:
+        if q.type == "text":
+            continue
+        values = [row.answers[q.key] for row in group.rows if row.answers.get(q.key) is not None]
+        if not values:
+            value, conf = None, None
+        elif q.type == "ranking":
+            value = consensus_ranking(group, q.key)
+            implied = agreement.ranking_pairs(value)
+            votes = [_pair_agrees(agreement.ranking_pairs(v), implied) for v in values]
+            conf = statistics.fmean(votes) if votes else None
+        else:
+            value, conf = consensus_of(q, values)
+        consensus[q.key], confidence[q.key] = value, None if conf is None else float(conf)
+    yield {"item_id": group.external_id, "annotations": len(group.rows), "consensus": consensus,
+           "confidence": confidence, "agreement": group_agreement(group, plan),
+           "metadata": orjson.dumps(group.meta, option=orjson.OPT_SORT_KEYS).decode()}
+
+
+def _pair_agrees(mine: dict, consensus: dict) -> float:
+    shared = [p for p in mine if p in consensus]
+    return sum(mine[p] == consensus[p] for p in shared) / len(shared) if shared else 0.0
+
+
+def group_agreement(group: Group, plan: Plan) -> float | None:
+    q = plan.comparable
+    if q is None:
+        return None
+    answers = [(row.trainer, row.answers[q.key]) for row in group.rows if row.answers.get(q.key) is not None]
+    value = item_agreement(q, answers, group)
+    return None if value is None else float(value)
+
+
+def table_row(group: Group, row, plan: Plan) -> dict:
+    """A raw annotation as one flat table row: lists and objects as JSON strings."""
+    line = {"item_id": group.external_id, "trainer": row.trainer, "submitted_at": row.submitted_at.isoformat(),
+            "active_seconds": row.active_seconds, "gold_score": row.gold_score, "review_status": row.review_status}
+    for q in plan.questions:
+        value = row.answers.get(q.key)
+        if isinstance(value, list | dict):
+            value = orjson.dumps(value).decode()
+        line[f"answer_{q.key}"] = value
+    return line
+
+
+def _table(group: Group, plan: Plan) -> Iterator[dict]:
+    for row in group.rows:
+        yield table_row(group, row, plan)
+
+
+TABLE_FIELDS = (("item_id", "the item's external id"), ("trainer", "pseudonym"), ("submitted_at", "ISO 8601 UTC"),
+                ("active_seconds", "int"), ("gold_score", "float, empty off gold"), ("review_status", "status"),
+                ("answer_<key>", "one column per question; lists as JSON strings"))
+export_format("csv", "Raw annotations as CSV (pandas)", extension="csv", keeps_rejected=True, fields=TABLE_FIELDS)(_table)
+export_format("parquet", "Raw annotations as Parquet", extension="parquet", keeps_rejected=True,
+              fields=TABLE_FIELDS)(_table)

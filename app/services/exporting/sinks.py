@@ -1,0 +1,178 @@
+"""Where export lines go: JSONL (orjson, buffered, hashed while written), CSV and Parquet (pandas).
+
+A sink writes into the export's temporary folder; nothing here knows about final paths. Each
+``close()`` returns the file's facts for the manifest: rows, bytes and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+BUFFER_LINES = 2048
+TABLE_CHUNK = 50_000
+
+
+@dataclass
+class FileInfo:
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+    dropped_columns: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
+                **({"dropped_null_columns": self.dropped_columns} if self.dropped_columns else {})}
+
+
+def _fsync_close(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class JsonlSink:
+    """One JSON object per line. Columns declared nullable that stay null on every line are dropped
+    after the fact (a second pass over the file, only in that rare case) so no column is null-only."""
+
+    def __init__(self, path: Path, nullable: tuple[str, ...] = ()):
+        self.path = path
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._digest = hashlib.sha256()
+        self._buffer: list[bytes] = []
+        self._pending_null = set(nullable)
+        self.rows = 0
+        self.bytes = 0
+
+    def write(self, line: dict) -> None:
+        if self._pending_null:
+            for key in [k for k in self._pending_null if line.get(k) is not None]:
+                self._pending_null.discard(key)
+        self._buffer.append(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+        if len(self._buffer) >= BUFFER_LINES:
+            self._flush()
+
+    def write_many(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            chunk = b"".join(self._buffer)
+            self._handle.write(chunk)
+            self._digest.update(chunk)
+            self.rows += len(self._buffer)
+            self.bytes += len(chunk)
+            self._buffer = []
+
+    def close(self) -> FileInfo:
+        self._flush()
+        _fsync_close(self._handle)
+        dropped = sorted(self._pending_null) if self.rows else []
+        if dropped:
+            self._drop_columns(dropped)
+            return FileInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path), dropped)
+        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest())
+
+    def _drop_columns(self, columns: list[str]) -> None:
+        rewritten = self.path.with_suffix(".rewrite")
+        with open(self.path, "rb") as source, open(rewritten, "wb") as target:
+            for raw in source:
+                line = orjson.loads(raw)
+                for key in columns:
+                    line.pop(key, None)
+                target.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(rewritten, self.path)
+
+
+class _TableSink:
+    """Rows gathered in chunks into a pandas DataFrame with fixed column types."""
+
+    def __init__(self, path: Path, columns: dict[str, str]):
+        self.path = path
+        self.columns = columns  # name -> "string" | "int" | "float"
+        self._rows: list[dict] = []
+        self.rows = 0
+
+    def write(self, line: dict) -> None:
+        self._rows.append(line)
+        if len(self._rows) >= TABLE_CHUNK:
+            self._flush()
+
+    def write_many(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def _frame(self):
+        import pandas as pd
+
+        dtypes = {"string": "string", "int": "Int64", "float": "Float64"}
+        frame = pd.DataFrame(self._rows, columns=list(self.columns))
+        return frame.astype({name: dtypes[kind] for name, kind in self.columns.items()})
+
+    def _flush(self) -> None:
+        if self._rows or self.rows == 0:
+            self._write_frame(self._frame(), first=self.rows == 0)
+            self.rows += len(self._rows)
+            self._rows = []
+
+
+class CsvSink(_TableSink):
+    def __init__(self, path: Path, columns: dict[str, str]):
+        super().__init__(path, columns)
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._digest = hashlib.sha256()
+        self.bytes = 0
+
+    def _write_frame(self, frame, first: bool) -> None:
+        data = frame.to_csv(index=False, header=first, lineterminator="\n").encode()
+        self._handle.write(data)
+        self._digest.update(data)
+        self.bytes += len(data)
+
+    def close(self) -> FileInfo:
+        if self._rows or self.rows == 0:
+            self._flush()
+        _fsync_close(self._handle)
+        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest())
+
+
+class ParquetSink(_TableSink):
+    def __init__(self, path: Path, columns: dict[str, str]):
+        import pyarrow as pa
+
+        super().__init__(path, columns)
+        types = {"string": pa.string(), "int": pa.int64(), "float": pa.float64()}
+        self._schema = pa.schema([(name, types[kind]) for name, kind in columns.items()])
+        self._writer = None
+
+    def _write_frame(self, frame, first: bool) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        self._writer.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+
+    def close(self) -> FileInfo:
+        if self._rows or self.rows == 0:
+            self._flush()
+        self._writer.close()
+        with open(self.path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        return FileInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path))
