@@ -83,4 +83,6 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),
         # How often (in annotations read) a running export saves its progress.
         "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
+        # Processes a large JSONL export is split across (this one plus forked helpers).
+        "EXPORT_PROCESSES": int(env.get("EXPORT_PROCESSES") or min(2, os.cpu_count() or 1)),
     }

@@ -70,6 +70,6 @@ def build_export(export_id: int) -> dict:
     with job_app() as app:
         export = run_export(
             get_db().session_factory, export_id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"],
-            progress_rows=app.config["EXPORT_PROGRESS_ROWS"],
+            progress_rows=app.config["EXPORT_PROGRESS_ROWS"], processes=app.config["EXPORT_PROCESSES"],
         )
         return {"export_id": export.id, "rows": export.row_count, "sha256": export.sha256}

@@ -28,20 +28,12 @@ from app.models import DatasetExport, Project, ProjectStats, utcnow
 from .. import audit
 from ..assignment import project_questions
 from ..errors import NotFound, ValidationError
+from .build import PartResult, write_all
 from .card import dataset_card
-from .formats import FORMATS, Format, Plan, group_agreement
+from .formats import FORMATS, Format, Plan, QuestionSpec
 from .options import ExportOptions, parse_options
-from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink
-from .source import (
-    FETCH_ROWS,
-    Pseudonyms,
-    annotation_conditions,
-    corrections,
-    count_annotations,
-    has_multi_turn_items,
-    in_test_split,
-    stream_groups,
-)
+from .sinks import FileInfo
+from .source import FETCH_ROWS
 
 SCHEMA_VERSION = "groundwork-export/1"
 TMP_FOLDER = ".partial"
@@ -58,13 +50,12 @@ def options_for(raw: Mapping[str, Any]) -> ExportOptions:
 def plan_for(session: Session, project: Project, options: ExportOptions) -> tuple[Format, Plan]:
     """The format and its plan, or a ValidationError saying what the project lacks for it."""
     fmt = FORMATS[options.format]
-    plan = Plan(options=options, questions=project_questions(session, project.id))
+    plan = Plan(options=options, questions=[QuestionSpec.of(q) for q in project_questions(session, project.id)])
     problem = fmt.needs(plan)
     if problem:
         kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
-    if fmt.plain_or_chat:
-        plan.conversational = options.conversational or has_multi_turn_items(session, project.id)
+    plan.conversational = options.conversational
     return fmt, plan
 
 
@@ -124,32 +115,18 @@ def file_path(root: str | os.PathLike, export: DatasetExport, name: str) -> Path
     return Path(root) / export.path / name
 
 
-def _sink(fmt: Format, plan: Plan, path: Path):
-    if fmt.extension == "jsonl":
-        return JsonlSink(path, fmt.nullable)
-    kinds = {"rating": "int", "preference": "int"}
-    columns = {"item_id": "string", "trainer": "string", "submitted_at": "string", "active_seconds": "int",
-               "gold_score": "float", "review_status": "string"}
-    columns.update({f"answer_{q.key}": kinds.get(q.type, "string") for q in plan.questions})
-    return (CsvSink if fmt.extension == "csv" else ParquetSink)(path, columns)
-
-
 @dataclass
 class _Progress:
-    """Saves rows read at most every ``every`` annotations, in its own short transaction."""
+    """Saves how far a running export got, in its own short transaction (the caller decides how often)."""
 
     session_factory: Callable[[], Session]
     export_id: int
     every: int
-    last: int = 0
 
     def expect(self, total: int) -> None:
         self._save(rows_expected=total)
 
-    def __call__(self, read: int, force: bool = False) -> None:
-        if not force and read - self.last < self.every:
-            return
-        self.last = read
+    def __call__(self, read: int) -> None:
         self._save(rows_read=read)
 
     def _save(self, **values) -> None:
@@ -179,7 +156,7 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
 
 
 def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
-               progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS) -> DatasetExport:
+               progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS, processes: int = 1) -> DatasetExport:
     """Build one version: stream, write to a temporary folder, rename into place, then mark it done."""
     project, options, _ = _start(session_factory, export_id)
     root = Path(root)
@@ -197,7 +174,8 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
     try:
         with session_factory() as session:
             fmt, plan = plan_for(session, project, options)
-            result = _write_files(session, project, fmt, plan, work, secret, progress, fetch_rows)
+            result = write_all(session, session_factory, project.id, fmt, plan, work, secret, progress, fetch_rows,
+                               processes)
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
         seconds = time.perf_counter() - started
         manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds)
@@ -216,12 +194,12 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
     with session_factory() as session:
         begin_write(session)
         export = session.get(DatasetExport, export_id)
-        main = result["files"][0]
+        files = [f["info"] for f in result.files.values()]
         export.status, export.finished_at = "done", utcnow()
-        export.rows_read, export.progress_at = result["annotations"], export.finished_at
-        export.row_count = sum(f.rows for f in result["files"])
-        export.bytes = sum(f.bytes for f in result["files"])
-        export.sha256, export.path, export.manifest = main.sha256, str(final.relative_to(root)), manifest
+        export.rows_read, export.progress_at = result.read, export.finished_at
+        export.row_count = sum(f.rows for f in files)
+        export.bytes = sum(f.bytes for f in files)
+        export.sha256, export.path, export.manifest = files[0].sha256, str(final.relative_to(root)), manifest
         session.commit()
         session.refresh(export)
         session.expunge(export)
@@ -241,47 +219,12 @@ def _fail(session_factory, export_id: int, exc: BaseException) -> None:
         pass
 
 
-def _write_files(session, project, fmt: Format, plan: Plan, work: Path, secret: str, progress, fetch_rows) -> dict:
-    conditions = annotation_conditions(session, project.id, plan.options, fmt.keeps_rejected)
-    expected = count_annotations(session, conditions)
-    progress.expect(expected)
-    fraction = plan.options.test_fraction
-    train = _sink(fmt, plan, work / f"train.{fmt.extension}")
-    test = _sink(fmt, plan, work / f"test.{fmt.extension}") if fraction > 0 else None
-    min_agreement = plan.options.min_agreement
-    items = {"train": 0, "test": 0}
-    trainers: set[str] = set()
-    agreements: list[float] = []
-    read = 0
-    build = fmt.build
-    for group, read in stream_groups(session, conditions, Pseudonyms(secret), corrections(session, project.id),
-                                     fetch_rows):
-        if min_agreement is not None:
-            value = group_agreement(group, plan)
-            if value is None or value < min_agreement:
-                plan.skipped["item below min_agreement"] += 1
-                progress(read)
-                continue
-            agreements.append(value)
-        lines = list(build(group, plan))
-        if lines:
-            in_test = test is not None and in_test_split(group.external_id, fraction)
-            (test if in_test else train).write_many(lines)
-            items["test" if in_test else "train"] += 1
-            trainers.update(row.trainer for row in group.rows)
-        progress(read)
-    files = [train.close()] + ([test.close()] if test is not None else [])
-    progress(read, force=True)
-    return {"files": files, "annotations": read, "expected": expected, "items": items,
-            "annotators": len(trainers), "agreements": agreements}
-
-
-def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: dict, stats, export_id: int,
+def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: PartResult, stats, export_id: int,
               seconds: float) -> dict:
-    files: list[FileInfo] = result["files"]
+    files: list[FileInfo] = [f["info"] for f in result.files.values()]
     agreement = {}
-    if result["agreements"]:
-        agreement["mean_item_agreement"] = sum(result["agreements"]) / len(result["agreements"])
+    if result.agreements:
+        agreement["mean_item_agreement"] = sum(result.agreements) / len(result.agreements)
     if stats is not None:
         agreement["project"] = {
             "computed_at": stats.computed_at.isoformat(),
@@ -300,13 +243,13 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
             "rows": sum(f.rows for f in files),
             "train_rows": files[0].rows,
             "test_rows": files[1].rows if len(files) > 1 else 0,
-            "items": result["items"]["train"] + result["items"]["test"],
-            "train_items": result["items"]["train"],
-            "test_items": result["items"]["test"],
-            "annotations_read": result["annotations"],
-            "skipped": dict(sorted(plan.skipped.items())),
+            "items": result.items["train"] + result.items["test"],
+            "train_items": result.items["train"],
+            "test_items": result.items["test"],
+            "annotations_read": result.read,
+            "skipped": dict(sorted(result.skipped.items())),
         },
-        "annotators": result["annotators"],
+        "annotators": len(result.trainers),
         "agreement": agreement,
         "sha256": files[0].sha256,
         "build_seconds": round(seconds, 3),

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from app.models import Question
-
 from ..quality import aggregation, agreement
 from ..stats import item_agreement
 from .options import ExportOptions
@@ -29,20 +27,43 @@ from .source import Group
 PAIR_TYPES = ("preference", "ranking")
 
 
+@dataclass(frozen=True)
+class QuestionSpec:
+    """A question as exports read it: plain values (no ORM), so a plan can go to another process."""
+
+    key: str
+    type: str
+    title: str
+    options: dict
+
+    @classmethod
+    def of(cls, question) -> QuestionSpec:
+        return cls(question.key, question.type, question.title, dict(question.options or {}))
+
+
+class NeedsConversational(Exception):
+    """A plain (string-prompt) file met an item that is more than one user turn: start again with messages."""
+
+
 @dataclass
 class Plan:
     """Everything a mapping function needs besides the group: options and the project's questions."""
 
     options: ExportOptions
-    questions: list[Question]
+    questions: list[QuestionSpec]
+    project_id: int = 0
+    pseudonym: Callable[[int], str] = str
     conversational: bool = False
     skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
 
     def __post_init__(self):
-        by_type: dict[str, list[Question]] = {}
+        by_type: dict[str, list[QuestionSpec]] = {}
         for q in self.questions:
             by_type.setdefault(q.type, []).append(q)
         self.pair_question = next((q for q in self.questions if q.type in PAIR_TYPES), None)
+        # Plain copies of what the per-line code reads (ORM attribute access costs, a million times).
+        self.pair_key = self.pair_question.key if self.pair_question else None
+        self.pair_type = self.pair_question.type if self.pair_question else None
         self.label_question = (by_type.get("label") or [None])[0]
         self.ratings = by_type.get("rating", [])
         self.rewrites = [q for q in by_type.get("text", []) if q.options.get("mode") == "rewrite"]
@@ -57,6 +78,8 @@ class Format:
     extension: str = "jsonl"
     # Uses plain strings or message lists for "prompt", decided once per file.
     plain_or_chat: bool = False
+    # Reads whole annotation rows (group.records()), not just the answers: costs a little more.
+    full_rows: bool = False
     # Raw tables keep rejected annotations (with their status); training formats never do.
     keeps_rejected: bool = False
     nullable: tuple[str, ...] = ()
@@ -83,10 +106,18 @@ def messages(group: Group) -> list[dict]:
 
 
 def prompt(group: Group, plan: Plan):
-    """A plain string for one user turn, else the message list (per file, see Plan.conversational)."""
+    """A plain string while every item is one user turn, else message lists for the whole file.
+
+    Files start plain; the first item that is not a single user turn raises NeedsConversational
+    and the export starts again with messages, so one file never mixes the two (TRL reads the
+    kind from the first row). ``conversational=true`` asks for messages from the start.
+    """
     if plan.conversational:
         return messages(group)
-    return group.context[0]["content"]
+    context = group.context
+    if len(context) != 1 or context[0]["role"] != "user":
+        raise NeedsConversational(group.external_id)
+    return context[0]["content"]
 
 
 def completion(text: str, plan: Plan):
@@ -117,9 +148,9 @@ def _pairs_from_groups(groups: list[list[str]], strategy: str) -> Iterator[tuple
 def consensus_ranking(group: Group, key: str) -> list[list[str]]:
     """Best-first groups from Bradley–Terry strengths over every annotator's implied pairs."""
     comparisons = []
-    for row in group.rows:
-        if key in row.answers:
-            comparisons.extend(aggregation.comparisons_from_pairs(agreement.ranking_pairs(row.answers[key])))
+    for answers in group.answers:
+        if key in answers:
+            comparisons.extend(aggregation.comparisons_from_pairs(agreement.ranking_pairs(answers[key])))
     strengths = aggregation.bradley_terry(comparisons)
     ordered: dict[float, list[str]] = {}
     for rid in sorted(strengths):
@@ -127,41 +158,30 @@ def consensus_ranking(group: Group, key: str) -> list[list[str]]:
     return [ordered[s] for s in sorted(ordered, reverse=True)]
 
 
-def pairs(group: Group, plan: Plan) -> Iterator[tuple[str, str, float]]:
-    """(chosen id, rejected id, margin) of the group under the pair options; ties are dropped."""
-    q, options = plan.pair_question, plan.options
-    key = q.key
-    if q.type == "preference":
-        first, second = group.responses[0]["id"], group.responses[1]["id"]
-        values = [row.answers[key] for row in group.rows if key in row.answers]
+def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float]]:
+    """(chosen text, rejected text, margin) of the group under the pair options; ties are dropped."""
+    key, options = plan.pair_key, plan.options
+    if plan.pair_type == "preference":
+        values = [a[key] for a in group.answers if key in a]
         if options.pairs == "consensus":
             values = [statistics.fmean(values)] if values else []
-        for value in values:
-            if value == 0:
-                plan.skipped["tie"] += 1
-            elif value < 0:
-                yield first, second, float(abs(value))
-            else:
-                yield second, first, float(abs(value))
-        return
+        first, second = group.responses[0]["text"], group.responses[1]["text"]
+        found = [(first, second, float(-v)) if v < 0 else (second, first, float(v)) for v in values if v]
+        if len(found) < len(values):
+            plan.skipped["tie"] += len(values) - len(found)
+        return found
     if options.pairs == "consensus":
-        rankings = [consensus_ranking(group, key)] if any(key in r.answers for r in group.rows) else []
+        rankings = [consensus_ranking(group, key)] if any(key in a for a in group.answers) else []
     else:
-        rankings = [row.answers[key] for row in group.rows if key in row.answers]
-    for groups in rankings:
-        yield from _pairs_from_groups(groups, options.ranking_pairs)
+        rankings = [a[key] for a in group.answers if key in a]
+    text = group.text_of
+    return [(text(c), text(r), m) for groups in rankings for c, r, m in _pairs_from_groups(groups, options.ranking_pairs)]
 
 
 def _needs_pairs(plan: Plan) -> str | None:
     if plan.pair_question is None:
         return "needs a preference or ranking question"
     return None
-
-
-def _with_margin(line: dict, margin: float, plan: Plan) -> dict:
-    if plan.options.margin:
-        line["margin"] = margin
-    return line
 
 
 # --- pair formats ---------------------------------------------------------------------------------------
@@ -174,11 +194,17 @@ def _with_margin(line: dict, margin: float, plan: Plan) -> dict:
             ("rejected", "the worse response (string, or a one-message list)"),
             ("margin", "float, only with the margin option: preference strength, or rank gap")),
 )
-def trl_preference(group: Group, plan: Plan) -> Iterator[dict]:
-    p = prompt(group, plan)
-    for chosen, rejected, margin in pairs(group, plan):
-        yield _with_margin({"prompt": p, "chosen": completion(group.text_of(chosen), plan),
-                            "rejected": completion(group.text_of(rejected), plan)}, margin, plan)
+def trl_preference(group: Group, plan: Plan) -> list[dict]:
+    p, found = prompt(group, plan), pairs(group, plan)
+    if plan.conversational:
+        lines = [{"prompt": p, "chosen": [{"role": "assistant", "content": c}],
+                  "rejected": [{"role": "assistant", "content": r}]} for c, r, _m in found]
+    else:
+        lines = [{"prompt": p, "chosen": c, "rejected": r} for c, r, _m in found]
+    if plan.options.margin:
+        for line, (_c, _r, margin) in zip(lines, found, strict=True):
+            line["margin"] = margin
+    return lines
 
 
 @export_format(
@@ -191,8 +217,8 @@ def openai_dpo(group: Group, plan: Plan) -> Iterator[dict]:
     context = messages(group)
     for chosen, rejected, _margin in pairs(group, plan):
         yield {"input": {"messages": context},
-               "preferred_output": [{"role": "assistant", "content": group.text_of(chosen)}],
-               "non_preferred_output": [{"role": "assistant", "content": group.text_of(rejected)}]}
+               "preferred_output": [{"role": "assistant", "content": chosen}],
+               "non_preferred_output": [{"role": "assistant", "content": rejected}]}
 
 
 def hh_transcript(group: Group) -> str:
@@ -219,7 +245,7 @@ def hh_transcript(group: Group) -> str:
 def hh_rlhf(group: Group, plan: Plan) -> Iterator[dict]:
     transcript = hh_transcript(group) + "\n\nAssistant: "
     for chosen, rejected, _margin in pairs(group, plan):
-        yield {"chosen": transcript + group.text_of(chosen), "rejected": transcript + group.text_of(rejected)}
+        yield {"chosen": transcript + chosen, "rejected": transcript + rejected}
 
 
 # --- KTO ----------------------------------------------------------------------------------------------
@@ -257,7 +283,7 @@ def labelled_responses(group: Group, plan: Plan) -> Iterator[bool]:
     if len(group.responses) != 1:
         plan.skipped["label item without exactly one response"] += 1
         return
-    values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+    values = [a[q.key] for a in group.answers if q.key in a]
     if not values:
         return
     if plan.options.pairs == "consensus":
@@ -276,8 +302,8 @@ def trl_kto(group: Group, plan: Plan) -> Iterator[dict]:
     p = prompt(group, plan)
     if plan.pair_question is not None:
         for chosen, rejected, _margin in pairs(group, plan):
-            yield {"prompt": p, "completion": completion(group.text_of(chosen), plan), "label": True}
-            yield {"prompt": p, "completion": completion(group.text_of(rejected), plan), "label": False}
+            yield {"prompt": p, "completion": completion(chosen, plan), "label": True}
+            yield {"prompt": p, "completion": completion(rejected, plan), "label": False}
         return
     text = group.responses[0]["text"] if len(group.responses) == 1 else None
     for good in labelled_responses(group, plan):
@@ -291,9 +317,9 @@ def rewrites(group: Group, plan: Plan) -> Iterator[str]:
     """Distinct non-empty rewrites of the item that differ from the response they rewrite."""
     originals = {r["text"].strip() for r in group.responses}
     seen = set()
-    for row in group.rows:
+    for answers in group.answers:
         for q in plan.rewrites:
-            text = (row.answers.get(q.key) or "").strip()
+            text = (answers.get(q.key) or "").strip()
             if text and text not in originals and text not in seen:
                 seen.add(text)
                 yield text
@@ -304,18 +330,18 @@ def approved_response(group: Group, plan: Plan) -> str | None:
     if plan.pair_question is not None:
         q = plan.pair_question
         if q.type == "preference":
-            values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+            values = [a[q.key] for a in group.answers if q.key in a]
             mean = statistics.fmean(values) if values else 0
             if mean == 0:
                 return None
             return group.responses[0 if mean < 0 else 1]["text"]
-        ranking = consensus_ranking(group, q.key) if any(q.key in r.answers for r in group.rows) else []
+        ranking = consensus_ranking(group, q.key) if any(q.key in a for a in group.answers) else []
         if len(ranking) >= 2 and len(ranking[0]) == 1:
             return group.text_of(ranking[0][0])
         return None
     if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
         q = plan.label_question
-        values = [row.answers[q.key] for row in group.rows if q.key in row.answers]
+        values = [a[q.key] for a in group.answers if q.key in a]
         if values and majority_label(values, q.options["labels"])[0] in plan.options.desirable_labels:
             return group.responses[0]["text"]
     return None
@@ -376,15 +402,15 @@ def helpsteer(group: Group, plan: Plan) -> Iterator[dict]:
         plan.skipped["rated item without exactly one response"] += 1
         return
     keys = [q.key for q in plan.ratings]
-    rows = [row for row in group.rows if all(k in row.answers for k in keys)]
+    rows = [a for a in group.answers if all(k in a for k in keys)]
     if not rows:
         return
     base = {"prompt": prompt(group, plan), "response": group.responses[0]["text"]}
     if plan.options.pairs == "consensus":
-        yield {**base, **{k: round(statistics.fmean(r.answers[k] for r in rows)) for k in keys}}
+        yield {**base, **{k: round(statistics.fmean(a[k] for a in rows)) for k in keys}}
         return
-    for row in rows:
-        yield {**base, **{k: row.answers[k] for k in keys}}
+    for answers in rows:
+        yield {**base, **{k: answers[k] for k in keys}}
 
 
 # --- tables -------------------------------------------------------------------------------------------
@@ -396,7 +422,7 @@ def answers_of(row, plan: Plan) -> dict:
 
 
 @export_format(
-    "raw", "Raw annotations", keeps_rejected=True, nullable=("gold_score",),
+    "raw", "Raw annotations", keeps_rejected=True, full_rows=True, nullable=("gold_score",),
     fields=(("item_id", "the item's external id"), ("trainer", "stable pseudonym of the annotator"),
             ("answers", "{question key: answer} (a reviewer's correction when there is one)"),
             ("active_seconds", "int: time actively spent"), ("gold_score", "float 0–1 on gold items, else null"),
@@ -404,13 +430,13 @@ def answers_of(row, plan: Plan) -> dict:
             ("submitted_at", "ISO 8601 UTC")),
 )
 def raw(group: Group, plan: Plan) -> Iterator[dict]:
-    for row in group.rows:
-        yield {"item_id": group.external_id, "trainer": row.trainer, "answers": answers_of(row, plan),
+    for row in group.records():
+        yield {"item_id": group.external_id, "trainer": plan.pseudonym(row.trainer_id), "answers": answers_of(row, plan),
                "active_seconds": row.active_seconds, "gold_score": row.gold_score,
                "review_status": row.review_status, "submitted_at": row.submitted_at.isoformat()}
 
 
-def consensus_of(question: Question, values: list) -> tuple:
+def consensus_of(question: QuestionSpec, values: list) -> tuple:
     """(consensus value, confidence 0–1) of one question's answers on one item."""
     if question.type == "label":
         return majority_label(values, question.options["labels"])
@@ -441,7 +467,7 @@ def aggregated(group: Group, plan: Plan) -> Iterator[dict]:
     for q in plan.questions:
         if q.type == "text":
             continue
-        values = [row.answers[q.key] for row in group.rows if row.answers.get(q.key) is not None]
+        values = [a[q.key] for a in group.answers if a.get(q.key) is not None]
         if not values:
             value, conf = None, None
         elif q.type == "ranking":
@@ -466,14 +492,15 @@ def group_agreement(group: Group, plan: Plan) -> float | None:
     q = plan.comparable
     if q is None:
         return None
-    answers = [(row.trainer, row.answers[q.key]) for row in group.rows if row.answers.get(q.key) is not None]
+    answers = [(trainer, a[q.key]) for trainer, a in zip(group.trainer_ids, group.answers, strict=True)
+               if a.get(q.key) is not None]
     value = item_agreement(q, answers, group)
     return None if value is None else float(value)
 
 
 def table_row(group: Group, row, plan: Plan) -> dict:
     """A raw annotation as one flat table row: lists and objects as JSON strings."""
-    line = {"item_id": group.external_id, "trainer": row.trainer, "submitted_at": row.submitted_at.isoformat(),
+    line = {"item_id": group.external_id, "trainer": plan.pseudonym(row.trainer_id), "submitted_at": row.submitted_at.isoformat(),
             "active_seconds": row.active_seconds, "gold_score": row.gold_score, "review_status": row.review_status}
     for q in plan.questions:
         value = row.answers.get(q.key)
@@ -484,13 +511,14 @@ def table_row(group: Group, row, plan: Plan) -> dict:
 
 
 def _table(group: Group, plan: Plan) -> Iterator[dict]:
-    for row in group.rows:
+    for row in group.records():
         yield table_row(group, row, plan)
 
 
 TABLE_FIELDS = (("item_id", "the item's external id"), ("trainer", "pseudonym"), ("submitted_at", "ISO 8601 UTC"),
                 ("active_seconds", "int"), ("gold_score", "float, empty off gold"), ("review_status", "status"),
                 ("answer_<key>", "one column per question; lists as JSON strings"))
-export_format("csv", "Raw annotations as CSV (pandas)", extension="csv", keeps_rejected=True, fields=TABLE_FIELDS)(_table)
-export_format("parquet", "Raw annotations as Parquet", extension="parquet", keeps_rejected=True,
+export_format("csv", "Raw annotations as CSV (pandas)", extension="csv", keeps_rejected=True, full_rows=True,
+              fields=TABLE_FIELDS)(_table)
+export_format("parquet", "Raw annotations as Parquet", extension="parquet", keeps_rejected=True, full_rows=True,
               fields=TABLE_FIELDS)(_table)

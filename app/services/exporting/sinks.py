@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-BUFFER_LINES = 2048
+# Lines per chunk handed to the writer thread: big chunks mean few GIL hand-overs between threads.
+BUFFER_LINES = 512
 TABLE_CHUNK = 50_000
 
 
@@ -44,6 +47,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _BackgroundWriter:
+    """Writes and hashes chunks on a thread: both release the GIL, so they overlap the encoding."""
+
+    def __init__(self, handle, digest):
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._handle, self._digest = handle, digest
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="export-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._handle.write(chunk)
+                    self._digest.update(chunk)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def finish(self, raise_error: bool = True) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
+
+
 class JsonlSink:
     """One JSON object per line. Columns declared nullable that stay null on every line are dropped
     after the fact (a second pass over the file, only in that rare case) so no column is null-only."""
@@ -52,6 +86,7 @@ class JsonlSink:
         self.path = path
         self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._digest = hashlib.sha256()
+        self._writer = _BackgroundWriter(self._handle, self._digest)
         self._buffer: list[bytes] = []
         self._pending_null = set(nullable)
         self.rows = 0
@@ -65,23 +100,65 @@ class JsonlSink:
         if len(self._buffer) >= BUFFER_LINES:
             self._flush()
 
-    def write_many(self, lines) -> None:
-        for line in lines:
-            self.write(line)
+    def write_many(self, lines: list[dict]) -> None:
+        if self._pending_null:
+            for line in lines:
+                self.write(line)
+            return
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self._buffer.extend([dumps(line, option=option) for line in lines])
+        if len(self._buffer) >= BUFFER_LINES:
+            self._flush()
 
     def _flush(self) -> None:
         if self._buffer:
             chunk = b"".join(self._buffer)
-            self._handle.write(chunk)
-            self._digest.update(chunk)
+            self._writer.put(chunk)
             self.rows += len(self._buffer)
             self.bytes += len(chunk)
             self._buffer = []
 
-    def close(self) -> FileInfo:
-        self._flush()
+    @property
+    def pending_null(self) -> set[str]:
+        """Nullable columns that have been null on every line so far."""
+        return set(self._pending_null)
+
+    def finish(self) -> None:
+        """Everything buffered is on its way to disk and hashed (the writer thread has stopped)."""
+        if self._writer is not None:
+            self._flush()
+            self._writer.finish()
+            self._writer = None
+
+    def append_file(self, path: Path, rows: int, null_only: list[str]) -> None:
+        """Append another part's lines (written by another process) as if written here."""
+        self.finish()
+        self._handle.flush()
+        with open(path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            copied = 0
+            while copied < size:  # in the kernel: no copy through Python
+                copied += os.copy_file_range(source.fileno(), self._handle.fileno(), size - copied)
+            source.seek(0)
+            for block in iter(lambda: source.read(1 << 20), b""):
+                self._digest.update(block)
+        self._handle.seek(0, os.SEEK_END)
+        self.rows += rows
+        self.bytes += size
+        self._pending_null &= set(null_only)
+
+    def abandon(self) -> None:
+        """Stop without finishing (the export failed or starts again); the caller removes the file."""
+        if self._writer is not None:
+            self._buffer = []
+            self._writer.finish(raise_error=False)
+            self._writer = None
+        self._handle.close()
+
+    def close(self, drop_null: bool = True) -> FileInfo:
+        self.finish()
         _fsync_close(self._handle)
-        dropped = sorted(self._pending_null) if self.rows else []
+        dropped = sorted(self._pending_null) if self.rows and drop_null else []
         if dropped:
             self._drop_columns(dropped)
             return FileInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path), dropped)
@@ -145,7 +222,10 @@ class CsvSink(_TableSink):
         self._digest.update(data)
         self.bytes += len(data)
 
-    def close(self) -> FileInfo:
+    def abandon(self) -> None:
+        self._handle.close()
+
+    def close(self, drop_null: bool = True) -> FileInfo:
         if self._rows or self.rows == 0:
             self._flush()
         _fsync_close(self._handle)
@@ -169,7 +249,11 @@ class ParquetSink(_TableSink):
             self._writer = pq.ParquetWriter(self.path, self._schema)
         self._writer.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
 
-    def close(self) -> FileInfo:
+    def abandon(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def close(self, drop_null: bool = True) -> FileInfo:
         if self._rows or self.rows == 0:
             self._flush()
         self._writer.close()

@@ -1,0 +1,207 @@
+"""Export speed: 1,000,000 preference annotations -> `trl-preference` on SQLite.
+
+Measures, each in its own child process (so peak RSS is that run's alone):
+- ours: the real export path (`run_export`: count, stream, map, write, hash, manifest, card, rename);
+- bare: a bare loop over the same rows (sqlite3 cursor + orjson, the same join and order), the
+  fastest a Python exporter could hope for.
+
+    .venv/bin/python -m bench.export [--annotations 1000000] [--keep /path/bench.sqlite3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+OVERLAP = 2
+TRAINERS = 200
+
+
+def build_database(path: Path, annotations: int) -> None:
+    """Schema from the models, then rows with sqlite3 executemany (fast; this is set-up, not measured)."""
+    from sqlalchemy import create_engine
+
+    from app.models import Base
+
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    rng = random.Random(7)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    now = "2026-11-20 12:00:00.000000"
+    db.execute("INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+               "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+               "min_qualification_score, show_model_names, created_at) VALUES (1, 'Bench pairs', 'bench-pairs', "
+               "'work', 'active', '', ?, 30, 0, 0, 3000, 1800, '[]', 0, 0, ?)", (OVERLAP, now))
+    db.execute("INSERT INTO questions (project_id, position, key, type, title, help, options, required) "
+               "VALUES (1, 0, 'preference', 'preference', 'Which is better?', '', '{\"scale\": 3}', 1)")
+    db.executemany("INSERT INTO users (id, email, name, password_hash, status, created_at) VALUES (?, ?, ?, 'x', "
+                   "'active', ?)", [(t, f"trainer{t}@example.test", f"Trainer {t}", now) for t in range(1, TRAINERS + 1)])
+    items = annotations // OVERLAP
+    batch = []
+    for n in range(1, items + 1):
+        context = orjson.dumps([{"role": "user", "content": f"Prompt {n}: explain how a vaccine trains the immune "
+                                 "system, for a curious twelve-year-old, in two short paragraphs."}]).decode()
+        responses = orjson.dumps([
+            {"id": "a", "text": f"Answer A to prompt {n}. " + "Your immune system learns from a harmless copy. " * 3},
+            {"id": "b", "text": f"Answer B to prompt {n}. " + "A vaccine is a practice run for your body. " * 3},
+        ]).decode()
+        batch.append((n, f"item-{n}", context, responses, now))
+        if len(batch) == 50_000:
+            _insert_items(db, batch)
+            batch = []
+    if batch:
+        _insert_items(db, batch)
+    values = [-3, -2, -1, 1, 2, 3] * 3 + [0]  # about 5 % ties, which pair formats drop
+    rows_a, rows_b = [], []
+    aid = 0
+    for n in range(1, items + 1):
+        first = rng.randrange(1, TRAINERS + 1)
+        for k in range(OVERLAP):
+            aid += 1
+            trainer = (first + k * 7) % TRAINERS + 1
+            rows_a.append((aid, n, trainer, now, now))
+            rows_b.append((aid, aid, n, trainer, f'{{"preference":{rng.choice(values)}}}', now, 60 + aid % 300))
+        if len(rows_a) >= 100_000:
+            _insert_work(db, rows_a, rows_b)
+            rows_a, rows_b = [], []
+    if rows_a:
+        _insert_work(db, rows_a, rows_b)
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def _insert_items(db, batch) -> None:
+    db.executemany("INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                   "done_count, active_count, is_open, created_at) VALUES (?, 1, ?, ?, ?, '{}', 0, 0, 2, 0, 0, ?)", batch)
+
+
+def _insert_work(db, rows_a, rows_b) -> None:
+    db.executemany("INSERT INTO assignments (id, item_id, project_id, trainer_id, status, assigned_at, expires_at, "
+                   "active_seconds) VALUES (?, ?, 1, ?, 'submitted', ?, ?, 60)", rows_a)
+    db.executemany("INSERT INTO annotations (id, assignment_id, item_id, project_id, trainer_id, answers, "
+                   "submitted_at, active_seconds, review_status, excluded) VALUES (?, ?, ?, 1, ?, ?, ?, ?, "
+                   "'unreviewed', 0)", rows_b)
+
+
+# --- the two measured runs (each in a child process) ---------------------------------------------------
+
+
+def run_ours(db_path: Path, out: Path) -> dict:
+    from app import create_app
+    from app.db import get_db
+    from app.models import Project
+    from app.services.exporting import create_export, run_export
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{db_path}", "SECRET_KEY": "bench", "REDIS_URL": None,
+                      "INSTANCE_PATH": str(out / "instance")})
+    with app.app_context():
+        factory = get_db().session_factory
+        with factory() as session:
+            export = create_export(session, session.get(Project, 1), {"format": "trl-preference"}, None)
+            session.commit()
+            export_id = export.id
+        start = time.perf_counter()
+        export = run_export(factory, export_id, out / "exports", "bench", progress_rows=100_000,
+                            processes=app.config["EXPORT_PROCESSES"])
+        seconds = time.perf_counter() - start
+    return {"lines": export.row_count, "seconds": seconds, "sha256": export.sha256,
+            "annotations": export.manifest["counts"]["annotations_read"]}
+
+
+def run_bare(db_path: Path, out: Path) -> dict:
+    """The floor: same join, same order, same lines; no filters, no progress, no manifest."""
+    start = time.perf_counter()
+    db = sqlite3.connect(db_path)
+    cursor = db.execute(
+        "SELECT a.answers, i.context, i.responses FROM annotations a JOIN items i ON i.id = a.item_id "
+        "WHERE a.project_id = 1 AND a.excluded = 0 ORDER BY a.item_id, a.id")
+    lines = 0
+    dumps, loads, newline = orjson.dumps, orjson.loads, orjson.OPT_APPEND_NEWLINE
+    with open(out / "bare.jsonl", "wb") as handle:
+        buffer = []
+        for answers, context, responses in cursor:
+            value = loads(answers)["preference"]
+            if value == 0:
+                continue
+            first, second = loads(responses)
+            chosen, rejected = (first, second) if value < 0 else (second, first)
+            buffer.append(dumps({"prompt": loads(context)[0]["content"], "chosen": chosen["text"],
+                                 "rejected": rejected["text"]}, option=newline))
+            lines += 1
+            if len(buffer) == 2048:
+                handle.write(b"".join(buffer))
+                buffer = []
+        handle.write(b"".join(buffer))
+    return {"lines": lines, "seconds": time.perf_counter() - start}
+
+
+def measure(kind: str, db_path: Path) -> dict:
+    """Run one kind in a child process; its peak RSS comes from wait4 on that child alone."""
+    out = Path(tempfile.mkdtemp(prefix=f"gw-export-{kind}-"))
+    child = subprocess.Popen([sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db_path),
+                              "--out", str(out)], stdout=subprocess.PIPE)
+    data = child.stdout.read()
+    _pid, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{kind} run failed")
+    result = json.loads(data)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["lines_per_second"] = result["lines"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--annotations", type=int, default=1_000_000)
+    parser.add_argument("--keep", help="reuse (or create) the database at this path")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child")
+    parser.add_argument("--db")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.child:
+        run = run_ours if args.child == "ours" else run_bare
+        print(json.dumps(run(Path(args.db), Path(args.out))))
+        return
+    db_path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gw-export-db-")) / "bench.sqlite3"
+    if not db_path.exists():
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        build_database(db_path, args.annotations)
+        print(f"built {args.annotations:,} annotations in {time.perf_counter() - start:.1f} s ({db_path})")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"SQLite {sqlite3.sqlite_version}")
+    results = {"ours": [], "bare": []}
+    for _ in range(args.runs):  # interleaved, so both see the same machine state
+        for kind in ("bare", "ours"):
+            results[kind].append(measure(kind, db_path))
+    best = {kind: max(runs, key=lambda r: r["lines_per_second"]) for kind, runs in results.items()}
+    for kind in ("bare", "ours"):
+        r = best[kind]
+        print(f"{kind:>4}: {r['lines']:,} lines in {r['seconds']:.2f} s = {r['lines_per_second']:,.0f} lines/s, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB (best of {args.runs}; all: "
+              + ", ".join(f"{x['lines_per_second']:,.0f}" for x in results[kind]) + ")")
+    ratio = best["ours"]["lines_per_second"] / best["bare"]["lines_per_second"]
+    print(f"ours / bare = {ratio:.2f} (target ≥ 0.5); target ≥ 200,000 lines/s and ≤ 300 MB peak RSS")
+    if best["ours"]["lines"] != best["bare"]["lines"]:
+        print(f"!! line counts differ: ours {best['ours']['lines']}, bare {best['bare']['lines']}")
+
+
+if __name__ == "__main__":
+    main()
