@@ -25,7 +25,7 @@ def main() -> None:
 
 def register(app) -> None:
     """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
-    for command in (db, users, projects, import_command, metrics, recount, demo, worker):
+    for command in (db, users, projects, import_command, export_command, metrics, recount, demo, worker):
         app.cli.add_command(command)
 
 
@@ -167,6 +167,89 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
         + (f", skipped {report.skipped} already there" if report.skipped else "")
         + f" ({report.lines} lines)"
     )
+
+
+@click.command("export")
+@click.argument("slug")
+@click.option("--format", "fmt", required=True, help="trl-preference, trl-kto, trl-sft, openai-dpo, openai-sft, "
+              "hh-rlhf, helpsteer, raw, aggregated, csv or parquet.")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Copy the data file here ('-' for stdout); a test split goes beside it as NAME.test.EXT.")
+@click.option("--pairs", type=click.Choice(["per_annotation", "consensus"]), help="Default: per_annotation.")
+@click.option("--ranking-pairs", type=click.Choice(["all_pairs", "best_vs_worst", "best_vs_rest"]))
+@click.option("--conversational", is_flag=True, help="Message lists even when every item is one user turn.")
+@click.option("--margin", is_flag=True, help="Add a float margin (preference strength) to pair rows.")
+@click.option("--reviewed-only", is_flag=True, help="Only annotations a reviewer approved or corrected.")
+@click.option("--min-agreement", type=float, help="Only items whose annotators agree at least this much (0-1).")
+@click.option("--exclude-flagged-trainers", is_flag=True, help="Leave out trainers flagged or paused here.")
+@click.option("--include-gold", is_flag=True, help="Export gold items too (left out by default).")
+@click.option("--min-trainer-quality", type=float, help="Only trainers with gold accuracy (or agreement) ≥ this.")
+@click.option("--from", "date_from", help="Submitted on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--to", "date_to", help="Submitted on or before this date (YYYY-MM-DD, UTC).")
+@click.option("--test-fraction", type=float, help="Share of items (by hashed id) in a test split.")
+@click.option("--desirable-labels", help="Comma-separated labels that count as good (label projects: KTO, SFT).")
+@with_appcontext
+def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **filters) -> None:
+    """Build a dataset version of a project and print its manifest summary."""
+    import shutil
+    import threading
+    import time
+    from pathlib import Path
+
+    from app.models import DatasetExport
+    from app.services import exporting
+    from app.services.projects import get_by_slug
+
+    session = get_session()
+    raw = {k: v for k, v in filters.items() if v not in (None, False)}
+    raw["format"], raw["exclude_gold"] = fmt, not include_gold
+    try:
+        project = get_by_slug(session, slug)
+        export = exporting.create_export(session, project, raw, actor_id=None)
+        session.commit()
+    except ServiceError as exc:
+        _fail(str(exc))
+    app = current_app._get_current_object()
+    outcome: dict = {}
+
+    def build() -> None:
+        with app.app_context():
+            try:
+                outcome["export"] = exporting.run_export(
+                    get_db().session_factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"],
+                    progress_rows=app.config["EXPORT_PROGRESS_ROWS"], processes=app.config["EXPORT_PROCESSES"])
+            except Exception as exc:  # noqa: BLE001 - shown below
+                outcome["error"] = exc
+
+    worker_thread = threading.Thread(target=build)
+    worker_thread.start()
+    with click.progressbar(length=100, label=f"export #{export.id} ({fmt})", file=sys.stderr) as bar:
+        shown = 0
+        while worker_thread.is_alive():
+            worker_thread.join(0.5)
+            with get_db().session_factory() as s:
+                percent = s.get(DatasetExport, export.id).percent
+            bar.update(max(percent - shown, 0))
+            shown = max(shown, percent)
+        bar.update(100 - shown)
+    if "error" in outcome:
+        _fail(f"export #{export.id} failed: {outcome['error']}")
+    done = outcome["export"]
+    folder = Path(app.config["EXPORT_DIR"]) / done.path
+    names = exporting.data_files(done)
+    if out == "-":
+        with open(folder / names[0], "rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+    elif out:
+        target = Path(out)
+        shutil.copyfile(folder / names[0], target)
+        if len(names) > 1:
+            shutil.copyfile(folder / names[1], target.with_name(f"{target.stem}.test{target.suffix}"))
+    counts = done.manifest["counts"]
+    click.echo(f"export #{done.id}: {counts['rows']} rows ({counts['train_rows']} train, {counts['test_rows']} test) "
+               f"from {counts['annotations_read']} annotations, {done.manifest['annotators']} annotators", err=True)
+    click.echo(f"sha256 {done.sha256}", err=True)
+    click.echo(f"files in {folder}" + (f"; copied to {out}" if out and out != "-" else ""), err=True)
 
 
 @click.command("metrics")

@@ -9,12 +9,21 @@ from app.services.questions import QUESTION_TYPES
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
-from . import access, admin, auth, errors, home, review, work
+from . import access, admin, auth, errors, exports, home, review, work
 from .security import add_security_headers
 
 
+def filesize(n: int) -> str:
+    size = float(n or 0)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def init_app(app: Flask) -> None:
-    for module in (home, auth, work, review, admin):
+    for module in (home, auth, work, review, admin, exports):
         app.register_blueprint(module.bp)
     errors.register(app)
     access.register(app)
@@ -22,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.filters["thousands"] = lambda n: f"{int(n):,}"
+    app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.globals["question_widget"] = lambda type_name: QUESTION_TYPES[type_name].widget
 
     if app.config.get("REDIS_URL"):

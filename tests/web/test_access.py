@@ -42,7 +42,7 @@ def test_each_role_gets_what_its_routes_declare(app, client, session, role):
             session.commit()
         assert login(client, user.email, PASSWORD).status_code == 302
     values = {"slug": "walk", "assignment_id": 999999, "import_id": 999999, "member_id": 999999,
-              "annotation_id": 999999, "user_id": 999999}
+              "annotation_id": 999999, "user_id": 999999, "export_id": 999999, "name": "train.jsonl"}
     routes = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

@@ -40,7 +40,8 @@ TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
 DOWNLOADABLE = ("manifest.json", "README.md")
 
-__all__ = ["FORMATS", "ExportOptions", "create_export", "options_for", "parse_options", "run_export"]
+__all__ = ["FORMATS", "ExportOptions", "available_formats", "create_export", "options_for", "parse_options",
+           "project_questions", "run_export"]
 
 
 def options_for(raw: Mapping[str, Any]) -> ExportOptions:
@@ -57,6 +58,14 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
     plan.conversational = options.conversational
     return fmt, plan
+
+
+def available_formats(session: Session, project: Project) -> dict[str, str | None]:
+    """Each format, with why this project cannot produce it (None when it can)."""
+    questions = [QuestionSpec.of(q) for q in project_questions(session, project.id)]
+    labels = next((tuple(q.options.get("labels", ())) for q in questions if q.type == "label"), ())
+    plan = Plan(options=ExportOptions(format="raw", desirable_labels=labels), questions=questions)
+    return {name: fmt.needs(plan) for name, fmt in FORMATS.items()}
 
 
 def create_export(session: Session, project: Project, raw_options: Mapping[str, Any], actor_id: int | None) -> DatasetExport:

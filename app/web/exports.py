@@ -1,0 +1,156 @@
+"""Admin: dataset exports of a project — the form, the version history, progress, manifest, downloads."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from app.db import get_session
+from app.models import DatasetExport, Project, User
+from app.services import exporting
+from app.services.errors import NotFound, ValidationError
+from app.services.exporting.options import BOOL_FIELDS, PAIR_MODES, RANKING_PAIRS
+from app.services.projects import get_by_slug
+from tasks import enqueue
+from tasks.jobs import build_export
+
+from .access import require
+
+bp = Blueprint("exports", __name__, url_prefix="/admin/projects/<slug>/exports")
+
+PAGE_SIZE = 20
+TEXT_FIELDS = ("format", "pairs", "ranking_pairs", "min_agreement", "min_trainer_quality", "date_from", "date_to",
+               "test_fraction")
+
+
+def _project(slug: str) -> Project:
+    try:
+        return get_by_slug(get_session(), slug)
+    except NotFound:
+        abort(404)
+
+
+def _export(project: Project, export_id: int) -> DatasetExport:
+    try:
+        return exporting.get_export(get_session(), project, export_id)
+    except NotFound:
+        abort(404)
+
+
+def _form_options(form) -> dict:
+    """The form as export options: a checkbox that is absent is false (so exclude_gold can be turned off)."""
+    raw = {name: form.get(name, "").strip() for name in TEXT_FIELDS if form.get(name, "").strip()}
+    raw.update({name: name in form for name in BOOL_FIELDS})
+    labels = form.getlist("desirable_labels")
+    if labels:
+        raw["desirable_labels"] = labels
+    return raw
+
+
+def _page_context(project: Project, form_values: dict | None = None, errors: dict | None = None) -> dict:
+    db = get_session()
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    total = exporting.count_exports(db, project.id)
+    history = exporting.list_exports(db, project.id, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    creators = {u.id: u.name for u in db.query(User).filter(User.id.in_({e.created_by for e in history if e.created_by}))}
+    questions = exporting.project_questions(db, project.id)
+    label_question = next((q for q in questions if q.type == "label"), None)
+    values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
+    return {
+        "project": project, "history": history, "creators": creators, "page": page,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)), "total": total, "formats": exporting.FORMATS,
+        "available": exporting.available_formats(db, project), "pair_modes": PAIR_MODES,
+        "ranking_pairs": RANKING_PAIRS, "label_question": label_question, "values": values,
+        "errors": errors or {}, "stalled": {e.id for e in history if exporting.is_stalled(e)},
+    }
+
+
+@bp.get("/")
+@require("admin")
+def index(slug: str):
+    return render_template("exports/index.html", **_page_context(_project(slug)))
+
+
+@bp.post("/")
+@require("admin")
+def create(slug: str):
+    db = get_session()
+    project = _project(slug)
+    raw = _form_options(request.form)
+    try:
+        export = exporting.create_export(db, project, raw, current_user.id)
+    except ValidationError as exc:
+        db.rollback()
+        return render_template("exports/index.html", **_page_context(project, raw, exc.errors)), 422
+    db.commit()
+    enqueue(build_export, export.id)
+    return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
+
+
+@bp.get("/<int:export_id>")
+@require("admin")
+def detail(slug: str, export_id: int):
+    project = _project(slug)
+    export = _export(project, export_id)
+    card = None
+    if export.status == "done":
+        try:
+            card = exporting.file_path(current_app.config["EXPORT_DIR"], export, "README.md").read_text()
+        except (NotFound, OSError):
+            card = None
+    creator = get_session().get(User, export.created_by) if export.created_by else None
+    manifest = orjson.dumps(export.manifest, option=orjson.OPT_INDENT_2).decode() if export.manifest else None
+    return render_template("exports/detail.html", project=project, export=export, card=card, manifest=manifest,
+                           creator=creator, stalled=exporting.is_stalled(export), format=exporting.FORMATS[export.format])
+
+
+@bp.get("/<int:export_id>/progress")
+@require("admin")
+def progress(slug: str, export_id: int):
+    project = _project(slug)
+    export = _export(project, export_id)
+    body = render_template("exports/_progress.html", project=project, export=export,
+                           stalled=exporting.is_stalled(export))
+    # 286 stops htmx polling: the version is finished one way or the other.
+    return body, 286 if export.status in ("done", "failed") else 200
+
+
+@bp.post("/<int:export_id>/retry")
+@require("admin")
+def retry(slug: str, export_id: int):
+    """Run a failed or stalled version again (a worker was killed, the disk filled up, …)."""
+    db = get_session()
+    project = _project(slug)
+    export = _export(project, export_id)
+    if export.status == "done" or not (export.status == "failed" or exporting.is_stalled(export)):
+        abort(409)
+    export.status, export.error = "queued", None
+    export.progress_at = None
+    db.commit()
+    enqueue(build_export, export.id)
+    return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
+
+
+@bp.get("/<int:export_id>/files/<name>")
+@require("admin")
+def download(slug: str, export_id: int, name: str):
+    project = _project(slug)
+    export = _export(project, export_id)
+    try:
+        path = exporting.file_path(current_app.config["EXPORT_DIR"], export, name)
+    except NotFound:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    mimetypes = {".jsonl": "application/x-ndjson", ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
+                 ".json": "application/json", ".md": "text/markdown"}
+    # send_file streams the file in blocks, with ETag and range requests (a dropped download resumes).
+    return send_file(path, mimetype=mimetypes.get(path.suffix, "application/octet-stream"), as_attachment=True,
+                     download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
+                     max_age=0)
