@@ -322,7 +322,8 @@ def demo() -> None:
     """Create the demo people, projects and work (safe to run again)."""
     from app.services.demo import seed_demo
 
-    result = seed_demo(get_session())
+    app = current_app._get_current_object()
+    result = seed_demo(get_session(), get_db().session_factory, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
     click.echo("Demo ready. Sign in at http://127.0.0.1:5000 with any of these (password: "
                f"{result['password']}):")
     for email, roles in result["logins"]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Item, Project, TrainerProfile, User, utcnow
+from app.models import Assignment, DatasetExport, Item, Project, TrainerProfile, User, utcnow
 
 from . import assignment as queue
 from . import projects as project_service
@@ -255,20 +255,30 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
                 _spend(session, a, trainer.id, when, 95)
                 queue.submit(session, a.id, trainer.id, answers, now=when + timedelta(seconds=95))
     if session.scalar(select(Assignment.id).where(Assignment.project_id == ranking.id).limit(1)) is None:
-        for k in range(3):
-            when = now - timedelta(hours=3, minutes=-6 * k)
-            a = queue.next_task(session, t2.id, ranking, now=when)
-            order = [["r1"], ["r2", "r3"], ["r4"]] if k == 1 else [["r1"], ["r2"], ["r3"], ["r4"]]
-            _spend(session, a, t2.id, when, 140)
-            queue.submit(session, a.id, t2.id, {"ranking": order}, now=when + timedelta(seconds=140))
+        # Two trainers rank the same answers (overlap 2), agreeing on most pairs: consensus has work to do.
+        for trainer, count, offset in ((t2, 3, 0), (t3, 2, 30)):
+            for k in range(count):
+                when = now - timedelta(hours=3, minutes=-6 * k - offset)
+                a = queue.next_task(session, trainer.id, ranking, now=when)
+                order = [["r1"], ["r2", "r3"], ["r4"]] if k == 1 else [["r1"], ["r2"], ["r3"], ["r4"]]
+                if trainer is t3:
+                    order = [["r2"], ["r1"], ["r3"], ["r4"]] if k == 0 else [["r1"], ["r3"], ["r2"], ["r4"]]
+                _spend(session, a, trainer.id, when, 140)
+                queue.submit(session, a.id, trainer.id, {"ranking": order}, now=when + timedelta(seconds=140))
     if session.scalar(select(Assignment.id).where(Assignment.project_id == critique.id).limit(1)) is None:
-        for k in range(2):
-            when = now - timedelta(hours=1, minutes=-10 * k)
-            a = queue.next_task(session, t3.id, critique, now=when)
-            answers = {"helpfulness": 2, "correctness": 2, "coherence": 3, "complexity": 1, "verbosity": 2,
-                       "critique": "Accurate in outline but misses the key caveat a careful expert would add."}
-            _spend(session, a, t3.id, when, 260)
-            queue.submit(session, a.id, t3.id, answers, now=when + timedelta(seconds=260))
+        # HelpSteer-style ratings from two trainers, each with a rewrite: the SFT formats read those.
+        for trainer, scores, offset in ((t3, (2, 2, 3, 1, 2), 0), (t2, (3, 2, 3, 2, 2), 25)):
+            for k in range(2):
+                when = now - timedelta(hours=1, minutes=-10 * k - offset)
+                a = queue.next_task(session, trainer.id, critique, now=when)
+                answers = dict(zip(("helpfulness", "correctness", "coherence", "complexity", "verbosity"), scores,
+                                   strict=True))
+                answers["critique"] = "Accurate in outline but misses the key caveat a careful expert would add."
+                answers["rewrite"] = a.item.responses[0]["text"] + (
+                    "\n\nOne caveat: this is general information; for your own situation, ask a professional."
+                    if trainer is t3 else "\n\nIf anything here is unclear for your case, a specialist can tailor it.")
+                _spend(session, a, trainer.id, when, 260)
+                queue.submit(session, a.id, trainer.id, answers, now=when + timedelta(seconds=260))
 
 
 def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
@@ -364,8 +374,31 @@ def _seed_reviews(session: Session, project: Project, people: dict[str, User]) -
         annotation.review_reason = annotation.review_reason or "sampled"
 
 
-def seed_demo(session: Session) -> dict:
-    """Create (or complete) the demo; returns the logins to print."""
+DEMO_EXPORTS = [
+    (PAIRWISE_SLUG, {"format": "trl-preference", "margin": True, "test_fraction": 0.2}),
+    (RANKING_SLUG, {"format": "openai-dpo", "pairs": "consensus", "ranking_pairs": "best_vs_rest"}),
+    (CRITIQUE_SLUG, {"format": "helpsteer"}),
+    (SAFETY_SLUG, {"format": "raw"}),
+]
+
+
+def _seed_exports(session: Session, session_factory, export_root, secret: str, people: dict[str, User]) -> None:
+    """A few finished dataset versions, so the exports pages have a history to show."""
+    from .exporting import create_export, run_export
+
+    if session.scalar(select(DatasetExport.id).limit(1)) is not None:
+        return
+    admin_id = people["admin@groundwork.test"].id
+    for slug, options in DEMO_EXPORTS:
+        project = session.scalar(select(Project).where(Project.slug == slug))
+        export = create_export(session, project, options, admin_id)
+        session.commit()
+        run_export(session_factory, export.id, export_root, secret)
+
+
+def seed_demo(session: Session, session_factory=None, export_root=None, secret: str = "") -> dict:
+    """Create (or complete) the demo; returns the logins to print. With an export folder (and the
+    session factory and secret the exports need) it also builds a few dataset versions."""
     people = {email: _ensure_user(session, email, name, roles) for email, name, roles in DEMO_PEOPLE}
     session.commit()
     safety = _ensure_safety_project(session, people)
@@ -381,6 +414,8 @@ def seed_demo(session: Session) -> dict:
     for project in session.scalars(select(Project)):
         compute_project_stats(session, project)
     session.commit()
+    if export_root is not None:
+        _seed_exports(session, session_factory, export_root, secret, people)
     return {
         "password": DEMO_PASSWORD,
         "logins": [(email, ", ".join(roles)) for email, _name, roles in DEMO_PEOPLE],

@@ -1,0 +1,205 @@
+"""Versions: deterministic bytes, no personal data, filters, splits, failures that publish nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from app.models import Annotation, DatasetExport, Item, ProjectMember, TrainerStats, utcnow
+from app.services import review as review_service
+from app.services.errors import ValidationError
+from app.services.exporting import FORMATS, create_export
+from app.services.exporting import build as build_step
+from tests.factories import make_user
+
+from .conftest import annotate, make_project, with_members
+
+OPTIONS = {"trl-kto": {"desirable_labels": "yes"}, "trl-sft": {"desirable_labels": "yes"}}
+
+
+def _projects(request):
+    return [request.getfixturevalue(name) for name in
+            ("pairs_project", "ranking_project", "critique_project", "label_project")]
+
+
+def test_no_email_or_name_in_any_file_of_any_format(build, request, trainers):
+    secrets = [s.encode() for t in trainers for s in (t.email, t.name, *t.name.split(), t.email.split("@")[0])]
+    checked = 0
+    for project in _projects(request):
+        for name in FORMATS:
+            try:
+                built = build(project, format=name, **OPTIONS.get(name, {}))
+            except ValidationError:
+                continue
+            for path in built.folder.iterdir():
+                data = path.read_bytes()
+                for secret in secrets:
+                    assert secret not in data, f"{secret!r} found in {name} {path.name}"
+                checked += 1
+    assert checked >= 40
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_same_data_same_filters_same_bytes(build, request, name):
+    project = request.getfixturevalue("critique_project" if name in ("helpsteer", "openai-sft") else "pairs_project")
+    first = build(project, format=name, test_fraction=0.5)
+    second = build(project, format=name, test_fraction=0.5)
+    assert first.export.id != second.export.id
+    assert first.export.sha256 == second.export.sha256
+    for entry in first.export.manifest["files"]:
+        assert (first.folder / entry["name"]).read_bytes() == (second.folder / entry["name"]).read_bytes()
+
+
+def test_parallel_ranges_write_the_same_file(build, session, trainers, monkeypatch):
+    items = [(f"x{n:03d}", f"Question {n}", [{"id": "a", "text": f"A{n}"}, {"id": "b", "text": f"B{n}"}])
+             for n in range(40)]
+    project = make_project(session, "pairwise", items, slug="parallel")
+    with_members(session, project, trainers)
+    for k, trainer in enumerate(trainers):
+        annotate(session, trainer, project, {x[0]: {"preference": (n + k) % 7 - 3} for n, x in enumerate(items)})
+    single = build(project, format="trl-preference", test_fraction=0.25, margin=True)
+    monkeypatch.setattr(build_step, "PARALLEL_MIN_ANNOTATIONS", 1)
+    for processes in (2, 3):
+        parallel = build(project, processes=processes, format="trl-preference", test_fraction=0.25, margin=True)
+        assert parallel.export.manifest["files"] == single.export.manifest["files"]
+        assert parallel.raw() == single.raw() and parallel.raw("test.jsonl") == single.raw("test.jsonl")
+        assert parallel.export.manifest["counts"] == single.export.manifest["counts"]
+        assert parallel.export.manifest["annotators"] == 2
+
+
+def test_test_split_is_by_hashed_item_and_stable(build, session, trainers):
+    items = [(f"s{n}", f"Q{n}", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}]) for n in range(60)]
+    project = make_project(session, "pairwise", items, overlap=1, slug="split")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {x[0]: {"preference": -1} for x in items})
+    built = build(project, format="raw", test_fraction=0.3)
+    train = {x["item_id"] for x in built.lines("train.jsonl")}
+    test = {x["item_id"] for x in built.lines("test.jsonl")}
+    assert train.isdisjoint(test) and len(train | test) == 60
+    assert 8 <= len(test) <= 30
+    again = build(project, format="aggregated", test_fraction=0.3)
+    assert {x["item_id"] for x in again.lines("test.jsonl")} == test  # same items, whatever the format
+    counts = built.export.manifest["counts"]
+    assert (counts["train_items"], counts["test_items"]) == (len(train), len(test))
+    card = (built.folder / "README.md").read_text()
+    assert "split: test" in card and "path: test.jsonl" in card
+
+
+def test_gold_is_left_out_unless_asked(build, session, pairs_project):
+    session.execute(update(Item).where(Item.project_id == pairs_project.id, Item.external_id == "p1")
+                    .values(is_gold=True, gold_answers={"preference": -2}))
+    session.commit()
+    assert {x["item_id"] for x in build(pairs_project, format="raw").lines()} == {"p2"}
+    assert {x["item_id"] for x in build(pairs_project, format="raw", exclude_gold=False).lines()} == {"p1", "p2"}
+
+
+def test_reviews_rejected_work_is_left_out_and_corrections_win(build, session, pairs_project, trainers):
+    reviewer = make_user(session, "reviewer")
+    rows = session.scalars(select(Annotation).where(Annotation.project_id == pairs_project.id).order_by(Annotation.id)).all()
+    review_service.record_verdict(session, rows[0].id, reviewer.id, "reject", "Not careful")
+    review_service.record_verdict(session, rows[2].id, reviewer.id, "correct", "", {"preference": 3, "rationale": "fixed"})
+    review_service.record_verdict(session, rows[3].id, reviewer.id, "approve")
+    session.commit()
+    # p1: t1 rejected, t2 corrected to +3 (B1 better); p2: t1 tie, t2 approved
+    assert build(pairs_project, format="trl-preference").lines() == [
+        {"prompt": "Q1", "chosen": "B1", "rejected": "A1"}, {"prompt": "Q2", "chosen": "B2", "rejected": "A2"}]
+    raw = build(pairs_project, format="raw").lines()
+    assert [x["review_status"] for x in raw] == ["rejected", "corrected", "unreviewed", "approved"]
+    assert raw[1]["answers"] == {"preference": 3, "rationale": "fixed"}
+    reviewed = build(pairs_project, format="raw", reviewed_only=True).lines()
+    assert [x["review_status"] for x in reviewed] == ["corrected", "approved"]
+
+
+def test_min_agreement_keeps_items_whose_annotators_agree(build, pairs_project):
+    built = build(pairs_project, format="raw", min_agreement=0.9)
+    assert {x["item_id"] for x in built.lines()} == {"p1"}
+    assert built.export.manifest["counts"]["skipped"] == {"item below min_agreement": 1}
+    assert built.export.manifest["agreement"]["mean_item_agreement"] == 1.0
+
+
+def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
+    t1, t2 = trainers
+    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == pairs_project.id,
+                                                        ProjectMember.user_id == t1.id))
+    member.flagged_reason = "failed gold"
+    session.add_all([TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.95),
+                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, consensus_agreement=0.4)])
+    session.commit()
+    flagged_out = build(pairs_project, format="raw", exclude_flagged_trainers=True).lines()
+    assert {x["trainer"] for x in flagged_out} == {pseudonym(t2.id)}
+    quality = build(pairs_project, format="raw", min_trainer_quality=0.9).lines()
+    assert {x["trainer"] for x in quality} == {pseudonym(t1.id)}
+
+
+def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
+    today = utcnow().date()
+    rows = session.scalars(select(Annotation).where(Annotation.project_id == pairs_project.id).order_by(Annotation.id)).all()
+    rows[0].submitted_at = utcnow() - timedelta(days=3)
+    session.commit()
+    assert len(build(pairs_project, format="raw", date_from=today.isoformat()).lines()) == 3
+    old = build(pairs_project, format="raw", date_to=(today - timedelta(days=1)).isoformat()).lines()
+    assert len(old) == 1
+    assert build(pairs_project, format="raw", date_from=today.isoformat(), date_to=today.isoformat()).export.row_count == 3
+
+
+@pytest.mark.parametrize(("options", "field", "words"), [
+    ({"format": "nope"}, "format", "unknown format"),
+    ({}, "format", "choose a format"),
+    ({"format": "raw", "colour": "red"}, "options", "unknown option"),
+    ({"format": "raw", "test_fraction": "1"}, "test_fraction", "below 1"),
+    ({"format": "raw", "min_agreement": "lots"}, "min_agreement", "number between 0 and 1"),
+    ({"format": "raw", "date_from": "25/11/2026"}, "date_from", "YYYY-MM-DD"),
+    ({"format": "raw", "date_from": "2026-11-25", "date_to": "2026-11-01"}, "date_to", "before date_from"),
+    ({"format": "raw", "pairs": "all"}, "pairs", "per_annotation, consensus"),
+    ({"format": "helpsteer"}, "format", "needs at least one rating question"),
+    ({"format": "openai-sft"}, "format", "rewrite"),
+])
+def test_bad_options_are_refused_and_nothing_is_created(session, pairs_project, options, field, words):
+    before = session.scalar(select(DatasetExport.id).limit(1))
+    with pytest.raises(ValidationError) as caught:
+        create_export(session, pairs_project, options, None)
+    assert words in caught.value.errors[field]
+    session.rollback()
+    assert session.scalar(select(DatasetExport.id).limit(1)) == before
+
+
+def test_a_label_project_must_say_which_labels_are_desirable_for_kto(session, label_project):
+    with pytest.raises(ValidationError) as caught:
+        create_export(session, label_project, {"format": "trl-kto"}, None)
+    assert "choose which labels of 'verdict' are desirable (from yes, no)" in caught.value.errors["format"]
+    with pytest.raises(ValidationError) as caught:
+        create_export(session, label_project, {"format": "trl-kto", "desirable_labels": "maybe"}, None)
+    assert "maybe" in caught.value.errors["format"]
+
+
+def test_manifest_and_card(build, pairs_project):
+    built = build(pairs_project, format="trl-preference")
+    manifest = built.export.manifest
+    assert manifest["schema_version"] == "groundwork-export/1" and manifest["format"] == "trl-preference"
+    assert manifest["counts"]["rows"] == 3 and manifest["annotators"] == 2
+    assert manifest["sha256"] == built.export.sha256 == manifest["files"][0]["sha256"]
+    assert manifest["filters"]["exclude_gold"] is True
+    card = (built.folder / "README.md").read_text()
+    assert card.startswith("---\nlicense: other") and "| `chosen` |" in card and "Annotator pool: 2" in card
+    assert built.export.status == "done" and built.export.bytes == (built.folder / "train.jsonl").stat().st_size
+
+
+def test_a_failed_export_publishes_nothing(app, build, session, pairs_project, monkeypatch):
+    def broken(group, plan):
+        raise RuntimeError("disk full")
+
+    from dataclasses import replace
+
+    monkeypatch.setitem(FORMATS, "raw", replace(FORMATS["raw"], build=broken))
+    with pytest.raises(RuntimeError, match="disk full"):
+        build(pairs_project, format="raw")
+    session.rollback()
+    export = session.scalars(select(DatasetExport).order_by(DatasetExport.id.desc())).first()
+    assert export.status == "failed" and "disk full" in export.error and export.path is None
+    from pathlib import Path
+
+    root = Path(app.config["EXPORT_DIR"])
+    assert not (root / str(pairs_project.id) / str(export.id)).exists()
+    assert not any((root / ".partial").iterdir())
