@@ -193,7 +193,6 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     """Build a dataset version of a project and print its manifest summary."""
     import shutil
     import threading
-    import time
     from pathlib import Path
 
     from app.models import DatasetExport
