@@ -62,3 +62,42 @@ def test_metrics_json_prints_project_and_trainer_figures(runner, session):
     assert report["questions"][0]["key"] == "safety" and "alpha_nominal" in report["questions"][0]
     assert {t["trainer"] for t in report["per_trainer"]} == {"trainer2@groundwork.test", "trainer3@groundwork.test"}
     assert runner.invoke(args=["metrics", "nope"]).exit_code == 1
+
+
+def test_export_writes_a_version_and_copies_it(runner, session, tmp_path):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    out = tmp_path / "pairs.jsonl"
+    result = runner.invoke(args=["export", "helpfulness-pairs", "--format", "trl-preference", "--out", str(out),
+                                 "--margin", "--test-fraction", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "sha256 " in result.output and "rows (" in result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    test_lines = [json.loads(x) for x in (tmp_path / "pairs.test.jsonl").read_text().splitlines()]
+    assert lines and test_lines and all(set(x) == {"prompt", "chosen", "rejected", "margin"} for x in lines + test_lines)
+    bad = runner.invoke(args=["export", "helpfulness-pairs", "--format", "helpsteer"])
+    assert bad.exit_code == 1 and "helpsteer needs at least one rating question" in bad.output
+    missing = runner.invoke(args=["export", "nope", "--format", "raw"])
+    assert missing.exit_code == 1 and "no project 'nope'" in missing.output
+
+
+def test_demo_gives_every_format_a_real_file(runner, session, app):
+    from app.models import DatasetExport
+    from app.services.exporting import FORMATS, available_formats
+
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    versions = session.scalars(select(DatasetExport)).all()
+    assert versions and all(v.status == "done" and v.row_count > 0 for v in versions)
+    rows: dict[str, int] = {}
+    for project in session.scalars(select(Project)).all():
+        for name, problem in available_formats(session, project).items():
+            if problem:
+                continue
+            args = ["export", project.slug, "--format", name]
+            if name in ("trl-kto", "trl-sft") and project.slug in ("safety-triage", "medical-safety-assessment"):
+                args += ["--desirable-labels", "safe"]
+            result = runner.invoke(args=args)
+            assert result.exit_code == 0, result.output
+            count = int(result.output.split("export #")[-1].split(": ")[1].split(" rows")[0])
+            rows[name] = max(rows.get(name, 0), count)
+    assert set(rows) == set(FORMATS)
+    assert all(n >= 4 for n in rows.values()), rows

@@ -93,21 +93,27 @@ def create(slug: str):
     return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
 
 
-@bp.get("/<int:export_id>")
-@require("admin")
-def detail(slug: str, export_id: int):
-    project = _project(slug)
-    export = _export(project, export_id)
-    card = None
+def _version_context(project: Project, export: DatasetExport) -> dict:
+    """What the version page and its polled fragment show: progress, then files, card and manifest."""
+    card = manifest = None
     if export.status == "done":
         try:
             card = exporting.file_path(current_app.config["EXPORT_DIR"], export, "README.md").read_text()
         except (NotFound, OSError):
             card = None
+        manifest = orjson.dumps(export.manifest, option=orjson.OPT_INDENT_2).decode()
+    return {"project": project, "export": export, "card": card, "manifest": manifest,
+            "stalled": exporting.is_stalled(export)}
+
+
+@bp.get("/<int:export_id>")
+@require("admin")
+def detail(slug: str, export_id: int):
+    project = _project(slug)
+    export = _export(project, export_id)
     creator = get_session().get(User, export.created_by) if export.created_by else None
-    manifest = orjson.dumps(export.manifest, option=orjson.OPT_INDENT_2).decode() if export.manifest else None
-    return render_template("exports/detail.html", project=project, export=export, card=card, manifest=manifest,
-                           creator=creator, stalled=exporting.is_stalled(export), format=exporting.FORMATS[export.format])
+    return render_template("exports/detail.html", creator=creator, format=exporting.FORMATS[export.format],
+                           **_version_context(project, export))
 
 
 @bp.get("/<int:export_id>/progress")
@@ -115,8 +121,7 @@ def detail(slug: str, export_id: int):
 def progress(slug: str, export_id: int):
     project = _project(slug)
     export = _export(project, export_id)
-    body = render_template("exports/_progress.html", project=project, export=export,
-                           stalled=exporting.is_stalled(export))
+    body = render_template("exports/_progress.html", **_version_context(project, export))
     # 286 stops htmx polling: the version is finished one way or the other.
     return body, 286 if export.status in ("done", "failed") else 200
 
