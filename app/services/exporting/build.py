@@ -2,8 +2,8 @@
 
 A large JSONL export is cut into contiguous ranges of item ids with about the same number of
 annotations. This process writes the first range while forked children write the others into
-part files; the parts are then appended in order (in the kernel, ``copy_file_range``) and hashed
-as one file. Ranges follow the single-process order exactly, so the file is byte-identical
+part files; the parts are then appended in order, hashed as they are copied, so the sha256 is
+that of the one file. Ranges follow the single-process order exactly, so the file is byte-identical
 whatever the number of processes. Small exports, CSV and Parquet run in one process.
 """
 
@@ -16,6 +16,7 @@ import os
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import select
@@ -35,6 +36,7 @@ from .source import (
 
 # Below this many annotations one process is quicker than starting others.
 PARALLEL_MIN_ANNOTATIONS = 100_000
+_trainer_of = itemgetter(2)
 
 
 @dataclass
@@ -49,9 +51,9 @@ class PartResult:
     skipped: Counter = field(default_factory=Counter)
 
 
-def make_sink(fmt: Format, plan: Plan, path: Path):
+def make_sink(fmt: Format, plan: Plan, path: Path, part: bool = False, threaded: bool = True):
     if fmt.extension == "jsonl":
-        return JsonlSink(path, fmt.nullable)
+        return JsonlSink(path, fmt.nullable, hashed=not part, threaded=threaded)
     kinds = {"rating": "int", "preference": "int"}
     columns = {"item_id": "string", "trainer": "string", "submitted_at": "string", "active_seconds": "int",
                "gold_score": "float", "review_status": "string"}
@@ -73,17 +75,19 @@ def split_points(session, project_id: int, total: int, parts: int) -> list[int]:
 
 
 def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path, fetch_rows: int,
-                report=None, every: int = 20000, keep_sinks: bool = False, drop_null: bool = True):
+                report=None, every: int = 20000, keep_sinks: bool = False, part: bool = False,
+                threaded: bool = True):
     """Stream one range of annotations through the format into ``folder``; return (result, sinks).
 
     ``report(read)`` is called every ``every`` annotations. With ``keep_sinks`` the sinks are
-    returned unclosed, so more parts can be appended to them.
+    returned unclosed, so more parts can be appended to them. A ``part`` (written by a helper
+    process) is left unhashed, unsynced and with its null-only columns: the appending side decides.
     """
     result = PartResult()
     fraction = plan.options.test_fraction
-    sinks = {"train": make_sink(fmt, plan, folder / f"train.{fmt.extension}")}
+    sinks = {"train": make_sink(fmt, plan, folder / f"train.{fmt.extension}", part, threaded)}
     if fraction > 0:
-        sinks["test"] = make_sink(fmt, plan, folder / f"test.{fmt.extension}")
+        sinks["test"] = make_sink(fmt, plan, folder / f"test.{fmt.extension}", part, threaded)
     write_train = sinks["train"].write_many
     write_test = sinks["test"].write_many if fraction > 0 else None
     min_agreement = plan.options.min_agreement
@@ -117,7 +121,7 @@ def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path
             else:
                 write_train(lines)
                 train_items += 1
-            trainers.update([r[2] for r in group.rows])
+            trainers.update(map(_trainer_of, group.rows))
     except BaseException:
         for sink in sinks.values():
             sink.abandon()
@@ -131,7 +135,7 @@ def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path
         return result, sinks
     for split, sink in sinks.items():
         null_only = sorted(getattr(sink, "pending_null", ()))
-        info = sink.close(drop_null=drop_null)
+        info = sink.close(drop_null=not part, sync=not part) if isinstance(sink, JsonlSink) else sink.close()
         result.files[split] = {"path": str(sink.path), "rows": info.rows, "null_only": null_only, "info": info}
     return result, None
 
@@ -156,7 +160,7 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, conditions: list, fol
 
         with session_factory() as session:
             result, _ = write_range(session, fmt, plan, conditions, folder_path, fetch_rows, report, every=5000,
-                                    drop_null=False)
+                                    part=True, threaded=False)
         progress_value.value = result.read
         pipe.send(("ok", result))
     except NeedsConversational as exc:
@@ -221,7 +225,7 @@ def _write_parts(session, session_factory, fmt, plan, conditions, points, work: 
             progress(read + sum(v.value for _, _, v in children))
 
         result, sinks = write_range(session, fmt, plan, ranges[0], work, fetch_rows, report, progress.every,
-                                    keep_sinks=True)
+                                    keep_sinks=True, threaded=False)
         outcomes = []
         for process, receive, _value in children:
             try:

@@ -62,7 +62,8 @@ class _BackgroundWriter:
             if self._error is None:
                 try:
                     self._handle.write(chunk)
-                    self._digest.update(chunk)
+                    if self._digest is not None:
+                        self._digest.update(chunk)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                     self._error = exc
 
@@ -78,15 +79,31 @@ class _BackgroundWriter:
             raise self._error
 
 
+class _InlineWriter:
+    def __init__(self, handle, digest):
+        self._handle, self._digest = handle, digest
+
+    def put(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+        if self._digest is not None:
+            self._digest.update(chunk)
+
+    def finish(self, raise_error: bool = True) -> None:
+        pass
+
+
 class JsonlSink:
     """One JSON object per line. Columns declared nullable that stay null on every line are dropped
     after the fact (a second pass over the file, only in that rare case) so no column is null-only."""
 
-    def __init__(self, path: Path, nullable: tuple[str, ...] = ()):
+    def __init__(self, path: Path, nullable: tuple[str, ...] = (), hashed: bool = True, threaded: bool = True):
         self.path = path
         self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._digest = hashlib.sha256()
-        self._writer = _BackgroundWriter(self._handle, self._digest)
+        # A part another process appends is hashed there, in order; hashing it here would be waste.
+        self._digest = hashlib.sha256() if hashed else None
+        # The writer thread pays off when a core is free; when every core already runs a part, it
+        # only adds hand-overs of the GIL, so parallel exports write inline.
+        self._writer = _BackgroundWriter(self._handle, self._digest) if threaded else _InlineWriter(self._handle, self._digest)
         self._buffer: list[bytes] = []
         self._pending_null = set(nullable)
         self.rows = 0
@@ -131,18 +148,15 @@ class JsonlSink:
             self._writer = None
 
     def append_file(self, path: Path, rows: int, null_only: list[str]) -> None:
-        """Append another part's lines (written by another process) as if written here."""
+        """Append another part's lines (written by another process) as if written here: one pass
+        that hashes each block and writes it (the hash needs every byte read anyway)."""
         self.finish()
-        self._handle.flush()
+        size = 0
         with open(path, "rb") as source:
-            size = os.fstat(source.fileno()).st_size
-            copied = 0
-            while copied < size:  # in the kernel: no copy through Python
-                copied += os.copy_file_range(source.fileno(), self._handle.fileno(), size - copied)
-            source.seek(0)
             for block in iter(lambda: source.read(1 << 20), b""):
                 self._digest.update(block)
-        self._handle.seek(0, os.SEEK_END)
+                self._handle.write(block)
+                size += len(block)
         self.rows += rows
         self.bytes += size
         self._pending_null &= set(null_only)
@@ -155,14 +169,17 @@ class JsonlSink:
             self._writer = None
         self._handle.close()
 
-    def close(self, drop_null: bool = True) -> FileInfo:
+    def close(self, drop_null: bool = True, sync: bool = True) -> FileInfo:
         self.finish()
-        _fsync_close(self._handle)
+        if sync:
+            _fsync_close(self._handle)
+        else:  # a part another process appends: it is read once, right away, never kept
+            self._handle.close()
         dropped = sorted(self._pending_null) if self.rows and drop_null else []
         if dropped:
             self._drop_columns(dropped)
             return FileInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path), dropped)
-        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest())
+        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest() if self._digest else "")
 
     def _drop_columns(self, columns: list[str]) -> None:
         rewritten = self.path.with_suffix(".rewrite")

@@ -49,11 +49,11 @@ class Group:
 
     __slots__ = ("item_id", "external_id", "context", "responses", "raw_meta", "is_gold", "rows", "answers", "_texts")
 
-    def __init__(self, item_id: int, external_id: str, context: list, responses: list, raw_meta, is_gold: bool):
+    def __init__(self, item_id: int, external_id: str, context: list, responses: list, raw_meta, is_gold: bool,
+                 rows: list[tuple], answers: list[dict]):
         self.item_id, self.external_id, self.context, self.responses = item_id, external_id, context, responses
         self.raw_meta, self.is_gold = raw_meta, is_gold  # metadata is parsed only when asked for
-        self.rows: list[tuple] = []
-        self.answers: list[dict] = []
+        self.rows, self.answers = rows, answers
         self._texts: dict | None = None
 
     @property
@@ -259,21 +259,23 @@ def stream_groups(
         parse = loads if type(batch[0][3]) is str else None
         for item_id, run in groupby(batch, key=_item_of):
             run = list(run)
-            if item_id != current:
-                if group is not None:
-                    yield group, read
-                i = items[item_id]
-                current = item_id
-                context, responses = i[2], i[3]
-                group = Group(item_id, i[1], loads(context) if type(context) is str else context,
-                              loads(responses) if type(responses) is str else responses, i[4], bool(i[5]))
-            group.rows.extend(run)
             if corrected:
-                group.answers.extend([corrected[r[0]] if r[0] in corrected else _json(r[3]) for r in run])
+                answers = [corrected[r[0]] if r[0] in corrected else _json(r[3]) for r in run]
             elif parse is not None:
-                group.answers.extend([parse(r[3]) for r in run])
+                answers = [parse(r[3]) for r in run]
             else:
-                group.answers.extend([r[3] for r in run])
+                answers = [r[3] for r in run]
             read += len(run)
+            if item_id == current:  # the item's annotations began in the previous batch
+                group.rows.extend(run)
+                group.answers.extend(answers)
+                continue
+            if group is not None:
+                yield group, read - len(run)
+            i = items[item_id]
+            current = item_id
+            context, responses = i[2], i[3]
+            group = Group(item_id, i[1], loads(context) if type(context) is str else context,
+                          loads(responses) if type(responses) is str else responses, i[4], bool(i[5]), run, answers)
     if group is not None:
         yield group, read
