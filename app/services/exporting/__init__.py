@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -27,7 +27,7 @@ from app.models import DatasetExport, Project, ProjectStats, utcnow
 
 from .. import audit
 from ..assignment import project_questions
-from ..errors import NotFound, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from .build import PartResult, write_all
 from .card import dataset_card
 from .formats import FORMATS, Format, Plan, QuestionSpec
@@ -130,6 +130,7 @@ class _Progress:
 
     session_factory: Callable[[], Session]
     export_id: int
+    attempt: int
     every: int
 
     def expect(self, total: int) -> None:
@@ -141,14 +142,19 @@ class _Progress:
     def _save(self, **values) -> None:
         with self.session_factory() as session:
             begin_write(session)
-            export = session.get(DatasetExport, self.export_id)
-            for name, value in values.items():
-                setattr(export, name, value)
-            export.progress_at = utcnow()
+            session.execute(update(DatasetExport)
+                            .where(DatasetExport.id == self.export_id, DatasetExport.attempts == self.attempt)
+                            .values(progress_at=utcnow(), **values))
             session.commit()
 
 
 def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int]:
+    """Mark the version running and return (project, options, attempt number).
+
+    Every run is a numbered attempt: a retry while an earlier run is still alive (a slow worker
+    taken for dead) supersedes it, and the earlier run's progress, failure or completion no longer
+    touches the version.
+    """
     with session_factory() as session:
         begin_write(session)
         export = session.get(DatasetExport, export_id)
@@ -161,24 +167,24 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
         project = session.get(Project, export.project_id)
         session.commit()
         session.expunge(project)
-        return project, options_for(export.filters), export.id
+        return project, options_for(export.filters), export.attempts
 
 
 def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
                progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS, processes: int = 1) -> DatasetExport:
     """Build one version: stream, write to a temporary folder, rename into place, then mark it done."""
-    project, options, _ = _start(session_factory, export_id)
+    project, options, attempt = _start(session_factory, export_id)
     root = Path(root)
     final = root / str(project.id) / str(export_id)
     partial_root = root / TMP_FOLDER
     partial_root.mkdir(parents=True, exist_ok=True)
-    for stale in partial_root.glob(f"{export_id}-*"):  # an earlier attempt that was killed
+    for stale in partial_root.glob(f"{export_id}-*"):  # what earlier (killed or superseded) attempts left
         shutil.rmtree(stale, ignore_errors=True)
     if final.exists():  # renamed into place but never marked done: not a version, rebuild it
         shutil.rmtree(final)
     work = partial_root / f"{export_id}-{uuid.uuid4().hex[:8]}"
     work.mkdir()
-    progress = _Progress(session_factory, export_id, max(1, progress_rows))
+    progress = _Progress(session_factory, export_id, attempt, max(1, progress_rows))
     started = time.perf_counter()
     try:
         with session_factory() as session:
@@ -198,11 +204,13 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
         os.rename(work, final)
     except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
-        _fail(session_factory, export_id, exc)
+        _fail(session_factory, export_id, attempt, exc)
         raise
     with session_factory() as session:
         begin_write(session)
         export = session.get(DatasetExport, export_id)
+        if export.attempts != attempt:
+            raise Conflict(f"export {export_id} was started again meanwhile; that newer run finishes it")
         files = [f["info"] for f in result.files.values()]
         export.status, export.finished_at = "done", utcnow()
         export.rows_read, export.progress_at = result.read, export.finished_at
@@ -215,13 +223,13 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
         return export
 
 
-def _fail(session_factory, export_id: int, exc: BaseException) -> None:
+def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> None:
     message = str(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
     try:
         with session_factory() as session:
             begin_write(session)
             export = session.get(DatasetExport, export_id)
-            if export is not None and export.status != "done":
+            if export is not None and export.status != "done" and export.attempts == attempt:
                 export.status, export.error, export.finished_at = "failed", message[:2000], utcnow()
                 session.commit()
     except Exception:  # noqa: BLE001 - the original error is the one to report

@@ -203,3 +203,34 @@ def test_a_failed_export_publishes_nothing(app, build, session, pairs_project, m
     root = Path(app.config["EXPORT_DIR"])
     assert not (root / str(pairs_project.id) / str(export.id)).exists()
     assert not any((root / ".partial").iterdir())
+
+
+def test_a_superseded_attempt_does_not_finish_the_version(app, session, pairs_project, monkeypatch):
+    """A retry while the first run is still alive: the newer attempt owns the version."""
+    import app.services.exporting as exporting
+    from app.db import get_db
+    from app.services.errors import Conflict
+
+    export = create_export(session, pairs_project, {"format": "raw"}, None)
+    session.commit()
+    with app.app_context():
+        factory = get_db().session_factory
+    real_write_all = exporting.write_all
+
+    def slow_run_overtaken(*args, **kwargs):
+        result = real_write_all(*args, **kwargs)
+        exporting._start(factory, export.id)  # meanwhile someone pressed "Run again"
+        return result
+
+    monkeypatch.setattr(exporting, "write_all", slow_run_overtaken)
+    with pytest.raises(Conflict, match="started again meanwhile"):
+        exporting.run_export(factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
+    session.rollback()
+    row = session.get(DatasetExport, export.id)
+    session.refresh(row)
+    assert (row.status, row.attempts, row.sha256) == ("running", 2, None)  # left to the newer attempt
+    monkeypatch.setattr(exporting, "write_all", real_write_all)
+    done = exporting.run_export(factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
+    assert done.status == "done" and done.attempts == 3
+    with pytest.raises(ValidationError, match="never changes"):
+        exporting.run_export(factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
