@@ -3,6 +3,7 @@
 from .audit import AuditEvent
 from .base import Base, utcnow
 from .exports import EXPORT_STATUSES, DatasetExport
+from .pay import ADJUSTMENT_KINDS, TIMESHEET_STATUSES, PayAdjustment, Timesheet
 from .imports import IMPORT_STATUSES, ImportJob
 from .projects import (
     MEMBER_ROLES,
@@ -19,7 +20,9 @@ from .users import ROLES, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
 __all__ = [
+    "ADJUSTMENT_KINDS",
     "ASSIGNMENT_STATUSES",
+    "TIMESHEET_STATUSES",
     "EXPORT_STATUSES",
     "IMPORT_STATUSES",
     "MEMBER_ROLES",
@@ -37,11 +40,13 @@ __all__ = [
     "ImportJob",
     "Item",
     "Project",
+    "PayAdjustment",
     "ProjectMember",
     "ProjectStats",
     "Question",
     "Review",
     "TrainerProfile",
+    "Timesheet",
     "TrainerStats",
     "User",
     "UserRole",

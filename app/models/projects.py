@@ -29,6 +29,12 @@ class Project(Base):
     hourly_rate_cents: Mapped[int] = mapped_column(Integer, default=0)
     max_billable_seconds_per_task: Mapped[int] = mapped_column(Integer, default=1800)
     budget_cents: Mapped[int | None] = mapped_column(Integer)
+    # At 100 % of the budget the project pauses itself (unless this is off); why it paused, if so.
+    pause_at_budget: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused_reason: Mapped[str | None] = mapped_column(String(500))
+    # Optional quality bonus: +percent of the week's pay when gold accuracy that week ≥ the threshold.
+    quality_bonus_percent: Mapped[int | None] = mapped_column(Integer)
+    quality_bonus_min_accuracy: Mapped[float | None] = mapped_column(Float)
     required_domains: Mapped[list] = mapped_column(JSONType, default=list)
     min_qualification_score: Mapped[float] = mapped_column(Float, default=0.0)
     show_model_names: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.db import begin_write, is_sqlite
 from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, utcnow
 
-from . import checks
+from . import checks, pay
 from . import questions as question_rules
 from .errors import Conflict, Forbidden, NotFound, ValidationError
 
@@ -308,6 +308,7 @@ def submit(
     assignment.finished_at = now
     _move_counters(session, item.id, project.overlap, done=1, active=-held)
     checks.after_submit(session, annotation, item, project, rng or _rng, now)
+    pay.after_work(session, assignment, now)
     session.commit()
     return annotation
 
@@ -328,6 +329,7 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     assignment.skip_reason = reason[:500]
     assignment.finished_at = now
     _move_counters(session, assignment.item_id, project.overlap, active=-held)
+    pay.after_work(session, assignment, now)
     session.commit()
     return assignment
 

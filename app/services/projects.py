@@ -51,13 +51,18 @@ PROJECT_SETTINGS = {
     "hourly_rate_cents": (int, 0, 10_000_00),
     "max_billable_seconds_per_task": (int, 10, 24 * 3600),
     "min_qualification_score": (float, 0.0, 1.0),
+    "quality_bonus_percent": (int, 0, 100),
+    "quality_bonus_min_accuracy": (float, 0.0, 1.0),
 }
+NULLABLE_SETTINGS = {"quality_bonus_percent", "quality_bonus_min_accuracy"}
 
 
 def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
     clean = {}
     for name, value in settings.items():
-        if name in PROJECT_SETTINGS:
+        if name in NULLABLE_SETTINGS and value is None:
+            clean[name] = None
+        elif name in PROJECT_SETTINGS:
             kind, lo, hi = PROJECT_SETTINGS[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
                 errors[name] = f"must be a {'whole ' if kind is int else ''}number"
@@ -73,7 +78,7 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             clean[name] = value
         elif name in ("instructions",):
             clean[name] = str(value or "")
-        elif name in ("show_model_names",):
+        elif name in ("show_model_names", "pause_at_budget"):
             clean[name] = bool(value)
         elif name == "budget_cents":
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -172,6 +177,8 @@ def update_project(
     project.name = name.strip()
     for key, value in clean.items():
         setattr(project, key, value)
+    if changed.get("status") == "active":
+        project.paused_reason = None  # an admin reopened it: the reason it paused no longer holds
     if "overlap" in changed:
         from .assignment import refresh_open_flags
 
