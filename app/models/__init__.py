@@ -3,8 +3,8 @@
 from .audit import AuditEvent
 from .base import Base, utcnow
 from .exports import EXPORT_STATUSES, DatasetExport
-from .pay import ADJUSTMENT_KINDS, TIMESHEET_STATUSES, PayAdjustment, Timesheet
 from .imports import IMPORT_STATUSES, ImportJob
+from .pay import ADJUSTMENT_KINDS, TIMESHEET_STATUSES, PayAdjustment, Timesheet
 from .projects import (
     MEMBER_ROLES,
     MEMBER_STATUSES,

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models import Annotation, Assignment, PayAdjustment, Project, ProjectMember, Timesheet
+from app.models import Annotation, PayAdjustment, Project
 from app.services import assignment as queue
 from app.services import pay
 from app.services import projects as project_service
