@@ -25,7 +25,7 @@ def main() -> None:
 
 def register(app) -> None:
     """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
-    for command in (db, users, projects, import_command, export_command, metrics, recount, demo, worker):
+    for command in (db, users, projects, import_command, export_command, payroll, metrics, recount, demo, worker):
         app.cli.add_command(command)
 
 
@@ -249,6 +249,38 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
                f"from {counts['annotations_read']} annotations, {done.manifest['annotators']} annotators", err=True)
     click.echo(f"sha256 {done.sha256}", err=True)
     click.echo(f"files in {folder}" + (f"; copied to {out}" if out and out != "-" else ""), err=True)
+
+
+@click.command("payroll")
+@click.argument("week")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write one row per trainer × project × week here ('-' for stdout).")
+@click.option("--project", "slug", help="Only this project.")
+@click.option("--status", type=click.Choice(["open", "approved", "paid"]), help="Only timesheets in this state.")
+@with_appcontext
+def payroll(week: str, csv_path: str | None, slug: str | None, status: str | None) -> None:
+    """Print (or write as CSV) the payroll of WEEK: 2026-W48, or any date in that week."""
+    from app.services import pay
+    from app.services.money import format_cents
+    from app.services.projects import get_by_slug
+
+    session = get_session()
+    try:
+        monday = pay.parse_week(week)
+        project_id = get_by_slug(session, slug).id if slug else None
+    except ServiceError as exc:
+        _fail(str(exc))
+    frame = pay.payroll_frame(session, monday, project_id, status)
+    if csv_path == "-":
+        click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+        return
+    if csv_path:
+        frame.to_csv(csv_path, index=False, lineterminator="\n")
+    total = sum(int(round(float(x) * 100)) for x in frame["total"]) if len(frame) else 0
+    click.echo(f"{pay.week_label(monday)}: {len(frame)} timesheet(s), total {format_cents(total)}"
+               + (f"; written to {csv_path}" if csv_path else ""))
+    for row in frame.itertuples():
+        click.echo(f"  {row.trainer_email:<32} {row.project:<28} {row.billable_hours:>8.2f} h  {row.total:>10}  {row.status}")
 
 
 @click.command("metrics")

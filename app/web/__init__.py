@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Flask
 
 from app.models import utcnow
+from app.services.money import format_cents
 from app.services.questions import QUESTION_TYPES
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
-from . import access, admin, auth, errors, exports, home, review, work
+from . import access, admin, auth, errors, exports, home, pay, review, work
 from .security import add_security_headers
 
 
@@ -23,7 +24,7 @@ def filesize(n: int) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for module in (home, auth, work, review, admin, exports):
+    for module in (home, auth, work, review, admin, exports, pay):
         app.register_blueprint(module.bp)
     errors.register(app)
     access.register(app)
@@ -32,6 +33,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.filters["thousands"] = lambda n: f"{int(n):,}"
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["cents"] = format_cents
+    app.jinja_env.filters["hours"] = lambda seconds: f"{(seconds or 0) / 3600:.2f}"
     app.jinja_env.globals["question_widget"] = lambda type_name: QUESTION_TYPES[type_name].widget
 
     if app.config.get("REDIS_URL"):

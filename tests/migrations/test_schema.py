@@ -26,3 +26,34 @@ def test_upgrade_from_empty_matches_the_models_and_downgrades_cleanly(database_u
             Base.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
+
+
+def test_upgrading_keeps_existing_work(database_url):
+    """A batch migration on SQLite rebuilds a table: nothing that points at it may be lost on the way."""
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "121d4eaca778")  # before the pay migration rebuilt `projects`
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, email, name, password_hash, status, created_at) "
+                "VALUES (1, 'a@example.test', 'A', 'x', 'active', '2026-11-20 10:00:00')"))
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
+                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            conn.execute(text(
+                "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                "done_count, active_count, is_open, created_at) VALUES (1, 1, 'i1', '[]', '[]', '{}', false, 0, 0, 0, "
+                "true, '2026-11-20 10:00:00')"))
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM items")).scalar() == 1
+            assert conn.execute(text("SELECT pause_at_budget FROM projects")).scalar() in (True, 1)
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()

@@ -1,0 +1,182 @@
+"""Pay: the trainer's Earnings page and the admin's Payroll (approve, mark paid, adjust, CSV, budgets)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.db import get_session
+from app.models import Project, ProjectMember, User, utcnow
+from app.services import pay
+from app.services.errors import ValidationError
+from app.services.money import AmountError, format_cents, parse_amount
+
+from .access import require
+
+bp = Blueprint("pay", __name__)
+
+
+@bp.get("/work/earnings")
+@require("trainer")
+def earnings():
+    db = get_session()
+    mine = pay.earnings(db, current_user.id)
+    projects = {p.id: p for p in db.scalars(select(Project).where(Project.id.in_(mine.per_project)))}
+    return render_template("pay/earnings.html", earnings=mine, projects=projects, week_label=pay.week_label,
+                           current_week=pay.week_of(utcnow()))
+
+
+def _week_arg() -> tuple:
+    raw = request.values.get("week", "").strip()
+    if not raw:
+        return pay.week_of(utcnow()), None
+    try:
+        return pay.parse_week(raw), None
+    except ValidationError as exc:
+        return pay.week_of(utcnow()), exc.errors["week"]
+
+
+def _filters():
+    db = get_session()
+    week, error = _week_arg()
+    project = None
+    slug = request.values.get("project", "").strip()
+    if slug:
+        project = db.scalar(select(Project).where(Project.slug == slug))
+        if project is None:
+            error = error or f"no project {slug!r}"
+    status = request.values.get("status", "").strip() or None
+    if status not in (None, "open", "approved", "paid"):
+        error, status = error or f"unknown status {status!r}", None
+    return week, project, status, error
+
+
+def _payroll_context(week, project, status, error=None, form_errors=None):
+    db = get_session()
+    rows = [line for line in pay.lines(db, week, week, project_id=project.id if project else None)
+            if status in (None, line.status)]
+    people = {u.id: u for u in db.scalars(select(User).where(User.id.in_({r.trainer_id for r in rows})))}
+    projects = {p.id: p for p in db.scalars(select(Project).order_by(Project.name))}
+    trainers = db.execute(
+        select(User.id, User.name, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.role == "trainer").distinct().order_by(User.name)).all()
+    return {
+        "week": week, "week_label": pay.week_label(week), "previous": pay.week_label(week - timedelta(days=7)),
+        "next": pay.week_label(week + timedelta(days=7)), "is_current": week == pay.week_of(utcnow()),
+        "project": project, "status": status, "rows": rows, "people": people, "projects": projects,
+        "trainers": trainers, "budgets": pay.budgets(db), "error": error, "form_errors": form_errors or {},
+        "totals": {"amount": sum(r.amount_cents for r in rows), "adjustments": sum(r.adjustments_cents for r in rows),
+                   "seconds": sum(r.billable_seconds for r in rows)},
+        "format_cents": format_cents,
+    }
+
+
+@bp.get("/admin/payroll")
+@require("admin")
+def payroll():
+    week, project, status, error = _filters()
+    return render_template("pay/payroll.html", **_payroll_context(week, project, status, error)), 422 if error else 200
+
+
+def _back(week):
+    args = {"week": pay.week_label(week)}
+    for name in ("project", "status"):
+        if request.form.get(name):
+            args[name] = request.form[name]
+    return redirect(url_for("pay.payroll", **args), code=303)
+
+
+@bp.post("/admin/payroll/approve")
+@require("admin")
+def approve():
+    week, project, status, error = _filters()
+    if error:
+        abort(422, description=error)
+    keys = []
+    for value in request.form.getlist("line"):
+        try:
+            trainer_id, project_id = (int(x) for x in value.split(":"))
+        except ValueError:
+            abort(422, description=f"bad line {value!r}")
+        keys.append((trainer_id, project_id))
+    if not keys:
+        flash("Tick the timesheets to approve.", "error")
+        return _back(week)
+    try:
+        approved = pay.approve(get_session(), week, keys, current_user.id)
+    except ValidationError as exc:
+        flash(str(exc), "error")
+        return _back(week)
+    flash(f"Approved {len(approved)} timesheet(s) of {pay.week_label(week)}: "
+          f"{format_cents(sum(s.amount_cents for s in approved))}. They are locked now.", "success")
+    return _back(week)
+
+
+@bp.post("/admin/payroll/paid")
+@require("admin")
+def mark_paid():
+    week, _project, _status, _error = _filters()
+    try:
+        ids = [int(x) for x in request.form.getlist("timesheet")]
+    except ValueError:
+        abort(422)
+    if not ids:
+        flash("Tick the approved timesheets that were paid.", "error")
+        return _back(week)
+    try:
+        count = pay.mark_paid(get_session(), ids, request.form.get("reference", ""), current_user.id)
+    except ValidationError as exc:
+        flash(str(exc), "error")
+        return _back(week)
+    flash(f"Marked {count} timesheet(s) paid.", "success")
+    return _back(week)
+
+
+@bp.post("/admin/payroll/adjust")
+@require("admin")
+def adjust():
+    week, project, status, _error = _filters()
+    db = get_session()
+    errors = {}
+    try:
+        amount = parse_amount(request.form.get("amount", "").lstrip("-+"))
+        if request.form.get("amount", "").strip().startswith("-"):
+            amount = -amount
+    except AmountError as exc:
+        errors["amount"], amount = str(exc), 0
+    try:
+        trainer_id = int(request.form.get("trainer", ""))
+        project_id = int(request.form.get("adjust_project", ""))
+    except ValueError:
+        errors["trainer"] = "choose the trainer and the project"
+        trainer_id = project_id = 0
+    if not errors:
+        try:
+            pay.add_adjustment(db, trainer_id, project_id, amount, request.form.get("reason", ""), current_user.id,
+                               kind=request.form.get("kind", "bonus"))
+        except ValidationError as exc:
+            errors = exc.errors
+    if errors:
+        db.rollback()
+        context = _payroll_context(week, project, status, form_errors=errors)
+        return render_template("pay/payroll.html", **context), 422
+    flash("Adjustment added to this week; the trainer sees it on their Earnings page.", "success")
+    return redirect(url_for("pay.payroll", week=pay.week_label(pay.week_of(utcnow()))), code=303)
+
+
+@bp.get("/admin/payroll.csv")
+@require("admin")
+def payroll_csv():
+    week, project, status, error = _filters()
+    if error:
+        abort(422, description=error)
+    frame = pay.payroll_frame(get_session(), week, project.id if project else None, status)
+    name = f"payroll-{pay.week_label(week)}{'-' + project.slug if project else ''}.csv"
+    return Response(frame.to_csv(index=False, lineterminator="\n"), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+
