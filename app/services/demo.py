@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, DatasetExport, Item, Project, TrainerProfile, User, utcnow
+from app.models import Assignment, DatasetExport, Item, Project, Timesheet, TrainerProfile, User, utcnow
 
 from . import assignment as queue
 from . import projects as project_service
@@ -382,6 +382,25 @@ DEMO_EXPORTS = [
 ]
 
 
+def _seed_pay(session: Session, people: dict[str, User], rlhf: dict[str, Project]) -> None:
+    """Timesheets in every state, a bonus, and a budget past its 80 % warning."""
+    from . import pay
+
+    if session.scalar(select(Timesheet.id).limit(1)) is not None:
+        return
+    admin = people["admin@groundwork.test"]
+    t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
+    week = pay.week_of(utcnow())
+    pairwise, ranking, critique = rlhf["pairwise"], rlhf["ranking"], rlhf["critique"]
+    sheets = pay.approve(session, week, [(t2.id, pairwise.id), (t2.id, ranking.id), (t3.id, pairwise.id)], admin.id)
+    paid = [s.id for s in sheets if s.trainer_id == t2.id and s.project_id == pairwise.id]
+    pay.mark_paid(session, paid, "DEMO-TRANSFER-0001", admin.id)
+    pay.add_adjustment(session, t3.id, critique.id, 1500, "Thorough rewrites on the critique project", admin.id)
+    spent = pay.project_spend(session, critique)
+    critique.budget_cents = max(100, round(spent / 0.85))  # 85 % used: the payroll page warns
+    session.commit()
+
+
 def _seed_exports(session: Session, session_factory, export_root, secret: str, people: dict[str, User]) -> None:
     """A few finished dataset versions, so the exports pages have a history to show."""
     from .exporting import create_export, run_export
@@ -409,6 +428,7 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     _seed_rlhf_work(session, rlhf, people)
     _seed_reviews(session, safety, people)
     session.commit()
+    _seed_pay(session, people, rlhf)
     from .stats import compute_project_stats
 
     for project in session.scalars(select(Project)):

@@ -1,0 +1,115 @@
+"""Payroll and earnings over HTTP: approve, mark paid, adjust, CSV; a budget that runs out says why."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.models import PayAdjustment, Project, Timesheet, utcnow
+from app.services import assignment as queue
+from app.services import pay
+from tests.conftest import csrf_token, login
+from tests.factories import PASSWORD, make_label_project, make_user
+
+
+def _setup(session, budget=None):
+    admin, trainer = make_user(session, "admin"), make_user(session, "trainer", name="Tess Trainer")
+    project = make_label_project(session, items=4, trainers=[trainer], slug="paid-work")
+    project.hourly_rate_cents, project.budget_cents = 3600, budget
+    session.commit()
+    return admin, trainer, project
+
+
+def _work(session, trainer, project, seconds):
+    a = queue.next_task(session, trainer.id, project)
+    a.active_seconds = seconds
+    session.commit()
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+
+def test_payroll_approve_mark_paid_and_csv(client, session):
+    admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)
+    login(client, admin.email, PASSWORD)
+    week = pay.week_label(pay.week_of(utcnow()))
+    page = client.get("/admin/payroll").get_data(as_text=True)
+    assert "Tess Trainer" in page and "6.00" in page
+    token = csrf_token(client, "/admin/payroll")
+    response = client.post("/admin/payroll/approve", data={"csrf_token": token, "week": week,
+                                                            "line": f"{trainer.id}:{project.id}"})
+    assert response.status_code == 303
+    session.rollback()  # see what the requests committed
+    sheet = session.scalar(select(Timesheet))
+    assert (sheet.status, sheet.amount_cents, sheet.approved_by) == ("approved", 600, admin.id)
+    response = client.post("/admin/payroll/paid", data={"csrf_token": token, "week": week, "timesheet": sheet.id,
+                                                         "reference": ""})
+    assert response.status_code == 303
+    assert "payment reference" in client.get(response.headers["Location"]).get_data(as_text=True)
+    client.post("/admin/payroll/paid", data={"csrf_token": token, "week": week, "timesheet": sheet.id,
+                                             "reference": "TX-1"})
+    session.rollback()
+    assert (sheet.status, sheet.paid_reference) == ("paid", "TX-1")
+    download = client.get(f"/admin/payroll.csv?week={week}")
+    rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
+    assert download.mimetype == "text/csv" and rows == [{
+        "week": week, "trainer_email": trainer.email, "trainer_name": "Tess Trainer", "project": "paid-work",
+        "billable_seconds": "600", "billable_hours": "0.1667", "rate": "36.00", "amount": "6.00", "adjustments": "0.00",
+        "total": "6.00", "status": "paid", "paid_reference": "TX-1"}]
+    assert client.get("/admin/payroll?week=someday").status_code == 422
+
+
+def test_adjustment_form_checks_its_input(client, session):
+    admin, trainer, project = _setup(session)
+    login(client, admin.email, PASSWORD)
+    token = csrf_token(client, "/admin/payroll")
+    bad = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id,
+                                                     "adjust_project": project.id, "amount": "12.345", "reason": ""})
+    assert bad.status_code == 422 and "at most two decimals" in bad.get_data(as_text=True)
+    session.rollback()
+    assert session.scalar(select(PayAdjustment)) is None
+    ok = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id,
+                                                    "adjust_project": project.id, "amount": "-2.50",
+                                                    "reason": "Overpaid last week", "kind": "correction"})
+    assert ok.status_code == 303
+    session.rollback()
+    assert session.scalar(select(PayAdjustment.amount_cents)) == -250
+
+
+def test_earnings_page_shows_live_pay_after_each_submit(client, session):
+    _admin, trainer, project = _setup(session)
+    login(client, trainer.email, PASSWORD)
+    assert 'data-testid="no-earnings"' in client.get("/work/earnings").get_data(as_text=True)
+    _work(session, trainer, project, 900)
+    page = client.get("/work/earnings").get_data(as_text=True)
+    assert 'data-testid="this-week">9.00<' in page and "pending" in page
+
+
+def test_a_used_up_budget_pauses_the_project_and_tells_the_trainer(client, session):
+    _admin, trainer, project = _setup(session, budget=500)  # 5.00 = 500 s at 36.00/h
+    _work(session, trainer, project, 600)
+    session.refresh(project)
+    assert project.status == "paused"
+    login(client, trainer.email, PASSWORD)
+    listing = client.get("/work/").get_data(as_text=True)
+    assert "This project is paused: its budget is used up (6.00 of 5.00)" in listing
+    task = client.get("/work/paid-work").get_data(as_text=True)
+    assert "its budget is used up" in task and 'data-testid="queue-empty"' in task
+
+
+def test_trainers_cannot_see_payroll(client, session):
+    _admin, trainer, _project = _setup(session)
+    login(client, trainer.email, PASSWORD)
+    assert client.get("/admin/payroll").status_code == 403
+    assert client.get("/admin/payroll.csv").status_code == 403
+
+
+def test_payroll_of_a_past_week_is_reachable_by_date(client, session):
+    admin, _trainer, _project = _setup(session)
+    login(client, admin.email, PASSWORD)
+    last_week = pay.week_of(utcnow()) - timedelta(days=7)
+    page = client.get(f"/admin/payroll?week={last_week.isoformat()}").get_data(as_text=True)
+    assert pay.week_label(last_week) in page and 'data-testid="no-timesheets"' in page
+    assert session.scalar(select(Project.id)) is not None
