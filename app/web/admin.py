@@ -105,7 +105,7 @@ def _form_errors(errors: dict) -> dict:
 def _project_form_values(project=None) -> dict:
     if project is None:
         return {"overlap": 1, "lease_minutes": 30, "gold_rate": 0, "review_rate": 10, "hourly_rate": "0.00",
-                "max_billable_seconds_per_task": 1800, "status": "draft", "kind": "work"}
+                "max_billable_seconds_per_task": 1800, "status": "draft", "kind": "work", "pause_at_budget": True}
     return {
         "name": project.name, "slug": project.slug, "kind": project.kind, "status": project.status,
         "instructions": project.instructions, "overlap": project.overlap, "lease_minutes": project.lease_minutes,
@@ -115,6 +115,10 @@ def _project_form_values(project=None) -> dict:
         "max_billable_seconds_per_task": project.max_billable_seconds_per_task,
         "required_domains": ", ".join(project.required_domains or []),
         "show_model_names": project.show_model_names,
+        "pause_at_budget": project.pause_at_budget,
+        "quality_bonus_percent": project.quality_bonus_percent if project.quality_bonus_percent is not None else "",
+        "quality_bonus_min_accuracy": round(project.quality_bonus_min_accuracy * 100, 2)
+        if project.quality_bonus_min_accuracy is not None else "",
     }
 
 

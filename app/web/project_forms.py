@@ -86,6 +86,7 @@ def read_settings(form, errors: dict) -> dict:
         "instructions": form.get("instructions", ""),
         "status": form.get("status", "draft"),
         "show_model_names": form.get("show_model_names") == "on",
+        "pause_at_budget": form.get("pause_at_budget") == "on",
         "required_domains": [d for d in (form.get("required_domains") or "").split(",") if d.strip()],
     }
     for name in ("overlap", "lease_minutes", "max_billable_seconds_per_task"):
@@ -108,4 +109,13 @@ def read_settings(form, errors: dict) -> dict:
             errors["budget"] = str(exc)
     else:
         settings["budget_cents"] = None
+    # Quality bonus: both fields, or neither.
+    bonus, threshold = (form.get("quality_bonus_percent") or "").strip(), (form.get("quality_bonus_min_accuracy") or "").strip()
+    if bonus or threshold:
+        settings["quality_bonus_percent"] = _int(form, "quality_bonus_percent", errors)
+        settings["quality_bonus_min_accuracy"] = _percent(form, "quality_bonus_min_accuracy", errors)
+        if not bonus or not threshold:
+            errors["quality_bonus_percent"] = "give both the bonus (%) and the gold accuracy it needs (%)"
+    else:
+        settings["quality_bonus_percent"] = settings["quality_bonus_min_accuracy"] = None
     return settings

@@ -113,3 +113,25 @@ def test_payroll_of_a_past_week_is_reachable_by_date(client, session):
     page = client.get(f"/admin/payroll?week={last_week.isoformat()}").get_data(as_text=True)
     assert pay.week_label(last_week) in page and 'data-testid="no-timesheets"' in page
     assert session.scalar(select(Project.id)) is not None
+
+
+def test_project_form_sets_the_quality_bonus_and_budget_pause(client, session):
+    from tests.web.test_admin_projects import project_form
+
+    admin, _trainer, project = _setup(session)
+    login(client, admin.email, PASSWORD)
+    token = csrf_token(client, f"/admin/projects/{project.slug}/edit")
+    form = {**project_form(name=project.name, slug=project.slug), "csrf_token": token,
+            "q-0-key": "label", "q-0-type": "label", "q-0-title": "Label?", "q-0-labels": "yes\nno",
+            "quality_bonus_percent": "10", "quality_bonus_min_accuracy": "90", "budget": "100.00"}
+    for key in [k for k in form if k.startswith("q-1-")]:
+        del form[key]
+    half = client.post(f"/admin/projects/{project.slug}/edit", data={**form, "quality_bonus_min_accuracy": ""})
+    assert half.status_code == 422 and "give both the bonus" in half.get_data(as_text=True)
+    response = client.post(f"/admin/projects/{project.slug}/edit", data=form)
+    assert response.status_code == 302 and response.headers["Location"].endswith(project.slug), response.headers
+    session.rollback()
+    saved = session.get(Project, project.id)
+    session.refresh(saved)
+    assert (saved.quality_bonus_percent, saved.quality_bonus_min_accuracy, saved.pause_at_budget) == (10, 0.9, False)
+    assert saved.budget_cents == 10000
