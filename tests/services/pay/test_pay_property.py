@@ -10,7 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from app.models import Annotation, Assignment, Item, PayAdjustment, Project, ProjectMember, Question, Timesheet
+from app.models import (
+    Annotation,
+    Assignment,
+    Item,
+    PayAdjustment,
+    Project,
+    ProjectMember,
+    Question,
+    Timesheet,
+)
 from app.services import pay
 from app.services.money import cents_for
 from tests.factories import make_user
