@@ -101,3 +101,25 @@ def test_demo_gives_every_format_a_real_file(runner, session, app):
             rows[name] = max(rows.get(name, 0), count)
     assert set(rows) == set(FORMATS)
     assert all(n >= 4 for n in rows.values()), rows
+
+
+def test_payroll_prints_and_writes_the_weeks_csv(runner, session, tmp_path):
+    import csv
+
+    from app.models import utcnow
+    from app.services import pay
+
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    week = pay.week_label(pay.week_of(utcnow()))
+    out = tmp_path / "payroll.csv"
+    result = runner.invoke(args=["payroll", week, "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{week}: " in result.output and "trainer2@groundwork.test" in result.output
+    rows = list(csv.DictReader(out.open()))
+    assert rows and {r["status"] for r in rows} == {"open", "approved", "paid"}
+    assert list(rows[0]) == ["week", "trainer_email", "trainer_name", "project", "billable_seconds", "billable_hours",
+                             "rate", "amount", "adjustments", "total", "status", "paid_reference"]
+    paid = runner.invoke(args=["payroll", week, "--status", "paid", "--csv", "-"])
+    assert paid.exit_code == 0 and paid.output.count("\n") == 2 and "DEMO-TRANSFER-0001" in paid.output
+    bad = runner.invoke(args=["payroll", "soon"])
+    assert bad.exit_code == 1 and "is not a week" in bad.output

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models import Annotation, PayAdjustment, Project
+from app.models import Annotation, Assignment, PayAdjustment, Project
 from app.services import assignment as queue
 from app.services import pay
 from app.services import projects as project_service
@@ -126,13 +126,22 @@ def test_approving_locks_the_week_and_late_time_becomes_an_adjustment(session):
     now = T0 + timedelta(days=2)
     [sheet] = pay.approve(session, MONDAY, None, admin.id, now=now)
     assert (sheet.billable_seconds, sheet.amount_cents, sheet.status) == (100, 100, "approved")
-    # A heartbeat-fed active task changes nothing yet; its late submit (next week) does, as an adjustment.
+    # Heartbeats on the still-open task add active time but change nothing approved...
+    queue.record_heartbeat(session, late.id, trainer.id, now=now, resume=True)
+    queue.record_heartbeat(session, late.id, trainer.id, now=now + timedelta(seconds=15))
+    session.refresh(sheet)
+    assert (sheet.billable_seconds, sheet.amount_cents) == (100, 100)
+    assert session.scalar(select(PayAdjustment)) is None
+    # ...its late submit (next week) does, as an adjustment in that week.
     later = now + timedelta(days=6)
     queue.submit(session, late.id, trainer.id, {"label": "no"}, now=later)
     session.refresh(sheet)
     assert (sheet.billable_seconds, sheet.amount_cents, sheet.status) == (100, 100, "approved")
     [adjustment] = session.scalars(select(PayAdjustment)).all()
-    assert (adjustment.kind, adjustment.amount_cents, adjustment.billable_seconds) == ("late_time", 50, 50)
+    late_seconds = session.get(Assignment, late.id).active_seconds
+    assert late_seconds >= 50  # the 50 s it had, plus what the heartbeats counted
+    assert (adjustment.kind, adjustment.amount_cents, adjustment.billable_seconds) == ("late_time", late_seconds,
+                                                                                        late_seconds)
     assert adjustment.week_start == pay.week_of(later) and adjustment.for_week == MONDAY
     assert pay.approve(session, MONDAY, None, admin.id, now=later) == []  # nothing left open that week
 
