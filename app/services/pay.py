@@ -80,24 +80,43 @@ def billable_seconds_expr():
     )
 
 
+def _week_start_expr(session: Session):
+    """The Monday (UTC) of ``assigned_at``, computed by the database, so weeks are grouped there."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("week", Assignment.assigned_at)  # ISO weeks start on Monday
+    return func.date(Assignment.assigned_at, "weekday 0", "-6 days")  # the Sunday ending the week, less 6 days
+
+
+def _as_date(value) -> date:
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value.date() if isinstance(value, datetime) else value
+
+
 def billable_by_week(session: Session, first: date, last: date, trainer_id: int | None = None,
                      project_id: int | None = None) -> dict[tuple[int, int, date], int]:
-    """{(trainer, project, week): billable seconds} for the weeks first…last (Mondays, inclusive)."""
+    """{(trainer, project, week): billable seconds} for the weeks first…last (Mondays, inclusive).
+
+    One aggregate query: the database sums and groups, so a project's whole history costs one
+    row per trainer and week, not one per task.
+    """
+    week = _week_start_expr(session).label("week")
     stmt = (
-        select(Assignment.trainer_id, Assignment.project_id, Assignment.assigned_at, billable_seconds_expr())
+        select(Assignment.trainer_id, Assignment.project_id, week, func.sum(billable_seconds_expr()))
         .join(Project, Project.id == Assignment.project_id)
         .outerjoin(Annotation, Annotation.assignment_id == Assignment.id)
         .where(Assignment.assigned_at >= _start(first), Assignment.assigned_at < _start(last + timedelta(days=7)),
                Assignment.status.in_(BILLABLE_STATUSES),
                or_(Annotation.id.is_(None), Annotation.excluded.is_(False)))
+        .group_by(Assignment.trainer_id, Assignment.project_id, week)
     )
     if trainer_id is not None:
         stmt = stmt.where(Assignment.trainer_id == trainer_id)
     if project_id is not None:
         stmt = stmt.where(Assignment.project_id == project_id)
     totals: dict[tuple[int, int, date], int] = defaultdict(int)
-    for trainer, project, assigned_at, seconds in session.execute(stmt):
-        totals[(trainer, project, week_of(assigned_at))] += int(seconds or 0)
+    for trainer, project, monday, seconds in session.execute(stmt):
+        totals[(trainer, project, _as_date(monday))] += int(seconds or 0)
     return dict(totals)
 
 
