@@ -44,8 +44,8 @@ def build_database(path: Path, annotations: int) -> None:
     now = "2026-11-20 12:00:00.000000"
     db.execute("INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-               "min_qualification_score, show_model_names, created_at) VALUES (1, 'Bench pairs', 'bench-pairs', "
-               "'work', 'active', '', ?, 30, 0, 0, 3000, 1800, '[]', 0, 0, ?)", (OVERLAP, now))
+               "min_qualification_score, show_model_names, pause_at_budget, created_at) VALUES (1, 'Bench pairs', "
+               "'bench-pairs', 'work', 'active', '', ?, 30, 0, 0, 3000, 1800, '[]', 0, 0, 1, ?)", (OVERLAP, now))
     db.execute("INSERT INTO questions (project_id, position, key, type, title, help, options, required) "
                "VALUES (1, 0, 'preference', 'preference', 'Which is better?', '', '{\"scale\": 3}', 1)")
     db.executemany("INSERT INTO users (id, email, name, password_hash, status, created_at) VALUES (?, ?, ?, 'x', "

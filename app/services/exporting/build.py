@@ -2,8 +2,8 @@
 
 A large JSONL export is cut into contiguous ranges of item ids with about the same number of
 annotations. This process writes the first range while forked children write the others into
-part files; the parts are then appended in order, hashed as they are copied, so the sha256 is
-that of the one file. Ranges follow the single-process order exactly, so the file is byte-identical
+part files, then copies each part after its own lines (following a part while it is still being
+written) and hashes as it copies, so the sha256 is that of the one file. Ranges follow the single-process order exactly, so the file is byte-identical
 whatever the number of processes. Small exports, CSV and Parquet run in one process.
 """
 
@@ -61,13 +61,20 @@ def make_sink(fmt: Format, plan: Plan, path: Path, part: bool = False, threaded:
     return (CsvSink if fmt.extension == "csv" else ParquetSink)(path, columns)
 
 
+# The first range is this process's, and it merges the others afterwards: it takes a smaller share.
+FIRST_SHARE = 0.9
+
+
 def split_points(session, project_id: int, total: int, parts: int) -> list[int]:
-    """Item ids that cut the project's annotations into ``parts`` ranges of about equal size."""
+    """Item ids that cut the project's annotations into ``parts`` ranges: the first a little
+    smaller (its process also merges the rest), the others equal."""
+    first = FIRST_SHARE / parts
+    bounds = [first + (1 - first) * k / (parts - 1) for k in range(parts - 1)]
     points = []
-    for k in range(1, parts):
+    for share in bounds:
         item_id = session.scalar(
             select(Annotation.item_id).where(Annotation.project_id == project_id)
-            .order_by(Annotation.item_id).limit(1).offset(total * k // parts)
+            .order_by(Annotation.item_id).limit(1).offset(int(total * share))
         )
         if item_id is not None and (not points or item_id > points[-1]):
             points.append(item_id)
@@ -227,12 +234,16 @@ def _write_parts(session, session_factory, fmt, plan, conditions, points, work: 
         result, sinks = write_range(session, fmt, plan, ranges[0], work, fetch_rows, report, progress.every,
                                     keep_sinks=True, threaded=False)
         outcomes = []
-        for process, receive, _value in children:
+        for n, (process, receive, _value) in enumerate(children, start=1):
+            # Merge the helper's lines while it is still writing them (it reports once its file is closed).
+            sinks["train"].follow(work / f"part-{n}" / f"train.{fmt.extension}", receive.poll)
             try:
                 outcomes.append(receive.recv())
             except EOFError:
                 outcomes.append(("error", f"export process {process.pid} died (exit code {process.exitcode})"))
             process.join()
+            if outcomes[-1][0] != "ok":
+                break
         for status, payload in outcomes:
             if status == "conversational":
                 for sink in sinks.values():
@@ -249,7 +260,10 @@ def _write_parts(session, session_factory, fmt, plan, conditions, points, work: 
             result.agreements.extend(part.agreements)
             result.skipped.update(part.skipped)
             for split, info in part.files.items():
-                sinks[split].append_file(Path(info["path"]), info["rows"], info["null_only"])
+                if split == "train":  # already copied while it was written
+                    sinks[split].account(info["rows"], info["null_only"])
+                else:
+                    sinks[split].append_file(Path(info["path"]), info["rows"], info["null_only"])
         for split, sink in sinks.items():
             result.files[split] = {"info": sink.close()}
         progress(result.read)

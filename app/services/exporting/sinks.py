@@ -10,6 +10,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,15 +151,41 @@ class JsonlSink:
     def append_file(self, path: Path, rows: int, null_only: list[str]) -> None:
         """Append another part's lines (written by another process) as if written here: one pass
         that hashes each block and writes it (the hash needs every byte read anyway)."""
+        self.follow(path, lambda: True)
+        self.account(rows, null_only)
+
+    def follow(self, path: Path, finished, pause: float = 0.005) -> int:
+        """Copy a part file into this one while another process is still writing it, until
+        ``finished()`` says the writer closed it. sha256 is sequential, so this is how the merge
+        overlaps the other process's work. Returns the bytes copied."""
         self.finish()
-        size = 0
+        copied = 0
+        while not path.exists():
+            if finished():
+                return 0
+            time.sleep(pause)
         with open(path, "rb") as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                self._digest.update(block)
-                self._handle.write(block)
-                size += len(block)
+            while True:
+                block = source.read(1 << 20)
+                if block:
+                    self._digest.update(block)
+                    self._handle.write(block)
+                    copied += len(block)
+                elif finished():  # closed before it reported: one last read gets whatever is left
+                    rest = source.read()
+                    if not rest:
+                        break
+                    self._digest.update(rest)
+                    self._handle.write(rest)
+                    copied += len(rest)
+                else:
+                    time.sleep(pause)
+        self.bytes += copied
+        return copied
+
+    def account(self, rows: int, null_only: list[str]) -> None:
+        """Count a followed part's lines, and keep a column null-only only if it was null there too."""
         self.rows += rows
-        self.bytes += size
         self._pending_null &= set(null_only)
 
     def abandon(self) -> None:
