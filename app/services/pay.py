@@ -38,7 +38,7 @@ from app.models import (
 )
 
 from . import audit
-from .errors import NotFound, ValidationError
+from .errors import ValidationError
 from .money import cents_for
 
 BILLABLE_STATUSES = ("submitted", "skipped")
@@ -451,11 +451,3 @@ def payroll_frame(session: Session, week: date, project_id: int | None = None, s
         "status": r.status, "paid_reference": r.paid_reference or "",
     } for r in rows], columns=columns)
     return frame
-
-
-def timesheet(session: Session, timesheet_id: int) -> Timesheet:
-    sheet = session.get(Timesheet, timesheet_id)
-    if sheet is None:
-        raise NotFound(f"no timesheet {timesheet_id}")
-    return sheet
-

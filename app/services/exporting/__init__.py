@@ -107,10 +107,6 @@ def is_stalled(export: DatasetExport, now=None) -> bool:
     return ((now or utcnow()) - last).total_seconds() > STALLED_AFTER_SECONDS
 
 
-def export_folder(root: str | os.PathLike, export: DatasetExport) -> Path:
-    return Path(root) / str(export.project_id) / str(export.id)
-
-
 def data_files(export: DatasetExport) -> list[str]:
     return [f["name"] for f in (export.manifest or {}).get("files", [])]
 
