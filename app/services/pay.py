@@ -39,7 +39,7 @@ from app.models import (
 
 from . import audit
 from .errors import ValidationError
-from .money import cents_for
+from .money import cents_for, format_cents
 
 BILLABLE_STATUSES = ("submitted", "skipped")
 BUDGET_WARN = 0.8
@@ -192,12 +192,6 @@ def lines(session: Session, first: date, last: date, trainer_id: int | None = No
     return result
 
 
-def _live_line(session: Session, trainer_id: int, project_id: int, week: date) -> tuple[int, int]:
-    seconds = billable_by_week(session, week, week, trainer_id, project_id).get((trainer_id, project_id, week), 0)
-    rate = rates(session, {(trainer_id, project_id)})[(trainer_id, project_id)]
-    return seconds, rate
-
-
 # --- approvals and payments -------------------------------------------------------------------------
 
 
@@ -316,12 +310,13 @@ def after_work(session: Session, assignment: Assignment, now: datetime | None = 
     if sheet is not None:
         _late_time(session, sheet, now)
     project = session.get(Project, assignment.project_id)
-    if project.budget_cents:
+    if project.budget_cents and project.status == "active":  # a paused project has nothing left to pause
         check_budget(session, project, now)
 
 
 def _late_time(session: Session, sheet: Timesheet, now: datetime) -> PayAdjustment | None:
-    seconds, _rate = _live_line(session, sheet.trainer_id, sheet.project_id, sheet.week_start)
+    key = (sheet.trainer_id, sheet.project_id, sheet.week_start)
+    seconds = billable_by_week(session, sheet.week_start, sheet.week_start, sheet.trainer_id, sheet.project_id).get(key, 0)
     late = session.execute(
         select(func.coalesce(func.sum(PayAdjustment.billable_seconds), 0),
                func.coalesce(func.sum(PayAdjustment.amount_cents), 0))
@@ -380,8 +375,6 @@ def check_budget(session: Session, project: Project, now: datetime | None = None
     """Pause a project that has used up its budget (when it is set to); the reason is shown to trainers."""
     budget = Budget(project, project_spend(session, project))
     if budget.level == "over" and project.pause_at_budget and project.status == "active":
-        from .money import format_cents
-
         project.status = "paused"
         project.paused_reason = (f"its budget is used up ({format_cents(budget.spent_cents)} of "
                                  f"{format_cents(project.budget_cents)})")

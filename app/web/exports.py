@@ -7,6 +7,7 @@ import math
 import orjson
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.db import get_session
 from app.models import DatasetExport, Project, User
@@ -58,7 +59,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
         page = 1
     total = exporting.count_exports(db, project.id)
     history = exporting.list_exports(db, project.id, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    creators = {u.id: u.name for u in db.query(User).filter(User.id.in_({e.created_by for e in history if e.created_by}))}
+    creators = dict(db.execute(select(User.id, User.name).where(User.id.in_({e.created_by for e in history if e.created_by}))).all())
     questions = exporting.project_questions(db, project.id)
     label_question = next((q for q in questions if q.type == "label"), None)
     values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}

@@ -70,7 +70,6 @@ def _payroll_context(week, project, status, error=None, form_errors=None):
         "trainers": trainers, "budgets": pay.budgets(db), "error": error, "form_errors": form_errors or {},
         "totals": {"amount": sum(r.amount_cents for r in rows), "adjustments": sum(r.adjustments_cents for r in rows),
                    "seconds": sum(r.billable_seconds for r in rows)},
-        "format_cents": format_cents,
     }
 
 

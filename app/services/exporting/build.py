@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from app.models import Annotation
 
-from .formats import Format, NeedsConversational, Plan
+from .formats import Format, NeedsConversational, Plan, group_agreement
 from .sinks import CsvSink, JsonlSink, ParquetSink
 from .source import (
     Pseudonyms,
@@ -101,8 +101,6 @@ def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path
     build, trainers, agreements, skipped = fmt.build, result.trainers, result.agreements, plan.skipped
     train_items = test_items = read = 0
     next_report = every
-    from .formats import group_agreement
-
     groups = stream_groups(session, conditions, corrections(session, plan.project_id), fetch_rows,
                            full_rows=fmt.full_rows)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
