@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint bench clean
+.PHONY: run test check lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,17 @@ run: $(VENV)/.installed
 
 ## test: install the dev extras and run the whole suite (SQLite + PostgreSQL, inline + RQ, browser)
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+## check: the inner loop, under a minute: lint, the layer contracts, and the fast tests (SQLite, no browser)
+check: $(VENV)/.dev-installed
+	$(BIN)/ruff check app tasks tests bench migrations
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n auto -q -m "not postgres and not redis and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check app tasks tests bench migrations
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache

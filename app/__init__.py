@@ -34,6 +34,11 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
                 env[key] = str(value)
     app.config.update(load_config(instance, env))
     app.config.update(overrides)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from .extensions import csrf, db, htmx, login_manager
 

@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import create_app
 from app.db import get_db, get_session
-from app.services.errors import ServiceError
+from app.errors import ServiceError
 
 
 def _fail(message: str) -> None:
@@ -119,10 +119,10 @@ def projects(as_json: bool) -> None:
         click.echo("no projects yet (try `groundwork demo`)")
         return
     header = ("slug", "kind", "status", "questions", "items", "annotations")
-    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in header]
+    widths = [max(len(h), *(len(str(getattr(r, h))) for r in rows)) for h in header]
     click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for r in rows:
-        click.echo("  ".join(str(r[h]).ljust(w) for h, w in zip(header, widths, strict=True)))
+        click.echo("  ".join(str(getattr(r, h)).ljust(w) for h, w in zip(header, widths, strict=True)))
 
 
 @click.command("import")

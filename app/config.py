@@ -37,6 +37,13 @@ def _dev_secret_key(instance_path: Path) -> str:
     return key
 
 
+def _proxies(value: str | None) -> int:
+    raw = (value or "0").strip()
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be the number of reverse proxies in front of the app (0–5), not {raw!r}")
+    return int(raw)
+
+
 def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> dict:
     env = os.environ if environ is None else environ
     mode = env.get("GROUNDWORK_ENV", "development").strip().lower()
@@ -78,6 +85,9 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024,
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_WINDOW_SECONDS": int(env.get("LOGIN_WINDOW_SECONDS", "900")),
+        # How many reverse proxies sit in front of the app; their X-Forwarded-For/-Proto/-Host are
+        # believed, nobody else's (0: the connection's own address is the client's).
+        "TRUSTED_PROXIES": _proxies(env.get("TRUSTED_PROXIES")),
         "SQL_ECHO": _bool(env.get("SQL_ECHO"), False),
         # Dataset versions are written here (a folder per version); keep it on a disk with room.
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),

@@ -10,6 +10,8 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .bounds import guard_flushes
+
 # Execution option a service sets before its first statement to get a SQLite write lock up front.
 SQLITE_BEGIN = "sqlite_begin"
 
@@ -74,6 +76,7 @@ class Database:
     def init_app(self, app: Flask) -> None:
         self.engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        guard_flushes(self.session_factory)
         # For state-changing requests on SQLite every transaction takes the write lock up front: a
         # request reads (the user, the project) before it writes, and a reading transaction cannot
         # become a writing one once another connection has committed.

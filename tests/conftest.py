@@ -17,6 +17,12 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.db import get_db
 from app.models import Base
+from app.services import users as _users
+
+# Argon2 with its production cost takes ~60 ms a hash; the suite makes thousands of accounts. Tests
+# hash with the cheapest parameters (the same algorithm and code path, only faster).
+_users._hasher = _users.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+_users._DUMMY_HASH = _users._hasher.hash("groundwork-timing-equaliser")
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -21,12 +21,13 @@ def make_user(session, *roles: str, email: str | None = None, name: str | None =
 
 
 def make_label_project(session, *, items: int = 5, overlap: int = 1, trainers=(), status: str = "active",
-                       lease_minutes: int = 30, slug: str | None = None, prompts=None):
+                       lease_minutes: int = 30, slug: str | None = None, prompts=None, kind: str = "work"):
     n = next(_seq)
     project = project_service.create_project(
         session,
         name=f"Labelling {n}",
         slug=slug or f"labelling-{n}",
+        kind=kind,
         status=status,
         overlap=overlap,
         lease_minutes=lease_minutes,

@@ -16,7 +16,7 @@ from .projects import (
     Question,
 )
 from .stats import ProjectStats, TrainerStats
-from .users import ROLES, TrainerProfile, User, UserRole
+from .users import ROLES, PasswordReset, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ImportJob",
     "Item",
     "Project",
+    "PasswordReset",
     "PayAdjustment",
     "ProjectMember",
     "ProjectStats",

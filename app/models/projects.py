@@ -87,6 +87,9 @@ class Item(Base):
     active_count: Mapped[int] = mapped_column(Integer, default=0)
     # done_count + active_count < project.overlap, kept in step by the queue so claims skip full items.
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The upload (ImportJob id) that created the item, None when added otherwise, so a failed import
+    # can be undone. No foreign key: adding one would make SQLite rebuild this, the biggest table.
+    import_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()

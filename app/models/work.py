@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -20,6 +20,9 @@ class Assignment(Base):
         UniqueConstraint("item_id", "trainer_id"),
         Index("ix_assignments_trainer_project_status", "trainer_id", "project_id", "status"),
         Index("ix_assignments_project_status_expires", "project_id", "status", "expires_at"),
+        # At most one live lease per trainer and project, whatever the race: the database says so.
+        Index("uq_assignments_one_live_lease", "trainer_id", "project_id", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

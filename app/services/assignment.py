@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import begin_write, is_sqlite
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, utcnow
 
 from . import checks, pay
 from . import questions as question_rules
-from .errors import Conflict, Forbidden, NotFound, ValidationError
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
 HEARTBEAT_CAP_SECONDS = 20
@@ -32,17 +32,29 @@ _rng = random.Random()
 _last_reclaim: dict[tuple[int, int], datetime] = {}
 
 
-def _move_counters(session: Session, item_id: int, overlap: int, done: int = 0, active: int = 0) -> None:
-    """Change an item's counters and keep ``is_open`` (room for one more trainer) in step, atomically."""
-    session.execute(
-        update(Item)
-        .where(Item.id == item_id)
-        .values(
+def _move_counters(session: Session, item_id: int, overlap: int, done: int = 0, active: int = 0,
+                   needs_room: bool = False) -> bool:
+    """Change an item's counters and keep ``is_open`` (room for one more trainer) in step, atomically.
+
+    With ``needs_room`` the change happens only while the item is below its overlap (one conditional
+    UPDATE, so two writers cannot both take the last slot); returns whether it happened.
+    """
+    stmt = update(Item).where(Item.id == item_id)
+    if needs_room:
+        stmt = stmt.where(Item.done_count + Item.active_count < overlap)
+    result = session.execute(
+        stmt.values(
             done_count=Item.done_count + done,
             active_count=Item.active_count + active,
             is_open=(Item.done_count + Item.active_count + (done + active)) < overlap,
         )
     )
+    return result.rowcount == 1
+
+
+def _counts_toward_overlap(project: Project, item: Item) -> bool:
+    """Work items stop at the overlap; gold items and assessments are answered by everyone."""
+    return project.kind == "work" and not item.is_gold
 
 
 def refresh_open_flags(session: Session, project: Project) -> None:
@@ -54,52 +66,48 @@ def refresh_open_flags(session: Session, project: Project) -> None:
     )
 
 
-def _reclaim_expired(session: Session, project: Project, now: datetime) -> int:
-    """Mark this project's lapsed leases expired and give their slots back; returns how many."""
-    rows = session.execute(
-        update(Assignment)
-        .where(
-            Assignment.project_id == project.id,
-            Assignment.status == "active",
-            Assignment.expires_at <= now,
-        )
-        .values(status="expired", finished_at=now)
-        .returning(Assignment.item_id)
-    ).all()
+def _reclaim_expired(session: Session, project: Project, now: datetime, trainer_id: int | None = None) -> int:
+    """Mark this project's lapsed leases (or one trainer's) expired and give their slots back."""
+    stmt = update(Assignment).where(
+        Assignment.project_id == project.id,
+        Assignment.status == "active",
+        Assignment.expires_at <= now,
+    )
+    if trainer_id is not None:
+        stmt = stmt.where(Assignment.trainer_id == trainer_id)
+    rows = session.execute(stmt.values(status="expired", finished_at=now).returning(Assignment.item_id)).all()
     for item_id, n in Counter(r.item_id for r in rows).items():
         _move_counters(session, item_id, project.overlap, active=-n)
     return len(rows)
 
 
 def _membership_and_current(session: Session, trainer_id: int, project: Project, now: datetime) -> Assignment | None:
-    """One round trip for the two questions every claim asks first: is the trainer paused here, and do
-    they already hold a live task? Raises Paused; returns the live assignment or None."""
-    row = session.execute(
-        select(ProjectMember.status, ProjectMember.flagged_reason, Assignment)
-        .select_from(ProjectMember)
-        .outerjoin(
-            Assignment,
-            and_(
-                Assignment.trainer_id == ProjectMember.user_id,
-                Assignment.project_id == ProjectMember.project_id,
-                Assignment.status == "active",
-                Assignment.expires_at > now,
-            ),
-        )
-        .where(
-            ProjectMember.project_id == project.id,
-            ProjectMember.user_id == trainer_id,
-            ProjectMember.role == "trainer",
-        )
-        .order_by(Assignment.id)
-        .limit(1)
-    ).first()
-    if row is None:  # not a member (service callers may skip the access layer): no pause to check
-        return current_assignment(session, trainer_id, project.id, now)
-    if row.status == "paused":
+    """The two questions every claim asks first: may the trainer work here, and do they already hold
+    a live task? Raises Paused or NotFound; returns the live assignment or None.
+
+    The membership row is locked (PostgreSQL), so one trainer's parallel claims in a project queue
+    behind each other and the second finds the first one's lease; the partial unique index on live
+    leases is the guarantee behind it.
+    """
+    stmt = select(ProjectMember.status, ProjectMember.flagged_reason).where(
+        ProjectMember.project_id == project.id,
+        ProjectMember.user_id == trainer_id,
+        ProjectMember.role == "trainer",
+    )
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update()
+    member = session.execute(stmt).first()
+    if member is None or member.status not in ("active", "paused"):
         session.rollback()
-        raise Paused.because(row.flagged_reason)
-    return row.Assignment
+        raise NotFound("no such project")
+    if member.status == "paused":
+        session.rollback()
+        raise Paused.because(member.flagged_reason)
+    current = current_assignment(session, trainer_id, project.id, now)
+    if current is None:
+        # A lease of theirs that lapsed goes first: at most one live lease per trainer and project.
+        _reclaim_expired(session, project, now, trainer_id)
+    return current
 
 
 def current_assignment(session: Session, trainer_id: int, project_id: int, now: datetime) -> Assignment | None:
@@ -219,22 +227,51 @@ def project_questions(session: Session, project_id: int) -> list[Question]:
     return list(session.scalars(select(Question).where(Question.project_id == project_id).order_by(Question.position)))
 
 
-def _lock_own_assignment(session: Session, assignment_id: int, trainer_id: int) -> tuple[Assignment, Item, Project]:
-    """The trainer's assignment, locked for this transaction, with its item and project (one query)."""
+def _lock_task(session: Session, assignment_id: int, trainer_id: int,
+               project_id: int | None = None) -> tuple[Assignment, Item, Project]:
+    """The caller's own assignment (in ``project_id`` when given), locked for this transaction, with its
+    item and project — the one door submit, heartbeat and skip go through.
+
+    Someone else's assignment, one of another project, or one of a project where the trainer is no
+    longer an active member is NotFound (paused: Paused); nothing about it is read or shown.
+    """
     begin_write(session)
     stmt = (
-        select(Assignment, Item, Project)
+        select(Assignment, Item, Project, ProjectMember.status, ProjectMember.flagged_reason)
         .join(Item, Item.id == Assignment.item_id)
         .join(Project, Project.id == Assignment.project_id)
-        .where(Assignment.id == assignment_id)
+        .outerjoin(ProjectMember, and_(
+            ProjectMember.project_id == Assignment.project_id,
+            ProjectMember.user_id == Assignment.trainer_id,
+            ProjectMember.role == "trainer",
+        ))
+        .where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id)
     )
+    if project_id is not None:
+        stmt = stmt.where(Assignment.project_id == project_id)
     if not is_sqlite(session):
         stmt = stmt.with_for_update(of=Assignment)
     row = session.execute(stmt).first()
-    if row is None or row.Assignment.trainer_id != trainer_id:
+    if row is None or row.status not in ("active", "paused"):
         session.rollback()
         raise NotFound("no such task")
+    if row.status == "paused":
+        session.rollback()
+        raise Paused.because(row.flagged_reason)
     return row.Assignment, row.Item, row.Project
+
+
+def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int) -> Assignment:
+    """The caller's own assignment in this project, read only (to show it again after a form error)."""
+    assignment = session.scalar(select(Assignment).where(
+        Assignment.id == assignment_id, Assignment.trainer_id == trainer_id, Assignment.project_id == project_id))
+    if assignment is None:
+        raise NotFound("no such task")
+    return assignment
+
+
+def _is_live(assignment: Assignment, now: datetime) -> bool:
+    return assignment.status == "active" and assignment.expires_at > now
 
 
 def _count_time(assignment: Assignment, now: datetime) -> None:
@@ -245,38 +282,66 @@ def _count_time(assignment: Assignment, now: datetime) -> None:
     assignment.last_heartbeat_at = now
 
 
+def _renew(session: Session, assignment: Assignment, item: Item, project: Project, now: datetime) -> bool:
+    """Give a lapsed lease back to its trainer when nobody needs the slot: the task they were on
+    stays theirs. The gap is not counted. False when the slot is gone (or they hold another task)."""
+    if assignment.status == "expired":
+        if current_assignment(session, assignment.trainer_id, project.id, now) is not None:
+            return False
+        if not _move_counters(session, item.id, project.overlap, active=1,
+                              needs_room=_counts_toward_overlap(project, item)):
+            return False
+        assignment.status, assignment.finished_at = "active", None
+    assignment.expires_at = now + timedelta(minutes=project.lease_minutes)
+    assignment.last_heartbeat_at = now
+    return True
+
+
 def record_heartbeat(
-    session: Session, assignment_id: int, trainer_id: int, now: datetime | None = None, resume: bool = False
+    session: Session, assignment_id: int, trainer_id: int, now: datetime | None = None, resume: bool = False,
+    project_id: int | None = None,
 ) -> Assignment:
     """The workspace says the trainer is here and active. Commits.
 
-    ``resume`` marks the start of an active stretch (page shown, or activity after an idle or hidden
-    spell): it sets the mark without adding time, so gaps never count. A live lease is extended, so
-    nobody loses a task they are working on.
+    Time counts only on a live lease: ``resume`` marks the start of an active stretch (page shown, or
+    activity after an idle or hidden spell) and sets the mark without adding time, so gaps never
+    count; a live lease is extended, so nobody loses a task they are working on. A lapsed lease is
+    renewed without pay for the gap when its slot is still free, and otherwise stays expired.
     """
     now = now or utcnow()
-    assignment, _item, project = _lock_own_assignment(session, assignment_id, trainer_id)
-    if assignment.status in ("active", "expired"):
+    assignment, item, project = _lock_task(session, assignment_id, trainer_id, project_id)
+    if _is_live(assignment, now):
         if resume or assignment.last_heartbeat_at is None:
             assignment.last_heartbeat_at = now
         else:
             _count_time(assignment, now)
-        if assignment.status == "active":
-            assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
+        assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
+    elif assignment.status in ("active", "expired"):
+        try:
+            _renew(session, assignment, item, project, now)
+            session.flush()
+        except IntegrityError:  # a claim in another tab gave them a new lease meanwhile
+            session.rollback()
+            return task_of(session, assignment_id, trainer_id, assignment.project_id)
     session.commit()
     return assignment
 
 
+LATE_AND_TAKEN = "This task's time ran out and it went to someone else, so this answer could not be kept."
+
+
 def submit(
     session: Session, assignment_id: int, trainer_id: int, raw_answers: dict, now: datetime | None = None,
-    rng: random.Random | None = None,
+    rng: random.Random | None = None, project_id: int | None = None,
 ) -> Annotation:
-    """Store the trainer's answers for one assignment. Idempotent; a late submit is still accepted.
+    """Store the trainer's answers for one assignment. Idempotent (a double click stores one answer).
 
-    Raises ValidationError (nothing stored) when an answer breaks its question's rule.
+    A late submit (the lease lapsed) is kept while the item still has room for it; an item never
+    gets more answers than its overlap. Raises ValidationError (nothing stored) when an answer breaks
+    its question's rule, Conflict when the task was skipped or its slot went to someone else.
     """
     now = now or utcnow()
-    assignment, item, project = _lock_own_assignment(session, assignment_id, trainer_id)
+    assignment, item, project = _lock_task(session, assignment_id, trainer_id, project_id)
     if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
         existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
         session.commit()
@@ -290,7 +355,14 @@ def submit(
     except ValidationError:
         session.rollback()
         raise
-    _count_time(assignment, now)
+    if _is_live(assignment, now):
+        _count_time(assignment, now)  # only a live lease earns time
+    # A lease that is still marked active holds its slot; an expired one must find room again.
+    held = assignment.status == "active"
+    if not _move_counters(session, item.id, project.overlap, done=1, active=-1 if held else 0,
+                          needs_room=not held and _counts_toward_overlap(project, item)):
+        session.rollback()
+        raise Conflict(LATE_AND_TAKEN)
     annotation = Annotation(
         assignment_id=assignment.id,
         item_id=item.id,
@@ -302,36 +374,55 @@ def submit(
         gold_score=question_rules.gold_score(questions, answers, item.gold_answers or {}) if item.is_gold else None,
     )
     session.add(annotation)
-    # An expired lease already gave its slot back; only a live one holds active_count.
-    held = 1 if assignment.status == "active" else 0
     assignment.status = "submitted"
     assignment.finished_at = now
-    _move_counters(session, item.id, project.overlap, done=1, active=-held)
     checks.after_submit(session, annotation, item, project, rng or _rng, now)
     pay.after_work(session, assignment, now)
     session.commit()
     return annotation
 
 
-def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now: datetime | None = None) -> Assignment:
+SKIP_REASON_MAX = 500
+
+
+def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now: datetime | None = None,
+         project_id: int | None = None) -> Assignment:
     """Record a skip with its reason and free the slot for someone else. Commits."""
     now = now or utcnow()
+    assignment, _item, project = _lock_task(session, assignment_id, trainer_id, project_id)
     reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "say why you skip this task"})
-    assignment, _item, project = _lock_own_assignment(session, assignment_id, trainer_id)
+    if not reason or len(reason) > SKIP_REASON_MAX:
+        session.rollback()
+        raise ValidationError({"reason": "say why you skip this task" if not reason
+                               else f"at most {SKIP_REASON_MAX} characters"})
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
-    _count_time(assignment, now)
+    if _is_live(assignment, now):
+        _count_time(assignment, now)
     held = 1 if assignment.status == "active" else 0
     assignment.status = "skipped"
-    assignment.skip_reason = reason[:500]
+    assignment.skip_reason = reason
     assignment.finished_at = now
     _move_counters(session, assignment.item_id, project.overlap, active=-held)
     pay.after_work(session, assignment, now)
     session.commit()
     return assignment
+
+
+def release_leases(session: Session, trainer_id: int, project: Project, now: datetime | None = None) -> int:
+    """End a trainer's live leases in a project (they were paused or removed): the slots go back to
+    the queue at once. Does not commit; returns how many."""
+    now = now or utcnow()
+    rows = session.execute(
+        update(Assignment)
+        .where(Assignment.project_id == project.id, Assignment.trainer_id == trainer_id, Assignment.status == "active")
+        .values(status="expired", finished_at=now)
+        .returning(Assignment.item_id)
+    ).all()
+    for row in rows:
+        _move_counters(session, row.item_id, project.overlap, active=-1)
+    return len(rows)
 
 
 # A pause longer than this ends a sitting: "done this session" counts back to it.

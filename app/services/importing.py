@@ -11,19 +11,25 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.models import ImportJob, Item, Project, utcnow
+from app.bounds import INT32, json_problem, text_problem
+from app.db import begin_write, is_sqlite
+from app.errors import ValidationError
+from app.models import Assignment, ImportJob, Item, Project, utcnow
 
+from . import audit
 from .assignment import project_questions
-from .errors import ValidationError
 from .projects import content_id
 from .questions import response_count_range, validate_answers
 
@@ -33,7 +39,14 @@ FIELDS = {"external_id", "prompt", "context", "responses", "metadata", "gold", "
 MAX_REPORTED_ERRORS = 200
 BATCH = 2000
 PROGRESS_EVERY_BYTES = 1 << 20
+# What one item may hold; together with app.bounds, everything either database would refuse.
 EXTERNAL_ID_MAX = 200
+TEXT_MAX = 100_000  # characters in one turn or one response
+TURNS_MAX = 200
+MODEL_MAX = 200
+METADATA_MAX_BYTES = 64 * 1024
+# Response ids travel in forms and answers: a short, safe charset.
+RESPONSE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ def detect_format(filename: str) -> str:
         return "jsonl"
     if suffix == ".csv":
         return "csv"
-    raise ValidationError({"file": f"cannot tell the format of {filename!r}: use a .jsonl or .csv file"})
+    raise ValidationError({"file": f"cannot tell the format of {filename[-80:]!r}: use a .jsonl or .csv file"})
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -162,6 +175,12 @@ def read_records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, int, Any]]:
 # --- checking one record ---------------------------------------------------------------------------
 
 
+def _text_problem(text: str) -> str | None:
+    if len(text) > TEXT_MAX:
+        return f"is {len(text):,} characters long; at most {TEXT_MAX:,}"
+    return text_problem(text)
+
+
 class ItemRules:
     """What an item of one project must look like: built once per import from the questions."""
 
@@ -179,6 +198,9 @@ class ItemRules:
             if not isinstance(prompt, str) or not prompt.strip():
                 problems.append(("prompt", "must be a non-empty string"))
                 return None
+            if problem := _text_problem(prompt):
+                problems.append(("prompt", problem))
+                return None
             return [{"role": "user", "content": prompt}]
         if not has_context:
             problems.append(("prompt", "prompt or context is required"))
@@ -186,6 +208,9 @@ class ItemRules:
         context = record["context"]
         if not isinstance(context, list) or not context:
             problems.append(("context", "must be a non-empty list of {role, content} messages"))
+            return None
+        if len(context) > TURNS_MAX:
+            problems.append(("context", f"has {len(context)} turns; at most {TURNS_MAX}"))
             return None
         clean = []
         for i, turn in enumerate(context, start=1):
@@ -198,6 +223,9 @@ class ItemRules:
             content = turn.get("content")
             if not isinstance(content, str) or not content.strip():
                 problems.append((f"context[{i}].content", "must be a non-empty string"))
+                return None
+            if problem := _text_problem(content):
+                problems.append((f"context[{i}].content", problem))
                 return None
             clean.append({"role": turn["role"], "content": content})
         if clean[-1]["role"] != "user":
@@ -216,24 +244,31 @@ class ItemRules:
                 if not r.strip():
                     problems.append((f"responses[{i}]", "must not be empty"))
                     return None
+                if problem := _text_problem(r):
+                    problems.append((f"responses[{i}]", problem))
+                    return None
                 clean.append({"id": f"r{i}", "text": r})
             elif isinstance(r, dict):
                 if set(r) - {"id", "text", "model"}:
                     problems.append((f"responses[{i}]", f"unknown keys {', '.join(sorted(set(r) - {'id', 'text', 'model'}))}"))
                     return None
                 rid, text = r.get("id", f"r{i}"), r.get("text")
-                if not isinstance(rid, str) or not rid.strip() or len(rid) > 64:
-                    problems.append((f"responses[{i}].id", "must be a non-empty string of at most 64 characters"))
+                if not isinstance(rid, str) or not RESPONSE_ID_RE.match(rid):
+                    problems.append((f"responses[{i}].id", "must be 1 to 64 of the characters A-Z a-z 0-9 _ . : -"))
                     return None
                 if not isinstance(text, str) or not text.strip():
                     problems.append((f"responses[{i}].text", "must be a non-empty string"))
                     return None
+                if problem := _text_problem(text):
+                    problems.append((f"responses[{i}].text", problem))
+                    return None
                 response = {"id": rid, "text": text}
                 if r.get("model") is not None:
-                    if not isinstance(r["model"], str):
-                        problems.append((f"responses[{i}].model", "must be a string"))
+                    model = r["model"]
+                    if not isinstance(model, str) or len(model) > MODEL_MAX or text_problem(model):
+                        problems.append((f"responses[{i}].model", f"must be a name of at most {MODEL_MAX} characters"))
                         return None
-                    response["model"] = r["model"]
+                    response["model"] = model
                 clean.append(response)
             else:
                 problems.append((f"responses[{i}]", "must be a string or an {id, text, model} object"))
@@ -263,17 +298,28 @@ class ItemRules:
             if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > EXTERNAL_ID_MAX:
                 problems.append(("external_id", f"must be a non-empty string of at most {EXTERNAL_ID_MAX} characters"))
                 external_id = None
+            elif problem := text_problem(external_id):
+                problems.append(("external_id", problem))
+                external_id = None
         metadata = record.get("metadata", {})
         if not isinstance(metadata, dict):
             problems.append(("metadata", "must be an object"))
+        elif problem := json_problem(metadata):
+            problems.append(("metadata", problem))
+        elif len(orjson.dumps(metadata)) > METADATA_MAX_BYTES:
+            problems.append(("metadata", f"is larger than {METADATA_MAX_BYTES // 1024} KB as JSON"))
         priority = record.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
             problems.append(("priority", "must be a whole number"))
+        elif not INT32[0] <= priority <= INT32[1]:
+            problems.append(("priority", f"must be between {INT32[0]:,} and {INT32[1]:,}"))
         gold = record.get("gold")
         clean_gold = None
         if gold is not None:
             if not isinstance(gold, dict) or not gold:
                 problems.append(("gold", "must be an object of answers keyed by question key"))
+            elif problem := json_problem(gold):
+                problems.append(("gold", problem))
             elif responses is not None:
                 try:
                     clean_gold = validate_answers(self.questions, gold, [r["id"] for r in responses], partial=True)
@@ -344,10 +390,14 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
 
 
 def write_items(session: Session, project: Project, source, fmt: str, update_existing: bool = False,
-                progress: ProgressFn | None = None) -> ImportReport:
+                progress: ProgressFn | None = None, import_id: int | None = None,
+                chunked: bool = False) -> ImportReport:
     """Second pass, for a file that validated: insert new items, skip or update known ones.
 
-    Runs in the caller's transaction and does not commit.
+    Runs in the caller's write transaction. With ``chunked`` (SQLite, where a writer locks the whole
+    database) it commits every BATCH lines and takes the lock again, so heartbeats and sign-ins wait
+    for one chunk at most; otherwise it does not commit and the caller's transaction holds the lot.
+    New rows carry ``import_id``, so a failed chunked import can be undone (``undo_import``).
     """
     rules = ItemRules(project_questions(session, project.id))
     existing = dict(session.execute(select(Item.external_id, Item.id).where(Item.project_id == project.id)).all())
@@ -357,11 +407,20 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
     last_progress = 0
     now = utcnow()
 
-    def flush():
+    def end_chunk(position: int) -> None:
+        nonlocal last_progress
         if batch:
             session.execute(insert(Item), batch)
             batch.clear()
+        if chunked:
+            session.commit()
+        if progress and (chunked or position - last_progress >= PROGRESS_EVERY_BYTES):
+            last_progress = position
+            progress("writing", position, report.lines)
+        if chunked:
+            begin_write(session)
 
+    position = 0
     try:
         for _number, position, record in read_records(stream, fmt):
             report.lines += 1
@@ -376,25 +435,37 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
                     report.updated += 1
                 else:
                     report.skipped += 1
-                continue
-            row.update(project_id=project.id, done_count=0, active_count=0, is_open=True, created_at=now)
-            batch.append(row)
-            report.inserted += 1
-            if len(batch) >= BATCH:
-                flush()
-            if progress and position - last_progress >= PROGRESS_EVERY_BYTES:
-                last_progress = position
-                progress("writing", position, report.lines)
-        flush()
+            else:
+                row.update(project_id=project.id, done_count=0, active_count=0, is_open=True, created_at=now,
+                           import_id=import_id)
+                batch.append(row)
+                report.inserted += 1
+            if report.lines % BATCH == 0:
+                end_chunk(position)
+        if batch:
+            session.execute(insert(Item), batch)
+            batch.clear()
     finally:
         if close:
             stream.close()
     return report
 
 
+def undo_import(session: Session, import_id: int) -> int:
+    """Remove the items a failed import added, except any somebody already worked on. Commits."""
+    begin_write(session)
+    worked = select(Assignment.item_id).where(Assignment.item_id == Item.id).exists()
+    removed = session.execute(
+        delete(Item).where(Item.import_id == import_id, ~worked).execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return removed
+
+
 def import_file(session: Session, project: Project, source, fmt: str, update_existing: bool = False,
                 progress: ProgressFn | None = None) -> ImportReport:
-    """Validate, then write and commit; on any bad line nothing is written and the report says why."""
+    """Validate, then write and commit in one transaction; on any bad line nothing is written and the
+    report says why (the command line's import; uploads run as ``run_import_job``)."""
     if hasattr(source, "seek"):
         start = source.tell()
     report = validate_file(session, project, source, fmt, progress)
@@ -403,10 +474,7 @@ def import_file(session: Session, project: Project, source, fmt: str, update_exi
         return report
     if hasattr(source, "seek"):
         source.seek(start)
-    session.commit()  # end the read transaction: the write one takes the lock up front
-    from app.db import begin_write
-
-    begin_write(session)
+    begin_write(session)  # ends the read transaction: the write one takes the lock up front
     try:
         written = write_items(session, project, source, fmt, update_existing, progress)
         session.commit()
@@ -419,45 +487,108 @@ def import_file(session: Session, project: Project, source, fmt: str, update_exi
 
 # --- jobs ------------------------------------------------------------------------------------------
 
+FILENAME_MAX = 255
+
+
+def create_job(session: Session, project: Project, filename: str, save: Callable[[Path], None], folder: Path,
+               actor_id: int | None, update_existing: bool = False) -> ImportJob:
+    """Keep an upload in ``folder`` (``save`` writes it to the path given) and record its ImportJob,
+    audited. The caller enqueues ``run_import_job``. Commits."""
+    fmt = detect_format(filename)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.{fmt}"
+    save(path)
+    shown = "".join(c for c in Path(filename).name if c.isprintable())[-FILENAME_MAX:] or f"upload.{fmt}"
+    job = ImportJob(project_id=project.id, created_by=actor_id, filename=shown, path=str(path), format=fmt,
+                    update_existing=update_existing, bytes_total=path.stat().st_size)
+    session.add(job)
+    session.flush()
+    audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
+    session.commit()
+    return job
+
+
+RUNNING = ("queued", "validating", "writing")
+# A running import shows a sign of life at least every megabyte or chunk; this long without one,
+# its process is gone (killed, restarted) and the import is marked failed. Queued ones wait longer.
+STALLED_AFTER = timedelta(minutes=10)
+NEVER_STARTED_AFTER = timedelta(hours=1)
+MESSAGE_MAX = 1000
+
+
+class ImportAbandoned(Exception):
+    """The job was marked failed while it ran (it looked stalled): it stops and undoes itself."""
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 1] + "…"
+
+
+def fail_stalled_imports(session: Session, now: datetime | None = None) -> int:
+    """Mark imports that stopped showing signs of life failed, undoing what they wrote. Commits."""
+    now = now or utcnow()
+    stalled = session.scalars(select(ImportJob).where(ImportJob.status.in_(RUNNING))).all()
+    count = 0
+    for job in stalled:
+        last = job.progress_at or job.started_at
+        if job.status == "queued":
+            dead = last is None and job.created_at <= now - NEVER_STARTED_AFTER
+            why = "the import never started (is a worker running?); upload the file again"
+        else:
+            dead = (last or job.created_at) <= now - STALLED_AFTER
+            why = "the import stopped (its process ended without finishing); nothing of it was kept — upload it again"
+        if not dead:
+            continue
+        begin_write(session)
+        taken = session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status == job.status)
+                                .values(status="failed", message=why, finished_at=now)).rowcount
+        session.commit()
+        if taken:
+            undo_import(session, job.id)
+            count += 1
+    return count
+
 
 def run_import_job(session_factory, import_id: int) -> None:
-    """Run one ImportJob: progress goes to its row through a session of its own."""
-    from app.db import is_sqlite
+    """Run one ImportJob: progress goes to its row through a session of its own.
 
+    On any failure the work is rolled back first (so SQLite's lock is free at once), what a chunked
+    write already committed is undone, and the job is marked failed with a short message: no job is
+    left running.
+    """
     session = session_factory()
     job = session.get(ImportJob, import_id)
     if job is None:
         session.close()
         raise ValidationError({"import": f"no import {import_id}"})
     project = session.get(Project, job.project_id)
-    job.status, job.started_at = "validating", utcnow()
+    begin_write(session)
+    job.status, job.started_at, job.progress_at = "validating", utcnow(), utcnow()
     job.bytes_total = os.path.getsize(job.path) if os.path.exists(job.path) else 0
     session.commit()
-    sqlite = is_sqlite(session)
+    chunked = is_sqlite(session)
 
     def progress(phase: str, done: int, lines: int) -> None:
-        # SQLite has one writer: while the items are written, the progress row must wait.
-        if phase == "writing" and sqlite:
-            return
         with session_factory() as side:
-            side.execute(
-                update(ImportJob).where(ImportJob.id == import_id).values(status=phase, bytes_done=done, lines=lines)
-            )
+            begin_write(side)
+            alive = side.execute(
+                update(ImportJob).where(ImportJob.id == import_id, ImportJob.status.in_(RUNNING))
+                .values(status=phase, bytes_done=done, lines=lines, progress_at=utcnow())
+            ).rowcount
             side.commit()
+        if not alive:
+            raise ImportAbandoned("the import was marked failed while it ran")
 
+    work = session_factory()
+    values: dict = {}
     try:
-        work = session_factory()
         report = validate_file(work, project, job.path, job.format, progress)
+        work.rollback()
         if report.ok:
-            session.execute(
-                update(ImportJob).where(ImportJob.id == import_id).values(status="writing", bytes_done=0)
-            )
-            session.commit()
-            work.rollback()
-            from app.db import begin_write
-
+            progress("writing", 0, 0)
             begin_write(work)
-            written = write_items(work, project, job.path, job.format, job.update_existing, progress)
+            written = write_items(work, project, job.path, job.format, job.update_existing, progress,
+                                  import_id=import_id, chunked=chunked)
             work.commit()
             values = dict(status="done", inserted=written.inserted, updated=written.updated, skipped=written.skipped,
                           lines=report.lines, bytes_done=job.bytes_total, error_count=0, errors=[])
@@ -465,13 +596,23 @@ def run_import_job(session_factory, import_id: int) -> None:
             values = dict(status="failed", lines=report.lines, error_count=report.error_count,
                           errors=[e.as_dict() for e in report.errors],
                           message=f"{report.error_count} problem(s) found; nothing was imported")
-        work.close()
-    except Exception as exc:
-        values = dict(status="failed", message=f"import stopped: {type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        work.rollback()  # first of all: a half-written chunk holds SQLite's write lock
+        try:
+            undo_import(work, import_id)
+            after = " No item of it was kept" + (" (updates of known items stay)." if chunked and job.update_existing
+                                                 else ".")
+        except Exception:  # noqa: BLE001 - the database itself is failing; the message says so
+            work.rollback()
+            after = " Items it wrote may remain; run `groundwork recount` and check the project."
+        values = dict(status="failed", message=_short(f"The import stopped: {type(exc).__name__}: {exc}."[:800] + after))
         raise
     finally:
+        work.close()
         session.rollback()
-        session.execute(update(ImportJob).where(ImportJob.id == import_id).values(finished_at=utcnow(), **values))
+        begin_write(session)
+        session.execute(update(ImportJob).where(ImportJob.id == import_id)
+                        .values(finished_at=utcnow(), progress_at=utcnow(), **values))
         session.commit()
         session.close()
         if values.get("status") == "done" and os.path.exists(job.path):

@@ -6,10 +6,10 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
+from app.errors import NotFound
 from app.models import Assignment, Item, Project
 
 from .assignment import refresh_open_flags
-from .errors import NotFound
 
 
 def recount_item_counters(session: Session, project_id: int) -> int:

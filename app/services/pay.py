@@ -20,12 +20,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
+from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
     Assignment,
@@ -38,12 +39,14 @@ from app.models import (
 )
 
 from . import audit
-from .errors import ValidationError
-from .money import cents_for, format_cents
+from .money import MAX_ADJUSTMENT_CENTS, cents_for, format_cents, percent_of
 
 BILLABLE_STATUSES = ("submitted", "skipped")
 BUDGET_WARN = 0.8
 WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+# Pay weeks exist in this range; a week outside it is a typo or a probe (and year 1 or 9999 would
+# overflow the date arithmetic of a week).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 def week_of(moment: datetime | date) -> date:
@@ -54,14 +57,16 @@ def week_of(moment: datetime | date) -> date:
 
 def parse_week(text: str) -> date:
     """'2026-W48' or any date of the week ('2026-11-25') -> that week's Monday."""
-    raw = (text or "").strip()
+    raw = (text or "").strip()[:40]
     match = WEEK_RE.match(raw)
     try:
-        if match:
-            return date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
-        return week_of(date.fromisoformat(raw))
+        week = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1) if match \
+            else week_of(date.fromisoformat(raw))
     except ValueError:
         raise ValidationError({"week": f"{raw!r} is not a week: use 2026-W48 or a date like 2026-11-23"}) from None
+    if not FIRST_YEAR <= week.year <= LAST_YEAR:
+        raise ValidationError({"week": f"{raw!r} is outside the years {FIRST_YEAR}–{LAST_YEAR}"})
+    return week
 
 
 def week_label(week: date) -> str:
@@ -197,25 +202,46 @@ def lines(session: Session, first: date, last: date, trainer_id: int | None = No
 
 def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, actor_id: int | None,
             now: datetime | None = None) -> list[Timesheet]:
-    """Lock open timesheets of a week (all of them, or the given trainer × project keys). Commits."""
+    """Lock open timesheets of a week (all of them, or the given trainer × project keys). Commits.
+
+    Nobody approves their own pay: asked for by key it is refused, and "all" leaves it open. A line
+    someone else approved first is a Conflict (and so is losing that race at the database).
+    """
     now = now or utcnow()
     if week > week_of(now):
         raise ValidationError({"week": f"{week_label(week)} has not started yet"})
-    begin_write(session)
     wanted = set(keys) if keys is not None else None
+    if wanted is not None and any(trainer_id == actor_id for trainer_id, _ in wanted):
+        raise ValidationError({"line": "nobody may approve their own pay; another admin approves it"})
+    begin_write(session)
+    by_key = {(line.trainer_id, line.project_id): line for line in lines(session, week, week)
+              if line.project_id is not None}
+    if wanted is not None:
+        unknown = wanted - set(by_key)
+        if unknown:
+            session.rollback()
+            raise ValidationError({"line": f"{len(unknown)} of the ticked lines have no pay in {week_label(week)}"})
+        taken = [key for key in wanted if by_key[key].status != "open"]
+        if taken:
+            session.rollback()
+            raise Conflict(f"{len(taken)} of the ticked timesheets were already approved (by someone else, or "
+                           "earlier); reload the page to see them")
     approved = []
-    for line in lines(session, week, week):
-        if line.status != "open" or line.project_id is None:
-            continue
-        if wanted is not None and (line.trainer_id, line.project_id) not in wanted:
-            continue
-        sheet = Timesheet(trainer_id=line.trainer_id, project_id=line.project_id, week_start=week,
-                          billable_seconds=line.billable_seconds, rate_cents=line.rate_cents,
-                          amount_cents=line.amount_cents, status="approved", approved_by=actor_id, approved_at=now)
-        session.add(sheet)
-        approved.append(sheet)
-        _quality_bonus(session, sheet, actor_id)
-    session.flush()
+    try:
+        for key, line in sorted(by_key.items()):
+            if line.status != "open" or line.trainer_id == actor_id or (wanted is not None and key not in wanted):
+                continue
+            sheet = Timesheet(trainer_id=line.trainer_id, project_id=line.project_id, week_start=week,
+                              billable_seconds=line.billable_seconds, rate_cents=line.rate_cents,
+                              amount_cents=line.amount_cents, status="approved", approved_by=actor_id,
+                              approved_at=now)
+            session.add(sheet)
+            approved.append(sheet)
+            _quality_bonus(session, sheet, actor_id)
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("another admin approved some of these timesheets at the same moment; reload the page") from None
     if approved:
         audit.record(session, actor_id, "pay.approve", "week", week_label(week),
                      {"timesheets": [s.id for s in approved], "amount_cents": sum(s.amount_cents for s in approved)})
@@ -237,8 +263,7 @@ def _quality_bonus(session: Session, sheet: Timesheet, actor_id: int | None) -> 
     )
     if accuracy is None or accuracy < project.quality_bonus_min_accuracy:
         return
-    amount = int((Decimal(sheet.amount_cents) * project.quality_bonus_percent / 100).quantize(
-        Decimal(1), rounding=ROUND_HALF_EVEN))
+    amount = percent_of(sheet.amount_cents, project.quality_bonus_percent)
     session.add(PayAdjustment(
         trainer_id=sheet.trainer_id, project_id=sheet.project_id, week_start=sheet.week_start, kind="quality_bonus",
         amount_cents=amount, created_by=actor_id,
@@ -246,52 +271,94 @@ def _quality_bonus(session: Session, sheet: Timesheet, actor_id: int | None) -> 
                f"(≥ {project.quality_bonus_min_accuracy:.0%})"))
 
 
+REFERENCE_MAX = 200
+
+
 def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_id: int | None,
               now: datetime | None = None) -> int:
-    """Approved timesheets become paid, with the payment's reference. Commits; returns how many."""
+    """Approved timesheets become paid, with the payment's reference. Commits; returns how many.
+    Nobody marks their own pay paid; a timesheet someone else marked first is a Conflict."""
     reference = (reference or "").strip()
     if not reference:
         raise ValidationError({"reference": "give the payment reference (e.g. the bank transfer id)"})
-    if len(reference) > 200:
-        raise ValidationError({"reference": "at most 200 characters"})
+    if len(reference) > REFERENCE_MAX:
+        raise ValidationError({"reference": f"at most {REFERENCE_MAX} characters"})
+    ids = sorted(set(timesheet_ids))
     begin_write(session)
-    sheets = list(session.scalars(select(Timesheet).where(Timesheet.id.in_(timesheet_ids))))
-    not_approved = [s.id for s in sheets if s.status != "approved"]
-    if not_approved or len(sheets) != len(set(timesheet_ids)):
+    sheets = list(session.scalars(select(Timesheet).where(Timesheet.id.in_(ids))))
+    if len(sheets) != len(ids) or any(s.status != "approved" for s in sheets):
         session.rollback()
-        raise ValidationError({"timesheets": "only approved timesheets can be marked paid"})
-    for sheet in sheets:
-        sheet.status, sheet.paid_reference, sheet.paid_at = "paid", reference, now or utcnow()
-    audit.record(session, actor_id, "pay.paid", "timesheets", ",".join(map(str, sorted(timesheet_ids))),
+        raise ValidationError({"timesheets": "only approved timesheets that are not paid yet can be marked paid"})
+    if any(s.trainer_id == actor_id for s in sheets):
+        session.rollback()
+        raise ValidationError({"timesheets": "nobody may mark their own pay as paid"})
+    # Conditional, so two admins marking the same sheets at once do not both record a payment.
+    changed = session.execute(
+        update(Timesheet).where(Timesheet.id.in_(ids), Timesheet.status == "approved")
+        .values(status="paid", paid_reference=reference, paid_at=now or utcnow())
+    ).rowcount
+    if changed != len(ids):
+        session.rollback()
+        raise Conflict("some of these timesheets were already marked paid; reload the page")
+    audit.record(session, actor_id, "pay.paid", "timesheets", ",".join(map(str, ids)),
                  {"reference": reference, "amount_cents": sum(s.amount_cents for s in sheets)})
     session.commit()
-    return len(sheets)
+    return len(ids)
+
+
+ADJUSTMENT_REASON_MAX = 500
 
 
 def add_adjustment(session: Session, trainer_id: int, project_id: int | None, amount_cents: int, reason: str,
                    actor_id: int | None, kind: str = "bonus", now: datetime | None = None) -> PayAdjustment:
-    """A bonus or a correction (±cents) in the current week; audited. Commits."""
+    """A bonus (> 0) or a correction (±) in the current week, for a trainer of that project; audited.
+    Commits.
+
+    Nobody adjusts their own pay, and a correction never takes the trainer's earnings in the project
+    below zero.
+    """
+    now = now or utcnow()
     reason = (reason or "").strip()
     errors = {}
     if kind not in ("bonus", "correction"):
         errors["kind"] = "must be bonus or correction"
     if not reason:
         errors["reason"] = "say why (the trainer sees it)"
-    if amount_cents == 0:
+    elif len(reason) > ADJUSTMENT_REASON_MAX:
+        errors["reason"] = f"at most {ADJUSTMENT_REASON_MAX} characters"
+    if not isinstance(amount_cents, int) or abs(amount_cents) > MAX_ADJUSTMENT_CENTS:
+        errors["amount"] = f"must be at most {format_cents(MAX_ADJUSTMENT_CENTS)}"
+    elif amount_cents == 0:
         errors["amount"] = "must not be zero"
-    if session.get(User, trainer_id) is None:
-        errors["trainer"] = "no such trainer"
-    if project_id is None or session.get(Project, project_id) is None:
+    elif kind == "bonus" and amount_cents < 0:
+        errors["amount"] = "a bonus is more than zero; take money back with a correction"
+    project = session.get(Project, project_id) if project_id is not None else None
+    if project is None:
         errors["project"] = "choose the project it is paid under"
+    elif session.scalar(select(ProjectMember.id).where(
+            ProjectMember.project_id == project.id, ProjectMember.user_id == trainer_id,
+            ProjectMember.role == "trainer")) is None:
+        errors["trainer"] = "is not a trainer of this project"
+    if trainer_id == actor_id:
+        errors["trainer"] = "nobody may adjust their own pay; another admin does it"
     if errors:
         raise ValidationError(errors)
     begin_write(session)
-    adjustment = PayAdjustment(trainer_id=trainer_id, project_id=project_id, week_start=week_of(now or utcnow()),
-                               kind=kind, amount_cents=amount_cents, reason=reason[:500], created_by=actor_id)
+    if amount_cents < 0:
+        first = session.scalar(select(func.min(Assignment.assigned_at)).where(
+            Assignment.trainer_id == trainer_id, Assignment.project_id == project.id))
+        start = min(w for w in (week_of(first) if first else None, week_of(now)) if w is not None)
+        earned = sum(line.total_cents for line in lines(session, start, week_of(now), trainer_id, project.id))
+        if earned + amount_cents < 0:
+            session.rollback()
+            raise ValidationError({"amount": f"would take their earnings in this project below zero "
+                                             f"(they have {format_cents(earned)})"})
+    adjustment = PayAdjustment(trainer_id=trainer_id, project_id=project.id, week_start=week_of(now),
+                               kind=kind, amount_cents=amount_cents, reason=reason, created_by=actor_id)
     session.add(adjustment)
     session.flush()
     audit.record(session, actor_id, "pay.adjust", "user", trainer_id,
-                 {"adjustment": adjustment.id, "amount_cents": amount_cents, "project_id": project_id, "kind": kind})
+                 {"adjustment": adjustment.id, "amount_cents": amount_cents, "project_id": project.id, "kind": kind})
     session.commit()
     return adjustment
 

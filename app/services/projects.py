@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound, ValidationError
 from app.models import (
     MEMBER_ROLES,
     MEMBER_STATUSES,
@@ -25,10 +27,15 @@ from app.models import (
 )
 
 from . import audit
-from .errors import NotFound, ValidationError
-from .questions import check_question
+from .assignment import refresh_open_flags, release_leases
+from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
+from .questions import QUESTION_TYPES, check_question
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+NAME_MAX = 200
+INSTRUCTIONS_MAX = 100_000
+DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9 &/+._-]{0,63}$")
+DOMAINS_MAX = 20
 
 
 def slugify(name: str) -> str:
@@ -48,7 +55,7 @@ PROJECT_SETTINGS = {
     "lease_minutes": (int, 1, 24 * 60),
     "gold_rate": (float, 0.0, 1.0),
     "review_rate": (float, 0.0, 1.0),
-    "hourly_rate_cents": (int, 0, 10_000_00),
+    "hourly_rate_cents": (int, 0, MAX_RATE_CENTS),
     "max_billable_seconds_per_task": (int, 10, 24 * 3600),
     "min_qualification_score": (float, 0.0, 1.0),
     "quality_bonus_percent": (int, 0, 100),
@@ -78,17 +85,32 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             clean[name] = value
         elif name in ("instructions",):
             clean[name] = str(value or "")
+            if len(clean[name]) > INSTRUCTIONS_MAX:
+                errors[name] = f"must be at most {INSTRUCTIONS_MAX:,} characters"
         elif name in ("show_model_names", "pause_at_budget"):
             clean[name] = bool(value)
         elif name == "budget_cents":
-            if value is not None and (not isinstance(value, int) or value < 0):
-                errors[name] = "must be a whole number of cents, 0 or more"
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not 0 <= value <= MAX_BUDGET_CENTS):
+                errors[name] = f"must be an amount from 0 to {format_cents(MAX_BUDGET_CENTS)}"
             clean[name] = value
         elif name == "required_domains":
-            clean[name] = [str(d).strip().lower() for d in (value or []) if str(d).strip()]
+            domains = [str(d).strip().lower() for d in (value or []) if str(d).strip()]
+            bad = [d for d in domains if not DOMAIN_RE.match(d)]
+            if bad or len(domains) > DOMAINS_MAX:
+                errors[name] = (f"at most {DOMAINS_MAX} domains of letters, digits and spaces (up to 64 characters each)"
+                                + (f"; not {bad[0][:64]!r}" if bad else ""))
+            clean[name] = domains
         else:
             errors[name] = "is not a project setting"
     return clean
+
+
+def _check_name(name: str, errors: dict[str, str]) -> None:
+    if not name.strip():
+        errors["name"] = "is required"
+    elif len(name.strip()) > NAME_MAX:
+        errors["name"] = f"must be at most {NAME_MAX} characters"
 
 
 def _check_questions(questions: list[dict], errors: dict[str, str]) -> None:
@@ -101,7 +123,8 @@ def _check_questions(questions: list[dict], errors: dict[str, str]) -> None:
         errors["questions"] = f"question keys must be unique ({', '.join(duplicates)} repeats)"
     for i, q in enumerate(questions, start=1):
         try:
-            check_question(q.get("key", ""), q.get("type", ""), q.get("title", ""), q.get("options") or {})
+            check_question(q.get("key", ""), q.get("type", ""), q.get("title", ""), q.get("options") or {},
+                           q.get("help") or "")
         except ValidationError as exc:
             for field, message in exc.errors.items():
                 errors[f"questions[{i}].{field}"] = message
@@ -132,8 +155,7 @@ def create_project(
     """Create a project with its questions; every field is checked before anything is written."""
     slug = slug or slugify(name)
     errors: dict[str, str] = {}
-    if not name.strip():
-        errors["name"] = "is required"
+    _check_name(name, errors)
     if not SLUG_RE.match(slug):
         errors["slug"] = "must be lower-case letters, digits and dashes"
     if kind not in PROJECT_KINDS:
@@ -162,14 +184,19 @@ def update_project(
 ) -> Project:
     """Change a project's settings, and its questions while nobody has answered them yet."""
     errors: dict[str, str] = {}
-    if not name.strip():
-        errors["name"] = "is required"
+    _check_name(name, errors)
     clean = _check_settings(settings, errors)
+    answered = questions is not None and has_annotations(session, project)
     if questions is not None:
-        if has_annotations(session, project):
+        if answered:
             current = [(q.key, q.type) for q in project.questions]
             if [(q.get("key"), q.get("type")) for q in questions] != current:
                 errors["questions"] = "questions cannot be added, removed or retyped once work has been submitted"
+            else:
+                for i, (old, new) in enumerate(zip(project.questions, questions, strict=True), start=1):
+                    problem = QUESTION_TYPES[old.type].breaks_answers(old.options or {}, new.get("options") or {})
+                    if problem:
+                        errors[f"questions[{i}].options"] = f"{problem} (answers already exist)"
         _check_questions(questions, errors)
     if errors:
         raise ValidationError(errors)
@@ -180,13 +207,11 @@ def update_project(
     if changed.get("status") == "active":
         project.paused_reason = None  # an admin reopened it: the reason it paused no longer holds
     if "overlap" in changed:
-        from .assignment import refresh_open_flags
-
         session.flush()
         refresh_open_flags(session, project)
     if questions is not None:
         by_key = {q.key: q for q in project.questions}
-        if has_annotations(session, project):
+        if answered:
             for q in questions:  # wording and options only
                 row = by_key[q["key"]]
                 row.title, row.help, row.options = q["title"].strip(), q.get("help", "") or "", q.get("options") or {}
@@ -200,11 +225,32 @@ def update_project(
     return project
 
 
+def member_problem(project: Project, user: User, role: str) -> str | None:
+    """Why ``user`` cannot be a ``role`` member of ``project``, or None: the one eligibility rule.
+
+    Trainer members of a work project hold the trainer role; an assessment (qualification project)
+    also takes applicants; reviewer members review (reviewers and admins). Suspended people join nothing.
+    """
+    if role not in MEMBER_ROLES:
+        return f"the role must be one of {', '.join(MEMBER_ROLES)}"
+    if not user.is_active:
+        return f"{user.email} is suspended"
+    if role == "trainer":
+        allowed = ("trainer", "applicant") if project.kind == "qualification" else ("trainer",)
+        if not user.has_role(*allowed):
+            what = "a trainer or an applicant" if project.kind == "qualification" else "a trainer"
+            return f"{user.email} is not {what}; give them the trainer role first"
+    elif not user.has_role("reviewer", "admin"):
+        return f"{user.email} is not a reviewer"
+    return None
+
+
 def add_member(
     session: Session, project: Project, user: User, role: str = "trainer", actor_id: int | None = None
 ) -> ProjectMember:
-    if role not in MEMBER_ROLES:
-        raise ValidationError({"role": f"must be one of {', '.join(MEMBER_ROLES)}"})
+    problem = member_problem(project, user, role)
+    if problem:
+        raise ValidationError({"role" if role not in MEMBER_ROLES else "email": problem})
     member = session.scalar(
         select(ProjectMember).where(
             ProjectMember.project_id == project.id, ProjectMember.user_id == user.id, ProjectMember.role == role
@@ -245,7 +291,21 @@ def add_item(
     return item
 
 
-def project_summaries(session: Session) -> list[dict]:
+@dataclass(frozen=True)
+class ProjectSummary:
+    """One row of the project list (attributes, not dict keys: a key named ``items`` would read as
+    the dict's method in a template)."""
+
+    slug: str
+    name: str
+    kind: str
+    status: str
+    questions: int
+    items: int
+    annotations: int
+
+
+def project_summaries(session: Session) -> list[ProjectSummary]:
     """slug, kind, status, question, item and annotation counts of every project, by slug."""
     q_counts = dict(session.execute(select(Question.project_id, func.count()).group_by(Question.project_id)).all())
     i_counts = dict(session.execute(select(Item.project_id, func.count()).group_by(Item.project_id)).all())
@@ -253,15 +313,8 @@ def project_summaries(session: Session) -> list[dict]:
         session.execute(select(Annotation.project_id, func.count()).group_by(Annotation.project_id)).all()
     )
     return [
-        {
-            "slug": p.slug,
-            "name": p.name,
-            "kind": p.kind,
-            "status": p.status,
-            "questions": q_counts.get(p.id, 0),
-            "items": i_counts.get(p.id, 0),
-            "annotations": a_counts.get(p.id, 0),
-        }
+        ProjectSummary(p.slug, p.name, p.kind, p.status, q_counts.get(p.id, 0), i_counts.get(p.id, 0),
+                       a_counts.get(p.id, 0))
         for p in session.scalars(select(Project).order_by(Project.slug))
     ]
 
@@ -280,6 +333,10 @@ def set_member_status(
         if status == "active" and member.status in ("paused", "removed"):
             # Reinstated: the flag goes, and earlier gold answers stop counting against them.
             member.flagged_reason, member.flagged_at, member.reinstated_at = None, None, utcnow()
+        if status in ("paused", "removed") and member.role == "trainer":
+            # Their open task goes back to the queue now, not when its lease would have lapsed.
+            session.flush()
+            release_leases(session, member.user_id, session.get(Project, member.project_id))
         member.status = status
     return member
 

@@ -15,11 +15,17 @@ from typing import Any
 
 import orjson
 
-from .errors import ValidationError
+from app.bounds import json_problem
+from app.errors import ValidationError
+
 from .quality.agreement import kendall_tau_b
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TEXT_MAX_CHARS = 20_000
+TITLE_MAX = 500
+HELP_MAX = 2_000
+LABEL_MAX = 100
+ANCHOR_MAX = 200
 
 
 class AnswerError(ValueError):
@@ -33,23 +39,30 @@ class QuestionType:
     check_options: Callable[[Mapping[str, Any]], list[str]]
     # (options, value, response ids of the item) -> normalised value, or AnswerError
     clean_answer: Callable[[Mapping[str, Any], Any, Sequence[str]], Any]
-    # the values a form posted for this question -> the JSON value clean_answer takes
-    parse_form: Callable[[list[str]], Any]
+    # (the values a form posted for this question, the item's response ids) -> the JSON value
+    # clean_answer takes; pages name responses by letter (A, B, C…), never by their ids
+    parse_form: Callable[[list[str], Sequence[str]], Any]
     gold_score: Callable[[Mapping[str, Any], Any, Any], float | None]
     widget: str
     missing: str  # what a trainer is told when a required answer is missing
     responses: tuple[int, int] = (0, 9)  # how many responses an item must have for this question
+    # (options answers were given under, new options) -> why the change would strand those answers
+    breaks_answers: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None] = lambda _old, _new: None
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _single(values: list[str]) -> Any:
+def _single(values: list[str], _responses: Sequence[str] = ()) -> Any:
     return values[0] if values else None
 
 
-def _int_from_form(values: list[str]) -> Any:
+def _many(values: list[str], _responses: Sequence[str] = ()) -> list[str]:
+    return list(values)
+
+
+def _int_from_form(values: list[str], _responses: Sequence[str] = ()) -> Any:
     raw = _single(values)
     if raw is None or raw.strip() == "":
         return None
@@ -68,11 +81,20 @@ def _check_labels(options: Mapping[str, Any]) -> list[str]:
         return ["labels must be a list of at least 2 labels"]
     if any(not isinstance(x, str) or not x.strip() for x in labels):
         return ["labels must be non-empty strings"]
+    if any(len(x) > LABEL_MAX for x in labels):
+        return [f"a label may have at most {LABEL_MAX} characters"]
     if len(set(labels)) != len(labels):
         return ["labels must not repeat a label"]
     if len(labels) > 26:
         return ["at most 26 labels"]
     return []
+
+
+def _labels_kept(old, new) -> str | None:
+    gone = [label for label in old.get("labels", []) if label not in new.get("labels", [])]
+    if gone:
+        return f"labels that answers already use cannot be removed or renamed ({', '.join(gone[:5])})"
+    return None
 
 
 def _clean_label(options, value, _responses) -> str:
@@ -116,11 +138,17 @@ def _check_rating(options: Mapping[str, Any]) -> list[str]:
     if not isinstance(anchors, dict):
         return ["anchors must map scale points to descriptions"]
     for point, text in anchors.items():
-        if not re.fullmatch(r"-?\d+", str(point)) or not lo <= int(point) <= hi:
-            return [f"anchor {point!r} is not a point of the scale {lo}–{hi}"]
-        if not isinstance(text, str):
-            return [f"anchor {point!r} must be text"]
+        if not re.fullmatch(r"-?\d{1,4}", str(point)) or not lo <= int(point) <= hi:
+            return [f"anchor {str(point)[:10]!r} is not a point of the scale {lo}–{hi}"]
+        if not isinstance(text, str) or len(text) > ANCHOR_MAX:
+            return [f"anchor {str(point)[:10]!r} must be text of at most {ANCHOR_MAX} characters"]
     return []
+
+
+def _scale_kept(old, new) -> str | None:
+    if (old.get("min"), old.get("max")) != (new.get("min"), new.get("max")):
+        return f"the scale {old.get('min')}–{old.get('max')} cannot change once answers use it (anchors can)"
+    return None
 
 
 def _clean_rating(options, value, _responses) -> int:
@@ -145,6 +173,12 @@ def _check_preference(options: Mapping[str, Any]) -> list[str]:
     if not _is_int(scale) or not 1 <= scale <= 5:
         return ["scale must be a whole number from 1 to 5"]
     return []
+
+
+def _strength_kept(old, new) -> str | None:
+    if old.get("scale") != new.get("scale"):
+        return f"the preference scale (±{old.get('scale')}) cannot change once answers use it"
+    return None
 
 
 def _clean_preference(options, value, _responses) -> int:
@@ -172,6 +206,12 @@ def _check_ranking(options: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _ties_kept(old, new) -> str | None:
+    if old.get("allow_ties", True) and not new.get("allow_ties", True):
+        return "ties cannot be forbidden once answers may hold them"
+    return None
+
+
 def _clean_ranking(options, value, responses) -> list[list[str]]:
     if not isinstance(value, list) or not value:
         raise AnswerError("rank the responses")
@@ -185,26 +225,38 @@ def _clean_ranking(options, value, responses) -> list[list[str]]:
     ids = [r for g in groups for r in g]
     if len(ids) != len(set(ids)):
         raise AnswerError("a response appears twice")
-    if responses and set(ids) != set(responses):
-        missing = sorted(set(responses) - set(ids))
-        unknown = sorted(set(ids) - set(responses))
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unknown {', '.join(unknown)}"] if unknown else []
-        )
-        raise AnswerError("must rank every response exactly once: " + "; ".join(parts))
+    if set(ids) != set(responses):
+        # Counted, not named: trainers know responses by letter, and ids may be anything an import held.
+        missing, unknown = len(set(responses) - set(ids)), len(set(ids) - set(responses))
+        parts = ([f"{missing} missing"] if missing else []) + ([f"{unknown} not of this item"] if unknown else [])
+        raise AnswerError("must rank every response of the item exactly once (" + ", ".join(parts) + ")")
     if not options.get("allow_ties", True) and any(len(g) > 1 for g in groups):
         raise AnswerError("ties are not allowed in this project")
     return groups
 
 
-def _ranking_from_form(values: list[str]) -> Any:
+RESPONSE_LETTERS = "ABCDEFGHI"
+
+
+def response_letter(position: int) -> str:
+    """How a page names the response at ``position`` (0-based): A, B, C…"""
+    return RESPONSE_LETTERS[position]
+
+
+def _ranking_from_form(values: list[str], responses: Sequence[str] = ()) -> Any:
+    """A posted ranking is JSON groups of letters, best first (``[["B"], ["A", "C"]]``); the letters
+    become the item's response ids. Anything else is passed on for clean_answer to reject."""
     raw = _single(values)
     if raw is None or raw.strip() == "":
         return None
     try:
-        return orjson.loads(raw)
+        groups = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw
+    by_letter = {response_letter(i): rid for i, rid in enumerate(responses)}
+    if not isinstance(groups, list):
+        return groups
+    return [[by_letter.get(x, x) for x in g] if isinstance(g, list) else by_letter.get(g, g) for g in groups]
 
 
 def ranks_of(groups: list[list[str]]) -> dict[str, int]:
@@ -255,32 +307,38 @@ QUESTION_TYPES: dict[str, QuestionType] = {
     t.name: t
     for t in (
         QuestionType("label", "Label (choose one)", _check_labels, _clean_label, _single, _score_label,
-                     "widgets/_label.html", "choose a label"),
-        QuestionType("multi_label", "Labels (choose any)", _check_labels, _clean_multi_label, list,
-                     _score_multi_label, "widgets/_multi_label.html", "choose at least one label"),
+                     "widgets/_label.html", "choose a label", breaks_answers=_labels_kept),
+        QuestionType("multi_label", "Labels (choose any)", _check_labels, _clean_multi_label, _many,
+                     _score_multi_label, "widgets/_multi_label.html", "choose at least one label",
+                     breaks_answers=_labels_kept),
         QuestionType("rating", "Rating scale", _check_rating, _clean_rating, _int_from_form, _score_rating,
-                     "widgets/_rating.html", "choose a point on the scale"),
+                     "widgets/_rating.html", "choose a point on the scale", breaks_answers=_scale_kept),
         QuestionType("preference", "Preference between two responses", _check_preference, _clean_preference,
                      _int_from_form, _score_preference, "widgets/_preference.html",
-                     "choose which response is better", responses=(2, 2)),
+                     "choose which response is better", responses=(2, 2), breaks_answers=_strength_kept),
         QuestionType("ranking", "Ranking of responses", _check_ranking, _clean_ranking, _ranking_from_form,
                      _score_ranking, "widgets/_ranking.html",
-                     "rank the responses (move rows, or confirm the order shown)", responses=(2, 9)),
+                     "rank the responses (move rows, or confirm the order shown)", responses=(2, 9),
+                     breaks_answers=_ties_kept),
         QuestionType("text", "Free text (critique or rewrite)", _check_text, _clean_text, _single, _no_gold,
                      "widgets/_text.html", "write your answer here"),
     )
 }
 
 
-def check_question(key: str, type_name: str, title: str, options: Mapping[str, Any]) -> None:
+def check_question(key: str, type_name: str, title: str, options: Mapping[str, Any], help: str = "") -> None:  # noqa: A002
     """Raise ValidationError when a question definition is unusable."""
     errors: dict[str, str] = {}
     if not KEY_RE.match(key or ""):
         errors["key"] = "must start with a letter and hold only a-z, 0-9 and _ (at most 64)"
     if not (title or "").strip():
         errors["title"] = "is required"
+    elif len(title.strip()) > TITLE_MAX:
+        errors["title"] = f"must be at most {TITLE_MAX} characters"
+    if len(help or "") > HELP_MAX:
+        errors["help"] = f"must be at most {HELP_MAX:,} characters"
     if type_name not in QUESTION_TYPES:
-        errors["type"] = f"unknown question type {type_name!r}; known: {', '.join(QUESTION_TYPES)}"
+        errors["type"] = f"unknown question type {str(type_name)[:20]!r}; known: {', '.join(QUESTION_TYPES)}"
     elif not isinstance(options, Mapping):
         errors["options"] = "must be an object"
     elif problems := QUESTION_TYPES[type_name].check_options(options):
@@ -304,10 +362,11 @@ def is_blank(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def parse_form_answers(questions: Sequence, form) -> dict[str, Any]:
-    """Turn posted ``answer.<key>`` fields (a MultiDict) into JSON answer values."""
+def parse_form_answers(questions: Sequence, form, response_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """Turn posted ``answer.<key>`` fields (a MultiDict) into JSON answer values for an item whose
+    responses are ``response_ids`` (in the order the page shows them)."""
     return {
-        q.key: QUESTION_TYPES[q.type].parse_form(form.getlist(f"answer.{q.key}"))
+        q.key: QUESTION_TYPES[q.type].parse_form(form.getlist(f"answer.{q.key}"), response_ids)
         for q in questions
         if f"answer.{q.key}" in form
     }
@@ -328,10 +387,13 @@ def validate_answers(
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
     known = {q.key for q in questions}
-    for extra in sorted(set(raw) - known):
-        errors[extra] = "is not a question of this project"
+    for extra in sorted(set(raw) - known)[:10]:
+        errors[str(extra)[:64]] = "is not a question of this project"
     for q in questions:
         value = raw.get(q.key)
+        if problem := json_problem(value):
+            errors[q.key] = problem
+            continue
         if is_blank(value):
             if q.required and not partial:
                 errors[q.key] = QUESTION_TYPES[q.type].missing

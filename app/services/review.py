@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from app.db import begin_write
+from app.errors import Conflict, NotFound, ValidationError
 from app.models import VERDICTS, Annotation, Item, Project, Question, Review, User, utcnow
 
-from .errors import Conflict, NotFound, ValidationError
 from .questions import validate_answers
 
 # Most urgent first: a failed honeypot says more than a random sample.
@@ -22,6 +23,8 @@ REASON_TITLES = {
     "sampled": "random sample",
 }
 STATUS_FOR = {"approve": "approved", "reject": "rejected", "correct": "corrected"}
+COMMENT_MAX = 2000
+ALREADY_REVIEWED = "This work has already been reviewed by someone else; the first verdict stands."
 
 
 def _queue_filter(project_id: int, reviewer_id: int):
@@ -57,13 +60,16 @@ def record_verdict(
     comment = (comment or "").strip()
     if verdict not in VERDICTS:
         raise ValidationError({"verdict": f"must be one of {', '.join(VERDICTS)}"})
-    annotation = session.get(Annotation, annotation_id)
+    if len(comment) > COMMENT_MAX:
+        raise ValidationError({"comment": f"at most {COMMENT_MAX:,} characters"})
+    begin_write(session)
+    annotation = session.get(Annotation, annotation_id, populate_existing=True)
     if annotation is None:
         raise NotFound("no such annotation")
     if annotation.trainer_id == reviewer_id:
         raise ValidationError({"verdict": "you cannot review your own work"})
     if annotation.review_status != "unreviewed":
-        raise Conflict("this annotation has already been reviewed")
+        raise Conflict(ALREADY_REVIEWED)
     errors: dict[str, str] = {}
     clean = None
     if verdict == "reject" and not comment:
@@ -81,12 +87,19 @@ def record_verdict(
             errors["verdict"] = "the correction is the same as the trainer's answer; approve it instead"
     if errors:
         raise ValidationError(errors)
+    # Conditional: of two verdicts racing, the second finds the status changed and changes nothing.
+    taken = session.execute(
+        update(Annotation)
+        .where(Annotation.id == annotation.id, Annotation.review_status == "unreviewed")
+        .values(review_status=STATUS_FOR[verdict])
+    ).rowcount
+    if taken != 1:
+        raise Conflict(ALREADY_REVIEWED)
     review = Review(
-        annotation_id=annotation.id, reviewer_id=reviewer_id, verdict=verdict, comment=comment[:2000],
+        annotation_id=annotation.id, reviewer_id=reviewer_id, verdict=verdict, comment=comment,
         corrected_answers=clean, created_at=now,
     )
     session.add(review)
-    annotation.review_status = STATUS_FOR[verdict]
     session.flush()
     return review
 
@@ -106,12 +119,12 @@ def adjudicated_answers(session: Session, annotation: Annotation) -> dict:
 
 
 def feedback_for(session: Session, trainer_id: int, limit: int = 50, offset: int = 0) -> list:
-    """The trainer's reviewed work, newest verdict first: (review, annotation, project, item external id)."""
+    """The trainer's reviewed work, newest verdict first: (review, annotation, project). No item ids:
+    trainers never see them (an external id could tell a gold item apart)."""
     return session.execute(
-        select(Review, Annotation, Project, Item.external_id)
+        select(Review, Annotation, Project)
         .join(Annotation, Annotation.id == Review.annotation_id)
         .join(Project, Project.id == Annotation.project_id)
-        .join(Item, Item.id == Annotation.item_id)
         .where(Annotation.trainer_id == trainer_id)
         .order_by(Review.created_at.desc(), Review.id.desc())
         .limit(limit)

@@ -1,4 +1,11 @@
-"""Login throttling: a fixed window of failed attempts per (address, e-mail) and per address.
+"""Login throttling: a fixed window of failed attempts, counted so that nobody can lock out another
+person.
+
+A browser that signed in to an account before carries a signed *device cookie* for it; its attempts
+on that account count against that browser alone. Every other attempt counts per (address, e-mail)
+and per address. An attacker who exhausts those locks out their own address, never the account:
+its owner's known browser still gets in, and so does anyone at another address (OWASP's "device
+cookies" recipe). The address is the client's, as the trusted proxies report it (``TRUSTED_PROXIES``).
 
 Kept in Redis when the app has one, so every gunicorn worker shares the count; in process memory
 otherwise (the single-process default).
@@ -73,22 +80,24 @@ class LoginThrottle:
         self.max_failures = max_failures
         self.window = window_seconds
 
-    def _keys(self, address: str, email: str) -> tuple[str, str]:
-        return f"a:{address}|e:{email}", f"a:{address}"
+    def _limits(self, address: str, email: str, device: str | None) -> list[tuple[str, int]]:
+        if device:
+            return [(f"d:{device}", self.max_failures)]
+        return [(f"a:{address}|e:{email}", self.max_failures), (f"a:{address}", self.max_failures * self.ADDRESS_FACTOR)]
 
-    def check(self, address: str, email: str) -> Verdict:
+    def check(self, address: str, email: str, device: str | None = None) -> Verdict:
+        """``device``: the id of a valid device cookie this browser holds for ``email``, if any."""
         now = time.time()
-        pair, addr = self._keys(address, email)
-        for key, limit in ((pair, self.max_failures), (addr, self.max_failures * self.ADDRESS_FACTOR)):
+        for key, limit in self._limits(address, email, device):
             count, retry = self.counter.get(key, self.window, now)
             if count >= limit:
                 return Verdict(False, retry or self.window)
         return Verdict(True)
 
-    def failed(self, address: str, email: str) -> None:
+    def failed(self, address: str, email: str, device: str | None = None) -> None:
         now = time.time()
-        for key in self._keys(address, email):
+        for key, _limit in self._limits(address, email, device):
             self.counter.incr(key, self.window, now)
 
-    def succeeded(self, address: str, email: str) -> None:
-        self.counter.clear(self._keys(address, email)[0])
+    def succeeded(self, address: str, email: str, device: str | None = None) -> None:
+        self.counter.clear(self._limits(address, email, device)[0][0])

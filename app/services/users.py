@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import ROLES, User, UserRole, utcnow
+from app.errors import Conflict, NotFound, ValidationError
+from app.models import ROLES, PasswordReset, User, UserRole, utcnow
+from app.models.users import USER_STATUSES
 
 from . import audit
-from .errors import Conflict, ValidationError
 
 _hasher = PasswordHasher()
 # A hash of a random password, verified against when the e-mail is unknown, so timing does not
 # reveal which addresses have accounts.
 _DUMMY_HASH = _hasher.hash("groundwork-timing-equaliser")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX = 254
+NAME_MAX = 200
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1000  # hashing is deliberately slow: no megabyte "passwords"
+RESET_LINK_HOURS = 24
 
 
 def normalise_email(email: str) -> str:
@@ -37,14 +45,25 @@ def check_password(user: User, password: str) -> bool:
         return False
 
 
+def password_problem(password: str) -> str | None:
+    """Why a new password will not do, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"must be at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"must be at most {MAX_PASSWORD_LENGTH} characters"
+    return None
+
+
 def validate_new_account(email: str, name: str, password: str, roles) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not EMAIL_RE.match(email):
+    if not EMAIL_RE.match(email) or len(email) > EMAIL_MAX:
         errors["email"] = "is not an e-mail address"
     if not name.strip():
         errors["name"] = "is required"
-    if len(password) < MIN_PASSWORD_LENGTH:
-        errors["password"] = f"must be at least {MIN_PASSWORD_LENGTH} characters"
+    elif len(name.strip()) > NAME_MAX:
+        errors["name"] = f"must be at most {NAME_MAX} characters"
+    if problem := password_problem(password):
+        errors["password"] = problem
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         errors["role"] = f"unknown role {', '.join(unknown)}; choose from {', '.join(ROLES)}"
@@ -77,6 +96,9 @@ def find_by_email(session: Session, email: str) -> User | None:
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The user when the e-mail and password match an active account, otherwise None."""
+    email = normalise_email(email)
+    if len(email) > EMAIL_MAX or len(password or "") > MAX_PASSWORD_LENGTH:
+        return None
     user = find_by_email(session, email)
     if user is None:
         try:
@@ -89,4 +111,109 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
+    return user
+
+
+# --- sessions ------------------------------------------------------------------------------------
+# A session cookie carries the user's session version (``User.get_id``); bumping it ends every
+# session signed in before. The access layer compares the two on every request.
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every cookie issued to ``user`` so far stops working. Does not commit."""
+    session.execute(update(User).where(User.id == user.id).values(session_version=User.session_version + 1))
+    session.refresh(user, ["session_version"])
+
+
+def sign_out_everywhere(session: Session, user: User, actor_id: int | None) -> None:
+    end_sessions(session, user)
+    audit.record(session, actor_id, "user.sign_out_everywhere", "user", user.id)
+    session.commit()
+
+
+def set_status(session: Session, user: User, status: str, actor_id: int | None) -> User:
+    """Suspend (which also signs them out everywhere) or reactivate an account. Commits."""
+    if status not in USER_STATUSES:
+        raise ValidationError({"status": f"must be one of {', '.join(USER_STATUSES)}"})
+    if user.id == actor_id and status != "active":
+        raise ValidationError({"status": "you cannot suspend your own account"})
+    if user.status != status:
+        audit.record(session, actor_id, "user.status", "user", user.id, {"from": user.status, "to": status})
+        user.status = status
+        if status != "active":
+            end_sessions(session, user)
+    session.commit()
+    return user
+
+
+def change_password(session: Session, user: User, current: str, new: str, confirm: str) -> User:
+    """The signed-in person changes their password; every other session of theirs ends. Commits."""
+    errors = {}
+    if not check_password(user, current or ""):
+        errors["current"] = "is not your current password"
+    elif problem := password_problem(new or ""):
+        errors["new"] = problem
+    elif new != confirm:
+        errors["confirm"] = "does not match the new password"
+    elif new == current:
+        errors["new"] = "is the same as the current password"
+    if errors:
+        raise ValidationError(errors)
+    user.password_hash = hash_password(new)
+    end_sessions(session, user)
+    audit.record(session, user.id, "user.password_change", "user", user.id)
+    session.commit()
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_reset_link(session: Session, user: User, actor_id: int | None, now: datetime | None = None) -> str:
+    """A one-time password reset token for ``user``, valid for a day; earlier unused ones stop working.
+    Returns the token (shown once to the admin, who passes it on); only its hash is stored. Commits."""
+    now = now or utcnow()
+    session.execute(update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+                    .values(used_at=now))
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(user_id=user.id, token_hash=_token_hash(token), created_by=actor_id, created_at=now,
+                              expires_at=now + timedelta(hours=RESET_LINK_HOURS)))
+    audit.record(session, actor_id, "user.reset_link", "user", user.id)
+    session.commit()
+    return token
+
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+
+
+def reset_for(session: Session, token: str, now: datetime | None = None) -> tuple[PasswordReset, User]:
+    """The unused, unexpired reset a token opens, or NotFound (the same for every kind of wrong)."""
+    now = now or utcnow()
+    reset = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == _token_hash(token))) \
+        if TOKEN_RE.match(token or "") else None
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
+        raise NotFound("this reset link is not valid any more")
+    user = session.get(User, reset.user_id)
+    if user is None or not user.is_active:
+        raise NotFound("this reset link is not valid any more")
+    return reset, user
+
+
+def reset_password(session: Session, token: str, new: str, confirm: str, now: datetime | None = None) -> User:
+    """Set a new password through a one-time link: the link is spent, every session ends. Commits."""
+    now = now or utcnow()
+    reset, user = reset_for(session, token, now)
+    if problem := password_problem(new or ""):
+        raise ValidationError({"new": problem})
+    if new != confirm:
+        raise ValidationError({"confirm": "does not match the new password"})
+    spent = session.execute(update(PasswordReset).where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None))
+                            .values(used_at=now)).rowcount
+    if spent != 1:
+        raise NotFound("this reset link is not valid any more")
+    user.password_hash = hash_password(new)
+    end_sessions(session, user)
+    audit.record(session, None, "user.password_reset", "user", user.id, {"reset": reset.id})
+    session.commit()
     return user

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask
+from markupsafe import Markup
 
 from app.models import utcnow
 from app.services.money import format_cents
@@ -10,8 +13,20 @@ from app.services.questions import QUESTION_TYPES
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
-from . import access, admin, auth, errors, exports, home, pay, review, work
+from . import access, admin, auth, errors, exports, home, inputs, pay, review, work
 from .security import add_security_headers
+
+
+def attribute_safe_json(value) -> str:
+    """``tojson`` that returns plain text, so autoescaping applies wherever it lands: inside an
+    attribute its quotes become ``&#34;`` and cannot end the attribute (Jinja's own ``tojson``
+    returns markup that leaves ``"`` as it is)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def sanitised_markdown(text) -> Markup:
+    """Untrusted markdown as HTML: the one place a template gets markup it did not write."""
+    return Markup(render_markdown(text))
 
 
 def filesize(n: int) -> str:
@@ -24,12 +39,15 @@ def filesize(n: int) -> str:
 
 
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
     for module in (home, auth, work, review, admin, exports, pay):
         app.register_blueprint(module.bp)
     errors.register(app)
+    inputs.register(app)
     access.register(app)
     app.after_request(add_security_headers)
-    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["markdown"] = sanitised_markdown
+    app.jinja_env.filters["tojson"] = attribute_safe_json
     app.jinja_env.globals["now"] = utcnow
     app.jinja_env.filters["thousands"] = lambda n: f"{int(n):,}"
     app.jinja_env.filters["filesize"] = filesize

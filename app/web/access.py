@@ -11,6 +11,7 @@ from functools import wraps
 from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
+from app.bounds import INT32
 from app.db import get_session
 from app.extensions import htmx, login_manager
 from app.models import User
@@ -48,12 +49,16 @@ def register(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        try:
-            user = get_session().get(User, int(user_id))
-        except ValueError:
+    def load_user(session_id: str) -> User | None:
+        """The session's user, while the account is active and the cookie's session version is the
+        account's current one (sign-out, a password change or an admin ends older ones)."""
+        user_id, _, version = (session_id or "").partition(":")
+        if not (user_id.isdigit() and version.isdigit()) or int(user_id) > INT32[1]:
             return None
-        return user if user is not None and user.is_active else None
+        user = get_session().get(User, int(user_id))
+        if user is None or not user.is_active or user.session_version != int(version):
+            return None
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized():

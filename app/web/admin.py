@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
-from werkzeug.utils import secure_filename
 
 from app.db import get_session
+from app.errors import NotFound, ValidationError
 from app.models import Annotation, AuditEvent, ImportJob, Item, Project, ProjectMember, TrainerStats, User
 from app.services import importing
 from app.services import projects as project_service
 from app.services import stats as stats_service
 from app.services import users as user_service
-from app.services.audit import record as audit_record
-from app.services.errors import NotFound, ValidationError
-from app.services.money import format_cents
+from app.services.money import format_cents, plain_amount
 from app.services.presets import PRESETS, preset_questions
 from app.services.questions import QUESTION_TYPES
 from tasks import enqueue
@@ -27,17 +24,11 @@ from tasks.jobs import import_items as import_job
 
 from . import project_forms
 from .access import require
+from .paging import page_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
-
-
-def _page() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 @bp.get("/")
@@ -71,26 +62,74 @@ def project(slug: str):
 @require("admin")
 def people():
     db = get_session()
-    page = _page()
-    total = db.scalar(select(func.count(User.id)))
-    users = db.scalars(select(User).order_by(User.name, User.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
-    return render_template("admin/people.html", users=list(users), page=page, pages=max(1, -(-total // PAGE_SIZE)))
+    page = page_of(db.scalar(select(func.count(User.id))), PAGE_SIZE)
+    users = db.scalars(select(User).order_by(User.name, User.id).limit(page.limit).offset(page.offset))
+    return render_template("admin/people.html", users=list(users), page=page.number, pages=page.pages)
+
+
+def _person_or_404(user_id: int) -> User:
+    user = get_session().get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _person_page(user: User, reset_link: str | None = None):
+    db = get_session()
+    memberships = db.execute(
+        select(ProjectMember, Project).join(Project, Project.id == ProjectMember.project_id)
+        .where(ProjectMember.user_id == user.id).order_by(Project.name, ProjectMember.role)
+    ).all()
+    return render_template("admin/person.html", person=user, memberships=memberships, reset_link=reset_link)
+
+
+@bp.get("/people/<int:user_id>")
+@require("admin")
+def person(user_id: int):
+    return _person_page(_person_or_404(user_id))
+
+
+@bp.post("/people/<int:user_id>/status")
+@require("admin")
+def person_status(user_id: int):
+    user = _person_or_404(user_id)
+    user_service.set_status(get_session(), user, request.form.get("status", ""), current_user.id)
+    flash(f"{user.name} is {'active again' if user.status == 'active' else 'suspended and signed out everywhere'}.",
+          "success")
+    return redirect(url_for("admin.person", user_id=user.id), code=303)
+
+
+@bp.post("/people/<int:user_id>/sign-out")
+@require("admin")
+def person_sign_out(user_id: int):
+    user = _person_or_404(user_id)
+    user_service.sign_out_everywhere(get_session(), user, current_user.id)
+    flash(f"{user.name} is signed out of every browser.", "success")
+    return redirect(url_for("admin.person", user_id=user.id), code=303)
+
+
+@bp.post("/people/<int:user_id>/reset-link")
+@require("admin")
+def person_reset_link(user_id: int):
+    """A one-time password link, shown once on this page (there is no mail server to send it)."""
+    user = _person_or_404(user_id)
+    token = user_service.issue_reset_link(get_session(), user, current_user.id)
+    return _person_page(user, reset_link=url_for("auth.reset", token=token, _external=True))
 
 
 @bp.get("/audit")
 @require("admin")
 def audit():
     db = get_session()
-    page = _page()
-    total = db.scalar(select(func.count(AuditEvent.id)))
+    page = page_of(db.scalar(select(func.count(AuditEvent.id))), PAGE_SIZE)
     rows = db.execute(
         select(AuditEvent, User.email)
         .outerjoin(User, User.id == AuditEvent.actor_id)
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .limit(page.limit)
+        .offset(page.offset)
     ).all()
-    return render_template("admin/audit.html", rows=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+    return render_template("admin/audit.html", rows=rows, page=page.number, pages=page.pages)
 
 
 # --- creating and editing projects --------------------------------------------------------------
@@ -110,8 +149,8 @@ def _project_form_values(project=None) -> dict:
         "name": project.name, "slug": project.slug, "kind": project.kind, "status": project.status,
         "instructions": project.instructions, "overlap": project.overlap, "lease_minutes": project.lease_minutes,
         "gold_rate": round(project.gold_rate * 100, 2), "review_rate": round(project.review_rate * 100, 2),
-        "hourly_rate": format_cents(project.hourly_rate_cents).replace(",", ""),
-        "budget": format_cents(project.budget_cents).replace(",", "") if project.budget_cents is not None else "",
+        "hourly_rate": plain_amount(project.hourly_rate_cents),
+        "budget": plain_amount(project.budget_cents),
         "max_billable_seconds_per_task": project.max_billable_seconds_per_task,
         "required_domains": ", ".join(project.required_domains or []),
         "show_model_names": project.show_model_names,
@@ -232,11 +271,7 @@ def add_member(slug: str):
     role = request.form.get("role", "trainer")
     user = user_service.find_by_email(db, email)
     if user is None:
-        flash(f"No account with e-mail {email.strip() or '(empty)'}.", "error")
-    elif role == "trainer" and not user.has_role("trainer", "applicant"):
-        flash(f"{user.email} is not a trainer; give them the trainer role first.", "error")
-    elif role == "reviewer" and not user.has_role("reviewer", "admin"):
-        flash(f"{user.email} is not a reviewer.", "error")
+        flash(f"No account with e-mail {email.strip()[:254] or '(empty)'}.", "error")
     else:
         try:
             member = project_service.add_member(db, project, user, role, actor_id=current_user.id)
@@ -245,7 +280,7 @@ def add_member(slug: str):
             flash(f"{user.name} is now a {role} on this project.", "success")
         except ValidationError as exc:
             db.rollback()
-            flash(str(exc), "error")
+            flash(" ".join(exc.errors.values()) + ".", "error")
     return redirect(url_for("admin.project", slug=slug) + "#members")
 
 
@@ -274,36 +309,32 @@ def member_status(slug: str, member_id: int):
 def import_items(slug: str):
     db = get_session()
     project = _project_or_404(slug)
-    recent = db.scalars(
-        select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(10)
-    ).all()
+    importing.fail_stalled_imports(db)
+
+    def page(error=None, status=200):
+        recent = db.scalars(
+            select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(10)
+        ).all()
+        return render_template("admin/import.html", project=project, recent=recent, error=error), status
+
     if request.method == "GET":
-        return render_template("admin/import.html", project=project, recent=recent, error=None)
+        return page()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return render_template("admin/import.html", project=project, recent=recent, error="Choose a file to import."), 422
+        return page("Choose a file to import.", 422)
     try:
-        fmt = importing.detect_format(upload.filename)
+        job = importing.create_job(db, project, upload.filename, upload.save,
+                                   Path(current_app.instance_path) / "imports", current_user.id,
+                                   update_existing=request.form.get("update") == "on")
     except ValidationError as exc:
-        return render_template("admin/import.html", project=project, recent=recent, error=exc.errors["file"]), 422
-    folder = Path(current_app.instance_path) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.{fmt}"
-    upload.save(path)
-    job = ImportJob(
-        project_id=project.id, created_by=current_user.id, filename=secure_filename(upload.filename) or "upload",
-        path=str(path), format=fmt, update_existing=request.form.get("update") == "on",
-        bytes_total=path.stat().st_size,
-    )
-    db.add(job)
-    audit_record(db, current_user.id, "items.import", "project", project.id, {"file": job.filename})
-    db.commit()
+        return page(exc.errors.get("file") or str(exc), 422)
     enqueue(import_job, job.id)
     return redirect(url_for("admin.import_status", import_id=job.id))
 
 
 def _import_or_404(import_id: int) -> tuple[ImportJob, Project]:
     db = get_session()
+    importing.fail_stalled_imports(db)
     job = db.get(ImportJob, import_id)
     if job is None:
         abort(404)

@@ -1,11 +1,17 @@
+"""Signing in and out, one's own password, and one-time reset links."""
+
 from __future__ import annotations
 
+import hashlib
+import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.db import get_session
+from app.errors import ValidationError
 from app.services import users as user_service
 
 from .access import public, require
@@ -13,15 +19,59 @@ from .errors import render_error
 
 bp = Blueprint("auth", __name__)
 
+# A browser that signed in to an account before may keep trying it even while its address is
+# throttled (see services/throttle): the cookie names the accounts it signed in to, signed, hashed.
+DEVICE_COOKIE = "gw_device"
+DEVICE_DAYS = 365
+DEVICE_ACCOUNTS = 5
+
 
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths: never send someone to another host after login."""
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
+
+
+def _devices() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="groundwork-device")
+
+
+def _account_tag(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()[:16]
+
+
+def _device_cookie() -> dict | None:
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _devices().loads(raw)
+    except BadSignature:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+def _known_device(email: str) -> str | None:
+    """The id of this browser's device cookie when it signed in to ``email`` before, else None."""
+    data = _device_cookie()
+    if data and _account_tag(email) in (data.get("accounts") or []):
+        return data["id"]
+    return None
+
+
+def _remember_device(response, email: str):
+    data = _device_cookie() or {"id": secrets.token_hex(8), "accounts": []}
+    tag = _account_tag(email)
+    accounts = [a for a in data.get("accounts") or [] if a != tag][-(DEVICE_ACCOUNTS - 1):] + [tag]
+    response.set_cookie(
+        DEVICE_COOKIE, _devices().dumps({"id": data["id"], "accounts": accounts}), max_age=DEVICE_DAYS * 86400,
+        httponly=True, samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -33,11 +83,13 @@ def login():
     error = None
     status = 200
     if request.method == "POST":
-        email = user_service.normalise_email(request.form.get("email", ""))
+        email = user_service.normalise_email(request.form.get("email", ""))[: user_service.EMAIL_MAX]
         password = request.form.get("password", "")
         throttle = current_app.extensions["login_throttle"]
+        # The client's address as the trusted proxies report it (ProxyFix, TRUSTED_PROXIES).
         address = request.remote_addr or "unknown"
-        verdict = throttle.check(address, email)
+        device = _known_device(email)
+        verdict = throttle.check(address, email, device)
         if not verdict.allowed:
             minutes = max(1, round(verdict.retry_after / 60))
             return render_error(
@@ -48,24 +100,71 @@ def login():
         db = get_session()
         user = user_service.authenticate(db, email, password)
         if user is None:
-            throttle.failed(address, email)
+            throttle.failed(address, email, device)
             db.rollback()
             error = "That e-mail and password do not match an active account."
             status = 401
         else:
             db.commit()
-            throttle.succeeded(address, email)
+            throttle.succeeded(address, email, device)
             session.clear()
             login_user(user)
             session.permanent = True
-            return redirect(_safe_next(request.form.get("next")) or url_for("home.index"))
-    return render_template("auth/login.html", email=email, error=error, next=request.values.get("next", "")), status
+            response = redirect(_safe_next(request.form.get("next")) or url_for("home.index"))
+            return _remember_device(response, email)
+    next_value = _safe_next(request.values.get("next")) or ""
+    return render_template("auth/login.html", email=email, error=error, next=next_value), status
 
 
 @bp.post("/logout")
 @require()
 def logout():
+    # Ends this cookie and every copy of it (and the person's other sessions): a copied cookie
+    # must not outlive the sign-out it was copied before.
+    db = get_session()
+    user_service.end_sessions(db, current_user)
+    db.commit()
     logout_user()
     session.clear()
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@require()
+def change_password():
+    errors = {}
+    if request.method == "POST":
+        db = get_session()
+        try:
+            user_service.change_password(db, current_user, request.form.get("current", ""),
+                                         request.form.get("new", ""), request.form.get("confirm", ""))
+        except ValidationError as exc:
+            db.rollback()
+            errors = exc.errors
+        else:
+            login_user(current_user, fresh=True)  # this browser carries the new session version
+            flash("Your password is changed. Every other browser signed in as you has been signed out.", "success")
+            return redirect(url_for("auth.change_password"), code=303)
+    return render_template("auth/password.html", errors=errors), 422 if errors else 200
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@public
+def reset(token: str):
+    """A one-time link an admin issued: choose a new password, then sign in with it."""
+    db = get_session()
+    _reset, user = user_service.reset_for(db, token)
+    errors = {}
+    if request.method == "POST":
+        try:
+            user_service.reset_password(db, token, request.form.get("new", ""), request.form.get("confirm", ""))
+        except ValidationError as exc:
+            db.rollback()
+            errors = exc.errors
+        else:
+            logout_user()
+            session.clear()
+            flash("Your password is set. Sign in with it now.", "success")
+            return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/reset.html", person=user, errors=errors), 422 if errors else 200

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.errors import ServiceError, ValidationError
 from app.extensions import htmx
 
 MESSAGES = {
@@ -16,6 +18,7 @@ MESSAGES = {
     409: ("Conflict", "That could not be done in the current state."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
     413: ("Too large", "The upload is larger than this server accepts."),
+    503: ("Busy", "The database is busy or unreachable for a moment. Please try again."),
     422: ("Invalid input", "Some of what you sent is not valid."),
     429: ("Too many attempts", "Too many attempts. Please wait and try again."),
     500: ("Something went wrong", "An unexpected error happened. It has been logged; please try again."),
@@ -34,7 +37,42 @@ def render_error(status: int, detail: str | None = None, headers: dict | None = 
     return body, status, headers or {}
 
 
+def _rollback() -> None:
+    """Whatever the failed request had started is undone before the error page is rendered."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+
+
 def register(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        _rollback()
+        # Our messages are written for the person who caused them; a NotFound says no more than 404.
+        detail = None if exc.status == 404 else str(exc)
+        if isinstance(exc, ValidationError) and "" not in exc.errors:
+            detail = "Some of what you sent is not valid: " + str(exc)
+        return render_error(exc.status, detail)
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError):
+        # Two people changed the same thing at once and the database kept the first change.
+        _rollback()
+        app.logger.info("integrity conflict: %s", exc.orig)
+        return render_error(409, "Someone else changed this at the same moment. Reload the page to see it.")
+
+    @app.errorhandler(DataError)
+    def data_error(exc: DataError):
+        _rollback()
+        app.logger.warning("value refused by the database: %s", exc.orig)
+        return render_error(422, "A value was out of the range this field accepts.")
+
+    @app.errorhandler(OperationalError)
+    def operational_error(exc: OperationalError):
+        _rollback()
+        app.logger.warning("database unavailable: %s", exc.orig)
+        return render_error(503, None, {"Retry-After": "5"})
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return render_error(400, "This form has expired or was not sent by Groundwork. Reload the page and try again.")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
 import orjson
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.db import get_session
+from app.errors import NotFound, ValidationError
 from app.models import DatasetExport, Project, User
 from app.services import exporting
-from app.services.errors import NotFound, ValidationError
 from app.services.exporting.options import BOOL_FIELDS, PAIR_MODES, RANKING_PAIRS
 from app.services.projects import get_by_slug
 from tasks import enqueue
 from tasks.jobs import build_export
 
 from .access import require
+from .paging import page_of
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/projects/<slug>/exports")
 
@@ -53,19 +52,16 @@ def _form_options(form) -> dict:
 
 def _page_context(project: Project, form_values: dict | None = None, errors: dict | None = None) -> dict:
     db = get_session()
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
     total = exporting.count_exports(db, project.id)
-    history = exporting.list_exports(db, project.id, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    page = page_of(total, PAGE_SIZE)
+    history = exporting.list_exports(db, project.id, page.limit, page.offset)
     creators = dict(db.execute(select(User.id, User.name).where(User.id.in_({e.created_by for e in history if e.created_by}))).all())
     questions = exporting.project_questions(db, project.id)
     label_question = next((q for q in questions if q.type == "label"), None)
     values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
     return {
-        "project": project, "history": history, "creators": creators, "page": page,
-        "pages": max(1, math.ceil(total / PAGE_SIZE)), "total": total, "formats": exporting.FORMATS,
+        "project": project, "history": history, "creators": creators, "page": page.number,
+        "pages": page.pages, "total": total, "formats": exporting.FORMATS,
         "available": exporting.available_formats(db, project), "pair_modes": PAIR_MODES,
         "ranking_pairs": RANKING_PAIRS, "label_question": label_question, "values": values,
         "errors": errors or {}, "stalled": {e.id for e in history if exporting.is_stalled(e)},

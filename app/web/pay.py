@@ -9,12 +9,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.db import get_session
+from app.errors import ValidationError
 from app.models import Project, ProjectMember, User, utcnow
 from app.services import pay
-from app.services.errors import ValidationError
-from app.services.money import AmountError, format_cents, parse_amount
+from app.services.money import MAX_ADJUSTMENT_CENTS, AmountError, format_cents, parse_amount
 
 from .access import require
+from .inputs import row_id
 
 bp = Blueprint("pay", __name__)
 
@@ -47,10 +48,10 @@ def _filters():
     if slug:
         project = db.scalar(select(Project).where(Project.slug == slug))
         if project is None:
-            error = error or f"no project {slug!r}"
+            error = error or f"no project {slug[:80]!r}"
     status = request.values.get("status", "").strip() or None
     if status not in (None, "open", "approved", "paid"):
-        error, status = error or f"unknown status {status!r}", None
+        error, status = error or f"unknown status {status[:20]!r}", None
     return week, project, status, error
 
 
@@ -96,11 +97,11 @@ def approve():
         abort(422, description=error)
     keys = []
     for value in request.form.getlist("line"):
-        try:
-            trainer_id, project_id = (int(x) for x in value.split(":"))
-        except ValueError:
-            abort(422, description=f"bad line {value!r}")
-        keys.append((trainer_id, project_id))
+        trainer_id, _, project_id = value.partition(":")
+        key = (row_id(trainer_id), row_id(project_id))
+        if None in key:
+            abort(422, description=f"bad line {value[:40]!r}")
+        keys.append(key)
     if not keys:
         flash("Tick the timesheets to approve.", "error")
         return _back(week)
@@ -118,10 +119,9 @@ def approve():
 @require("admin")
 def mark_paid():
     week, _project, _status, _error = _filters()
-    try:
-        ids = [int(x) for x in request.form.getlist("timesheet")]
-    except ValueError:
-        abort(422)
+    ids = [row_id(x) for x in request.form.getlist("timesheet")]
+    if None in ids:
+        abort(422, description="bad timesheet id")
     if not ids:
         flash("Tick the approved timesheets that were paid.", "error")
         return _back(week)
@@ -141,17 +141,12 @@ def adjust():
     db = get_session()
     errors = {}
     try:
-        amount = parse_amount(request.form.get("amount", "").lstrip("-+"))
-        if request.form.get("amount", "").strip().startswith("-"):
-            amount = -amount
+        amount = parse_amount(request.form.get("amount", ""), signed=True, max_cents=MAX_ADJUSTMENT_CENTS)
     except AmountError as exc:
         errors["amount"], amount = str(exc), 0
-    try:
-        trainer_id = int(request.form.get("trainer", ""))
-        project_id = int(request.form.get("adjust_project", ""))
-    except ValueError:
+    trainer_id, project_id = row_id(request.form.get("trainer")), row_id(request.form.get("adjust_project"))
+    if trainer_id is None or project_id is None:
         errors["trainer"] = "choose the trainer and the project"
-        trainer_id = project_id = 0
     if not errors:
         try:
             pay.add_adjustment(db, trainer_id, project_id, amount, request.form.get("reason", ""), current_user.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.services.money import AmountError, parse_amount
+from app.services.money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, AmountError, parse_amount
 
 QUESTION_FIELD = re.compile(r"^q-(\d+)-key$")
 
@@ -98,13 +98,13 @@ def read_settings(form, errors: dict) -> dict:
         if value is not None:
             settings[name] = value
     try:
-        settings["hourly_rate_cents"] = parse_amount(form.get("hourly_rate") or "0")
+        settings["hourly_rate_cents"] = parse_amount(form.get("hourly_rate") or "0", max_cents=MAX_RATE_CENTS)
     except AmountError as exc:
         errors["hourly_rate"] = str(exc)
     budget = (form.get("budget") or "").strip()
     if budget:
         try:
-            settings["budget_cents"] = parse_amount(budget)
+            settings["budget_cents"] = parse_amount(budget, max_cents=MAX_BUDGET_CENTS)
         except AmountError as exc:
             errors["budget"] = str(exc)
     else:

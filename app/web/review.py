@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.db import get_session
+from app.errors import Conflict, NotFound, ValidationError
 from app.extensions import htmx
 from app.models import Annotation, Item, Project, ProjectMember, User
 from app.services import access
@@ -14,7 +15,6 @@ from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services.assignment import project_questions
-from app.services.errors import Conflict, NotFound, ValidationError
 
 from .access import require
 
@@ -93,7 +93,9 @@ def verdict(slug: str, annotation_id: int):
     comment = request.form.get("comment", "")
     corrected = None
     if verdict_name == "correct":
-        corrected = question_rules.parse_form_answers(project_questions(db, project.id), request.form)
+        item = db.get(Item, annotation.item_id)
+        corrected = question_rules.parse_form_answers(project_questions(db, project.id), request.form,
+                                                      [r["id"] for r in item.responses or []])
     try:
         review_service.record_verdict(db, annotation.id, current_user.id, verdict_name, comment, corrected)
         db.commit()
@@ -102,8 +104,13 @@ def verdict(slug: str, annotation_id: int):
         context = _review_context(project, annotation, errors=exc.errors, verdict=verdict_name, comment=comment,
                                   corrected=corrected)
         return render_template("review/_review.html" if htmx else "review/queue.html", **context), 422
-    except Conflict:
-        db.rollback()  # a double click: the first verdict stands; carry on with the next one
+    except Conflict as exc:
+        db.rollback()
+        # Someone else (or a double click) reviewed it first: say so, and offer the next one.
+        if not htmx:
+            raise
+        following = review_service.next_for_review(db, project.id, current_user.id)
+        return render_template("review/_review.html", **_review_context(project, following, notice=str(exc))), 409
     if not htmx:
         return redirect(url_for("review.queue", slug=slug))
     following = review_service.next_for_review(db, project.id, current_user.id)

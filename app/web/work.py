@@ -6,6 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.db import get_session
+from app.errors import Conflict, NotFound, ValidationError
 from app.extensions import htmx
 from app.models import Assignment, Item, Project
 from app.services import access
@@ -14,11 +15,11 @@ from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services import stats as stats_service
-from app.services.errors import Conflict, NotFound, ValidationError
 from tasks import enqueue
 from tasks.jobs import compute_stats
 
 from .access import require
+from .paging import page_of
 
 bp = Blueprint("work", __name__, url_prefix="/work")
 
@@ -38,10 +39,7 @@ def _project_for_work(slug: str) -> Project:
 
 
 def _next_task(project: Project):
-    try:
-        return queue.next_task(get_session(), current_user.id, project)
-    except queue.Paused as exc:
-        abort(403, description=str(exc))
+    return queue.next_task(get_session(), current_user.id, project)
 
 
 def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
@@ -57,9 +55,13 @@ def _task_context(project: Project, assignment: Assignment | None, errors=None, 
     }
 
 
-def _parse_answers(project: Project, form) -> dict:
-    """Form fields named ``answer.<key>``, converted by each question type's form parser."""
-    return question_rules.parse_form_answers(queue.project_questions(get_session(), project.id), form)
+def _parse_answers(project: Project, assignment_id: int, form) -> dict:
+    """Form fields named ``answer.<key>``, converted by each question type's form parser (responses are
+    posted by their letter on the page, A, B, C…, and become the item's response ids here)."""
+    db = get_session()
+    assignment = queue.task_of(db, assignment_id, current_user.id, project.id)
+    return question_rules.parse_form_answers(queue.project_questions(db, project.id), form,
+                                             queue.response_ids(assignment.item))
 
 
 @bp.get("/")
@@ -78,19 +80,14 @@ def index():
 def feedback():
     """Every verdict reviewers gave on my work, with their comments and corrections."""
     db = get_session()
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
-    per_page = 20
+    page = page_of(review_service.feedback_count(db, current_user.id), 20)
     rows = []
-    for review, annotation, project, external_id in review_service.feedback_for(
-        db, current_user.id, limit=per_page, offset=(page - 1) * per_page
+    for review, annotation, project in review_service.feedback_for(
+        db, current_user.id, limit=page.limit, offset=page.offset
     ):
-        rows.append((review, annotation, project, external_id, queue.project_questions(db, project.id),
+        rows.append((review, annotation, project, queue.project_questions(db, project.id),
                      db.get(Item, annotation.item_id)))
-    pages = max(1, -(-review_service.feedback_count(db, current_user.id) // per_page))
-    return render_template("work/feedback.html", rows=rows, page=page, pages=pages)
+    return render_template("work/feedback.html", rows=rows, page=page.number, pages=page.pages)
 
 
 @bp.get("/<slug>")
@@ -115,19 +112,17 @@ def task(slug: str):
 def submit(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()
-    raw = _parse_answers(project, request.form)
+    raw = _parse_answers(project, assignment_id, request.form)
     try:
-        queue.submit(db, assignment_id, current_user.id, raw)
+        queue.submit(db, assignment_id, current_user.id, raw, project_id=project.id)
     except ValidationError as exc:
-        assignment = db.get(Assignment, assignment_id)
-        context = _task_context(project, assignment, errors=exc.errors, answers=raw)
-        if htmx:
-            return render_template("work/_task.html", **context), 422
-        return render_template("work/workspace.html", **context), 422
-    except NotFound:
-        abort(404)
+        return _task_again(project, assignment_id, errors=exc.errors, answers=raw)
     except Conflict as exc:
-        abort(409, str(exc))
+        # The lease lapsed and the slot went to someone else (or the task was skipped): say so, go on.
+        if not htmx:
+            raise
+        assignment = _next_task(project)
+        return render_template("work/_task.html", **_task_context(project, assignment), notice=str(exc)), 409
     if stats_service.recompute_due(db, project):
         enqueue(compute_stats, project.id)
     if not htmx:
@@ -140,13 +135,11 @@ def submit(slug: str, assignment_id: int):
 @require("trainer", "applicant")
 def heartbeat(slug: str, assignment_id: int):
     """The page is visible and the trainer was active: the server counts the time."""
-    _project_for_work(slug)
-    try:
-        assignment = queue.record_heartbeat(
-            get_session(), assignment_id, current_user.id, resume=request.form.get("resume") == "1"
-        )
-    except NotFound:
-        abort(404)
+    project = _project_for_work(slug)
+    assignment = queue.record_heartbeat(
+        get_session(), assignment_id, current_user.id, resume=request.form.get("resume") == "1",
+        project_id=project.id,
+    )
     return {"active_seconds": assignment.active_seconds, "status": assignment.status}
 
 
@@ -156,14 +149,17 @@ def skip(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()
     try:
-        queue.skip(db, assignment_id, current_user.id, request.form.get("reason", ""))
+        queue.skip(db, assignment_id, current_user.id, request.form.get("reason", ""), project_id=project.id)
     except ValidationError as exc:
-        assignment = db.get(Assignment, assignment_id)
-        context = _task_context(project, assignment, errors={"skip": exc.errors.get("reason", str(exc))})
-        return render_template("work/_task.html" if htmx else "work/workspace.html", **context), 422
-    except NotFound:
-        abort(404)
+        return _task_again(project, assignment_id, errors={"skip": exc.errors.get("reason", str(exc))})
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
     assignment = _next_task(project)
     return render_template("work/_task.html", **_task_context(project, assignment))
+
+
+def _task_again(project: Project, assignment_id: int, errors: dict, answers: dict | None = None):
+    """The same task with the form's errors (422). Only ever the caller's own task in this project."""
+    assignment = queue.task_of(get_session(), assignment_id, current_user.id, project.id)
+    context = _task_context(project, assignment, errors=errors, answers=answers)
+    return render_template("work/_task.html" if htmx else "work/workspace.html", **context), 422

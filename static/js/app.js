@@ -283,8 +283,31 @@
       method: "POST", body: body, credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
     }).then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) showSeconds(data.active_seconds); })
+      .then(function (data) {
+        if (!data) return;
+        showSeconds(data.active_seconds);
+        if (data.status === "expired") leaseLost(form);
+      })
       .catch(function () { /* offline for a moment: the next beat catches up, capped by the server */ });
+  }
+
+  // The lease lapsed while the trainer was away and the task went to someone else: say so once,
+  // stop counting, and offer the next task (the answer typed so far stays on screen to copy).
+  function leaseLost(form) {
+    if (form.getAttribute("data-lease-lost")) return;
+    form.setAttribute("data-lease-lost", "true");
+    clearInterval(heartbeatTimer);
+    clearInterval(clockTimer);
+    var note = document.createElement("p");
+    note.className = "flash flash-error";
+    note.setAttribute("role", "alert");
+    note.setAttribute("data-testid", "lease-lost");
+    note.textContent = "Your time on this task ran out while you were away and it went to someone else. ";
+    var next = document.createElement("a");
+    next.href = window.location.pathname;
+    next.textContent = "Go to your next task";
+    note.appendChild(next);
+    form.parentNode.insertBefore(note, form);
   }
 
   function startTask() {

@@ -20,7 +20,7 @@ def stored(app, slug, email="trainer1@groundwork.test"):
     with app.app_context():
         session = get_db().session_factory()
         rows = session.execute(
-            select(Annotation.answers, Item.external_id, Annotation.active_seconds)
+            select(Annotation.answers, Annotation.assignment_id, Annotation.active_seconds)
             .join(Item, Item.id == Annotation.item_id)
             .join(Project, Project.id == Annotation.project_id)
             .join(User, User.id == Annotation.trainer_id)
@@ -35,7 +35,7 @@ def test_pairwise_task_with_the_keyboard(page, live_app):
     sign_in(page)
     page.goto("/work/helpfulness-pairs")
     task = page.get_by_test_id("task")
-    first = task.get_attribute("data-item")
+    first = task.get_attribute("data-task")
     expect(page.locator(".responses.side-by-side .response")).to_have_count(2)
     page.evaluate("window.__noReload = true")
 
@@ -52,10 +52,10 @@ def test_pairwise_task_with_the_keyboard(page, live_app):
     page.locator("textarea[name='answer.rationale']").press("Control+Enter")
 
     expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
-    expect(task).not_to_have_attribute("data-item", first)
+    expect(task).not_to_have_attribute("data-task", first)
     assert page.evaluate("window.__noReload") is True
-    answers, item, _seconds = stored(live_app, "helpfulness-pairs")[0]
-    assert item == first
+    answers, task_id, _seconds = stored(live_app, "helpfulness-pairs")[0]
+    assert str(task_id) == first
     assert answers == {"preference": -3, "rationale": "A explains the definition correctly."}
 
     page.locator("body").press("=")
@@ -69,17 +69,17 @@ def test_ranking_task_reordered_by_keyboard_with_one_tie(page, live_app):
     page.goto("/work/answer-ranking")
     rows = page.locator(".rank-row")
     expect(rows).to_have_count(4)
-    expect(rows.nth(0)).to_have_attribute("data-response", "r1")
+    expect(rows.nth(0)).to_have_attribute("data-response", "A")
 
     # Move D (r4) to the top: focus it, Alt+Up three times.
     rows.nth(3).focus()
     for _ in range(3):
         page.keyboard.press("Alt+ArrowUp")
-    expect(rows.nth(0)).to_have_attribute("data-response", "r4")
+    expect(rows.nth(0)).to_have_attribute("data-response", "D")
     # Move A (now second) down one: order D, B, A, C.
     rows.nth(1).focus()
     page.keyboard.press("Alt+ArrowDown")
-    expect(rows.nth(2)).to_have_attribute("data-response", "r1")
+    expect(rows.nth(2)).to_have_attribute("data-response", "A")
     # Tie A with B above it.
     page.keyboard.press("t")
     expect(rows.nth(2)).to_have_attribute("data-tied", "true")
@@ -139,7 +139,7 @@ def test_critique_task_with_rubric_critique_and_rewrite(page, live_app):
 def test_help_overlay_and_skip_with_a_reason(page, live_app):
     sign_in(page)
     page.goto("/work/helpfulness-pairs")
-    first = page.get_by_test_id("task").get_attribute("data-item")
+    first = page.get_by_test_id("task").get_attribute("data-task")
     page.locator("body").press("?")
     expect(page.get_by_role("heading", name="Keyboard shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
@@ -149,5 +149,5 @@ def test_help_overlay_and_skip_with_a_reason(page, live_app):
     expect(reason).to_be_focused()
     reason.fill("Outside my expertise")
     reason.press("Enter")
-    expect(page.get_by_test_id("task")).not_to_have_attribute("data-item", first)
+    expect(page.get_by_test_id("task")).not_to_have_attribute("data-task", first)
     assert stored(live_app, "helpfulness-pairs") == []

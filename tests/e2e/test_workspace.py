@@ -28,7 +28,7 @@ def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_
     page.get_by_role("link", name="Assistant safety triage").click()
     task = page.get_by_test_id("task")
     expect(task).to_be_visible()
-    first_item = task.get_attribute("data-item")
+    first_item = task.get_attribute("data-task")
     page.evaluate("window.__noReload = 'still here'")
 
     page.keyboard.press("2")  # second label: unsafe
@@ -36,7 +36,7 @@ def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_
     page.keyboard.press("Enter")
 
     expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
-    expect(task).not_to_have_attribute("data-item", first_item)
+    expect(task).not_to_have_attribute("data-task", first_item)
     assert page.evaluate("window.__noReload") == "still here"  # swapped by htmx, no page load
     assert _annotations_of(live_app, "trainer1@groundwork.test") == [{"safety": "unsafe"}]
 

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.services.errors import ValidationError
+from app.errors import ValidationError
 from app.services.questions import check_question, gold_score, validate_answers
 
 LABEL = SimpleNamespace(key="safety", type="label", options={"labels": ["safe", "unsafe"]}, required=True)
@@ -82,8 +82,12 @@ def test_preference_is_signed_strength_with_negative_meaning_first_better():
 def test_ranking_must_cover_every_response_once():
     ids = ["r1", "r2", "r3"]
     assert validate_answers([RANK], {"ranking": [["r2"], ["r3", "r1"]]}, ids) == {"ranking": [["r2"], ["r1", "r3"]]}
-    with pytest.raises(ValidationError, match="missing r3"):
+    with pytest.raises(ValidationError, match="1 missing"):
         validate_answers([RANK], {"ranking": [["r2"], ["r1"]]}, ids)
+    with pytest.raises(ValidationError, match="1 not of this item"):
+        validate_answers([RANK], {"ranking": [["r2"], ["r1"], ["r3"], ["zz"]]}, ids)
+    with pytest.raises(ValidationError, match="not of this item"):  # an item without responses ranks nothing
+        validate_answers([RANK], {"ranking": [["r1"]]}, [])
     with pytest.raises(ValidationError, match="appears twice"):
         validate_answers([RANK], {"ranking": [["r2"], ["r2", "r1", "r3"]]}, ids)
     with pytest.raises(ValidationError, match="ties are not allowed"):
@@ -104,9 +108,10 @@ def test_form_values_are_converted_by_each_type():
     from app.services.questions import parse_form_answers
 
     form = MultiDict([("answer.tags", "a"), ("answer.tags", "c"), ("answer.helpfulness", "3"),
-                      ("answer.preference", "-2"), ("answer.ranking", '[["r1"],["r2","r3"]]')])
-    assert parse_form_answers([MULTI, RATING, PREF, RANK], form) == {
-        "tags": ["a", "c"], "helpfulness": 3, "preference": -2, "ranking": [["r1"], ["r2", "r3"]],
+                      ("answer.preference", "-2"), ("answer.ranking", '[["C"],["A","B"]]')])
+    # pages name responses by letter; the item's ids come back in their place
+    assert parse_form_answers([MULTI, RATING, PREF, RANK], form, ["x7", "y8", "z9"]) == {
+        "tags": ["a", "c"], "helpfulness": 3, "preference": -2, "ranking": [["z9"], ["x7", "y8"]],
     }
 
 

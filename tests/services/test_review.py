@@ -3,10 +3,10 @@ import random
 import pytest
 from sqlalchemy import select
 
+from app.errors import Conflict, ValidationError
 from app.models import Annotation, Review
 from app.services import assignment as queue
 from app.services import review as review_service
-from app.services.errors import Conflict, ValidationError
 from tests.factories import make_label_project, make_user
 
 

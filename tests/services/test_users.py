@@ -1,7 +1,7 @@
 import pytest
 
+from app.errors import Conflict, ValidationError
 from app.services import users as user_service
-from app.services.errors import Conflict, ValidationError
 from tests.factories import make_user
 
 

@@ -63,6 +63,7 @@ def test_payroll_approve_mark_paid_and_csv(client, session):
 
 def test_adjustment_form_checks_its_input(client, session):
     admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)  # 6.00 earned: a correction may take back up to that
     login(client, admin.email, PASSWORD)
     token = csrf_token(client, "/admin/payroll")
     bad = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id,

@@ -23,11 +23,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
+from app.errors import Conflict, NotFound, ValidationError
 from app.models import DatasetExport, Project, ProjectStats, utcnow
 
 from .. import audit
 from ..assignment import project_questions
-from ..errors import Conflict, NotFound, ValidationError
 from .build import PartResult, write_all
 from .card import dataset_card
 from .formats import FORMATS, Format, Plan, QuestionSpec

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from ..errors import ValidationError
+from app.errors import ValidationError
 
 PAIR_MODES = ("per_annotation", "consensus")
 RANKING_PAIRS = ("all_pairs", "best_vs_worst", "best_vs_rest")

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from app.errors import ValidationError
 from app.models import Annotation, DatasetExport, Item, ProjectMember, TrainerStats, utcnow
 from app.services import review as review_service
-from app.services.errors import ValidationError
 from app.services.exporting import FORMATS, create_export
 from app.services.exporting import build as build_step
 from tests.factories import make_user
@@ -209,7 +209,7 @@ def test_a_superseded_attempt_does_not_finish_the_version(app, session, pairs_pr
     """A retry while the first run is still alive: the newer attempt owns the version."""
     import app.services.exporting as exporting
     from app.db import get_db
-    from app.services.errors import Conflict
+    from app.errors import Conflict
 
     export = create_export(session, pairs_project, {"format": "raw"}, None)
     session.commit()

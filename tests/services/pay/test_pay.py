@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.errors import ValidationError
 from app.models import Annotation, Assignment, PayAdjustment, Project
 from app.services import assignment as queue
 from app.services import pay
 from app.services import projects as project_service
-from app.services.errors import ValidationError
 from tests.factories import make_user
 
 MONDAY = date(2026, 11, 16)

@@ -57,6 +57,7 @@ def test_every_billable_second_is_paid_once_rounded_once(session, tasks, approve
     # Approvals happen at given days; work lands in order, some of it submitted late (after approval).
     events = sorted([(d, "approve", None) for d in approve_days] + [(spec["day"] + (8 if spec["late"] else 0), "work", spec)
                                                                      for spec in tasks], key=lambda e: (e[0], e[1] == "work"))
+    live = set()  # a trainer holds at most one live lease per project (the database enforces it)
     for n, (day, kind, spec) in enumerate(events):
         now = START + timedelta(days=day, minutes=n)
         if kind == "approve":
@@ -69,6 +70,9 @@ def test_every_billable_second_is_paid_once_rounded_once(session, tasks, approve
         session.add(item)
         session.flush()
         assigned = START + timedelta(days=spec["day"], minutes=n)
+        if spec["status"] == "active":
+            spec = {**spec, "status": "expired" if (trainer.id, proj.id) in live else "active"}
+            live.add((trainer.id, proj.id))
         a = Assignment(item_id=item.id, project_id=proj.id, trainer_id=trainer.id, status=spec["status"],
                        assigned_at=assigned, expires_at=assigned, active_seconds=spec["seconds"], finished_at=now)
         session.add(a)

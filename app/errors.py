@@ -1,12 +1,17 @@
-"""Errors the services raise; the web layer maps them to status codes, the CLI to messages."""
+"""The errors the domain raises. The web layer maps each to one status in one place (``web/errors``);
+the CLI prints the message. Every message is safe to show to the person who caused it."""
 
 
 class ServiceError(Exception):
     """Base class: the message is safe to show to the user."""
 
+    status = 400
+
 
 class ValidationError(ServiceError):
     """Input broke a rule. ``errors`` maps a field (or ``line:field``) to what is wrong."""
+
+    status = 422
 
     def __init__(self, errors: dict[str, str] | str):
         if isinstance(errors, str):
@@ -16,12 +21,14 @@ class ValidationError(ServiceError):
 
 
 class NotFound(ServiceError):
-    pass
+    status = 404
 
 
 class Forbidden(ServiceError):
-    pass
+    status = 403
 
 
 class Conflict(ServiceError):
-    pass
+    """The request was fine but the state has moved on (someone else acted first, a lease lapsed)."""
+
+    status = 409

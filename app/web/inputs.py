@@ -1,0 +1,62 @@
+"""The input layer at the HTTP edge, before any view runs.
+
+Every URL part, query parameter, form field (and upload name) and JSON body is checked for
+characters that no database stores (NUL, unpaired surrogates): such a request gets 400 naming the
+field, whatever the view would have done with it. Ids in URLs stay within their column's range, so a
+huge number finds no page (404) instead of overflowing a query. Lengths and ranges of particular
+fields are the services' rules; ``app.bounds`` is where both meet.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, abort, request
+from werkzeug.routing import IntegerConverter
+
+from app.bounds import INT32, json_problem, text_problem
+from app.db import WRITE_METHODS
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in our URLs is a row id: 1 … 2³¹−1. Anything else matches no route, so it is a 404."""
+
+    def __init__(self, map, fixed_digits=0, min=1, max=INT32[1], signed=False):  # noqa: A002 - werkzeug's names
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def row_id(raw: str | None) -> int | None:
+    """A row id typed into a form (a select's value, a ticked box): 1 … 2³¹−1, else None."""
+    raw = (raw or "").strip()
+    if not raw.isdigit() or len(raw) > 10 or not 1 <= int(raw) <= INT32[1]:
+        return None
+    return int(raw)
+
+
+def _refuse(where: str, problem: str):
+    abort(400, description=f"{where} {problem}.")
+
+
+def check_request() -> None:
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and (problem := text_problem(value)):
+            _refuse(f"The address part “{name}”", problem)
+    for key, value in request.args.items(multi=True):
+        if problem := text_problem(key) or text_problem(value):
+            _refuse(f"The query parameter “{text_problem(key) and '?' or key}”", problem)
+    if request.method not in WRITE_METHODS:
+        return
+    if request.is_json:
+        if request.content_length and request.get_json(silent=True) is None:
+            abort(400, description="The body is not valid JSON.")
+        if problem := json_problem(request.get_json(silent=True)):
+            _refuse("The JSON body", problem)
+        return
+    for key, value in request.form.items(multi=True):
+        if problem := text_problem(key) or text_problem(value):
+            _refuse(f"The field “{text_problem(key) and '?' or key}”", problem)
+    for key, upload in request.files.items(multi=True):
+        if problem := text_problem(upload.filename or ""):
+            _refuse(f"The name of the file in “{key}”", problem)
+
+
+def register(app: Flask) -> None:
+    app.before_request(check_request)

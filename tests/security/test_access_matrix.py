@@ -1,0 +1,201 @@
+"""The access matrix: every rule of the URL map, GET and POST, for every kind of visitor, against a
+table of the exact status each must get. A route without a row fails the test.
+
+Visitors: anonymous; an applicant (on an assessment only); the trainer member of the project; a
+trainer of another project; the reviewer member; a reviewer who is a member of nothing; an admin.
+POSTs carry a valid CSRF token and an empty or harmless form, so each answer shows who may act, not
+whether the action succeeded.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from flask import url_for
+
+from app.db import get_db
+from app.models import Annotation, ImportJob, ProjectMember, utcnow
+from app.services import assignment as queue
+from app.services import exporting
+from tests.conftest import csrf_token
+
+from .conftest import sign_in, token
+
+VISITORS = ("anonymous", "applicant", "trainer", "outsider", "reviewer", "stranger", "admin")
+SIGNED_IN = VISITORS[1:]
+L = "login"  # 302 to the sign-in page (or 401 with HX-Redirect for htmx)
+
+
+def everyone(status):
+    return {v: status for v in VISITORS}
+
+
+def signed_in(status):
+    return {"anonymous": L, **{v: status for v in SIGNED_IN}}
+
+
+def admin_only(status):
+    return {"anonymous": L, **{v: 403 for v in SIGNED_IN}, "admin": status}
+
+
+def workers(mine, elsewhere_applicant=404, elsewhere_trainer=404):
+    """/work/<project>/…: the trainer member gets ``mine``; other trainers and applicants see no such
+    project; reviewers and admins hold no trainer role."""
+    return {"anonymous": L, "applicant": elsewhere_applicant, "trainer": mine, "outsider": elsewhere_trainer,
+            "reviewer": 403, "stranger": 403, "admin": 403}
+
+
+def reviewers(mine):
+    """/review/<project>/…: the reviewer member and admins; a reviewer of nothing sees no such project."""
+    return {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": mine, "stranger": 404,
+            "admin": mine}
+
+
+MATRIX = {
+    ("GET", "home.index"): {"anonymous": 302, **{v: 302 for v in SIGNED_IN}},
+    ("GET", "home.healthz"): everyone(200),
+    ("GET", "home.favicon"): everyone(301),
+    ("GET", "auth.login"): {"anonymous": 200, **{v: 302 for v in SIGNED_IN}},
+    ("POST", "auth.login"): everyone(401),  # an empty form signs nobody in
+    ("GET", "auth.change_password"): signed_in(200),
+    ("POST", "auth.change_password"): signed_in(422),
+    ("GET", "auth.reset"): everyone(404),  # an unknown token opens nothing, for anyone
+    ("POST", "auth.reset"): everyone(404),
+    ("POST", "auth.logout"): signed_in(302),
+    # the trainer's own pages
+    ("GET", "work.index"): {**workers(200, 200, 200)},
+    ("GET", "work.feedback"): {**workers(200, 200, 200)},
+    ("GET", "pay.earnings"): {**workers(200, 403, 200)},
+    ("GET", "work.workspace"): workers(200),
+    ("GET", "work.task"): workers(200),
+    ("POST", "work.submit"): workers(422),
+    ("POST", "work.heartbeat"): workers(200),
+    ("POST", "work.skip"): workers(422),
+    # review
+    ("GET", "review.index"): {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": 200,
+                              "stranger": 200, "admin": 200},
+    ("GET", "review.project"): reviewers(200),
+    ("GET", "review.queue"): reviewers(200),
+    ("POST", "review.verdict"): reviewers(422),
+    # admin
+    ("GET", "admin.index"): admin_only(200),
+    ("GET", "admin.audit"): admin_only(200),
+    ("GET", "admin.people"): admin_only(200),
+    ("GET", "admin.person"): admin_only(200),
+    ("POST", "admin.person_status"): admin_only(422),
+    ("POST", "admin.person_sign_out"): admin_only(303),
+    ("POST", "admin.person_reset_link"): admin_only(200),
+    ("GET", "admin.project"): admin_only(200),
+    ("GET", "admin.new_project"): admin_only(200),
+    ("POST", "admin.new_project"): admin_only(422),
+    ("GET", "admin.edit_project"): admin_only(200),
+    ("POST", "admin.edit_project"): admin_only(422),
+    ("GET", "admin.question_row"): admin_only(200),
+    ("POST", "admin.add_member"): admin_only(302),  # an empty e-mail: flashed, nothing added
+    ("POST", "admin.member_status"): admin_only(422),
+    ("GET", "admin.import_items"): admin_only(200),
+    ("POST", "admin.import_items"): admin_only(422),
+    ("GET", "admin.import_status"): admin_only(200),
+    ("GET", "admin.import_progress"): admin_only(286),  # finished: htmx stops polling
+    ("GET", "admin.quality"): admin_only(200),
+    ("POST", "admin.recompute_quality"): admin_only(302),
+    ("GET", "admin.trainer_detail"): admin_only(200),
+    ("POST", "admin.exclude_trainer"): admin_only(302),
+    ("GET", "exports.index"): admin_only(200),
+    ("POST", "exports.create"): admin_only(422),
+    ("GET", "exports.detail"): admin_only(200),
+    ("GET", "exports.progress"): admin_only(286),
+    ("POST", "exports.retry"): admin_only(409),  # a finished version never runs again
+    ("GET", "exports.download"): admin_only(200),
+    ("GET", "pay.payroll"): admin_only(200),
+    ("GET", "pay.payroll_csv"): admin_only(200),
+    ("POST", "pay.approve"): admin_only(303),  # nothing ticked: flashed
+    ("POST", "pay.mark_paid"): admin_only(303),
+    ("POST", "pay.adjust"): admin_only(422),
+}
+
+# Form fields that make a POST harmless but well-formed for whoever is allowed to send it.
+FORMS = {
+    "admin.exclude_trainer": {"include": "1"},
+}
+
+
+def _routes(app):
+    """(method, endpoint, rule) for every GET and POST of the URL map, static files aside."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in ("GET", "POST"):
+            if method in rule.methods:
+                found.append((method, rule.endpoint, rule))
+    return found
+
+
+@pytest.fixture
+def matrix_world(app, session, world):
+    """The security world plus one of everything a URL can point at, in ``world.project``."""
+    held = queue.next_task(session, world.trainer.id, world.project)
+    other = queue.next_task(session, world.outsider.id, world.other)
+    done = queue.submit(session, other.id, world.outsider.id, {"label": "yes"})
+    from app.services import projects as project_service
+
+    # an annotation of the project, in its review queue
+    second = project_service.add_member(session, world.project, world.outsider, "trainer")
+    session.commit()
+    mine = queue.next_task(session, world.outsider.id, world.project)
+    annotation = queue.submit(session, mine.id, world.outsider.id, {"label": "no"})
+    session.get(Annotation, annotation.id).review_reason = "sampled"
+    project_service.set_member_status(session, second, "removed")
+    job = ImportJob(project_id=world.project.id, filename="items.jsonl", path="/nonexistent", format="jsonl",
+                    status="done", finished_at=utcnow())
+    session.add(job)
+    export = exporting.create_export(session, world.project, {"format": "raw"}, world.admin.id)
+    session.commit()
+    with app.app_context():
+        exporting.run_export(get_db().session_factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
+    session.refresh(export)
+    member = session.query(ProjectMember).filter_by(project_id=world.project.id, user_id=world.trainer.id).one()
+    assert done is not None and held is not None
+    return SimpleNamespace(
+        world=world,
+        values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
+                "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
+                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all"},
+    )
+
+
+def test_every_route_has_a_row_in_the_matrix(app):
+    routes = {(method, endpoint) for method, endpoint, _rule in _routes(app)}
+    assert routes - set(MATRIX) == set(), "routes without an access row"
+    assert set(MATRIX) - routes == set(), "rows for routes that no longer exist"
+    for key, row in MATRIX.items():
+        assert set(row) == set(VISITORS), f"{key} must say what every visitor gets"
+
+
+@pytest.mark.parametrize("visitor", VISITORS)
+def test_each_visitor_gets_exactly_the_status_the_matrix_says(app, client, session, matrix_world, visitor):
+    world = matrix_world.world
+    if visitor != "anonymous":
+        sign_in(client, getattr(world, visitor))
+    csrf = token(client, "/work/") if visitor != "anonymous" else csrf_token(client)
+    with app.test_request_context():
+        urls = {(m, e): url_for(e, **{k: matrix_world.values[k] for k in rule.arguments})
+                for m, e, rule in _routes(app)}
+    failures = []
+    # signing out goes last: it ends the session every other row needs
+    for (method, endpoint), url in sorted(urls.items(), key=lambda kv: kv[0][1] == "auth.logout"):
+        expected = MATRIX[(method, endpoint)][visitor]
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, data={"csrf_token": csrf, **FORMS.get(endpoint, {})})
+        got = response.status_code
+        if expected == L:
+            ok = got == 302 and "/login" in response.headers.get("Location", "")
+        else:
+            ok = got == expected
+        if not ok:
+            failures.append(f"{visitor} {method} {url}: expected {expected}, got {got}")
+    assert failures == []

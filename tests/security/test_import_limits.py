@@ -1,0 +1,150 @@
+"""Finding 6: the importer's checks know every write constraint of both databases, a failed job
+rolls back first and says why, no job is ever left running, and SQLite's lock is held a chunk at a time."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import timedelta
+
+import orjson
+import pytest
+from sqlalchemy import event, func, select
+
+from app.db import get_db
+from app.models import ImportJob, Item, utcnow
+from app.services import importing
+from app.services import projects as project_service
+from app.services.presets import preset_questions
+from tests.factories import make_label_project
+
+
+def jsonl(*records) -> io.BytesIO:
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    return io.BytesIO(("\n".join(lines) + "\n").encode())
+
+
+def _nested(depth: int):
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+BAD_LINES = [
+    ({"prompt": "p", "responses": ["a"], "priority": 2**40}, "priority"),
+    ({"prompt": "p", "responses": ["a"], "priority": -(2**40)}, "priority"),
+    ({"prompt": "p", "responses": ["a"], "metadata": _nested(300)}, "metadata"),
+    ('{"prompt": "nul \\u0000 inside", "responses": ["a"]}', "prompt"),
+    ('{"prompt": "p", "responses": ["a\\u0000b"]}', "responses[1]"),
+    ('{"prompt": "p", "responses": ["a"], "metadata": {"k\\u0000": "v"}}', "metadata"),
+    ('{"prompt": "p", "responses": ["a"], "metadata": {"k": "v\\u0000"}}', "metadata"),
+    ('{"external_id": "x\\u0000y", "prompt": "p", "responses": ["a"]}', "external_id"),
+    ({"prompt": "p" * 300_000, "responses": ["a"]}, "prompt"),
+    ({"prompt": "p", "responses": [{"id": 'r" hx-get="/pwned', "text": "a"}]}, "responses[1].id"),
+    ({"prompt": "p", "responses": [{"id": "ok", "text": "a", "model": "m" * 500}]}, "responses[1].model"),
+]
+
+
+@pytest.mark.parametrize(("line", "field"), BAD_LINES, ids=[f for _, f in BAD_LINES])
+def test_a_line_the_database_would_refuse_is_a_line_error(session, line, field):
+    project = make_label_project(session, items=0, slug="limits")
+    report = importing.import_file(session, project, jsonl({"prompt": "fine", "responses": ["a"]}, line), "jsonl")
+    assert not report.ok
+    assert [(e.line, e.field) for e in report.errors] == [(2, field)], report.errors
+    assert session.scalar(select(func.count(Item.id))) == 0
+
+
+def test_a_csv_with_a_nul_byte_is_a_line_error(session):
+    project = make_label_project(session, items=0, slug="limits")
+    data = io.BytesIO(b"prompt,response_1\nfine,a\nbad\x00cell,b\n")
+    report = importing.import_file(session, project, data, "csv")
+    assert not report.ok and report.errors[0].line == 3
+    assert session.scalar(select(func.count(Item.id))) == 0
+
+
+def test_ranking_response_ids_keep_to_a_safe_charset(session):
+    project = project_service.create_project(session, name="R", slug="r", status="active",
+                                             questions=preset_questions("ranking"))
+    session.commit()
+    ok = {"prompt": "p", "responses": [{"id": "a.1:x_y-z", "text": "1"}, {"id": "b", "text": "2"}]}
+    bad = {"prompt": "p", "responses": [{"id": "a b", "text": "1"}, {"id": "<b>", "text": "2"}]}
+    report = importing.import_file(session, project, jsonl(ok, bad), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, "responses[1].id")]
+
+
+def _job(session, project, path, fmt="jsonl"):
+    job = ImportJob(project_id=project.id, filename=os.path.basename(path), path=str(path), format=fmt,
+                    bytes_total=os.path.getsize(path))
+    session.add(job)
+    session.commit()
+    return job
+
+
+def test_a_job_that_fails_while_writing_rolls_back_says_why_and_frees_the_lock(app, session, tmp_path, monkeypatch):
+    project = make_label_project(session, items=0, slug="imp")
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"prompt": f"p{n}", "responses": ["a"]}) + b"\n" for n in range(5000)))
+    job = _job(session, project, path)
+    real_check = importing.ItemRules.check
+    calls = {"n": 0}
+
+    def check_then_fail(self, record):  # fault injection: the disk fills up half-way through the write
+        calls["n"] += 1
+        if calls["n"] > 5000 + 2500:
+            raise OSError(28, "No space left on device " + "x" * 5000)
+        return real_check(self, record)
+
+    monkeypatch.setattr(importing.ItemRules, "check", check_then_fail)
+    with app.app_context():
+        factory = get_db().session_factory
+    with pytest.raises(OSError):
+        importing.run_import_job(factory, job.id)
+    session.expire_all()
+    job = session.get(ImportJob, job.id)
+    assert job.status == "failed" and job.finished_at is not None
+    assert "No space left on device" in job.message and len(job.message) <= 1000
+    # nothing half-imported stays behind, and the database takes writes at once
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 0
+    make_label_project(session, items=1, slug="after")
+
+
+def test_a_job_left_running_is_marked_failed_when_anyone_looks(client, session, tmp_path):
+    from tests.factories import make_user
+
+    from .conftest import sign_in
+
+    admin = make_user(session, "admin")
+    project = make_label_project(session, items=0, slug="imp")
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
+    job = _job(session, project, path)
+    job.status, job.started_at = "writing", utcnow() - timedelta(hours=2)
+    session.commit()
+    sign_in(client, admin)
+    page = client.get(f"/admin/imports/{job.id}").get_data(as_text=True)
+    session.expire_all()
+    assert session.get(ImportJob, job.id).status == "failed"
+    assert "stopped" in page
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL has no database-wide lock
+def test_the_sqlite_write_lock_is_taken_one_chunk_at_a_time(app, session, tmp_path):
+    project = make_label_project(session, items=0, slug="imp")
+    path = tmp_path / "items.jsonl"
+    rows = importing.BATCH * 3 + 1
+    path.write_bytes(b"".join(orjson.dumps({"prompt": f"p{n}", "responses": ["a"]}) + b"\n" for n in range(rows)))
+    job = _job(session, project, path)
+    with app.app_context():
+        engine = get_db().engine
+        factory = get_db().session_factory
+    commits = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        importing.run_import_job(factory, job.id)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == rows
+    assert len(commits) >= 4  # at least one commit per chunk of the write

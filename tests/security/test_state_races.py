@@ -1,0 +1,135 @@
+"""Findings 5 and 12: a state change that two people make at once succeeds once; the other gets 409."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import begin_write, get_db
+from app.errors import Conflict
+from app.models import Annotation, Review, Timesheet
+from app.services import assignment as queue
+from app.services import pay
+from app.services import review as review_service
+from tests.factories import make_label_project, make_user
+
+from .conftest import sign_in, token
+
+
+def _annotation(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=1, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    return project, queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+
+def _in_thread(fn):
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_two_verdicts_at_once_one_wins_the_other_conflicts(app, session):
+    project, annotation = _annotation(session)
+    first, second = make_user(session, "reviewer"), make_user(session, "reviewer")
+    with app.app_context():
+        factory = get_db().session_factory
+    a, b = factory(), factory()
+    try:
+        begin_write(a)
+        review_service.record_verdict(a, annotation.id, first.id, "approve")  # not committed yet
+
+        def late():
+            begin_write(b)
+            review_service.record_verdict(b, annotation.id, second.id, "reject", "wrong label")
+            b.commit()
+
+        thread, outcome = _in_thread(late)
+        time.sleep(0.5)  # the second reviewer is now waiting on the first one's transaction
+        a.commit()
+        thread.join(timeout=60)
+        assert isinstance(outcome.get("error"), Conflict), outcome
+    finally:
+        b.rollback()
+        a.close()
+        b.close()
+    assert session.scalar(select(func.count(Review.id))) == 1
+    assert session.scalar(select(Annotation.review_status)) == "approved"
+
+
+def test_a_second_verdict_over_the_web_is_409_with_a_reason(client, session):
+    project, annotation = _annotation(session)
+    first, second = make_user(session, "reviewer"), make_user(session, "reviewer")
+    from app.services.projects import add_member
+
+    add_member(session, project, first, "reviewer")
+    add_member(session, project, second, "reviewer")
+    session.commit()
+    review_service.record_verdict(session, annotation.id, first.id, "approve")
+    session.commit()
+    sign_in(client, second)
+    response = client.post(f"/review/{project.slug}/annotations/{annotation.id}/verdict",
+                           data={"csrf_token": token(client, "/review/"), "verdict": "reject", "comment": "no"})
+    assert response.status_code == 409
+    assert "already been reviewed" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(Review.id))) == 1
+
+
+def test_two_admins_approving_the_same_week_one_gets_409(app, session):
+    trainer = make_user(session, "trainer")
+    admin_a, admin_b = make_user(session, "admin"), make_user(session, "admin")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    week = pay.week_of(a.assigned_at)
+    with app.app_context():
+        factory = get_db().session_factory
+    other = factory()
+    try:
+        begin_write(other)
+        pay_rows = pay.lines(other, week, week)
+        other.add(Timesheet(trainer_id=trainer.id, project_id=project.id, week_start=week,
+                            billable_seconds=pay_rows[0].billable_seconds, rate_cents=0, amount_cents=0,
+                            status="approved", approved_by=admin_a.id))
+        other.flush()  # admin A is mid-approval: the row exists, uncommitted
+
+        def approve_b():
+            with factory() as mine:
+                return pay.approve(mine, week, None, admin_b.id)
+
+        thread, outcome = _in_thread(approve_b)
+        time.sleep(0.5)
+        other.commit()
+        thread.join(timeout=60)
+    finally:
+        other.close()
+    # Either B waited and saw A's approval (nothing left to approve), or it was told so: never a crash.
+    assert "error" not in outcome or isinstance(outcome["error"], Conflict), outcome
+    assert session.scalar(select(func.count(Timesheet.id))) == 1
+
+
+@pytest.mark.parametrize("path", ["/admin/payroll/approve"])
+def test_approving_an_already_approved_line_over_the_web_is_409(client, session, path):
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    week = pay.week_label(pay.week_of(a.assigned_at))
+    sign_in(client, admin)
+    csrf = token(client, "/admin/payroll")
+    data = {"csrf_token": csrf, "week": week, "line": f"{trainer.id}:{project.id}"}
+    assert client.post(path, data=data).status_code == 303
+    again = client.post(path, data=data)
+    assert again.status_code == 409
+    assert "already approved" in again.get_data(as_text=True)
