@@ -40,9 +40,10 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from .extensions import csrf, db, htmx, login_manager
+    from .db import Database
+    from .extensions import csrf, htmx, login_manager
 
-    db.init_app(app)
+    Database().init_app(app)  # one per app: two apps in a process (tests, scripts) never share an engine
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 
 import pytest
@@ -12,14 +10,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from app.db import get_db
 from app.models import Base
 from app.services.demo import seed_demo
-from tests.conftest import build_app, unavailable
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync", "--disable-quic",
-]
-
+from tests.conftest import build_app
 
 # Validation answers are 422 by design; Chromium logs every non-2xx fetch on the console.
 EXPECTED_CONSOLE = ("Failed to load resource: the server responded with a status of 422",)
@@ -28,18 +19,6 @@ EXPECTED_CONSOLE = ("Failed to load resource: the server responded with a status
 class QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):
         pass
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
-from app.models import Project, User
+from app.db import get_db
+from app.models import Annotation, ImportJob, Project, ProjectMember, User, utcnow
+from app.services import assignment as queue
+from app.services import exporting
 from app.services import projects as project_service
 from tests.conftest import login
 from tests.factories import PASSWORD, make_label_project, make_user
@@ -58,3 +62,48 @@ def token(client, path: str = "/") -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page) or re.search(r'"X-CSRFToken": "([^"]+)"', page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
+
+
+def routes(app):
+    """(method, endpoint, rule) for every GET and POST of the URL map, static files aside."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in ("GET", "POST"):
+            if method in rule.methods:
+                found.append((method, rule.endpoint, rule))
+    return found
+
+
+@pytest.fixture
+def matrix_world(app, session, world):
+    """The security world plus one of everything a URL can point at, in ``world.project``."""
+    held = queue.next_task(session, world.trainer.id, world.project)
+    other = queue.next_task(session, world.outsider.id, world.other)
+    done = queue.submit(session, other.id, world.outsider.id, {"label": "yes"})
+    # an annotation of the project, in its review queue
+    second = project_service.add_member(session, world.project, world.outsider, "trainer")
+    session.commit()
+    mine = queue.next_task(session, world.outsider.id, world.project)
+    annotation = queue.submit(session, mine.id, world.outsider.id, {"label": "no"})
+    session.get(Annotation, annotation.id).review_reason = "sampled"
+    project_service.set_member_status(session, second, "removed")
+    job = ImportJob(project_id=world.project.id, filename="items.jsonl", path="/nonexistent", format="jsonl",
+                    status="done", finished_at=utcnow())
+    session.add(job)
+    export = exporting.create_export(session, world.project, {"format": "raw"}, world.admin.id)
+    session.commit()
+    with app.app_context():
+        exporting.run_export(get_db().session_factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
+    session.refresh(export)
+    member = session.query(ProjectMember).filter_by(project_id=world.project.id, user_id=world.trainer.id).one()
+    assert done is not None and held is not None
+    return SimpleNamespace(
+        world=world,
+        values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
+                "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
+                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all"},
+    )
+
+

@@ -9,18 +9,12 @@ whether the action succeeded.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from flask import url_for
 
-from app.db import get_db
-from app.models import Annotation, ImportJob, ProjectMember, utcnow
-from app.services import assignment as queue
-from app.services import exporting
 from tests.conftest import csrf_token
 
-from .conftest import sign_in, token
+from .conftest import routes, sign_in, token
 
 VISITORS = ("anonymous", "applicant", "trainer", "outsider", "reviewer", "stranger", "admin")
 SIGNED_IN = VISITORS[1:]
@@ -121,55 +115,10 @@ FORMS = {
 }
 
 
-def _routes(app):
-    """(method, endpoint, rule) for every GET and POST of the URL map, static files aside."""
-    found = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
-        for method in ("GET", "POST"):
-            if method in rule.methods:
-                found.append((method, rule.endpoint, rule))
-    return found
-
-
-@pytest.fixture
-def matrix_world(app, session, world):
-    """The security world plus one of everything a URL can point at, in ``world.project``."""
-    held = queue.next_task(session, world.trainer.id, world.project)
-    other = queue.next_task(session, world.outsider.id, world.other)
-    done = queue.submit(session, other.id, world.outsider.id, {"label": "yes"})
-    from app.services import projects as project_service
-
-    # an annotation of the project, in its review queue
-    second = project_service.add_member(session, world.project, world.outsider, "trainer")
-    session.commit()
-    mine = queue.next_task(session, world.outsider.id, world.project)
-    annotation = queue.submit(session, mine.id, world.outsider.id, {"label": "no"})
-    session.get(Annotation, annotation.id).review_reason = "sampled"
-    project_service.set_member_status(session, second, "removed")
-    job = ImportJob(project_id=world.project.id, filename="items.jsonl", path="/nonexistent", format="jsonl",
-                    status="done", finished_at=utcnow())
-    session.add(job)
-    export = exporting.create_export(session, world.project, {"format": "raw"}, world.admin.id)
-    session.commit()
-    with app.app_context():
-        exporting.run_export(get_db().session_factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
-    session.refresh(export)
-    member = session.query(ProjectMember).filter_by(project_id=world.project.id, user_id=world.trainer.id).one()
-    assert done is not None and held is not None
-    return SimpleNamespace(
-        world=world,
-        values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
-                "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
-                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all"},
-    )
-
-
 def test_every_route_has_a_row_in_the_matrix(app):
-    routes = {(method, endpoint) for method, endpoint, _rule in _routes(app)}
-    assert routes - set(MATRIX) == set(), "routes without an access row"
-    assert set(MATRIX) - routes == set(), "rows for routes that no longer exist"
+    found = {(method, endpoint) for method, endpoint, _rule in routes(app)}
+    assert found - set(MATRIX) == set(), "routes without an access row"
+    assert set(MATRIX) - found == set(), "rows for routes that no longer exist"
     for key, row in MATRIX.items():
         assert set(row) == set(VISITORS), f"{key} must say what every visitor gets"
 
@@ -182,7 +131,7 @@ def test_each_visitor_gets_exactly_the_status_the_matrix_says(app, client, sessi
     csrf = token(client, "/work/") if visitor != "anonymous" else csrf_token(client)
     with app.test_request_context():
         urls = {(m, e): url_for(e, **{k: matrix_world.values[k] for k in rule.arguments})
-                for m, e, rule in _routes(app)}
+                for m, e, rule in routes(app)}
     failures = []
     # signing out goes last: it ends the session every other row needs
     for (method, endpoint), url in sorted(urls.items(), key=lambda kv: kv[0][1] == "auth.logout"):
