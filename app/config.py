@@ -39,7 +39,7 @@ def _dev_secret_key(instance_path: Path) -> str:
 
 def _proxies(value: str | None) -> int:
     raw = (value or "0").strip()
-    if not raw.isdigit() or int(raw) > 5:
+    if raw not in {"0", "1", "2", "3", "4", "5"}:
         raise ConfigError(f"TRUSTED_PROXIES must be the number of reverse proxies in front of the app (0–5), not {raw!r}")
     return int(raw)
 

@@ -28,6 +28,20 @@ class Forbidden(ServiceError):
     status = 403
 
 
+def plain_reason(exc: BaseException) -> str:
+    """What a person can be told about an unexpected failure of a background job: our own errors say
+    it themselves; the rest are named by kind, never by Python's words (the log has those)."""
+    if isinstance(exc, ServiceError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "the server ran out of memory"
+    if isinstance(exc, OSError):
+        return "the server could not read or write a file (is the disk full?)"
+    if type(exc).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3")):
+        return "the database was unavailable or refused a change"
+    return "an unexpected error (it is in the server's log)"
+
+
 class Conflict(ServiceError):
     """The request was fine but the state has moved on (someone else acted first, a lease lapsed)."""
 

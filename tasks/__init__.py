@@ -1,8 +1,8 @@
 """Background jobs: the ``enqueue()`` adapter and the RQ worker.
 
 With ``REDIS_URL`` set, jobs go to an RQ queue and run in ``groundwork worker`` processes. Without
-it, the same call runs the job in a background thread of this process (one at a time, like a
-single worker), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
+it, the same call runs the job in one of two background threads of this process (like two
+workers: a long import does not hold up an export), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
 objects.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, current_app
 
 DEFAULT_QUEUE = "default"
+INLINE_WORKERS = 2
 
 
 @dataclass
@@ -73,7 +74,7 @@ def get_queue(app: Flask | None = None, name: str = DEFAULT_QUEUE):
 def _executor(app: Flask) -> ThreadPoolExecutor:
     with app.extensions["groundwork_jobs_lock"]:
         if app.extensions["groundwork_jobs"] is None:
-            app.extensions["groundwork_jobs"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groundwork-job")
+            app.extensions["groundwork_jobs"] = ThreadPoolExecutor(max_workers=INLINE_WORKERS, thread_name_prefix="groundwork-job")
         return app.extensions["groundwork_jobs"]
 
 

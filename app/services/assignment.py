@@ -12,13 +12,13 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import begin_write, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
-from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, utcnow
+from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, User, utcnow
 
 from . import checks, pay
 from . import questions as question_rules
@@ -240,6 +240,7 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int,
         select(Assignment, Item, Project, ProjectMember.status, ProjectMember.flagged_reason)
         .join(Item, Item.id == Assignment.item_id)
         .join(Project, Project.id == Assignment.project_id)
+        .join(User, User.id == Assignment.trainer_id)
         .outerjoin(ProjectMember, and_(
             ProjectMember.project_id == Assignment.project_id,
             ProjectMember.user_id == Assignment.trainer_id,
@@ -250,7 +251,9 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int,
     if project_id is not None:
         stmt = stmt.where(Assignment.project_id == project_id)
     if not is_sqlite(session):
-        stmt = stmt.with_for_update(of=Assignment)
+        # The trainer's row too: all of one trainer's time-keeping (heartbeats in several tabs or
+        # projects, submits) and an approval of their pay take turns (SQLite's lock does it there).
+        stmt = stmt.with_for_update(of=(Assignment, User))
     row = session.execute(stmt).first()
     if row is None or row.status not in ("active", "paused"):
         session.rollback()
@@ -274,11 +277,22 @@ def _is_live(assignment: Assignment, now: datetime) -> bool:
     return assignment.status == "active" and assignment.expires_at > now
 
 
-def _count_time(assignment: Assignment, now: datetime) -> None:
-    """Add the time since the last heartbeat, capped, and move the heartbeat mark to now."""
+def _count_time(session: Session, assignment: Assignment, now: datetime) -> None:
+    """Add the time since the last heartbeat, capped, and move the heartbeat mark to now.
+
+    A trainer's time counts once, whatever they hold open: the stretch starts at the latest
+    heartbeat on *any* of their tasks, so two tabs (or two projects) beating side by side share one
+    clock instead of each being paid for the same seconds.
+    """
     if assignment.last_heartbeat_at is not None and now > assignment.last_heartbeat_at:
-        gap = (now - assignment.last_heartbeat_at).total_seconds()
-        assignment.active_seconds += round(min(gap, HEARTBEAT_CAP_SECONDS))
+        elsewhere = session.scalar(
+            select(func.max(Assignment.last_heartbeat_at)).where(
+                Assignment.trainer_id == assignment.trainer_id, Assignment.id != assignment.id,
+                Assignment.last_heartbeat_at <= now)
+        )
+        start = max(assignment.last_heartbeat_at, elsewhere) if elsewhere else assignment.last_heartbeat_at
+        gap = (now - start).total_seconds()
+        assignment.active_seconds += round(min(max(gap, 0), HEARTBEAT_CAP_SECONDS))
     assignment.last_heartbeat_at = now
 
 
@@ -310,11 +324,14 @@ def record_heartbeat(
     """
     now = now or utcnow()
     assignment, item, project = _lock_task(session, assignment_id, trainer_id, project_id)
+    if project.status != "active":
+        session.commit()  # a paused or archived project counts no time and renews nothing
+        return assignment
     if _is_live(assignment, now):
         if resume or assignment.last_heartbeat_at is None:
             assignment.last_heartbeat_at = now
         else:
-            _count_time(assignment, now)
+            _count_time(session, assignment, now)
         assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
     elif assignment.status in ("active", "expired"):
         try:
@@ -349,14 +366,17 @@ def submit(
     if assignment.status == "skipped":
         session.rollback()
         raise Conflict("this task was skipped and cannot be submitted")
+    if project.status == "archived":
+        session.rollback()
+        raise Conflict("this project is archived and takes no more answers")
     questions = project_questions(session, assignment.project_id)
     try:
         answers = question_rules.validate_answers(questions, raw_answers, response_ids(item))
     except ValidationError:
         session.rollback()
         raise
-    if _is_live(assignment, now):
-        _count_time(assignment, now)  # only a live lease earns time
+    if _is_live(assignment, now) and project.status == "active":
+        _count_time(session, assignment, now)  # only a live lease of an active project earns time
     # A lease that is still marked active holds its slot; an expired one must find room again.
     held = assignment.status == "active"
     if not _move_counters(session, item.id, project.overlap, done=1, active=-1 if held else 0,
@@ -398,8 +418,8 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
-    if _is_live(assignment, now):
-        _count_time(assignment, now)
+    if _is_live(assignment, now) and project.status == "active":
+        _count_time(session, assignment, now)
     held = 1 if assignment.status == "active" else 0
     assignment.status = "skipped"
     assignment.skip_reason = reason
@@ -410,19 +430,26 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     return assignment
 
 
-def release_leases(session: Session, trainer_id: int, project: Project, now: datetime | None = None) -> int:
-    """End a trainer's live leases in a project (they were paused or removed): the slots go back to
-    the queue at once. Does not commit; returns how many."""
+def release_leases(session: Session, trainer_id: int | None, project: Project, now: datetime | None = None) -> int:
+    """End a trainer's live leases in a project (they were paused or removed), or everyone's
+    (``trainer_id`` None: the project was archived): the slots go back at once. Does not commit."""
     now = now or utcnow()
-    rows = session.execute(
-        update(Assignment)
-        .where(Assignment.project_id == project.id, Assignment.trainer_id == trainer_id, Assignment.status == "active")
-        .values(status="expired", finished_at=now)
-        .returning(Assignment.item_id)
-    ).all()
+    stmt = update(Assignment).where(Assignment.project_id == project.id, Assignment.status == "active")
+    if trainer_id is not None:
+        stmt = stmt.where(Assignment.trainer_id == trainer_id)
+    rows = session.execute(stmt.values(status="expired", finished_at=now).returning(Assignment.item_id)).all()
     for row in rows:
         _move_counters(session, row.item_id, project.overlap, active=-1)
     return len(rows)
+
+
+def submitted_counts(session: Session, trainer_id: int) -> dict[int, int]:
+    """{project id: tasks the trainer submitted there}. A trainer's own figure: project-wide progress
+    is not shown to trainers, since it moves differently for gold items and would point them out."""
+    return dict(session.execute(
+        select(Annotation.project_id, func.count(Annotation.id)).where(Annotation.trainer_id == trainer_id)
+        .group_by(Annotation.project_id)
+    ).all())
 
 
 # A pause longer than this ends a sitting: "done this session" counts back to it.

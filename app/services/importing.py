@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 import uuid
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.bounds import INT32, json_problem, text_problem
 from app.db import begin_write, is_sqlite
-from app.errors import ValidationError
+from app.errors import ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
 
 from . import audit
@@ -33,6 +34,7 @@ from .assignment import project_questions
 from .projects import content_id
 from .questions import response_count_range, validate_answers
 
+log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv")
 ROLES = ("system", "user", "assistant")
 FIELDS = {"external_id", "prompt", "context", "responses", "metadata", "gold", "priority"}
@@ -118,31 +120,63 @@ def _json_cell(row: dict, name: str, problems: list) -> Any:
         return None
 
 
+RESPONSE_COLUMN = re.compile(r"response_([1-9])")
+CSV_CELL_MAX = 4 * 1024 * 1024  # a JSON `context` of 200 long turns fits; csv's own default (128 KB) may not
+
+
 def _read_csv(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
+    csv.field_size_limit(CSV_CELL_MAX)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    header = reader.fieldnames or []
-    response_columns = sorted(
-        (c for c in header if c.startswith("response_") and c[len("response_") :].isdigit()),
-        key=lambda c: int(c[len("response_") :]),
-    )
-    unknown = [c for c in header if c not in FIELDS and c not in response_columns]
-    if unknown:
-        yield 1, 0, LineProblems([(c, "unknown column") for c in unknown])
-        text.detach()
-        return
+    reader = csv.reader(text)
     try:
-        yield from _csv_rows(reader, response_columns, stream)
+        try:
+            header = next(reader, [])
+        except csv.Error as exc:
+            yield 1, 0, LineProblems([("", f"the header cannot be read as CSV ({exc})")])
+            return
+        problems = _header_problems(header)
+        if problems:
+            yield 1, 0, LineProblems(problems)
+            return
+        responses = sorted((c for c in header if RESPONSE_COLUMN.fullmatch(c)), key=lambda c: int(c[-1]))
+        yield from _csv_rows(reader, header, responses, stream)
     finally:
         text.detach()  # leave the caller's stream open (the second pass reads it again)
 
 
-def _csv_rows(reader, response_columns, stream) -> Iterator[tuple[int, int, Any]]:
-    for row in reader:
+def _header_problems(header: list[str]) -> list[tuple[str, str]]:
+    if len(header) > len(FIELDS) + 9:
+        return [("", f"{len(header):,} columns; a file has at most {len(FIELDS) + 9} "
+                     f"({', '.join(sorted(FIELDS - {'responses'}))} and response_1 … response_9)")]
+    seen, problems = set(), []
+    for column in header:
+        shown = column[:40]
+        if column in seen:
+            problems.append((shown, "appears twice in the header"))
+        elif column not in FIELDS - {"responses"} and not RESPONSE_COLUMN.fullmatch(column):
+            problems.append((shown, "unknown column"))
+        seen.add(column)
+    return problems
+
+
+def _csv_rows(reader, header, response_columns, stream) -> Iterator[tuple[int, int, Any]]:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader cannot go on past a broken row: report it and stop (the file is refused).
+            yield reader.line_num, 0, LineProblems([("", f"not valid CSV ({exc})")])
+            return
         number = reader.line_num
-        if None in row:
-            yield number, stream.tell() if stream.seekable() else 0, LineProblems([("", "more cells than columns")])
+        position = stream.tell() if stream.seekable() else 0
+        if not any(cell.strip() for cell in cells):
             continue
+        if len(cells) > len(header):
+            yield number, position, LineProblems([("", "more cells than columns")])
+            continue
+        row = dict(zip(header, cells, strict=False))
         problems: list[tuple[str, str]] = []
         record: dict[str, Any] = {}
         for name in ("external_id", "prompt"):
@@ -152,15 +186,15 @@ def _csv_rows(reader, response_columns, stream) -> Iterator[tuple[int, int, Any]
             value = _json_cell(row, name, problems)
             if value is not None:
                 record[name] = value
-        if row.get("priority"):
-            try:
-                record["priority"] = int(row["priority"])
-            except ValueError:
+        if row.get("priority", "").strip():
+            raw = row["priority"].strip()
+            if re.fullmatch(r"-?[0-9]{1,12}", raw):
+                record["priority"] = int(raw)
+            else:
                 problems.append(("priority", "must be a whole number"))
         responses = [row[c] for c in response_columns if row.get(c)]
         if responses:
             record["responses"] = responses
-        position = stream.tell() if stream.seekable() else 0
         yield number, position, LineProblems(problems) if problems else record
 
 
@@ -253,7 +287,7 @@ class ItemRules:
                     problems.append((f"responses[{i}]", f"unknown keys {', '.join(sorted(set(r) - {'id', 'text', 'model'}))}"))
                     return None
                 rid, text = r.get("id", f"r{i}"), r.get("text")
-                if not isinstance(rid, str) or not RESPONSE_ID_RE.match(rid):
+                if not isinstance(rid, str) or not RESPONSE_ID_RE.fullmatch(rid):
                     problems.append((f"responses[{i}].id", "must be 1 to 64 of the characters A-Z a-z 0-9 _ . : -"))
                     return None
                 if not isinstance(text, str) or not text.strip():
@@ -605,7 +639,8 @@ def run_import_job(session_factory, import_id: int) -> None:
         except Exception:  # noqa: BLE001 - the database itself is failing; the message says so
             work.rollback()
             after = " Items it wrote may remain; run `groundwork recount` and check the project."
-        values = dict(status="failed", message=_short(f"The import stopped: {type(exc).__name__}: {exc}."[:800] + after))
+        log.error("import %s failed", import_id, exc_info=exc)
+        values = dict(status="failed", message=_short(f"The import stopped: {plain_reason(exc)}.{after}"))
         raise
     finally:
         work.close()

@@ -40,10 +40,11 @@ from app.models import (
 
 from . import audit
 from .money import MAX_ADJUSTMENT_CENTS, cents_for, format_cents, percent_of
+from .spreadsheets import spreadsheet_safe
 
 BILLABLE_STATUSES = ("submitted", "skipped")
 BUDGET_WARN = 0.8
-WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+WEEK_RE = re.compile(r"([0-9]{4})-W([0-9]{2})")
 # Pay weeks exist in this range; a week outside it is a typo or a probe (and year 1 or 9999 would
 # overflow the date arithmetic of a week).
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -58,7 +59,7 @@ def week_of(moment: datetime | date) -> date:
 def parse_week(text: str) -> date:
     """'2026-W48' or any date of the week ('2026-11-25') -> that week's Monday."""
     raw = (text or "").strip()[:40]
-    match = WEEK_RE.match(raw)
+    match = WEEK_RE.fullmatch(raw)
     try:
         week = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1) if match \
             else week_of(date.fromisoformat(raw))
@@ -200,6 +201,15 @@ def lines(session: Session, first: date, last: date, trainer_id: int | None = No
 # --- approvals and payments -------------------------------------------------------------------------
 
 
+def lock_trainers(session: Session, trainer_ids) -> None:
+    """Take the trainers' rows (PostgreSQL; SQLite's write lock already serialises): their submits,
+    heartbeats and pay changes wait until this transaction ends, and it waits for theirs. A week is
+    approved, or a correction checked, against time that cannot move underneath it."""
+    if trainer_ids and session.get_bind().dialect.name != "sqlite":
+        session.execute(select(User.id).where(User.id.in_(sorted(set(trainer_ids)))).order_by(User.id)
+                        .with_for_update())
+
+
 def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, actor_id: int | None,
             now: datetime | None = None) -> list[Timesheet]:
     """Lock open timesheets of a week (all of them, or the given trainer × project keys). Commits.
@@ -214,8 +224,10 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
     if wanted is not None and any(trainer_id == actor_id for trainer_id, _ in wanted):
         raise ValidationError({"line": "nobody may approve their own pay; another admin approves it"})
     begin_write(session)
+    locked = {t for t, _ in wanted} if wanted is not None else {line.trainer_id for line in lines(session, week, week)}
+    lock_trainers(session, locked)
     by_key = {(line.trainer_id, line.project_id): line for line in lines(session, week, week)
-              if line.project_id is not None}
+              if line.project_id is not None and line.trainer_id in locked}
     if wanted is not None:
         unknown = wanted - set(by_key)
         if unknown:
@@ -301,7 +313,7 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
         session.rollback()
         raise Conflict("some of these timesheets were already marked paid; reload the page")
     audit.record(session, actor_id, "pay.paid", "timesheets", ",".join(map(str, ids)),
-                 {"reference": reference, "amount_cents": sum(s.amount_cents for s in sheets)})
+                 {"reference": reference, "timesheets": ids, "amount_cents": sum(s.amount_cents for s in sheets)})
     session.commit()
     return len(ids)
 
@@ -333,9 +345,12 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
     elif kind == "bonus" and amount_cents < 0:
         errors["amount"] = "a bonus is more than zero; take money back with a correction"
     project = session.get(Project, project_id) if project_id is not None else None
+    payee = session.get(User, trainer_id)
     if project is None:
         errors["project"] = "choose the project it is paid under"
-    elif session.scalar(select(ProjectMember.id).where(
+    elif project.kind != "work":
+        errors["project"] = "assessments are not paid work"
+    elif payee is None or not payee.has_role("trainer") or session.scalar(select(ProjectMember.id).where(
             ProjectMember.project_id == project.id, ProjectMember.user_id == trainer_id,
             ProjectMember.role == "trainer")) is None:
         errors["trainer"] = "is not a trainer of this project"
@@ -344,16 +359,21 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
     if errors:
         raise ValidationError(errors)
     begin_write(session)
+    lock_trainers(session, [trainer_id])  # two corrections at once must not both see the same total
     if amount_cents < 0:
         first = session.scalar(select(func.min(Assignment.assigned_at)).where(
             Assignment.trainer_id == trainer_id, Assignment.project_id == project.id))
-        start = min(w for w in (week_of(first) if first else None, week_of(now)) if w is not None)
-        earned = sum(line.total_cents for line in lines(session, start, week_of(now), trainer_id, project.id))
+        first_adjusted = session.scalar(select(func.min(PayAdjustment.week_start)).where(
+            PayAdjustment.trainer_id == trainer_id, PayAdjustment.project_id == project.id))
+        start = min(w for w in (week_of(first) if first else None, first_adjusted, week_of(now)) if w is not None)
+        last = open_week(session, trainer_id, project.id, now)
+        earned = sum(line.total_cents for line in lines(session, start, last, trainer_id, project.id))
         if earned + amount_cents < 0:
             session.rollback()
             raise ValidationError({"amount": f"would take their earnings in this project below zero "
                                              f"(they have {format_cents(earned)})"})
-    adjustment = PayAdjustment(trainer_id=trainer_id, project_id=project.id, week_start=week_of(now),
+    adjustment = PayAdjustment(trainer_id=trainer_id, project_id=project.id,
+                               week_start=open_week(session, trainer_id, project.id, now),
                                kind=kind, amount_cents=amount_cents, reason=reason, created_by=actor_id)
     session.add(adjustment)
     session.flush()
@@ -381,6 +401,17 @@ def after_work(session: Session, assignment: Assignment, now: datetime | None = 
         check_budget(session, project, now)
 
 
+def open_week(session: Session, trainer_id: int, project_id: int, now: datetime) -> date:
+    """The week money added now is paid in: this one, or — when this week's timesheet for the
+    trainer and project is already approved (or paid) — the next, so it is never stranded in a
+    timesheet that will not be paid again."""
+    week = week_of(now)
+    while session.scalar(select(Timesheet.id).where(
+            Timesheet.trainer_id == trainer_id, Timesheet.project_id == project_id, Timesheet.week_start == week)):
+        week += timedelta(days=7)
+    return week
+
+
 def _late_time(session: Session, sheet: Timesheet, now: datetime) -> PayAdjustment | None:
     key = (sheet.trainer_id, sheet.project_id, sheet.week_start)
     seconds = billable_by_week(session, sheet.week_start, sheet.week_start, sheet.trainer_id, sheet.project_id).get(key, 0)
@@ -396,7 +427,8 @@ def _late_time(session: Session, sheet: Timesheet, now: datetime) -> PayAdjustme
     # The week is still paid as one rounded total: timesheet + late adjustments = round(all of it).
     amount = cents_for(seconds, sheet.rate_cents) - sheet.amount_cents - int(late[1])
     adjustment = PayAdjustment(
-        trainer_id=sheet.trainer_id, project_id=sheet.project_id, week_start=week_of(now), kind="late_time",
+        trainer_id=sheet.trainer_id, project_id=sheet.project_id,
+        week_start=open_week(session, sheet.trainer_id, sheet.project_id, now), kind="late_time",
         for_week=sheet.week_start, billable_seconds=extra_seconds, amount_cents=amount,
         reason=f"time added to {week_label(sheet.week_start)} after it was approved")
     session.add(adjustment)
@@ -415,7 +447,11 @@ def project_spend(session: Session, project: Project) -> int:
     if first is None:
         return int(session.scalar(select(func.coalesce(func.sum(PayAdjustment.amount_cents), 0))
                                   .where(PayAdjustment.project_id == project.id)))
-    rows = lines(session, week_of(first), week_of(utcnow()), project_id=project.id)
+    last_adjustment = session.scalar(select(func.max(PayAdjustment.week_start))
+                                     .where(PayAdjustment.project_id == project.id))
+    current = week_of(utcnow())
+    rows = lines(session, week_of(first), max(current, last_adjustment) if last_adjustment else current,
+                 project_id=project.id)
     return sum(line.total_cents for line in rows)
 
 
@@ -472,11 +508,14 @@ class Earnings:
 def earnings(session: Session, trainer_id: int, now: datetime | None = None) -> Earnings:
     now = now or utcnow()
     first = session.scalar(select(func.min(Assignment.assigned_at)).where(Assignment.trainer_id == trainer_id))
-    first_adjustment = session.scalar(select(func.min(PayAdjustment.week_start))
-                                      .where(PayAdjustment.trainer_id == trainer_id))
+    first_adjustment, last_adjustment = session.execute(
+        select(func.min(PayAdjustment.week_start), func.max(PayAdjustment.week_start))
+        .where(PayAdjustment.trainer_id == trainer_id)).one()
     starts = [w for w in (week_of(first) if first else None, first_adjustment) if w is not None]
     current = week_of(now)
-    rows = lines(session, min(starts), current, trainer_id=trainer_id) if starts else []
+    # money added after a week was approved waits in the next week (open_week): it is pending too
+    last = max(current, last_adjustment) if last_adjustment else current
+    rows = lines(session, min(starts), last, trainer_id=trainer_id) if starts else []
     totals = {"open": 0, "approved": 0, "paid": 0}
     per_project: dict = defaultdict(lambda: {"seconds": 0, "cents": 0})
     for line in rows:
@@ -510,4 +549,4 @@ def payroll_frame(session: Session, week: date, project_id: int | None = None, s
         "adjustments": f"{r.adjustments_cents / 100:.2f}", "total": f"{r.total_cents / 100:.2f}",
         "status": r.status, "paid_reference": r.paid_reference or "",
     } for r in rows], columns=columns)
-    return frame
+    return spreadsheet_safe(frame)

@@ -96,7 +96,7 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             clean[name] = value
         elif name == "required_domains":
             domains = [str(d).strip().lower() for d in (value or []) if str(d).strip()]
-            bad = [d for d in domains if not DOMAIN_RE.match(d)]
+            bad = [d for d in domains if not DOMAIN_RE.fullmatch(d)]
             if bad or len(domains) > DOMAINS_MAX:
                 errors[name] = (f"at most {DOMAINS_MAX} domains of letters, digits and spaces (up to 64 characters each)"
                                 + (f"; not {bad[0][:64]!r}" if bad else ""))
@@ -113,9 +113,15 @@ def _check_name(name: str, errors: dict[str, str]) -> None:
         errors["name"] = f"must be at most {NAME_MAX} characters"
 
 
+QUESTIONS_MAX = 50
+
+
 def _check_questions(questions: list[dict], errors: dict[str, str]) -> None:
     if not questions:
         errors["questions"] = "a project needs at least one question"
+        return
+    if len(questions) > QUESTIONS_MAX:
+        errors["questions"] = f"a project asks at most {QUESTIONS_MAX} questions"
         return
     keys = [q.get("key") for q in questions]
     duplicates = sorted({k for k in keys if keys.count(k) > 1 and k})
@@ -156,7 +162,7 @@ def create_project(
     slug = slug or slugify(name)
     errors: dict[str, str] = {}
     _check_name(name, errors)
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         errors["slug"] = "must be lower-case letters, digits and dashes"
     if kind not in PROJECT_KINDS:
         errors["kind"] = f"must be one of {', '.join(PROJECT_KINDS)}"
@@ -178,6 +184,12 @@ def has_annotations(session: Session, project: Project) -> bool:
     return session.scalar(select(Annotation.id).where(Annotation.project_id == project.id).limit(1)) is not None
 
 
+def has_answers(session: Session, project: Project) -> bool:
+    """Answers exist that the questions must keep fitting: trainers' annotations or gold answers."""
+    return has_annotations(session, project) or session.scalar(
+        select(Item.id).where(Item.project_id == project.id, Item.is_gold.is_(True)).limit(1)) is not None
+
+
 def update_project(
     session: Session, project: Project, *, name: str, questions: list[dict] | None = None,
     actor_id: int | None = None, **settings,
@@ -186,12 +198,13 @@ def update_project(
     errors: dict[str, str] = {}
     _check_name(name, errors)
     clean = _check_settings(settings, errors)
-    answered = questions is not None and has_annotations(session, project)
+    answered = questions is not None and has_answers(session, project)
     if questions is not None:
         if answered:
             current = [(q.key, q.type) for q in project.questions]
             if [(q.get("key"), q.get("type")) for q in questions] != current:
-                errors["questions"] = "questions cannot be added, removed or retyped once work has been submitted"
+                errors["questions"] = ("questions cannot be added, removed or retyped once answers exist "
+                                       "(submitted work or gold answers)")
             else:
                 for i, (old, new) in enumerate(zip(project.questions, questions, strict=True), start=1):
                     problem = QUESTION_TYPES[old.type].breaks_answers(old.options or {}, new.get("options") or {})
@@ -206,6 +219,9 @@ def update_project(
         setattr(project, key, value)
     if changed.get("status") == "active":
         project.paused_reason = None  # an admin reopened it: the reason it paused no longer holds
+    if changed.get("status") == "archived":
+        session.flush()
+        release_leases(session, None, project)  # open tasks end with it
     if "overlap" in changed:
         session.flush()
         refresh_open_flags(session, project)
@@ -324,6 +340,8 @@ def set_member_status(
 ) -> ProjectMember:
     if status not in MEMBER_STATUSES:
         raise ValidationError({"status": f"must be one of {', '.join(MEMBER_STATUSES)}"})
+    if member.status != status and actor_id is not None and member.user_id == actor_id:
+        raise ValidationError({"status": "nobody may change their own membership; another admin does it"})
     if member.status != status:
         audit.record(
             session, actor_id, "member.status", "project", member.project_id,

@@ -254,9 +254,13 @@ def _ranking_from_form(values: list[str], responses: Sequence[str] = ()) -> Any:
     except orjson.JSONDecodeError:
         return raw
     by_letter = {response_letter(i): rid for i, rid in enumerate(responses)}
+
+    def mapped(x):  # only letters are mapped; anything else goes on as it is, for clean_answer to refuse
+        return by_letter.get(x, x) if isinstance(x, str) else x
+
     if not isinstance(groups, list):
         return groups
-    return [[by_letter.get(x, x) for x in g] if isinstance(g, list) else by_letter.get(g, g) for g in groups]
+    return [[mapped(x) for x in g] if isinstance(g, list) else mapped(g) for g in groups]
 
 
 def ranks_of(groups: list[list[str]]) -> dict[str, int]:
@@ -329,7 +333,7 @@ QUESTION_TYPES: dict[str, QuestionType] = {
 def check_question(key: str, type_name: str, title: str, options: Mapping[str, Any], help: str = "") -> None:  # noqa: A002
     """Raise ValidationError when a question definition is unusable."""
     errors: dict[str, str] = {}
-    if not KEY_RE.match(key or ""):
+    if not KEY_RE.fullmatch(key or ""):
         errors["key"] = "must start with a letter and hold only a-z, 0-9 and _ (at most 64)"
     if not (title or "").strip():
         errors["title"] = "is required"
@@ -413,7 +417,10 @@ def gold_score(questions: Sequence, answers: Mapping[str, Any], gold: Mapping[st
     for q in questions:
         if q.key not in gold or q.key not in answers:
             continue
-        score = QUESTION_TYPES[q.type].gold_score(q.options or {}, answers[q.key], gold[q.key])
+        try:
+            score = QUESTION_TYPES[q.type].gold_score(q.options or {}, answers[q.key], gold[q.key])
+        except (TypeError, ValueError, KeyError, ZeroDivisionError):
+            score = None  # a gold answer that no longer fits its question scores nothing, never crashes
         if score is not None:
             scores.append(score)
     return sum(scores) / len(scores) if scores else None

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
+from app.errors import ValidationError
 from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, TrainerStats, User, utcnow
 
 from .assignment import project_questions, response_ids
@@ -289,9 +290,12 @@ def recompute_due(session: Session, project: Project) -> bool:
 def exclude_trainer_work(
     session: Session, project: Project, trainer_id: int, actor_id: int | None, excluded: bool = True
 ) -> int:
-    """Exclude (or include again) every annotation of one trainer in a project; audited. Returns how many."""
+    """Exclude (or include again) every annotation of one trainer in a project; audited. Returns how many.
+    Nobody excludes or includes their own work (it decides their pay)."""
     from . import audit
 
+    if trainer_id == actor_id:
+        raise ValidationError({"trainer": "nobody may exclude or include their own work; another admin does it"})
     result = session.execute(
         update(Annotation)
         .where(Annotation.project_id == project.id, Annotation.trainer_id == trainer_id,

@@ -56,7 +56,7 @@ def password_problem(password: str) -> str | None:
 
 def validate_new_account(email: str, name: str, password: str, roles) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not EMAIL_RE.match(email) or len(email) > EMAIL_MAX:
+    if not EMAIL_RE.fullmatch(email) or len(email) > EMAIL_MAX:
         errors["email"] = "is not an e-mail address"
     if not name.strip():
         errors["name"] = "is required"
@@ -191,7 +191,7 @@ def reset_for(session: Session, token: str, now: datetime | None = None) -> tupl
     """The unused, unexpired reset a token opens, or NotFound (the same for every kind of wrong)."""
     now = now or utcnow()
     reset = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == _token_hash(token))) \
-        if TOKEN_RE.match(token or "") else None
+        if TOKEN_RE.fullmatch(token or "") else None
     if reset is None or reset.used_at is not None or reset.expires_at <= now:
         raise NotFound("this reset link is not valid any more")
     user = session.get(User, reset.user_id)

@@ -6,6 +6,7 @@ URL map and checks that every view carries a declaration, then calls each one as
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from flask import Flask, abort, current_app, redirect, request, url_for
@@ -53,7 +54,8 @@ def register(app: Flask) -> None:
         """The session's user, while the account is active and the cookie's session version is the
         account's current one (sign-out, a password change or an admin ends older ones)."""
         user_id, _, version = (session_id or "").partition(":")
-        if not (user_id.isdigit() and version.isdigit()) or int(user_id) > INT32[1]:
+        if not (re.fullmatch(r"[0-9]{1,10}", user_id) and re.fullmatch(r"[0-9]{1,10}", version)) \
+                or int(user_id) > INT32[1]:
             return None
         user = get_session().get(User, int(user_id))
         if user is None or not user.is_active or user.session_version != int(version):

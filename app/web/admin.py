@@ -207,7 +207,7 @@ def new_project():
 def edit_project(slug: str):
     db = get_session()
     project = _project_or_404(slug)
-    locked = project_service.has_annotations(db, project)
+    locked = project_service.has_answers(db, project)
     if request.method == "GET":
         return _render_project_form(project, _project_form_values(project), _questions_as_dicts(project), {}, locked=locked)
     errors: dict = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import abort, request
@@ -29,6 +30,6 @@ def page_of(total: int, per_page: int, arg: str = "page") -> Page:
     """The page ``?page=`` asks for among ``total`` rows; a page that does not exist is a 404."""
     raw = request.args.get(arg, "1").strip()
     pages = max(1, -(-int(total) // per_page))
-    if not raw.isdigit() or not 1 <= int(raw) <= min(pages, MAX_PAGE):
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= min(pages, MAX_PAGE):
         abort(404, description=f"There is no page {raw[:20]!r}; pages run from 1 to {pages}.")
     return Page(int(raw), pages, per_page)

@@ -6,7 +6,7 @@ import re
 
 from app.services.money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, AmountError, parse_amount
 
-QUESTION_FIELD = re.compile(r"^q-(\d+)-key$")
+QUESTION_FIELD = re.compile(r"q-([0-9]{1,3})-key")
 
 
 def _lines(text: str) -> list[str]:
@@ -63,7 +63,7 @@ def question_options(form, prefix: str, type_name: str, errors: dict, label: str
 
 
 def read_questions(form, errors: dict) -> list[dict]:
-    indexes = [int(m.group(1)) for name in form for m in [QUESTION_FIELD.match(name)] if m]
+    indexes = [int(m.group(1)) for name in form for m in [QUESTION_FIELD.fullmatch(name)] if m]
     questions = []
     for position, n in enumerate(indexes, start=1):
         prefix = f"q-{n}-"

@@ -42,6 +42,17 @@ def _next_task(project: Project):
     return queue.next_task(get_session(), current_user.id, project)
 
 
+def _following(project: Project, **extra):
+    """The task fragment after a submit or skip. If that work paused the trainer (gold accuracy), the
+    work is kept and the fragment says so instead of answering 403."""
+    try:
+        assignment = _next_task(project)
+    except queue.Paused as exc:
+        said = extra.get("notice") or ("Your work was saved." if extra.get("just_submitted") else "")
+        assignment, extra = None, {**extra, "notice": f"{said} {exc}".strip()}
+    return render_template("work/_task.html", **_task_context(project, assignment), **extra)
+
+
 def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
     db = get_session()
     return {
@@ -68,8 +79,9 @@ def _parse_answers(project: Project, assignment_id: int, form) -> dict:
 @require("trainer", "applicant")
 def index():
     db = get_session()
+    done = queue.submitted_counts(db, current_user.id)
     rows = [
-        (p, project_service.progress(db, p), status == "paused")
+        (p, done.get(p.id, 0), status == "paused")
         for p, status in access.workable_projects(db, current_user, include_paused=True)
     ]
     return render_template("work/index.html", rows=rows)
@@ -121,14 +133,12 @@ def submit(slug: str, assignment_id: int):
         # The lease lapsed and the slot went to someone else (or the task was skipped): say so, go on.
         if not htmx:
             raise
-        assignment = _next_task(project)
-        return render_template("work/_task.html", **_task_context(project, assignment), notice=str(exc)), 409
+        return _following(project, notice=str(exc)), 409
     if stats_service.recompute_due(db, project):
         enqueue(compute_stats, project.id)
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
-    assignment = _next_task(project)
-    return render_template("work/_task.html", **_task_context(project, assignment), just_submitted=True)
+    return _following(project, just_submitted=True)
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/heartbeat")
@@ -154,8 +164,7 @@ def skip(slug: str, assignment_id: int):
         return _task_again(project, assignment_id, errors={"skip": exc.errors.get("reason", str(exc))})
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
-    assignment = _next_task(project)
-    return render_template("work/_task.html", **_task_context(project, assignment))
+    return _following(project)
 
 
 def _task_again(project: Project, assignment_id: int, errors: dict, answers: dict | None = None):

@@ -53,6 +53,7 @@ def upgrade() -> None:
 
     _one_live_lease_each()
     with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.create_index('ix_assignments_trainer_heartbeat', ['trainer_id', 'last_heartbeat_at'], unique=False)
         batch_op.create_index('uq_assignments_one_live_lease', ['trainer_id', 'project_id'], unique=True, sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
@@ -76,6 +77,7 @@ def downgrade() -> None:
         batch_op.drop_column('progress_at')
 
     with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.drop_index('ix_assignments_trainer_heartbeat')
         batch_op.drop_index('uq_assignments_one_live_lease', sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
     with op.batch_alter_table('password_resets', schema=None) as batch_op:

@@ -27,7 +27,7 @@ def _submit_url(page: str) -> str:
 def test_trainer_sees_their_projects(client, session):
     _trainer, project = _signed_in_trainer(client, session)
     page = client.get("/work/").get_data(as_text=True)
-    assert project.name in page and "0 of 5 items complete" in page
+    assert project.name in page and "0 tasks done by you here" in page
 
 
 def test_submit_over_htmx_returns_the_next_task_as_a_fragment(client, session):

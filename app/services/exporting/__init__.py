@@ -9,6 +9,7 @@ nothing at its final path; running it again starts from scratch.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -23,7 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
-from app.errors import Conflict, NotFound, ValidationError
+from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import DatasetExport, Project, ProjectStats, utcnow
 
 from .. import audit
@@ -35,6 +36,7 @@ from .options import ExportOptions, parse_options
 from .sinks import FileInfo
 from .source import FETCH_ROWS
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = "groundwork-export/1"
 TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
@@ -220,7 +222,8 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
 
 
 def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> None:
-    message = str(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+    log.error("export %s failed", export_id, exc_info=exc)
+    message = plain_reason(exc)
     try:
         with session_factory() as session:
             begin_write(session)

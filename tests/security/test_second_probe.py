@@ -1,0 +1,383 @@
+"""A second probe of the fixed build found variants of the same classes; each has its test here."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from datetime import timedelta
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from app.db import get_db
+from app.errors import Conflict, ValidationError
+from app.models import (
+    Annotation,
+    Assignment,
+    ImportJob,
+    Item,
+    PayAdjustment,
+    ProjectMember,
+    Timesheet,
+    utcnow,
+)
+from app.services import assignment as queue
+from app.services import importing, pay
+from app.services import projects as project_service
+from app.services.spreadsheets import safe_cell
+from tests.conftest import csrf_token
+from tests.factories import make_label_project, make_user
+
+from .conftest import sign_in, token
+
+# --- time and money --------------------------------------------------------------------------------
+
+
+def test_tasks_open_in_several_projects_share_one_clock(session):
+    """Four tabs in four projects beating side by side earn the wall-clock time once, not four times."""
+    trainer = make_user(session, "trainer")
+    projects = [make_label_project(session, items=2, trainers=[trainer]) for _ in range(4)]
+    start = utcnow()
+    tasks = [queue.next_task(session, trainer.id, p, now=start) for p in projects]
+    for a in tasks:
+        queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
+    for beat in range(1, 5):
+        for n, a in enumerate(tasks):
+            queue.record_heartbeat(session, a.id, trainer.id, now=start + timedelta(seconds=10 * beat, milliseconds=n))
+    session.expire_all()
+    total = session.scalar(select(func.sum(Assignment.active_seconds)).where(Assignment.trainer_id == trainer.id))
+    assert 39 <= total <= 41  # forty seconds of one person's time
+
+
+def _in_threads(n, fn):
+    start, results = threading.Barrier(n), []
+
+    def run():
+        start.wait()
+        try:
+            results.append(fn())
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_corrections_at_once_never_take_earnings_below_zero(app, session):
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=1, trainers=[trainer])
+    pay.add_adjustment(session, trainer.id, project.id, 1000, "bonus", admin.id)
+    with app.app_context():
+        factory = get_db().session_factory
+
+    def correct():
+        with factory() as own:
+            return pay.add_adjustment(own, trainer.id, project.id, -1000, "take it back", admin.id, kind="correction")
+
+    results = _in_threads(6, correct)
+    assert sum(1 for r in results if isinstance(r, PayAdjustment)) == 1
+    assert all(isinstance(r, (PayAdjustment, ValidationError)) for r in results), results
+    assert pay.earnings(session, trainer.id).pending_cents == 0
+
+
+def test_a_submit_during_an_approval_keeps_its_time(app, session, monkeypatch):
+    """The approval reads the week while a submit lands: the time is in the timesheet or a late
+    adjustment, never lost between the two."""
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=3, trainers=[trainer])
+    project.hourly_rate_cents = 3600
+    session.commit()
+    first = queue.next_task(session, trainer.id, project)
+    first.active_seconds = 100
+    session.commit()
+    queue.submit(session, first.id, trainer.id, {"label": "yes"})
+    second = queue.next_task(session, trainer.id, project)
+    second.active_seconds = 50
+    session.commit()
+    week = pay.week_of(first.assigned_at)
+    with app.app_context():
+        factory = get_db().session_factory
+    real_lines, reading = pay.lines, threading.Event()
+
+    def slow_lines(*args, **kwargs):  # the approval pauses after reading the week, as a busy server might
+        found = real_lines(*args, **kwargs)
+        reading.set()
+        time.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(pay, "lines", slow_lines)
+
+    def approve():
+        with factory() as own:
+            pay.approve(own, week, None, admin.id)
+
+    approving = threading.Thread(target=approve)
+    approving.start()
+    reading.wait(timeout=30)
+    monkeypatch.setattr(pay, "lines", real_lines)
+    with factory() as own:
+        queue.submit(own, second.id, trainer.id, {"label": "no"})
+    approving.join(timeout=60)
+    session.expire_all()
+    sheet = session.scalar(select(Timesheet))
+    late = session.scalar(select(func.coalesce(func.sum(PayAdjustment.billable_seconds), 0))
+                          .where(PayAdjustment.kind == "late_time"))
+    assert sheet is not None and sheet.billable_seconds + late == 150
+
+
+def test_money_added_after_a_week_is_paid_goes_to_the_next_week(session):
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    project.hourly_rate_cents = 3600
+    session.commit()
+    a = queue.next_task(session, trainer.id, project)
+    a.active_seconds = 600
+    session.commit()
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    [sheet] = pay.approve(session, pay.week_of(utcnow()), None, admin.id)
+    pay.mark_paid(session, [sheet.id], "PAY-1", admin.id)
+    bonus = pay.add_adjustment(session, trainer.id, project.id, 500, "thanks", admin.id)
+    assert bonus.week_start == pay.week_of(utcnow()) + timedelta(days=7)
+    mine = pay.earnings(session, trainer.id)
+    assert (mine.paid_cents, mine.pending_cents) == (600, 500)
+
+
+def test_pay_goes_only_to_trainers_of_paid_work(session):
+    admin, applicant = make_user(session, "admin"), make_user(session, "applicant")
+    exam = make_label_project(session, items=1, kind="qualification", trainers=[applicant])
+    with pytest.raises(ValidationError):
+        pay.add_adjustment(session, applicant.id, exam.id, 500, "thanks", admin.id)
+
+
+def test_bulk_mark_paid_of_many_timesheets_works(session):
+    admin = make_user(session, "admin")
+    project = make_label_project(session, items=0)
+    week = pay.week_of(utcnow())
+    ids = []
+    for _ in range(40):
+        trainer = make_user(session, "trainer")
+        sheet = Timesheet(trainer_id=trainer.id, project_id=project.id, week_start=week, billable_seconds=1,
+                          rate_cents=0, amount_cents=0, status="approved")
+        session.add(sheet)
+        session.flush()
+        ids.append(sheet.id)
+    session.commit()
+    assert pay.mark_paid(session, ids, "BULK-REF", admin.id) == 40
+
+
+# --- nobody acts on their own standing ----------------------------------------------------------------
+
+
+def test_an_admin_who_trains_cannot_reinstate_or_include_themselves(client, session):
+    boss, admin = make_user(session, "admin", "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=2, slug="own", trainers=[boss])
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == boss.id))
+    project_service.set_member_status(session, member, "paused", actor_id=admin.id)
+    session.commit()
+    sign_in(client, boss)
+    csrf = token(client, f"/admin/projects/{project.slug}")
+    assert client.post(f"/admin/projects/own/members/{member.id}/status",
+                       data={"csrf_token": csrf, "status": "active"}).status_code == 422
+    assert client.post(f"/admin/projects/own/trainers/{boss.id}/exclude",
+                       data={"csrf_token": csrf, "include": "1"}).status_code == 422
+    session.expire_all()
+    assert session.get(ProjectMember, member.id).status == "paused"
+
+
+# --- projects that are not open ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["paused", "archived"])
+def test_a_project_that_is_not_active_counts_no_time(session, status):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    start = utcnow()
+    a = queue.next_task(session, trainer.id, project, now=start)
+    queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
+    project_service.update_project(session, project, name=project.name, status=status)
+    session.commit()
+    a = queue.record_heartbeat(session, a.id, trainer.id, now=start + timedelta(seconds=15))
+    assert a.active_seconds == 0
+    if status == "archived":
+        with pytest.raises((Conflict, ValidationError)):
+            queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+
+# --- questions with gold answers ---------------------------------------------------------------------
+
+
+def test_gold_answers_keep_their_questions_as_annotations_do(session):
+    project = make_label_project(session, items=0, slug="goldq")
+    project_service.add_item(session, project, prompt="p", responses=["r"], external_id="g1")
+    session.flush()
+    item = session.scalar(select(Item))
+    item.is_gold, item.gold_answers = True, {"label": "yes"}
+    session.commit()
+    for questions in ([{"key": "label", "type": "label", "title": "L", "options": {"labels": ["no", "maybe"]}}],
+                      [{"key": "label", "type": "rating", "title": "L", "options": {"min": 1, "max": 5}}]):
+        with pytest.raises(ValidationError):
+            project_service.update_project(session, project, name=project.name, questions=questions)
+        session.rollback()
+
+
+# --- inputs Python would choke on -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["²", "٣", "1" * 5000])
+def test_page_numbers_in_other_scripts_are_404(client, session, world, page):
+    sign_in(client, world.trainer)
+    assert client.get("/work/feedback", query_string={"page": page}).status_code == 404
+
+
+@pytest.mark.parametrize("value", ["²:1", "1:²", "٣:1"])
+def test_row_ids_in_other_scripts_are_422(client, session, world, value):
+    sign_in(client, world.admin)
+    csrf = token(client, "/admin/payroll")
+    assert client.post("/admin/payroll/approve", data={"csrf_token": csrf, "line": value}).status_code == 422
+    assert client.post("/admin/payroll/paid", data={"csrf_token": csrf, "timesheet": value.replace("1", "").strip(":"),
+                                                    "reference": "x"}).status_code == 422
+
+
+def test_a_question_field_with_a_huge_number_is_refused(client, session, world):
+    sign_in(client, world.admin)
+    response = client.post("/admin/projects/new", data={
+        "csrf_token": token(client, "/admin/projects/new"), "name": "N", f"q-{'9' * 5000}-key": "k"})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("ranking", ['[{"a": 1}]', '[[["A"]]]', '[[{"a": 1}]]', '[["A", ["B"]]]', '"A"', "[[]]"])
+def test_malformed_rankings_are_422(client, session, ranking):
+    from app.services.presets import preset_questions
+
+    trainer = make_user(session, "trainer")
+    project = project_service.create_project(session, name="R", slug="r", status="active",
+                                             questions=preset_questions("ranking"))
+    project_service.add_item(session, project, prompt="p", responses=["one", "two"], external_id="i")
+    project_service.add_member(session, project, trainer, "trainer")
+    session.commit()
+    held = queue.next_task(session, trainer.id, project)
+    sign_in(client, trainer)
+    response = client.post(f"/work/r/tasks/{held.id}/submit",
+                           data={"csrf_token": token(client, "/work/r"), "answer.ranking": ranking})
+    assert response.status_code == 422
+
+
+def test_a_deeply_nested_json_body_is_400_even_before_sign_in(client, session):
+    csrf = csrf_token(client)
+    body = b"[" * 50_000 + b"]" * 50_000
+    response = client.post("/login", data=body, content_type="application/json", headers={"X-CSRFToken": csrf})
+    assert response.status_code == 400
+
+
+# --- imports -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [
+    "external_id,prompt," + ",".join(f"response_{n}" for n in range(1, 200_001)),
+    "prompt,response_²", "prompt,response_1,response_1", "prompt,response_10",
+])
+def test_csv_headers_that_would_hang_or_crash_are_line_errors(session, header):
+    project = make_label_project(session, items=0, slug="csvh")
+    data = io.BytesIO((header + "\n" + "p,a\n").encode())
+    report = importing.validate_file(session, project, data, "csv")
+    assert not report.ok and report.errors[0].line == 1
+
+
+def test_a_csv_cell_past_the_csv_limit_is_reported_not_raised(session):
+    project = make_label_project(session, items=0, slug="csvc")
+    data = io.BytesIO(b"prompt,response_1\n" + b"p" * (5 * 1024 * 1024) + b",a\n")
+    report = importing.validate_file(session, project, data, "csv")
+    assert not report.ok
+
+
+@pytest.mark.parametrize("rid", ["ab\n", "ab\r", " ab"])
+def test_response_ids_with_line_breaks_or_spaces_are_refused(session, rid):
+    project = make_label_project(session, items=0, slug="rid")
+    line = orjson.dumps({"prompt": "p", "responses": [{"id": rid, "text": "t"}]}) + b"\n"
+    report = importing.import_file(session, project, io.BytesIO(line), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(1, "responses[1].id")]
+
+
+def test_a_failed_import_never_shows_python_in_its_message(app, session, tmp_path, monkeypatch):
+    project = make_label_project(session, items=0, slug="imp")
+    path = tmp_path / "i.jsonl"
+    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
+    job = ImportJob(project_id=project.id, filename="i.jsonl", path=str(path), format="jsonl", bytes_total=1)
+    session.add(job)
+    session.commit()
+
+    def explode(*args, **kwargs):
+        raise ValueError("invalid literal for int() with base 10: '²'")
+
+    monkeypatch.setattr(importing, "write_items", explode)
+    with app.app_context():
+        factory = get_db().session_factory
+    with pytest.raises(ValueError):
+        importing.run_import_job(factory, job.id)
+    session.expire_all()
+    message = session.get(ImportJob, job.id).message
+    assert "ValueError" not in message and "int()" not in message and "unexpected error" in message
+
+
+def test_an_export_date_past_the_calendar_is_a_form_error(client, session, world):
+    sign_in(client, world.admin)
+    response = client.post("/admin/projects/alpha/exports/", data={
+        "csrf_token": token(client, "/admin/projects/alpha/exports/"), "format": "raw", "date_to": "9999-12-31"})
+    assert response.status_code == 422
+
+
+# --- what trainers see --------------------------------------------------------------------------------
+
+
+def test_the_trainers_project_list_moves_the_same_for_gold_and_work(client, session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, slug="mix", trainers=[trainer])
+    project.gold_rate = 0.5
+    project_service.add_item(session, project, prompt="gold", responses=["r"], external_id="g")
+    session.flush()
+    gold = session.scalar(select(Item).where(Item.external_id == "g"))
+    gold.is_gold, gold.gold_answers = True, {"label": "yes"}
+    session.commit()
+    sign_in(client, trainer)
+    seen = []
+    while (a := queue.next_task(session, trainer.id, project)) is not None:
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+        page = client.get("/work/").get_data(as_text=True)
+        seen.append(page.count("done by you here"))
+        assert "items complete" not in page
+    assert f"{session.scalar(select(func.count(Annotation.id)))} tasks done by you here" in page
+
+
+def test_the_submit_that_pauses_a_trainer_says_so_and_keeps_the_work(client, session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=0, slug="strict", trainers=[trainer])
+    project.gold_rate = 1.0
+    for n in range(4):
+        project_service.add_item(session, project, prompt=f"g{n}", responses=["r"], external_id=f"g{n}")
+    session.flush()
+    for item in session.scalars(select(Item)):
+        item.is_gold, item.gold_answers = True, {"label": "yes"}
+    session.commit()
+    for _ in range(2):
+        a = queue.next_task(session, trainer.id, project)
+        queue.submit(session, a.id, trainer.id, {"label": "no"})
+    held = queue.next_task(session, trainer.id, project)
+    sign_in(client, trainer)
+    response = client.post(f"/work/strict/tasks/{held.id}/submit", headers={"HX-Request": "true"},
+                           data={"csrf_token": token(client, "/work/"), "answer.label": "no"})
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "Your work was saved" in body and "paused" in body
+    assert session.scalar(select(func.count(Annotation.id))) == 3
+
+
+def test_csv_cells_that_would_run_as_formulas_are_made_text():
+    assert safe_cell('=HYPERLINK("http://evil.example","x")').startswith("'=")
+    assert safe_cell("+1+1").startswith("'") and safe_cell("@SUM(A1)").startswith("'")
+    assert safe_cell("-2.50") == "-2.50" and safe_cell("plain") == "plain" and safe_cell(3) == 3
