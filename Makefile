@@ -26,8 +26,9 @@ run: $(VENV)/.installed
 	@echo "Serving on http://$(HOST):$(PORT)  (Ctrl+C to stop)"
 	$(BIN)/groundwork run --host $(HOST) --port $(PORT)
 
-## test: install the dev extras and run the whole suite (SQLite + PostgreSQL, inline + RQ, browser)
+## test: install the dev extras, check the layer contracts, run the whole suite (SQLite + PostgreSQL, inline + RQ, browser)
 test: $(VENV)/.dev-installed
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 ## check: the inner loop, under a minute: lint, the layer contracts, and the fast tests (SQLite, no browser)

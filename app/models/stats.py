@@ -9,7 +9,7 @@ from .base import Base, JSONType, UTCDateTime, utcnow
 
 
 class ProjectStats(Base):
-    """Cached quality figures of a project (DESIGN §4), recomputed by a job; dashboards read these."""
+    """Cached quality figures of a project, recomputed by a job; dashboards read these."""
 
     __tablename__ = "project_stats"
 

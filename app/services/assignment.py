@@ -1,4 +1,4 @@
-"""The queue (DESIGN §3): who gets which item next, and what happens on submit and skip.
+"""The queue: who gets which item next, and what happens on submit and skip.
 
 The claim is atomic: on PostgreSQL the candidate item row is locked with FOR UPDATE SKIP LOCKED,
 so concurrent claimers pass over each other's rows; on SQLite the whole claim runs in one

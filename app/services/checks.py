@@ -1,6 +1,6 @@
 """Quality checks that run inside every submit: gold accuracy, auto-pause, and review routing.
 
-The rules (DESIGN §4): a trainer with at least GOLD_MIN_ANSWERS gold answers in a project whose
+The rules: a trainer with at least GOLD_MIN_ANSWERS gold answers in a project whose
 accuracy over the last GOLD_WINDOW of them is below GOLD_MIN_ACCURACY is paused in that project and
 flagged (a Toloka-style rule); an admin reinstates. An annotation goes to the review queue when it
 failed gold, was too fast (under a third of the project's median time), comes from a flagged

@@ -1,4 +1,4 @@
-"""Importing items from JSONL or CSV (DESIGN §3).
+"""Importing items from JSONL or CSV.
 
 All-or-nothing: a first pass reads the whole file and reports every bad line with its number and
 field; only a clean file is written, in a second pass, inside one transaction. Both passes stream

@@ -1,4 +1,4 @@
-"""Pay (DESIGN §5): billable time, weekly timesheets, approvals, adjustments, earnings, budgets.
+"""Pay: billable time, weekly timesheets, approvals, adjustments, earnings, budgets.
 
 Rules, in one place:
 

@@ -1,4 +1,4 @@
-"""Task kinds as presets of questions (DESIGN §2): plain data the project form starts from."""
+"""Task kinds as presets of questions: plain data the project form starts from."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Questions and answers — the one contract (DESIGN §2).
+"""Questions and answers — the one contract.
 
 Each question type is a row in ``QUESTION_TYPES``: how its options are checked, how an answer is
 checked and normalised, how a form posts it, how an answer is scored against gold, which widget

@@ -1,4 +1,4 @@
-"""The reviewer's side of quality (DESIGN §4): the review queue, verdicts, and trainers' feedback."""
+"""The reviewer's side of quality: the review queue, verdicts, and trainers' feedback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Project and trainer quality figures (DESIGN §4), computed from the database into ProjectStats and
+"""Project and trainer quality figures, computed from the database into ProjectStats and
 TrainerStats. The maths lives in ``services/quality``; this module only gathers the data and stores
 the results. Run by a background job every STATS_EVERY submissions and on demand.
 """

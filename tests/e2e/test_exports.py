@@ -1,4 +1,4 @@
-"""An admin builds a dataset version in the browser, watches it finish and downloads it (DESIGN §7)."""
+"""An admin builds a dataset version in the browser, watches it finish and downloads it."""
 
 import orjson
 import pytest

@@ -1,4 +1,4 @@
-"""An admin approves a week; the trainer sees it approved; the payroll CSV has the rows (DESIGN §5)."""
+"""An admin approves a week; the trainer sees it approved; the payroll CSV has the rows."""
 
 import csv
 import io

@@ -1,4 +1,4 @@
-"""A reviewer rejects one annotation and corrects another; the trainer sees both (DESIGN §4)."""
+"""A reviewer rejects one annotation and corrects another; the trainer sees both."""
 
 import pytest
 from playwright.sync_api import expect

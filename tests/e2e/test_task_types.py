@@ -1,4 +1,4 @@
-"""Pairwise, ranking and critique tasks done in a real browser; stored answers follow DESIGN §2."""
+"""Pairwise, ranking and critique tasks done in a real browser; stored answers follow the answer contract (app/services/questions.py)."""
 
 import pytest
 from playwright.sync_api import expect

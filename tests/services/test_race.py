@@ -1,4 +1,4 @@
-"""Two trainers racing never push an item past its overlap (DESIGN §3), on SQLite and PostgreSQL."""
+"""Two trainers racing never push an item past its overlap, on SQLite and PostgreSQL."""
 
 import threading
 from collections import Counter

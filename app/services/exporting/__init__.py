@@ -1,4 +1,4 @@
-"""Dataset exports (DESIGN §7): every export is an immutable, versioned ``DatasetExport``.
+"""Dataset exports: every export is an immutable, versioned ``DatasetExport``.
 
 ``create_export`` checks the options against the project and queues a version; ``run_export``
 (a background job) streams the annotations through the format's mapping into a temporary folder,

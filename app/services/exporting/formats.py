@@ -1,4 +1,4 @@
-"""The export formats (DESIGN §7): one mapping function per format, from an item group to lines.
+"""The export formats: one mapping function per format, from an item group to lines.
 
 Adding a format means adding one function here, registered with ``@export_format``, and one test.
 Field names are the contract the training libraries read; the rules that make a file load

@@ -1,4 +1,4 @@
-"""From many answers per item to one (DESIGN §4): majority vote, Dawid–Skene, Bradley–Terry, means.
+"""From many answers per item to one: majority vote, Dawid–Skene, Bradley–Terry, means.
 
 Pure functions on plain data; NumPy does the heavy lifting.
 """

@@ -1,4 +1,4 @@
-"""Agreement statistics on plain data (DESIGN §4). No ORM: callers pass lists, tuples and dicts.
+"""Agreement statistics on plain data. No ORM: callers pass lists, tuples and dicts.
 
 Big inputs (a million annotations) go through NumPy; nothing here loops over annotations in Python
 except where the input itself is a Python structure.

@@ -1,4 +1,4 @@
-"""Every format, line by line, against a hand-written expectation (DESIGN §7)."""
+"""Every format, line by line, against a hand-written expectation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every JSONL format loads in Hugging Face `datasets` with stable columns and types (DESIGN §7 rules)."""
+"""Every JSONL format loads in Hugging Face `datasets` with stable columns and types (the rules in the README, Exports)."""
 
 from __future__ import annotations
 

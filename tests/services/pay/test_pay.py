@@ -1,4 +1,4 @@
-"""Pay rules with worked examples, exact to the cent (DESIGN §5)."""
+"""Pay rules with worked examples, exact to the cent."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Property: whatever the history, timesheets plus adjustments pay every billable second once,
-rounded once per trainer × project × week (DESIGN §5)."""
+rounded once per trainer × project × week."""
 
 from __future__ import annotations
 
