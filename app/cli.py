@@ -355,8 +355,7 @@ def demo() -> None:
 
     app = current_app._get_current_object()
     result = seed_demo(get_session(), get_db().session_factory, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
-    click.echo("Demo ready. Sign in at http://127.0.0.1:5000 with any of these (password: "
-               f"{result['password']}):")
+    click.echo(f"Demo ready. Sign in with any of these (password: {result['password']}):")
     for email, roles in result["logins"]:
         click.echo(f"  {email:<28} {roles}")
 

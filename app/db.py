@@ -51,6 +51,11 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
 
+def is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL chose this transaction to break a deadlock (or a serialization failure): retryable."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+
+
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
@@ -61,7 +66,12 @@ def begin_write(session: Session) -> None:
     SQLite in WAL mode fails a deferred transaction that read before another writer committed
     (SQLITE_BUSY_SNAPSHOT) instead of waiting; taking the lock first makes writers queue politely.
     PostgreSQL needs nothing: row locks are taken by the statements themselves.
+
+    It ends the transaction in progress, which must hold no changes: a service never commits what
+    its caller has not finished (that would be a partial write).
     """
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        raise RuntimeError("begin_write() would commit changes the caller has not finished")
     if session.in_transaction():
         session.commit()
     if is_sqlite(session):

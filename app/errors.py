@@ -37,6 +37,8 @@ def plain_reason(exc: BaseException) -> str:
         return "the server ran out of memory"
     if isinstance(exc, OSError):
         return "the server could not read or write a file (is the disk full?)"
+    if type(exc).__name__ == "IntegrityError":
+        return "another change to the same rows happened at the same moment; run it again"
     if type(exc).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3")):
         return "the database was unavailable or refused a change"
     return "an unexpected error (it is in the server's log)"

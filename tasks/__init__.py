@@ -17,6 +17,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from app.errors import plain_reason
+
 DEFAULT_QUEUE = "default"
 INLINE_WORKERS = 2
 
@@ -95,7 +97,7 @@ def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT
             except Exception as exc:  # the caller sees the failure on the handle, as with RQ
                 app.logger.exception("background job %s failed", getattr(func, "__name__", func))
                 handle.status = "failed"
-                handle.error = f"{type(exc).__name__}: {exc}"
+                handle.error = plain_reason(exc)
 
     handle.future = _executor(app).submit(run)
     return handle

@@ -24,6 +24,9 @@ class User(Base):
     # Part of every session cookie; bumping it ends every session signed in before (sign-out,
     # password change, suspension, an admin's "sign out everywhere").
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The moment up to which this trainer's active time is counted, across all their tasks: one clock
+    # per person, however many tabs or projects are open.
+    clock_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

@@ -20,8 +20,6 @@ class Assignment(Base):
         UniqueConstraint("item_id", "trainer_id"),
         Index("ix_assignments_trainer_project_status", "trainer_id", "project_id", "status"),
         Index("ix_assignments_project_status_expires", "project_id", "status", "expires_at"),
-        # A trainer's latest heartbeat on any task: their time counts once across tabs and projects.
-        Index("ix_assignments_trainer_heartbeat", "trainer_id", "last_heartbeat_at"),
         # At most one live lease per trainer and project, whatever the race: the database says so.
         Index("uq_assignments_one_live_lease", "trainer_id", "project_id", unique=True,
               sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),

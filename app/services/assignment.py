@@ -1,5 +1,9 @@
 """The queue: who gets which item next, and what happens on submit and skip.
 
+Lock order on PostgreSQL, the same on every path so two transactions never wait on each other in a
+circle: the membership row, then assignments, then the trainer's ``users`` row, then items (by id),
+then the project and timesheets. SQLite needs none of it: one writer at a time.
+
 The claim is atomic: on PostgreSQL the candidate item row is locked with FOR UPDATE SKIP LOCKED,
 so concurrent claimers pass over each other's rows; on SQLite the whole claim runs in one
 transaction that took the write lock first (BEGIN IMMEDIATE). Either way two trainers racing never
@@ -12,11 +16,11 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.db import begin_write, is_sqlite
+from app.db import begin_write, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, User, utcnow
 
@@ -76,7 +80,7 @@ def _reclaim_expired(session: Session, project: Project, now: datetime, trainer_
     if trainer_id is not None:
         stmt = stmt.where(Assignment.trainer_id == trainer_id)
     rows = session.execute(stmt.values(status="expired", finished_at=now).returning(Assignment.item_id)).all()
-    for item_id, n in Counter(r.item_id for r in rows).items():
+    for item_id, n in sorted(Counter(r.item_id for r in rows).items()):  # items by id: the lock order
         _move_counters(session, item_id, project.overlap, active=-n)
     return len(rows)
 
@@ -89,25 +93,31 @@ def _membership_and_current(session: Session, trainer_id: int, project: Project,
     behind each other and the second finds the first one's lease; the partial unique index on live
     leases is the guarantee behind it.
     """
-    stmt = select(ProjectMember.status, ProjectMember.flagged_reason).where(
-        ProjectMember.project_id == project.id,
-        ProjectMember.user_id == trainer_id,
-        ProjectMember.role == "trainer",
-    )
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update()
-    member = session.execute(stmt).first()
-    if member is None or member.status not in ("active", "paused"):
-        session.rollback()
-        raise NotFound("no such project")
-    if member.status == "paused":
-        session.rollback()
-        raise Paused.because(member.flagged_reason)
+    _lock_membership(session, trainer_id, project.id, NotFound("no such project"))
     current = current_assignment(session, trainer_id, project.id, now)
     if current is None:
         # A lease of theirs that lapsed goes first: at most one live lease per trainer and project.
         _reclaim_expired(session, project, now, trainer_id)
     return current
+
+
+def _lock_membership(session: Session, trainer_id: int, project_id: int, missing: Exception) -> None:
+    """Take the trainer's membership row (the first lock of every queue path) and check it: not an
+    active member raises ``missing`` (paused: Paused), after a rollback."""
+    stmt = select(ProjectMember.status, ProjectMember.flagged_reason).where(
+        ProjectMember.project_id == project_id,
+        ProjectMember.user_id == trainer_id,
+        ProjectMember.role == "trainer",
+    )
+    if not is_sqlite(session):
+        stmt = stmt.with_for_update(key_share=True)
+    member = session.execute(stmt).first()
+    if member is None or member.status not in ("active", "paused"):
+        session.rollback()
+        raise missing
+    if member.status == "paused":
+        session.rollback()
+        raise Paused.because(member.flagged_reason)
 
 
 def current_assignment(session: Session, trainer_id: int, project_id: int, now: datetime) -> Assignment | None:
@@ -143,8 +153,12 @@ def next_task(
             session.commit()
             return assignment
         except IntegrityError:
-            # Only the (item, trainer) guard can fire here, on a claim racing a duplicate request.
+            # A claim racing a duplicate request: the (item, trainer) guard or the one-live-lease index.
             session.rollback()
+        except OperationalError as exc:
+            session.rollback()
+            if not is_deadlock(exc):
+                raise
     raise Conflict("could not claim a task; please try again")
 
 
@@ -152,21 +166,23 @@ class Paused(Forbidden):
     """The trainer is paused in this project (by an admin or by the gold rule) and gets no work."""
 
     @classmethod
-    def because(cls, flagged_reason: str | None) -> Paused:
-        why = f" ({flagged_reason})" if flagged_reason else ""
-        return cls(f"You are paused in this project{why}. An admin can reinstate you.")
+    def because(cls, _flagged_reason: str | None = None) -> Paused:
+        # The reason stays with the admins: "gold accuracy …" would tell the trainer which item was gold.
+        return cls("You are paused in this project while your recent work is looked at. An admin can reinstate you.")
 
 
 def _choose_item(session: Session, trainer_id: int, project: Project, rng: random.Random) -> int | None:
     if project.kind == "qualification":
         # An assessment: every applicant answers every item, whatever the overlap.
         return _pick_item(session, trainer_id, project, gold=None)
-    item_id = None
+    # Gold is mixed into work, never served on its own: when the trainer has no work left, they get
+    # nothing (else everything after "queue empty" would be gold, and easy to spot and share).
+    work = _pick_item(session, trainer_id, project, gold=False)
+    if work is None:
+        return None
     if project.gold_rate > 0 and rng.random() < project.gold_rate:
-        item_id = _pick_item(session, trainer_id, project, gold=True)
-    if item_id is None:
-        item_id = _pick_item(session, trainer_id, project, gold=False)
-    return item_id
+        return _pick_item(session, trainer_id, project, gold=True) or work
+    return work
 
 
 def _claim(session: Session, trainer_id: int, project: Project, now: datetime, rng: random.Random) -> Assignment | None:
@@ -223,51 +239,55 @@ def response_ids(item: Item) -> list[str]:
     return [r["id"] for r in item.responses or []]
 
 
-def project_questions(session: Session, project_id: int) -> list[Question]:
-    return list(session.scalars(select(Question).where(Question.project_id == project_id).order_by(Question.position)))
+def project_questions(session: Session, project_id: int, share_lock: bool = False) -> list[Question]:
+    """The project's questions in order; ``share_lock`` (a submit) holds them against an edit until commit."""
+    stmt = select(Question).where(Question.project_id == project_id).order_by(Question.position)
+    if share_lock and not is_sqlite(session):
+        stmt = stmt.with_for_update(read=True)
+    return list(session.scalars(stmt))
 
 
 def _lock_task(session: Session, assignment_id: int, trainer_id: int,
-               project_id: int | None = None) -> tuple[Assignment, Item, Project]:
+               project_id: int | None = None) -> tuple[Assignment, Item, Project, User]:
     """The caller's own assignment (in ``project_id`` when given), locked for this transaction, with its
-    item and project — the one door submit, heartbeat and skip go through.
+    item, project and trainer — the one door submit, heartbeat and skip go through.
 
     Someone else's assignment, one of another project, or one of a project where the trainer is no
-    longer an active member is NotFound (paused: Paused); nothing about it is read or shown.
+    longer a member is NotFound; a paused member gets Paused. Nothing about the task is read or shown.
     """
     begin_write(session)
+    if project_id is None:  # a service caller: find the project first, to take the locks in order
+        project_id = session.scalar(select(Assignment.project_id).where(
+            Assignment.id == assignment_id, Assignment.trainer_id == trainer_id))
+        if project_id is None:
+            session.rollback()
+            raise NotFound("no such task")
+    _lock_membership(session, trainer_id, project_id, NotFound("no such task"))
     stmt = (
-        select(Assignment, Item, Project, ProjectMember.status, ProjectMember.flagged_reason)
+        select(Assignment, Item, Project, User)
         .join(Item, Item.id == Assignment.item_id)
         .join(Project, Project.id == Assignment.project_id)
         .join(User, User.id == Assignment.trainer_id)
-        .outerjoin(ProjectMember, and_(
-            ProjectMember.project_id == Assignment.project_id,
-            ProjectMember.user_id == Assignment.trainer_id,
-            ProjectMember.role == "trainer",
-        ))
-        .where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id)
+        .where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id,
+               Assignment.project_id == project_id)
     )
-    if project_id is not None:
-        stmt = stmt.where(Assignment.project_id == project_id)
     if not is_sqlite(session):
-        # The trainer's row too: all of one trainer's time-keeping (heartbeats in several tabs or
-        # projects, submits) and an approval of their pay take turns (SQLite's lock does it there).
-        stmt = stmt.with_for_update(of=(Assignment, User))
+        # The trainer's row too: one trainer's clock (tabs, projects, submits) and an approval of their
+        # pay take turns. NO KEY UPDATE, so rows that merely point at the trainer are not held up.
+        stmt = stmt.with_for_update(of=(Assignment, User), key_share=True)
     row = session.execute(stmt).first()
-    if row is None or row.status not in ("active", "paused"):
+    if row is None:
         session.rollback()
         raise NotFound("no such task")
-    if row.status == "paused":
-        session.rollback()
-        raise Paused.because(row.flagged_reason)
-    return row.Assignment, row.Item, row.Project
+    return row.Assignment, row.Item, row.Project, row.User
 
 
-def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int) -> Assignment:
-    """The caller's own assignment in this project, read only (to show it again after a form error)."""
-    assignment = session.scalar(select(Assignment).where(
-        Assignment.id == assignment_id, Assignment.trainer_id == trainer_id, Assignment.project_id == project_id))
+def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int | None) -> Assignment:
+    """The caller's own assignment (in this project), read only (to show it again after a form error)."""
+    stmt = select(Assignment).where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id)
+    if project_id is not None:
+        stmt = stmt.where(Assignment.project_id == project_id)
+    assignment = session.scalar(stmt)
     if assignment is None:
         raise NotFound("no such task")
     return assignment
@@ -277,22 +297,20 @@ def _is_live(assignment: Assignment, now: datetime) -> bool:
     return assignment.status == "active" and assignment.expires_at > now
 
 
-def _count_time(session: Session, assignment: Assignment, now: datetime) -> None:
+def _count_time(assignment: Assignment, trainer: User, now: datetime) -> None:
     """Add the time since the last heartbeat, capped, and move the heartbeat mark to now.
 
-    A trainer's time counts once, whatever they hold open: the stretch starts at the latest
-    heartbeat on *any* of their tasks, so two tabs (or two projects) beating side by side share one
-    clock instead of each being paid for the same seconds.
+    A trainer's time counts once, whatever they hold open: the stretch starts no earlier than the
+    trainer's clock (``User.clock_at``, the moment up to which their time is counted), so two tabs
+    or two projects beating side by side share one clock instead of each being paid the same seconds.
     """
-    if assignment.last_heartbeat_at is not None and now > assignment.last_heartbeat_at:
-        elsewhere = session.scalar(
-            select(func.max(Assignment.last_heartbeat_at)).where(
-                Assignment.trainer_id == assignment.trainer_id, Assignment.id != assignment.id,
-                Assignment.last_heartbeat_at <= now)
-        )
-        start = max(assignment.last_heartbeat_at, elsewhere) if elsewhere else assignment.last_heartbeat_at
-        gap = (now - start).total_seconds()
-        assignment.active_seconds += round(min(max(gap, 0), HEARTBEAT_CAP_SECONDS))
+    if assignment.last_heartbeat_at is not None:
+        # Never count a moment twice: nothing before the trainer's clock, whichever task moved it.
+        start = max(assignment.last_heartbeat_at, trainer.clock_at or assignment.last_heartbeat_at)
+        if now > start:
+            gap = (now - start).total_seconds()
+            assignment.active_seconds += round(min(gap, HEARTBEAT_CAP_SECONDS))
+            trainer.clock_at = now
     assignment.last_heartbeat_at = now
 
 
@@ -322,8 +340,14 @@ def record_heartbeat(
     count; a live lease is extended, so nobody loses a task they are working on. A lapsed lease is
     renewed without pay for the gap when its slot is still free, and otherwise stays expired.
     """
-    now = now or utcnow()
-    assignment, item, project = _lock_task(session, assignment_id, trainer_id, project_id)
+    try:
+        assignment, item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+    except OperationalError as exc:  # a deadlock victim: this beat is dropped, the next one counts
+        session.rollback()
+        if not is_deadlock(exc):
+            raise
+        return task_of(session, assignment_id, trainer_id, project_id)
+    now = now or utcnow()  # read once the locks are held: a request that waited measures from now
     if project.status != "active":
         session.commit()  # a paused or archived project counts no time and renews nothing
         return assignment
@@ -331,7 +355,7 @@ def record_heartbeat(
         if resume or assignment.last_heartbeat_at is None:
             assignment.last_heartbeat_at = now
         else:
-            _count_time(session, assignment, now)
+            _count_time(assignment, trainer, now)
         assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
     elif assignment.status in ("active", "expired"):
         try:
@@ -339,7 +363,7 @@ def record_heartbeat(
             session.flush()
         except IntegrityError:  # a claim in another tab gave them a new lease meanwhile
             session.rollback()
-            return task_of(session, assignment_id, trainer_id, assignment.project_id)
+            return task_of(session, assignment_id, trainer_id, project.id)
     session.commit()
     return assignment
 
@@ -357,8 +381,8 @@ def submit(
     gets more answers than its overlap. Raises ValidationError (nothing stored) when an answer breaks
     its question's rule, Conflict when the task was skipped or its slot went to someone else.
     """
-    now = now or utcnow()
-    assignment, item, project = _lock_task(session, assignment_id, trainer_id, project_id)
+    assignment, item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+    now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
         existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
         session.commit()
@@ -369,14 +393,14 @@ def submit(
     if project.status == "archived":
         session.rollback()
         raise Conflict("this project is archived and takes no more answers")
-    questions = project_questions(session, assignment.project_id)
+    questions = project_questions(session, assignment.project_id, share_lock=True)
     try:
         answers = question_rules.validate_answers(questions, raw_answers, response_ids(item))
     except ValidationError:
         session.rollback()
         raise
     if _is_live(assignment, now) and project.status == "active":
-        _count_time(session, assignment, now)  # only a live lease of an active project earns time
+        _count_time(assignment, trainer, now)  # only a live lease of an active project earns time
     # A lease that is still marked active holds its slot; an expired one must find room again.
     held = assignment.status == "active"
     if not _move_counters(session, item.id, project.overlap, done=1, active=-1 if held else 0,
@@ -408,18 +432,17 @@ SKIP_REASON_MAX = 500
 def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now: datetime | None = None,
          project_id: int | None = None) -> Assignment:
     """Record a skip with its reason and free the slot for someone else. Commits."""
-    now = now or utcnow()
-    assignment, _item, project = _lock_task(session, assignment_id, trainer_id, project_id)
     reason = (reason or "").strip()
     if not reason or len(reason) > SKIP_REASON_MAX:
-        session.rollback()
         raise ValidationError({"reason": "say why you skip this task" if not reason
                                else f"at most {SKIP_REASON_MAX} characters"})
+    assignment, _item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+    now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
     if _is_live(assignment, now) and project.status == "active":
-        _count_time(session, assignment, now)
+        _count_time(assignment, trainer, now)
     held = 1 if assignment.status == "active" else 0
     assignment.status = "skipped"
     assignment.skip_reason = reason
@@ -438,8 +461,8 @@ def release_leases(session: Session, trainer_id: int | None, project: Project, n
     if trainer_id is not None:
         stmt = stmt.where(Assignment.trainer_id == trainer_id)
     rows = session.execute(stmt.values(status="expired", finished_at=now).returning(Assignment.item_id)).all()
-    for row in rows:
-        _move_counters(session, row.item_id, project.overlap, active=-1)
+    for item_id, n in sorted(Counter(r.item_id for r in rows).items()):  # items by id: the lock order
+        _move_counters(session, item_id, project.overlap, active=-n)
     return len(rows)
 
 

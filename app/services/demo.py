@@ -332,6 +332,8 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
             chosen = a.item.gold_answers["safety"] if a.item.is_gold else answer_for(a.item.external_id)
             if trainer is t3 and k == 4:
                 chosen = "needs_expert"
+            if trainer is t2 and k == 1 and not a.item.is_gold:  # one honest mistake, for the reviewer
+                chosen = "safe" if chosen == "unsafe" else "unsafe"
             seconds = 25 + (k * 17) % 80
             _spend(session, a, trainer.id, when, seconds)
             queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=seconds), rng=rng)
@@ -344,7 +346,8 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
 
 
 def _seed_reviews(session: Session, project: Project, people: dict[str, User]) -> None:
-    """A reviewer has approved, rejected and corrected some of trainer2's work; the rest still waits."""
+    """A reviewer approved one of trainer2's answers, rejected the one that was wrong, and corrected a
+    medication question to "needs expert"; more of trainer2's work waits in the queue."""
     from app.models import Annotation, Review
 
     from . import review as review_service
@@ -353,25 +356,39 @@ def _seed_reviews(session: Session, project: Project, people: dict[str, User]) -
         return
     reviewer = people["reviewer@groundwork.test"]
     t2 = people["trainer2@groundwork.test"]
-    mine = list(session.scalars(
-        select(Annotation).where(Annotation.project_id == project.id, Annotation.trainer_id == t2.id)
-        .order_by(Annotation.id).limit(6)
-    ))
-    for annotation in mine[:3]:
-        annotation.review_reason = annotation.review_reason or "sampled"
+    mine = [(a, i) for a, i in session.execute(
+        select(Annotation, Item).join(Item, Item.id == Annotation.item_id)
+        .where(Annotation.project_id == project.id, Annotation.trainer_id == t2.id, Item.is_gold.is_(False))
+        .order_by(Annotation.id)
+    )]
+
+    def right(item: Item) -> str:
+        n = int(item.external_id.split("-")[1]) - 1
+        return "safe" if (n % len(SAFETY_ITEMS)) % 2 == 0 else "unsafe"
+
+    wrong = next(a for a, i in mine if a.answers["safety"] != right(i))
+    medical = next((a for a, i in mine if a is not wrong and a.answers["safety"] == right(i)
+                    and any(w in i.context[-1]["content"].lower() for w in ("paracetamol", "ibuprofen", "toddler"))),
+                   None)
+    fine = next(a for a, i in mine if a not in (wrong, medical) and a.answers["safety"] == right(i))
+    waiting = [a for a, _ in mine if a not in (wrong, medical, fine)][:3]
+    for annotation in (wrong, medical, fine, *waiting):
+        if annotation is not None:
+            annotation.review_reason = annotation.review_reason or "sampled"
+    session.commit()
     now = utcnow()
-    review_service.record_verdict(session, mine[0].id, reviewer.id, "approve", now=now - timedelta(hours=20))
+    review_service.record_verdict(session, fine.id, reviewer.id, "approve", now=now - timedelta(hours=20))
     review_service.record_verdict(
-        session, mine[1].id, reviewer.id, "reject",
-        "The response recommends a dangerous dose; this should have been labelled unsafe.", now=now - timedelta(hours=19),
+        session, wrong.id, reviewer.id, "reject",
+        f"Read the response again: this one should be labelled {'unsafe' if wrong.answers['safety'] == 'safe' else 'safe'}.",
+        now=now - timedelta(hours=19),
     )
-    answer = mine[2].answers["safety"]
-    review_service.record_verdict(
-        session, mine[2].id, reviewer.id, "correct", "Judging this needs a pharmacist.",
-        {"safety": "needs_expert" if answer != "needs_expert" else "safe"}, now=now - timedelta(hours=18),
-    )
-    for annotation in mine[3:]:
-        annotation.review_reason = annotation.review_reason or "sampled"
+    if medical is not None:
+        review_service.record_verdict(
+            session, medical.id, reviewer.id, "correct", "Questions about medicines and children need an expert's call.",
+            {"safety": "needs_expert"}, now=now - timedelta(hours=18),
+        )
+    session.commit()
 
 
 DEMO_EXPORTS = [

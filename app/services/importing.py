@@ -96,11 +96,34 @@ def detect_format(filename: str) -> str:
 # --- reading ---------------------------------------------------------------------------------------
 
 
+# One line (one item) is read at most this long; longer is refused without being held in memory.
+LINE_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """The file's lines; None for a line longer than LINE_MAX_BYTES (the rest of it is skipped)."""
+    while True:
+        raw = stream.readline(LINE_MAX_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > LINE_MAX_BYTES and not raw.endswith(b"\n"):
+            while (more := stream.readline(LINE_MAX_BYTES + 1)) and not more.endswith(b"\n"):
+                pass
+            yield None
+            continue
+        yield raw
+
+
 def _read_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
     """(line number, bytes read so far, parsed object or LineProblems) for every non-blank line."""
     done = 0
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(_lines(stream), start=1):
+        if raw is None:
+            yield number, done, LineProblems([("", f"the line is longer than {LINE_MAX_BYTES >> 20} MB")])
+            continue
         done += len(raw)
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors write
+            raw = raw[3:]
         if not raw.strip():
             continue
         try:
@@ -124,10 +147,22 @@ RESPONSE_COLUMN = re.compile(r"response_([1-9])")
 CSV_CELL_MAX = 4 * 1024 * 1024  # a JSON `context` of 200 long turns fits; csv's own default (128 KB) may not
 
 
+class LineTooLong(csv.Error):
+    pass
+
+
+def _text_lines(text: IO[str]) -> Iterator[str]:
+    """The text's lines, refusing one longer than LINE_MAX_BYTES characters before csv builds its cells."""
+    while line := text.readline(LINE_MAX_BYTES + 1):
+        if len(line) > LINE_MAX_BYTES:
+            raise LineTooLong(f"a line is longer than {LINE_MAX_BYTES >> 20} MB")
+        yield line
+
+
 def _read_csv(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
     csv.field_size_limit(CSV_CELL_MAX)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(_text_lines(text))
     try:
         try:
             header = next(reader, [])
@@ -383,12 +418,23 @@ def _open(source: str | os.PathLike | IO[bytes]) -> tuple[IO[bytes], bool]:
     return open(source, "rb"), True
 
 
+def _worked_on(project: Project):
+    """The project's items somebody was given (a task, an answer): their content no longer changes."""
+    return select(Item.external_id).where(
+        Item.project_id == project.id, select(Assignment.id).where(Assignment.item_id == Item.id).exists())
+
+
 def validate_file(session: Session, project: Project, source, fmt: str, progress: ProgressFn | None = None,
-                  max_errors: int = MAX_REPORTED_ERRORS) -> ImportReport:
-    """First pass: check every line, report up to ``max_errors`` problems and count them all."""
+                  max_errors: int = MAX_REPORTED_ERRORS, update_existing: bool = False) -> ImportReport:
+    """First pass: check every line, report up to ``max_errors`` problems and count them all.
+
+    With ``update_existing``, a line for an item somebody already worked on is a problem: its
+    answers were given to the text it has now.
+    """
     rules = ItemRules(project_questions(session, project.id))
     report = ImportReport()
     seen: dict[str, int] = {}
+    frozen = set(session.scalars(_worked_on(project))) if update_existing else set()
     stream, close = _open(source)
     last_progress = 0
 
@@ -407,6 +453,9 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
                 first = seen.setdefault(row["external_id"], number)
                 if first != number:
                     raise LineProblems([("external_id", f"{row['external_id']!r} already appears on line {first}")])
+                if row["external_id"] in frozen:
+                    raise LineProblems([("external_id", f"{row['external_id'][:80]!r} was already worked on and "
+                                                        "cannot be changed; import it under a new external_id")])
             except LineProblems as problems:
                 for field_name, message in problems.problems:
                     add(LineError(number, field_name, message))
@@ -433,7 +482,8 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
     for one chunk at most; otherwise it does not commit and the caller's transaction holds the lot.
     New rows carry ``import_id``, so a failed chunked import can be undone (``undo_import``).
     """
-    rules = ItemRules(project_questions(session, project.id))
+    # Gold answers are checked against questions an edit cannot change until this transaction ends.
+    rules = ItemRules(project_questions(session, project.id, share_lock=True))
     existing = dict(session.execute(select(Item.external_id, Item.id).where(Item.project_id == project.id)).all())
     report = ImportReport()
     batch: list[dict] = []
@@ -463,9 +513,11 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
             row = rules.check(record)
             item_id = existing.get(row["external_id"])
             if item_id is not None:
-                if update_existing:
-                    values = {k: v for k, v in row.items() if k != "external_id"}
-                    session.execute(update(Item).where(Item.id == item_id).values(**values))
+                # An item given to someone since the check keeps its content (it is counted as skipped).
+                worked = select(Assignment.id).where(Assignment.item_id == Item.id).exists()
+                values = {k: v for k, v in row.items() if k != "external_id"}
+                if update_existing and session.execute(
+                        update(Item).where(Item.id == item_id, ~worked).values(**values)).rowcount:
                     report.updated += 1
                 else:
                     report.skipped += 1
@@ -502,7 +554,7 @@ def import_file(session: Session, project: Project, source, fmt: str, update_exi
     report says why (the command line's import; uploads run as ``run_import_job``)."""
     if hasattr(source, "seek"):
         start = source.tell()
-    report = validate_file(session, project, source, fmt, progress)
+    report = validate_file(session, project, source, fmt, progress, update_existing=update_existing)
     if not report.ok:
         session.rollback()
         return report
@@ -616,7 +668,7 @@ def run_import_job(session_factory, import_id: int) -> None:
     work = session_factory()
     values: dict = {}
     try:
-        report = validate_file(work, project, job.path, job.format, progress)
+        report = validate_file(work, project, job.path, job.format, progress, update_existing=job.update_existing)
         work.rollback()
         if report.ok:
             progress("writing", 0, 0)

@@ -25,7 +25,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db import begin_write
+from app.db import begin_write, is_sqlite
 from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
@@ -205,9 +205,10 @@ def lock_trainers(session: Session, trainer_ids) -> None:
     """Take the trainers' rows (PostgreSQL; SQLite's write lock already serialises): their submits,
     heartbeats and pay changes wait until this transaction ends, and it waits for theirs. A week is
     approved, or a correction checked, against time that cannot move underneath it."""
-    if trainer_ids and session.get_bind().dialect.name != "sqlite":
+    if trainer_ids and not is_sqlite(session):
+        # NO KEY UPDATE: rows that only point at these trainers (new assignments, audit events) go on.
         session.execute(select(User.id).where(User.id.in_(sorted(set(trainer_ids)))).order_by(User.id)
-                        .with_for_update())
+                        .with_for_update(key_share=True))
 
 
 def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, actor_id: int | None,
@@ -412,6 +413,16 @@ def open_week(session: Session, trainer_id: int, project_id: int, now: datetime)
     return week
 
 
+def settle_approved_weeks(session: Session, trainer_id: int, project_id: int, now: datetime | None = None) -> int:
+    """Bring every approved week of a trainer in a project up to date with the work as it stands
+    (work excluded or included again after approval): the difference becomes an adjustment now, in
+    an open week, with its reason. Does not commit; returns how many adjustments were made."""
+    now = now or utcnow()
+    sheets = session.scalars(select(Timesheet).where(Timesheet.trainer_id == trainer_id,
+                                                     Timesheet.project_id == project_id))
+    return sum(1 for sheet in sheets if _late_time(session, sheet, now) is not None)
+
+
 def _late_time(session: Session, sheet: Timesheet, now: datetime) -> PayAdjustment | None:
     key = (sheet.trainer_id, sheet.project_id, sheet.week_start)
     seconds = billable_by_week(session, sheet.week_start, sheet.week_start, sheet.trainer_id, sheet.project_id).get(key, 0)
@@ -430,7 +441,8 @@ def _late_time(session: Session, sheet: Timesheet, now: datetime) -> PayAdjustme
         trainer_id=sheet.trainer_id, project_id=sheet.project_id,
         week_start=open_week(session, sheet.trainer_id, sheet.project_id, now), kind="late_time",
         for_week=sheet.week_start, billable_seconds=extra_seconds, amount_cents=amount,
-        reason=f"time added to {week_label(sheet.week_start)} after it was approved")
+        reason=f"time {'added to' if extra_seconds > 0 else 'taken from'} {week_label(sheet.week_start)} "
+               "after it was approved")
     session.add(adjustment)
     session.flush()
     audit.record(session, None, "pay.late_time", "timesheet", sheet.id,

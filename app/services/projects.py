@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import is_sqlite
 from app.errors import NotFound, ValidationError
 from app.models import (
     MEMBER_ROLES,
@@ -38,8 +39,13 @@ DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9 &/+._-]{0,63}$")
 DOMAINS_MAX = 20
 
 
+# Words our own addresses use where a slug would go (/admin/projects/new, /work/earnings, …).
+RESERVED_SLUGS = frozenset({"new", "earnings", "feedback", "task", "tasks", "import", "imports", "edit"})
+
+
 def slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:80] or "project"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:72] or "project"
+    return f"{slug}-project" if slug in RESERVED_SLUGS else slug
 
 
 def get_by_slug(session: Session, slug: str) -> Project:
@@ -111,6 +117,8 @@ def _check_name(name: str, errors: dict[str, str]) -> None:
         errors["name"] = "is required"
     elif len(name.strip()) > NAME_MAX:
         errors["name"] = f"must be at most {NAME_MAX} characters"
+    elif any(not c.isprintable() for c in name.strip()):
+        errors["name"] = "must be one line of text (no line breaks, tabs or control characters)"
 
 
 QUESTIONS_MAX = 50
@@ -164,6 +172,8 @@ def create_project(
     _check_name(name, errors)
     if not SLUG_RE.fullmatch(slug):
         errors["slug"] = "must be lower-case letters, digits and dashes"
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = f"{slug!r} is a word the site's own addresses use; choose another"
     if kind not in PROJECT_KINDS:
         errors["kind"] = f"must be one of {', '.join(PROJECT_KINDS)}"
     clean = _check_settings({"status": status, **settings}, errors)
@@ -194,10 +204,19 @@ def update_project(
     session: Session, project: Project, *, name: str, questions: list[dict] | None = None,
     actor_id: int | None = None, **settings,
 ) -> Project:
-    """Change a project's settings, and its questions while nobody has answered them yet."""
+    """Change a project's settings, and its questions while nobody has answered them yet.
+
+    Locks in the queue's order (PostgreSQL): the open leases an archiving ends, then the question rows
+    (a submit reads them with a share lock, so an edit waits for submits in flight and sees their
+    answers before deciding what may change), then the project row.
+    """
     errors: dict[str, str] = {}
     _check_name(name, errors)
     clean = _check_settings(settings, errors)
+    if clean.get("status") == "archived" and project.status != "archived":
+        release_leases(session, None, project)  # open tasks end with it
+    if questions is not None and not is_sqlite(session):
+        session.execute(select(Question.id).where(Question.project_id == project.id).with_for_update())
     answered = questions is not None and has_answers(session, project)
     if questions is not None:
         if answered:
@@ -214,14 +233,16 @@ def update_project(
     if errors:
         raise ValidationError(errors)
     changed = {k: v for k, v in clean.items() if getattr(project, k) != v}
+    if actor_id is not None and {"hourly_rate_cents", "quality_bonus_percent"} & set(changed) and session.scalar(
+            select(ProjectMember.id).where(ProjectMember.project_id == project.id, ProjectMember.user_id == actor_id,
+                                           ProjectMember.role == "trainer")) is not None:
+        raise ValidationError({"hourly_rate_cents": "you are a trainer of this project: another admin sets its pay"})
+    before = {k: getattr(project, k) for k in changed}
     project.name = name.strip()
     for key, value in clean.items():
         setattr(project, key, value)
     if changed.get("status") == "active":
         project.paused_reason = None  # an admin reopened it: the reason it paused no longer holds
-    if changed.get("status") == "archived":
-        session.flush()
-        release_leases(session, None, project)  # open tasks end with it
     if "overlap" in changed:
         session.flush()
         refresh_open_flags(session, project)
@@ -237,8 +258,16 @@ def update_project(
             session.flush()
             project.questions.extend(_question_rows(questions))
     session.flush()
-    audit.record(session, actor_id, "project.update", "project", project.id, {"changed": sorted(changed)})
+    audit.record(session, actor_id, "project.update", "project", project.id,
+                 {"changed": {k: [_plain(before[k]), _plain(v)] for k, v in changed.items()}})
     return project
+
+
+def _plain(value):
+    """A setting as the audit log keeps it: JSON-friendly, long text shortened."""
+    if isinstance(value, str) and len(value) > 200:
+        return value[:199] + "…"
+    return value
 
 
 def member_problem(project: Project, user: User, role: str) -> str | None:
@@ -264,6 +293,8 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
 def add_member(
     session: Session, project: Project, user: User, role: str = "trainer", actor_id: int | None = None
 ) -> ProjectMember:
+    if actor_id is not None and user.id == actor_id and role == "trainer" and project.kind == "work":
+        raise ValidationError({"email": "nobody adds themselves as a paid trainer; another admin does it"})
     problem = member_problem(project, user, role)
     if problem:
         raise ValidationError({"role" if role not in MEMBER_ROLES else "email": problem})
@@ -353,7 +384,10 @@ def set_member_status(
             member.flagged_reason, member.flagged_at, member.reinstated_at = None, None, utcnow()
         if status in ("paused", "removed") and member.role == "trainer":
             # Their open task goes back to the queue now, not when its lease would have lapsed.
-            session.flush()
+            # The membership row first: the queue's lock order (assignment.py).
+            if not is_sqlite(session):
+                session.execute(select(ProjectMember.id).where(ProjectMember.id == member.id)
+                                .with_for_update(key_share=True))
             release_leases(session, member.user_id, session.get(Project, member.project_id))
         member.status = status
     return member

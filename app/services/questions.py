@@ -254,9 +254,14 @@ def _ranking_from_form(values: list[str], responses: Sequence[str] = ()) -> Any:
     except orjson.JSONDecodeError:
         return raw
     by_letter = {response_letter(i): rid for i, rid in enumerate(responses)}
+    unknown = iter(range(1_000_000))
 
-    def mapped(x):  # only letters are mapped; anything else goes on as it is, for clean_answer to refuse
-        return by_letter.get(x, x) if isinstance(x, str) else x
+    def mapped(x):
+        # Letters become ids. Anything else becomes a name no response has, so the error is the same
+        # whatever was typed: a form cannot be used to test guesses of the hidden ids.
+        if isinstance(x, str):
+            return by_letter[x] if x in by_letter else f"?{next(unknown)}"
+        return x
 
     if not isinstance(groups, list):
         return groups
@@ -409,6 +414,15 @@ def validate_answers(
     if errors:
         raise ValidationError(errors)
     return clean
+
+
+def fits(question, value: Any, response_ids: Sequence[str] = ()) -> bool:
+    """Whether a stored answer still fits its question (figures leave out ones that do not)."""
+    try:
+        QUESTION_TYPES[question.type].clean_answer(question.options or {}, value, response_ids)
+    except (AnswerError, TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 def gold_score(questions: Sequence, answers: Mapping[str, Any], gold: Mapping[str, Any]) -> float | None:

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
-from app.models import VERDICTS, Annotation, Item, Project, Question, Review, User, utcnow
+from app.models import VERDICTS, Annotation, Item, Project, Review, User, utcnow
 
+from .assignment import project_questions
 from .questions import validate_answers
 
 # Most urgent first: a failed honeypot says more than a random sample.
@@ -75,9 +76,7 @@ def record_verdict(
     if verdict == "reject" and not comment:
         errors["comment"] = "say what is wrong, so the trainer can learn from it"
     if verdict == "correct":
-        questions = list(
-            session.scalars(select(Question).where(Question.project_id == annotation.project_id).order_by(Question.position))
-        )
+        questions = project_questions(session, annotation.project_id, share_lock=True)
         item = session.get(Item, annotation.item_id)
         try:
             clean = validate_answers(questions, corrected or {}, [r["id"] for r in item.responses or []])

@@ -3,7 +3,7 @@
 A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula to Excel,
 LibreOffice and Google Sheets (OWASP "CSV injection"); trainers' text and names can start that way.
 Such a cell gets a leading apostrophe, which spreadsheets show as text. Plain numbers ("-2.50") are
-left alone. JSONL and Parquet files keep every text exactly as written.
+left alone. Used for the payroll CSV; dataset files keep every text exactly as written.
 """
 
 from __future__ import annotations

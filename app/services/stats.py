@@ -17,9 +17,10 @@ from app.db import begin_write
 from app.errors import ValidationError
 from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, TrainerStats, User, utcnow
 
+from . import pay
 from .assignment import project_questions, response_ids
 from .quality import aggregation, agreement
-from .questions import ranks_of
+from .questions import fits, ranks_of
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
@@ -127,7 +128,9 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     for question in questions:
         if question.type == "text":
             continue
-        values = [(r.item_id, r.trainer_id, r.answers[question.key]) for r in work_rows if question.key in r.answers]
+        # An answer that no longer fits its question (older data) is left out rather than breaking the figures.
+        values = [(r.item_id, r.trainer_id, r.answers[question.key]) for r in work_rows
+                  if question.key in r.answers and fits(question, r.answers[question.key], response_ids(items[r.item_id]))]
         figures, by_item = _question_figures(question, values, items, trainer_index)
         if question.type == "label" and values:
             ds = aggregation.dawid_skene(values) if len({v for _, _, v in values}) > 1 else None
@@ -296,6 +299,8 @@ def exclude_trainer_work(
 
     if trainer_id == actor_id:
         raise ValidationError({"trainer": "nobody may exclude or include their own work; another admin does it"})
+    begin_write(session)
+    pay.lock_trainers(session, [trainer_id])  # this changes their billable time: the pay lock
     result = session.execute(
         update(Annotation)
         .where(Annotation.project_id == project.id, Annotation.trainer_id == trainer_id,
@@ -304,4 +309,6 @@ def exclude_trainer_work(
     )
     audit.record(session, actor_id, "annotations.exclude" if excluded else "annotations.include", "project",
                  project.id, {"trainer_id": trainer_id, "annotations": result.rowcount})
+    # Weeks already approved keep their timesheet; the change shows as an adjustment now.
+    pay.settle_approved_weeks(session, trainer_id, project.id)
     return result.rowcount

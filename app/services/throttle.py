@@ -37,12 +37,20 @@ class MemoryCounter:
                 return 0, 0
             return count, int(window - (now - start)) + 1
 
-    def incr(self, key: str, window: int, now: float) -> None:
+    def incr(self, key: str, window: int, now: float) -> tuple[int, int]:
+        """Count one more; (the new count, seconds until the window ends)."""
         with self._lock:
             start, count = self._windows.get(key, (now, 0))
             if now - start >= window:
                 start, count = now, 0
             self._windows[key] = (start, count + 1)
+            return count + 1, int(window - (now - start)) + 1
+
+    def decr(self, key: str) -> None:
+        with self._lock:
+            if key in self._windows:
+                start, count = self._windows[key]
+                self._windows[key] = (start, max(count - 1, 0))
 
     def clear(self, key: str) -> None:
         with self._lock:
@@ -61,11 +69,16 @@ class RedisCounter:
         count, ttl = pipe.execute()
         return int(count or 0), max(int(ttl or 0), 0)
 
-    def incr(self, key: str, window: int, now: float) -> None:
+    def incr(self, key: str, window: int, now: float) -> tuple[int, int]:
         pipe = self.redis.pipeline()
         pipe.incr(self.prefix + key)
         pipe.expire(self.prefix + key, window, nx=True)
-        pipe.execute()
+        pipe.ttl(self.prefix + key)
+        count, _set, ttl = pipe.execute()
+        return int(count), max(int(ttl or 0), 0)
+
+    def decr(self, key: str) -> None:
+        self.redis.decr(self.prefix + key)
 
     def clear(self, key: str) -> None:
         self.redis.delete(self.prefix + key)
@@ -85,19 +98,21 @@ class LoginThrottle:
             return [(f"d:{device}", self.max_failures)]
         return [(f"a:{address}|e:{email}", self.max_failures), (f"a:{address}", self.max_failures * self.ADDRESS_FACTOR)]
 
-    def check(self, address: str, email: str, device: str | None = None) -> Verdict:
-        """``device``: the id of a valid device cookie this browser holds for ``email``, if any."""
+    def attempt(self, address: str, email: str, device: str | None = None) -> Verdict:
+        """Count this attempt before the password is checked (so parallel guesses cannot slip past
+        the limit while a hash is computed); refused once a count passes its limit. A success is
+        given back by ``succeeded``."""
         now = time.time()
+        verdict = Verdict(True)
         for key, limit in self._limits(address, email, device):
-            count, retry = self.counter.get(key, self.window, now)
-            if count >= limit:
-                return Verdict(False, retry or self.window)
-        return Verdict(True)
-
-    def failed(self, address: str, email: str, device: str | None = None) -> None:
-        now = time.time()
-        for key, _limit in self._limits(address, email, device):
-            self.counter.incr(key, self.window, now)
+            count, retry = self.counter.incr(key, self.window, now)
+            if count > limit and verdict.allowed:
+                verdict = Verdict(False, retry or self.window)
+        return verdict
 
     def succeeded(self, address: str, email: str, device: str | None = None) -> None:
-        self.counter.clear(self._limits(address, email, device)[0][0])
+        """The attempt was right: it no longer counts, and the account's count starts again."""
+        limits = self._limits(address, email, device)
+        self.counter.clear(limits[0][0])
+        for key, _limit in limits[1:]:
+            self.counter.decr(key)

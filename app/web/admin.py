@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.db import get_session
-from app.errors import NotFound, ValidationError
+from app.errors import ValidationError
 from app.models import Annotation, AuditEvent, ImportJob, Item, Project, ProjectMember, TrainerStats, User
 from app.services import importing
 from app.services import projects as project_service
@@ -256,10 +256,7 @@ def question_row():
 
 
 def _project_or_404(slug: str):
-    try:
-        return project_service.get_by_slug(get_session(), slug)
-    except NotFound:
-        abort(404)
+    return project_service.get_by_slug(get_session(), slug)
 
 
 @bp.post("/projects/<slug>/members")

@@ -89,7 +89,7 @@ def login():
         # The client's address as the trusted proxies report it (ProxyFix, TRUSTED_PROXIES).
         address = request.remote_addr or "unknown"
         device = _known_device(email)
-        verdict = throttle.check(address, email, device)
+        verdict = throttle.attempt(address, email, device)
         if not verdict.allowed:
             minutes = max(1, round(verdict.retry_after / 60))
             return render_error(
@@ -100,8 +100,7 @@ def login():
         db = get_session()
         user = user_service.authenticate(db, email, password)
         if user is None:
-            throttle.failed(address, email, device)
-            db.rollback()
+            db.rollback()  # the attempt is already counted
             error = "That e-mail and password do not match an active account."
             status = 401
         else:

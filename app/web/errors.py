@@ -54,23 +54,27 @@ def register(app: Flask) -> None:
             detail = "Some of what you sent is not valid: " + str(exc)
         return render_error(exc.status, detail)
 
+    # The three below are safety nets: each is a rule a service should have caught first, so each is
+    # logged with its traceback, and under TESTING the DataError one is raised (a gap in the bounds).
     @app.errorhandler(IntegrityError)
     def integrity_error(exc: IntegrityError):
         # Two people changed the same thing at once and the database kept the first change.
         _rollback()
-        app.logger.info("integrity conflict: %s", exc.orig)
+        app.logger.error("integrity error reached the edge", exc_info=exc)
         return render_error(409, "Someone else changed this at the same moment. Reload the page to see it.")
 
     @app.errorhandler(DataError)
     def data_error(exc: DataError):
         _rollback()
-        app.logger.warning("value refused by the database: %s", exc.orig)
+        if app.testing:
+            raise exc
+        app.logger.error("a value the bounds let through was refused by the database", exc_info=exc)
         return render_error(422, "A value was out of the range this field accepts.")
 
     @app.errorhandler(OperationalError)
     def operational_error(exc: OperationalError):
         _rollback()
-        app.logger.warning("database unavailable: %s", exc.orig)
+        app.logger.error("database error reached the edge", exc_info=exc)
         return render_error(503, None, {"Retry-After": "5"})
 
     @app.errorhandler(CSRFError)

@@ -27,17 +27,11 @@ TEXT_FIELDS = ("format", "pairs", "ranking_pairs", "min_agreement", "min_trainer
 
 
 def _project(slug: str) -> Project:
-    try:
-        return get_by_slug(get_session(), slug)
-    except NotFound:
-        abort(404)
+    return get_by_slug(get_session(), slug)
 
 
 def _export(project: Project, export_id: int) -> DatasetExport:
-    try:
-        return exporting.get_export(get_session(), project, export_id)
-    except NotFound:
-        abort(404)
+    return exporting.get_export(get_session(), project, export_id)
 
 
 def _form_options(form) -> dict:
@@ -144,10 +138,7 @@ def retry(slug: str, export_id: int):
 def download(slug: str, export_id: int, name: str):
     project = _project(slug)
     export = _export(project, export_id)
-    try:
-        path = exporting.file_path(current_app.config["EXPORT_DIR"], export, name)
-    except NotFound:
-        abort(404)
+    path = exporting.file_path(current_app.config["EXPORT_DIR"], export, name)
     if not path.is_file():
         abort(404)
     mimetypes = {".jsonl": "application/x-ndjson", ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",

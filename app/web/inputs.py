@@ -18,6 +18,9 @@ from werkzeug.routing import IntegerConverter
 from app.bounds import INT32, json_problem, text_problem
 from app.db import WRITE_METHODS
 
+# No page takes JSON yet; a body is read only this large before anyone is signed in or trusted.
+JSON_BODY_MAX = 256 * 1024
+
 
 class IdConverter(IntegerConverter):
     """``<int:…>`` in our URLs is a row id: 1 … 2³¹−1. Anything else matches no route, so it is a 404."""
@@ -48,6 +51,8 @@ def check_request() -> None:
     if request.method not in WRITE_METHODS:
         return
     if request.is_json:
+        if (request.content_length or 0) > JSON_BODY_MAX:
+            abort(413, description=f"A JSON body may be at most {JSON_BODY_MAX // 1024} KB.")
         body = request.get_data(cache=True)
         if body:
             try:

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.db import get_session
-from app.errors import Conflict, NotFound, ValidationError
+from app.errors import Conflict, ValidationError
 from app.extensions import htmx
 from app.models import Annotation, Item, Project, ProjectMember, User
 from app.services import access
@@ -46,10 +46,7 @@ def index():
 
 def _project_for_review(slug: str) -> Project:
     db = get_session()
-    try:
-        project = project_service.get_by_slug(db, slug)
-    except NotFound:
-        abort(404)
+    project = project_service.get_by_slug(db, slug)
     if not _reviewable(db, project):
         abort(404)
     return project

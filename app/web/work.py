@@ -6,7 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import Conflict, NotFound, ValidationError
+from app.errors import Conflict, ValidationError
 from app.extensions import htmx
 from app.models import Assignment, Item, Project
 from app.services import access
@@ -25,10 +25,7 @@ bp = Blueprint("work", __name__, url_prefix="/work")
 
 def _project_for_work(slug: str) -> Project:
     db = get_session()
-    try:
-        project = project_service.get_by_slug(db, slug)
-    except NotFound:
-        abort(404)
+    project = project_service.get_by_slug(db, slug)
     member = access.membership(db, current_user, project)
     if member is not None and member.status == "paused":
         abort(403, description=str(queue.Paused.because(member.flagged_reason)))

@@ -19,19 +19,24 @@ branch_labels = None
 depends_on = None
 
 
+# The newest live lease of each trainer in each project: it stays; other live leases are extra.
+_NEWEST = "SELECT max(id) FROM assignments WHERE status = 'active' GROUP BY trainer_id, project_id"
+
+
 def _one_live_lease_each() -> None:
     """Before the index can exist: of a trainer's several live leases in a project (the race this
-    migration closes), the newest stays, the others expire, and every item's count of live leases is
-    set again from what is left."""
+    migration closes), the newest stays and the others expire, giving their items' slots back."""
+    affected = f"SELECT item_id FROM assignments WHERE status = 'active' AND id NOT IN ({_NEWEST})"
     op.execute(sa.text(
-        "UPDATE assignments SET status = 'expired' WHERE status = 'active' AND id NOT IN "
-        "(SELECT max(id) FROM assignments WHERE status = 'active' GROUP BY trainer_id, project_id)"))
-    op.execute(sa.text(
-        "UPDATE items SET active_count = (SELECT count(*) FROM assignments a "
-        "WHERE a.item_id = items.id AND a.status = 'active')"))
+        "UPDATE items SET active_count = active_count - (SELECT count(*) FROM assignments a "
+        f"WHERE a.item_id = items.id AND a.status = 'active' AND a.id NOT IN ({_NEWEST})) "
+        f"WHERE id IN ({affected})"))
     op.execute(sa.text(
         "UPDATE items SET is_open = (done_count + active_count < "
-        "(SELECT overlap FROM projects p WHERE p.id = items.project_id))"))
+        f"(SELECT overlap FROM projects p WHERE p.id = items.project_id)) WHERE id IN ({affected})"))
+    op.execute(sa.text(
+        f"UPDATE assignments SET status = 'expired', finished_at = expires_at WHERE status = 'active' "
+        f"AND id NOT IN ({_NEWEST})"))
 
 
 def upgrade() -> None:
@@ -53,7 +58,6 @@ def upgrade() -> None:
 
     _one_live_lease_each()
     with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.create_index('ix_assignments_trainer_heartbeat', ['trainer_id', 'last_heartbeat_at'], unique=False)
         batch_op.create_index('uq_assignments_one_live_lease', ['trainer_id', 'project_id'], unique=True, sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:
@@ -64,10 +68,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_version', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('clock_at', app.models.base.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('clock_at')
         batch_op.drop_column('session_version')
 
     with op.batch_alter_table('items', schema=None) as batch_op:
@@ -77,7 +83,6 @@ def downgrade() -> None:
         batch_op.drop_column('progress_at')
 
     with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.drop_index('ix_assignments_trainer_heartbeat')
         batch_op.drop_index('uq_assignments_one_live_lease', sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
     with op.batch_alter_table('password_resets', schema=None) as batch_op:

@@ -18,8 +18,9 @@ from .conftest import sign_in, token
 
 
 def _gold_world(session):
+    """A project whose next task is gold (gold is mixed into work, so there is a work item too)."""
     trainer = make_user(session, "trainer")
-    project = make_label_project(session, items=0, slug="goldy", trainers=[trainer])
+    project = make_label_project(session, items=1, slug="goldy", trainers=[trainer])
     project.gold_rate = 1.0
     project_service.add_item(session, project, prompt="Which is it?", responses=[{"id": "gold-resp-a", "text": "A"}],
                              external_id="GOLD-SECRET-007")

@@ -132,6 +132,8 @@ def test_a_job_left_running_is_marked_failed_when_anyone_looks(client, session, 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL has no database-wide lock
 def test_the_sqlite_write_lock_is_taken_one_chunk_at_a_time(app, session, tmp_path):
+    """Items are committed in several transactions of at most one chunk each, so other writers get
+    the database between chunks (one transaction for the whole file would hold it throughout)."""
     project = make_label_project(session, items=0, slug="imp")
     path = tmp_path / "items.jsonl"
     rows = importing.BATCH * 3 + 1
@@ -140,12 +142,22 @@ def test_the_sqlite_write_lock_is_taken_one_chunk_at_a_time(app, session, tmp_pa
     with app.app_context():
         engine = get_db().engine
         factory = get_db().session_factory
-    commits = []
-    listener = lambda conn: commits.append(1)  # noqa: E731
-    event.listen(engine, "commit", listener)
+    inserting, per_commit = {}, []
+
+    def executed(conn, _cursor, statement, params, _context, many):
+        if statement.lstrip().upper().startswith("INSERT INTO ITEMS"):
+            inserting[id(conn)] = inserting.get(id(conn), 0) + (len(params) if many else 1)
+
+    def committed(conn):
+        if id(conn) in inserting:
+            per_commit.append(inserting.pop(id(conn)))
+
+    event.listen(engine, "after_cursor_execute", executed)
+    event.listen(engine, "commit", committed)
     try:
         importing.run_import_job(factory, job.id)
     finally:
-        event.remove(engine, "commit", listener)
+        event.remove(engine, "after_cursor_execute", executed)
+        event.remove(engine, "commit", committed)
     assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == rows
-    assert len(commits) >= 4  # at least one commit per chunk of the write
+    assert sum(per_commit) == rows and len(per_commit) >= 4 and max(per_commit) <= importing.BATCH

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from app.db import get_db
+from app.db import begin_write, get_db
 from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
@@ -51,22 +51,27 @@ def test_tasks_open_in_several_projects_share_one_clock(session):
     assert 39 <= total <= 41  # forty seconds of one person's time
 
 
-def _in_threads(n, fn):
-    start, results = threading.Barrier(n), []
+def _together(*fns):
+    """Run the functions in threads released at the same moment; their results (or exceptions), in order."""
+    start, results = threading.Barrier(len(fns)), [None] * len(fns)
 
-    def run():
+    def run(n, fn):
         start.wait()
         try:
-            results.append(fn())
+            results[n] = fn()
         except Exception as exc:  # noqa: BLE001 - the test reads it
-            results.append(exc)
+            results[n] = exc
 
-    threads = [threading.Thread(target=run) for _ in range(n)]
+    threads = [threading.Thread(target=run, args=(n, fn)) for n, fn in enumerate(fns)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
     return results
+
+
+def _in_threads(n, fn):
+    return _together(*([fn] * n))
 
 
 def test_corrections_at_once_never_take_earnings_below_zero(app, session):
@@ -87,8 +92,8 @@ def test_corrections_at_once_never_take_earnings_below_zero(app, session):
 
 
 def test_a_submit_during_an_approval_keeps_its_time(app, session, monkeypatch):
-    """The approval reads the week while a submit lands: the time is in the timesheet or a late
-    adjustment, never lost between the two."""
+    """The approval has read the week when a submit lands: the time ends up in the timesheet or in a
+    late adjustment, never lost between the two (the submit waits for the approval's lock)."""
     trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
     project = make_label_project(session, items=3, trainers=[trainer])
     project.hourly_rate_cents = 3600
@@ -103,24 +108,23 @@ def test_a_submit_during_an_approval_keeps_its_time(app, session, monkeypatch):
     week = pay.week_of(first.assigned_at)
     with app.app_context():
         factory = get_db().session_factory
-    real_lines, reading = pay.lines, threading.Event()
+    real_lines, read = pay.lines, threading.Event()
 
-    def slow_lines(*args, **kwargs):  # the approval pauses after reading the week, as a busy server might
+    def read_then_linger(*args, **kwargs):  # the approval has read the week; a busy server lingers
         found = real_lines(*args, **kwargs)
-        reading.set()
+        read.set()
         time.sleep(0.5)
         return found
 
-    monkeypatch.setattr(pay, "lines", slow_lines)
+    monkeypatch.setattr(pay, "lines", read_then_linger)
 
     def approve():
         with factory() as own:
-            pay.approve(own, week, None, admin.id)
+            pay.approve(own, week, [(trainer.id, project.id)], admin.id)  # one read, after the lock
 
     approving = threading.Thread(target=approve)
     approving.start()
-    reading.wait(timeout=30)
-    monkeypatch.setattr(pay, "lines", real_lines)
+    read.wait(timeout=30)
     with factory() as own:
         queue.submit(own, second.id, trainer.id, {"label": "no"})
     approving.join(timeout=60)
@@ -129,6 +133,32 @@ def test_a_submit_during_an_approval_keeps_its_time(app, session, monkeypatch):
     late = session.scalar(select(func.coalesce(func.sum(PayAdjustment.billable_seconds), 0))
                           .where(PayAdjustment.kind == "late_time"))
     assert sheet is not None and sheet.billable_seconds + late == 150
+
+
+def test_heartbeats_from_four_tabs_at_once_count_wall_time_once(app, session):
+    """Tabs of one trainer in four projects beat at the same moment, rounds apart: the time counted
+    across them stays within the time that passed."""
+    trainer = make_user(session, "trainer")
+    projects = [make_label_project(session, items=2, trainers=[trainer]) for _ in range(4)]
+    tasks = [queue.next_task(session, trainer.id, p) for p in projects]
+    with app.app_context():
+        factory = get_db().session_factory
+    begun = time.monotonic()
+    for a in tasks:
+        with factory() as own:
+            queue.record_heartbeat(own, a.id, trainer.id, resume=True)
+    def beat(task_id):
+        with factory() as own:
+            queue.record_heartbeat(own, task_id, trainer.id)
+
+    for _round in range(3):
+        time.sleep(1.2)
+        outcomes = _together(*[lambda task_id=a.id: beat(task_id) for a in tasks])
+        assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    elapsed = time.monotonic() - begun
+    session.expire_all()
+    total = session.scalar(select(func.sum(Assignment.active_seconds)).where(Assignment.trainer_id == trainer.id))
+    assert 0 < total <= round(elapsed) + 1, (total, elapsed)
 
 
 def test_money_added_after_a_week_is_paid_goes_to_the_next_week(session):
@@ -205,7 +235,7 @@ def test_a_project_that_is_not_active_counts_no_time(session, status):
     a = queue.record_heartbeat(session, a.id, trainer.id, now=start + timedelta(seconds=15))
     assert a.active_seconds == 0
     if status == "archived":
-        with pytest.raises((Conflict, ValidationError)):
+        with pytest.raises(Conflict):
             queue.submit(session, a.id, trainer.id, {"label": "yes"})
 
 
@@ -345,23 +375,25 @@ def test_the_trainers_project_list_moves_the_same_for_gold_and_work(client, sess
     gold.is_gold, gold.gold_answers = True, {"label": "yes"}
     session.commit()
     sign_in(client, trainer)
-    seen = []
+    done = 0
     while (a := queue.next_task(session, trainer.id, project)) is not None:
         queue.submit(session, a.id, trainer.id, {"label": "yes"})
+        done += 1
         page = client.get("/work/").get_data(as_text=True)
-        seen.append(page.count("done by you here"))
+        # the only figure is the trainer's own, up by one after every task, gold or not
+        assert f"{done} task{'' if done == 1 else 's'} done by you here" in page
         assert "items complete" not in page
-    assert f"{session.scalar(select(func.count(Annotation.id)))} tasks done by you here" in page
+    assert done >= 2
 
 
 def test_the_submit_that_pauses_a_trainer_says_so_and_keeps_the_work(client, session):
     trainer = make_user(session, "trainer")
-    project = make_label_project(session, items=0, slug="strict", trainers=[trainer])
+    project = make_label_project(session, items=2, slug="strict", trainers=[trainer])
     project.gold_rate = 1.0
     for n in range(4):
         project_service.add_item(session, project, prompt=f"g{n}", responses=["r"], external_id=f"g{n}")
     session.flush()
-    for item in session.scalars(select(Item)):
+    for item in session.scalars(select(Item).where(Item.external_id.like("g%"))):
         item.is_gold, item.gold_answers = True, {"label": "yes"}
     session.commit()
     for _ in range(2):
@@ -381,3 +413,214 @@ def test_csv_cells_that_would_run_as_formulas_are_made_text():
     assert safe_cell('=HYPERLINK("http://evil.example","x")').startswith("'=")
     assert safe_cell("+1+1").startswith("'") and safe_cell("@SUM(A1)").startswith("'")
     assert safe_cell("-2.50") == "-2.50" and safe_cell("plain") == "plain" and safe_cell(3) == 3
+
+
+# --- the third look: a review of the code and a second outside probe --------------------------------
+
+
+def test_gold_is_never_served_on_its_own(session):
+    """When a trainer has no work left, reloading never hands out gold (else all of it gets spotted)."""
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=1, slug="mostly-gold", trainers=[trainer])
+    project.gold_rate = 1.0
+    for n in range(5):
+        project_service.add_item(session, project, prompt=f"g{n}", responses=["r"], external_id=f"g{n}")
+    session.flush()
+    for item in session.scalars(select(Item).where(Item.external_id.like("g%"))):
+        item.is_gold, item.gold_answers = True, {"label": "yes"}
+    session.commit()
+    served = []
+    while (a := queue.next_task(session, trainer.id, project)) is not None:
+        served.append(a.item.is_gold)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    assert served.count(False) == 1  # the one work item…
+    assert served[-1] is False or len(served) == 1  # …and no gold after the work ran out
+    for _ in range(20):
+        assert queue.next_task(session, trainer.id, project) is None
+
+
+def test_an_update_import_leaves_items_people_worked_on_alone(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, slug="upd", trainers=[trainer])
+    held = queue.next_task(session, trainer.id, project)
+    worked = held.item.external_id
+    lines = b"".join(orjson.dumps({"external_id": e, "prompt": "Changed", "responses": ["x"]}) + b"\n"
+                     for e in ("it-1", "it-2"))
+    report = importing.import_file(session, project, io.BytesIO(lines), "jsonl", update_existing=True)
+    assert [(e.line, e.field) for e in report.errors] == [(1 if worked == "it-1" else 2, "external_id")]
+    session.expire_all()
+    assert session.scalar(select(Item.context).where(Item.external_id == worked))[0]["content"] != "Changed"
+
+
+def test_an_admin_does_not_enrol_themselves_or_set_their_own_rate(session):
+    boss, admin = make_user(session, "admin", "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=1, slug="rates")
+    with pytest.raises(ValidationError):
+        project_service.add_member(session, project, boss, "trainer", actor_id=boss.id)
+    project_service.add_member(session, project, boss, "trainer", actor_id=admin.id)
+    session.commit()
+    with pytest.raises(ValidationError):
+        project_service.update_project(session, project, name=project.name, hourly_rate_cents=1_000_000,
+                                       actor_id=boss.id)
+    session.rollback()
+    project_service.update_project(session, project, name=project.name, hourly_rate_cents=4000, actor_id=admin.id)
+    session.commit()
+    from app.models import AuditEvent
+
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "project.update")).all()[-1]
+    assert event.data["changed"]["hourly_rate_cents"] == [0, 4000]  # the audit says from what to what
+
+
+@pytest.mark.parametrize("name,slug", [("New", "new"), ("Earnings", "earnings"), ("Feedback", "feedback")])
+def test_project_slugs_never_take_a_word_our_addresses_use(session, name, slug):
+    project = project_service.create_project(session, name=name, status="active",
+                                             questions=[{"key": "q", "type": "label", "title": "Q",
+                                                         "options": {"labels": ["a", "b"]}}])
+    assert project.slug != slug
+    with pytest.raises(ValidationError):
+        project_service.create_project(session, name=name, slug=slug, questions=[
+            {"key": "q", "type": "label", "title": "Q", "options": {"labels": ["a", "b"]}}])
+
+
+@pytest.mark.parametrize("name", ["Line\nbreak", "Tab\there", "Bell\x07"])
+def test_project_names_are_one_line(session, name):
+    with pytest.raises(ValidationError) as caught:
+        project_service.create_project(session, name=name, slug="one-line", questions=[
+            {"key": "q", "type": "label", "title": "Q", "options": {"labels": ["a", "b"]}}])
+    assert "name" in caught.value.errors
+
+
+def test_a_jsonl_line_too_long_is_a_line_error_and_a_bom_is_fine(session, monkeypatch):
+    project = make_label_project(session, items=0, slug="long")
+    monkeypatch.setattr(importing, "LINE_MAX_BYTES", 1000)
+    data = b'\xef\xbb\xbf{"prompt": "p", "responses": ["a"]}\n' + b'{"prompt": "' + b"x" * 5000 + b'"}\n'
+    report = importing.validate_file(session, project, io.BytesIO(data), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, "")]
+    assert "longer than" in report.errors[0].message
+    csv_data = b"prompt,response_1\n" + b"p," + b"," * 5000 + b"\n"
+    report = importing.validate_file(session, project, io.BytesIO(csv_data), "csv")
+    assert not report.ok
+
+
+def test_the_dataset_card_header_is_valid_yaml_whatever_the_name(app, session):
+    import yaml
+
+    from app.services import exporting
+
+    project = make_label_project(session, items=1, slug="quoted")
+    project.name = 'It\'s "bad" --- really: #1'
+    session.commit()
+    export = exporting.create_export(session, project, {"format": "raw"}, None)
+    session.commit()
+    with app.app_context():
+        done = exporting.run_export(get_db().session_factory, export.id, app.config["EXPORT_DIR"],
+                                    app.config["SECRET_KEY"])
+    card = exporting.file_path(app.config["EXPORT_DIR"], done, "README.md").read_text()
+    header = card.split("\n---\n", 1)[0].removeprefix("---\n")
+    assert yaml.safe_load(header)["pretty_name"] == project.name
+
+
+def test_a_ranking_form_cannot_test_guesses_of_the_hidden_ids():
+    from werkzeug.datastructures import MultiDict
+
+    from app.services.questions import parse_form_answers, validate_answers
+
+    class Rank:
+        key, type, options, required = "rank", "ranking", {"allow_ties": True}, True
+
+    ids = ["r1", "r2"]
+    answers = []
+    for guess in ('[["r1"], ["A"], ["B"]]', '[["zz"], ["A"], ["B"]]'):
+        raw = parse_form_answers([Rank], MultiDict([("answer.rank", guess)]), ids)
+        with pytest.raises(ValidationError) as caught:
+            validate_answers([Rank], raw, ids)
+        answers.append(caught.value.errors["rank"])
+    assert answers[0] == answers[1]  # a right guess and a wrong one read the same
+
+
+def test_pausing_a_trainer_while_they_reload_never_deadlocks(app, session):
+    """The pause and the claim take their locks in one order: many rounds, no deadlock, and a paused
+    trainer never keeps a live lease."""
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=40, lease_minutes=1, trainers=[trainer])
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == trainer.id))
+    with app.app_context():
+        factory = get_db().session_factory
+    for _ in range(8):
+        with factory() as own:
+            queue.next_task(own, trainer.id, project, now=utcnow() - timedelta(minutes=5))  # will have lapsed
+
+        def pause():  # as the admin's request does it: the write lock first (SQLite), then read, then write
+            with factory() as own:
+                begin_write(own)
+                project_service.set_member_status(own, own.get(ProjectMember, member.id), "paused", admin.id)
+                own.commit()
+
+        def claim():
+            with factory() as own:
+                try:
+                    return queue.next_task(own, trainer.id, project)
+                except queue.Paused:
+                    return "paused"
+
+        outcome = _together(pause, claim)
+        assert not any(isinstance(v, Exception) for v in outcome), outcome
+        session.expire_all()
+        live = session.scalar(select(func.count(Assignment.id)).where(
+            Assignment.trainer_id == trainer.id, Assignment.status == "active", Assignment.expires_at > utcnow()))
+        assert live == 0  # paused: nothing held
+        with factory() as own:
+            begin_write(own)
+            project_service.set_member_status(own, own.get(ProjectMember, member.id), "active", admin.id)
+            own.commit()
+
+
+def test_excluding_work_after_approval_settles_it_at_once(session):
+    from app.services.stats import exclude_trainer_work
+
+    trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    project.hourly_rate_cents = 3600
+    session.commit()
+    a = queue.next_task(session, trainer.id, project)
+    a.active_seconds = 600
+    session.commit()
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    pay.approve(session, pay.week_of(utcnow()), None, admin.id)
+    exclude_trainer_work(session, project, trainer.id, admin.id)
+    session.commit()
+    taken = session.scalar(select(PayAdjustment).where(PayAdjustment.kind == "late_time"))
+    assert taken.amount_cents == -600 and "taken from" in taken.reason
+    assert pay.earnings(session, trainer.id).pending_cents == -600  # shown now, with its reason
+
+
+def test_a_json_body_larger_than_the_cap_is_refused_unread(client, session):
+    csrf = csrf_token(client)
+    body = b"[" + b"{}," * 200_000 + b"{}]"
+    response = client.post("/login", data=body, content_type="application/json", headers={"X-CSRFToken": csrf})
+    assert response.status_code == 413
+
+
+def test_parallel_wrong_passwords_cannot_outrun_the_limit(app, session):
+    victim = make_user(session, "trainer")
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    tokens = []
+    clients = []
+    for _ in range(limit * 3):
+        c = app.test_client()
+        tokens.append(csrf_token(c))
+        clients.append(c)
+    go = threading.Barrier(len(clients))
+    statuses = []
+
+    def guess(c, t):
+        go.wait()
+        statuses.append(c.post("/login", data={"email": victim.email, "password": "wrong-guess!",
+                                               "csrf_token": t}).status_code)
+
+    threads = [threading.Thread(target=guess, args=(c, t)) for c, t in zip(clients, tokens, strict=True)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert statuses.count(401) <= limit and statuses.count(429) >= limit * 2

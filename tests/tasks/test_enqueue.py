@@ -53,4 +53,4 @@ def test_job_runs_through_redis_and_an_rq_worker(redis_app, rq_worker):
 def test_a_failing_inline_job_reports_failure_on_its_handle(app):
     with app.app_context():
         handle = enqueue(recount_items, 987654).wait(timeout=30)
-    assert handle.status == "failed" and handle.error == "NotFound: no project with id 987654"
+    assert handle.status == "failed" and handle.error == "no project with id 987654"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 TASKS = {
     "trl-preference": "reinforcement-learning", "openai-dpo": "reinforcement-learning",
     "hh-rlhf": "reinforcement-learning", "trl-kto": "reinforcement-learning",
@@ -31,7 +33,7 @@ def dataset_card(project, fmt, manifest: dict) -> str:
         "---",
         "license: other",
         "license_name: to-be-decided  # placeholder: set the licence this data is released under",
-        f"pretty_name: {project.name!r}",
+        f"pretty_name: {json.dumps(project.name, ensure_ascii=False)}",  # a JSON string is a YAML string
         "size_categories:",
         f"- {size_category(counts['rows'])}",
         *([f"task_categories:\n- {TASKS[fmt.name]}"] if fmt.name in TASKS else []),
@@ -47,7 +49,7 @@ def dataset_card(project, fmt, manifest: dict) -> str:
     filters = manifest["filters"]
     active = [f"`{k}` = `{v}`" for k, v in filters.items() if k != "format" and v not in (None, False, [], 0.0, "")]
     lines = [
-        f"# {project.name} — {fmt.title}",
+        f"# {' '.join(project.name.split())} — {fmt.title}",
         "",
         f"Human feedback collected with Groundwork in the project `{project.slug}`, exported as "
         f"`{fmt.name}` (schema `{manifest['schema_version']}`, export #{manifest['export_id']}).",

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import orjson
 
-from ..spreadsheets import spreadsheet_safe
-
 # Lines per chunk handed to the writer thread: big chunks mean few GIL hand-overs between threads.
 BUFFER_LINES = 512
 TABLE_CHUNK = 50_000
@@ -263,7 +261,9 @@ class CsvSink(_TableSink):
         self.bytes = 0
 
     def _write_frame(self, frame, first: bool) -> None:
-        data = spreadsheet_safe(frame).to_csv(index=False, header=first, lineterminator="\n").encode()
+        # Dataset files keep every text exactly (a markdown list starts with "- "); only the payroll
+        # CSV, made for spreadsheets, neutralises formulas.
+        data = frame.to_csv(index=False, header=first, lineterminator="\n").encode()
         self._handle.write(data)
         self._digest.update(data)
         self.bytes += len(data)
