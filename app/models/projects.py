@@ -72,6 +72,9 @@ class Item(Base):
         # The claim query walks one project's open work items by priority (high first), then age:
         # equality on the first three columns, then the index order is the wanted order.
         Index("ix_items_queue", "project_id", "is_gold", "is_open", text("priority DESC"), "id"),
+        # Undoing a failed import finds its items without reading the whole table.
+        Index("ix_items_import", "import_id", sqlite_where=text("import_id IS NOT NULL"),
+              postgresql_where=text("import_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

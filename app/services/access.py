@@ -24,13 +24,14 @@ def membership(session: Session, user: User, project: Project, role: str = "trai
     )
 
 
+def worker_roles(project: Project) -> tuple[str, ...]:
+    """Who may do a project's tasks: trainers do paid work; applicants (and trainers) take assessments.
+    The one rule, for membership and for every request."""
+    return ("applicant", "trainer") if project.kind == "qualification" else ("trainer",)
+
+
 def _role_allows(user: User, project: Project) -> bool:
-    """Trainers work on work projects; applicants (and trainers) take qualifications."""
-    if not user.is_active:
-        return False
-    if project.kind == "qualification":
-        return user.has_role("applicant", "trainer")
-    return user.has_role("trainer")
+    return user.is_active and user.has_role(*worker_roles(project))
 
 
 def can_work_on(session: Session, user: User, project: Project, member: ProjectMember | None = None) -> bool:

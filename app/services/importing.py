@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.bounds import INT32, json_problem, text_problem
@@ -626,7 +626,9 @@ def fail_stalled_imports(session: Session, now: datetime | None = None) -> int:
         if not dead:
             continue
         begin_write(session)
-        taken = session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status == job.status)
+        # Only if it has not moved since it was read: a slow import that just reported is alive.
+        same = ImportJob.progress_at.is_(None) if job.progress_at is None else ImportJob.progress_at == job.progress_at
+        taken = session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.status == job.status, same)
                                 .values(status="failed", message=why, finished_at=now)).rowcount
         session.commit()
         if taken:
@@ -638,9 +640,11 @@ def fail_stalled_imports(session: Session, now: datetime | None = None) -> int:
 def run_import_job(session_factory, import_id: int) -> None:
     """Run one ImportJob: progress goes to its row through a session of its own.
 
-    On any failure the work is rolled back first (so SQLite's lock is free at once), what a chunked
-    write already committed is undone, and the job is marked failed with a short message: no job is
-    left running.
+    It starts only from "queued" (a job already failed as never started stays failed), and "done"
+    is written in the same transaction as its last items, so a crash in between cannot leave a
+    finished import looking stalled. On any failure the work is rolled back first (so SQLite's lock
+    is free at once), what a chunked write already committed is undone, and the job is marked
+    failed with a short message: no job is left running.
     """
     session = session_factory()
     job = session.get(ImportJob, import_id)
@@ -648,10 +652,18 @@ def run_import_job(session_factory, import_id: int) -> None:
         session.close()
         raise ValidationError({"import": f"no import {import_id}"})
     project = session.get(Project, job.project_id)
+    path, fmt, update_existing = job.path, job.format, job.update_existing
     begin_write(session)
-    job.status, job.started_at, job.progress_at = "validating", utcnow(), utcnow()
-    job.bytes_total = os.path.getsize(job.path) if os.path.exists(job.path) else 0
+    started = session.execute(
+        update(ImportJob).where(ImportJob.id == import_id, ImportJob.status == "queued")
+        .values(status="validating", started_at=utcnow(), progress_at=utcnow(),
+                bytes_total=os.path.getsize(path) if os.path.exists(path) else 0)
+    ).rowcount
     session.commit()
+    if not started:
+        session.close()
+        log.warning("import %s was not queued any more; it does not run again", import_id)
+        return
     chunked = is_sqlite(session)
 
     def progress(phase: str, done: int, lines: int) -> None:
@@ -668,16 +680,23 @@ def run_import_job(session_factory, import_id: int) -> None:
     work = session_factory()
     values: dict = {}
     try:
-        report = validate_file(work, project, job.path, job.format, progress, update_existing=job.update_existing)
+        report = validate_file(work, project, path, fmt, progress, update_existing=update_existing)
         work.rollback()
         if report.ok:
             progress("writing", 0, 0)
             begin_write(work)
-            written = write_items(work, project, job.path, job.format, job.update_existing, progress,
+            written = write_items(work, project, path, fmt, update_existing, progress,
                                   import_id=import_id, chunked=chunked)
-            work.commit()
-            values = dict(status="done", inserted=written.inserted, updated=written.updated, skipped=written.skipped,
-                          lines=report.lines, bytes_done=job.bytes_total, error_count=0, errors=[])
+            done = work.execute(
+                update(ImportJob).where(ImportJob.id == import_id, ImportJob.status.in_(RUNNING))
+                .values(status="done", inserted=written.inserted, updated=written.updated, skipped=written.skipped,
+                        lines=report.lines, bytes_done=os.path.getsize(path), error_count=0, errors=[],
+                        finished_at=utcnow(), progress_at=utcnow())
+            ).rowcount
+            if not done:
+                raise ImportAbandoned("the import was marked failed while it ran")
+            work.commit()  # the last items and "done" together
+            values = {}
         else:
             values = dict(status="failed", lines=report.lines, error_count=report.error_count,
                           errors=[e.as_dict() for e in report.errors],
@@ -686,8 +705,10 @@ def run_import_job(session_factory, import_id: int) -> None:
         work.rollback()  # first of all: a half-written chunk holds SQLite's write lock
         try:
             undo_import(work, import_id)
-            after = " No item of it was kept" + (" (updates of known items stay)." if chunked and job.update_existing
-                                                 else ".")
+            kept = work.scalar(select(func.count(Item.id)).where(Item.import_id == import_id))
+            after = (f" {kept} item(s) somebody already got as a task were kept; the rest were removed" if kept
+                     else " No item of it was kept") + (" (updates of known items stay)." if chunked and update_existing
+                                                         else ".")
         except Exception:  # noqa: BLE001 - the database itself is failing; the message says so
             work.rollback()
             after = " Items it wrote may remain; run `groundwork recount` and check the project."
@@ -696,11 +717,12 @@ def run_import_job(session_factory, import_id: int) -> None:
         raise
     finally:
         work.close()
-        session.rollback()
-        begin_write(session)
-        session.execute(update(ImportJob).where(ImportJob.id == import_id)
-                        .values(finished_at=utcnow(), progress_at=utcnow(), **values))
-        session.commit()
+        if values:
+            session.rollback()
+            begin_write(session)
+            session.execute(update(ImportJob).where(ImportJob.id == import_id)
+                            .values(finished_at=utcnow(), progress_at=utcnow(), **values))
+            session.commit()
         session.close()
-        if values.get("status") == "done" and os.path.exists(job.path):
-            os.remove(job.path)
+        if not values and os.path.exists(path):
+            os.remove(path)

@@ -28,6 +28,7 @@ from app.models import (
 )
 
 from . import audit
+from .access import worker_roles
 from .assignment import refresh_open_flags, release_leases
 from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
 from .questions import QUESTION_TYPES, check_question
@@ -281,8 +282,7 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
     if not user.is_active:
         return f"{user.email} is suspended"
     if role == "trainer":
-        allowed = ("trainer", "applicant") if project.kind == "qualification" else ("trainer",)
-        if not user.has_role(*allowed):
+        if not user.has_role(*worker_roles(project)):
             what = "a trainer or an applicant" if project.kind == "qualification" else "a trainer"
             return f"{user.email} is not {what}; give them the trainer role first"
     elif not user.has_role("reviewer", "admin"):

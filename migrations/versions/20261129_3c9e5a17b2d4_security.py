@@ -65,6 +65,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.add_column(sa.Column('import_id', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_items_import', ['import_id'], unique=False,
+                              sqlite_where=sa.text('import_id IS NOT NULL'), postgresql_where=sa.text('import_id IS NOT NULL'))
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_version', sa.Integer(), server_default='0', nullable=False))
@@ -77,6 +79,8 @@ def downgrade() -> None:
         batch_op.drop_column('session_version')
 
     with op.batch_alter_table('items', schema=None) as batch_op:
+        batch_op.drop_index('ix_items_import', sqlite_where=sa.text('import_id IS NOT NULL'),
+                            postgresql_where=sa.text('import_id IS NOT NULL'))
         batch_op.drop_column('import_id')
 
     with op.batch_alter_table('import_jobs', schema=None) as batch_op:

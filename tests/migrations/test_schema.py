@@ -57,3 +57,44 @@ def test_upgrading_keeps_existing_work(database_url):
             Base.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
+
+
+def test_upgrading_collapses_a_trainers_extra_live_leases(database_url):
+    """The race the security migration closes may have left several live leases for one trainer in a
+    project: the newest stays, the others expire and their items' slots come back."""
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "f8624564e1d0")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, email, name, password_hash, status, created_at) "
+                "VALUES (1, 'a@example.test', 'A', 'x', 'active', '2026-11-20 10:00:00')"))
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, pause_at_budget, created_at) VALUES (1, 'P', 'p', 'work', "
+                "'active', '', 1, 30, 0, 0, 3000, 1800, '[]', 0, false, true, '2026-11-20 10:00:00')"))
+            for n in (1, 2, 3):
+                conn.execute(text(
+                    "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                    f"done_count, active_count, is_open, created_at) VALUES ({n}, 1, 'i{n}', '[]', '[]', '{{}}', false, "
+                    "0, 0, 1, false, '2026-11-20 10:00:00')"))
+                conn.execute(text(
+                    "INSERT INTO assignments (id, item_id, project_id, trainer_id, status, assigned_at, expires_at, "
+                    f"active_seconds) VALUES ({n}, {n}, 1, 1, 'active', '2026-11-20 10:00:00', "
+                    "'2099-01-01 00:00:00', 0)"))
+        upgrade(engine)
+        with engine.connect() as conn:
+            statuses = dict(conn.execute(text("SELECT id, status FROM assignments")).all())
+            counts = dict(conn.execute(text("SELECT id, active_count FROM items")).all())
+            opened = dict(conn.execute(text("SELECT id, is_open FROM items")).all())
+        assert statuses == {1: "expired", 2: "expired", 3: "active"}
+        assert counts == {1: 0, 2: 0, 3: 1}
+        assert bool(opened[1]) and bool(opened[2]) and not bool(opened[3])
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()

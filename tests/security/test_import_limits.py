@@ -161,3 +161,45 @@ def test_the_sqlite_write_lock_is_taken_one_chunk_at_a_time(app, session, tmp_pa
         event.remove(engine, "commit", committed)
     assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == rows
     assert sum(per_commit) == rows and len(per_commit) >= 4 and max(per_commit) <= importing.BATCH
+
+
+def test_a_job_failed_as_never_started_does_not_come_back_to_life(app, session, tmp_path):
+    project = make_label_project(session, items=0, slug="late-start")
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
+    job = _job(session, project, path)
+    job.status, job.message = "failed", "the import never started"
+    session.commit()
+    with app.app_context():
+        importing.run_import_job(get_db().session_factory, job.id)
+    session.expire_all()
+    assert session.get(ImportJob, job.id).status == "failed"
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 0
+
+
+def test_the_stalled_check_spares_a_job_that_moved_while_it_waited(app, session, tmp_path, monkeypatch):
+    """The check reads a job as stalled, then waits for the write lock; meanwhile the import reports
+    progress. The check must leave it running (and its items in place)."""
+    project = make_label_project(session, items=0, slug="slow")
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
+    job = _job(session, project, path)
+    job.status, job.started_at = "writing", utcnow() - timedelta(hours=2)
+    job.progress_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    with app.app_context():
+        factory = get_db().session_factory
+    real_begin = importing.begin_write
+
+    def import_reports_first(s):
+        with factory() as other:  # the running import, reporting while the check waits
+            real_begin(other)
+            other.execute(importing.update(ImportJob).where(ImportJob.id == job.id).values(progress_at=utcnow()))
+            other.commit()
+        real_begin(s)
+
+    monkeypatch.setattr(importing, "begin_write", import_reports_first)
+    with factory() as checker:
+        assert importing.fail_stalled_imports(checker) == 0
+    session.expire_all()
+    assert session.get(ImportJob, job.id).status == "writing"
