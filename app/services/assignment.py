@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -86,38 +87,44 @@ def _reclaim_expired(session: Session, project: Project, now: datetime, trainer_
 
 
 def _membership_and_current(session: Session, trainer_id: int, project: Project, now: datetime) -> Assignment | None:
-    """The two questions every claim asks first: may the trainer work here, and do they already hold
-    a live task? Raises Paused or NotFound; returns the live assignment or None.
+    """The two questions every claim asks first, in one round trip: may the trainer work here, and do
+    they already hold a task? Raises Paused or NotFound; returns the live assignment or None.
 
     The membership row is locked (PostgreSQL), so one trainer's parallel claims in a project queue
     behind each other and the second finds the first one's lease; the partial unique index on live
-    leases is the guarantee behind it.
+    leases is the guarantee behind it. A lease of theirs that lapsed is ended first (at most one live
+    lease per trainer and project), with no extra statement when there is none.
     """
-    _lock_membership(session, trainer_id, project.id, NotFound("no such project"))
-    current = current_assignment(session, trainer_id, project.id, now)
-    if current is None:
-        # A lease of theirs that lapsed goes first: at most one live lease per trainer and project.
-        _reclaim_expired(session, project, now, trainer_id)
-    return current
-
-
-def _lock_membership(session: Session, trainer_id: int, project_id: int, missing: Exception) -> None:
-    """Take the trainer's membership row (the first lock of every queue path) and check it: not an
-    active member raises ``missing`` (paused: Paused), after a rollback."""
-    stmt = select(ProjectMember.status, ProjectMember.flagged_reason).where(
-        ProjectMember.project_id == project_id,
-        ProjectMember.user_id == trainer_id,
-        ProjectMember.role == "trainer",
+    stmt = (
+        select(ProjectMember.status, ProjectMember.flagged_reason, Assignment)
+        .select_from(ProjectMember)
+        .outerjoin(Assignment, and_(
+            Assignment.trainer_id == ProjectMember.user_id,
+            Assignment.project_id == ProjectMember.project_id,
+            Assignment.status == "active",  # at most one row: the one-live-lease index
+        ))
+        .where(ProjectMember.project_id == project.id, ProjectMember.user_id == trainer_id,
+               ProjectMember.role == "trainer")
     )
     if not is_sqlite(session):
-        stmt = stmt.with_for_update(key_share=True)
-    member = session.execute(stmt).first()
-    if member is None or member.status not in ("active", "paused"):
+        stmt = stmt.with_for_update(of=ProjectMember, key_share=True)
+    row = session.execute(stmt).first()
+    _check_membership(session, row)
+    held = row.Assignment
+    if held is not None and held.expires_at <= now:
+        _reclaim_expired(session, project, now, trainer_id)
+        held = None
+    return held
+
+
+def _check_membership(session: Session, row) -> None:
+    """Not an active member: NotFound (paused: Paused), after a rollback."""
+    if row is None or row.status not in ("active", "paused"):
         session.rollback()
-        raise missing
-    if member.status == "paused":
+        raise NotFound("no such task or project")
+    if row.status == "paused":
         session.rollback()
-        raise Paused.because(member.flagged_reason)
+        raise Paused.because(row.flagged_reason)
 
 
 def current_assignment(session: Session, trainer_id: int, project_id: int, now: datetime) -> Assignment | None:
@@ -247,39 +254,65 @@ def project_questions(session: Session, project_id: int, share_lock: bool = Fals
     return list(session.scalars(stmt))
 
 
-def _lock_task(session: Session, assignment_id: int, trainer_id: int,
-               project_id: int | None = None) -> tuple[Assignment, Item, Project, User]:
-    """The caller's own assignment (in ``project_id`` when given), locked for this transaction, with its
-    item, project and trainer — the one door submit, heartbeat and skip go through.
+@dataclass
+class Task:
+    """A trainer's task as the one door hands it over, locked: the assignment, its item and project,
+    the trainer's membership there and their clock."""
+
+    assignment: Assignment
+    item: Item
+    project: Project
+    member_status: str
+    flagged_reason: str | None
+    clock_at: datetime | None
+
+    def count_time(self, session: Session, now: datetime) -> None:
+        """Add the time since the last heartbeat, capped, and move the heartbeat mark to now.
+
+        A trainer's time counts once, whatever they hold open: nothing before their clock
+        (``User.clock_at``, the moment up to which their time is counted) counts again, so two tabs
+        or two projects beating side by side share one clock instead of each being paid the same
+        seconds. The clock moves with every counted stretch.
+        """
+        assignment = self.assignment
+        if assignment.last_heartbeat_at is not None:
+            start = max(assignment.last_heartbeat_at, self.clock_at or assignment.last_heartbeat_at)
+            if now > start:
+                assignment.active_seconds += round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
+                self.clock_at = now
+                session.execute(update(User).where(User.id == assignment.trainer_id).values(clock_at=now))
+        assignment.last_heartbeat_at = now
+
+
+def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id: int | None = None) -> Task:
+    """The caller's own assignment (in ``project_id`` when given), locked for this transaction — the
+    one door submit, heartbeat and skip go through.
 
     Someone else's assignment, one of another project, or one of a project where the trainer is no
     longer a member is NotFound; a paused member gets Paused. Nothing about the task is read or shown.
+    One statement; on PostgreSQL it locks the membership, the assignment and the trainer's row, in
+    that order (the lock order above), FOR NO KEY UPDATE so rows that merely point at them go on.
+    The trainer's row makes one person's clock and an approval of their pay take turns.
     """
     begin_write(session)
-    if project_id is None:  # a service caller: find the project first, to take the locks in order
-        project_id = session.scalar(select(Assignment.project_id).where(
-            Assignment.id == assignment_id, Assignment.trainer_id == trainer_id))
-        if project_id is None:
-            session.rollback()
-            raise NotFound("no such task")
-    _lock_membership(session, trainer_id, project_id, NotFound("no such task"))
     stmt = (
-        select(Assignment, Item, Project, User)
+        select(ProjectMember.status, ProjectMember.flagged_reason, Assignment, Item, Project, User.clock_at)
+        .select_from(ProjectMember)
+        .join(Assignment, and_(Assignment.project_id == ProjectMember.project_id,
+                               Assignment.trainer_id == ProjectMember.user_id))
+        .join(User, User.id == Assignment.trainer_id)
         .join(Item, Item.id == Assignment.item_id)
         .join(Project, Project.id == Assignment.project_id)
-        .join(User, User.id == Assignment.trainer_id)
         .where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id,
-               Assignment.project_id == project_id)
+               ProjectMember.role == "trainer")
     )
+    if project_id is not None:
+        stmt = stmt.where(Assignment.project_id == project_id)
     if not is_sqlite(session):
-        # The trainer's row too: one trainer's clock (tabs, projects, submits) and an approval of their
-        # pay take turns. NO KEY UPDATE, so rows that merely point at the trainer are not held up.
-        stmt = stmt.with_for_update(of=(Assignment, User), key_share=True)
+        stmt = stmt.with_for_update(of=(ProjectMember, Assignment, User), key_share=True)
     row = session.execute(stmt).first()
-    if row is None:
-        session.rollback()
-        raise NotFound("no such task")
-    return row.Assignment, row.Item, row.Project, row.User
+    _check_membership(session, row)
+    return Task(row.Assignment, row.Item, row.Project, row.status, row.flagged_reason, row.clock_at)
 
 
 def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int | None) -> Assignment:
@@ -295,23 +328,6 @@ def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: i
 
 def _is_live(assignment: Assignment, now: datetime) -> bool:
     return assignment.status == "active" and assignment.expires_at > now
-
-
-def _count_time(assignment: Assignment, trainer: User, now: datetime) -> None:
-    """Add the time since the last heartbeat, capped, and move the heartbeat mark to now.
-
-    A trainer's time counts once, whatever they hold open: the stretch starts no earlier than the
-    trainer's clock (``User.clock_at``, the moment up to which their time is counted), so two tabs
-    or two projects beating side by side share one clock instead of each being paid the same seconds.
-    """
-    if assignment.last_heartbeat_at is not None:
-        # Never count a moment twice: nothing before the trainer's clock, whichever task moved it.
-        start = max(assignment.last_heartbeat_at, trainer.clock_at or assignment.last_heartbeat_at)
-        if now > start:
-            gap = (now - start).total_seconds()
-            assignment.active_seconds += round(min(gap, HEARTBEAT_CAP_SECONDS))
-            trainer.clock_at = now
-    assignment.last_heartbeat_at = now
 
 
 def _renew(session: Session, assignment: Assignment, item: Item, project: Project, now: datetime) -> bool:
@@ -341,13 +357,14 @@ def record_heartbeat(
     renewed without pay for the gap when its slot is still free, and otherwise stays expired.
     """
     try:
-        assignment, item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+        task = _lock_task(session, assignment_id, trainer_id, project_id)
     except OperationalError as exc:  # a deadlock victim: this beat is dropped, the next one counts
         session.rollback()
         if not is_deadlock(exc):
             raise
         return task_of(session, assignment_id, trainer_id, project_id)
     now = now or utcnow()  # read once the locks are held: a request that waited measures from now
+    assignment, item, project = task.assignment, task.item, task.project
     if project.status != "active":
         session.commit()  # a paused or archived project counts no time and renews nothing
         return assignment
@@ -355,7 +372,7 @@ def record_heartbeat(
         if resume or assignment.last_heartbeat_at is None:
             assignment.last_heartbeat_at = now
         else:
-            _count_time(assignment, trainer, now)
+            task.count_time(session, now)
         assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
     elif assignment.status in ("active", "expired"):
         try:
@@ -381,7 +398,8 @@ def submit(
     gets more answers than its overlap. Raises ValidationError (nothing stored) when an answer breaks
     its question's rule, Conflict when the task was skipped or its slot went to someone else.
     """
-    assignment, item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+    task = _lock_task(session, assignment_id, trainer_id, project_id)
+    assignment, item, project = task.assignment, task.item, task.project
     now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
         existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
@@ -400,9 +418,10 @@ def submit(
         session.rollback()
         raise
     if _is_live(assignment, now) and project.status == "active":
-        _count_time(assignment, trainer, now)  # only a live lease of an active project earns time
+        task.count_time(session, now)  # only a live lease of an active project earns time
     # A lease that is still marked active holds its slot; an expired one must find room again.
     held = assignment.status == "active"
+    assignment.status, assignment.finished_at = "submitted", now
     if not _move_counters(session, item.id, project.overlap, done=1, active=-1 if held else 0,
                           needs_room=not held and _counts_toward_overlap(project, item)):
         session.rollback()
@@ -417,10 +436,7 @@ def submit(
         active_seconds=assignment.active_seconds,
         gold_score=question_rules.gold_score(questions, answers, item.gold_answers or {}) if item.is_gold else None,
     )
-    session.add(annotation)
-    assignment.status = "submitted"
-    assignment.finished_at = now
-    checks.after_submit(session, annotation, item, project, rng or _rng, now)
+    checks.after_submit(session, annotation, item, project, task.flagged_reason, rng or _rng, now)
     pay.after_work(session, assignment, now)
     session.commit()
     return annotation
@@ -436,13 +452,14 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     if not reason or len(reason) > SKIP_REASON_MAX:
         raise ValidationError({"reason": "say why you skip this task" if not reason
                                else f"at most {SKIP_REASON_MAX} characters"})
-    assignment, _item, project, trainer = _lock_task(session, assignment_id, trainer_id, project_id)
+    task = _lock_task(session, assignment_id, trainer_id, project_id)
+    assignment, project = task.assignment, task.project
     now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status in ("submitted", "skipped"):
         session.commit()
         return assignment
     if _is_live(assignment, now) and project.status == "active":
-        _count_time(assignment, trainer, now)
+        task.count_time(session, now)
     held = 1 if assignment.status == "active" else 0
     assignment.status = "skipped"
     assignment.skip_reason = reason

@@ -62,19 +62,14 @@ def fast_threshold(session: Session, project_id: int) -> float | None:
 
 
 def after_submit(
-    session: Session, annotation: Annotation, item: Item, project: Project, rng: random.Random, now: datetime
+    session: Session, annotation: Annotation, item: Item, project: Project, flagged_reason: str | None,
+    rng: random.Random, now: datetime,
 ) -> None:
-    """Route the new annotation to review if it needs it, and pause a trainer who fails gold.
+    """Route the new annotation to review if it needs it, add it, and pause a trainer who fails gold.
 
     Runs in the submit's transaction (before its commit), so the checks and the answer land together.
+    ``flagged_reason`` is the trainer's membership flag, which the submit already read.
     """
-    member = session.scalar(
-        select(ProjectMember).where(
-            ProjectMember.project_id == project.id,
-            ProjectMember.user_id == annotation.trainer_id,
-            ProjectMember.role == "trainer",
-        )
-    )
     reason = None
     if item.is_gold and annotation.gold_score is not None and annotation.gold_score < 1.0:
         reason = "failed_gold"
@@ -82,13 +77,19 @@ def after_submit(
         threshold = fast_threshold(session, project.id)
         if threshold is not None and annotation.active_seconds < threshold:
             reason = "too_fast"
-    if reason is None and member is not None and member.flagged_reason:
+    if reason is None and flagged_reason:
         reason = "flagged_trainer"
     if reason is None and project.review_rate > 0 and rng.random() < project.review_rate:
         reason = "sampled"
     annotation.review_reason = reason
+    session.add(annotation)
 
-    if item.is_gold and member is not None and member.status == "active" and project.kind == "work":
+    if not item.is_gold or project.kind != "work":
+        return
+    member = session.scalar(select(ProjectMember).where(
+        ProjectMember.project_id == project.id, ProjectMember.user_id == annotation.trainer_id,
+        ProjectMember.role == "trainer"))
+    if member is not None and member.status == "active":
         session.flush()
         count, accuracy = gold_accuracy(session, annotation.trainer_id, project.id, member.reinstated_at)
         if count >= GOLD_MIN_ANSWERS and accuracy < GOLD_MIN_ACCURACY:

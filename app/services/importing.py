@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.bounds import INT32, json_problem, text_problem
+from app.bounds import INT32, JSON_MAX_DEPTH, json_problem, text_problem
 from app.db import begin_write, is_sqlite
 from app.errors import ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
@@ -245,9 +245,21 @@ def read_records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, int, Any]]:
 
 
 def _text_problem(text: str) -> str | None:
+    """Length and NUL: the only text problems a line can have once read (orjson refuses unpaired
+    surrogates, strict UTF-8 decoding cannot make them), checked inline since every text passes here."""
     if len(text) > TEXT_MAX:
         return f"is {len(text):,} characters long; at most {TEXT_MAX:,}"
-    return text_problem(text)
+    if "\x00" in text:
+        return text_problem(text)
+    return None
+
+
+def _json_problem(value: Any, dumped: bytes) -> str | None:
+    """``json_problem`` with a fast path for the usual metadata: few brackets (so not deep) and no NUL
+    escape in its JSON means nothing to walk (orjson refuses surrogates; it reads huge ints as floats)."""
+    if dumped.count(b"{") + dumped.count(b"[") <= JSON_MAX_DEPTH and b"\\u0000" not in dumped:
+        return None
+    return json_problem(value)
 
 
 class ItemRules:
@@ -373,10 +385,15 @@ class ItemRules:
         metadata = record.get("metadata", {})
         if not isinstance(metadata, dict):
             problems.append(("metadata", "must be an object"))
-        elif problem := json_problem(metadata):
-            problems.append(("metadata", problem))
-        elif len(orjson.dumps(metadata)) > METADATA_MAX_BYTES:
-            problems.append(("metadata", f"is larger than {METADATA_MAX_BYTES // 1024} KB as JSON"))
+        else:
+            try:
+                dumped = orjson.dumps(metadata)
+            except TypeError:  # orjson stops at 254 levels: deeper than we allow anyway
+                dumped = b"[" * (JSON_MAX_DEPTH + 1)
+            if len(dumped) > METADATA_MAX_BYTES:
+                problems.append(("metadata", f"is larger than {METADATA_MAX_BYTES // 1024} KB as JSON"))
+            elif problem := _json_problem(metadata, dumped):
+                problems.append(("metadata", problem))
         priority = record.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
             problems.append(("priority", "must be a whole number"))
@@ -505,6 +522,7 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
             begin_write(session)
 
     position = 0
+    worked = select(Assignment.id).where(Assignment.item_id == Item.id).exists()
     try:
         for _number, position, record in read_records(stream, fmt):
             report.lines += 1
@@ -514,10 +532,9 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
             item_id = existing.get(row["external_id"])
             if item_id is not None:
                 # An item given to someone since the check keeps its content (it is counted as skipped).
-                worked = select(Assignment.id).where(Assignment.item_id == Item.id).exists()
-                values = {k: v for k, v in row.items() if k != "external_id"}
                 if update_existing and session.execute(
-                        update(Item).where(Item.id == item_id, ~worked).values(**values)).rowcount:
+                        update(Item).where(Item.id == item_id, ~worked)
+                        .values(**{k: v for k, v in row.items() if k != "external_id"})).rowcount:
                     report.updated += 1
                 else:
                     report.skipped += 1
