@@ -489,6 +489,14 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
     return report
 
 
+def _given_id(record: Any) -> str | None:
+    """The external id a line names itself (as ``ItemRules.check`` reads it), or None."""
+    external_id = record.get("external_id") if isinstance(record, dict) else None
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        return str(external_id)
+    return external_id if isinstance(external_id, str) else None
+
+
 def write_items(session: Session, project: Project, source, fmt: str, update_existing: bool = False,
                 progress: ProgressFn | None = None, import_id: int | None = None,
                 chunked: bool = False) -> ImportReport:
@@ -528,9 +536,9 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
             report.lines += 1
             if isinstance(record, LineProblems):
                 raise ValidationError("the file changed after it was checked")
-            row = rules.check(record)
-            item_id = existing.get(row["external_id"])
-            if item_id is not None:
+            if not update_existing and _given_id(record) in existing:
+                report.skipped += 1  # a known item, and the first pass checked the line: nothing to build
+            elif (item_id := existing.get((row := rules.check(record))["external_id"])) is not None:
                 # An item given to someone since the check keeps its content (it is counted as skipped).
                 if update_existing and session.execute(
                         update(Item).where(Item.id == item_id, ~worked)

@@ -78,6 +78,22 @@ def test_clean_file_imports_and_reimport_skips_or_updates(session):
     assert count_items(session, project) == 2
 
 
+def test_reimport_skips_known_ids_written_as_numbers_and_inserts_new_lines(session):
+    project = pairwise_project(session)
+    first = importing.import_file(session, project, jsonl({"external_id": 7, "prompt": "Q", "responses": ["a", "b"]}),
+                                  "jsonl")
+    assert first.inserted == 1
+    again = importing.import_file(session, project, jsonl(
+        {"external_id": 7, "prompt": "Changed", "responses": ["c", "d"]},
+        {"external_id": "7b", "prompt": "New", "responses": ["a", "b"]},
+        {"prompt": "No id", "responses": ["a", "b"]},
+    ), "jsonl")
+    assert (again.inserted, again.skipped, again.updated) == (2, 1, 0)
+    session.rollback()
+    assert session.scalar(select(Item.context).where(Item.external_id == "7")) == [{"role": "user", "content": "Q"}]
+    assert count_items(session, project) == 3
+
+
 def test_csv_import_with_response_columns_and_json_cells(session):
     project = pairwise_project(session)
     data = io.BytesIO(
