@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 
+QUALITY_ENDS = {"0": "very poor", "4": "excellent"}
 HELPSTEER_RUBRIC = [
-    ("helpfulness", "Helpfulness", "How useful is the response to the user's request?"),
-    ("correctness", "Correctness", "Are the facts right and is nothing important missing?"),
-    ("coherence", "Coherence", "Is it clear, consistent and well organised?"),
-    ("complexity", "Complexity", "How much expertise does it take to write this response?"),
-    ("verbosity", "Verbosity", "How long is it relative to what was asked?"),
+    ("helpfulness", "Helpfulness", "How useful is the response to the user's request?", QUALITY_ENDS),
+    ("correctness", "Correctness", "Are the facts right and is nothing important missing?", QUALITY_ENDS),
+    ("coherence", "Coherence", "Is it clear, consistent and well organised?", QUALITY_ENDS),
+    ("complexity", "Complexity", "How much expertise does it take to write this response?",
+     {"0": "anyone could write it", "4": "needs deep expertise"}),
+    ("verbosity", "Verbosity", "How long is it relative to what was asked?", {"0": "far too short", "4": "far too long"}),
 ]
 
 PRESETS: dict[str, dict] = {
@@ -40,15 +42,18 @@ PRESETS: dict[str, dict] = {
     },
     "critique": {
         "title": "Critique (HelpSteer-style rubric)",
-        "description": "Rate one response on five 0–4 scales, write a critique, optionally rewrite it.",
+        "description": "Rate one response on five 0–4 scales, write a critique, optionally mark problem spans and rewrite it.",
         "questions": [
             *[
                 {"key": key, "type": "rating", "title": title, "help": help_text,
-                 "options": {"min": 0, "max": 4, "anchors": {"0": "very poor", "4": "excellent"}}}
-                for key, title, help_text in HELPSTEER_RUBRIC
+                 "options": {"min": 0, "max": 4, "anchors": dict(ends)}}
+                for key, title, help_text, ends in HELPSTEER_RUBRIC
             ],
             {"key": "critique", "type": "text", "title": "Critique", "help": "What is wrong or missing, specifically?",
              "options": {"min_chars": 20, "mode": "critique"}},
+            {"key": "problems", "type": "span", "title": "Mark the problems (optional)", "required": False,
+             "help": "Select the words that are wrong, unsafe or beside the point and give each a category.",
+             "options": {"labels": ["factual error", "unsafe", "irrelevant", "unclear"]}},
             {"key": "rewrite", "type": "text", "title": "Rewrite (optional)", "required": False,
              "help": "Edit the response into the one you would want to see.", "options": {"min_chars": 0, "mode": "rewrite"}},
         ],

@@ -8,7 +8,6 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import timedelta
-from itertools import combinations
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -18,86 +17,39 @@ from app.errors import ValidationError
 from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, TrainerStats, User, utcnow
 
 from . import pay
-from .assignment import project_questions, response_ids
-from .quality import aggregation, agreement
-from .questions import fits, ranks_of
+from .assignment import project_questions
+from .qtypes import Responses, Units, type_of
+from .quality import aggregation
+from .questions import fits
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
 LOW_AGREEMENT_ITEMS = 10
 
 
-def _safe(fn, *args, **kwargs):
-    try:
-        value = fn(*args, **kwargs)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return None if value != value else value  # NaN -> None
-
-
-def _pairs_of(question, value, item_responses):
-    if question.type == "preference":
-        return agreement.preference_pairs(value, item_responses)
-    return agreement.ranking_pairs(value)
-
-
-def _question_figures(question, rows, items, trainer_index):
-    """Agreement figures of one question over rows of (item_id, trainer_id, value)."""
-    figures: dict = {"key": question.key, "type": question.type, "title": question.title}
+def _units(question, rows, items, trainer_index) -> Units:
+    """One question's values, rows of (item_id, trainer_id, value), grouped for its type's figures."""
     by_item: dict = defaultdict(list)
     for item_id, trainer_id, value in rows:
         by_item[item_id].append((trainer_id, value))
-    figures["items_with_2_plus"] = sum(1 for v in by_item.values() if len(v) >= 2)
-    unit_ids = sorted(by_item)
 
     def reliability_data():
+        unit_ids = sorted(by_item)
         data = [[None] * len(unit_ids) for _ in trainer_index]
         for u, item_id in enumerate(unit_ids):
             for trainer_id, value in by_item[item_id]:
                 data[trainer_index[trainer_id]][u] = value
         return data
 
-    if question.type == "label" and unit_ids:
-        figures["alpha_nominal"] = _safe(agreement.krippendorff_alpha, reliability_data(), "nominal")
-        labels = question.options["labels"]
-        raters = {len(v) for v in by_item.values()}
-        if len(raters) == 1 and min(raters) >= 2:
-            counts = [[sum(1 for _, x in by_item[i] if x == label) for label in labels] for i in unit_ids]
-            figures["fleiss_kappa"] = _safe(agreement.fleiss_kappa, counts)
-    elif question.type == "rating" and unit_ids:
-        data = reliability_data()
-        figures["alpha_ordinal"] = _safe(agreement.krippendorff_alpha, data, "ordinal")
-        figures["alpha_interval"] = _safe(agreement.krippendorff_alpha, data, "interval")
-        figures["mean"] = statistics.fmean(v for _, _, v in rows) if rows else None
-    elif question.type in ("preference", "ranking") and unit_ids:
-        units = [[_pairs_of(question, value, response_ids(items[i])) for _, value in by_item[i]] for i in unit_ids]
-        figures["pairwise_agreement"] = _safe(agreement.pairwise_preference_agreement, units)
-        if question.type == "preference":
-            figures["alpha_interval"] = _safe(agreement.krippendorff_alpha, reliability_data(), "interval")
-        else:
-            taus = []
-            for i in unit_ids:
-                for (_, a), (_, b) in combinations(by_item[i], 2):
-                    ra, rb = ranks_of(a), ranks_of(b)
-                    ids = sorted(ra)
-                    tau = _safe(agreement.kendall_tau_b, [ra[x] for x in ids], [rb.get(x, 0) for x in ids])
-                    if tau is not None:
-                        taus.append(tau)
-            figures["mean_tau_b"] = statistics.fmean(taus) if taus else None
-    return figures, by_item
+    return Units(by_item, reliability_data, lambda item_id: Responses(items[item_id].responses or []))
 
 
 def item_agreement(question, answers, item):
-    """Share of annotator pairs on this item that agree, for the first comparable question."""
+    """Share of annotator pairs on this item that agree (its type's rule); None under two answers."""
     if len(answers) < 2:
         return None
-    if question.type in ("label", "rating"):
-        pairs = list(combinations([v for _, v in answers], 2))
-        return sum(1 for a, b in pairs if a == b) / len(pairs)
-    if question.type in ("preference", "ranking"):
-        units = [[_pairs_of(question, value, response_ids(item)) for _, value in answers]]
-        return _safe(agreement.pairwise_preference_agreement, units)
-    return None
+    return type_of(question).item_agreement(question.options or {}, [v for _, v in answers],
+                                            Responses(item.responses or []))
 
 
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
@@ -121,40 +73,35 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     work_rows = [r for r in rows if not items[r.item_id].is_gold]
 
     per_question = []
-    consensus: dict = {}  # (question key, item) -> consensus value
+    consensus: dict = {}  # (question key, item) -> consensus value (quality/consensus.py, through the type)
     reliability: dict = {}
     first_comparable = None
     first_by_item: dict = {}
     for question in questions:
-        if question.type == "text":
+        kind = type_of(question)
+        if not kind.comparable:
             continue
+        options = question.options or {}
         # An answer that no longer fits its question (older data) is left out rather than breaking the figures.
-        values = [(r.item_id, r.trainer_id, r.answers[question.key]) for r in work_rows
-                  if question.key in r.answers and fits(question, r.answers[question.key], response_ids(items[r.item_id]))]
-        figures, by_item = _question_figures(question, values, items, trainer_index)
-        if question.type == "label" and values:
-            ds = aggregation.dawid_skene(values) if len({v for _, _, v in values}) > 1 else None
-            if ds is not None:
-                figures["dawid_skene_iterations"] = ds.iterations
-                for item_id, (label, _p) in ds.consensus.items():
-                    consensus[(question.key, item_id)] = label
-                if not reliability:
-                    reliability = ds.reliability
-            else:
-                for item_id, (label, _share) in aggregation.majority_vote(
-                    {i: [v for _, v in a] for i, a in by_item.items()}
-                ).items():
-                    consensus[(question.key, item_id)] = label
-        elif question.type == "rating":
-            for item_id, answers in by_item.items():
-                consensus[(question.key, item_id)] = round(statistics.fmean(v for _, v in answers))
-        elif question.type == "preference":
-            for item_id, answers in by_item.items():
-                mean = statistics.fmean(v for _, v in answers)
-                consensus[(question.key, item_id)] = (mean > 0) - (mean < 0)
+        values = [(r.item_id, r.trainer_id, value) for r in work_rows
+                  if (value := r.answers.get(question.key, kind.unanswered)) is not None
+                  and fits(question, value, items[r.item_id].responses)]
+        units = _units(question, values, items, trainer_index)
+        figures = {"key": question.key, "type": question.type, "title": question.title,
+                   "items_with_2_plus": sum(1 for v in units.by_item.values() if len(v) >= 2)}
+        if units.by_item:
+            figures.update(kind.figures(options, units))
+        for item_id, answers in units.by_item.items():
+            consensus[(question.key, item_id)] = kind.consensus(
+                options, [v for _, v in answers], units.responses(item_id))[0]
+        if "desirable" in kind.exports and not reliability and len({v for _, _, v in values}) > 1:
+            # Dawid–Skene weighs each trainer by their confusion matrix: it yields their reliability.
+            ds = aggregation.dawid_skene(values)
+            figures["dawid_skene_iterations"] = ds.iterations
+            reliability = ds.reliability
         per_question.append(figures)
-        if first_comparable is None and by_item:
-            first_comparable, first_by_item = question, by_item
+        if first_comparable is None and units.by_item:
+            first_comparable, first_by_item = question, units.by_item
 
     # Items whose annotators disagree most, for the dashboard and the review queue.
     low = []
@@ -179,16 +126,17 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     for trainer_id in trainers:
         mine = rows_by_trainer[trainer_id]
         gold = [r.gold_score for r in mine if r.gold_score is not None]
-        compared = agreed = 0
+        agreements = []
         for r in mine:
             for question in questions:
                 key = (question.key, r.item_id)
-                if key in consensus and question.key in r.answers:
-                    compared += 1
-                    value = r.answers[question.key]
-                    if question.type == "preference":
-                        value = (value > 0) - (value < 0)
-                    agreed += value == consensus[key]
+                kind = type_of(question)
+                value = r.answers.get(question.key, kind.unanswered)
+                if key in consensus and value is not None:
+                    score = kind.agreement_with(question.options or {}, value, consensus[key],
+                                                Responses(items[r.item_id].responses or []))
+                    if score is not None:
+                        agreements.append(score)
         reviewed = [r for r in mine if r.review_status != "unreviewed"]
         approved = [r for r in reviewed if r.review_status == "approved"]
         median_seconds = statistics.median(r.active_seconds for r in mine) if mine else None
@@ -205,7 +153,8 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
             gold_histogram[min(int(accuracy * 5), 4)] += 1
         trainer_rows.append(TrainerStats(
             project_id=project.id, trainer_id=trainer_id, annotations=len(mine), gold_answers=len(gold),
-            gold_accuracy=accuracy, consensus_agreement=agreed / compared if compared else None,
+            gold_accuracy=accuracy,
+            consensus_agreement=statistics.fmean(agreements) if agreements else None,
             reliability=reliability.get(trainer_id), approval_rate=len(approved) / len(reviewed) if reviewed else None,
             median_seconds=median_seconds, flags=flags, computed_at=now,
         ))

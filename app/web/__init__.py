@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from app.models import utcnow
 from app.services.money import format_cents
-from app.services.questions import QUESTION_TYPES
+from app.services.qtypes import FIGURE_NAMES, type_of
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
@@ -53,7 +53,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["cents"] = format_cents
     app.jinja_env.filters["hours"] = lambda seconds: f"{(seconds or 0) / 3600:.2f}"
-    app.jinja_env.globals["question_widget"] = lambda type_name: QUESTION_TYPES[type_name].widget
+    app.jinja_env.globals["question_template"] = lambda question: type_of(question).template
+    app.jinja_env.globals["figure_names"] = FIGURE_NAMES
 
     if app.config.get("REDIS_URL"):
         from redis import Redis

@@ -5,12 +5,9 @@ from __future__ import annotations
 import re
 
 from app.services.money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, AmountError, parse_amount
+from app.services.questions import QUESTION_TYPES
 
 QUESTION_FIELD = re.compile(r"q-([0-9]{1,3})-key")
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 def _int(form, name: str, errors: dict, label: str | None = None):
@@ -36,30 +33,9 @@ def _percent(form, name: str, errors: dict):
 
 
 def question_options(form, prefix: str, type_name: str, errors: dict, label: str) -> dict:
-    """The options of one builder row, by type."""
-    if type_name in ("label", "multi_label"):
-        return {"labels": _lines(form.get(f"{prefix}labels", ""))}
-    if type_name == "rating":
-        lo = _int(form, f"{prefix}min", errors, f"{label}.min")
-        hi = _int(form, f"{prefix}max", errors, f"{label}.max")
-        anchors = {}
-        for line in _lines(form.get(f"{prefix}anchors", "")):
-            point, _, text = line.partition(":")
-            if not text:
-                errors[f"{label}.anchors"] = f"write each anchor as 'point: description' ({line!r})"
-                continue
-            anchors[point.strip()] = text.strip()
-        return {"min": lo, "max": hi, "anchors": anchors}
-    if type_name == "preference":
-        return {"scale": _int(form, f"{prefix}scale", errors, f"{label}.scale")}
-    if type_name == "ranking":
-        return {"allow_ties": form.get(f"{prefix}allow_ties") == "on"}
-    if type_name == "text":
-        return {
-            "min_chars": _int(form, f"{prefix}min_chars", errors, f"{label}.min_chars"),
-            "mode": form.get(f"{prefix}mode", "critique"),
-        }
-    return {}
+    """The options of one builder row, read by its type (an unknown type is reported by the service)."""
+    kind = QUESTION_TYPES.get(type_name)
+    return kind.options_from_form(form, prefix, errors, label) if kind else {}
 
 
 def read_questions(form, errors: dict) -> list[dict]:

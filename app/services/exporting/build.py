@@ -54,10 +54,9 @@ class PartResult:
 def make_sink(fmt: Format, plan: Plan, path: Path, part: bool = False, threaded: bool = True):
     if fmt.extension == "jsonl":
         return JsonlSink(path, fmt.nullable, hashed=not part, threaded=threaded)
-    kinds = {"rating": "int", "preference": "int"}
     columns = {"item_id": "string", "trainer": "string", "submitted_at": "string", "active_seconds": "int",
                "gold_score": "float", "review_status": "string"}
-    columns.update({f"answer_{q.key}": kinds.get(q.type, "string") for q in plan.questions})
+    columns.update({f"answer_{q.key}": q.kind.column_kind for q in plan.questions})
     return (CsvSink if fmt.extension == "csv" else ParquetSink)(path, columns)
 
 

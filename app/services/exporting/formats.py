@@ -12,19 +12,17 @@ cleanly in ``datasets`` and TRL are kept by construction:
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
 
-from ..quality import aggregation, agreement
+from ..qtypes import QuestionType, Responses, type_of
+from ..quality import consensus as agreed
 from ..stats import item_agreement
 from .options import ExportOptions
 from .source import Group
-
-PAIR_TYPES = ("preference", "ranking")
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,19 @@ class QuestionSpec:
     @classmethod
     def of(cls, question) -> QuestionSpec:
         return cls(question.key, question.type, question.title, dict(question.options or {}))
+
+    @property
+    def kind(self) -> QuestionType:
+        return type_of(self)
+
+    @property
+    def exported_as(self) -> frozenset[str]:
+        return self.kind.exported_as(self.options)
+
+
+def desirable_question(questions):
+    """The question whose labels KTO and SFT may call desirable (the first single-label question)."""
+    return next((q for q in questions if "desirable" in type_of(q).exported_as(q.options or {})), None)
 
 
 class NeedsConversational(Exception):
@@ -57,17 +68,17 @@ class Plan:
     skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
 
     def __post_init__(self):
-        by_type: dict[str, list[QuestionSpec]] = {}
-        for q in self.questions:
-            by_type.setdefault(q.type, []).append(q)
-        self.pair_question = next((q for q in self.questions if q.type in PAIR_TYPES), None)
-        # Plain copies of what the per-line code reads (ORM attribute access costs, a million times).
+        def used_as(role: str) -> list[QuestionSpec]:
+            return [q for q in self.questions if role in q.exported_as]
+
+        self.pair_question = next(iter(used_as("pairs")), None)
+        # Plain copies of what the per-line code reads (attribute access costs, a million times).
         self.pair_key = self.pair_question.key if self.pair_question else None
-        self.pair_type = self.pair_question.type if self.pair_question else None
-        self.label_question = (by_type.get("label") or [None])[0]
-        self.ratings = by_type.get("rating", [])
-        self.rewrites = [q for q in by_type.get("text", []) if q.options.get("mode") == "rewrite"]
-        self.comparable = next((q for q in self.questions if q.type != "text"), None)
+        self.pair_kind = self.pair_question.kind if self.pair_question else None
+        self.label_question = desirable_question(self.questions)
+        self.ratings = used_as("score")
+        self.rewrites = used_as("rewrite")
+        self.comparable = next((q for q in self.questions if q.kind.comparable), None)
 
 
 @dataclass(frozen=True)
@@ -124,58 +135,16 @@ def completion(text: str, plan: Plan):
     return [{"role": "assistant", "content": text}] if plan.conversational else text
 
 
-def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
-
-
-def _pairs_from_groups(groups: list[list[str]], strategy: str) -> Iterator[tuple[str, str, float]]:
-    """(chosen, rejected, rank gap) from a best-first ranking; ties (same group) are never a pair."""
-    if len(groups) < 2:
-        return
-    if strategy == "best_vs_worst":
-        for a in groups[0]:
-            for b in groups[-1]:
-                yield a, b, float(len(groups) - 1)
-        return
-    last_first = 1 if strategy == "best_vs_rest" else len(groups) - 1
-    for i in range(last_first):
-        for j in range(i + 1, len(groups)):
-            for a in groups[i]:
-                for b in groups[j]:
-                    yield a, b, float(j - i)
-
-
-def consensus_ranking(group: Group, key: str) -> list[list[str]]:
-    """Best-first groups from Bradley–Terry strengths over every annotator's implied pairs."""
-    comparisons = []
-    for answers in group.answers:
-        if key in answers:
-            comparisons.extend(aggregation.comparisons_from_pairs(agreement.ranking_pairs(answers[key])))
-    strengths = aggregation.bradley_terry(comparisons)
-    ordered: dict[float, list[str]] = {}
-    for rid in sorted(strengths):
-        ordered.setdefault(round(strengths[rid], 9), []).append(rid)
-    return [ordered[s] for s in sorted(ordered, reverse=True)]
-
-
 def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float]]:
     """(chosen text, rejected text, margin) of the group under the pair options; ties are dropped."""
     key, options = plan.pair_key, plan.options
-    if plan.pair_type == "preference":
-        values = [a[key] for a in group.answers if key in a]
-        if options.pairs == "consensus":
-            values = [statistics.fmean(values)] if values else []
-        first, second = group.responses[0]["text"], group.responses[1]["text"]
-        found = [(first, second, float(-v)) if v < 0 else (second, first, float(v)) for v in values if v]
-        if len(found) < len(values):
-            plan.skipped["tie"] += len(values) - len(found)
-        return found
-    if options.pairs == "consensus":
-        rankings = [consensus_ranking(group, key)] if any(key in a for a in group.answers) else []
-    else:
-        rankings = [a[key] for a in group.answers if key in a]
+    values = [a[key] for a in group.answers if key in a]
+    found, ties = plan.pair_kind.pairs(plan.pair_question.options, values, Responses(group.response_ids),
+                                       options.ranking_pairs, options.pairs == "consensus")
+    if ties:
+        plan.skipped["tie"] += ties
     text = group.text_of
-    return [(text(c), text(r), m) for groups in rankings for c, r, m in _pairs_from_groups(groups, options.ranking_pairs)]
+    return [(text(c), text(r), m) for c, r, m in found]
 
 
 def _needs_pairs(plan: Plan) -> str | None:
@@ -270,13 +239,6 @@ def _check_desirable(plan: Plan) -> str | None:
     return None
 
 
-def majority_label(values: list, labels: list[str]) -> tuple[str, float]:
-    """Most frequent label (ties go to the label listed first) and its share of the votes."""
-    counts = Counter(values)
-    best = max(counts, key=lambda v: (counts[v], -labels.index(v) if v in labels else 0))
-    return best, counts[best] / len(values)
-
-
 def labelled_responses(group: Group, plan: Plan) -> Iterator[bool]:
     """Desirable or not, per annotation (or once per item by majority) for one-response items."""
     q = plan.label_question
@@ -287,7 +249,7 @@ def labelled_responses(group: Group, plan: Plan) -> Iterator[bool]:
     if not values:
         return
     if plan.options.pairs == "consensus":
-        values = [majority_label(values, q.options["labels"])[0]]
+        values = [agreed.majority_label(values, q.options["labels"])[0]]
     desirable = plan.options.desirable_labels
     for value in values:
         yield value in desirable
@@ -329,20 +291,13 @@ def approved_response(group: Group, plan: Plan) -> str | None:
     """The item's consensus-best response: pair winner, or the one response labelled desirable."""
     if plan.pair_question is not None:
         q = plan.pair_question
-        if q.type == "preference":
-            values = [a[q.key] for a in group.answers if q.key in a]
-            mean = statistics.fmean(values) if values else 0
-            if mean == 0:
-                return None
-            return group.responses[0 if mean < 0 else 1]["text"]
-        ranking = consensus_ranking(group, q.key) if any(q.key in a for a in group.answers) else []
-        if len(ranking) >= 2 and len(ranking[0]) == 1:
-            return group.text_of(ranking[0][0])
-        return None
+        values = [a[q.key] for a in group.answers if q.key in a]
+        best = q.kind.best_response(q.options, values, Responses(group.response_ids))
+        return None if best is None else group.text_of(best)
     if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
         q = plan.label_question
         values = [a[q.key] for a in group.answers if q.key in a]
-        if values and majority_label(values, q.options["labels"])[0] in plan.options.desirable_labels:
+        if values and agreed.majority_label(values, q.options["labels"])[0] in plan.options.desirable_labels:
             return group.responses[0]["text"]
     return None
 
@@ -407,7 +362,8 @@ def helpsteer(group: Group, plan: Plan) -> Iterator[dict]:
         return
     base = {"prompt": prompt(group, plan), "response": group.responses[0]["text"]}
     if plan.options.pairs == "consensus":
-        yield {**base, **{k: round(statistics.fmean(a[k] for a in rows)) for k in keys}}
+        yield {**base, **{q.key: round(q.kind.consensus(q.options, [a[q.key] for a in rows], ())[0])
+                          for q in plan.ratings}}
         return
     for answers in rows:
         yield {**base, **{k: answers[k] for k in keys}}
@@ -436,23 +392,6 @@ def raw(group: Group, plan: Plan) -> Iterator[dict]:
                "review_status": row.review_status, "submitted_at": row.submitted_at.isoformat()}
 
 
-def consensus_of(question: QuestionSpec, values: list) -> tuple:
-    """(consensus value, confidence 0–1) of one question's answers on one item."""
-    if question.type == "label":
-        return majority_label(values, question.options["labels"])
-    if question.type == "multi_label":
-        labels = question.options["labels"]
-        shares = {x: sum(x in v for v in values) / len(values) for x in labels}
-        return [x for x in labels if shares[x] > 0.5], statistics.fmean(max(s, 1 - s) for s in shares.values())
-    if question.type in ("rating", "preference"):
-        mean = statistics.fmean(values)
-        if question.type == "rating":
-            span = (question.options["max"] - question.options["min"]) or 1
-            return float(mean), 1 - statistics.fmean(abs(v - mean) for v in values) / span
-        return float(mean), sum(_sign(v) == _sign(mean) for v in values) / len(values)
-    return None, None
-
-
 @export_format(
     "aggregated", "One line per item: consensus", nullable=("agreement",),
     fields=(("item_id", "the item's external id"), ("annotations", "int: annotations aggregated"),
@@ -464,36 +403,24 @@ def consensus_of(question: QuestionSpec, values: list) -> tuple:
 )
 def aggregated(group: Group, plan: Plan) -> Iterator[dict]:
     consensus, confidence = {}, {}
+    responses = Responses(group.responses)
     for q in plan.questions:
-        if q.type == "text":
+        if not q.kind.comparable:
             continue
-        values = [a[q.key] for a in group.answers if a.get(q.key) is not None]
-        if not values:
-            value, conf = None, None
-        elif q.type == "ranking":
-            value = consensus_ranking(group, q.key)
-            implied = agreement.ranking_pairs(value)
-            votes = [_pair_agrees(agreement.ranking_pairs(v), implied) for v in values]
-            conf = statistics.fmean(votes) if votes else None
-        else:
-            value, conf = consensus_of(q, values)
+        values = [v for a in group.answers if (v := a.get(q.key, q.kind.unanswered)) is not None]
+        value, conf = q.kind.consensus(q.options, values, responses) if values else (None, None)
         consensus[q.key], confidence[q.key] = value, None if conf is None else float(conf)
     yield {"item_id": group.external_id, "annotations": len(group.rows), "consensus": consensus,
            "confidence": confidence, "agreement": group_agreement(group, plan),
            "metadata": orjson.dumps(group.meta, option=orjson.OPT_SORT_KEYS).decode()}
 
 
-def _pair_agrees(mine: dict, consensus: dict) -> float:
-    shared = [p for p in mine if p in consensus]
-    return sum(mine[p] == consensus[p] for p in shared) / len(shared) if shared else 0.0
-
-
 def group_agreement(group: Group, plan: Plan) -> float | None:
     q = plan.comparable
     if q is None:
         return None
-    answers = [(trainer, a[q.key]) for trainer, a in zip(group.trainer_ids, group.answers, strict=True)
-               if a.get(q.key) is not None]
+    answers = [(trainer, v) for trainer, a in zip(group.trainer_ids, group.answers, strict=True)
+               if (v := a.get(q.key, q.kind.unanswered)) is not None]
     value = item_agreement(q, answers, group)
     return None if value is None else float(value)
 

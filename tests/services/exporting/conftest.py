@@ -111,6 +111,7 @@ def ranking_project(session, trainers):
 
 
 CRITIQUE_TEXT = "Misses the key caveat entirely."
+CRITIQUE_SPAN = {"response": "r1", "start": 0, "end": 4, "label": "unclear", "comment": "vague"}
 
 
 @pytest.fixture
@@ -120,7 +121,8 @@ def critique_project(session, trainers):
     t1, t2 = trainers
     keys = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
     annotate(session, t1, project, {"c1": {**dict(zip(keys, (2, 3, 4, 1, 2), strict=True)),
-                                           "critique": CRITIQUE_TEXT, "rewrite": "Better answer"}})
+                                           "critique": CRITIQUE_TEXT, "rewrite": "Better answer",
+                                           "problems": [CRITIQUE_SPAN]}})
     annotate(session, t2, project, {"c1": {**dict(zip(keys, (3, 3, 3, 2, 2), strict=True)),
                                            "critique": CRITIQUE_TEXT}})
     return project

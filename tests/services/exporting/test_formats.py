@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import orjson
 import pandas as pd
 import pytest
 
 from app.services.exporting import FORMATS
 
-from .conftest import CRITIQUE_TEXT
+from .conftest import CRITIQUE_SPAN, CRITIQUE_TEXT
 
 U = "user"
 
@@ -163,7 +164,8 @@ def test_aggregated_labels_and_ratings(build, label_project, critique_project):
     ]
     line = build(critique_project, format="aggregated").lines()[0]
     assert line["consensus"] == {"helpfulness": 2.5, "correctness": 3.0, "coherence": 3.5, "complexity": 1.5,
-                                 "verbosity": 2.0}
+                                 "verbosity": 2.0, "problems": []}  # one of two marked the span: not a majority
+    assert line["confidence"]["problems"] == 0.5  # span F1 against the consensus: 0 and 1
     assert line["confidence"]["correctness"] == 1.0 and line["confidence"]["helpfulness"] == 1 - 0.5 / 4
 
 
@@ -173,17 +175,30 @@ def test_csv_and_parquet_hold_the_raw_table(build, critique_project, pseudonym, 
         "item_id": ["c1", "c1"], "trainer": [t1, t2], "active_seconds": [0, 0], "review_status": ["unreviewed"] * 2,
         "answer_helpfulness": [2, 3], "answer_correctness": [3, 3], "answer_coherence": [4, 3],
         "answer_complexity": [1, 2], "answer_verbosity": [2, 2], "answer_critique": [CRITIQUE_TEXT] * 2,
-        "answer_rewrite": ["Better answer", None],
+        "answer_problems": [[CRITIQUE_SPAN], None], "answer_rewrite": ["Better answer", None],
     })
+
+    def cells(values, column):  # span answers travel as JSON text
+        cells = [None if not isinstance(v, str) and pd.isna(v) else v for v in values]
+        return [None if v is None else orjson.loads(v) for v in cells] if column == "answer_problems" else cells
+
     csv = build(critique_project, format="csv")
     frame = pd.read_csv(io.BytesIO(csv.raw("train.csv")))
     assert list(frame.columns) == ["item_id", "trainer", "submitted_at", "active_seconds", "gold_score", "review_status",
                                    *[c for c in expected.columns if c.startswith("answer_")]]
     assert frame["gold_score"].isna().all()
     for column in expected.columns:
-        assert [None if pd.isna(v) else v for v in frame[column]] == [None if pd.isna(v) else v for v in expected[column]]
+        assert cells(frame[column], column) == [None if not isinstance(v, list) and pd.isna(v) else v
+                                                for v in expected[column]]
     parquet = build(critique_project, format="parquet")
     table = pd.read_parquet(parquet.folder / "train.parquet")
     assert str(table["answer_helpfulness"].dtype) == "int64" and str(table["gold_score"].dtype) == "float64"
     for column in expected.columns:
-        assert [None if pd.isna(v) else v for v in table[column]] == [None if pd.isna(v) else v for v in expected[column]]
+        assert cells(table[column], column) == [None if not isinstance(v, list) and pd.isna(v) else v
+                                                for v in expected[column]]
+
+
+def test_raw_lines_carry_spans_as_stored(build, critique_project, pseudonym, trainers):
+    lines = {x["trainer"]: x["answers"] for x in build(critique_project, format="raw").lines()}
+    assert lines[pseudonym(trainers[0].id)]["problems"] == [CRITIQUE_SPAN]
+    assert lines[pseudonym(trainers[1].id)]["problems"] is None  # not answered (optional)

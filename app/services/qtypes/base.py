@@ -1,0 +1,180 @@
+"""What every question type provides. A type is one module in this package with one subclass of
+``QuestionType`` and one template, ``templates/qtypes/<name>.html``, holding three macros: ``widget``
+(the trainer's and the reviewer's input), ``answer`` (how a stored answer reads) and ``options``
+(its part of the question builder). Nothing outside this package branches on a type's name: callers
+ask the type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class AnswerError(ValueError):
+    """One answer broke its question's rule; the message says how."""
+
+
+RESPONSE_LETTERS = "ABCDEFGHI"
+
+
+def response_letter(position: int) -> str:
+    """How a page names the response at ``position`` (0-based): A, B, C…"""
+    return RESPONSE_LETTERS[position]
+
+
+class Responses(tuple):
+    """An item's response ids in the order pages show them, with their texts.
+
+    Built from the item's stored responses (``[{id, text, …}]``) or from bare ids; types that check
+    answers against the text (span offsets) need the former.
+    """
+
+    texts: dict[str, str]
+
+    def __new__(cls, responses: Sequence = ()):
+        if isinstance(responses, Responses):
+            return responses
+        entries = list(responses or ())
+        self = super().__new__(cls, [r if isinstance(r, str) else r["id"] for r in entries])
+        self.texts = {r["id"]: r.get("text", "") for r in entries if not isinstance(r, str)}
+        return self
+
+    def letters(self) -> dict[str, str]:
+        """Letter on the page -> response id."""
+        return {response_letter(i): rid for i, rid in enumerate(self)}
+
+
+@dataclass
+class Units:
+    """One question's answers on many items, as the quality figures read them."""
+
+    by_item: dict[Any, list[tuple[Any, Any]]]  # item -> [(trainer, value)]
+    reliability_data: Callable[[], list[list[Any]]]  # coders × units, None where missing
+    responses: Callable[[Any], Responses]  # item -> its responses
+
+    @property
+    def unit_ids(self) -> list:
+        return sorted(self.by_item)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def int_field(form: Mapping, name: str, errors: dict, label: str):
+    raw = (form.get(name) or "").strip()
+    if not re.fullmatch(r"-?[0-9]{1,9}", raw):
+        errors[label] = "must be a whole number"
+        return None
+    return int(raw)
+
+
+def single(values: list[str], _responses: Responses) -> Any:
+    return values[0] if values else None
+
+
+def skip_safe(fn, *args):
+    """A figure that cannot be computed (too little data, a zero variance) is None, never an error."""
+    try:
+        value = fn(*args)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None if value != value else value  # NaN -> None
+
+
+class QuestionType:
+    """The default behaviour; each type overrides what it has."""
+
+    name: str = ""
+    title: str = ""
+    missing: str = "answer this question"  # told to a trainer who leaves a required answer out
+    defaults: Mapping[str, Any] = {}  # the options a new builder row starts with
+    responses: tuple[int, int] = (0, 9)  # how many responses an item needs for this question
+    comparable: bool = True  # has a consensus and an agreement (free text has neither)
+    # What an annotation without an answer counts as in consensus and agreement: None leaves it out;
+    # spans count it as "nothing marked" (an empty answer is never stored).
+    unanswered: Any = None
+    column_kind: str = "string"  # the type of its answer column in CSV/Parquet exports (lists go as JSON)
+    # What the training exports may use it for: "pairs" (chosen/rejected), "desirable" (KTO labels on
+    # one response), "score" (a rubric column), "rewrite" (an SFT completion).
+    exports: frozenset[str] = frozenset()
+
+    @property
+    def template(self) -> str:
+        return f"qtypes/{self.name}.html"
+
+    # --- the question ----------------------------------------------------------------------------
+
+    def check_options(self, options: Mapping[str, Any]) -> list[str]:
+        return []
+
+    def options_from_form(self, form: Mapping, prefix: str, errors: dict, label: str) -> dict:
+        """The options of one builder row (fields ``<prefix><option>``); problems go into ``errors``."""
+        return {}
+
+    def breaks_answers(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+        """Why changing the options from ``old`` to ``new`` would strand answers given under ``old``."""
+        return None
+
+    def response_range(self, options: Mapping[str, Any]) -> tuple[int, int]:
+        return self.responses
+
+    def exported_as(self, options: Mapping[str, Any]) -> frozenset[str]:
+        return self.exports
+
+    # --- one answer ------------------------------------------------------------------------------
+
+    def parse_form(self, values: list[str], responses: Responses) -> Any:
+        """The values a form posted for this question -> the JSON value ``clean_answer`` takes. Pages
+        name responses by letter (A, B, C…), never by their ids."""
+        return single(values, responses)
+
+    def clean_answer(self, options: Mapping[str, Any], value: Any, responses: Responses) -> Any:
+        raise NotImplementedError
+
+    def gold_score(self, options: Mapping[str, Any], answer: Any, gold: Any) -> float | None:
+        return None  # graded by a reviewer
+
+    # --- many answers: consensus and agreement (rules in quality/consensus.py) ----------------------
+
+    def consensus(self, options: Mapping[str, Any], values: list, responses: Responses) -> tuple[Any, float | None]:
+        """(consensus value, confidence 0–1) of the answers one item got."""
+        return None, None
+
+    def agreement_with(self, options: Mapping[str, Any], value: Any, consensus: Any, responses: Responses) -> float | None:
+        """How far one answer agrees with the consensus, 0–1 (a trainer's consensus agreement)."""
+        return None
+
+    def item_agreement(self, options: Mapping[str, Any], values: list, responses: Responses) -> float | None:
+        """Share of annotator pairs on one item that agree (low values go to review)."""
+        return None
+
+    def figures(self, options: Mapping[str, Any], units: Units) -> dict[str, float | None]:
+        """The agreement figures of the Quality page; names are listed in ``FIGURE_NAMES``."""
+        return {}
+
+    # --- exports -----------------------------------------------------------------------------------
+
+    def pairs(self, options: Mapping[str, Any], values: list, responses: Responses, strategy: str,
+              consensus: bool) -> tuple[list[tuple[str, str, float]], int]:
+        """((chosen id, rejected id, margin), ties dropped) from the answers one item got."""
+        return [], 0
+
+    def best_response(self, options: Mapping[str, Any], values: list, responses: Responses) -> str | None:
+        """The id of the item's consensus-best response, when the answers name one."""
+        return None
+
+
+# Every figure a type may report, in the order the Quality page shows them.
+FIGURE_NAMES = {
+    "alpha_nominal": "α nominal", "fleiss_kappa": "Fleiss κ", "alpha_ordinal": "α ordinal",
+    "alpha_interval": "α interval", "pairwise_agreement": "pairwise agreement", "mean_tau_b": "mean τ-b",
+    "mean_jaccard": "mean Jaccard", "mean_span_f1": "mean span F1", "mean": "mean",
+}

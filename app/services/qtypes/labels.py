@@ -1,0 +1,122 @@
+"""Label (choose one) and labels (choose any) from the question's list."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from ..quality import agreement, consensus
+from .base import AnswerError, QuestionType, Units, lines, skip_safe
+
+LABEL_MAX = 100
+LABELS_MAX = 26
+
+
+def check_labels(options) -> list[str]:
+    labels = options.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2:
+        return ["labels must be a list of at least 2 labels"]
+    if any(not isinstance(x, str) or not x.strip() for x in labels):
+        return ["labels must be non-empty strings"]
+    if any(len(x) > LABEL_MAX for x in labels):
+        return [f"a label may have at most {LABEL_MAX} characters"]
+    if len(set(labels)) != len(labels):
+        return ["labels must not repeat a label"]
+    if len(labels) > LABELS_MAX:
+        return [f"at most {LABELS_MAX} labels"]
+    return []
+
+
+def labels_kept(old, new) -> str | None:
+    gone = [label for label in old.get("labels", []) if label not in new.get("labels", [])]
+    if gone:
+        return f"labels that answers already use cannot be removed or renamed ({', '.join(gone[:5])})"
+    return None
+
+
+class LabelType(QuestionType):
+    name = "label"
+    title = "Label (choose one)"
+    missing = "choose a label"
+    defaults = {"labels": ["yes", "no"]}
+    exports = frozenset({"desirable"})
+
+    def check_options(self, options):
+        return check_labels(options)
+
+    def options_from_form(self, form, prefix, errors, label):
+        return {"labels": lines(form.get(f"{prefix}labels"))}
+
+    def breaks_answers(self, old, new):
+        return labels_kept(old, new)
+
+    def clean_answer(self, options, value, responses):
+        if not isinstance(value, str) or value == "":
+            raise AnswerError("choose one label")
+        if value not in options["labels"]:
+            raise AnswerError(f"{value!r} is not one of {', '.join(options['labels'])}")
+        return value
+
+    def gold_score(self, options, answer, gold):
+        return 1.0 if answer == gold else 0.0
+
+    def consensus(self, options, values, responses):
+        return consensus.majority_label(values, options["labels"])
+
+    def agreement_with(self, options, value, agreed, responses):
+        return 1.0 if value == agreed else 0.0
+
+    def item_agreement(self, options, values, responses):
+        return consensus.mean_pairwise(values, lambda a, b: 1.0 if a == b else 0.0)
+
+    def figures(self, options, units: Units):
+        figures = {"alpha_nominal": skip_safe(agreement.krippendorff_alpha, units.reliability_data(), "nominal")}
+        raters = {len(v) for v in units.by_item.values()}
+        if len(raters) == 1 and min(raters) >= 2:
+            counts = [[sum(1 for _, x in units.by_item[i] if x == label) for label in options["labels"]]
+                      for i in units.unit_ids]
+            figures["fleiss_kappa"] = skip_safe(agreement.fleiss_kappa, counts)
+        return figures
+
+
+class MultiLabelType(QuestionType):
+    name = "multi_label"
+    title = "Labels (choose any)"
+    missing = "choose at least one label"
+    defaults = {"labels": ["a", "b", "c"]}
+
+    def check_options(self, options):
+        return check_labels(options)
+
+    def options_from_form(self, form, prefix, errors, label):
+        return {"labels": lines(form.get(f"{prefix}labels"))}
+
+    def breaks_answers(self, old, new):
+        return labels_kept(old, new)
+
+    def parse_form(self, values, responses):
+        return list(values)
+
+    def clean_answer(self, options, value, responses):
+        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+            raise AnswerError("must be a list of labels")
+        unknown = [v for v in value if v not in options["labels"]]
+        if unknown:
+            raise AnswerError(f"{', '.join(map(repr, unknown[:5]))} not among {', '.join(options['labels'])}")
+        return sorted(set(value))
+
+    def gold_score(self, options, answer, gold):
+        return consensus.jaccard(answer, gold)
+
+    def consensus(self, options, values, responses):
+        return consensus.label_set(values, options["labels"])
+
+    def agreement_with(self, options, value, agreed, responses):
+        return consensus.jaccard(value, agreed)
+
+    def item_agreement(self, options, values, responses):
+        return consensus.mean_pairwise(values, lambda a, b: 1.0 if set(a) == set(b) else 0.0)
+
+    def figures(self, options, units: Units):
+        scores = [consensus.jaccard(a, b) for answers in units.by_item.values()
+                  for (_, a), (_, b) in combinations(answers, 2)]
+        return {"mean_jaccard": sum(scores) / len(scores) if scores else None}

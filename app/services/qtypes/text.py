@@ -1,0 +1,45 @@
+"""Free text: a critique of the responses, or a rewrite of the first one."""
+
+from __future__ import annotations
+
+from .base import AnswerError, QuestionType, int_field, is_int
+
+TEXT_MAX_CHARS = 20_000
+
+
+class TextType(QuestionType):
+    name = "text"
+    title = "Free text (critique or rewrite)"
+    missing = "write your answer here"
+    defaults = {"min_chars": 20, "mode": "critique"}
+    comparable = False
+
+    def check_options(self, options):
+        problems = []
+        min_chars = options.get("min_chars", 0)
+        if not is_int(min_chars) or not 0 <= min_chars <= TEXT_MAX_CHARS:
+            problems.append(f"min_chars must be a whole number from 0 to {TEXT_MAX_CHARS}")
+        if options.get("mode", "critique") not in ("critique", "rewrite"):
+            problems.append("mode must be critique or rewrite")
+        return problems
+
+    def options_from_form(self, form, prefix, errors, label):
+        return {"min_chars": int_field(form, f"{prefix}min_chars", errors, f"{label}.min_chars"),
+                "mode": form.get(f"{prefix}mode", "critique")}
+
+    def response_range(self, options):
+        return (1, 9) if options.get("mode") == "rewrite" else self.responses
+
+    def exported_as(self, options):
+        return frozenset({"rewrite"}) if options.get("mode") == "rewrite" else frozenset()
+
+    def clean_answer(self, options, value, responses):
+        if not isinstance(value, str):
+            raise AnswerError("must be text")
+        value = value.replace("\r\n", "\n").strip()
+        min_chars = options.get("min_chars", 0)
+        if len(value) < min_chars:
+            raise AnswerError(f"write at least {min_chars} characters ({len(value)} so far)")
+        if len(value) > TEXT_MAX_CHARS:
+            raise AnswerError(f"at most {TEXT_MAX_CHARS} characters")
+        return value

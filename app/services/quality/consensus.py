@@ -1,0 +1,162 @@
+"""One answer from many: the consensus of each kind of answer, and how far one answer agrees with it.
+
+The one home of these rules. The statistics (a trainer's agreement with the consensus, which the
+export's ``min_trainer_quality`` filter reads), review routing (low-agreement items) and the exports
+(the ``aggregated`` format, consensus pairs, SFT's best response) all call these functions through
+the question types, so they cannot disagree. Plain data only: no ORM.
+
+Ties are broken the same way everywhere: a label tie goes to the label the question lists first; a
+rating consensus is the mean (a trainer agrees when within half a point of it); a preference
+consensus is the mean, and a mean of 0 is a tie (no pair, no best response).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from itertools import combinations
+
+from . import aggregation, agreement
+
+
+def sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+# --- labels ---------------------------------------------------------------------------------------------
+
+
+def majority_label(values: Sequence, labels: Sequence[str]) -> tuple[str, float]:
+    """The most frequent label and its share of the votes; a tie goes to the label listed first."""
+    counts = Counter(values)
+    order = {label: n for n, label in enumerate(labels)}
+    best = max(counts, key=lambda v: (counts[v], -order.get(v, len(order))))
+    return best, counts[best] / len(values)
+
+
+def label_set(values: Sequence[Sequence[str]], labels: Sequence[str]) -> tuple[list[str], float]:
+    """Labels chosen by more than half of the annotators (in the question's order), and the mean
+    over labels of the share on the winning side."""
+    shares = {x: sum(x in v for v in values) / len(values) for x in labels}
+    return [x for x in labels if shares[x] > 0.5], statistics.fmean(max(s, 1 - s) for s in shares.values())
+
+
+def jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return 1.0 if not a and not b else len(a & b) / len(a | b)
+
+
+# --- numbers ---------------------------------------------------------------------------------------------
+
+
+def mean_rating(values: Sequence[int], low: int, high: int) -> tuple[float, float]:
+    """The mean rating, and 1 minus the mean distance from it as a share of the scale."""
+    mean = statistics.fmean(values)
+    return float(mean), 1 - statistics.fmean(abs(v - mean) for v in values) / ((high - low) or 1)
+
+
+def rating_agrees(value: float, consensus: float) -> float:
+    return 1.0 if abs(value - consensus) <= 0.5 else 0.0
+
+
+def mean_preference(values: Sequence[int]) -> tuple[float, float]:
+    """The mean preference, and the share of answers on its side (a tie on a tie)."""
+    mean = statistics.fmean(values)
+    return float(mean), sum(sign(v) == sign(mean) for v in values) / len(values)
+
+
+def preference_agrees(value: float, consensus: float) -> float:
+    return 1.0 if sign(value) == sign(consensus) else 0.0
+
+
+# --- rankings --------------------------------------------------------------------------------------------
+
+
+def ranking(rankings: Sequence[Sequence[Sequence[str]]]) -> list[list[str]]:
+    """Best-first groups from Bradley–Terry strengths over every annotator's implied pairs; responses
+    of equal strength share a group."""
+    comparisons = []
+    for groups in rankings:
+        comparisons.extend(aggregation.comparisons_from_pairs(agreement.ranking_pairs(groups)))
+    strengths = aggregation.bradley_terry(comparisons)
+    ordered: dict[float, list[str]] = {}
+    for rid in sorted(strengths):
+        ordered.setdefault(round(strengths[rid], 9), []).append(rid)
+    return [ordered[s] for s in sorted(ordered, reverse=True)]
+
+
+def pair_agreement(mine: dict, consensus: dict) -> float:
+    """Share of the pairs both orderings decide that they decide the same way."""
+    shared = [p for p in mine if p in consensus]
+    return sum(mine[p] == consensus[p] for p in shared) / len(shared) if shared else 0.0
+
+
+def ranking_agrees(groups, consensus_groups) -> float:
+    return pair_agreement(agreement.ranking_pairs(groups), agreement.ranking_pairs(consensus_groups))
+
+
+# --- spans -----------------------------------------------------------------------------------------------
+#
+# Matching rule: two spans match when they mark the same response with the same label and their
+# characters overlap by at least half of their union (IoU ≥ 0.5). Matching is one to one, best
+# overlap first. F1 = 2 × matched / (spans in A + spans in B); two empty answers agree fully.
+
+SPAN_MIN_IOU = 0.5
+
+
+def _iou(a: dict, b: dict) -> float:
+    if a["response"] != b["response"] or a["label"] != b["label"]:
+        return 0.0
+    overlap = min(a["end"], b["end"]) - max(a["start"], b["start"])
+    if overlap <= 0:
+        return 0.0
+    return overlap / (max(a["end"], b["end"]) - min(a["start"], b["start"]))
+
+
+def span_matches(a: Sequence[dict], b: Sequence[dict]) -> list[tuple[int, int]]:
+    """(index in a, index in b) of matched spans, one to one, best overlap first."""
+    candidates = sorted(
+        ((iou, i, j) for i, x in enumerate(a) for j, y in enumerate(b) if (iou := _iou(x, y)) >= SPAN_MIN_IOU),
+        key=lambda c: (-c[0], c[1], c[2]),
+    )
+    used_a, used_b, matched = set(), set(), []
+    for _iou_value, i, j in candidates:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            matched.append((i, j))
+    return matched
+
+
+def span_f1(a: Sequence[dict], b: Sequence[dict]) -> float:
+    if not a and not b:
+        return 1.0
+    return 2 * len(span_matches(a, b)) / (len(a) + len(b))
+
+
+def spans(answers: Sequence[Sequence[dict]]) -> tuple[list[dict], float]:
+    """Spans that more than half of the annotators marked (a span counts for every annotator with a
+    matching one), each once, ordered by response and position; and the annotators' mean F1 against
+    that consensus."""
+    need = len(answers) / 2
+    chosen: list[dict] = []
+    candidates = []
+    for n, answer in enumerate(answers):
+        for span in answer:
+            support = 1 + sum(
+                1 for m, other in enumerate(answers) if m != n and any(_iou(span, o) >= SPAN_MIN_IOU for o in other)
+            )
+            candidates.append((support, span))
+    for support, span in sorted(candidates, key=lambda c: (-c[0], c[1]["response"], c[1]["start"], c[1]["end"])):
+        if support > need and not any(_iou(span, c) >= SPAN_MIN_IOU for c in chosen):
+            chosen.append({"response": span["response"], "start": span["start"], "end": span["end"],
+                           "label": span["label"], "comment": ""})
+    chosen.sort(key=lambda s: (s["response"], s["start"], s["end"], s["label"]))
+    return chosen, statistics.fmean(span_f1(a, chosen) for a in answers)
+
+
+def mean_pairwise(values: Sequence, score) -> float | None:
+    """Mean of ``score`` over every pair of annotators' answers; None with fewer than two."""
+    pairs = list(combinations(values, 2))
+    return statistics.fmean(score(a, b) for a, b in pairs) if pairs else None

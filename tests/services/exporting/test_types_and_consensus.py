@@ -1,0 +1,112 @@
+"""The Quality page's figures for every comparable question type, and one consensus for stats,
+review routing and exports (ties included)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Annotation
+from app.services import assignment as queue
+from app.services import projects as project_service
+from app.services import stats as stats_service
+from tests.factories import make_user
+
+RESPONSES = [{"id": "a", "text": "The first answer, long enough to mark."},
+             {"id": "b", "text": "The second answer, also long enough."}]
+COMMON = [
+    {"key": "verdict", "type": "label", "title": "Verdict", "options": {"labels": ["good", "bad"]}},
+    {"key": "score", "type": "rating", "title": "Score", "options": {"min": 1, "max": 5}},
+    {"key": "marks", "type": "span", "title": "Marks", "required": False, "options": {"labels": ["error", "unclear"]}},
+    {"key": "note", "type": "text", "title": "Note", "required": False, "options": {"min_chars": 0}},
+]
+RANKED = [*COMMON, {"key": "order", "type": "ranking", "title": "Order", "options": {"allow_ties": True}}]
+PREFERRED = [*COMMON, {"key": "better", "type": "preference", "title": "Better?", "options": {"scale": 3}}]
+
+
+def span(start, end, label="error", response="a"):
+    return {"response": response, "start": start, "end": end, "label": label, "comment": ""}
+
+
+def work(session, questions, answers_by_trainer: list[list[dict]]):
+    """Trainers answer the same items in order; returns the project and the trainers."""
+    trainers = [make_user(session, "trainer") for _ in answers_by_trainer]
+    project = project_service.create_project(session, name=f"Types {trainers[0].id}", status="active",
+                                             overlap=len(trainers), questions=questions)
+    for n in range(len(answers_by_trainer[0])):
+        project_service.add_item(session, project, prompt=f"Q{n}", responses=RESPONSES, external_id=f"i{n}")
+    for trainer in trainers:
+        project_service.add_member(session, project, trainer, "trainer")
+    session.commit()
+    for trainer, answers in zip(trainers, answers_by_trainer, strict=True):
+        for answer in answers:
+            a = queue.next_task(session, trainer.id, project)
+            queue.submit(session, a.id, trainer.id, {"verdict": "good", **answer}, rng=random.Random(0))
+    return project, trainers
+
+
+def figures_by_key(session, project):
+    stats = stats_service.compute_project_stats(session, project)
+    session.commit()
+    return {q["key"]: q for q in stats.figures["questions"]}
+
+
+def test_each_comparable_type_reports_its_own_figures(session):
+    first = {"score": 4, "order": [["a"], ["b"]], "marks": [span(0, 9)]}
+    same = {"score": 4, "order": [["a"], ["b"]], "marks": [span(1, 9)]}
+    other = {"score": 2, "order": [["b"], ["a"]], "marks": [span(20, 30, "unclear")]}
+    project, _trainers = work(session, RANKED, [[first, other], [same, other], [first, first]])
+    figures = figures_by_key(session, project)
+    assert set(figures) == {"verdict", "score", "order", "marks"}  # free text has no agreement
+    assert figures["score"]["mean"] == pytest.approx((4 + 2 + 4 + 2 + 4 + 4) / 6)
+    assert figures["score"]["alpha_interval"] is not None and "alpha_ordinal" in figures["score"]
+    assert 0 < figures["order"]["pairwise_agreement"] < 1
+    assert -1 <= figures["order"]["mean_tau_b"] < 1
+    # spans: on item 0 three matching marks (F1 1 for every pair); on item 1 two alike and one not
+    assert figures["marks"]["mean_span_f1"] == pytest.approx((1 + 1 + 1 + 1 + 0 + 0) / 6)
+    assert figures["marks"]["items_with_2_plus"] == 2
+
+    preferred, _trainers = work(session, PREFERRED, [[{"score": 3, "better": -2}, {"score": 3, "better": 1}],
+                                                     [{"score": 3, "better": -1}, {"score": 3, "better": -1}]])
+    figures = figures_by_key(session, preferred)
+    assert figures["better"]["pairwise_agreement"] == pytest.approx(0.5)
+    assert "alpha_interval" in figures["better"]
+
+
+@pytest.mark.parametrize("questions", [RANKED, PREFERRED], ids=["ranking", "preference"])
+def test_one_consensus_for_stats_review_and_exports_with_ties(session, build, questions):
+    # Two trainers, one item, a tie everywhere: a label (bad vs good), a rating (3 vs 4), a ranking
+    # (opposite orders) or a preference (-1 vs +1), and spans only one of them marked.
+    a = {"verdict": "bad", "score": 3, "order": [["a"], ["b"]], "better": -1, "marks": [span(0, 9)]}
+    b = {"verdict": "good", "score": 4, "order": [["b"], ["a"]], "better": 1, "marks": []}
+    keys = {q["key"] for q in questions}
+    project, (t1, t2) = work(session, questions, [[{k: v for k, v in a.items() if k in keys}],
+                                                  [{k: v for k, v in b.items() if k in keys}]])
+    figures_by_key(session, project)
+    table = {row.trainer_id: row for row, _name, _email in stats_service.trainer_table(session, project)}
+
+    (line,) = build(project, format="aggregated").lines()
+    consensus = line["consensus"]
+    assert consensus["verdict"] == "good"  # a tie goes to the label listed first
+    assert consensus["score"] == 3.5
+    assert consensus["marks"] == []  # one of two is not more than half
+    if "order" in keys:
+        assert consensus["order"] == [["a", "b"]]  # opposite orders: equally strong
+        pair_scores = {t1.id: 0.0, t2.id: 0.0}  # no pair the consensus decides
+    else:
+        assert consensus["better"] == 0.0  # a tie
+        pair_scores = {t1.id: 0.0, t2.id: 0.0}  # neither answered "about the same"
+
+    # Stats judged each trainer against that same consensus, question by question:
+    # verdict, score (within half a point of 3.5), marks (F1 against no spans), and the pair question.
+    expected = {t1.id: [0.0, 1.0, 0.0], t2.id: [1.0, 1.0, 1.0]}
+    for trainer_id, scores in expected.items():
+        assert table[trainer_id].consensus_agreement == pytest.approx((sum(scores) + pair_scores[trainer_id]) / 4)
+
+    # Review routing: both annotations go to review for low agreement on the first comparable
+    # question (the label), the same agreement the export reports for the item.
+    assert line["agreement"] == 0.0
+    reasons = set(session.scalars(select(Annotation.review_reason).where(Annotation.project_id == project.id)))
+    assert reasons == {"low_agreement"}
