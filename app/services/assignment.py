@@ -25,7 +25,7 @@ from app.db import begin_write, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, User, utcnow
 
-from . import checks, pay
+from . import after_submit, pay
 from . import questions as question_rules
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
@@ -397,6 +397,9 @@ def submit(
     A late submit (the lease lapsed) is kept while the item still has room for it; an item never
     gets more answers than its overlap. Raises ValidationError (nothing stored) when an answer breaks
     its question's rule, Conflict when the task was skipped or its slot went to someone else.
+    Once the answer is added, ``after_submit.POST_SUBMIT_HOOKS`` run in order in the same
+    transaction (review routing, the gold pause, pay); then it commits. The caller asks
+    ``after_submit.statistics_due`` afterwards.
     """
     task = _lock_task(session, assignment_id, trainer_id, project_id)
     assignment, item, project = task.assignment, task.item, task.project
@@ -436,8 +439,9 @@ def submit(
         active_seconds=assignment.active_seconds,
         gold_score=question_rules.gold_score(questions, answers, item.gold_answers or {}) if item.is_gold else None,
     )
-    checks.after_submit(session, annotation, item, project, task.flagged_reason, rng or _rng, now)
-    pay.after_work(session, assignment, now)
+    session.add(annotation)
+    after_submit.run(after_submit.Submitted(
+        session, assignment, annotation, item, project, task.flagged_reason, rng or _rng, now))
     session.commit()
     return annotation
 

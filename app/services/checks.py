@@ -1,4 +1,5 @@
-"""Quality checks that run inside every submit: gold accuracy, auto-pause, and review routing.
+"""Quality checks that run inside every submit (as hooks of ``after_submit``): gold accuracy,
+auto-pause, and review routing.
 
 The rules: a trainer with at least GOLD_MIN_ANSWERS gold answers in a project whose
 accuracy over the last GOLD_WINDOW of them is below GOLD_MIN_ACCURACY is paused in that project and
@@ -61,29 +62,31 @@ def fast_threshold(session: Session, project_id: int) -> float | None:
     return statistics.median(seconds) * FAST_SHARE_OF_MEDIAN
 
 
-def after_submit(
+def review_reason(
     session: Session, annotation: Annotation, item: Item, project: Project, flagged_reason: str | None,
-    rng: random.Random, now: datetime,
-) -> None:
-    """Route the new annotation to review if it needs it, add it, and pause a trainer who fails gold.
+    rng: random.Random,
+) -> str | None:
+    """Why the new annotation goes to the review queue (the most telling reason first), or None.
 
-    Runs in the submit's transaction (before its commit), so the checks and the answer land together.
-    ``flagged_reason`` is the trainer's membership flag, which the submit already read.
+    ``flagged_reason`` is the trainer's membership flag, which the submit already read. The project's
+    median is taken over the annotations written before this one.
     """
-    reason = None
     if item.is_gold and annotation.gold_score is not None and annotation.gold_score < 1.0:
-        reason = "failed_gold"
-    if reason is None:
-        threshold = fast_threshold(session, project.id)
-        if threshold is not None and annotation.active_seconds < threshold:
-            reason = "too_fast"
-    if reason is None and flagged_reason:
-        reason = "flagged_trainer"
-    if reason is None and project.review_rate > 0 and rng.random() < project.review_rate:
-        reason = "sampled"
-    annotation.review_reason = reason
-    session.add(annotation)
+        return "failed_gold"
+    threshold = fast_threshold(session, project.id)
+    if threshold is not None and annotation.active_seconds < threshold:
+        return "too_fast"
+    if flagged_reason:
+        return "flagged_trainer"
+    if project.review_rate > 0 and rng.random() < project.review_rate:
+        return "sampled"
+    return None
 
+
+def pause_if_failing_gold(session: Session, annotation: Annotation, item: Item, project: Project,
+                          now: datetime) -> None:
+    """After a gold answer in a work project: pause (and flag, audited) an active trainer whose recent
+    gold accuracy fell below the rule. The annotation must be in the session; does not commit."""
     if not item.is_gold or project.kind != "work":
         return
     member = session.scalar(select(ProjectMember).where(

@@ -38,6 +38,21 @@ _md = (
     .enable("strikethrough")
 )
 
+# A table column's alignment (``:---:``) as a class: the CSP allows no ``style`` attribute.
+ALIGN_CLASSES = {f"text-align:{side}": f"align-{side}" for side in ("left", "center", "right")}
+
+
+def _cell_open(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    align = ALIGN_CLASSES.get(str(token.attrs.pop("style", "")).replace(" ", ""))
+    if align:
+        token.attrSet("class", align)
+    return self.renderToken(tokens, idx, options, env)
+
+
+_md.add_render_rule("th_open", _cell_open)
+_md.add_render_rule("td_open", _cell_open)
+
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "code", "pre", "blockquote", "ul", "ol", "li", "span",
     "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td",
@@ -47,10 +62,9 @@ ALLOWED_ATTRIBUTES = {
     "code": {"class"},
     "pre": {"class"},
     "span": {"class"},
-    "th": {"style"},
-    "td": {"style"},
     "ol": {"start"},
 }
+ALLOWED_CLASSES = {"th": set(ALIGN_CLASSES.values()), "td": set(ALIGN_CLASSES.values())}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
@@ -60,9 +74,9 @@ def render_markdown(text: str) -> str:
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
-        filter_style_properties={"text-align"},
     )
 
 

@@ -9,12 +9,11 @@ from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
 from app.models import Assignment, Item, Project
-from app.services import access
+from app.services import access, after_submit
 from app.services import assignment as queue
 from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
-from app.services import stats as stats_service
 from tasks import enqueue
 from tasks.jobs import compute_stats
 
@@ -131,7 +130,7 @@ def submit(slug: str, assignment_id: int):
         if not htmx:
             raise
         return _following(project, notice=str(exc)), 409
-    if stats_service.recompute_due(db, project):
+    if after_submit.statistics_due(db, project):  # after the commit; services cannot start jobs
         enqueue(compute_stats, project.id)
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))

@@ -1,0 +1,81 @@
+"""What follows a stored answer: one explicit, ordered list of hooks.
+
+``assignment.submit`` locks the task, validates the answers, counts the last stretch of time, moves
+the item's counters and adds the ``Annotation``; then it runs ``POST_SUBMIT_HOOKS`` in order, in its
+own transaction, and commits once. Each hook takes one ``Submitted`` and neither commits nor starts a
+transaction, so the answer and everything the hooks decide land together or not at all. A hook sees
+what the hooks before it did; adding one is one line in the tuple.
+
+After the commit comes one more step, ``statistics_due``: the submit's caller asks it and starts the
+statistics job when it says so (the job queue lives in ``tasks``, a layer above the services, so no
+service starts a job itself).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.models import Annotation, Assignment, Item, Project
+
+from . import checks, pay
+
+
+@dataclass
+class Submitted:
+    """One stored answer as the hooks see it. The rows are the submit's, locked as its door took them."""
+
+    session: Session
+    assignment: Assignment
+    annotation: Annotation  # added to the session, not yet written
+    item: Item
+    project: Project
+    flagged_reason: str | None  # the trainer's membership flag, read by the submit's locking query
+    rng: random.Random
+    now: datetime
+
+
+def route_to_review(s: Submitted) -> None:
+    """Give the answer its review reason (failed gold, too fast, flagged trainer, sampled) or none."""
+    with s.session.no_autoflush:  # the project's median is that of the answers before this one
+        s.annotation.review_reason = checks.review_reason(
+            s.session, s.annotation, s.item, s.project, s.flagged_reason, s.rng)
+
+
+def pause_on_failed_gold(s: Submitted) -> None:
+    """A gold answer: pause the trainer in the project when their recent gold accuracy fell too low."""
+    checks.pause_if_failing_gold(s.session, s.annotation, s.item, s.project, s.now)
+
+
+def count_pay(s: Submitted) -> None:
+    """Late time for an already approved week becomes an adjustment; a spent budget pauses the project."""
+    pay.after_work(s.session, s.assignment, s.now)
+
+
+Hook = Callable[[Submitted], None]
+
+# In the submit's transaction, in this order.
+POST_SUBMIT_HOOKS: tuple[Hook, ...] = (
+    route_to_review,
+    pause_on_failed_gold,
+    count_pay,
+)
+
+
+def run(s: Submitted) -> None:
+    """Run ``POST_SUBMIT_HOOKS`` in order. Does not commit."""
+    for hook in POST_SUBMIT_HOOKS:
+        hook(s)
+
+
+def statistics_due(session: Session, project: Project) -> bool:
+    """After the submit committed: whether the project's agreement figures should be recomputed now
+    (every ``stats.STATS_EVERY`` submissions, at most every ``stats.STATS_MIN_INTERVAL``). The caller
+    starts the job (``tasks.jobs.compute_stats``) when True; reads only."""
+    from . import stats  # stats imports assignment, which imports this module
+
+    return stats.recompute_due(session, project)

@@ -1,0 +1,317 @@
+"""The post-submit pipeline: its order, each hook on its own, and what a submit costs in statements."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import event, func, select, update
+
+from app.models import (
+    Annotation,
+    AuditEvent,
+    Item,
+    PayAdjustment,
+    Project,
+    ProjectMember,
+    ProjectStats,
+    utcnow,
+)
+from app.services import after_submit, pay
+from app.services import assignment as queue
+from app.services import stats as stats_service
+from app.services.after_submit import POST_SUBMIT_HOOKS, Submitted
+from tests.factories import make_label_project, make_user
+
+MONDAY = date(2026, 11, 16)
+T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday in the week of MONDAY
+
+
+class Dice(random.Random):
+    """An rng that always rolls ``value``: a sample at review rate r happens when value < r."""
+
+    def __init__(self, value: float):
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def stored(session, trainer, project, *, gold_score=None, active_seconds=None, flagged_reason=None, rng=None,
+           now=None, assignment=None) -> Submitted:
+    """A claimed task (``assignment``, else a new claim) brought to where the submit hands it to the
+    hooks: finished, its time counted, its annotation added to the session but not written."""
+    now = now or utcnow()
+    assignment = assignment or queue.next_task(session, trainer.id, project, now=now)
+    assert assignment is not None
+    item = session.get(Item, assignment.item_id)
+    if active_seconds is None:
+        active_seconds = assignment.active_seconds
+    assignment.status, assignment.finished_at, assignment.active_seconds = "submitted", now, active_seconds
+    annotation = Annotation(
+        assignment_id=assignment.id, item_id=item.id, project_id=project.id, trainer_id=trainer.id,
+        answers={"label": "yes"}, submitted_at=now, active_seconds=active_seconds, gold_score=gold_score,
+    )
+    session.add(annotation)
+    return Submitted(session, assignment, annotation, item, project, flagged_reason, rng or Dice(0.99), now)
+
+
+def gold_project(session, trainer, golds=4, items=8):
+    project = make_label_project(session, items=items, trainers=[trainer])
+    for item in session.scalars(select(Item).where(Item.project_id == project.id).order_by(Item.id).limit(golds)):
+        item.is_gold, item.gold_answers, item.priority = True, {"label": "yes"}, 10
+    project.gold_rate = 1.0  # every claim a gold one while they last
+    session.commit()
+    return project
+
+
+def test_the_hooks_run_in_this_order():
+    assert POST_SUBMIT_HOOKS == (after_submit.route_to_review, after_submit.pause_on_failed_gold,
+                                 after_submit.count_pay)
+
+
+def test_run_calls_every_hook_in_order_with_the_same_context(monkeypatch):
+    calls = []
+    hooks = tuple((lambda s, n=n: calls.append((n, s))) for n in range(3))
+    monkeypatch.setattr(after_submit, "POST_SUBMIT_HOOKS", hooks)
+    context = object()
+    after_submit.run(context)
+    assert calls == [(0, context), (1, context), (2, context)]
+
+
+# --- route_to_review ---------------------------------------------------------------------------------
+
+
+def test_route_to_review_sends_failed_gold_first(session):
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer)
+    s = stored(session, trainer, project, gold_score=0.0, flagged_reason="flagged by an admin")
+    assert s.item.is_gold
+    after_submit.route_to_review(s)
+    assert s.annotation.review_reason == "failed_gold"
+
+
+def test_route_to_review_passes_good_gold_and_plain_work(session):
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer)
+    s = stored(session, trainer, project, gold_score=1.0)
+    after_submit.route_to_review(s)
+    assert s.annotation.review_reason is None
+
+
+def test_route_to_review_flags_a_flagged_trainers_work(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    s = stored(session, trainer, project, flagged_reason="looked careless")
+    after_submit.route_to_review(s)
+    assert s.annotation.review_reason == "flagged_trainer"
+
+
+def test_route_to_review_samples_at_the_review_rate(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=3, trainers=[trainer])
+    project.review_rate = 0.25
+    session.commit()
+    below = stored(session, trainer, project, rng=Dice(0.1))
+    after_submit.route_to_review(below)
+    assert below.annotation.review_reason == "sampled"
+    session.rollback()
+    above = stored(session, trainer, project, rng=Dice(0.3))
+    after_submit.route_to_review(above)
+    assert above.annotation.review_reason is None
+
+
+def test_route_to_review_catches_an_answer_far_faster_than_the_median(session):
+    trainer, other = make_user(session, "trainer"), make_user(session, "trainer")
+    project = make_label_project(session, items=22, trainers=[trainer, other])
+    for _ in range(20):  # the history the median needs
+        a = queue.next_task(session, other.id, project)
+        queue.submit(session, a.id, other.id, {"label": "no"})
+    session.execute(update(Annotation).values(active_seconds=60))
+    session.commit()
+    s = stored(session, trainer, project, active_seconds=19)  # a third of 60 s is 20 s
+    after_submit.route_to_review(s)
+    assert s.annotation.review_reason == "too_fast"
+    assert s.annotation in session.new  # judged against the answers before it, not written by the hook
+    session.rollback()
+    s = stored(session, trainer, project, active_seconds=20)
+    after_submit.route_to_review(s)
+    assert s.annotation.review_reason is None
+
+
+# --- pause_on_failed_gold ----------------------------------------------------------------------------
+
+
+def _member(session, project, trainer) -> ProjectMember:
+    return session.scalar(select(ProjectMember).where(
+        ProjectMember.project_id == project.id, ProjectMember.user_id == trainer.id))
+
+
+def test_pause_on_failed_gold_pauses_at_the_third_failure_and_audits_it(session):
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer)
+    for _ in range(2):
+        s = stored(session, trainer, project, gold_score=0.0)
+        after_submit.pause_on_failed_gold(s)
+        session.commit()
+        assert _member(session, project, trainer).status == "active"  # two gold answers: too few to judge
+    s = stored(session, trainer, project, gold_score=0.0, now=utcnow())
+    after_submit.pause_on_failed_gold(s)
+    session.commit()
+    member = _member(session, project, trainer)
+    assert member.status == "paused" and member.flagged_at == s.now
+    assert member.flagged_reason == "gold accuracy 0% over the last 3 gold answers (minimum 60%)"
+    event = session.scalar(select(AuditEvent).where(AuditEvent.action == "member.auto_pause"))
+    assert event.data == {"user_id": trainer.id, "gold_answers": 3, "gold_accuracy": 0.0}
+
+
+def test_pause_on_failed_gold_keeps_an_accurate_trainer_and_ignores_plain_work(session):
+    trainer = make_user(session, "trainer")
+    project = gold_project(session, trainer, golds=3)
+    for score in (1.0, 0.0, 1.0):
+        s = stored(session, trainer, project, gold_score=score)
+        after_submit.pause_on_failed_gold(s)
+        session.commit()
+    assert _member(session, project, trainer).status == "active"  # 67 % is above the line
+    s = stored(session, trainer, project)  # the golds are used up: a work item
+    assert not s.item.is_gold
+    after_submit.pause_on_failed_gold(s)
+    assert s.annotation in session.new  # a work item costs the hook nothing, not even a flush
+    assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "member.auto_pause")) == 0
+
+
+def test_pause_on_failed_gold_leaves_assessments_alone(session):
+    applicant = make_user(session, "applicant")
+    project = make_label_project(session, items=4, kind="qualification")
+    for item in session.scalars(select(Item).where(Item.project_id == project.id)):
+        item.is_gold, item.gold_answers = True, {"label": "yes"}
+    session.commit()
+    from app.services import projects as project_service
+
+    project_service.add_member(session, project, applicant, "trainer")
+    session.commit()
+    for _ in range(3):
+        s = stored(session, applicant, project, gold_score=0.0)
+        after_submit.pause_on_failed_gold(s)
+        session.commit()
+    assert _member(session, project, applicant).status == "active"
+
+
+# --- count_pay ---------------------------------------------------------------------------------------
+
+
+def paid_project(session, trainer, rate_cents=3600, budget=None, items=4) -> Project:
+    project = make_label_project(session, items=items, trainers=[trainer])
+    project.hourly_rate_cents, project.max_billable_seconds_per_task, project.budget_cents = rate_cents, 3600, budget
+    session.commit()
+    return project
+
+
+def test_count_pay_turns_time_added_to_an_approved_week_into_an_adjustment(session):
+    admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
+    project = paid_project(session, trainer)
+    a = queue.next_task(session, trainer.id, project, now=T0)
+    a.active_seconds = 100
+    session.commit()
+    queue.submit(session, a.id, trainer.id, {"label": "yes"}, now=T0 + timedelta(seconds=100))
+    late = queue.next_task(session, trainer.id, project, now=T0 + timedelta(hours=1))  # claimed, not submitted
+    late.active_seconds = 50
+    session.commit()
+    approved_at = T0 + timedelta(days=2)
+    [sheet] = pay.approve(session, MONDAY, None, admin.id, now=approved_at)
+    assert (sheet.billable_seconds, sheet.amount_cents) == (100, 100)
+    s = stored(session, trainer, project, assignment=late, now=approved_at + timedelta(days=6))
+    after_submit.count_pay(s)
+    session.commit()
+    [adjustment] = session.scalars(select(PayAdjustment)).all()
+    assert (adjustment.kind, adjustment.billable_seconds, adjustment.amount_cents) == ("late_time", 50, 50)
+    assert adjustment.for_week == MONDAY and adjustment.week_start == pay.week_of(s.now)
+    session.refresh(sheet)
+    assert (sheet.billable_seconds, sheet.amount_cents, sheet.status) == (100, 100, "approved")
+
+
+def test_count_pay_pauses_a_project_that_spent_its_budget(session):
+    trainer = make_user(session, "trainer")
+    project = paid_project(session, trainer, rate_cents=3600, budget=1000)  # 10.00 = 1,000 s
+    s = stored(session, trainer, project, active_seconds=900)
+    after_submit.count_pay(s)
+    session.commit()
+    assert session.get(Project, project.id).status == "active"
+    s = stored(session, trainer, project, active_seconds=200)
+    after_submit.count_pay(s)
+    session.commit()
+    session.refresh(project)
+    assert project.status == "paused" and "budget is used up (11.00 of 10.00)" in project.paused_reason
+
+
+def test_count_pay_writes_nothing_for_an_open_week_within_budget(session):
+    trainer = make_user(session, "trainer")
+    project = paid_project(session, trainer, budget=100_000)
+    s = stored(session, trainer, project, active_seconds=60)
+    after_submit.count_pay(s)
+    session.commit()
+    assert session.scalar(select(func.count(PayAdjustment.id))) == 0
+    assert session.get(Project, project.id).status == "active"
+
+
+# --- after the commit: statistics_due ----------------------------------------------------------------
+
+
+def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(session, monkeypatch):
+    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=6, trainers=[trainer])
+
+    def submit_one():
+        a = queue.next_task(session, trainer.id, project)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+    submit_one()
+    assert not after_submit.statistics_due(session, project)
+    submit_one()
+    assert after_submit.statistics_due(session, project)
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    submit_one()
+    submit_one()
+    assert not after_submit.statistics_due(session, project)  # enough new work, but the figures are fresh
+    figures = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
+    figures.computed_at -= timedelta(minutes=2)
+    session.commit()
+    assert after_submit.statistics_due(session, project)
+
+
+# --- the whole submit --------------------------------------------------------------------------------
+
+
+def _statements(session, call) -> list[str]:
+    seen: list[str] = []
+    engine = session.get_bind()
+
+    def executed(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(engine, "after_cursor_execute", executed)
+    try:
+        call()
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+    return seen
+
+
+# A plain submit (a work item, no time to count, no timesheet): the locking read, the questions,
+# the assignment, the item's counters, the median's history, the annotation, the timesheet look-up.
+# SQLite adds its BEGIN IMMEDIATE.
+SUBMIT_STATEMENTS = {"postgresql": 7, "sqlite": 8}
+
+
+def test_a_submit_stays_within_its_statement_budget(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    seen = _statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"}))
+    dialect = session.get_bind().dialect.name
+    assert len(seen) <= SUBMIT_STATEMENTS[dialect], "\n".join(seen)
+    annotation = session.scalar(select(Annotation))
+    assert annotation.answers == {"label": "yes"} and annotation.review_reason is None

@@ -1,0 +1,45 @@
+"""`groundwork demo` names no port (whatever port is served, it cannot be wrong), and `make run`
+announces the port it serves; `groundwork recount` reports the counters it put right."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from app.models import Item, Project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_prints_the_logins_and_no_server_address(runner, session):
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Sign in with any of these" in result.output and "trainer1@groundwork.test" in result.output
+    assert "5000" not in result.output
+    assert not re.search(r"https?://|localhost|127\.0\.0\.1|:\d{2,5}\b", result.output, re.IGNORECASE)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_announces_and_serves_the_port_it_is_given():
+    dry = subprocess.run(["make", "-n", "run", "PORT=8123"], cwd=ROOT, capture_output=True, text=True, check=True)
+    commands = dry.stdout
+    assert "groundwork demo" in commands
+    assert "http://127.0.0.1:8123" in commands and "--port 8123" in commands
+    assert "5000" not in commands
+
+
+def test_recount_reports_the_counters_it_corrected(runner, session):
+    runner.invoke(args=["demo"])
+    project_id = session.scalar(select(Project.id).where(Project.slug == "safety-triage"))
+    ids = list(session.scalars(select(Item.id).where(Item.project_id == project_id).order_by(Item.id).limit(2)))
+    session.execute(update(Item).where(Item.id.in_(ids)).values(done_count=Item.done_count + 7))
+    session.commit()
+    result = runner.invoke(args=["recount", "safety-triage"])
+    assert result.exit_code == 0 and "2 item counters corrected" in result.output
+    again = runner.invoke(args=["recount", "safety-triage"])
+    assert "0 item counters corrected" in again.output
