@@ -94,7 +94,6 @@ def users_create(email: str, name: str | None, roles: tuple[str, ...], password:
     session = get_session()
     try:
         user = create_user(session, email, name or email.split("@")[0], password, roles)
-        session.commit()
     except ServiceError as exc:
         session.rollback()
         _fail(str(exc))
@@ -205,7 +204,6 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     try:
         project = get_by_slug(session, slug)
         export = exporting.create_export(session, project, raw, actor_id=None)
-        session.commit()
     except ServiceError as exc:
         _fail(str(exc))
     app = current_app._get_current_object()

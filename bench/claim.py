@@ -39,8 +39,7 @@ def build(url: str, items: int, trainers: int, overlap: int = 1):
         session = get_db().session_factory()
         project = project_service.create_project(
             session, name="Bench", slug="bench", status="active", overlap=overlap, questions=QUESTION
-        )
-        session.commit()
+        )  # commits
         add_items(session, project, items)
         ids = add_trainers(session, project, trainers)
         session.close()

@@ -112,8 +112,7 @@ def run_ours(db_path: Path, out: Path) -> dict:
     with app.app_context():
         factory = get_db().session_factory
         with factory() as session:
-            export = create_export(session, session.get(Project, 1), {"format": "trl-preference"}, None)
-            session.commit()
+            export = create_export(session, session.get(Project, 1), {"format": "trl-preference"}, None)  # commits
             export_id = export.id
         start = time.perf_counter()
         export = run_export(factory, export_id, out / "exports", "bench", progress_rows=100_000,

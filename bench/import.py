@@ -40,8 +40,7 @@ def run(kind: str, path: str, items: int) -> None:
             session = get_db().session_factory()
             project = project_service.create_project(
                 session, name="Import bench", slug="import-bench", status="active", questions=preset_questions("pairwise")
-            )
-            session.commit()
+            )  # commits
             with Timer() as t:
                 report = importing.import_file(session, project, path, "jsonl")
             assert report.ok and report.inserted == items, report.errors[:3]

@@ -72,8 +72,7 @@ def main() -> None:
             session, name="HTTP bench", slug="http-bench", status="active", overlap=1,
             questions=[{"key": "label", "type": "label", "title": "Label?", "options": {"labels": ["good", "bad"]}}],
         )
-        project_service.add_member(session, project, trainer, "trainer")
-        session.commit()
+        project_service.add_member(session, project, trainer, "trainer")  # each of these commits
         add_items(session, project, 5000)
         session.close()
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 
 from app.errors import plain_reason
 
@@ -80,8 +80,24 @@ def _executor(app: Flask) -> ThreadPoolExecutor:
         return app.extensions["groundwork_jobs"]
 
 
+def _hand_over() -> None:
+    """End the caller's transaction before a job is handed on. The job runs in another thread or
+    process: it must see everything the caller committed, and must not wait on a lock the caller
+    still holds (a request that changes state holds SQLite's write lock from its first statement,
+    and a request may wait for an in-process job). The services that create a job's rows commit
+    them; a caller holding changes it has not committed is a bug, refused rather than committed."""
+    session = g.get("db_session")
+    if session is None or not session.in_transaction():
+        return
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        raise RuntimeError("enqueue() while the caller holds changes it has not committed")
+    session.commit()  # nothing of the caller's is pending: this only ends the transaction
+
+
 def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT_QUEUE, **kwargs) -> JobHandle:
-    """Run ``func(*args, **kwargs)`` in the background: on RQ when Redis is configured, else in a thread."""
+    """Run ``func(*args, **kwargs)`` in the background: on RQ when Redis is configured, else in a thread.
+    The caller's transaction ends first (``_hand_over``)."""
+    _hand_over()
     if redis_connection() is not None:
         job = get_queue(name=queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
         return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, DatasetExport, Item, Project, Timesheet, TrainerProfile, User, utcnow
 
+from . import access
 from . import assignment as queue
 from . import projects as project_service
 from . import users as user_service
@@ -121,16 +122,20 @@ SAFETY_ITEMS = [
 def _ensure_user(session: Session, email: str, name: str, roles: list[str]) -> User:
     user = user_service.find_by_email(session, email)
     if user is None:
-        user = user_service.create_user(session, email, name, DEMO_PASSWORD, roles)
-        if email in PROFILES:
-            domains, languages, years = PROFILES[email]
-            session.add(
-                TrainerProfile(
-                    user_id=user.id, domains=domains, languages=languages, years_experience=years,
-                    credentials="Demo profile", availability_hours_per_week=20, desired_rate_cents=4500,
-                )
+        user = user_service.create_user(session, email, name, DEMO_PASSWORD, roles)  # commits
+    if email in PROFILES and session.scalar(select(TrainerProfile.id).where(TrainerProfile.user_id == user.id)) is None:
+        domains, languages, years = PROFILES[email]
+        session.add(
+            TrainerProfile(
+                user_id=user.id, domains=domains, languages=languages, years_experience=years,
+                credentials="Demo profile", availability_hours_per_week=20, desired_rate_cents=4500,
             )
+        )
     return user
+
+
+def _has_items(session: Session, project: Project) -> bool:
+    return session.scalar(select(Item.id).where(Item.project_id == project.id).limit(1)) is not None
 
 
 SAFETY_QUESTION = {
@@ -153,15 +158,22 @@ Keyboard: press **1**, **2** or **3** to choose, **Enter** to submit.
 
 
 def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project:
+    # Each step commits (the services do), so a run that stopped half-way is completed by the next.
     project = session.scalar(select(Project).where(Project.slug == SAFETY_SLUG))
-    if project is not None:
-        return project
-    project = project_service.create_project(
-        session, name="Assistant safety triage", slug=SAFETY_SLUG, kind="work", status="active",
-        questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30, gold_rate=0.1,
-        review_rate=0.3,
-        hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
-    )
+    if project is None:
+        project = project_service.create_project(
+            session, name="Assistant safety triage", slug=SAFETY_SLUG, kind="work", status="active",
+            questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30, gold_rate=0.1,
+            review_rate=0.3,
+            hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
+        )
+    if not _has_items(session, project):
+        _add_safety_items(session, project)
+    _add_team(session, project, people)
+    return project
+
+
+def _add_safety_items(session: Session, project: Project) -> None:
     for n in range(50):
         prompt, response = SAFETY_ITEMS[n % len(SAFETY_ITEMS)]
         round_no = n // len(SAFETY_ITEMS) + 1
@@ -177,14 +189,14 @@ def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project
         )
         item.is_gold = True
         item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
-    _add_team(session, project, people)
-    return project
+    session.commit()
 
 
 def _add_team(session: Session, project: Project, people: dict[str, User]) -> None:
-    for email in TRAINERS:
-        project_service.add_member(session, project, people[email], "trainer")
-    project_service.add_member(session, project, people["reviewer@groundwork.test"], "reviewer")
+    """The demo trainers and the reviewer, each unless they already have a membership (whatever its state)."""
+    for email, role in [*((e, "trainer") for e in TRAINERS), ("reviewer@groundwork.test", "reviewer")]:
+        if access.membership(session, people[email], project, role=role) is None:
+            project_service.add_member(session, project, people[email], role)  # commits
 
 
 PAIRWISE_INSTRUCTIONS = """Compare the two responses to the same prompt. Prefer the one that is **more helpful, more accurate and
@@ -219,7 +231,8 @@ def _ensure_rlhf_projects(session: Session, people: dict[str, User]) -> dict[str
                 session, name=name, slug=slug, kind="work", status="active", questions=preset_questions(preset),
                 instructions=instructions, overlap=overlap, lease_minutes=30, hourly_rate_cents=rate,
                 max_billable_seconds_per_task=1200, actor_id=admin_id,
-            )
+            )  # commits; the items and the team below complete a project a stopped run left half-made
+        if not _has_items(session, project):
             if preset == "pairwise":
                 for n, (prompt, a, b, _pref) in enumerate(PAIRWISE, start=1):
                     project_service.add_item(session, project, prompt=prompt, external_id=f"pair-{n:03d}",
@@ -233,7 +246,8 @@ def _ensure_rlhf_projects(session: Session, people: dict[str, User]) -> dict[str
                 for n, (prompt, response) in enumerate(CRITIQUE, start=1):
                     project_service.add_item(session, project, prompt=prompt, responses=[response],
                                              external_id=f"critique-{n:03d}")
-            _add_team(session, project, people)
+            session.commit()
+        _add_team(session, project, people)
         made[preset] = project
     return made
 
@@ -283,23 +297,26 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
 
 def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
     project = session.scalar(select(Project).where(Project.slug == ASSESSMENT_SLUG))
-    if project is not None:
-        return project
-    project = project_service.create_project(
-        session, name="Medical safety assessment", slug=ASSESSMENT_SLUG, kind="qualification", status="active",
-        questions=[SAFETY_QUESTION], instructions="A short check before you work on medical projects.\n\n"
-        + SAFETY_INSTRUCTIONS, overlap=1, lease_minutes=60, required_domains=["medicine"],
-        actor_id=people["admin@groundwork.test"].id,
-    )
-    medical = [0, 1, 2, 3, 10, 11, 22, 23]
-    for n, index in enumerate(medical, start=1):
-        prompt, response = SAFETY_ITEMS[index]
-        item = project_service.add_item(
-            session, project, prompt=prompt, responses=[response], external_id=f"assess-{n:02d}"
-        )
-        item.is_gold = True
-        item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
-    project_service.add_member(session, project, people["applicant@groundwork.test"], "trainer")
+    if project is None:
+        project = project_service.create_project(
+            session, name="Medical safety assessment", slug=ASSESSMENT_SLUG, kind="qualification", status="active",
+            questions=[SAFETY_QUESTION], instructions="A short check before you work on medical projects.\n\n"
+            + SAFETY_INSTRUCTIONS, overlap=1, lease_minutes=60, required_domains=["medicine"],
+            actor_id=people["admin@groundwork.test"].id,
+        )  # commits
+    if not _has_items(session, project):
+        medical = [0, 1, 2, 3, 10, 11, 22, 23]
+        for n, index in enumerate(medical, start=1):
+            prompt, response = SAFETY_ITEMS[index]
+            item = project_service.add_item(
+                session, project, prompt=prompt, responses=[response], external_id=f"assess-{n:02d}"
+            )
+            item.is_gold = True
+            item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
+        session.commit()
+    applicant = people["applicant@groundwork.test"]
+    if access.membership(session, applicant, project) is None:
+        project_service.add_member(session, project, applicant, "trainer")  # commits
     return project
 
 
@@ -427,8 +444,7 @@ def _seed_exports(session: Session, session_factory, export_root, secret: str, p
     admin_id = people["admin@groundwork.test"].id
     for slug, options in DEMO_EXPORTS:
         project = session.scalar(select(Project).where(Project.slug == slug))
-        export = create_export(session, project, options, admin_id)
-        session.commit()
+        export = create_export(session, project, options, admin_id)  # commits
         run_export(session_factory, export.id, export_root, secret)
 
 

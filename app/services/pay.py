@@ -39,7 +39,7 @@ from app.models import (
 )
 
 from . import audit
-from .money import MAX_ADJUSTMENT_CENTS, cents_for, format_cents, percent_of
+from .money import MAX_ADJUSTMENT_CENTS, AmountError, cents_for, format_cents, parse_amount, percent_of
 from .spreadsheets import spreadsheet_safe
 
 BILLABLE_STATUSES = ("submitted", "skipped")
@@ -384,6 +384,22 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
     return adjustment
 
 
+def adjust(session: Session, trainer_id: int | None, project_id: int | None, amount: str, reason: str,
+           actor_id: int | None, kind: str = "bonus", now: datetime | None = None) -> PayAdjustment:
+    """The payroll form's adjustment: the amount as typed, signed (a correction may take money back),
+    for the trainer and project chosen; then ``add_adjustment``. Commits."""
+    errors = {}
+    try:
+        cents = parse_amount(amount, signed=True, max_cents=MAX_ADJUSTMENT_CENTS)
+    except AmountError as exc:
+        errors["amount"], cents = str(exc), 0
+    if trainer_id is None or project_id is None:
+        errors["trainer"] = "choose the trainer and the project"
+    if errors:
+        raise ValidationError(errors)
+    return add_adjustment(session, trainer_id, project_id, cents, reason, actor_id, kind=kind, now=now)
+
+
 # --- after work changes -----------------------------------------------------------------------------
 
 
@@ -538,6 +554,39 @@ def earnings(session: Session, trainer_id: int, now: datetime | None = None) -> 
     return Earnings(this_week, totals["open"], totals["approved"], totals["paid"],
                     sum(line.billable_seconds for line in rows), sorted(rows, key=lambda x: (x.week, x.project_id or 0),
                                                                          reverse=True), dict(per_project))
+
+
+# --- the payroll page ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Payroll:
+    """What the payroll page shows for one week: its lines (filtered by project and status), the
+    people and projects they name, who may get an adjustment, and the budgets."""
+
+    week: date
+    lines: list[Line]
+    people: dict[int, User]
+    projects: dict[int, Project]  # every project, by name
+    trainers: list  # (id, name, email) of everyone who is a trainer member somewhere, by name
+    budgets: list[Budget]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {"amount": sum(r.amount_cents for r in self.lines),
+                "adjustments": sum(r.adjustments_cents for r in self.lines),
+                "seconds": sum(r.billable_seconds for r in self.lines)}
+
+
+def payroll(session: Session, week: date, project_id: int | None = None, status: str | None = None) -> Payroll:
+    rows = [line for line in lines(session, week, week, project_id=project_id) if status in (None, line.status)]
+    trainer_ids = {r.trainer_id for r in rows}
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(trainer_ids)))} if trainer_ids else {}
+    projects = {p.id: p for p in session.scalars(select(Project).order_by(Project.name))}
+    trainers = session.execute(
+        select(User.id, User.name, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.role == "trainer").distinct().order_by(User.name)).all()
+    return Payroll(week, rows, people, projects, trainers, budgets(session))
 
 
 # --- payroll export -----------------------------------------------------------------------------------

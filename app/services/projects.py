@@ -19,6 +19,7 @@ from app.models import (
     PROJECT_KINDS,
     PROJECT_STATUSES,
     Annotation,
+    ImportJob,
     Item,
     Project,
     ProjectMember,
@@ -32,6 +33,7 @@ from .access import worker_roles
 from .assignment import refresh_open_flags, release_leases
 from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
 from .questions import QUESTION_TYPES, check_question
+from .users import find_by_email
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 NAME_MAX = 200
@@ -167,7 +169,7 @@ def create_project(
     session: Session, *, name: str, questions: list[dict], actor_id: int | None = None, slug: str | None = None,
     kind: str = "work", status: str = "draft", **settings,
 ) -> Project:
-    """Create a project with its questions; every field is checked before anything is written."""
+    """Create a project with its questions; every field is checked before anything is written. Commits."""
     slug = slug or slugify(name)
     errors: dict[str, str] = {}
     _check_name(name, errors)
@@ -188,6 +190,7 @@ def create_project(
     session.add(project)
     session.flush()
     audit.record(session, actor_id, "project.create", "project", project.id, {"slug": slug})
+    session.commit()
     return project
 
 
@@ -205,7 +208,8 @@ def update_project(
     session: Session, project: Project, *, name: str, questions: list[dict] | None = None,
     actor_id: int | None = None, **settings,
 ) -> Project:
-    """Change a project's settings, and its questions while nobody has answered them yet.
+    """Change a project's settings, and its questions while nobody has answered them yet. Commits;
+    on an error nothing is committed (the caller rolls back what an archiving had started).
 
     Locks in the queue's order (PostgreSQL): the open leases an archiving ends, then the question rows
     (a submit reads them with a share lock, so an edit waits for submits in flight and sees their
@@ -261,6 +265,7 @@ def update_project(
     session.flush()
     audit.record(session, actor_id, "project.update", "project", project.id,
                  {"changed": {k: [_plain(before[k]), _plain(v)] for k, v in changed.items()}})
+    session.commit()
     return project
 
 
@@ -293,6 +298,13 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
 def add_member(
     session: Session, project: Project, user: User, role: str = "trainer", actor_id: int | None = None
 ) -> ProjectMember:
+    """``user`` becomes a ``role`` member (active); an existing membership is returned as it is. Commits."""
+    member = _add_member(session, project, user, role, actor_id)
+    session.commit()
+    return member
+
+
+def _add_member(session: Session, project: Project, user: User, role: str, actor_id: int | None) -> ProjectMember:
     if actor_id is not None and user.id == actor_id and role == "trainer" and project.kind == "work":
         raise ValidationError({"email": "nobody adds themselves as a paid trainer; another admin does it"})
     problem = member_problem(project, user, role)
@@ -311,6 +323,72 @@ def add_member(
     return member
 
 
+def enrol(session: Session, project: Project, email: str, role: str, actor_id: int | None) -> tuple[User, ProjectMember]:
+    """The admin's "add member" form: the account with that e-mail becomes an active ``role`` member
+    (added, or reinstated when it was paused or removed), if it may be one (``member_problem``).
+    One transaction; commits."""
+    user = _account_by_email(session, email)
+    member = _add_member(session, project, user, role, actor_id)
+    _set_member_status(session, member, "active", actor_id)
+    session.commit()
+    return user, member
+
+
+def _account_by_email(session: Session, email: str) -> User:
+    """The account an admin means by ``email``, or a ValidationError saying there is none."""
+    user = find_by_email(session, email)
+    if user is None:
+        raise ValidationError({"email": f"No account with e-mail {(email or '').strip()[:254] or '(empty)'}"})
+    return user
+
+
+def get_member(session: Session, project: Project, member_id: int) -> ProjectMember:
+    member = session.get(ProjectMember, member_id)
+    if member is None or member.project_id != project.id:
+        raise NotFound(f"no member {member_id} in this project")
+    return member
+
+
+def members_of(session: Session, project: Project) -> list:
+    """(membership, user) rows of a project, by role and name."""
+    return session.execute(
+        select(ProjectMember, User)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(ProjectMember.role, User.name)
+    ).all()
+
+
+def memberships_of(session: Session, user_id: int) -> list:
+    """(membership, project) rows of one person, by project name and role."""
+    return session.execute(
+        select(ProjectMember, Project).join(Project, Project.id == ProjectMember.project_id)
+        .where(ProjectMember.user_id == user_id).order_by(Project.name, ProjectMember.role)
+    ).all()
+
+
+def projects_by_id(session: Session, project_ids) -> dict[int, Project]:
+    ids = {i for i in project_ids if i is not None}
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(Project).where(Project.id.in_(ids)))}
+
+
+def recent_imports(session: Session, project: Project, limit: int) -> list[ImportJob]:
+    """The project's latest uploads, newest first."""
+    return list(session.scalars(
+        select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(limit)
+    ))
+
+
+def get_import(session: Session, import_id: int) -> tuple[ImportJob, Project]:
+    """An import job and its project, or NotFound."""
+    job = session.get(ImportJob, import_id)
+    if job is None:
+        raise NotFound(f"no import {import_id}")
+    return job, session.get(Project, job.project_id)
+
+
 def content_id(context: list, responses: list) -> str:
     """A stable stand-in for a missing external_id: the hash of the item's content."""
     digest = hashlib.sha256(orjson.dumps([context, responses], option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -321,7 +399,8 @@ def add_item(
     session: Session, project: Project, *, prompt: str, responses: list | None = None, external_id: str | None = None,
     metadata: dict | None = None, priority: int = 0,
 ) -> Item:
-    """Add one well-formed item (demo and tests; the validating importer builds on the same shape)."""
+    """Add one well-formed item (demo and tests; the validating importer builds on the same shape).
+    Does not commit: the caller adds its items and commits them together."""
     context = [{"role": "user", "content": prompt}]
     responses = [
         r if isinstance(r, dict) else {"id": f"r{i}", "text": r} for i, r in enumerate(responses or [], start=1)
@@ -369,6 +448,14 @@ def project_summaries(session: Session) -> list[ProjectSummary]:
 def set_member_status(
     session: Session, member: ProjectMember, status: str, actor_id: int | None = None
 ) -> ProjectMember:
+    """Activate, pause or remove a membership (audited; pausing or removing a trainer ends their open
+    task). Commits."""
+    _set_member_status(session, member, status, actor_id)
+    session.commit()
+    return member
+
+
+def _set_member_status(session: Session, member: ProjectMember, status: str, actor_id: int | None) -> None:
     if status not in MEMBER_STATUSES:
         raise ValidationError({"status": f"must be one of {', '.join(MEMBER_STATUSES)}"})
     if member.status != status and actor_id is not None and member.user_id == actor_id:
@@ -390,7 +477,6 @@ def set_member_status(
                                 .with_for_update(key_share=True))
             release_leases(session, member.user_id, session.get(Project, member.project_id))
         member.status = status
-    return member
 
 
 def progress(session: Session, project: Project) -> dict:

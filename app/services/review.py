@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
-from app.models import VERDICTS, Annotation, Item, Project, Review, User, utcnow
+from app.models import VERDICTS, Annotation, Item, Project, ProjectMember, Review, User, utcnow
 
+from . import access
 from .assignment import project_questions
+from .projects import get_by_slug
 from .questions import validate_answers
 
 # Most urgent first: a failed honeypot says more than a random sample.
@@ -26,6 +28,55 @@ REASON_TITLES = {
 STATUS_FOR = {"approve": "approved", "reject": "rejected", "correct": "corrected"}
 COMMENT_MAX = 2000
 ALREADY_REVIEWED = "This work has already been reviewed by someone else; the first verdict stands."
+
+
+def can_review(session: Session, user: User, project: Project) -> bool:
+    """Who may review a project: an admin, or an active reviewer member of it."""
+    if access.is_admin(user):
+        return True
+    member = access.membership(session, user, project, role="reviewer")
+    return member is not None and member.status == "active"
+
+
+def project_for_review(session: Session, user: User, slug: str) -> Project:
+    """The project ``user`` reviews under that slug; one they may not review does not exist for them."""
+    project = get_by_slug(session, slug)
+    if not can_review(session, user, project):
+        raise NotFound(f"no project {slug!r}")
+    return project
+
+
+def reviewable_projects(session: Session, user: User) -> list[Project]:
+    """The projects ``user`` may review, by name: every one for an admin."""
+    stmt = select(Project).order_by(Project.name)
+    if not access.is_admin(user):
+        stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(
+            ProjectMember.user_id == user.id, ProjectMember.role == "reviewer", ProjectMember.status == "active"
+        )
+    return list(session.scalars(stmt))
+
+
+def annotation_in(session: Session, project: Project, annotation_id: int) -> Annotation:
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None or annotation.project_id != project.id:
+        raise NotFound("no such annotation")
+    return annotation
+
+
+def item_of(session: Session, annotation: Annotation) -> Item:
+    return session.get(Item, annotation.item_id)
+
+
+def recent_work(session: Session, project: Project, limit: int = 50) -> list:
+    """The project's latest submissions: (annotation, item external id, trainer name), newest first."""
+    return session.execute(
+        select(Annotation, Item.external_id, User.name)
+        .join(Item, Item.id == Annotation.item_id)
+        .join(User, User.id == Annotation.trainer_id)
+        .where(Annotation.project_id == project.id)
+        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
+        .limit(limit)
+    ).all()
 
 
 def _queue_filter(project_id: int, reviewer_id: int):
@@ -56,7 +107,8 @@ def record_verdict(
     corrected: dict | None = None, now: datetime | None = None,
 ) -> Review:
     """Approve, reject (a reason is required) or correct (the corrected answers are validated like a
-    submit and become the adjudicated answer). A second verdict on the same annotation is refused."""
+    submit and become the adjudicated answer). A second verdict on the same annotation is refused.
+    Commits; an error changes nothing."""
     now = now or utcnow()
     comment = (comment or "").strip()
     if verdict not in VERDICTS:
@@ -99,7 +151,7 @@ def record_verdict(
         corrected_answers=clean, created_at=now,
     )
     session.add(review)
-    session.flush()
+    session.commit()
     return review
 
 
@@ -129,6 +181,14 @@ def feedback_for(session: Session, trainer_id: int, limit: int = 50, offset: int
         .limit(limit)
         .offset(offset)
     ).all()
+
+
+def feedback_page(session: Session, trainer_id: int, limit: int, offset: int = 0) -> list:
+    """One page of the trainer's feedback page: (review, annotation, project, questions, item)."""
+    return [
+        (review, annotation, project, project_questions(session, project.id), item_of(session, annotation))
+        for review, annotation, project in feedback_for(session, trainer_id, limit=limit, offset=offset)
+    ]
 
 
 def feedback_count(session: Session, trainer_id: int) -> int:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound, ValidationError
@@ -75,6 +75,7 @@ def validate_new_account(email: str, name: str, password: str, roles) -> dict[st
 def create_user(
     session: Session, email: str, name: str, password: str, roles, actor_id: int | None = None
 ) -> User:
+    """A new account with its roles, audited. Commits."""
     email = normalise_email(email)
     roles = sorted(set(roles))
     errors = validate_new_account(email, name, password, roles)
@@ -87,6 +88,7 @@ def create_user(
     session.add(user)
     session.flush()
     audit.record(session, actor_id, "user.create", "user", user.id, {"roles": roles})
+    session.commit()
     return user
 
 
@@ -94,8 +96,46 @@ def find_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
+def find_by_id(session: Session, user_id: int | None) -> User | None:
+    return session.get(User, user_id) if user_id is not None else None
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def names_by_id(session: Session, user_ids) -> dict[int, str]:
+    """{id: name} of the given users (who created what, on a list)."""
+    ids = {i for i in user_ids if i is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count(User.id)))
+
+
+def list_users(session: Session, limit: int, offset: int = 0) -> list[User]:
+    """One page of every account, by name."""
+    return list(session.scalars(select(User).order_by(User.name, User.id).limit(limit).offset(offset)))
+
+
+def session_user(session: Session, user_id: int, version: int) -> User | None:
+    """The user a session cookie names, while the account is active and the cookie carries the
+    account's current session version (sign-out, a password change or an admin ends older ones)."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.session_version != version:
+        return None
+    return user
+
+
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user when the e-mail and password match an active account, otherwise None."""
+    """The user when the e-mail and password match an active account, otherwise None. A match
+    records the sign-in (and a stronger hash when the parameters changed) and commits."""
     email = normalise_email(email)
     if len(email) > EMAIL_MAX or len(password or "") > MAX_PASSWORD_LENGTH:
         return None
@@ -111,6 +151,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
+    session.commit()
     return user
 
 
@@ -125,7 +166,14 @@ def end_sessions(session: Session, user: User) -> None:
     session.refresh(user, ["session_version"])
 
 
+def sign_out(session: Session, user: User) -> None:
+    """The person signs out: this cookie, every copy of it and their other sessions end. Commits."""
+    end_sessions(session, user)
+    session.commit()
+
+
 def sign_out_everywhere(session: Session, user: User, actor_id: int | None) -> None:
+    """An admin ends every session of ``user``, audited. Commits."""
     end_sessions(session, user)
     audit.record(session, actor_id, "user.sign_out_everywhere", "user", user.id)
     session.commit()

@@ -16,6 +16,7 @@ from app.bounds import INT32
 from app.db import get_session
 from app.extensions import htmx, login_manager
 from app.models import User
+from app.services import users as user_service
 
 PUBLIC = "public"
 
@@ -57,10 +58,7 @@ def register(app: Flask) -> None:
         if not (re.fullmatch(r"[0-9]{1,10}", user_id) and re.fullmatch(r"[0-9]{1,10}", version)) \
                 or int(user_id) > INT32[1]:
             return None
-        user = get_session().get(User, int(user_id))
-        if user is None or not user.is_active or user.session_version != int(version):
-            return None
-        return user
+        return user_service.session_user(get_session(), int(user_id), int(version))
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from app.db import get_session
 from app.errors import ValidationError
-from app.models import Annotation, AuditEvent, ImportJob, Item, Project, ProjectMember, TrainerStats, User
-from app.services import importing
+from app.models import ImportJob, Project, User
+from app.services import audit_log, importing, trainers
 from app.services import projects as project_service
 from app.services import stats as stats_service
 from app.services import users as user_service
@@ -43,15 +42,8 @@ def index():
 def project(slug: str):
     db = get_session()
     project = _project_or_404(slug)
-    members = db.execute(
-        select(ProjectMember, User)
-        .join(User, User.id == ProjectMember.user_id)
-        .where(ProjectMember.project_id == project.id)
-        .order_by(ProjectMember.role, User.name)
-    ).all()
-    imports = db.scalars(
-        select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(5)
-    ).all()
+    members = project_service.members_of(db, project)
+    imports = project_service.recent_imports(db, project, 5)
     return render_template(
         "admin/project.html", project=project, progress=project_service.progress(db, project), members=members,
         throughput=project_service.throughput(db, project), imports=imports, format_cents=format_cents,
@@ -62,24 +54,17 @@ def project(slug: str):
 @require("admin")
 def people():
     db = get_session()
-    page = page_of(db.scalar(select(func.count(User.id))), PAGE_SIZE)
-    users = db.scalars(select(User).order_by(User.name, User.id).limit(page.limit).offset(page.offset))
-    return render_template("admin/people.html", users=list(users), page=page.number, pages=page.pages)
+    page = page_of(user_service.count_users(db), PAGE_SIZE)
+    users = user_service.list_users(db, page.limit, page.offset)
+    return render_template("admin/people.html", users=users, page=page.number, pages=page.pages)
 
 
 def _person_or_404(user_id: int) -> User:
-    user = get_session().get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
+    return user_service.get_user(get_session(), user_id)
 
 
 def _person_page(user: User, reset_link: str | None = None):
-    db = get_session()
-    memberships = db.execute(
-        select(ProjectMember, Project).join(Project, Project.id == ProjectMember.project_id)
-        .where(ProjectMember.user_id == user.id).order_by(Project.name, ProjectMember.role)
-    ).all()
+    memberships = project_service.memberships_of(get_session(), user.id)
     return render_template("admin/person.html", person=user, memberships=memberships, reset_link=reset_link)
 
 
@@ -121,14 +106,8 @@ def person_reset_link(user_id: int):
 @require("admin")
 def audit():
     db = get_session()
-    page = page_of(db.scalar(select(func.count(AuditEvent.id))), PAGE_SIZE)
-    rows = db.execute(
-        select(AuditEvent, User.email)
-        .outerjoin(User, User.id == AuditEvent.actor_id)
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    ).all()
+    page = page_of(audit_log.count_events(db), PAGE_SIZE)
+    rows = audit_log.events(db, page.limit, page.offset)
     return render_template("admin/audit.html", rows=rows, page=page.number, pages=page.pages)
 
 
@@ -194,7 +173,6 @@ def new_project():
             db, name=request.form.get("name", ""), slug=(request.form.get("slug") or "").strip() or None,
             kind=request.form.get("kind", "work"), questions=questions, actor_id=current_user.id, **settings,
         )
-        db.commit()
     except ValidationError as exc:
         db.rollback()
         return _render_project_form(None, values, questions, _form_errors(exc.errors), 422)
@@ -220,7 +198,6 @@ def edit_project(slug: str):
         project_service.update_project(
             db, project, name=request.form.get("name", ""), questions=questions, actor_id=current_user.id, **settings
         )
-        db.commit()
     except ValidationError as exc:
         db.rollback()
         return _render_project_form(project, values, questions, _form_errors(exc.errors), 422, locked)
@@ -264,20 +241,14 @@ def _project_or_404(slug: str):
 def add_member(slug: str):
     db = get_session()
     project = _project_or_404(slug)
-    email = request.form.get("email", "")
     role = request.form.get("role", "trainer")
-    user = user_service.find_by_email(db, email)
-    if user is None:
-        flash(f"No account with e-mail {email.strip()[:254] or '(empty)'}.", "error")
-    else:
-        try:
-            member = project_service.add_member(db, project, user, role, actor_id=current_user.id)
-            project_service.set_member_status(db, member, "active", actor_id=current_user.id)
-            db.commit()
-            flash(f"{user.name} is now a {role} on this project.", "success")
-        except ValidationError as exc:
-            db.rollback()
-            flash(" ".join(exc.errors.values()) + ".", "error")
+    try:
+        user, _member = project_service.enrol(db, project, request.form.get("email", ""), role,
+                                              actor_id=current_user.id)
+        flash(f"{user.name} is now a {role} on this project.", "success")
+    except ValidationError as exc:
+        db.rollback()
+        flash(" ".join(exc.errors.values()) + ".", "error")
     return redirect(url_for("admin.project", slug=slug) + "#members")
 
 
@@ -286,12 +257,9 @@ def add_member(slug: str):
 def member_status(slug: str, member_id: int):
     db = get_session()
     project = _project_or_404(slug)
-    member = db.get(ProjectMember, member_id)
-    if member is None or member.project_id != project.id:
-        abort(404)
+    member = project_service.get_member(db, project, member_id)
     try:
         project_service.set_member_status(db, member, request.form.get("status", ""), actor_id=current_user.id)
-        db.commit()
     except ValidationError as exc:
         db.rollback()
         abort(422, str(exc))
@@ -309,9 +277,7 @@ def import_items(slug: str):
     importing.fail_stalled_imports(db)
 
     def page(error=None, status=200):
-        recent = db.scalars(
-            select(ImportJob).where(ImportJob.project_id == project.id).order_by(ImportJob.id.desc()).limit(10)
-        ).all()
+        recent = project_service.recent_imports(db, project, 10)
         return render_template("admin/import.html", project=project, recent=recent, error=error), status
 
     if request.method == "GET":
@@ -332,10 +298,7 @@ def import_items(slug: str):
 def _import_or_404(import_id: int) -> tuple[ImportJob, Project]:
     db = get_session()
     importing.fail_stalled_imports(db)
-    job = db.get(ImportJob, import_id)
-    if job is None:
-        abort(404)
-    return job, db.get(Project, job.project_id)
+    return project_service.get_import(db, import_id)
 
 
 @bp.get("/imports/<int:import_id>")
@@ -379,8 +342,7 @@ def quality(slug: str):
 @require("admin")
 def recompute_quality(slug: str):
     project = _project_or_404(slug)
-    get_session().commit()  # release the write lock this request holds: the job needs it
-    handle = enqueue(compute_stats_job, project.id)
+    handle = enqueue(compute_stats_job, project.id)  # ends this request's transaction: the job needs the lock
     if handle.backend == "inline":
         handle.wait(timeout=120)
         flash("Quality figures recomputed." if handle.status == "finished" else f"Recomputing failed: {handle.error}",
@@ -393,25 +355,10 @@ def recompute_quality(slug: str):
 @bp.get("/projects/<slug>/trainers/<int:user_id>")
 @require("admin")
 def trainer_detail(slug: str, user_id: int):
-    db = get_session()
     project = _project_or_404(slug)
-    user = db.get(User, user_id)
-    member = db.scalar(select(ProjectMember).where(
-        ProjectMember.project_id == project.id, ProjectMember.user_id == user_id, ProjectMember.role == "trainer"))
-    if user is None or member is None:
-        abort(404)
-    stats = db.scalar(select(TrainerStats).where(TrainerStats.project_id == project.id, TrainerStats.trainer_id == user_id))
-    recent = db.execute(
-        select(Annotation, Item.external_id)
-        .join(Item, Item.id == Annotation.item_id)
-        .where(Annotation.project_id == project.id, Annotation.trainer_id == user_id)
-        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
-        .limit(50)
-    ).all()
-    excluded = db.scalar(select(func.count(Annotation.id)).where(
-        Annotation.project_id == project.id, Annotation.trainer_id == user_id, Annotation.excluded.is_(True)))
-    return render_template("admin/trainer.html", project=project, user=user, member=member, stats=stats,
-                           recent=recent, excluded=excluded)
+    record = trainers.trainer_record(get_session(), project, user_id)
+    return render_template("admin/trainer.html", project=project, user=record.user, member=record.member,
+                           stats=record.stats, recent=record.recent, excluded=record.excluded)
 
 
 @bp.post("/projects/<slug>/trainers/<int:user_id>/exclude")
@@ -420,7 +367,6 @@ def exclude_trainer(slug: str, user_id: int):
     db = get_session()
     project = _project_or_404(slug)
     include = request.form.get("include") == "1"
-    count = stats_service.exclude_trainer_work(db, project, user_id, current_user.id, excluded=not include)
-    db.commit()
+    count = trainers.set_work_excluded(db, project, user_id, current_user.id, excluded=not include)
     flash(f"{count} annotation(s) {'included again' if include else 'excluded from the dataset'}.", "success")
     return redirect(url_for("admin.trainer_detail", slug=slug, user_id=user_id))

@@ -104,7 +104,6 @@ def login():
             error = "That e-mail and password do not match an active account."
             status = 401
         else:
-            db.commit()
             throttle.succeeded(address, email, device)
             session.clear()
             login_user(user)
@@ -120,9 +119,7 @@ def login():
 def logout():
     # Ends this cookie and every copy of it (and the person's other sessions): a copied cookie
     # must not outlive the sign-out it was copied before.
-    db = get_session()
-    user_service.end_sessions(db, current_user)
-    db.commit()
+    user_service.sign_out(get_session(), current_user)
     logout_user()
     session.clear()
     flash("You have signed out.", "info")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.db import get_session
 from app.errors import NotFound, ValidationError
-from app.models import DatasetExport, Project, User
+from app.models import DatasetExport, Project
 from app.services import exporting
+from app.services import users as user_service
 from app.services.exporting.options import BOOL_FIELDS, PAIR_MODES, RANKING_PAIRS
 from app.services.projects import get_by_slug
 from tasks import enqueue
@@ -49,7 +49,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
     total = exporting.count_exports(db, project.id)
     page = page_of(total, PAGE_SIZE)
     history = exporting.list_exports(db, project.id, page.limit, page.offset)
-    creators = dict(db.execute(select(User.id, User.name).where(User.id.in_({e.created_by for e in history if e.created_by}))).all())
+    creators = user_service.names_by_id(db, {e.created_by for e in history if e.created_by})
     questions = exporting.project_questions(db, project.id)
     label_question = next((q for q in questions if q.type == "label"), None)
     values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
@@ -79,7 +79,6 @@ def create(slug: str):
     except ValidationError as exc:
         db.rollback()
         return render_template("exports/index.html", **_page_context(project, raw, exc.errors)), 422
-    db.commit()
     enqueue(build_export, export.id)
     return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
 
@@ -102,7 +101,7 @@ def _version_context(project: Project, export: DatasetExport) -> dict:
 def detail(slug: str, export_id: int):
     project = _project(slug)
     export = _export(project, export_id)
-    creator = get_session().get(User, export.created_by) if export.created_by else None
+    creator = user_service.find_by_id(get_session(), export.created_by)
     return render_template("exports/detail.html", creator=creator, format=exporting.FORMATS[export.format],
                            **_version_context(project, export))
 
@@ -121,14 +120,8 @@ def progress(slug: str, export_id: int):
 @require("admin")
 def retry(slug: str, export_id: int):
     """Run a failed or stalled version again (a worker was killed, the disk filled up, …)."""
-    db = get_session()
     project = _project(slug)
-    export = _export(project, export_id)
-    if export.status == "done" or not (export.status == "failed" or exporting.is_stalled(export)):
-        abort(409)
-    export.status, export.error = "queued", None
-    export.progress_at = None
-    db.commit()
+    export = exporting.retry_export(get_session(), project, export_id)
     enqueue(build_export, export.id)
     return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.db import get_session
-from app.errors import ValidationError
-from app.models import Project, ProjectMember, User, utcnow
+from app.errors import NotFound, ValidationError
+from app.models import utcnow
 from app.services import pay
-from app.services.money import MAX_ADJUSTMENT_CENTS, AmountError, format_cents, parse_amount
+from app.services import projects as project_service
+from app.services.money import format_cents
 
 from .access import require
 from .inputs import row_id
@@ -25,7 +25,7 @@ bp = Blueprint("pay", __name__)
 def earnings():
     db = get_session()
     mine = pay.earnings(db, current_user.id)
-    projects = {p.id: p for p in db.scalars(select(Project).where(Project.id.in_(mine.per_project)))}
+    projects = project_service.projects_by_id(db, mine.per_project)
     return render_template("pay/earnings.html", earnings=mine, projects=projects, week_label=pay.week_label,
                            current_week=pay.week_of(utcnow()))
 
@@ -46,8 +46,9 @@ def _filters():
     project = None
     slug = request.values.get("project", "").strip()
     if slug:
-        project = db.scalar(select(Project).where(Project.slug == slug))
-        if project is None:
+        try:
+            project = project_service.get_by_slug(db, slug)
+        except NotFound:
             error = error or f"no project {slug[:80]!r}"
     status = request.values.get("status", "").strip() or None
     if status not in (None, "open", "approved", "paid"):
@@ -56,21 +57,13 @@ def _filters():
 
 
 def _payroll_context(week, project, status, error=None, form_errors=None):
-    db = get_session()
-    rows = [line for line in pay.lines(db, week, week, project_id=project.id if project else None)
-            if status in (None, line.status)]
-    people = {u.id: u for u in db.scalars(select(User).where(User.id.in_({r.trainer_id for r in rows})))}
-    projects = {p.id: p for p in db.scalars(select(Project).order_by(Project.name))}
-    trainers = db.execute(
-        select(User.id, User.name, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
-        .where(ProjectMember.role == "trainer").distinct().order_by(User.name)).all()
+    sheet = pay.payroll(get_session(), week, project.id if project else None, status)
     return {
         "week": week, "week_label": pay.week_label(week), "previous": pay.week_label(week - timedelta(days=7)),
         "next": pay.week_label(week + timedelta(days=7)), "is_current": week == pay.week_of(utcnow()),
-        "project": project, "status": status, "rows": rows, "people": people, "projects": projects,
-        "trainers": trainers, "budgets": pay.budgets(db), "error": error, "form_errors": form_errors or {},
-        "totals": {"amount": sum(r.amount_cents for r in rows), "adjustments": sum(r.adjustments_cents for r in rows),
-                   "seconds": sum(r.billable_seconds for r in rows)},
+        "project": project, "status": status, "rows": sheet.lines, "people": sheet.people,
+        "projects": sheet.projects, "trainers": sheet.trainers, "budgets": sheet.budgets, "error": error,
+        "form_errors": form_errors or {}, "totals": sheet.totals,
     }
 
 
@@ -139,23 +132,13 @@ def mark_paid():
 def adjust():
     week, project, status, _error = _filters()
     db = get_session()
-    errors = {}
     try:
-        amount = parse_amount(request.form.get("amount", ""), signed=True, max_cents=MAX_ADJUSTMENT_CENTS)
-    except AmountError as exc:
-        errors["amount"], amount = str(exc), 0
-    trainer_id, project_id = row_id(request.form.get("trainer")), row_id(request.form.get("adjust_project"))
-    if trainer_id is None or project_id is None:
-        errors["trainer"] = "choose the trainer and the project"
-    if not errors:
-        try:
-            pay.add_adjustment(db, trainer_id, project_id, amount, request.form.get("reason", ""), current_user.id,
-                               kind=request.form.get("kind", "bonus"))
-        except ValidationError as exc:
-            errors = exc.errors
-    if errors:
+        pay.adjust(db, row_id(request.form.get("trainer")), row_id(request.form.get("adjust_project")),
+                   request.form.get("amount", ""), request.form.get("reason", ""), current_user.id,
+                   kind=request.form.get("kind", "bonus"))
+    except ValidationError as exc:
         db.rollback()
-        context = _payroll_context(week, project, status, form_errors=errors)
+        context = _payroll_context(week, project, status, form_errors=exc.errors)
         return render_template("pay/payroll.html", **context), 422
     flash("Adjustment added to this week; the trainer sees it on their Earnings page.", "success")
     return redirect(url_for("pay.payroll", week=pay.week_label(pay.week_of(utcnow()))), code=303)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
-from app.models import Annotation, Item, Project, ProjectMember, User
-from app.services import access
+from app.models import Annotation, Project
 from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
@@ -21,35 +19,19 @@ from .access import require
 bp = Blueprint("review", __name__, url_prefix="/review")
 
 
-def _reviewable(db, project: Project) -> bool:
-    if access.is_admin(current_user):
-        return True
-    member = access.membership(db, current_user, project, role="reviewer")
-    return member is not None and member.status == "active"
-
-
 @bp.get("/")
 @require("reviewer", "admin")
 def index():
     db = get_session()
-    stmt = select(Project).order_by(Project.name)
-    if not access.is_admin(current_user):
-        stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(
-            ProjectMember.user_id == current_user.id, ProjectMember.role == "reviewer", ProjectMember.status == "active"
-        )
     rows = [
         (p, project_service.progress(db, p), review_service.queue_size(db, p.id, current_user.id))
-        for p in db.scalars(stmt)
+        for p in review_service.reviewable_projects(db, current_user)
     ]
     return render_template("review/index.html", rows=rows)
 
 
 def _project_for_review(slug: str) -> Project:
-    db = get_session()
-    project = project_service.get_by_slug(db, slug)
-    if not _reviewable(db, project):
-        abort(404)
-    return project
+    return review_service.project_for_review(get_session(), current_user, slug)
 
 
 def _review_context(project: Project, annotation: Annotation | None, **extra) -> dict:
@@ -57,7 +39,7 @@ def _review_context(project: Project, annotation: Annotation | None, **extra) ->
     return {
         "project": project,
         "annotation": annotation,
-        "item": db.get(Item, annotation.item_id) if annotation else None,
+        "item": review_service.item_of(db, annotation) if annotation else None,
         "trainer": review_service.trainer_name(db, annotation) if annotation else None,
         "questions": project_questions(db, project.id),
         "left": review_service.queue_size(db, project.id, current_user.id),
@@ -83,19 +65,16 @@ def queue(slug: str):
 def verdict(slug: str, annotation_id: int):
     project = _project_for_review(slug)
     db = get_session()
-    annotation = db.get(Annotation, annotation_id)
-    if annotation is None or annotation.project_id != project.id:
-        abort(404)
+    annotation = review_service.annotation_in(db, project, annotation_id)
     verdict_name = request.form.get("verdict", "")
     comment = request.form.get("comment", "")
     corrected = None
     if verdict_name == "correct":
-        item = db.get(Item, annotation.item_id)
+        item = review_service.item_of(db, annotation)
         corrected = question_rules.parse_form_answers(project_questions(db, project.id), request.form,
                                                       [r["id"] for r in item.responses or []])
     try:
         review_service.record_verdict(db, annotation.id, current_user.id, verdict_name, comment, corrected)
-        db.commit()
     except ValidationError as exc:
         db.rollback()
         context = _review_context(project, annotation, errors=exc.errors, verdict=verdict_name, comment=comment,
@@ -119,14 +98,7 @@ def verdict(slug: str, annotation_id: int):
 def project(slug: str):
     db = get_session()
     project = _project_for_review(slug)
-    recent = db.execute(
-        select(Annotation, Item.external_id, User.name)
-        .join(Item, Item.id == Annotation.item_id)
-        .join(User, User.id == Annotation.trainer_id)
-        .where(Annotation.project_id == project.id)
-        .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
-        .limit(50)
-    ).all()
+    recent = review_service.recent_work(db, project)
     return render_template(
         "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent,
         waiting=review_service.queue_size(db, project.id, current_user.id),

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
-from app.models import Assignment, Item, Project
+from app.models import Assignment, Project
 from app.services import access, after_submit
 from app.services import assignment as queue
 from app.services import projects as project_service
@@ -89,12 +89,7 @@ def feedback():
     """Every verdict reviewers gave on my work, with their comments and corrections."""
     db = get_session()
     page = page_of(review_service.feedback_count(db, current_user.id), 20)
-    rows = []
-    for review, annotation, project in review_service.feedback_for(
-        db, current_user.id, limit=page.limit, offset=page.offset
-    ):
-        rows.append((review, annotation, project, queue.project_questions(db, project.id),
-                     db.get(Item, annotation.item_id)))
+    rows = review_service.feedback_page(db, current_user.id, page.limit, page.offset)
     return render_template("work/feedback.html", rows=rows, page=page.number, pages=page.pages)
 
 

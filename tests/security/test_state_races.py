@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.db import begin_write, get_db
 from app.errors import Conflict
@@ -46,21 +46,28 @@ def test_two_verdicts_at_once_one_wins_the_other_conflicts(app, session):
     with app.app_context():
         factory = get_db().session_factory
     a, b = factory(), factory()
+    at_commit, go_on = threading.Event(), threading.Event()
+
+    def hold_the_commit(session):  # the first verdict is written, its transaction still open
+        if any(isinstance(o, Review) for o in session.new):
+            at_commit.set()
+            go_on.wait(timeout=60)
+
+    event.listen(a, "before_commit", hold_the_commit)
     try:
-        begin_write(a)
-        review_service.record_verdict(a, annotation.id, first.id, "approve")  # not committed yet
-
-        def late():
-            begin_write(b)
-            review_service.record_verdict(b, annotation.id, second.id, "reject", "wrong label")
-            b.commit()
-
-        thread, outcome = _in_thread(late)
+        early, early_outcome = _in_thread(
+            lambda: review_service.record_verdict(a, annotation.id, first.id, "approve"))
+        assert at_commit.wait(timeout=60), early_outcome
+        late, outcome = _in_thread(
+            lambda: review_service.record_verdict(b, annotation.id, second.id, "reject", "wrong label"))
         time.sleep(0.5)  # the second reviewer is now waiting on the first one's transaction
-        a.commit()
-        thread.join(timeout=60)
+        go_on.set()
+        early.join(timeout=60)
+        late.join(timeout=60)
+        assert isinstance(early_outcome.get("value"), Review), early_outcome
         assert isinstance(outcome.get("error"), Conflict), outcome
     finally:
+        go_on.set()
         b.rollback()
         a.close()
         b.close()

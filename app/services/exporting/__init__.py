@@ -71,7 +71,8 @@ def available_formats(session: Session, project: Project) -> dict[str, str | Non
 
 
 def create_export(session: Session, project: Project, raw_options: Mapping[str, Any], actor_id: int | None) -> DatasetExport:
-    """Check the options against the project and add a queued version (the caller commits and enqueues)."""
+    """Check the options against the project and add a queued version. Commits (the caller enqueues
+    ``build_export`` with its id)."""
     options = options_for(raw_options)
     plan_for(session, project, options)
     export = DatasetExport(project_id=project.id, format=options.format, filters=options.as_dict(),
@@ -80,6 +81,19 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     session.flush()
     audit.record(session, actor_id, "export.create", "project", project.id,
                  {"export_id": export.id, "format": options.format})
+    session.commit()
+    return export
+
+
+def retry_export(session: Session, project: Project, export_id: int) -> DatasetExport:
+    """Queue a failed or stalled version again (a worker was killed, the disk filled up, …); a finished
+    one never changes, and one that is running is left to run. Commits (the caller enqueues it)."""
+    export = get_export(session, project, export_id)
+    if export.status == "done" or not (export.status == "failed" or is_stalled(export)):
+        raise Conflict("That could not be done in the current state.")
+    export.status, export.error = "queued", None
+    export.progress_at = None
+    session.commit()
     return export
 
 
