@@ -19,7 +19,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## run: install, migrate, seed the demo and serve on http://127.0.0.1:5000 (SQLite, in-process jobs)
+## run: install, migrate, seed the demo and serve on http://127.0.0.1:$(PORT), 5000 unless PORT is given (SQLite, in-process jobs)
 run: $(VENV)/.installed
 	$(BIN)/groundwork db upgrade
 	$(BIN)/groundwork demo

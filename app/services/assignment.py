@@ -416,7 +416,7 @@ def submit(
         raise Conflict("this project is archived and takes no more answers")
     questions = project_questions(session, assignment.project_id, share_lock=True)
     try:
-        answers = question_rules.validate_answers(questions, raw_answers, response_ids(item))
+        answers = question_rules.validate_answers(questions, raw_answers, item.responses or [])
     except ValidationError:
         session.rollback()
         raise

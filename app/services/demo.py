@@ -288,6 +288,16 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
                 answers = dict(zip(("helpfulness", "correctness", "coherence", "complexity", "verbosity"), scores,
                                    strict=True))
                 answers["critique"] = "Accurate in outline but misses the key caveat a careful expert would add."
+                # Both mark the response's opening words as unclear (they agree on one span); t3 also
+                # flags its last sentence as beside the point.
+                text = a.item.responses[0]["text"]
+                spans = [{"response": a.item.responses[0]["id"], "start": 0, "end": min(len(text), 40),
+                          "label": "unclear", "comment": "Say who this applies to first."}]
+                last = text.rstrip().rfind(". ") + 2
+                if trainer is t3 and 40 < last < len(text.rstrip()):
+                    spans.append({"response": a.item.responses[0]["id"], "start": last, "end": len(text.rstrip()),
+                                  "label": "irrelevant", "comment": ""})
+                answers["problems"] = spans
                 answers["rewrite"] = a.item.responses[0]["text"] + (
                     "\n\nOne caveat: this is general information; for your own situation, ask a professional."
                     if trainer is t3 else "\n\nIf anything here is unclear for your case, a specialist can tailor it.")

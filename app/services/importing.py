@@ -408,7 +408,7 @@ class ItemRules:
                 problems.append(("gold", problem))
             elif responses is not None:
                 try:
-                    clean_gold = validate_answers(self.questions, gold, [r["id"] for r in responses], partial=True)
+                    clean_gold = validate_answers(self.questions, gold, responses, partial=True)
                 except ValidationError as exc:
                     problems.extend((f"gold.{k}" if k else "gold", v) for k, v in exc.errors.items())
         if problems:

@@ -145,9 +145,11 @@ def _check_questions(questions: list[dict], errors: dict[str, str]) -> None:
         except ValidationError as exc:
             for field, message in exc.errors.items():
                 errors[f"questions[{i}].{field}"] = message
-    types = {q.get("type") for q in questions}
-    if "preference" in types and "ranking" in types:
-        errors["questions"] = "a project asks either a preference or a ranking, not both"
+    ordering = [q.get("key") for q in questions if q.get("type") in QUESTION_TYPES
+                and "pairs" in QUESTION_TYPES[q["type"]].exported_as(q["options"] if isinstance(q.get("options"), dict) else {})]
+    if len(ordering) > 1:
+        errors["questions"] = ("a project asks at most one question that orders its responses (a preference or "
+                               f"a ranking): {', '.join(map(str, ordering))}")
 
 
 def _question_rows(questions: list[dict]) -> list[Question]:

@@ -131,7 +131,7 @@ def record_verdict(
         questions = project_questions(session, annotation.project_id, share_lock=True)
         item = session.get(Item, annotation.item_id)
         try:
-            clean = validate_answers(questions, corrected or {}, [r["id"] for r in item.responses or []])
+            clean = validate_answers(questions, corrected or {}, item.responses or [])
         except ValidationError as exc:
             errors.update(exc.errors)
         if clean is not None and clean == annotation.answers:

@@ -18,6 +18,7 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 
 from . import pay
 from .assignment import project_questions
+from .checks import FAST_SHARE_OF_MEDIAN
 from .qtypes import Responses, Units, type_of
 from .quality import aggregation
 from .questions import fits
@@ -146,7 +147,8 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
             flags.append(member.flagged_reason)
         if member is not None and member.status != "active":
             flags.append(member.status)
-        if project_median and median_seconds is not None and median_seconds < project_median / 3:
+        # The same "too fast" rule as review routing (checks): under a share of the project's median.
+        if project_median and median_seconds is not None and median_seconds < project_median * FAST_SHARE_OF_MEDIAN:
             flags.append("too fast")
         accuracy = sum(gold) / len(gold) if gold else None
         if accuracy is not None:

@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["hours"] = lambda seconds: f"{(seconds or 0) / 3600:.2f}"
     app.jinja_env.globals["question_template"] = lambda question: type_of(question).template
     app.jinja_env.globals["figure_names"] = FIGURE_NAMES
+    app.jinja_env.tests["side_by_side"] = lambda question: type_of(question).side_by_side
 
     if app.config.get("REDIS_URL"):
         from redis import Redis

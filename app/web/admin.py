@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -216,14 +217,10 @@ def question_row():
         n = int(request.args.get("n", "0"))
     except ValueError:
         abort(400, "n must be a number")
-    defaults = {
-        "label": {"labels": ["yes", "no"]}, "multi_label": {"labels": ["a", "b", "c"]},
-        "rating": {"min": 1, "max": 5, "anchors": {}}, "preference": {"scale": 3},
-        "ranking": {"allow_ties": True}, "text": {"min_chars": 20, "mode": "critique"},
-    }
     question = {
         "key": request.args.get("key", f"q{n + 1}"), "type": type_name, "title": request.args.get("title", ""),
-        "help": request.args.get("help", ""), "required": True, "options": defaults[type_name],
+        "help": request.args.get("help", ""), "required": True,
+        "options": copy.deepcopy(dict(QUESTION_TYPES[type_name].defaults)),
     }
     return render_template("admin/_question_row.html", q=question, n=n, errors={}, question_types=QUESTION_TYPES,
                            locked=False)

@@ -51,7 +51,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
     history = exporting.list_exports(db, project.id, page.limit, page.offset)
     creators = user_service.names_by_id(db, {e.created_by for e in history if e.created_by})
     questions = exporting.project_questions(db, project.id)
-    label_question = next((q for q in questions if q.type == "label"), None)
+    label_question = exporting.desirable_question(questions)
     values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
     return {
         "project": project, "history": history, "creators": creators, "page": page.number,

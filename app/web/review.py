@@ -72,7 +72,7 @@ def verdict(slug: str, annotation_id: int):
     if verdict_name == "correct":
         item = review_service.item_of(db, annotation)
         corrected = question_rules.parse_form_answers(project_questions(db, project.id), request.form,
-                                                      [r["id"] for r in item.responses or []])
+                                                      item.responses or [])
     try:
         review_service.record_verdict(db, annotation.id, current_user.id, verdict_name, comment, corrected)
     except ValidationError as exc:

@@ -68,7 +68,7 @@ def _parse_answers(project: Project, assignment_id: int, form) -> dict:
     db = get_session()
     assignment = queue.task_of(db, assignment_id, current_user.id, project.id)
     return question_rules.parse_form_answers(queue.project_questions(db, project.id), form,
-                                             queue.response_ids(assignment.item))
+                                             assignment.item.responses or [])
 
 
 @bp.get("/")

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from app.db import get_db
+from app.db import begin_write, get_db
 from app.models import Annotation, Project, Review
 from tests.e2e.conftest import sign_in
 
@@ -72,6 +72,7 @@ def test_spans_marked_by_keyboard_and_mouse_then_reviewed_and_corrected(browser,
     comment.press("Tab")
     trainer.keyboard.press("Control+Enter")
     expect(trainer.get_by_test_id("session-progress")).to_have_text("1 done this session")
+    trainer.context.close()  # no more heartbeats
 
     with live_app.app_context():
         session = get_db().session_factory()
@@ -83,7 +84,10 @@ def test_spans_marked_by_keyboard_and_mouse_then_reviewed_and_corrected(browser,
         assert [s["label"] for s in spans] == ["unclear", "irrelevant", "factual error"]
         assert text[spans[1]["start"]:spans[1]["end"]] == dragged  # offsets are characters of the stored text
         assert spans[2]["end"] == len(text) and spans[2]["comment"] == "This date is wrong."
-        # Route it to review (and nothing else of the project's).
+        # Route it to review (and nothing else of the project's), in a write transaction of its own:
+        # the server may be writing too (SQLite cannot turn this read into a write once it has).
+        session.rollback()
+        begin_write(session)
         session.execute(update(Annotation).where(Annotation.project_id == project_id).values(review_reason=None))
         session.execute(update(Annotation).where(Annotation.id == annotation.id).values(review_reason="sampled"))
         session.commit()

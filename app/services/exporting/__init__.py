@@ -31,7 +31,7 @@ from .. import audit
 from ..assignment import project_questions
 from .build import PartResult, write_all
 from .card import dataset_card
-from .formats import FORMATS, Format, Plan, QuestionSpec
+from .formats import FORMATS, Format, Plan, QuestionSpec, desirable_question
 from .options import ExportOptions, parse_options
 from .sinks import FileInfo
 from .source import FETCH_ROWS
@@ -42,8 +42,8 @@ TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
 DOWNLOADABLE = ("manifest.json", "README.md")
 
-__all__ = ["FORMATS", "ExportOptions", "available_formats", "create_export", "options_for", "parse_options",
-           "project_questions", "run_export"]
+__all__ = ["FORMATS", "ExportOptions", "available_formats", "create_export", "desirable_question", "options_for",
+           "parse_options", "project_questions", "run_export"]
 
 
 def options_for(raw: Mapping[str, Any]) -> ExportOptions:
@@ -65,7 +65,8 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
 def available_formats(session: Session, project: Project) -> dict[str, str | None]:
     """Each format, with why this project cannot produce it (None when it can)."""
     questions = [QuestionSpec.of(q) for q in project_questions(session, project.id)]
-    labels = next((tuple(q.options.get("labels", ())) for q in questions if q.type == "label"), ())
+    label_question = desirable_question(questions)
+    labels = tuple(label_question.options.get("labels", ())) if label_question else ()
     plan = Plan(options=ExportOptions(format="raw", desirable_labels=labels), questions=questions)
     return {name: fmt.needs(plan) for name, fmt in FORMATS.items()}
 

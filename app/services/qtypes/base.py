@@ -98,6 +98,7 @@ class QuestionType:
     defaults: Mapping[str, Any] = {}  # the options a new builder row starts with
     responses: tuple[int, int] = (0, 9)  # how many responses an item needs for this question
     comparable: bool = True  # has a consensus and an agreement (free text has neither)
+    side_by_side: bool = False  # its item's two responses are shown side by side (a preference)
     # What an annotation without an answer counts as in consensus and agreement: None leaves it out;
     # spans count it as "nothing marked" (an empty answer is never stored).
     unanswered: Any = None

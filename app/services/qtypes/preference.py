@@ -14,6 +14,7 @@ class PreferenceType(QuestionType):
     missing = "choose which response is better"
     defaults = {"scale": 3}
     responses = (2, 2)
+    side_by_side = True
     column_kind = "int"
     exports = frozenset({"pairs"})
 
