@@ -12,6 +12,10 @@ from flask.cli import FlaskGroup, with_appcontext
 from app import create_app
 from app.db import get_db, get_session
 from app.errors import ServiceError
+from app.models.pay import TIMESHEET_STATUSES
+from app.models.users import ROLES
+from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
+from app.services.importing import FORMATS as IMPORT_FORMATS
 
 
 def _fail(message: str) -> None:
@@ -83,7 +87,7 @@ def users() -> None:
 @click.option("--name", default=None, help="Display name (defaults to the part of the e-mail before @).")
 @click.option(
     "--role", "roles", multiple=True, required=True,
-    type=click.Choice(["applicant", "trainer", "reviewer", "admin"]), help="Repeat for several roles.",
+    type=click.Choice(ROLES), help="Repeat for several roles.",
 )
 @click.password_option("--password", help="At least 10 characters; prompted for when omitted.")
 @with_appcontext
@@ -127,7 +131,7 @@ def projects(as_json: bool) -> None:
 @click.command("import")
 @click.argument("slug")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file name.")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), help="Default: from the file name.")
 @click.option("--update", is_flag=True, help="Update items whose external_id exists (default: skip them).")
 @with_appcontext
 def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
@@ -174,8 +178,8 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
               "hh-rlhf, helpsteer, raw, aggregated, csv or parquet.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Copy the data file here ('-' for stdout); a test split goes beside it as NAME.test.EXT.")
-@click.option("--pairs", type=click.Choice(["per_annotation", "consensus"]), help="Default: per_annotation.")
-@click.option("--ranking-pairs", type=click.Choice(["all_pairs", "best_vs_worst", "best_vs_rest"]))
+@click.option("--pairs", type=click.Choice(PAIR_MODES), help="Default: per_annotation.")
+@click.option("--ranking-pairs", type=click.Choice(RANKING_PAIRS))
 @click.option("--conversational", is_flag=True, help="Message lists even when every item is one user turn.")
 @click.option("--margin", is_flag=True, help="Add a float margin (preference strength) to pair rows.")
 @click.option("--reviewed-only", is_flag=True, help="Only annotations a reviewer approved or corrected.")
@@ -254,7 +258,7 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write one row per trainer × project × week here ('-' for stdout).")
 @click.option("--project", "slug", help="Only this project.")
-@click.option("--status", type=click.Choice(["open", "approved", "paid"]), help="Only timesheets in this state.")
+@click.option("--status", type=click.Choice(TIMESHEET_STATUSES), help="Only timesheets in this state.")
 @with_appcontext
 def payroll(week: str, csv_path: str | None, slug: str | None, status: str | None) -> None:
     """Print (or write as CSV) the payroll of WEEK: 2026-W48, or any date in that week."""
@@ -274,7 +278,7 @@ def payroll(week: str, csv_path: str | None, slug: str | None, status: str | Non
         return
     if csv_path:
         frame.to_csv(csv_path, index=False, lineterminator="\n")
-    total = sum(int(round(float(x) * 100)) for x in frame["total"]) if len(frame) else 0
+    total = frame.attrs.get("total_cents", 0)
     click.echo(f"{pay.week_label(monday)}: {len(frame)} timesheet(s), total {format_cents(total)}"
                + (f"; written to {csv_path}" if csv_path else ""))
     for row in frame.itertuples():
@@ -296,7 +300,6 @@ def metrics(slug: str, as_json: bool) -> None:
     except ServiceError as exc:
         _fail(str(exc))
     stats = compute_project_stats(session, project)
-    session.commit()
     trainers = [
         {"trainer": email, "annotations": t.annotations, "gold_answers": t.gold_answers,
          "gold_accuracy": t.gold_accuracy, "consensus_agreement": t.consensus_agreement,

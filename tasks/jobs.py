@@ -28,7 +28,6 @@ def recount_items(project_id: int) -> dict:
     with job_app():
         with get_db().session_factory() as session:
             changed = recount_item_counters(session, project_id)
-            session.commit()
         return {"project_id": project_id, "items_corrected": changed}
 
 
@@ -58,7 +57,6 @@ def compute_stats(project_id: int) -> dict:
             if project is None:
                 raise ValueError(f"no project with id {project_id}")
             stats = compute_project_stats(session, project)
-            session.commit()
             return {"project_id": project_id, "annotations": stats.annotations}
 
 

@@ -16,10 +16,13 @@ def is_admin(user: User) -> bool:
     return user.has_role("admin")
 
 
-def membership(session: Session, user: User, project: Project, role: str = "trainer") -> ProjectMember | None:
+def membership(session: Session, user: User | int, project: Project | int, role: str = "trainer") -> ProjectMember | None:
+    """The one membership query: the user's membership in the project in this role (any status), or None."""
+    user_id = user if isinstance(user, int) else user.id
+    project_id = project if isinstance(project, int) else project.id
     return session.scalar(
         select(ProjectMember).where(
-            ProjectMember.project_id == project.id, ProjectMember.user_id == user.id, ProjectMember.role == role
+            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role == role
         )
     )
 

@@ -17,9 +17,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Annotation, Item, Project, ProjectMember
+from app.models import Annotation, Item, Project
 
-from . import audit
+from . import access, audit
 
 GOLD_WINDOW = 10
 GOLD_MIN_ANSWERS = 3
@@ -89,9 +89,7 @@ def pause_if_failing_gold(session: Session, annotation: Annotation, item: Item, 
     gold accuracy fell below the rule. The annotation must be in the session; does not commit."""
     if not item.is_gold or project.kind != "work":
         return
-    member = session.scalar(select(ProjectMember).where(
-        ProjectMember.project_id == project.id, ProjectMember.user_id == annotation.trainer_id,
-        ProjectMember.role == "trainer"))
+    member = access.membership(session, annotation.trainer_id, project)
     if member is not None and member.status == "active":
         session.flush()
         count, accuracy = gold_accuracy(session, annotation.trainer_id, project.id, member.reinstated_at)

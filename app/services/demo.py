@@ -474,9 +474,8 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     _seed_pay(session, people, rlhf)
     from .stats import compute_project_stats
 
-    for project in session.scalars(select(Project)):
+    for project in session.scalars(select(Project)).all():
         compute_project_stats(session, project)
-    session.commit()
     if export_root is not None:
         _seed_exports(session, session_factory, export_root, secret, people)
     return {

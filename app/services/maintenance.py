@@ -13,7 +13,7 @@ from .assignment import refresh_open_flags
 
 
 def recount_item_counters(session: Session, project_id: int) -> int:
-    """Set each item's done_count and active_count from its assignments; returns how many changed.
+    """Set each item's done_count and active_count from its assignments; commits; returns how many changed.
 
     ``done_count`` counts submitted assignments; ``active_count`` counts live leases (expired leases
     that were not reclaimed yet still count, as the claim query reclaims them lazily).
@@ -40,4 +40,5 @@ def recount_item_counters(session: Session, project_id: int) -> int:
             session.execute(update(Item).where(Item.id == item_id).values(done_count=want[0], active_count=want[1]))
             changed += 1
     refresh_open_flags(session, session.get(Project, project_id))
+    session.commit()
     return changed

@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,15 @@ from app.models import (
 )
 
 from . import audit
-from .money import MAX_ADJUSTMENT_CENTS, AmountError, cents_for, format_cents, parse_amount, percent_of
+from .money import (
+    MAX_ADJUSTMENT_CENTS,
+    AmountError,
+    cents_for,
+    format_cents,
+    parse_amount,
+    percent_of,
+    plain_amount,
+)
 from .spreadsheets import spreadsheet_safe
 
 BILLABLE_STATUSES = ("submitted", "skipped")
@@ -79,6 +87,12 @@ def _start(week: date) -> datetime:
     return datetime.combine(week, time(), UTC)
 
 
+def in_weeks(first: date, last: date):
+    """The one week rule: a task's time and its answer belong to the week (UTC, from Monday) in which
+    it was claimed (``assigned_at``), for pay and for the quality bonus alike."""
+    return and_(Assignment.assigned_at >= _start(first), Assignment.assigned_at < _start(last + timedelta(days=7)))
+
+
 def billable_seconds_expr():
     return case(
         (Assignment.active_seconds > Project.max_billable_seconds_per_task, Project.max_billable_seconds_per_task),
@@ -111,8 +125,7 @@ def billable_by_week(session: Session, first: date, last: date, trainer_id: int 
         select(Assignment.trainer_id, Assignment.project_id, week, func.sum(billable_seconds_expr()))
         .join(Project, Project.id == Assignment.project_id)
         .outerjoin(Annotation, Annotation.assignment_id == Assignment.id)
-        .where(Assignment.assigned_at >= _start(first), Assignment.assigned_at < _start(last + timedelta(days=7)),
-               Assignment.status.in_(BILLABLE_STATUSES),
+        .where(in_weeks(first, last), Assignment.status.in_(BILLABLE_STATUSES),
                or_(Annotation.id.is_(None), Annotation.excluded.is_(False)))
         .group_by(Assignment.trainer_id, Assignment.project_id, week)
     )
@@ -268,11 +281,10 @@ def _quality_bonus(session: Session, sheet: Timesheet, actor_id: int | None) -> 
     if not project.quality_bonus_percent or project.quality_bonus_min_accuracy is None or not sheet.amount_cents:
         return
     accuracy = session.scalar(
-        select(func.avg(Annotation.gold_score)).where(
+        select(func.avg(Annotation.gold_score)).join(Assignment, Assignment.id == Annotation.assignment_id).where(
             Annotation.trainer_id == sheet.trainer_id, Annotation.project_id == sheet.project_id,
             Annotation.gold_score.is_not(None), Annotation.excluded.is_(False),
-            Annotation.submitted_at >= _start(sheet.week_start),
-            Annotation.submitted_at < _start(sheet.week_start + timedelta(days=7)))
+            in_weeks(sheet.week_start, sheet.week_start))
     )
     if accuracy is None or accuracy < project.quality_bonus_min_accuracy:
         return
@@ -606,8 +618,10 @@ def payroll_frame(session: Session, week: date, project_id: int | None = None, s
         "trainer_name": people[r.trainer_id].name,
         "project": projects[r.project_id].slug if r.project_id in projects else "",
         "billable_seconds": r.billable_seconds, "billable_hours": round(r.billable_seconds / 3600, 4),
-        "rate": f"{r.rate_cents / 100:.2f}", "amount": f"{r.amount_cents / 100:.2f}",
-        "adjustments": f"{r.adjustments_cents / 100:.2f}", "total": f"{r.total_cents / 100:.2f}",
+        "rate": plain_amount(r.rate_cents), "amount": plain_amount(r.amount_cents),
+        "adjustments": plain_amount(r.adjustments_cents), "total": plain_amount(r.total_cents),
         "status": r.status, "paid_reference": r.paid_reference or "",
     } for r in rows], columns=columns)
-    return spreadsheet_safe(frame)
+    frame = spreadsheet_safe(frame)
+    frame.attrs["total_cents"] = sum(r.total_cents for r in rows)  # the exact sum, for a summary line
+    return frame

@@ -28,7 +28,7 @@ from app.models import (
     utcnow,
 )
 
-from . import audit
+from . import access, audit
 from .access import worker_roles
 from .assignment import refresh_open_flags, release_leases
 from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
@@ -312,11 +312,7 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
     problem = member_problem(project, user, role)
     if problem:
         raise ValidationError({"role" if role not in MEMBER_ROLES else "email": problem})
-    member = session.scalar(
-        select(ProjectMember).where(
-            ProjectMember.project_id == project.id, ProjectMember.user_id == user.id, ProjectMember.role == role
-        )
-    )
+    member = access.membership(session, user, project, role)
     if member is None:
         member = ProjectMember(project_id=project.id, user_id=user.id, role=role, status="active")
         session.add(member)

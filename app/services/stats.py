@@ -56,8 +56,8 @@ def item_agreement(question, answers, item):
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     """Recompute and store the project's figures and every trainer's.
 
-    Reads and computes first, then opens a write transaction for the results, which the caller
-    commits (on SQLite a reading transaction may not turn into a writing one once others wrote).
+    Reads and computes first, then opens a write transaction for the results and commits (on SQLite
+    a reading transaction may not turn into a writing one once others wrote).
     """
     now = utcnow()
     questions = project_questions(session, project.id)
@@ -192,7 +192,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         stats = ProjectStats(project_id=project.id)
         session.add(stats)
     stats.annotations, stats.figures, stats.computed_at = len(rows), figures, now
-    session.flush()
+    session.commit()
     return stats
 
 
@@ -244,8 +244,9 @@ def recompute_due(session: Session, project: Project) -> bool:
 def exclude_trainer_work(
     session: Session, project: Project, trainer_id: int, actor_id: int | None, excluded: bool = True
 ) -> int:
-    """Exclude (or include again) every annotation of one trainer in a project; audited. Returns how many.
-    Nobody excludes or includes their own work (it decides their pay)."""
+    """Exclude (or include again) every annotation of one trainer in a project, with the pay it
+    settles; audited; commits. Returns how many. Nobody excludes or includes their own work (it
+    decides their pay)."""
     from . import audit
 
     if trainer_id == actor_id:
@@ -262,4 +263,5 @@ def exclude_trainer_work(
                  project.id, {"trainer_id": trainer_id, "annotations": result.rowcount})
     # Weeks already approved keep their timesheet; the change shows as an adjustment now.
     pay.settle_approved_weeks(session, trainer_id, project.id)
+    session.commit()
     return result.rowcount

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Annotation, Item, Project, ProjectMember, TrainerStats, User
 
-from . import stats
+from . import access, stats
 
 RECENT = 50
 
@@ -28,8 +28,7 @@ class TrainerRecord:
 def trainer_record(session: Session, project: Project, user_id: int) -> TrainerRecord:
     """A trainer member's record in the project; anyone else is NotFound."""
     user = session.get(User, user_id)
-    member = session.scalar(select(ProjectMember).where(
-        ProjectMember.project_id == project.id, ProjectMember.user_id == user_id, ProjectMember.role == "trainer"))
+    member = access.membership(session, user_id, project)
     if user is None or member is None:
         raise NotFound("no such trainer in this project")
     figures = session.scalar(select(TrainerStats).where(TrainerStats.project_id == project.id,
@@ -49,8 +48,5 @@ def trainer_record(session: Session, project: Project, user_id: int) -> TrainerR
 def set_work_excluded(session: Session, project: Project, trainer_id: int, actor_id: int | None,
                       excluded: bool = True) -> int:
     """Exclude (or include again) every annotation of one trainer in the project, with the pay it
-    settles (``stats.exclude_trainer_work``, which leaves the commit to its caller). Commits; returns
-    how many annotations changed."""
-    count = stats.exclude_trainer_work(session, project, trainer_id, actor_id, excluded=excluded)
-    session.commit()
-    return count
+    settles (``stats.exclude_trainer_work``). Commits; returns how many annotations changed."""
+    return stats.exclude_trainer_work(session, project, trainer_id, actor_id, excluded=excluded)

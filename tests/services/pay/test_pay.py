@@ -211,3 +211,19 @@ def test_a_project_over_budget_pauses_and_says_why(session):
     project_service.update_project(session, refreshed, name=refreshed.name, status="active", budget_cents=5000)
     session.commit()
     assert refreshed.paused_reason is None and queue.next_task(session, trainer.id, refreshed) is not None
+
+
+def test_the_bonus_reads_gold_of_the_week_the_pay_comes_from(session):
+    # Claimed late on Sunday, submitted early on Monday: the task's time is paid in the first week,
+    # and its gold answer counts for that week's bonus too (one week rule), not the next week's.
+    admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
+    p = project(session, "bonus-week", 3600, cap=3600, quality_bonus_percent=10, quality_bonus_min_accuracy=0.9)
+    member(session, p, trainer)
+    sunday_night = datetime.combine(MONDAY + timedelta(days=6), datetime.min.time(), UTC) + timedelta(hours=23, minutes=50)
+    work(session, trainer, p, 1200, when=sunday_night, submit_at=sunday_night + timedelta(minutes=20))
+    session.execute(Annotation.__table__.update().values(gold_score=1.0))
+    session.commit()
+    assert week_lines(session)[(trainer.id, p.id)].billable_seconds == 1200
+    pay.approve(session, MONDAY, None, admin.id, now=sunday_night + timedelta(days=2))
+    bonus = session.scalar(select(PayAdjustment).where(PayAdjustment.kind == "quality_bonus"))
+    assert bonus is not None and bonus.week_start == MONDAY and bonus.amount_cents == 120  # 10 % of 12.00
