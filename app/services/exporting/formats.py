@@ -75,6 +75,7 @@ class Plan:
         # Plain copies of what the per-line code reads (attribute access costs, a million times).
         self.pair_key = self.pair_question.key if self.pair_question else None
         self.pair_kind = self.pair_question.kind if self.pair_question else None
+        self.pair_options = self.pair_question.options if self.pair_question else None
         self.label_question = desirable_question(self.questions)
         self.ratings = used_as("score")
         self.rewrites = used_as("rewrite")
@@ -139,7 +140,8 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float]]:
     """(chosen text, rejected text, margin) of the group under the pair options; ties are dropped."""
     key, options = plan.pair_key, plan.options
     values = [a[key] for a in group.answers if key in a]
-    found, ties = plan.pair_kind.pairs(plan.pair_question.options, values, Responses(group.response_ids),
+    # Bare ids (what pairs read), not a Responses: this runs once per item of a million-line export.
+    found, ties = plan.pair_kind.pairs(plan.pair_options, values, group.response_ids,
                                        options.ranking_pairs, options.pairs == "consensus")
     if ties:
         plan.skipped["tie"] += ties

@@ -163,9 +163,10 @@ class QuestionType:
 
     # --- exports -----------------------------------------------------------------------------------
 
-    def pairs(self, options: Mapping[str, Any], values: list, responses: Responses, strategy: str,
+    def pairs(self, options: Mapping[str, Any], values: list, responses: Sequence[str], strategy: str,
               consensus: bool) -> tuple[list[tuple[str, str, float]], int]:
-        """((chosen id, rejected id, margin), ties dropped) from the answers one item got."""
+        """((chosen id, rejected id, margin), ties dropped) from the answers one item got; ``responses``
+        are the item's response ids in page order."""
         return [], 0
 
     def best_response(self, options: Mapping[str, Any], values: list, responses: Responses) -> str | None:
