@@ -106,11 +106,11 @@ def test_demo_gives_every_format_a_real_file(runner, session, app):
 def test_payroll_prints_and_writes_the_weeks_csv(runner, session, tmp_path):
     import csv
 
-    from app.models import utcnow
     from app.services import pay
+    from app.services.demo import demo_now
 
     assert runner.invoke(args=["demo"]).exit_code == 0
-    week = pay.week_label(pay.week_of(utcnow()))
+    week = pay.week_label(pay.week_of(demo_now()))  # the week the demo's work is in
     out = tmp_path / "payroll.csv"
     result = runner.invoke(args=["payroll", week, "--csv", str(out)])
     assert result.exit_code == 0, result.output

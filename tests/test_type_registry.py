@@ -24,8 +24,27 @@ def offending_lines():
                 yield f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
 
 
+def script_lines():
+    """Browser code outside the types' own scripts that names a type (selectors, literals)."""
+    named = re.compile(rf"""data-type=['"]?({NAMES})\b|['"]({NAMES})['"]""")
+    for path in (ROOT / "static" / "js").rglob("*.js"):
+        if "qtypes" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if named.search(line):
+                yield f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+
+
 def test_no_branch_on_a_question_type_name_outside_the_registry():
     assert list(offending_lines()) == []
+    assert list(script_lines()) == []
+
+
+def test_each_type_has_its_template_and_its_script():
+    for kind in QUESTION_TYPES.values():
+        assert (ROOT / "templates" / kind.template).is_file(), kind.name
+        if kind.script:
+            assert (ROOT / "static" / kind.script).is_file(), kind.name
 
 
 def test_the_check_sees_a_branch():

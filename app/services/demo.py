@@ -6,7 +6,7 @@ Idempotent: running it again finds what exists by e-mail and slug and adds only 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -253,7 +253,7 @@ def _ensure_rlhf_projects(session: Session, people: dict[str, User]) -> dict[str
 
 
 def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict[str, User]) -> None:
-    now = utcnow()
+    now = demo_now()
     t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
     pairwise, ranking, critique = projects["pairwise"], projects["ranking"], projects["critique"]
     if session.scalar(select(Assignment.id).where(Assignment.project_id == pairwise.id).limit(1)) is None:
@@ -342,7 +342,7 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
     has_work = session.scalar(select(Assignment.id).where(Assignment.project_id == project.id).limit(1))
     if has_work is not None:
         return
-    now = utcnow()
+    now = demo_now()
     rng = random.Random(20261125)  # the same demo every time
     t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
     items = {i.external_id: i for i in session.scalars(select(Item).where(Item.project_id == project.id))}
@@ -403,7 +403,7 @@ def _seed_reviews(session: Session, project: Project, people: dict[str, User]) -
         if annotation is not None:
             annotation.review_reason = annotation.review_reason or "sampled"
     session.commit()
-    now = utcnow()
+    now = demo_now()
     review_service.record_verdict(session, fine.id, reviewer.id, "approve", now=now - timedelta(hours=20))
     review_service.record_verdict(
         session, wrong.id, reviewer.id, "reject",
@@ -426,6 +426,17 @@ DEMO_EXPORTS = [
 ]
 
 
+def demo_now() -> datetime:
+    """The moment the demo's work is dated back from: now, unless this week is too young to hold the
+    last two and a half days of work (early in the week), then the previous Sunday at noon, so all of
+    it falls in one week whose timesheets can be approved."""
+    from .pay import week_of
+
+    now = utcnow()
+    monday = datetime.combine(week_of(now), time(), UTC)
+    return now if now - monday >= timedelta(days=2, hours=12) else monday - timedelta(hours=12)
+
+
 def _seed_pay(session: Session, people: dict[str, User], rlhf: dict[str, Project]) -> None:
     """Timesheets in every state, a bonus, and a budget past its 80 % warning."""
     from . import pay
@@ -434,7 +445,7 @@ def _seed_pay(session: Session, people: dict[str, User], rlhf: dict[str, Project
         return
     admin = people["admin@groundwork.test"]
     t2, t3 = people["trainer2@groundwork.test"], people["trainer3@groundwork.test"]
-    week = pay.week_of(utcnow())
+    week = pay.week_of(demo_now())
     pairwise, ranking, critique = rlhf["pairwise"], rlhf["ranking"], rlhf["critique"]
     sheets = pay.approve(session, week, [(t2.id, pairwise.id), (t2.id, ranking.id), (t3.id, pairwise.id)], admin.id)
     paid = [s.id for s in sheets if s.trainer_id == t2.id and s.project_id == pairwise.id]

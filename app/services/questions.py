@@ -2,8 +2,8 @@
 
 What is particular to a kind of question (its options, how a form posts it, how an answer is checked,
 scored, agreed on and exported) lives in its type, in ``services/qtypes``; this module applies the
-types to a project's questions. The web forms, the importer and the REST API all validate through
-``validate_answers``.
+types to a project's questions. The workspace, review corrections and the importer all validate
+through ``validate_answers``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ def validate_answers(
         if problem := json_problem(value):
             errors[q.key] = problem
             continue
+        if partial and value is not None and value == type_of(q).unanswered:
+            clean[q.key] = value  # a gold answer of "nothing to mark" (spans) is an answer
+            continue
         if is_blank(value):
             if q.required and not partial:
                 errors[q.key] = type_of(q).missing
@@ -121,10 +124,11 @@ def gold_score(questions: Sequence, answers: Mapping[str, Any], gold: Mapping[st
     """Mean gold score over the questions that have a gold answer and a scorer; None when none do."""
     scores = []
     for q in questions:
-        if q.key not in gold or q.key not in answers:
+        unanswered = type_of(q).unanswered
+        if q.key not in gold or (q.key not in answers and unanswered is None):
             continue
         try:
-            score = type_of(q).gold_score(q.options or {}, answers[q.key], gold[q.key])
+            score = type_of(q).gold_score(q.options or {}, answers.get(q.key, unanswered), gold[q.key])
         except (TypeError, ValueError, KeyError, ZeroDivisionError):
             score = None  # a gold answer that no longer fits its question scores nothing, never crashes
         if score is not None:

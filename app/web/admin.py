@@ -210,7 +210,7 @@ def edit_project(slug: str):
 @require("admin")
 def question_row():
     """One row of the question builder (added, or re-rendered when its type changes)."""
-    type_name = request.args.get("type", "label")
+    type_name = request.args.get("type") or next(iter(QUESTION_TYPES))
     if type_name not in QUESTION_TYPES:
         abort(400, f"unknown question type {type_name!r}")
     try:

@@ -45,110 +45,16 @@
     target.focus({ preventScroll: false });
   }
 
-  // --- preference: A / B / = --------------------------------------------------------------------
-  function prefer(form, side) {
-    var fs = currentQuestion(form, "[data-type=preference]");
-    if (!fs) return false;
-    var scale = parseInt(fs.getAttribute("data-scale"), 10);
-    var checked = fs.querySelector("input:checked");
-    var now = checked ? parseInt(checked.value, 10) : 0;
-    var next;
-    if (side === "=") next = 0;
-    else if (side === "a") next = now < 0 ? Math.max(now - 1, -scale) : -1;
-    else next = now > 0 ? Math.min(now + 1, scale) : 1;
-    var input = fs.querySelector('input[value="' + next + '"]');
-    if (input) choose(input);
-    return true;
-  }
-
-  // --- ranking ------------------------------------------------------------------------------------
-  function rankingState(list) {
-    var groups = [];
-    Array.prototype.forEach.call(list.querySelectorAll(".rank-row"), function (row, index) {
-      var tied = row.getAttribute("data-tied") === "true" && index > 0;
-      if (tied) groups[groups.length - 1].push(row.getAttribute("data-response"));
-      else groups.push([row.getAttribute("data-response")]);
-    });
-    return groups;
-  }
-
-  function renumber(list) {
-    var position = 0;
-    Array.prototype.forEach.call(list.querySelectorAll(".rank-row"), function (row, index) {
-      if (index === 0) row.setAttribute("data-tied", "false");
-      if (row.getAttribute("data-tied") !== "true") position += 1;
-      row.querySelector(".rank-pos").textContent = position;
-      var tie = row.querySelector('[data-rank-action="tie"]');
-      if (tie) {
-        tie.setAttribute("aria-pressed", row.getAttribute("data-tied"));
-        tie.disabled = index === 0;
-      }
-    });
-  }
-
-  function commitRanking(list) {
-    renumber(list);
-    var fs = list.closest("fieldset");
-    fs.querySelector("[data-ranking-value]").value = JSON.stringify(rankingState(list));
-    fs.classList.add("ranked");
-  }
-
-  function moveRow(row, direction) {
-    var list = row.parentElement;
-    if (direction < 0 && row.previousElementSibling) list.insertBefore(row, row.previousElementSibling);
-    else if (direction > 0 && row.nextElementSibling) list.insertBefore(row.nextElementSibling, row);
-    else return;
-    commitRanking(list);
-    row.focus();
-  }
-
-  function toggleTie(row) {
-    var fs = row.closest("fieldset");
-    if (fs.getAttribute("data-allow-ties") !== "true" || !row.previousElementSibling) return;
-    row.setAttribute("data-tied", row.getAttribute("data-tied") === "true" ? "false" : "true");
-    commitRanking(row.parentElement);
-  }
-
-  function initRankings(root) {
-    Array.prototype.forEach.call(root.querySelectorAll("[data-ranking]"), function (list) {
-      renumber(list);
-      if (list.closest("fieldset").querySelector("[data-ranking-value]").value) list.closest("fieldset").classList.add("ranked");
-      var dragged = null;
-      list.addEventListener("dragstart", function (e) {
-        dragged = e.target.closest(".rank-row");
-        if (dragged) { dragged.classList.add("dragging"); e.dataTransfer.effectAllowed = "move"; }
-      });
-      list.addEventListener("dragend", function () {
-        if (dragged) dragged.classList.remove("dragging");
-        dragged = null;
-        commitRanking(list);
-      });
-      list.addEventListener("dragover", function (e) {
-        if (!dragged) return;
-        e.preventDefault();
-        var over = e.target.closest(".rank-row");
-        if (!over || over === dragged) return;
-        var box = over.getBoundingClientRect();
-        var after = e.clientY > box.top + box.height / 2;
-        list.insertBefore(dragged, after ? over.nextElementSibling : over);
-      });
-    });
-  }
+  // Question types add their own keys (static/js/qtypes/<type>.js): each handler gets the event, the
+  // task form and the target, and returns true when it used the key.
+  var typeKeys = [];
+  window.Groundwork = {
+    onKey: function (handler) { typeKeys.push(handler); },
+    currentQuestion: currentQuestion,
+    choose: choose,
+  };
 
   document.addEventListener("click", function (e) {
-    var button = e.target.closest("[data-rank-action]");
-    if (button) {
-      var action = button.getAttribute("data-rank-action");
-      if (action === "confirm") {
-        commitRanking(button.closest("fieldset").querySelector("[data-ranking]"));
-        return;
-      }
-      var row = button.closest(".rank-row");
-      if (action === "up") moveRow(row, -1);
-      if (action === "down") moveRow(row, 1);
-      if (action === "tie") toggleTie(row);
-      return;
-    }
     if (e.target.closest("[data-close-dialog]")) e.target.closest("dialog").close();
   });
 
@@ -188,20 +94,10 @@
     }
     if (typingInField(target) || event.ctrlKey || event.metaKey) return;
 
-    var row = target.closest ? target.closest(".rank-row") : null;
-    if (row && event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
-      event.preventDefault();
-      moveRow(row, event.key === "ArrowUp" ? -1 : 1);
-      return;
-    }
-    if (row && !event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
-      event.preventDefault();
-      var sibling = event.key === "ArrowUp" ? row.previousElementSibling : row.nextElementSibling;
-      if (sibling) sibling.focus();
-      return;
+    for (var i = 0; i < typeKeys.length; i++) {
+      if (typeKeys[i](event, form, target)) { event.preventDefault(); return; }
     }
     if (event.altKey) return;
-    if (row && (event.key === "t" || event.key === "T")) { event.preventDefault(); toggleTie(row); return; }
     if (event.key === "Enter") {
       if (target.tagName && target.tagName.toLowerCase() === "button") return;
       event.preventDefault();
@@ -216,10 +112,6 @@
     if (event.key === "s" || event.key === "S") {
       var skip = document.querySelector("details.skip");
       if (skip) { event.preventDefault(); skip.open = true; skip.querySelector("[data-skip-reason]").focus(); }
-      return;
-    }
-    if (event.key === "a" || event.key === "A" || event.key === "b" || event.key === "B" || event.key === "=") {
-      if (prefer(form, event.key.toLowerCase())) event.preventDefault();
       return;
     }
     if (/^[0-9]$/.test(event.key)) {
@@ -331,7 +223,6 @@
   }
 
   function initTask(root) {
-    initRankings(root);
     Array.prototype.forEach.call(root.querySelectorAll("textarea[data-min-chars]"), updateCount);
     startTask();
   }
@@ -341,7 +232,6 @@
   // After a new task is swapped in, keep the keyboard working and start its clock.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "review") {
-      initRankings(event.detail.target);
       Array.prototype.forEach.call(event.detail.target.querySelectorAll("textarea[data-min-chars]"), updateCount);
       window.scrollTo({ top: 0 });
     }

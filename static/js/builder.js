@@ -19,7 +19,7 @@
     var add = e.target.closest("[data-add-question]");
     if (add) {
       var container = document.getElementById("questions");
-      fetchRow(add.getAttribute("data-url"), { n: nextIndex(container), type: "label" }).then(function (html) {
+      fetchRow(add.getAttribute("data-url"), { n: nextIndex(container) }).then(function (html) {
         container.insertAdjacentHTML("beforeend", html);
         var rows = container.querySelectorAll("[data-question-row]");
         rows[rows.length - 1].querySelector("input").focus();

@@ -21,6 +21,7 @@ SELECT_JS = """([letter, start, end]) => {
     if (end <= seen + length) { range.setEnd(node, end - seen); break; }
     seen += length;
   }
+  box.focus();  // as a mouse selection would: the text box (tabindex 0) takes the focus
   const selection = window.getSelection();
   selection.removeAllRanges();
   selection.addRange(range);

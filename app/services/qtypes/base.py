@@ -107,6 +107,8 @@ class QuestionType:
     # one response), "score" (a rubric column), "rewrite" (an SFT completion).
     exports: frozenset[str] = frozenset()
 
+    script: str | None = None  # its behaviour in the browser, under static/ (keys, drag and drop, selection)
+
     @property
     def template(self) -> str:
         return f"qtypes/{self.name}.html"

@@ -15,6 +15,7 @@ class PreferenceType(QuestionType):
     defaults = {"scale": 3}
     responses = (2, 2)
     side_by_side = True
+    script = "js/qtypes/preference.js"
     column_kind = "int"
     exports = frozenset({"pairs"})
 

@@ -46,6 +46,7 @@ class RankingType(QuestionType):
     defaults = {"allow_ties": True}
     responses = (2, 9)
     exports = frozenset({"pairs"})
+    script = "js/qtypes/ranking.js"
 
     def check_options(self, options):
         if not isinstance(options.get("allow_ties", True), bool):

@@ -34,6 +34,7 @@ class SpanType(QuestionType):
     defaults = {"labels": ["factual error", "unsafe", "irrelevant"]}
     responses = (1, 9)
     unanswered: list = []  # never changed: a shared empty answer
+    script = "js/qtypes/span.js"
 
     def check_options(self, options):
         problems = check_labels(options)
@@ -85,7 +86,7 @@ class SpanType(QuestionType):
                                   "(the length of its response)")
             if label not in options["labels"]:
                 raise AnswerError(f"span {n}: {str(label)[:40]!r} is not one of {', '.join(options['labels'])}")
-            comment = span.get("comment") or ""
+            comment = "" if span.get("comment") is None else span["comment"]
             if not isinstance(comment, str) or len(comment) > COMMENT_MAX:
                 raise AnswerError(f"span {n}: the comment must be text of at most {COMMENT_MAX} characters")
             if (rid, start, end, label) in seen:

@@ -138,10 +138,16 @@
     var picked = selectionIn(null);
     if (picked) lastSelection = picked;
   });
+  // A press anywhere but on a category forgets the kept selection, so a later click never marks a stale one.
+  document.addEventListener("mousedown", function (event) {
+    if (!(event.target.closest && event.target.closest("[data-span-label]"))) lastSelection = null;
+  });
 
   // Capture phase: a digit with text selected in a span question marks it, before other shortcuts see it.
   document.addEventListener("keydown", function (event) {
     if (!/^[1-9]$/.test(event.key) || event.ctrlKey || event.metaKey || event.altKey) return;
+    var tag = event.target && event.target.tagName ? event.target.tagName.toLowerCase() : "";
+    if (tag === "input" || tag === "textarea" || tag === "select" || event.target.isContentEditable) return;
     var picked = selectionIn(null);
     if (!picked) return;
     var fs = picked.box.closest("fieldset[data-type=span]");
