@@ -14,6 +14,7 @@ from app.db import get_db, get_session
 from app.errors import ServiceError
 from app.models.pay import TIMESHEET_STATUSES
 from app.models.users import ROLES
+from app.services.exporting import FORMATS as EXPORT_FORMATS
 from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
 from app.services.importing import FORMATS as IMPORT_FORMATS
 
@@ -174,8 +175,7 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
 
 @click.command("export")
 @click.argument("slug")
-@click.option("--format", "fmt", required=True, help="trl-preference, trl-kto, trl-sft, openai-dpo, openai-sft, "
-              "hh-rlhf, helpsteer, raw, aggregated, csv or parquet.")
+@click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)), help="The dataset format.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Copy the data file here ('-' for stdout); a test split goes beside it as NAME.test.EXT.")
 @click.option("--pairs", type=click.Choice(PAIR_MODES), help="Default: per_annotation.")

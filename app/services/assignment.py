@@ -63,7 +63,8 @@ def _counts_toward_overlap(project: Project, item: Item) -> bool:
 
 
 def refresh_open_flags(session: Session, project: Project) -> None:
-    """Recompute ``is_open`` for a whole project (after its overlap changed or counters were repaired)."""
+    """Recompute ``is_open`` for a whole project (after its overlap changed or counters were repaired).
+    A building block: runs in its caller's transaction and does not commit."""
     session.execute(
         update(Item)
         .where(Item.project_id == project.id)

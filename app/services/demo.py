@@ -291,10 +291,11 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
                 # Both mark the response's opening words as unclear (they agree on one span); t3 also
                 # flags its last sentence as beside the point.
                 text = a.item.responses[0]["text"]
-                spans = [{"response": a.item.responses[0]["id"], "start": 0, "end": min(len(text), 40),
+                end = text.find(" ", 30) if text.find(" ", 30) > 0 else len(text)  # whole words
+                spans = [{"response": a.item.responses[0]["id"], "start": 0, "end": end,
                           "label": "unclear", "comment": "Say who this applies to first."}]
                 last = text.rstrip().rfind(". ") + 2
-                if trainer is t3 and 40 < last < len(text.rstrip()):
+                if trainer is t3 and end < last < len(text.rstrip()):
                     spans.append({"response": a.item.responses[0]["id"], "start": last, "end": len(text.rstrip()),
                                   "label": "irrelevant", "comment": ""})
                 answers["problems"] = spans
@@ -470,8 +471,9 @@ def _seed_exports(session: Session, session_factory, export_root, secret: str, p
 
 
 def seed_demo(session: Session, session_factory=None, export_root=None, secret: str = "") -> dict:
-    """Create (or complete) the demo; returns the logins to print. With an export folder (and the
-    session factory and secret the exports need) it also builds a few dataset versions."""
+    """Create (or complete) the demo, committing step by step; returns the logins to print. With an
+    export folder (and the session factory and secret the exports need) it also builds a few dataset
+    versions."""
     people = {email: _ensure_user(session, email, name, roles) for email, name, roles in DEMO_PEOPLE}
     session.commit()
     safety = _ensure_safety_project(session, people)

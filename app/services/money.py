@@ -57,6 +57,13 @@ def cents_for(seconds: int, rate_cents_per_hour: int) -> int:
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def per_hour(cents: int, seconds: int) -> int | None:
+    """An amount earned over ``seconds`` as cents per hour, rounded half-even; None for no time."""
+    if not seconds:
+        return None
+    return int((Decimal(cents) * 3600 / Decimal(seconds)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
 def percent_of(cents: int, percent: int) -> int:
     """``percent`` % of an amount, rounded half-even to the cent (bonuses)."""
     return int((Decimal(cents) * percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

@@ -38,13 +38,14 @@ from app.models import (
     utcnow,
 )
 
-from . import audit
+from . import access, audit
 from .money import (
     MAX_ADJUSTMENT_CENTS,
     AmountError,
     cents_for,
     format_cents,
     parse_amount,
+    per_hour,
     percent_of,
     plain_amount,
 )
@@ -363,9 +364,7 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
         errors["project"] = "choose the project it is paid under"
     elif project.kind != "work":
         errors["project"] = "assessments are not paid work"
-    elif payee is None or not payee.has_role("trainer") or session.scalar(select(ProjectMember.id).where(
-            ProjectMember.project_id == project.id, ProjectMember.user_id == trainer_id,
-            ProjectMember.role == "trainer")) is None:
+    elif payee is None or not payee.has_role("trainer") or access.membership(session, trainer_id, project) is None:
         errors["trainer"] = "is not a trainer of this project"
     if trainer_id == actor_id:
         errors["trainer"] = "nobody may adjust their own pay; another admin does it"
@@ -515,7 +514,8 @@ def budgets(session: Session) -> list[Budget]:
 
 
 def check_budget(session: Session, project: Project, now: datetime | None = None) -> Budget:
-    """Pause a project that has used up its budget (when it is set to); the reason is shown to trainers."""
+    """Pause a project that has used up its budget (when it is set to); the reason is shown to trainers.
+    A building block (the submit's and the payroll's transaction): does not commit."""
     budget = Budget(project, project_spend(session, project))
     if budget.level == "over" and project.pause_at_budget and project.status == "active":
         project.status = "paused"
@@ -541,8 +541,7 @@ class Earnings:
 
     @property
     def effective_hourly_cents(self) -> int | None:
-        total = self.pending_cents + self.approved_cents + self.paid_cents
-        return round(total * 3600 / self.billable_seconds) if self.billable_seconds else None
+        return per_hour(self.pending_cents + self.approved_cents + self.paid_cents, self.billable_seconds)
 
 
 def earnings(session: Session, trainer_id: int, now: datetime | None = None) -> Earnings:

@@ -112,6 +112,10 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             clean[name] = domains
         else:
             errors[name] = "is not a project setting"
+    bonus = ("quality_bonus_percent", "quality_bonus_min_accuracy")
+    if all(k in settings for k in bonus) and (settings[bonus[0]] is None) != (settings[bonus[1]] is None) \
+            and not any(k in errors for k in bonus):
+        errors["quality_bonus_percent"] = "give both the bonus (%) and the gold accuracy it needs (%), or neither"
     return clean
 
 
@@ -211,7 +215,7 @@ def update_project(
     actor_id: int | None = None, **settings,
 ) -> Project:
     """Change a project's settings, and its questions while nobody has answered them yet. Commits;
-    on an error nothing is committed (the caller rolls back what an archiving had started).
+    on an error it rolls back (an archiving ends leases before the checks that may refuse it).
 
     Locks in the queue's order (PostgreSQL): the open leases an archiving ends, then the question rows
     (a submit reads them with a share lock, so an edit waits for submits in flight and sees their
@@ -237,13 +241,13 @@ def update_project(
                     if problem:
                         errors[f"questions[{i}].options"] = f"{problem} (answers already exist)"
         _check_questions(questions, errors)
-    if errors:
-        raise ValidationError(errors)
     changed = {k: v for k, v in clean.items() if getattr(project, k) != v}
-    if actor_id is not None and {"hourly_rate_cents", "quality_bonus_percent"} & set(changed) and session.scalar(
-            select(ProjectMember.id).where(ProjectMember.project_id == project.id, ProjectMember.user_id == actor_id,
-                                           ProjectMember.role == "trainer")) is not None:
-        raise ValidationError({"hourly_rate_cents": "you are a trainer of this project: another admin sets its pay"})
+    if not errors and actor_id is not None and {"hourly_rate_cents", "quality_bonus_percent"} & set(changed) \
+            and access.membership(session, actor_id, project) is not None:
+        errors["hourly_rate_cents"] = "you are a trainer of this project: another admin sets its pay"
+    if errors:
+        session.rollback()
+        raise ValidationError(errors)
     before = {k: getattr(project, k) for k in changed}
     project.name = name.strip()
     for key, value in clean.items():

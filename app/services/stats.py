@@ -18,7 +18,7 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 
 from . import pay
 from .assignment import project_questions
-from .checks import FAST_SHARE_OF_MEDIAN
+from .checks import fast_threshold
 from .qtypes import Responses, Units, type_of
 from .quality import aggregation
 from .questions import fits
@@ -95,13 +95,13 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         for item_id, answers in units.by_item.items():
             consensus[(question.key, item_id)] = kind.consensus(
                 options, [v for _, v in answers], units.responses(item_id))[0]
-        if "desirable" in kind.exports and not reliability and len({v for _, _, v in values}) > 1:
+        if "desirable" in kind.exported_as(options) and not reliability and len({v for _, _, v in values}) > 1:
             # Dawid–Skene weighs each trainer by their confusion matrix: it yields their reliability.
             ds = aggregation.dawid_skene(values)
             figures["dawid_skene_iterations"] = ds.iterations
             reliability = ds.reliability
         per_question.append(figures)
-        if first_comparable is None and units.by_item:
+        if first_comparable is None:  # the same question the exports' item agreement reads
             first_comparable, first_by_item = question, units.by_item
 
     # Items whose annotators disagree most, for the dashboard and the review queue.
@@ -124,6 +124,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         rows_by_trainer[r.trainer_id].append(r)
     trainer_rows = []
     gold_histogram = [0] * 5
+    fast = fast_threshold(session, project.id)
     for trainer_id in trainers:
         mine = rows_by_trainer[trainer_id]
         gold = [r.gold_score for r in mine if r.gold_score is not None]
@@ -147,8 +148,8 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
             flags.append(member.flagged_reason)
         if member is not None and member.status != "active":
             flags.append(member.status)
-        # The same "too fast" rule as review routing (checks): under a share of the project's median.
-        if project_median and median_seconds is not None and median_seconds < project_median * FAST_SHARE_OF_MEDIAN:
+        # The same "too fast" line as review routing (checks.fast_threshold), met by the trainer's median.
+        if fast is not None and median_seconds is not None and median_seconds < fast:
             flags.append("too fast")
         accuracy = sum(gold) / len(gold) if gold else None
         if accuracy is not None:
@@ -168,6 +169,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         "median_seconds": project_median,
         "gold_answers": sum(1 for r in rows if r.gold_score is not None),
         "gold_accuracy_histogram": gold_histogram,  # trainers per 20 % band of gold accuracy
+        "agreement_question": first_comparable.title if first_comparable is not None else None,
         "lowest_agreement_items": [
             {"item_id": i, "external_id": items[i].external_id, "agreement": s} for s, i in low
         ],

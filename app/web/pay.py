@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.db import get_session
 from app.errors import NotFound, ValidationError
 from app.models import utcnow
+from app.models.pay import TIMESHEET_STATUSES
 from app.services import pay
 from app.services import projects as project_service
 from app.services.money import format_cents
@@ -51,7 +52,7 @@ def _filters():
         except NotFound:
             error = error or f"no project {slug[:80]!r}"
     status = request.values.get("status", "").strip() or None
-    if status not in (None, "open", "approved", "paid"):
+    if status is not None and status not in TIMESHEET_STATUSES:
         error, status = error or f"unknown status {status[:20]!r}", None
     return week, project, status, error
 

@@ -6,6 +6,8 @@ import io
 import pytest
 from playwright.sync_api import expect
 
+from app.services import pay
+from app.services.demo import demo_now
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -16,6 +18,7 @@ def test_admin_approves_a_week_and_the_trainer_sees_it(browser, live_app):
     admin = browser.new_context(base_url=base).new_page()
     sign_in(admin, "admin@groundwork.test")
     admin.get_by_role("link", name="Payroll").click()
+    admin.goto(f"/admin/payroll?week={pay.week_label(pay.week_of(demo_now()))}")  # the week the demo's work is in
     table = admin.get_by_test_id("payroll")
     row = table.locator("tr[data-trainer='trainer2@groundwork.test']", has_text="Assistant safety triage")
     expect(row).to_have_attribute("data-status", "open")

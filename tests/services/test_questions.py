@@ -149,3 +149,16 @@ def test_kendall_tau_b_matches_a_hand_computed_value():
     assert kendall_tau_b([1, 2, 3, 4, 5], [3, 4, 1, 2, 5]) == pytest.approx(0.2)
     with pytest.raises(ValueError):
         kendall_tau_b([1, 1, 1], [1, 2, 3])
+
+
+def test_a_quality_bonus_needs_both_its_percent_and_its_accuracy(session):
+    import pytest as _pytest
+
+    from app.errors import ValidationError as _ValidationError
+    from app.services import projects as project_service
+
+    with _pytest.raises(_ValidationError) as caught:
+        project_service.create_project(session, name="Half bonus", questions=[
+            {"key": "label", "type": "label", "title": "Label?", "options": {"labels": ["yes", "no"]}}],
+            quality_bonus_percent=10, quality_bonus_min_accuracy=None)
+    assert "or neither" in caught.value.errors["quality_bonus_percent"]

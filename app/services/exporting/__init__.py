@@ -185,7 +185,8 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
 
 def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
                progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS, processes: int = 1) -> DatasetExport:
-    """Build one version: stream, write to a temporary folder, rename into place, then mark it done."""
+    """Build one version: stream, write to a temporary folder, rename into place, then mark it done.
+    Works in sessions of its own from ``session_factory`` and commits each step."""
     project, options, attempt = _start(session_factory, export_id)
     root = Path(root)
     final = root / str(project.id) / str(export_id)

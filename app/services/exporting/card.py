@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ..qtypes import FIGURE_NAMES
+
 TASKS = {
     "trl-preference": "reinforcement-learning", "openai-dpo": "reinforcement-learning",
     "hh-rlhf": "reinforcement-learning", "trl-kto": "reinforcement-learning",
@@ -81,12 +83,10 @@ def dataset_card(project, fmt, manifest: dict) -> str:
     project_figures = (agreement.get("project") or {}).get("questions") or []
     if project_figures:
         lines += ["", "Project-wide figures (all work, before export filters):", "",
-                  "| question | type | items with 2+ | α nominal | α interval | pairwise agreement |",
-                  "|---|---|---|---|---|---|"]
+                  "| question | type | items with 2+ | figures |", "|---|---|---|---|"]
         for q in project_figures:
-            lines.append(f"| `{q['key']}` | {q['type']} | {_figure(q.get('items_with_2_plus'))} | "
-                         f"{_figure(q.get('alpha_nominal'))} | {_figure(q.get('alpha_interval'))} | "
-                         f"{_figure(q.get('pairwise_agreement'))} |")
+            shown = "; ".join(f"{label} {_figure(q[name])}" for name, label in FIGURE_NAMES.items() if name in q)
+            lines.append(f"| `{q['key']}` | {q['type']} | {_figure(q.get('items_with_2_plus'))} | {shown or '—'} |")
     if "mean_item_agreement" not in agreement and not project_figures:
         lines.append("No agreement figures yet: fewer than two annotators per item, or quality stats not computed.")
     lines += [

@@ -398,7 +398,7 @@ def raw(group: Group, plan: Plan) -> Iterator[dict]:
     "aggregated", "One line per item: consensus", nullable=("agreement",),
     fields=(("item_id", "the item's external id"), ("annotations", "int: annotations aggregated"),
             ("consensus", "{question key: consensus answer}: majority label, labels chosen by most, mean "
-                          "rating or preference (float), Bradley–Terry ranking"),
+                          "rating or preference (float), Bradley–Terry ranking, spans most annotators marked"),
             ("confidence", "{question key: float 0–1}: share agreeing with the consensus"),
             ("agreement", "float: share of annotator pairs agreeing on the first question; null with one annotation"),
             ("metadata", "the item's metadata as a JSON string")),

@@ -63,10 +63,10 @@ class LabelType(QuestionType):
         return consensus.majority_label(values, options["labels"])
 
     def agreement_with(self, options, value, agreed, responses):
-        return 1.0 if value == agreed else 0.0
+        return consensus.same(value, agreed)
 
     def item_agreement(self, options, values, responses):
-        return consensus.mean_pairwise(values, lambda a, b: 1.0 if a == b else 0.0)
+        return consensus.mean_pairwise(values, consensus.same)
 
     def figures(self, options, units: Units):
         figures = {"alpha_nominal": skip_safe(agreement.krippendorff_alpha, units.reliability_data(), "nominal")}
@@ -114,7 +114,7 @@ class MultiLabelType(QuestionType):
         return consensus.jaccard(value, agreed)
 
     def item_agreement(self, options, values, responses):
-        return consensus.mean_pairwise(values, lambda a, b: 1.0 if set(a) == set(b) else 0.0)
+        return consensus.mean_pairwise(values, consensus.same_set)
 
     def figures(self, options, units: Units):
         scores = [consensus.jaccard(a, b) for answers in units.by_item.values()

@@ -78,7 +78,7 @@ class RatingType(QuestionType):
         return consensus.rating_agrees(value, agreed)
 
     def item_agreement(self, options, values, responses):
-        return consensus.mean_pairwise(values, lambda a, b: 1.0 if a == b else 0.0)
+        return consensus.mean_pairwise(values, consensus.same)
 
     def figures(self, options, units: Units):
         data = units.reliability_data()

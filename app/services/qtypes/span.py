@@ -101,7 +101,10 @@ class SpanType(QuestionType):
         return consensus.span_f1(answer, gold)
 
     def consensus(self, options, values, responses):
-        return consensus.spans(values)
+        agreed, confidence = consensus.spans(values)
+        order = {rid: n for n, rid in enumerate(responses)}
+        agreed.sort(key=lambda s: (order.get(s["response"], len(order)), s["start"], s["end"], s["label"]))
+        return agreed, confidence
 
     def agreement_with(self, options, value, agreed, responses):
         return consensus.span_f1(value, agreed)

@@ -42,6 +42,15 @@ def label_set(values: Sequence[Sequence[str]], labels: Sequence[str]) -> tuple[l
     return [x for x in labels if shares[x] > 0.5], statistics.fmean(max(s, 1 - s) for s in shares.values())
 
 
+def same(a, b) -> float:
+    """Whole-answer agreement: 1 when two answers are equal, else 0 (labels, ratings' item agreement)."""
+    return 1.0 if a == b else 0.0
+
+
+def same_set(a, b) -> float:
+    return 1.0 if set(a) == set(b) else 0.0
+
+
 def jaccard(a, b) -> float:
     a, b = set(a), set(b)
     return 1.0 if not a and not b else len(a & b) / len(a | b)
