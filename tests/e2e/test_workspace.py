@@ -28,6 +28,7 @@ def test_trainer_labels_with_the_keyboard_and_the_next_item_swaps_in(page, live_
     page.get_by_role("link", name="Assistant safety triage").click()
     task = page.get_by_test_id("task")
     expect(task).to_be_visible()
+    page.wait_for_load_state("load")  # the keys below need the page's scripts, which run before "load"
     first_item = task.get_attribute("data-task")
     page.evaluate("window.__noReload = 'still here'")
 
