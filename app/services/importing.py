@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.bounds import INT32, JSON_MAX_DEPTH, json_problem, text_problem
 from app.db import begin_write, is_sqlite
-from app.errors import ValidationError, plain_reason
+from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
 
 from . import audit
@@ -635,20 +635,46 @@ def _short(message: str) -> str:
     return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 1] + "…"
 
 
-def fail_stalled_imports(session: Session, now: datetime | None = None) -> int:
-    """Mark imports that stopped showing signs of life failed, undoing what they wrote. Commits."""
+def stalled_reason(job: ImportJob, now: datetime | None = None) -> str | None:
+    """Why a running import looks dead (no sign of life for too long), or None. Reads only."""
     now = now or utcnow()
-    stalled = session.scalars(select(ImportJob).where(ImportJob.status.in_(RUNNING))).all()
+    if job.status not in RUNNING:
+        return None
+    last = job.progress_at or job.started_at
+    if job.status == "queued":
+        if last is None and job.created_at <= now - NEVER_STARTED_AFTER:
+            return "the import never started (is a worker running?); upload the file again"
+        return None
+    if (last or job.created_at) <= now - STALLED_AFTER:
+        return "the import stopped (its process ended without finishing); nothing of it was kept — upload it again"
+    return None
+
+
+def abandon_import(session: Session, import_id: int, now: datetime | None = None) -> ImportJob:
+    """An admin stops an import that looks dead: it is marked failed and what it wrote is undone.
+    Commits. A job that is alive (or finished) is a Conflict."""
+    job = session.get(ImportJob, import_id)
+    if job is None:
+        raise NotFound("no such import")
+    if not stalled_reason(job, now) or not fail_stalled_imports(session, now, only=job.id):
+        raise Conflict("this import is not stalled: it has finished or is still reporting progress")
+    session.refresh(job)
+    return job
+
+
+def fail_stalled_imports(session: Session, now: datetime | None = None, only: int | None = None) -> int:
+    """Mark imports that stopped showing signs of life failed, undoing what they wrote. Commits.
+
+    Runs before a new upload and when an admin asks (``abandon_import``); pages only read
+    ``stalled_reason``, so no GET writes."""
+    now = now or utcnow()
+    stmt = select(ImportJob).where(ImportJob.status.in_(RUNNING))
+    if only is not None:
+        stmt = stmt.where(ImportJob.id == only)
     count = 0
-    for job in stalled:
-        last = job.progress_at or job.started_at
-        if job.status == "queued":
-            dead = last is None and job.created_at <= now - NEVER_STARTED_AFTER
-            why = "the import never started (is a worker running?); upload the file again"
-        else:
-            dead = (last or job.created_at) <= now - STALLED_AFTER
-            why = "the import stopped (its process ended without finishing); nothing of it was kept — upload it again"
-        if not dead:
+    for job in session.scalars(stmt).all():
+        why = stalled_reason(job, now)
+        if why is None:
             continue
         begin_write(session)
         # Only if it has not moved since it was read: a slow import that just reported is alive.

@@ -271,7 +271,6 @@ def member_status(slug: str, member_id: int):
 def import_items(slug: str):
     db = get_session()
     project = _project_or_404(slug)
-    importing.fail_stalled_imports(db)
 
     def page(error=None, status=200):
         recent = project_service.recent_imports(db, project, 10)
@@ -279,6 +278,7 @@ def import_items(slug: str):
 
     if request.method == "GET":
         return page()
+    importing.fail_stalled_imports(db)  # a dead import's leftovers go before a new one starts
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return page("Choose a file to import.", 422)
@@ -293,25 +293,35 @@ def import_items(slug: str):
 
 
 def _import_or_404(import_id: int) -> tuple[ImportJob, Project]:
-    db = get_session()
-    importing.fail_stalled_imports(db)
-    return project_service.get_import(db, import_id)
+    return project_service.get_import(get_session(), import_id)
 
 
 @bp.get("/imports/<int:import_id>")
 @require("admin")
 def import_status(import_id: int):
     job, project = _import_or_404(import_id)
-    return render_template("admin/import_status.html", job=job, project=project)
+    return render_template("admin/import_status.html", job=job, project=project,
+                           stalled=importing.stalled_reason(job))
 
 
 @bp.get("/imports/<int:import_id>/progress")
 @require("admin")
 def import_progress(import_id: int):
     job, project = _import_or_404(import_id)
-    body = render_template("admin/_import_progress.html", job=job, project=project)
-    # 286 tells htmx to stop polling: the import has finished one way or the other.
-    return body, 286 if job.status in ("done", "failed") else 200
+    stalled = importing.stalled_reason(job)
+    body = render_template("admin/_import_progress.html", job=job, project=project, stalled=stalled)
+    # 286 tells htmx to stop polling: the import has finished one way or the other, or looks dead.
+    return body, 286 if job.status in ("done", "failed") or stalled else 200
+
+
+@bp.post("/imports/<int:import_id>/abandon")
+@require("admin")
+def abandon_import(import_id: int):
+    """Stop an import that looks dead: it is marked failed and what it wrote is undone."""
+    _import_or_404(import_id)
+    job = importing.abandon_import(get_session(), import_id)
+    flash("The import was stopped; nothing of it was kept.", "success")
+    return redirect(url_for("admin.import_status", import_id=job.id))
 
 
 # --- quality --------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ MATRIX = {
     ("POST", "admin.import_items"): admin_only(422),
     ("GET", "admin.import_status"): admin_only(200),
     ("GET", "admin.import_progress"): admin_only(286),  # finished: htmx stops polling
+    ("POST", "admin.abandon_import"): admin_only(409),  # a finished import is not stalled
     ("GET", "admin.quality"): admin_only(200),
     ("POST", "admin.recompute_quality"): admin_only(302),
     ("GET", "admin.trainer_detail"): admin_only(200),

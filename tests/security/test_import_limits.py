@@ -17,7 +17,8 @@ from app.models import ImportJob, Item, utcnow
 from app.services import importing
 from app.services import projects as project_service
 from app.services.presets import preset_questions
-from tests.factories import make_label_project
+from tests.conftest import csrf_token, login
+from tests.factories import PASSWORD, make_label_project, make_user
 
 
 def jsonl(*records) -> io.BytesIO:
@@ -111,25 +112,6 @@ def test_a_job_that_fails_while_writing_rolls_back_says_why_and_frees_the_lock(a
     make_label_project(session, items=1, slug="after")
 
 
-def test_a_job_left_running_is_marked_failed_when_anyone_looks(client, session, tmp_path):
-    from tests.factories import make_user
-
-    from .conftest import sign_in
-
-    admin = make_user(session, "admin")
-    project = make_label_project(session, items=0, slug="imp")
-    path = tmp_path / "items.jsonl"
-    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
-    job = _job(session, project, path)
-    job.status, job.started_at = "writing", utcnow() - timedelta(hours=2)
-    session.commit()
-    sign_in(client, admin)
-    page = client.get(f"/admin/imports/{job.id}").get_data(as_text=True)
-    session.expire_all()
-    assert session.get(ImportJob, job.id).status == "failed"
-    assert "stopped" in page
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL has no database-wide lock
 def test_the_sqlite_write_lock_is_taken_one_chunk_at_a_time(app, session, tmp_path):
     """Items are committed in several transactions of at most one chunk each, so other writers get
@@ -203,3 +185,33 @@ def test_the_stalled_check_spares_a_job_that_moved_while_it_waited(app, session,
         assert importing.fail_stalled_imports(checker) == 0
     session.expire_all()
     assert session.get(ImportJob, job.id).status == "writing"
+
+
+def test_pages_only_read_a_stalled_import_and_an_admin_stops_it(client, session, tmp_path):
+    """Looking at a dead import changes nothing (no write on a GET); the admin's POST marks it failed
+    and removes what it wrote; a live or finished one cannot be stopped (409)."""
+    admin = make_user(session, "admin")
+    project = make_label_project(session, items=0, slug="dead-import")
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"prompt": "p", "responses": ["a"]}\n')
+    job = _job(session, project, path)
+    job.status, job.started_at, job.progress_at = "writing", utcnow() - timedelta(hours=2), utcnow() - timedelta(hours=1)
+    item = project_service.add_item(session, project, prompt="half written", responses=["a"], external_id="w1")
+    item.import_id = job.id
+    session.commit()
+    login(client, admin.email, PASSWORD)
+    for url in (f"/admin/imports/{job.id}", f"/admin/imports/{job.id}/progress", "/admin/projects/dead-import/import"):
+        response = client.get(url)
+        assert response.status_code in (200, 286), url
+    session.rollback()
+    assert session.scalar(select(ImportJob.status).where(ImportJob.id == job.id)) == "writing"  # nothing changed
+    page = client.get(f"/admin/imports/{job.id}/progress")
+    assert page.status_code == 286 and "looks stalled" in page.text  # polling stops; a button offers to stop it
+    token = csrf_token(client, f"/admin/imports/{job.id}")
+    stopped = client.post(f"/admin/imports/{job.id}/abandon", data={"csrf_token": token})
+    assert stopped.status_code == 302
+    session.rollback()  # a new snapshot: see what the request committed
+    assert session.scalar(select(ImportJob.status).where(ImportJob.id == job.id)) == "failed"
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 0
+    again = client.post(f"/admin/imports/{job.id}/abandon", data={"csrf_token": token})
+    assert again.status_code == 409
