@@ -262,6 +262,22 @@ def _json_problem(value: Any, dumped: bytes) -> str | None:
     return json_problem(value)
 
 
+def _chat_problem(turns: list[dict]) -> tuple[str, str] | None:
+    """The shape strict chat templates accept: an optional system message first, then turns that
+    alternate user, assistant, user… and end with the user's (the responses answer it)."""
+    start = 1 if turns[0]["role"] == "system" else 0
+    for i, turn in enumerate(turns[start:], start=start):
+        expected = "user" if (i - start) % 2 == 0 else "assistant"
+        if turn["role"] != expected:
+            if turn["role"] == "system":
+                return f"context[{i + 1}].role", "a system message may only come first"
+            return (f"context[{i + 1}].role", f"must be {expected}: after an optional first system message, "
+                    "turns alternate user, assistant, user…")
+    if turns[-1]["role"] != "user":
+        return "context", "must end with a user turn"
+    return None
+
+
 class ItemRules:
     """What an item of one project must look like: built once per import from the questions."""
 
@@ -309,8 +325,8 @@ class ItemRules:
                 problems.append((f"context[{i}].content", problem))
                 return None
             clean.append({"role": turn["role"], "content": content})
-        if clean[-1]["role"] != "user":
-            problems.append(("context", "must end with a user turn"))
+        if problem := _chat_problem(clean):
+            problems.append(problem)
             return None
         return clean
 
@@ -358,6 +374,13 @@ class ItemRules:
         if len(set(ids)) != len(ids):
             problems.append(("responses", "response ids must be unique"))
             return None
+        seen: dict[str, int] = {}
+        for i, r in enumerate(clean, start=1):
+            same = seen.setdefault(" ".join(r["text"].split()), i)
+            if same != i:
+                problems.append((f"responses[{i}]", f"is the same text as responses[{same}] (spacing aside); "
+                                                    "responses to compare must differ"))
+                return None
         lo, hi = self.min_responses, self.max_responses
         if not lo <= len(clean) <= hi:
             want = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"

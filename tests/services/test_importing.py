@@ -135,3 +135,37 @@ def test_format_is_detected_from_the_file_name(name, fmt):
 def test_unknown_extension_is_refused():
     with pytest.raises(Exception, match="use a .jsonl or .csv file"):
         importing.detect_format("items.xlsx")
+
+
+def _turns(*roles):
+    return [{"role": role, "content": f"{role} says something"} for role in roles]
+
+
+@pytest.mark.parametrize(("roles", "field", "words"), [
+    (("user", "user"), "context[2].role", "must be assistant"),
+    (("assistant", "user"), "context[1].role", "must be user"),
+    (("user", "system", "user"), "context[2].role", "a system message may only come first"),
+    (("system", "system", "user"), "context[2].role", "a system message may only come first"),
+    (("system", "assistant", "user"), "context[2].role", "must be user"),
+    (("user", "assistant"), "context", "must end with a user turn"),
+])
+def test_chats_strict_templates_reject_are_refused_by_line_and_turn(session, roles, field, words):
+    project = pairwise_project(session)
+    report = importing.import_file(session, project, jsonl(
+        {"context": _turns("system", "user", "assistant", "user"), "responses": ["a", "b"]},  # fine
+        {"context": _turns(*roles), "responses": ["a", "b"]},
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, field)]
+    assert words in report.errors[0].message
+    assert count_items(session, project) == 0
+
+
+def test_responses_that_differ_only_in_spacing_are_refused(session):
+    project = pairwise_project(session)
+    report = importing.import_file(session, project, jsonl(
+        {"prompt": "Q", "responses": ["Hi!", "Hi! "]},
+        {"prompt": "Q", "responses": ["Two  words\n", "Two words"]},
+        {"prompt": "Q", "responses": ["Hi!", "hi!"]},  # different text: fine
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(1, "responses[2]"), (2, "responses[2]")]
+    assert "same text as responses[1]" in report.errors[0].message
