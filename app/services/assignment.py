@@ -243,10 +243,6 @@ def _pick_item(session: Session, trainer_id: int, project: Project, gold: bool |
     return session.scalar(stmt)
 
 
-def response_ids(item: Item) -> list[str]:
-    return [r["id"] for r in item.responses or []]
-
-
 def project_questions(session: Session, project_id: int, share_lock: bool = False) -> list[Question]:
     """The project's questions in order; ``share_lock`` (a submit) holds them against an edit until commit."""
     stmt = select(Question).where(Question.project_id == project_id).order_by(Question.position)

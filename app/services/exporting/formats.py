@@ -294,7 +294,7 @@ def approved_response(group: Group, plan: Plan) -> str | None:
     if plan.pair_question is not None:
         q = plan.pair_question
         values = [a[q.key] for a in group.answers if q.key in a]
-        best = q.kind.best_response(q.options, values, Responses(group.response_ids))
+        best = q.kind.best_response(q.options, values, group.response_ids)
         return None if best is None else group.text_of(best)
     if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
         q = plan.label_question

@@ -76,6 +76,15 @@ def int_field(form: Mapping, name: str, errors: dict, label: str):
     return int(raw)
 
 
+def whole_number(values: list[str], _responses: Responses = ()) -> Any:
+    """A posted whole number (bounded to 9 digits before ``int``); anything else is passed on for
+    ``clean_answer`` to name; nothing posted is None."""
+    raw = values[0] if values else None
+    if raw is None or raw.strip() == "":
+        return None
+    return int(raw) if re.fullmatch(r"-?[0-9]{1,9}", raw.strip()) else raw
+
+
 def single(values: list[str], _responses: Responses) -> Any:
     return values[0] if values else None
 
@@ -171,8 +180,9 @@ class QuestionType:
         are the item's response ids in page order."""
         return [], 0
 
-    def best_response(self, options: Mapping[str, Any], values: list, responses: Responses) -> str | None:
-        """The id of the item's consensus-best response, when the answers name one."""
+    def best_response(self, options: Mapping[str, Any], values: list, responses: Sequence[str]) -> str | None:
+        """The id of the item's consensus-best response, when the answers name one (``responses``: the
+        item's response ids in page order)."""
         return None
 
 

@@ -33,12 +33,8 @@ def labels_kept(old, new) -> str | None:
     return None
 
 
-class LabelType(QuestionType):
-    name = "label"
-    title = "Label (choose one)"
-    missing = "choose a label"
-    defaults = {"labels": ["yes", "no"]}
-    exports = frozenset({"desirable"})
+class LabelList(QuestionType):
+    """A type whose options are a list of labels (label, multi-label, span categories)."""
 
     def check_options(self, options):
         return check_labels(options)
@@ -48,6 +44,14 @@ class LabelType(QuestionType):
 
     def breaks_answers(self, old, new):
         return labels_kept(old, new)
+
+
+class LabelType(LabelList):
+    name = "label"
+    title = "Label (choose one)"
+    missing = "choose a label"
+    defaults = {"labels": ["yes", "no"]}
+    exports = frozenset({"desirable"})
 
     def clean_answer(self, options, value, responses):
         if not isinstance(value, str) or value == "":
@@ -78,20 +82,11 @@ class LabelType(QuestionType):
         return figures
 
 
-class MultiLabelType(QuestionType):
+class MultiLabelType(LabelList):
     name = "multi_label"
     title = "Labels (choose any)"
     missing = "choose at least one label"
     defaults = {"labels": ["a", "b", "c"]}
-
-    def check_options(self, options):
-        return check_labels(options)
-
-    def options_from_form(self, form, prefix, errors, label):
-        return {"labels": lines(form.get(f"{prefix}labels"))}
-
-    def breaks_answers(self, old, new):
-        return labels_kept(old, new)
 
     def parse_form(self, values, responses):
         return list(values)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from ..quality import agreement, consensus
-from .base import AnswerError, QuestionType, Units, int_field, is_int, skip_safe
+from .base import AnswerError, QuestionType, Units, int_field, is_int, skip_safe, whole_number
 
 
 class PreferenceType(QuestionType):
@@ -34,10 +32,7 @@ class PreferenceType(QuestionType):
         return None
 
     def parse_form(self, values, responses):
-        raw = values[0] if values else None
-        if raw is None or raw.strip() == "":
-            return None
-        return int(raw) if re.fullmatch(r"-?[0-9]{1,9}", raw.strip()) else raw
+        return whole_number(values)
 
     def clean_answer(self, options, value, responses):
         if not is_int(value):

@@ -6,7 +6,7 @@ import re
 import statistics
 
 from ..quality import agreement, consensus
-from .base import AnswerError, QuestionType, Units, int_field, is_int, lines, skip_safe
+from .base import AnswerError, QuestionType, Units, int_field, is_int, lines, skip_safe, whole_number
 
 ANCHOR_MAX = 200
 POINTS_MAX = 101
@@ -54,10 +54,7 @@ class RatingType(QuestionType):
         return None
 
     def parse_form(self, values, responses):
-        raw = values[0] if values else None
-        if raw is None or raw.strip() == "":
-            return None
-        return int(raw) if re.fullmatch(r"-?[0-9]{1,9}", raw.strip()) else raw  # clean_answer names the rest
+        return whole_number(values)
 
     def clean_answer(self, options, value, responses):
         if isinstance(value, float) and value.is_integer():

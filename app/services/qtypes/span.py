@@ -15,8 +15,8 @@ from itertools import combinations
 import orjson
 
 from ..quality import consensus
-from .base import AnswerError, QuestionType, Units, lines
-from .labels import check_labels, labels_kept
+from .base import AnswerError, Units
+from .labels import LabelList
 
 SPANS_MAX = 100
 COMMENT_MAX = 500
@@ -27,7 +27,7 @@ def _offset(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class SpanType(QuestionType):
+class SpanType(LabelList):
     name = "span"
     title = "Spans (mark parts of a response)"
     missing = "mark at least one span (select text in a response, then press 1–9)"
@@ -37,16 +37,10 @@ class SpanType(QuestionType):
     script = "js/qtypes/span.js"
 
     def check_options(self, options):
-        problems = check_labels(options)
+        problems = super().check_options(options)
         if not problems and len(options["labels"]) > 9:
             return ["at most 9 labels (one key each, 1–9)"]
         return problems
-
-    def options_from_form(self, form, prefix, errors, label):
-        return {"labels": lines(form.get(f"{prefix}labels"))}
-
-    def breaks_answers(self, old, new):
-        return labels_kept(old, new)
 
     def parse_form(self, values, responses):
         """The widget posts JSON spans naming responses by letter; letters become ids (anything else
