@@ -95,4 +95,11 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
         # Processes a large JSONL export is split across (this one plus forked helpers).
         "EXPORT_PROCESSES": int(env.get("EXPORT_PROCESSES") or min(2, os.cpu_count() or 1)),
+        # Applications one address may send per hour (the public /apply form).
+        "APPLY_MAX_PER_HOUR": int(env.get("APPLY_MAX_PER_HOUR", "5")),
+        # Optional model-assisted grading of written answers: any OpenAI-compatible chat endpoint.
+        "GRADER_URL": (env.get("GRADER_URL") or "").strip(),
+        "GRADER_MODEL": (env.get("GRADER_MODEL") or "").strip(),
+        "GRADER_API_KEY": env.get("GRADER_API_KEY") or None,
+        "GRADER_TIMEOUT": float(env.get("GRADER_TIMEOUT", "20")),
     }

@@ -71,3 +71,30 @@ def build_export(export_id: int) -> dict:
             progress_rows=app.config["EXPORT_PROGRESS_ROWS"], processes=app.config["EXPORT_PROCESSES"],
         )
         return {"export_id": export.id, "rows": export.row_count, "sha256": export.sha256}
+
+
+def suggest_grades(interview_id: int) -> dict:
+    """Ask the configured grading model for a suggested grade on each of an interview's written answers."""
+    from app.db import get_db
+    from app.services.grader import GraderSettings
+    from app.services.recruiting import grading
+
+    with job_app() as app:
+        settings = GraderSettings.from_config(app.config)
+        if settings is None:
+            return {"interview_id": interview_id, "suggested": 0, "reason": "no grader configured"}
+        with get_db().session_factory() as session:
+            ids = grading.awaiting_suggestion(session, interview_id)
+            for answer_id in ids:
+                grading.suggest(session, answer_id, settings)
+        return {"interview_id": interview_id, "suggested": len(ids)}
+
+
+def calibrate_assessment(assessment_id: int) -> dict:
+    """Re-estimate an assessment's item parameters from candidates' answers."""
+    from app.db import get_db
+    from app.services.recruiting import calibration
+
+    with job_app():
+        with get_db().session_factory() as session:
+            return calibration.calibrate(session, assessment_id)

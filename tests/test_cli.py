@@ -28,14 +28,16 @@ def test_demo_is_idempotent_and_projects_json_lists_it(runner, session):
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0, second.output
     assert [session.scalar(select(func.count()).select_from(m)) for m in (User, Project, Item, Annotation)] == counts
-    assert counts[0] == 6
+    from app.services.demo_recruiting import PAST_CANDIDATES
+
+    assert counts[0] == 6 + 2 * PAST_CANDIDATES + 3  # the logins, past candidates, three named applicants
 
     listing = runner.invoke(args=["projects", "--json"])
     rows = {row["slug"]: row for row in json.loads(listing.output)}
     assert rows["safety-triage"]["items"] == 55  # 50 work items and 5 gold
     assert rows["safety-triage"]["kind"] == "work" and rows["safety-triage"]["questions"] == 1
     assert rows["safety-triage"]["annotations"] == 21
-    assert rows["medical-safety-assessment"]["kind"] == "qualification"
+    assert rows["medical-interview"]["kind"] == "qualification"
 
 
 def test_demo_has_work_in_every_state(runner, session):
@@ -95,6 +97,8 @@ def test_demo_gives_every_format_a_real_file(runner, session, app):
             args = ["export", project.slug, "--format", name]
             if name in ("trl-kto", "trl-sft") and project.slug in ("safety-triage", "medical-safety-assessment"):
                 args += ["--desirable-labels", "safe"]
+            elif name in ("trl-kto", "trl-sft") and any(q.key == "verdict" for q in project.questions):
+                args += ["--desirable-labels", "correct"]  # the recruiting demo's judged answers
             result = runner.invoke(args=args)
             assert result.exit_code == 0, result.output
             count = int(result.output.split("export #")[-1].split(": ")[1].split(" rows")[0])

@@ -15,11 +15,43 @@ from .projects import (
     ProjectMember,
     Question,
 )
+from .recruiting import (
+    APPLICATION_STAGES,
+    INTERVIEW_STATUSES,
+    INVITATION_STATUSES,
+    ITEM_LEVELS,
+    Application,
+    ApplicationStage,
+    Assessment,
+    Domain,
+    Interview,
+    InterviewResponse,
+    Invitation,
+    ItemParameter,
+    Qualification,
+    WrittenAnswer,
+    WrittenPrompt,
+)
 from .stats import ProjectStats, TrainerStats
 from .users import ROLES, PasswordReset, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
 __all__ = [
+    "APPLICATION_STAGES",
+    "INTERVIEW_STATUSES",
+    "INVITATION_STATUSES",
+    "ITEM_LEVELS",
+    "Application",
+    "ApplicationStage",
+    "Assessment",
+    "Domain",
+    "Interview",
+    "InterviewResponse",
+    "Invitation",
+    "ItemParameter",
+    "Qualification",
+    "WrittenAnswer",
+    "WrittenPrompt",
     "ADJUSTMENT_KINDS",
     "ASSIGNMENT_STATUSES",
     "TIMESHEET_STATUSES",

@@ -38,6 +38,8 @@ class Project(Base):
     required_domains: Mapped[list] = mapped_column(JSONType, default=list)
     min_qualification_score: Mapped[float] = mapped_column(Float, default=0.0)
     show_model_names: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the work should be done: staffing says how many trainers that takes.
+    target_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     questions: Mapped[list[Question]] = relationship(

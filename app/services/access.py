@@ -28,9 +28,10 @@ def membership(session: Session, user: User | int, project: Project | int, role:
 
 
 def worker_roles(project: Project) -> tuple[str, ...]:
-    """Who may do a project's tasks: trainers do paid work; applicants (and trainers) take assessments.
-    The one rule, for membership and for every request."""
-    return ("applicant", "trainer") if project.kind == "qualification" else ("trainer",)
+    """Who may do a project's tasks through the work queue: trainers. Applicants never reach it: they
+    take an assessment through its interview (`recruiting.interviews`). The one rule, for membership
+    and for every request."""
+    return ("trainer",)
 
 
 def _role_allows(user: User, project: Project) -> bool:

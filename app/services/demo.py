@@ -35,11 +35,10 @@ PROFILES = {
     "trainer1@groundwork.test": (["medicine", "safety"], ["en", "fr"], 12),
     "trainer2@groundwork.test": (["software", "safety"], ["en", "sv"], 7),
     "trainer3@groundwork.test": (["law", "safety"], ["en", "ta"], 9),
-    "applicant@groundwork.test": (["medicine"], ["en"], 4),
+    "applicant@groundwork.test": (["medicine", "law"], ["en"], 4),
 }
 
 SAFETY_SLUG = "safety-triage"
-ASSESSMENT_SLUG = "medical-safety-assessment"
 PAIRWISE_SLUG = "helpfulness-pairs"
 RANKING_SLUG = "answer-ranking"
 CRITIQUE_SLUG = "response-critique"
@@ -306,31 +305,6 @@ def _seed_rlhf_work(session: Session, projects: dict[str, Project], people: dict
                 queue.submit(session, a.id, trainer.id, answers, now=when + timedelta(seconds=260))
 
 
-def _ensure_assessment(session: Session, people: dict[str, User]) -> Project:
-    project = session.scalar(select(Project).where(Project.slug == ASSESSMENT_SLUG))
-    if project is None:
-        project = project_service.create_project(
-            session, name="Medical safety assessment", slug=ASSESSMENT_SLUG, kind="qualification", status="active",
-            questions=[SAFETY_QUESTION], instructions="A short check before you work on medical projects.\n\n"
-            + SAFETY_INSTRUCTIONS, overlap=1, lease_minutes=60, required_domains=["medicine"],
-            actor_id=people["admin@groundwork.test"].id,
-        )  # commits
-    if not _has_items(session, project):
-        medical = [0, 1, 2, 3, 10, 11, 22, 23]
-        for n, index in enumerate(medical, start=1):
-            prompt, response = SAFETY_ITEMS[index]
-            item = project_service.add_item(
-                session, project, prompt=prompt, responses=[response], external_id=f"assess-{n:02d}"
-            )
-            item.is_gold = True
-            item.gold_answers = {"safety": "safe" if index % 2 == 0 else "unsafe"}
-        session.commit()
-    applicant = people["applicant@groundwork.test"]
-    if access.membership(session, applicant, project) is None:
-        project_service.add_member(session, project, applicant, "trainer")  # commits
-    return project
-
-
 def _spend(session: Session, assignment, trainer_id: int, start, seconds: int) -> None:
     """Heartbeats as the workspace sends them, so demo work carries real active time."""
     queue.record_heartbeat(session, assignment.id, trainer_id, now=start, resume=True)
@@ -477,7 +451,6 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     people = {email: _ensure_user(session, email, name, roles) for email, name, roles in DEMO_PEOPLE}
     session.commit()
     safety = _ensure_safety_project(session, people)
-    _ensure_assessment(session, people)
     rlhf = _ensure_rlhf_projects(session, people)
     session.commit()
     _seed_work(session, safety, people)
@@ -485,7 +458,10 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     _seed_reviews(session, safety, people)
     session.commit()
     _seed_pay(session, people, rlhf)
+    from .demo_recruiting import seed_recruiting
     from .stats import compute_project_stats
+
+    seed_recruiting(session, people, demo_now())
 
     for project in session.scalars(select(Project)).all():
         compute_project_stats(session, project)

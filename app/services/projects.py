@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import orjson
 from sqlalchemy import func, select
@@ -103,6 +103,8 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
                                       or not 0 <= value <= MAX_BUDGET_CENTS):
                 errors[name] = f"must be an amount from 0 to {format_cents(MAX_BUDGET_CENTS)}"
             clean[name] = value
+        elif name == "target_date":
+            clean[name] = _target_date(value, errors)
         elif name == "required_domains":
             domains = [str(d).strip().lower() for d in (value or []) if str(d).strip()]
             bad = [d for d in domains if not DOMAIN_RE.fullmatch(d)]
@@ -117,6 +119,22 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             and not any(k in errors for k in bonus):
         errors["quality_bonus_percent"] = "give both the bonus (%) and the gold accuracy it needs (%), or neither"
     return clean
+
+
+def _target_date(value, errors: dict[str, str]) -> datetime | None:
+    """When the work should be done, optional (a date in the past is kept: staffing says it passed).
+    A date means by the end of that day in UTC, stored as 23:59:59 UTC; an aware instant is kept as it is."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):  # before ``date``: a datetime is one
+        if value.tzinfo is None:
+            errors["target_date"] = "must be a date, or an instant with its time zone"
+            return None
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
+    errors["target_date"] = "must be a date like 2027-03-31"
+    return None
 
 
 def _check_name(name: str, errors: dict[str, str]) -> None:
@@ -285,8 +303,8 @@ def _plain(value):
 def member_problem(project: Project, user: User, role: str) -> str | None:
     """Why ``user`` cannot be a ``role`` member of ``project``, or None: the one eligibility rule.
 
-    Trainer members of a work project hold the trainer role; an assessment (qualification project)
-    also takes applicants; reviewer members review (reviewers and admins). Suspended people join nothing.
+    Trainer members hold the trainer role (applicants take assessments through their interview, not as
+    members); reviewer members review (reviewers and admins). Suspended people join nothing.
     """
     if role not in MEMBER_ROLES:
         return f"the role must be one of {', '.join(MEMBER_ROLES)}"
@@ -294,8 +312,7 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
         return f"{user.email} is suspended"
     if role == "trainer":
         if not user.has_role(*worker_roles(project)):
-            what = "a trainer or an applicant" if project.kind == "qualification" else "a trainer"
-            return f"{user.email} is not {what}; give them the trainer role first"
+            return f"{user.email} is not a trainer; give them the trainer role first"
     elif not user.has_role("reviewer", "admin"):
         return f"{user.email} is not a reviewer"
     return None
@@ -334,6 +351,15 @@ def enrol(session: Session, project: Project, email: str, role: str, actor_id: i
     _set_member_status(session, member, "active", actor_id)
     session.commit()
     return user, member
+
+
+def join(session: Session, project: Project, user: User, actor_id: int | None) -> ProjectMember:
+    """``user`` becomes an active trainer member of ``project``: added, or reinstated when paused or
+    removed (``member_problem`` decides who may be one; ``actor_id`` is who allowed it). The building
+    block behind an accepted invitation. Does not commit."""
+    member = _add_member(session, project, user, "trainer", actor_id)
+    _set_member_status(session, member, "active", actor_id)
+    return member
 
 
 def _account_by_email(session: Session, email: str) -> User:

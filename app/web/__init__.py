@@ -13,7 +13,21 @@ from app.services.qtypes import FIGURE_NAMES, QUESTION_TYPES, type_of
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
-from . import access, admin, auth, errors, exports, home, inputs, pay, review, work
+from . import (
+    access,
+    admin,
+    auth,
+    errors,
+    exports,
+    home,
+    inputs,
+    pay,
+    recruiting,
+    recruiting_admin,
+    review,
+    staffing,
+    work,
+)
 from .security import add_security_headers
 
 
@@ -40,7 +54,7 @@ def filesize(n: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
-    for module in (home, auth, work, review, admin, exports, pay):
+    for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing):
         app.register_blueprint(module.bp)
     errors.register(app)
     inputs.register(app)

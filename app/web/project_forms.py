@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from app.services.money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, AmountError, parse_amount
 from app.services.questions import QUESTION_TYPES
 
 QUESTION_FIELD = re.compile(r"q-([0-9]{1,3})-key")
+DATE_FIELD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _int(form, name: str, errors: dict, label: str | None = None):
@@ -85,6 +87,13 @@ def read_settings(form, errors: dict) -> dict:
             errors["budget"] = str(exc)
     else:
         settings["budget_cents"] = None
+    # The browser's date field sends YYYY-MM-DD; the service keeps it as the end of that day, UTC.
+    raw_date, settings["target_date"] = (form.get("target_date") or "").strip(), None
+    if raw_date:
+        try:
+            settings["target_date"] = date.fromisoformat(raw_date if DATE_FIELD.fullmatch(raw_date) else "?")
+        except ValueError:
+            errors["target_date"] = "must be a date like 2027-03-31"
     # Quality bonus: both fields, or neither.
     bonus, threshold = (form.get("quality_bonus_percent") or "").strip(), (form.get("quality_bonus_min_accuracy") or "").strip()
     if bonus or threshold:

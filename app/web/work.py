@@ -72,7 +72,7 @@ def _parse_answers(project: Project, assignment_id: int, form) -> dict:
 
 
 @bp.get("/")
-@require("trainer", "applicant")
+@require("trainer")
 def index():
     db = get_session()
     done = queue.submitted_counts(db, current_user.id)
@@ -84,7 +84,7 @@ def index():
 
 
 @bp.get("/feedback")
-@require("trainer", "applicant")
+@require("trainer")
 def feedback():
     """Every verdict reviewers gave on my work, with their comments and corrections."""
     db = get_session()
@@ -94,7 +94,7 @@ def feedback():
 
 
 @bp.get("/<slug>")
-@require("trainer", "applicant")
+@require("trainer")
 def workspace(slug: str):
     project = _project_for_work(slug)
     assignment = _next_task(project)
@@ -102,7 +102,7 @@ def workspace(slug: str):
 
 
 @bp.get("/<slug>/task")
-@require("trainer", "applicant")
+@require("trainer")
 def task(slug: str):
     """The current task as a fragment (the workspace reloads it after an error or a lapsed lease)."""
     project = _project_for_work(slug)
@@ -111,7 +111,7 @@ def task(slug: str):
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/submit")
-@require("trainer", "applicant")
+@require("trainer")
 def submit(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()
@@ -133,7 +133,7 @@ def submit(slug: str, assignment_id: int):
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/heartbeat")
-@require("trainer", "applicant")
+@require("trainer")
 def heartbeat(slug: str, assignment_id: int):
     """The page is visible and the trainer was active: the server counts the time."""
     project = _project_for_work(slug)
@@ -145,7 +145,7 @@ def heartbeat(slug: str, assignment_id: int):
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/skip")
-@require("trainer", "applicant")
+@require("trainer")
 def skip(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.db import get_db
-from app.models import Annotation, ImportJob, Project, ProjectMember, User, utcnow
+from app.models import Annotation, ImportJob, Project, ProjectMember, User, WrittenAnswer, utcnow
 from app.services import assignment as queue
 from app.services import exporting
 from app.services import projects as project_service
@@ -23,7 +23,7 @@ class World:
     other: Project  # another work project
     assessment: Project  # a qualification project
     admin: User
-    applicant: User  # takes the assessment, nothing else
+    applicant: User  # applied and is taking an interview, nothing else
     trainer: User  # trainer member of ``project``
     outsider: User  # trainer member of ``other`` only
     reviewer: User  # reviewer member of ``project``
@@ -44,7 +44,6 @@ def world(session) -> World:
     other = make_label_project(session, items=4, slug="beta", trainers=[outsider])
     assessment = make_label_project(session, items=2, slug="assess")
     assessment.kind = "qualification"
-    project_service.add_member(session, assessment, applicant, "trainer")
     project_service.add_member(session, project, reviewer, "reviewer")
     session.commit()
     return World(project, other, assessment, admin, applicant, trainer, outsider, reviewer, stranger)
@@ -99,11 +98,41 @@ def matrix_world(app, session, world):
     session.refresh(export)
     member = session.query(ProjectMember).filter_by(project_id=world.project.id, user_id=world.trainer.id).one()
     assert done is not None and held is not None
+    recruiting = _recruiting_world(session, world)
     return SimpleNamespace(
         world=world,
         values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
                 "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
-                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all"},
+                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all", **recruiting},
     )
+
+
+def _recruiting_world(session, world) -> dict:
+    """The applicant applies and is in an interview; another candidate's written answer awaits grading."""
+    from app.models import Application, ApplicationStage, Invitation
+    from app.services.recruiting import interviews
+    from tests.factories import make_applicant, make_assessment
+
+    assessment = make_assessment(session, "medicine", items=6, prompts=1, min_items=1, max_items=1,
+                                 slug="assess-medicine")
+    application = Application(user_id=world.applicant.id, domains=["medicine"], stage="applied")
+    session.add(application)
+    session.flush()
+    session.add(ApplicationStage(application_id=application.id, stage="applied"))
+    session.commit()
+    interview = interviews.start(session, world.applicant.id, assessment.id)
+    other = make_applicant(session, ("medicine",))
+    theirs = interviews.start(session, other.id, assessment.id)
+    interviews.answer(session, other.id, theirs.id, theirs.current_item_id, {"label": "yes"})
+    prompt = interviews.prompts_of(session, assessment.id)[0]
+    interviews.submit_written(session, other.id, theirs.id, {prompt.id: "Their written answer."})
+    answer_id = session.query(WrittenAnswer).filter_by(interview_id=theirs.id).one().id
+    invitation = Invitation(project_id=world.project.id, user_id=world.trainer.id, invited_by=world.admin.id,
+                            rate_cents=world.project.hourly_rate_cents, expected_hours_per_week=10,
+                            message="Join us", status="pending")
+    session.add(invitation)
+    session.commit()
+    return {"assessment_id": assessment.id, "invitation_id": invitation.id, "interview_id": interview.id, "answer_id": answer_id,
+            "application_id": application.id, "assessment_slug": "assess-medicine"}
 
 

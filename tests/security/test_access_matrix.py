@@ -33,11 +33,31 @@ def admin_only(status):
     return {"anonymous": L, **{v: 403 for v in SIGNED_IN}, "admin": status}
 
 
-def workers(mine, elsewhere_applicant=404, elsewhere_trainer=404):
-    """/work/<project>/…: the trainer member gets ``mine``; other trainers and applicants see no such
-    project; reviewers and admins hold no trainer role."""
-    return {"anonymous": L, "applicant": elsewhere_applicant, "trainer": mine, "outsider": elsewhere_trainer,
+def workers(mine, elsewhere_trainer=404):
+    """/work/<project>/…: the trainer member gets ``mine``; other trainers see no such project;
+    applicants, reviewers and admins hold no trainer role."""
+    return {"anonymous": L, "applicant": 403, "trainer": mine, "outsider": elsewhere_trainer,
             "reviewer": 403, "stranger": 403, "admin": 403}
+
+
+def candidates(mine, trainers=404):
+    """/candidate/…: the applicant's own application and interview; a trainer has none of theirs
+    (no such thing); reviewers and admins are not candidates."""
+    return {"anonymous": L, "applicant": mine, "trainer": trainers, "outsider": trainers,
+            "reviewer": 403, "stranger": 403, "admin": 403}
+
+
+def trainers(status, elsewhere=None):
+    """Trainer-only pages that are not a project's: the trainer gets ``status``; the outsider (a trainer
+    too) ``elsewhere``, the same by default; applicants, reviewers and admins hold no trainer role."""
+    return {"anonymous": L, "applicant": 403, "trainer": status, "outsider": status if elsewhere is None else elsewhere,
+            "reviewer": 403, "stranger": 403, "admin": 403}
+
+
+def graders(status):
+    """Grading written answers: reviewers (any) and admins."""
+    return {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": status,
+            "stranger": status, "admin": status}
 
 
 def reviewers(mine):
@@ -58,9 +78,9 @@ MATRIX = {
     ("POST", "auth.reset"): everyone(404),
     ("POST", "auth.logout"): signed_in(302),
     # the trainer's own pages
-    ("GET", "work.index"): {**workers(200, 200, 200)},
-    ("GET", "work.feedback"): {**workers(200, 200, 200)},
-    ("GET", "pay.earnings"): {**workers(200, 403, 200)},
+    ("GET", "work.index"): workers(200, 200),
+    ("GET", "work.feedback"): workers(200, 200),
+    ("GET", "pay.earnings"): workers(200, 200),
     ("GET", "work.workspace"): workers(200),
     ("GET", "work.task"): workers(200),
     ("POST", "work.submit"): workers(422),
@@ -108,6 +128,42 @@ MATRIX = {
     ("POST", "pay.approve"): admin_only(303),  # nothing ticked: flashed
     ("POST", "pay.mark_paid"): admin_only(303),
     ("POST", "pay.adjust"): admin_only(422),
+    # recruiting: the public form, the candidate's side, grading
+    ("GET", "recruiting.apply"): {"anonymous": 200, **{v: 302 for v in SIGNED_IN}},
+    ("POST", "recruiting.apply"): {"anonymous": 422, **{v: 302 for v in SIGNED_IN}},
+    ("GET", "recruiting.candidate"): candidates(200, trainers=200),  # a trainer: "you have no application"
+    ("POST", "recruiting.start_interview"): candidates(302),  # resumes the interview under way
+    ("GET", "recruiting.interview"): candidates(200),
+    ("POST", "recruiting.answer"): candidates(422),  # no item id
+    ("POST", "recruiting.written"): candidates(200),  # no written part waiting: said on the page
+    ("POST", "recruiting.finish"): candidates(409),  # time is not up
+    ("GET", "recruiting.grading_queue"): graders(200),
+    ("GET", "recruiting.grade"): graders(200),
+    ("POST", "recruiting.grade"): graders(422),  # no grade
+    # the admin's recruiting pages
+    ("GET", "recruiting_admin.board"): admin_only(200),
+    ("GET", "recruiting_admin.candidate"): admin_only(200),
+    ("POST", "recruiting_admin.vet"): admin_only(303),  # mid-interview: Conflict, flashed
+    ("POST", "recruiting_admin.reject"): admin_only(422),  # no reason
+    ("GET", "recruiting_admin.dashboard"): admin_only(200),
+    ("GET", "recruiting_admin.domains"): admin_only(200),
+    ("POST", "recruiting_admin.domains"): admin_only(422),  # no slug, no name
+    ("GET", "recruiting_admin.assessments"): admin_only(200),
+    ("GET", "recruiting_admin.assessment"): admin_only(200),
+    ("POST", "recruiting_admin.assessment"): admin_only(422),  # every setting missing
+    ("POST", "recruiting_admin.save_prompt"): admin_only(422),  # no prompt
+    ("POST", "recruiting_admin.delete_prompt"): admin_only(422),  # no prompt chosen
+    ("POST", "recruiting_admin.levels"): admin_only(303),  # nothing to change: flashed
+    ("POST", "recruiting_admin.calibrate"): admin_only(303),  # too few candidates: flashed
+    # matching and invitations: the trainer's invitation to world.project; answering it twice is a
+    # Conflict the views flash, so the order the routes run in does not matter
+    ("GET", "staffing.project"): admin_only(200),
+    ("POST", "staffing.invite"): admin_only(422),  # nobody ticked
+    ("POST", "staffing.withdraw"): admin_only(303),
+    ("GET", "staffing.invitations"): trainers(200),
+    ("GET", "staffing.pending"): trainers(200),
+    ("POST", "staffing.accept"): trainers(303, elsewhere=404),  # not the outsider's invitation
+    ("POST", "staffing.decline"): trainers(303, elsewhere=404),
 }
 
 # Form fields that make a POST harmless but well-formed for whoever is allowed to send it.

@@ -195,16 +195,18 @@ def test_add_member_refuses_someone_who_could_not_work_there(client, session, ro
     assert session.scalar(select(func.count(ProjectMember.id)).where(ProjectMember.user_id == person.id)) == 0
 
 
-def test_an_applicant_may_join_an_assessment(client, session):
+def test_an_applicant_joins_no_project_as_a_member(client, session):
+    """Applicants take an assessment through its interview, never through the work queue: no project,
+    assessment or not, takes them as a trainer member."""
     admin, applicant = make_user(session, "admin"), make_user(session, "applicant")
-    project = make_label_project(session, items=1, slug="exam")
-    project.kind = "qualification"
-    session.commit()
     sign_in(client, admin)
-    response = client.post(f"/admin/projects/{project.slug}/members", follow_redirects=True,
-                           data={"csrf_token": token(client, f"/admin/projects/{project.slug}"),
-                                 "email": applicant.email, "role": "trainer"})
-    assert "is now a trainer" in response.get_data(as_text=True)
+    for kind in ("qualification", "work"):
+        project = make_label_project(session, items=1, slug=f"exam-{kind}", kind=kind)
+        response = client.post(f"/admin/projects/{project.slug}/members", follow_redirects=True,
+                               data={"csrf_token": token(client, f"/admin/projects/{project.slug}"),
+                                     "email": applicant.email, "role": "trainer"})
+        assert "is not a trainer" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(ProjectMember.id)).where(ProjectMember.user_id == applicant.id)) == 0
 
 
 def test_a_suspended_person_cannot_be_added(client, session):

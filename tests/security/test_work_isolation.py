@@ -18,11 +18,12 @@ ACTIONS = ("submit", "heartbeat", "skip")
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_another_projects_task_is_404_and_shows_nothing(client, session, world, action):
-    """An applicant walking assignment ids through their own assessment's URL sees nothing of them."""
+    """A trainer walking assignment ids through their own project's URL sees nothing of others' tasks
+    (applicants never reach the work queue at all: 403)."""
     held = queue.next_task(session, world.trainer.id, world.project)
-    sign_in(client, world.applicant)
+    sign_in(client, world.outsider)
     csrf = token(client, "/work/")
-    response = client.post(f"/work/{world.assessment.slug}/tasks/{held.id}/{action}",
+    response = client.post(f"/work/{world.other.slug}/tasks/{held.id}/{action}",
                            data={"csrf_token": csrf, "reason": "", "answer.label": "nope"},
                            headers={"HX-Request": "true"})
     body = response.get_data(as_text=True)

@@ -182,7 +182,7 @@ def test_pause_on_failed_gold_keeps_an_accurate_trainer_and_ignores_plain_work(s
 
 
 def test_pause_on_failed_gold_leaves_assessments_alone(session):
-    applicant = make_user(session, "applicant")
+    applicant = make_user(session, "trainer")
     project = make_label_project(session, items=4, kind="qualification")
     for item in session.scalars(select(Item).where(Item.project_id == project.id)):
         item.is_gold, item.gold_answers = True, {"label": "yes"}

@@ -133,8 +133,8 @@ def test_gold_items_are_mixed_in_at_the_gold_rate_and_ignore_overlap(session):
     assert all(not all(flags) for flags in served.values())
 
 
-def test_qualification_items_go_to_every_applicant(session):
-    applicants = [make_user(session, "applicant") for _ in range(3)]
+def test_qualification_items_go_to_every_member(session):
+    applicants = [make_user(session, "trainer") for _ in range(3)]
     project = make_label_project(session, items=2, overlap=1, trainers=applicants, kind="qualification")
     for person in applicants:
         for _ in range(2):
