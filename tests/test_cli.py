@@ -1,8 +1,48 @@
 import json
+import uuid
+from types import SimpleNamespace
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from app.models import Annotation, Item, Project, User
+from app.db import get_db
+from app.models import Annotation, Base, Item, Project, User
+from tests.conftest import DATABASES, POSTGRES_ADMIN_URL, build_app
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def demo(request, tmp_path_factory):
+    """One seeded demo per database for this module's read-mostly commands (the demo takes seconds
+    to seed), in a database of its own so no other test's schema comes and goes under it."""
+    folder = tmp_path_factory.mktemp("demo")
+    admin, name = None, None
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'demo.sqlite3'}"
+    else:
+        request.getfixturevalue("postgres_url")  # skips (or fails under CI) when the server is away
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        name = f"groundwork_demo_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    app = build_app(url, folder)
+    with app.app_context():
+        engine = get_db().engine
+        Base.metadata.create_all(engine)
+        factory = get_db().session_factory
+    first = app.test_cli_runner().invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    session = factory()
+    try:
+        yield SimpleNamespace(app=app, runner=app.test_cli_runner(), session=session, first=first)
+    finally:
+        session.close()
+        engine.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def test_users_create_and_refuses_a_duplicate(runner, session):
@@ -20,9 +60,8 @@ def test_users_create_explains_bad_input(runner):
     assert result.exit_code == 1 and "password: must be at least 10 characters" in result.output
 
 
-def test_demo_is_idempotent_and_projects_json_lists_it(runner, session):
-    first = runner.invoke(args=["demo"])
-    assert first.exit_code == 0, first.output
+def test_demo_is_idempotent_and_projects_json_lists_it(demo):
+    runner, session, first = demo.runner, demo.session, demo.first
     assert "trainer1@groundwork.test" in first.output and "groundwork-demo" in first.output
     counts = [session.scalar(select(func.count()).select_from(m)) for m in (User, Project, Item, Annotation)]
     second = runner.invoke(args=["demo"])
@@ -40,23 +79,23 @@ def test_demo_is_idempotent_and_projects_json_lists_it(runner, session):
     assert rows["medical-interview"]["kind"] == "qualification"
 
 
-def test_demo_has_work_in_every_state(runner, session):
+def test_demo_has_work_in_every_state(demo):
     from app.models import Assignment
 
-    runner.invoke(args=["demo"])
+    session = demo.session
     states = set(session.scalars(select(Assignment.status).distinct()))
     assert states == {"active", "submitted", "skipped", "expired"}
 
 
-def test_recount_reports_corrections(runner, session):
-    runner.invoke(args=["demo"])
+def test_recount_reports_corrections(demo):
+    runner = demo.runner
     result = runner.invoke(args=["recount", "safety-triage"])
     assert result.exit_code == 0 and "0 item counters corrected" in result.output
     assert runner.invoke(args=["recount", "nope"]).exit_code == 1
 
 
-def test_metrics_json_prints_project_and_trainer_figures(runner, session):
-    runner.invoke(args=["demo"])
+def test_metrics_json_prints_project_and_trainer_figures(demo):
+    runner = demo.runner
     result = runner.invoke(args=["metrics", "safety-triage", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -66,8 +105,8 @@ def test_metrics_json_prints_project_and_trainer_figures(runner, session):
     assert runner.invoke(args=["metrics", "nope"]).exit_code == 1
 
 
-def test_export_writes_a_version_and_copies_it(runner, session, tmp_path):
-    assert runner.invoke(args=["demo"]).exit_code == 0
+def test_export_writes_a_version_and_copies_it(demo, tmp_path):
+    runner = demo.runner
     out = tmp_path / "pairs.jsonl"
     result = runner.invoke(args=["export", "helpfulness-pairs", "--format", "trl-preference", "--out", str(out),
                                  "--margin", "--test-fraction", "0.3"])
@@ -82,11 +121,12 @@ def test_export_writes_a_version_and_copies_it(runner, session, tmp_path):
     assert missing.exit_code == 1 and "no project 'nope'" in missing.output
 
 
-def test_demo_gives_every_format_a_real_file(runner, session, app):
+def test_demo_gives_every_format_a_real_file(demo):
     from app.models import DatasetExport
     from app.services.exporting import FORMATS, available_formats
 
-    assert runner.invoke(args=["demo"]).exit_code == 0
+    runner, session = demo.runner, demo.session
+    session.rollback()  # a fresh snapshot
     versions = session.scalars(select(DatasetExport)).all()
     assert versions and all(v.status == "done" and v.row_count > 0 for v in versions)
     rows: dict[str, int] = {}
@@ -107,13 +147,13 @@ def test_demo_gives_every_format_a_real_file(runner, session, app):
     assert all(n >= 4 for n in rows.values()), rows
 
 
-def test_payroll_prints_and_writes_the_weeks_csv(runner, session, tmp_path):
+def test_payroll_prints_and_writes_the_weeks_csv(demo, tmp_path):
     import csv
 
     from app.services import pay
     from app.services.demo import demo_now
 
-    assert runner.invoke(args=["demo"]).exit_code == 0
+    runner = demo.runner
     week = pay.week_label(pay.week_of(demo_now()))  # the week the demo's work is in
     out = tmp_path / "payroll.csv"
     result = runner.invoke(args=["payroll", week, "--csv", str(out)])

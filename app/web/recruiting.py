@@ -234,10 +234,12 @@ def grade(answer_id: int):
             flash(str(exc), "error")
             return redirect(url_for("recruiting.grading_queue"))
         else:
-            flash("Grade saved.", "success")
             following = grading.queue(db, 1)
             if following:
+                flash(f"Grade saved for {found.candidate_label}. Next in the queue: "
+                      f"{following[0].candidate_label}.", "success")
                 return redirect(url_for("recruiting.grade", answer_id=following[0].answer.id))
+            flash(f"Grade saved for {found.candidate_label}. The queue is empty.", "success")
             return redirect(url_for("recruiting.grading_queue"))
         found = grading.get(db, answer_id)
     return render_template("recruiting/grade.html", found=found, errors=errors, values=values), 422 if errors else 200

@@ -119,6 +119,7 @@ def _candidate_page(application_id: int, errors: dict | None = None, values: dic
         people.update(answer.graded_by for answer, _prompt in interview.written)
     return render_template(
         "recruiting_admin/candidate.html", c=record, errors=errors or {}, values=values or {},
+        unassessed=vetting.unassessed_domains(db, record.application),
         domain_names=applications.domain_names(db), people=user_service.names_by_id(db, people - {None}),
         stop_reasons=STOP_REASONS, since=since,
     ), status
@@ -140,11 +141,22 @@ def _decided(application_id: int, message: str, category: str = "success"):
 def vet(application_id: int):
     db = get_session()
     note = request.form.get("note", "")
+    manual, errors = {}, {}
+    for key, value in request.form.items():
+        if key.startswith("qualify.") and value.strip():
+            try:
+                manual[key.removeprefix("qualify.")[:40]] = grading.parse_grade(value)
+            except ValidationError:
+                errors[key[:50]] = "must be a score from 0 to 1, like 0.7"
+    values = {"note": note, **{k: v for k, v in request.form.items() if k.startswith("qualify.")}}
+    if errors:
+        return _candidate_page(application_id, errors, values, 422)
     try:
-        granted = vetting.vet(db, application_id, current_user.id, note)
+        granted = vetting.vet(db, application_id, current_user.id, note, manual=manual)
     except ValidationError as exc:
         db.rollback()
-        return _candidate_page(application_id, {"note": exc.errors.get("reason", str(exc))}, {"note": note}, 422)
+        found = {("note" if k == "reason" else k): v for k, v in exc.errors.items()}
+        return _candidate_page(application_id, found, values, 422)
     except Conflict as exc:
         db.rollback()
         return _decided(application_id, f"Not vetted: {exc}.", "error")

@@ -235,6 +235,12 @@
       Array.prototype.forEach.call(event.detail.target.querySelectorAll("textarea[data-min-chars]"), updateCount);
       window.scrollTo({ top: 0 });
     }
+    if (event.detail.target && event.detail.target.id === "interview") {
+      // The next interview question (or the written part): focus it, or the first error, from the top.
+      var next = event.detail.target.querySelector("[aria-invalid=true], #task-form, #written-form textarea");
+      if (next) next.focus({ preventScroll: true });
+      window.scrollTo({ top: 0 });
+    }
     if (event.detail.target && event.detail.target.id === "task") {
       var form = taskForm();
       initTask(event.detail.target);

@@ -263,3 +263,31 @@ def test_the_board_filters_by_domain_language_and_score(session, medicine):
     assert vetting.board(session, domain="law").counts["applied"] == 1
     assert vetting.board(session, language="fr").counts["applied"] == 0
     assert vetting.board(session, min_score=0.5).counts["applied"] == 0
+
+
+def test_a_domain_without_an_assessment_can_be_qualified_by_hand(session, medicine):
+    admin = make_user(session, "admin")
+    from app.models import Domain
+
+    session.add(Domain(slug="law", name="Law"))
+    session.commit()
+    user = make_applicant(session, ("medicine", "law"))
+    interview = interviews.start(session, user.id, medicine.id)
+    take_items(session, user, interview, right=True)
+    prompt_id = interviews.prompts_of(session, medicine.id)[0].id
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Airway first."})
+    grading.grade(session, session.query(WrittenAnswer).one().id, 1.0, "", admin.id)
+    application = applications.application_of(session, user.id)
+    assert vetting.unassessed_domains(session, application) == ["law"]
+    with pytest.raises(ValidationError):
+        vetting.vet(session, application.id, admin.id, manual={"medicine": 0.9})  # covered by its interview
+    session.rollback()
+    with pytest.raises(ValidationError):
+        vetting.vet(session, application.id, admin.id, manual={"law": 1.5})
+    session.rollback()
+    vetting.vet(session, application.id, admin.id, "bar exam passed", manual={"law": 0.7})
+    found = {q.domain: q for q in session.query(Qualification).filter_by(user_id=user.id)}
+    assert set(found) == {"medicine", "law"}
+    assert found["law"].score == 0.7 and found["law"].interview_id is None and found["law"].granted_by == admin.id
+    event = session.query(AuditEvent).filter_by(action="application.vet").one()
+    assert event.data["qualifications"] == {"medicine": found["medicine"].score, "law": 0.7}

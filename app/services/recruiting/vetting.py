@@ -5,7 +5,8 @@ An interview's score is ``w × percentile + (1 − w) × mean written grade`` wi
 ability weight ``w`` (the percentile alone when it has no written part); it passes at the
 assessment's pass score. An application is *ready* when every open assessment of its domains is done
 and graded; its score is the mean of its interviews' scores. Vetting grants the trainer role and a
-`Qualification` per passed domain, with that interview's score.
+`Qualification` per passed domain, with that interview's score, and, when the admin gives one, a
+score for a domain of the application that no interview covers (one with no assessment yet).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def refresh(session: Session, application: Application, now: datetime) -> None:
 
 
 def _vet(session: Session, application: Application, actor_id: int | None, reason: str, now: datetime,
-         automatic: bool = False) -> list[Qualification]:
+         automatic: bool = False, manual: dict[str, float] | None = None) -> list[Qualification]:
     user = session.get(User, application.user_id)
     if not user.has_role("trainer"):
         user.role_rows.append(UserRole(role="trainer"))
@@ -104,15 +105,17 @@ def _vet(session: Session, application: Application, actor_id: int | None, reaso
         if row.role == "applicant":
             user.role_rows.remove(row)
     granted = []
-    for interview in interviews_passed(session, application.id):
-        domain = session.get(Assessment, interview.assessment_id).domain
+    grants = [(session.get(Assessment, i.assessment_id).domain, i.score, i.theta, i.id)
+              for i in interviews_passed(session, application.id)]
+    grants += [(domain, score, None, None) for domain, score in (manual or {}).items()]
+    for domain, score, theta, interview_id in grants:
         qualification = session.scalar(select(Qualification).where(Qualification.user_id == user.id,
                                                                     Qualification.domain == domain))
         if qualification is None:
-            qualification = Qualification(user_id=user.id, domain=domain, score=interview.score)
+            qualification = Qualification(user_id=user.id, domain=domain, score=score)
             session.add(qualification)
-        qualification.score, qualification.theta = interview.score, interview.theta
-        qualification.interview_id, qualification.granted_by, qualification.granted_at = interview.id, actor_id, now
+        qualification.score, qualification.theta = score, theta
+        qualification.interview_id, qualification.granted_by, qualification.granted_at = interview_id, actor_id, now
         granted.append(qualification)
     applications.set_stage(session, application, "vetted", now)
     application.reason, application.decided_by, application.decided_at = reason or None, actor_id, now
@@ -138,10 +141,19 @@ def _reason(reason: str, required: bool) -> str:
     return reason
 
 
+def unassessed_domains(session: Session, application: Application) -> list[str]:
+    """The application's domains no passed interview covers: the admin may qualify these by hand
+    (a domain with no assessment yet, judged from the profile and credentials)."""
+    passed = {session.get(Assessment, i.assessment_id).domain for i in interviews_passed(session, application.id)}
+    return [d for d in application.domains or [] if d not in passed]
+
+
 def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
-        now: datetime | None = None) -> list[Qualification]:
-    """The admin vets a candidate: trainer role, a qualification per passed domain. Refused while an
-    interview is under way or ungraded. Audited with the reason. Commits."""
+        now: datetime | None = None, manual: dict[str, float] | None = None) -> list[Qualification]:
+    """The admin vets a candidate: trainer role, a qualification per passed domain, and one per
+    domain in ``manual`` (domain → score 0–1, only domains of the application that no passed
+    interview covers). Refused while an interview is under way or ungraded. Audited with the reason.
+    Commits."""
     now = now or utcnow()
     reason = _reason(reason, required=False)
     begin_write(session)
@@ -151,7 +163,13 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
         raise Conflict("nobody vets their own application")
     if application.stage in ("interviewing", "awaiting_grading"):
         raise Conflict(f"this application is {application.stage.replace('_', ' ')}; vet it once it is ready")
-    granted = _vet(session, application, actor_id, reason or "vetted by an admin", now)
+    allowed = set(unassessed_domains(session, application))
+    for domain, score in (manual or {}).items():
+        if domain not in allowed:
+            raise ValidationError({f"qualify.{domain[:40]}": "is not a domain of this application left to qualify"})
+        if not (isinstance(score, float | int) and 0 <= score <= 1):
+            raise ValidationError({f"qualify.{domain}": "must be a score from 0 to 1"})
+    granted = _vet(session, application, actor_id, reason or "vetted by an admin", now, manual=manual)
     session.commit()
     return granted
 
