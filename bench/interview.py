@@ -90,8 +90,10 @@ def main() -> None:
 
     started = time.perf_counter()
     estimates, lengths, reasons, seen, responses = [], [], Counter(), Counter(), []
+    scored = []  # the ability the app scores an interview by: EAP over every answer
     for person, theta in enumerate(truth):
         est, administered, correct, reason = interview(bank, float(theta), rng)
+        scored.append(irt.final_estimate([bank[i] for i in administered], correct).theta)
         responses += [(item, person, right) for item, right in zip(administered, correct, strict=True)]
         estimates.append(est.theta)
         lengths.append(len(administered))
@@ -119,6 +121,16 @@ def main() -> None:
     fixed(FIXED_LENGTH, f"fixed test, {FIXED_LENGTH} random items")
     same = round(adaptive_items)
     fixed(same, f"fixed test, {same} random items")
+
+    # Scored as the app scores an interview (EAP, standard normal prior), both ways.
+    eap_fixed = []
+    for person, theta in enumerate(truth):
+        items = [int(i) for i in order[person, :FIXED_LENGTH]]
+        correct = [bool(draws[person, i] < 1.0 / (1.0 + np.exp(-bank[i][0] * (theta - bank[i][1])))) for i in items]
+        eap_fixed.append(irt.final_estimate([bank[i] for i in items], correct).theta)
+    print(f"scored by EAP as the app does: interview RMSE {rmse(truth, np.array(scored)):.3f} "
+          f"(r {np.corrcoef(truth, scored)[0, 1]:.3f}) in {adaptive_items:.1f} items; fixed {FIXED_LENGTH} items "
+          f"RMSE {rmse(truth, np.array(eap_fixed)):.3f} (r {np.corrcoef(truth, eap_fixed)[0, 1]:.3f})")
 
     # The shortest fixed test as precise as the interview: double until it is, then bisect.
     low, high = 1, None

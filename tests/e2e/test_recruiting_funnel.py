@@ -162,7 +162,7 @@ def test_a_stranger_applies_interviews_is_graded_vetted_invited_and_works(page, 
     page.get_by_test_id("grade-value").fill("1.0")
     page.get_by_label("Note").fill("Names the bleeding risk, an alternative and a referral.")
     page.get_by_test_id("grade-submit").click()
-    expect(page.locator("#flash")).to_contain_text("Grade saved.")
+    expect(page.locator("#flash")).to_contain_text(f"Grade saved for Candidate #{application_id}.")
 
     # 4. The admin finds them ready on the board and vets them.
     _sign_out(page)

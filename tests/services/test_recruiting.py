@@ -291,3 +291,19 @@ def test_a_domain_without_an_assessment_can_be_qualified_by_hand(session, medici
     assert found["law"].score == 0.7 and found["law"].interview_id is None and found["law"].granted_by == admin.id
     event = session.query(AuditEvent).filter_by(action="application.vet").one()
     assert event.data["qualifications"] == {"medicine": found["medicine"].score, "law": 0.7}
+
+
+def test_an_interview_left_past_its_time_box_is_ended_when_the_admin_decides(session, medicine):
+    admin = make_user(session, "admin")
+    user = make_applicant(session)
+    interview = interviews.start(session, user.id, medicine.id)
+    interviews.answer(session, user.id, interview.id, interview.current_item_id, {"label": "yes"})
+    application = applications.application_of(session, user.id)
+    with pytest.raises(Conflict):
+        vetting.vet(session, application.id, admin.id)  # still within its time: under way
+    session.rollback()
+    later = interview.deadline_at + timedelta(minutes=1)
+    vetting.vet(session, application.id, admin.id, "walked away after one right answer", now=later)
+    session.refresh(interview)
+    assert interview.status == "done" and interview.stop_reason == "time"
+    assert applications.application_of(session, user.id).stage == "vetted"

@@ -332,6 +332,29 @@ def submit_written(session: Session, user_id: int, interview_id: int, texts: dic
     return interview
 
 
+def _time_up(session: Session, interview: Interview, assessment: Assessment, now: datetime) -> None:
+    """End an interview whose time box passed, with what it has: unanswered written prompts score 0."""
+    if interview.status == "in_progress":
+        _end_adaptive(session, interview, assessment, "time", now)
+        return
+    for prompt in prompts_of(session, assessment.id):
+        session.add(WrittenAnswer(interview_id=interview.id, prompt_id=prompt.id, text="", submitted_at=now,
+                                  grade=0.0, grade_note="no answer before the time ran out", graded_at=now))
+    _finish(session, interview, now)
+
+
+def close_lapsed(session: Session, application_id: int, now: datetime) -> int:
+    """End the application's interviews whose time box has passed (a candidate who walked away), so
+    the admin can decide on what they did. Does not commit; returns how many it ended."""
+    lapsed = list(session.scalars(select(Interview).where(
+        Interview.application_id == application_id, Interview.status != "done", Interview.deadline_at <= now)
+        .with_for_update()))
+    for interview in lapsed:
+        assessment, _project = get_assessment(session, interview.assessment_id)
+        _time_up(session, interview, assessment, now)
+    return len(lapsed)
+
+
 def finish_time_up(session: Session, user_id: int, interview_id: int, now: datetime | None = None) -> Interview:
     """End an interview whose time box has passed, with what it has. Commits."""
     now = now or utcnow()
@@ -343,13 +366,6 @@ def finish_time_up(session: Session, user_id: int, interview_id: int, now: datet
     if now < interview.deadline_at:
         raise Conflict("there is still time left on this interview")
     assessment, _project = get_assessment(session, interview.assessment_id)
-    if interview.status == "in_progress":
-        _end_adaptive(session, interview, assessment, "time", now)
-    else:
-        submit_written_late = {p.id: "" for p in prompts_of(session, assessment.id)}
-        for prompt_id in submit_written_late:
-            session.add(WrittenAnswer(interview_id=interview.id, prompt_id=prompt_id, text="", submitted_at=now,
-                                      grade=0.0, grade_note="no answer before the time ran out", graded_at=now))
-        _finish(session, interview, now)
+    _time_up(session, interview, assessment, now)
     session.commit()
     return interview

@@ -152,8 +152,8 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
         now: datetime | None = None, manual: dict[str, float] | None = None) -> list[Qualification]:
     """The admin vets a candidate: trainer role, a qualification per passed domain, and one per
     domain in ``manual`` (domain → score 0–1, only domains of the application that no passed
-    interview covers). Refused while an interview is under way or ungraded. Audited with the reason.
-    Commits."""
+    interview covers). Interviews whose time box passed are ended first, with what they have;
+    refused while one is still under way or ungraded. Audited with the reason. Commits."""
     now = now or utcnow()
     reason = _reason(reason, required=False)
     begin_write(session)
@@ -161,6 +161,10 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
     applications.undecided(application)
     if application.user_id == actor_id:
         raise Conflict("nobody vets their own application")
+    from .interviews import close_lapsed
+
+    if close_lapsed(session, application.id, now):  # a candidate who walked away: decide on what they did
+        refresh(session, application, now)
     if application.stage in ("interviewing", "awaiting_grading"):
         raise Conflict(f"this application is {application.stage.replace('_', ' ')}; vet it once it is ready")
     allowed = set(unassessed_domains(session, application))
