@@ -60,6 +60,7 @@ def test_users_create_explains_bad_input(runner):
     assert result.exit_code == 1 and "password: must be at least 10 characters" in result.output
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_demo_is_idempotent_and_projects_json_lists_it(demo):
     runner, session, first = demo.runner, demo.session, demo.first
     assert "trainer1@groundwork.test" in first.output and "groundwork-demo" in first.output
@@ -79,6 +80,7 @@ def test_demo_is_idempotent_and_projects_json_lists_it(demo):
     assert rows["medical-interview"]["kind"] == "qualification"
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_demo_has_work_in_every_state(demo):
     from app.models import Assignment
 
@@ -87,6 +89,7 @@ def test_demo_has_work_in_every_state(demo):
     assert states == {"active", "submitted", "skipped", "expired"}
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_recount_reports_corrections(demo):
     runner = demo.runner
     result = runner.invoke(args=["recount", "safety-triage"])
@@ -94,6 +97,7 @@ def test_recount_reports_corrections(demo):
     assert runner.invoke(args=["recount", "nope"]).exit_code == 1
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_metrics_json_prints_project_and_trainer_figures(demo):
     runner = demo.runner
     result = runner.invoke(args=["metrics", "safety-triage", "--json"])
@@ -105,6 +109,7 @@ def test_metrics_json_prints_project_and_trainer_figures(demo):
     assert runner.invoke(args=["metrics", "nope"]).exit_code == 1
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_export_writes_a_version_and_copies_it(demo, tmp_path):
     runner = demo.runner
     out = tmp_path / "pairs.jsonl"
@@ -121,6 +126,7 @@ def test_export_writes_a_version_and_copies_it(demo, tmp_path):
     assert missing.exit_code == 1 and "no project 'nope'" in missing.output
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_demo_gives_every_format_a_real_file(demo):
     from app.models import DatasetExport
     from app.services.exporting import FORMATS, available_formats
@@ -147,6 +153,7 @@ def test_demo_gives_every_format_a_real_file(demo):
     assert all(n >= 4 for n in rows.values()), rows
 
 
+@pytest.mark.slow  # seeds the whole demo once per database
 def test_payroll_prints_and_writes_the_weeks_csv(demo, tmp_path):
     import csv
 

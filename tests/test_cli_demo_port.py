@@ -16,6 +16,7 @@ from app.models import Item, Project
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # seeds the whole demo
 def test_demo_prints_the_logins_and_no_server_address(runner, session):
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
@@ -33,6 +34,7 @@ def test_make_run_announces_and_serves_the_port_it_is_given():
     assert "5000" not in commands
 
 
+@pytest.mark.slow  # seeds the whole demo
 def test_recount_reports_the_counters_it_corrected(runner, session):
     runner.invoke(args=["demo"])
     project_id = session.scalar(select(Project.id).where(Project.slug == "safety-triage"))
