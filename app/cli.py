@@ -357,8 +357,9 @@ def demo() -> None:
     app = current_app._get_current_object()
     result = seed_demo(get_session(), get_db().session_factory, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
     click.echo(f"Demo ready. Sign in with any of these (password: {result['password']}):")
+    width = max(len(email) for email, _roles in result["logins"]) + 2
     for email, roles in result["logins"]:
-        click.echo(f"  {email:<28} {roles}")
+        click.echo(f"  {email:<{width}} {roles}")
 
 
 # --- worker ---------------------------------------------------------------------------------------

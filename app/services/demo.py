@@ -458,7 +458,7 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     _seed_reviews(session, safety, people)
     session.commit()
     _seed_pay(session, people, rlhf)
-    from .demo_recruiting import seed_recruiting
+    from .demo_recruiting import NAMED_APPLICANTS, seed_recruiting
     from .stats import compute_project_stats
 
     seed_recruiting(session, people, demo_now())
@@ -469,5 +469,6 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
         _seed_exports(session, session_factory, export_root, secret, people)
     return {
         "password": DEMO_PASSWORD,
-        "logins": [(email, ", ".join(roles)) for email, _name, roles in DEMO_PEOPLE],
+        "logins": [(email, ", ".join(roles)) for email, _name, roles in DEMO_PEOPLE]
+        + [(email, "applicant (interview under way)") for email in NAMED_APPLICANTS],
     }

@@ -120,6 +120,7 @@ ASSESSMENTS = {
 PILOTS = {"medicine": ("medical-answers-pilot", "Medical answers pilot"),
           "software": ("code-answers-pilot", "Code answers pilot")}
 STAFFED_SLUG = "clinical-answer-check"
+NAMED_APPLICANTS = ("bea.interviewing@groundwork.test",)  # printed with the logins
 _HASH = None  # the demo password, hashed once for every candidate
 PAST_CANDIDATES = 28  # per assessment
 TRUE_SHIFT = {"easy": -1.3, "medium": 0.1, "hard": 1.2}  # the truth calibration should find
