@@ -39,8 +39,9 @@ def _role_allows(user: User, project: Project) -> bool:
 
 
 def can_work_on(session: Session, user: User, project: Project, member: ProjectMember | None = None) -> bool:
-    """An active trainer-member whose role fits the project's kind. ``member`` saves a lookup."""
-    if not _role_allows(user, project):
+    """An active trainer-member of a work project (an assessment's items are served only by its
+    interview, whatever memberships an older version left). ``member`` saves a lookup."""
+    if project.kind != "work" or not _role_allows(user, project):
         return False
     member = member if member is not None else membership(session, user, project)
     return member is not None and member.status == "active"
@@ -55,6 +56,7 @@ def workable_projects(session: Session, user: User, include_paused: bool = False
         .where(
             ProjectMember.user_id == user.id,
             ProjectMember.role == "trainer",
+            Project.kind == "work",
             ProjectMember.status.in_(("active", "paused") if include_paused else ("active",)),
             Project.status.in_(("active", "paused")),
         )

@@ -180,9 +180,6 @@ class Paused(Forbidden):
 
 
 def _choose_item(session: Session, trainer_id: int, project: Project, rng: random.Random) -> int | None:
-    if project.kind == "qualification":
-        # An assessment: every applicant answers every item, whatever the overlap.
-        return _pick_item(session, trainer_id, project, gold=None)
     # Gold is mixed into work, never served on its own: when the trainer has no work left, they get
     # nothing (else everything after "queue empty" would be gold, and easy to spot and share).
     work = _pick_item(session, trainer_id, project, gold=False)

@@ -311,6 +311,9 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
     if not user.is_active:
         return f"{user.email} is suspended"
     if role == "trainer":
+        if project.kind == "qualification":
+            # Its gold items are an interview's bank: served one by one to candidates, never as work.
+            return "an assessment has no trainer members: candidates take it as an interview (Recruiting)"
         if not user.has_role(*worker_roles(project)):
             return f"{user.email} is not a trainer; give them the trainer role first"
     elif not user.has_role("reviewer", "admin"):

@@ -17,6 +17,7 @@ from tasks import enqueue
 from tasks.jobs import calibrate_assessment, suggest_grades
 
 from .access import public, require
+from .inputs import row_id
 from .paging import page_of
 
 bp = Blueprint("recruiting", __name__)
@@ -147,10 +148,9 @@ def _done(interview_id: int):
 def answer(interview_id: int):
     db = get_session()
     screen = interviews.screen(db, interview_id, current_user.id)
-    raw_item = request.form.get("item_id", "")
-    if not raw_item.isdigit() or len(raw_item) > 10:
+    item_id = row_id(request.form.get("item_id"))
+    if item_id is None:
         raise ValidationError({"item_id": "is missing; reload the page"})
-    item_id = int(raw_item)
     raw = {}
     if screen.item is not None and screen.item.id == item_id:
         raw = question_rules.parse_form_answers(screen.questions, request.form, screen.item.responses or [])
@@ -172,8 +172,8 @@ def written(interview_id: int):
     db = get_session()
     texts = {}
     for key, value in request.form.items():
-        if key.startswith("written.") and key[8:].isdigit() and len(key) < 20:
-            texts[int(key[8:])] = value
+        if key.startswith("written.") and (prompt_id := row_id(key.removeprefix("written."))) is not None:
+            texts[prompt_id] = value
     try:
         done = interviews.submit_written(db, current_user.id, interview_id, texts)
     except ValidationError as exc:

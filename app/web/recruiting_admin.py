@@ -155,7 +155,9 @@ def vet(application_id: int):
         granted = vetting.vet(db, application_id, current_user.id, note, manual=manual)
     except ValidationError as exc:
         db.rollback()
-        found = {("note" if k == "reason" else k): v for k, v in exc.errors.items()}
+        shown = {f"qualify.{d}" for d in vetting.unassessed_domains(db, applications.get(db, application_id))}
+        found = {("note" if k == "reason" or (k.startswith("qualify.") and k not in shown) else k): v
+                 for k, v in exc.errors.items()}
         return _candidate_page(application_id, found, values, 422)
     except Conflict as exc:
         db.rollback()

@@ -199,14 +199,19 @@ def test_an_applicant_joins_no_project_as_a_member(client, session):
     """Applicants take an assessment through its interview, never through the work queue: no project,
     assessment or not, takes them as a trainer member."""
     admin, applicant = make_user(session, "admin"), make_user(session, "applicant")
+    trainer = make_user(session, "trainer")
     sign_in(client, admin)
-    for kind in ("qualification", "work"):
-        project = make_label_project(session, items=1, slug=f"exam-{kind}", kind=kind)
+    cases = [("qualification", applicant, "an assessment has no trainer members"),
+             ("work", applicant, "is not a trainer"),
+             ("qualification", trainer, "an assessment has no trainer members")]  # its items are a bank
+    for n, (kind, person, said) in enumerate(cases):
+        project = make_label_project(session, items=1, slug=f"exam-{n}", kind=kind)
         response = client.post(f"/admin/projects/{project.slug}/members", follow_redirects=True,
                                data={"csrf_token": token(client, f"/admin/projects/{project.slug}"),
-                                     "email": applicant.email, "role": "trainer"})
-        assert "is not a trainer" in response.get_data(as_text=True)
-    assert session.scalar(select(func.count(ProjectMember.id)).where(ProjectMember.user_id == applicant.id)) == 0
+                                     "email": person.email, "role": "trainer"})
+        assert said in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(ProjectMember.id))
+                          .where(ProjectMember.user_id.in_([applicant.id, trainer.id]))) == 0
 
 
 def test_a_suspended_person_cannot_be_added(client, session):

@@ -180,7 +180,7 @@ def test_money_added_after_a_week_is_paid_goes_to_the_next_week(session):
 
 def test_pay_goes_only_to_trainers_of_paid_work(session):
     admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
-    exam = make_label_project(session, items=1, kind="qualification", trainers=[trainer])
+    exam = make_label_project(session, items=1, kind="qualification")
     with pytest.raises(ValidationError):
         pay.add_adjustment(session, trainer.id, exam.id, 500, "thanks", admin.id)
 

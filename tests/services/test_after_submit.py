@@ -181,23 +181,6 @@ def test_pause_on_failed_gold_keeps_an_accurate_trainer_and_ignores_plain_work(s
     assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "member.auto_pause")) == 0
 
 
-def test_pause_on_failed_gold_leaves_assessments_alone(session):
-    applicant = make_user(session, "trainer")
-    project = make_label_project(session, items=4, kind="qualification")
-    for item in session.scalars(select(Item).where(Item.project_id == project.id)):
-        item.is_gold, item.gold_answers = True, {"label": "yes"}
-    session.commit()
-    from app.services import projects as project_service
-
-    project_service.add_member(session, project, applicant, "trainer")
-    session.commit()
-    for _ in range(3):
-        s = stored(session, applicant, project, gold_score=0.0)
-        after_submit.pause_on_failed_gold(s)
-        session.commit()
-    assert _member(session, project, applicant).status == "active"
-
-
 # --- count_pay ---------------------------------------------------------------------------------------
 
 

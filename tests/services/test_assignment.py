@@ -133,17 +133,6 @@ def test_gold_items_are_mixed_in_at_the_gold_rate_and_ignore_overlap(session):
     assert all(not all(flags) for flags in served.values())
 
 
-def test_qualification_items_go_to_every_member(session):
-    applicants = [make_user(session, "trainer") for _ in range(3)]
-    project = make_label_project(session, items=2, overlap=1, trainers=applicants, kind="qualification")
-    for person in applicants:
-        for _ in range(2):
-            a = queue.next_task(session, person.id, project)
-            assert a is not None
-            queue.submit(session, a.id, person.id, {"label": "yes"})
-        assert queue.next_task(session, person.id, project) is None
-
-
 def test_done_this_session_counts_back_to_the_last_long_pause(session):
     from datetime import timedelta
 

@@ -307,3 +307,73 @@ def test_an_interview_left_past_its_time_box_is_ended_when_the_admin_decides(ses
     session.refresh(interview)
     assert interview.status == "done" and interview.stop_reason == "time"
     assert applications.application_of(session, user.id).stage == "vetted"
+
+
+def test_a_rejected_candidate_cannot_go_on_with_an_interview(session, medicine):
+    admin = make_user(session, "admin")
+    user = make_applicant(session)
+    interview = interviews.start(session, user.id, medicine.id)
+    vetting.reject(session, applications.application_of(session, user.id).id, admin.id, "Not this time.")
+    with pytest.raises(Conflict):
+        interviews.answer(session, user.id, interview.id, interview.current_item_id, {"label": "yes"})
+    session.rollback()
+    with pytest.raises(Conflict):
+        interviews.start(session, user.id, medicine.id)
+    session.rollback()
+    assert session.query(InterviewResponse).count() == 0
+
+
+def test_written_answers_after_the_time_box_do_not_count(session, medicine):
+    user = make_applicant(session)
+    interview = take_items(session, user, interviews.start(session, user.id, medicine.id))
+    prompt_id = interviews.prompts_of(session, medicine.id)[0].id
+    late = interview.deadline_at + interviews.WRITTEN_GRACE + timedelta(seconds=1)
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Written long after."}, now=late)
+    answer = session.query(WrittenAnswer).one()
+    assert answer.text == "" and answer.grade == 0.0 and answer.graded_by is None
+    session.refresh(interview)
+    assert interview.status == "done" and interview.written_score == 0.0
+
+
+def test_an_answer_from_a_stale_read_is_refused_not_a_crash(session, app, medicine):
+    """Two requests read the same item; the first answers it; the second, whose session still holds
+    the old interview, gets Conflict (never the unique constraint's IntegrityError)."""
+    from app.db import get_db
+
+    user = make_applicant(session)
+    interview = interviews.start(session, user.id, medicine.id)
+    with app.app_context():
+        other = get_db().session_factory()
+    try:
+        stale = interviews.screen(other, interview.id, user.id)  # the second request's read
+        item_id = stale.item.id
+        interviews.answer(session, user.id, interview.id, item_id, {"label": "yes"})
+        with pytest.raises(Conflict):
+            interviews.answer(other, user.id, interview.id, item_id, {"label": "yes"})
+        other.rollback()
+    finally:
+        other.close()
+    assert session.query(InterviewResponse).filter_by(interview_id=interview.id).count() == 1
+
+
+def test_an_assessment_taken_by_candidates_keeps_its_domain(session, medicine):
+    from app.models import Domain, Project
+    from app.services.recruiting import assessments
+
+    admin = make_user(session, "admin")
+    session.add(Domain(slug="law", name="Law"))
+    session.commit()
+    project = session.get(Project, medicine.project_id)
+    settings = {"domain": "law", "min_items": "4", "max_items": "10", "se_target": "0.5", "time_limit_minutes": "30",
+                "ability_weight": "0.7", "pass_score": "0.6", "auto_vet_score": "", "exposure_bin": "5",
+                "calibrate_after": "50"}
+    assessments.save_settings(session, project, settings, admin.id)  # nobody has taken it: allowed
+    assessments.save_settings(session, project, {**settings, "domain": "medicine"}, admin.id)
+    user = make_applicant(session)
+    interviews.start(session, user.id, medicine.id)
+    with pytest.raises(ValidationError) as caught:
+        assessments.save_settings(session, project, settings, admin.id)
+    assert "domain" in caught.value.errors
+    session.rollback()
+    session.refresh(medicine)
+    assert medicine.domain == "medicine"

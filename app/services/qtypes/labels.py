@@ -57,7 +57,7 @@ class LabelType(LabelList):
         if not isinstance(value, str) or value == "":
             raise AnswerError("choose one label")
         if value not in options["labels"]:
-            raise AnswerError(f"{value!r} is not one of {', '.join(options['labels'])}")
+            raise AnswerError(f"{value[:40]!r} is not one of {', '.join(options['labels'])}")
         return value
 
     def gold_score(self, options, answer, gold):

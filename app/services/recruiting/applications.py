@@ -229,7 +229,8 @@ def set_stage(session: Session, application: Application, stage: str, now: datet
 def lock(session: Session, application_id: int) -> Application:
     """The application row, locked against a concurrent decision (PostgreSQL; SQLite holds the write
     lock already). Does not commit."""
-    application = session.scalar(select(Application).where(Application.id == application_id).with_for_update())
+    application = session.scalar(select(Application).where(Application.id == application_id).with_for_update()
+                                 .execution_options(populate_existing=True))
     if application is None:
         raise NotFound("no such application")
     return application

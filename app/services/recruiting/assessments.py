@@ -229,6 +229,11 @@ def save_settings(session: Session, project: Project, values: Mapping, actor_id:
     session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
     assessment = session.scalar(select(Assessment).where(Assessment.project_id == project.id))
     clean, errors = check_settings(session, values, assessment.domain if assessment else None)
+    if assessment is not None and clean.get("domain") != assessment.domain and "domain" not in errors \
+            and session.scalar(select(Interview.id).where(Interview.assessment_id == assessment.id).limit(1)):
+        # Its interviews measured the old domain: vetting would grant qualifications in the new one.
+        errors["domain"] = ("candidates have taken this assessment in its domain; its domain can no longer "
+                            "change (set up a new assessment for another domain)")
     if errors:
         session.rollback()
         raise ValidationError(errors)

@@ -43,6 +43,9 @@ from app.services.quality import irt
 from . import applications, vetting
 
 CORRECT_AT = 0.5  # a gold score at or above this counts as a right answer
+# Written answers sent this soon after the time box still count (the page was posted in time, the
+# network was slow); later ones are discarded.
+WRITTEN_GRACE = timedelta(seconds=30)
 _rng = random.SystemRandom()
 
 
@@ -170,10 +173,15 @@ def screen(session: Session, interview_id: int, user_id: int, now: datetime | No
 # ------------------------------------------------------------------------------------------ writing
 
 
-def _lock_own(session: Session, interview_id: int, user_id: int) -> Interview:
-    interview = session.scalar(select(Interview).where(Interview.id == interview_id).with_for_update())
+def _lock_own(session: Session, interview_id: int, user_id: int, *, open_only: bool = True) -> Interview:
+    """The one door to a candidate's interview: their own, locked and read fresh (never the copy an
+    earlier read of this session holds), of an application not yet decided (``open_only``)."""
+    interview = session.scalar(select(Interview).where(Interview.id == interview_id).with_for_update()
+                               .execution_options(populate_existing=True))
     if interview is None or interview.user_id != user_id:
         raise NotFound("no such interview")
+    if open_only:
+        applications.undecided(session.get(Application, interview.application_id))
     return interview
 
 
@@ -188,12 +196,12 @@ def start(session: Session, user_id: int, assessment_id: int, now: datetime | No
     assessment, project = get_assessment(session, assessment_id)
     if assessment.domain not in (application.domains or []) or project.status != "active":
         raise NotFound("no such assessment")
+    applications.undecided(application)
     existing = session.scalar(select(Interview).where(Interview.assessment_id == assessment.id,
                                                       Interview.user_id == user_id))
     if existing is not None:
         session.rollback()
         return existing
-    applications.undecided(application)
     ensure_parameters(session, assessment)
     items = bank(session, assessment)
     if not items.item_ids:
@@ -308,6 +316,11 @@ def submit_written(session: Session, user_id: int, interview_id: int, texts: dic
         raise Conflict("this interview has no written part waiting")
     assessment, _project = get_assessment(session, interview.assessment_id)
     prompts = prompts_of(session, assessment.id)
+    if now >= interview.deadline_at + WRITTEN_GRACE:
+        # Too late: what was written does not count (the adaptive part ends the same way).
+        _time_up(session, interview, assessment, now)
+        session.commit()
+        return interview
     late = now >= interview.deadline_at
     errors, answers = {}, {}
     for prompt in prompts:
