@@ -16,7 +16,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Application, Assessment, Domain, Item, Project, User, WrittenAnswer, WrittenPrompt
+from app.models import (
+    Application,
+    Assessment,
+    Domain,
+    Item,
+    Project,
+    User,
+    WrittenAnswer,
+    WrittenPrompt,
+    utcnow,
+)
 
 from . import assignment as queue
 from . import projects as project_service
@@ -152,7 +162,7 @@ def _ensure_assessment(session: Session, domain: str, admin_id: int) -> Assessme
         session.commit()
     assessment = session.scalar(select(Assessment).where(Assessment.project_id == project.id))
     if assessment is None:
-        assessment = Assessment(project_id=project.id, domain=domain, min_items=5, max_items=12, se_target=0.55,
+        assessment = Assessment(project_id=project.id, domain=domain, min_items=6, max_items=15, se_target=0.45,
                                 time_limit_minutes=30, ability_weight=0.7, pass_score=0.5, calibrate_after=8)
         session.add(assessment)
         session.flush()
@@ -235,7 +245,7 @@ def _work(session: Session, project: Project, user: User, theta: float, start: d
             return
         item = assignment.item
         gold = (item.gold_answers or {}).get("verdict")
-        right = rng.random() < 0.58 + 0.42 * _slope(theta, 0.4, 2.2)
+        right = rng.random() < 0.5 + 0.5 * _slope(theta, 0.5, 2.5)
         answer = gold if (gold and right) else ("incorrect" if gold == "correct" else "correct")
         when += timedelta(seconds=rng.randint(40, 120))
         queue.submit(session, assignment.id, user.id, {"verdict": answer}, now=when)
@@ -277,7 +287,9 @@ def seed_recruiting(session: Session, people: dict[str, User], now: datetime) ->
                                "Thank you for applying.", now=decided)
         calibration.calibrate(session, assessment.id, now=now - timedelta(days=1))
     _staffed_project(session, admin.id)
-    _named_applicants(session, people, assessments, now, reviewer.id)
+    # The named applicants live in real time (the demo's work is dated into one week, which early in
+    # a week lies days back): Bea's interview has to be under way when the demo starts.
+    _named_applicants(session, people, assessments, utcnow(), reviewer.id)
 
 
 def _candidate(session: Session, email: str, name: str, domains, when: datetime, languages: str = "en") -> User:

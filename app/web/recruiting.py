@@ -26,13 +26,21 @@ bp = Blueprint("recruiting", __name__)
 # -------------------------------------------------------------------------------------------- apply
 
 
+def _apply_key() -> str:
+    return f"apply:{request.remote_addr or 'unknown'}"
+
+
 def _apply_allowed() -> tuple[bool, int]:
     """Count this application against the sender's address (the login throttle's counter: Redis when
-    configured, so every web worker shares it)."""
+    configured, so every web worker shares it). A form sent back for a typo is given back
+    (``_apply_not_counted``): the limit is on accounts made and on e-mails tried."""
     counter = current_app.extensions["login_throttle"].counter
-    address = request.remote_addr or "unknown"
-    count, retry = counter.incr(f"apply:{address}", 3600, time.time())
+    count, retry = counter.incr(_apply_key(), 3600, time.time())
     return count <= current_app.config["APPLY_MAX_PER_HOUR"], retry or 3600
+
+
+def _apply_not_counted() -> None:
+    current_app.extensions["login_throttle"].counter.decr(_apply_key())
 
 
 def _form_from_request() -> applications.ApplicationForm:
@@ -67,6 +75,8 @@ def apply():
         except ValidationError as exc:
             db.rollback()
             errors = exc.errors
+            if "already registered" not in errors.get("email", ""):
+                _apply_not_counted()  # a typo, not an account made or an e-mail probed
         else:
             login_user(user)
             flash("Your application is in. Take the interview for each of your domains below.", "success")

@@ -120,6 +120,7 @@ def _candidate_page(application_id: int, errors: dict | None = None, values: dic
     return render_template(
         "recruiting_admin/candidate.html", c=record, errors=errors or {}, values=values or {},
         unassessed=vetting.unassessed_domains(db, record.application),
+        lapsed=vetting.lapsed(db, record.application.id),
         domain_names=applications.domain_names(db), people=user_service.names_by_id(db, people - {None}),
         stop_reasons=STOP_REASONS, since=since,
     ), status
@@ -167,6 +168,20 @@ def vet(application_id: int):
         what = ", ".join(f"{names.get(q.domain, q.domain)} ({q.score:.2f})" for q in granted)
         return _decided(application_id, f"Vetted: now a trainer, qualified in {what}.")
     return _decided(application_id, "Vetted: now a trainer, with no qualification (no interview was passed).")
+
+
+@bp.post("/candidates/<int:application_id>/end-lapsed")
+@require("admin")
+def end_lapsed(application_id: int):
+    """End interviews whose time box passed, so the candidate's work can be graded and decided."""
+    db = get_session()
+    try:
+        ended = vetting.end_lapsed(db, application_id, current_user.id)
+    except Conflict as exc:
+        db.rollback()
+        return _decided(application_id, f"Nothing ended: {exc}.", "error")
+    return _decided(application_id, f"Ended {ended} interview{'s' if ended != 1 else ''} past its time, with "
+                                    "what the candidate had answered. Review the result before deciding.")
 
 
 @bp.post("/candidates/<int:application_id>/reject")

@@ -16,7 +16,7 @@
     return tag === "input" && ["radio", "checkbox", "button", "submit", "hidden"].indexOf(target.type) < 0;
   }
 
-  function taskForm() { return document.getElementById("task-form"); }
+  function taskForm() { return document.getElementById("task-form") || document.getElementById("written-form"); }
 
   function currentQuestion(form, selector) {
     var focused = document.activeElement && document.activeElement.closest

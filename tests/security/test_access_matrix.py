@@ -145,6 +145,7 @@ MATRIX = {
     ("GET", "recruiting_admin.candidate"): admin_only(200),
     ("POST", "recruiting_admin.vet"): admin_only(303),  # mid-interview: Conflict, flashed
     ("POST", "recruiting_admin.reject"): admin_only(422),  # no reason
+    ("POST", "recruiting_admin.end_lapsed"): admin_only(303),  # nothing past its time: flashed
     ("GET", "recruiting_admin.dashboard"): admin_only(200),
     ("GET", "recruiting_admin.domains"): admin_only(200),
     ("POST", "recruiting_admin.domains"): admin_only(422),  # no slug, no name

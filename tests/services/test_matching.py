@@ -103,7 +103,8 @@ def test_a_project_without_required_domains_takes_every_active_trainer(session):
     candidates = matching.eligible(session, project)
     assert ids(candidates) == [trainer.id]
     assert candidates.rows[0].parts["qualification"] is None
-    assert candidates.rows[0].score == 1.0  # availability alone: 40 h a week
+    # availability (40 h a week) and a new trainer's neutral past quality
+    assert candidates.rows[0].score == pytest.approx((0.15 * 1.0 + 0.3 * 0.5) / 0.45)
 
 
 def test_nobody_qualified_says_so_with_the_domains_and_the_minimum(session):
@@ -149,8 +150,9 @@ def test_parts_and_score_match_the_hand_computed_example(session, ranked):
     assert rows[a.id].score == pytest.approx(0.4 * 0.7 + 0.3 * 0.65 + 0.15 * 0.5 + 0.15 * 0.75)  # 0.6625
     assert rows[b.id].parts == {"qualification": pytest.approx(0.9), "quality": None, "availability": None,
                                 "rate_fit": None}
-    assert rows[b.id].score == pytest.approx(0.9)  # renormalised over the one known part
-    assert rows[c.id].score == pytest.approx((0.4 * 0.6 + 0.15 * 1 + 0.15 * 1) / 0.7)  # 0.7714…
+    # no record yet: past quality counts as a neutral 0.5; the unknown parts drop out
+    assert rows[b.id].score == pytest.approx((0.4 * 0.9 + 0.3 * 0.5) / 0.7)  # 0.7286…
+    assert rows[c.id].score == pytest.approx(0.4 * 0.6 + 0.3 * 0.5 + 0.15 * 1 + 0.15 * 1)  # 0.69
 
 
 def test_candidates_rank_by_score_and_page(session, ranked):

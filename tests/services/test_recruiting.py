@@ -293,20 +293,29 @@ def test_a_domain_without_an_assessment_can_be_qualified_by_hand(session, medici
     assert event.data["qualifications"] == {"medicine": found["medicine"].score, "law": 0.7}
 
 
-def test_an_interview_left_past_its_time_box_is_ended_when_the_admin_decides(session, medicine):
+def test_an_admin_ends_an_interview_left_past_its_time_box_then_decides(session, medicine):
     admin = make_user(session, "admin")
     user = make_applicant(session)
     interview = interviews.start(session, user.id, medicine.id)
     interviews.answer(session, user.id, interview.id, interview.current_item_id, {"label": "yes"})
     application = applications.application_of(session, user.id)
     with pytest.raises(Conflict):
-        vetting.vet(session, application.id, admin.id)  # still within its time: under way
+        vetting.end_lapsed(session, application.id, admin.id)  # still within its time
     session.rollback()
     later = interview.deadline_at + timedelta(minutes=1)
-    vetting.vet(session, application.id, admin.id, "walked away after one right answer", now=later)
+    with pytest.raises(Conflict):
+        vetting.vet(session, application.id, admin.id, now=later)  # never on a result nobody saw
+    session.rollback()
+    assert vetting.lapsed(session, application.id, now=later) == 1
+    assert vetting.end_lapsed(session, application.id, admin.id, now=later) == 1
     session.refresh(interview)
     assert interview.status == "done" and interview.stop_reason == "time"
-    assert applications.application_of(session, user.id).stage == "vetted"
+    assert interview.passed is False  # one item, under the minimum: measured too little to pass
+    event = session.query(AuditEvent).filter_by(action="interview.end_lapsed").one()
+    assert event.actor_id == admin.id
+    assert applications.application_of(session, user.id).stage == "ready"
+    vetting.vet(session, application.id, admin.id, "walked away after one answer", now=later)
+    assert session.query(Qualification).filter_by(user_id=user.id).count() == 0
 
 
 def test_a_rejected_candidate_cannot_go_on_with_an_interview(session, medicine):

@@ -20,6 +20,10 @@ required domains takes every such trainer, and the qualification part is unknown
     score = Σ weight × part / Σ weight, both sums over the known parts
     weights: qualification 0.4, quality 0.3, availability 0.15, rate fit 0.15
 
+except past quality, which counts as NEW_TRAINER_QUALITY (0.5, neither proven good nor bad) for a
+trainer with no record yet, as long as some other part is known: someone just vetted does not
+outrank a trainer with a strong record on the strength of the parts they do have.
+
 A trainer with no known part has no score and ranks last. The candidates page offers the project's
 rate; an invitation stores the parts and score against the rate it offers.
 
@@ -93,8 +97,16 @@ def availability(hours_per_week: int | None) -> float | None:
     return min(max(hours_per_week, 0), FULL_WEEK_HOURS) / FULL_WEEK_HOURS
 
 
+NEW_TRAINER_QUALITY = 0.5
+
+
 def match_score(parts: dict[str, float | None]) -> float | None:
-    """The weighted mean of the known parts (weights renormalised over them); None when none is known."""
+    """The weighted mean of the known parts (weights renormalised over them), an unknown past quality
+    counting as NEW_TRAINER_QUALITY; None when no part is known."""
+    if all(value is None for value in parts.values()):
+        return None
+    if "quality" in parts and parts["quality"] is None:
+        parts = {**parts, "quality": NEW_TRAINER_QUALITY}
     known = [(WEIGHTS[name], value) for name, value in parts.items() if value is not None]
     if not known:
         return None

@@ -60,7 +60,9 @@ def score_interview(session: Session, interview: Interview) -> None:
     else:
         interview.written_score = None
         interview.score = round(percentile, 4)
-    interview.passed = interview.score >= assessment.pass_score
+    # Stopped by the clock before its minimum length, it measured too little to pass on.
+    measured = not (interview.stop_reason == "time" and interview.items_done < assessment.min_items)
+    interview.passed = measured and interview.score >= assessment.pass_score
 
 
 def refresh(session: Session, application: Application, now: datetime) -> None:
@@ -152,8 +154,9 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
         now: datetime | None = None, manual: dict[str, float] | None = None) -> list[Qualification]:
     """The admin vets a candidate: trainer role, a qualification per passed domain, and one per
     domain in ``manual`` (domain → score 0–1, only domains of the application that no passed
-    interview covers). Interviews whose time box passed are ended first, with what they have;
-    refused while one is still under way or ungraded. Audited with the reason. Commits."""
+    interview covers). Refused while an interview is under way (an admin ends one whose time box
+    passed with `end_lapsed` first, and sees its result) or ungraded. Audited with the reason.
+    Commits."""
     now = now or utcnow()
     reason = _reason(reason, required=False)
     begin_write(session)
@@ -161,10 +164,6 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
     applications.undecided(application)
     if application.user_id == actor_id:
         raise Conflict("nobody vets their own application")
-    from .interviews import close_lapsed
-
-    if close_lapsed(session, application.id, now):  # a candidate who walked away: decide on what they did
-        refresh(session, application, now)
     if application.stage in ("interviewing", "awaiting_grading"):
         raise Conflict(f"this application is {application.stage.replace('_', ' ')}; vet it once it is ready")
     allowed = set(unassessed_domains(session, application))
@@ -176,6 +175,32 @@ def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
     granted = _vet(session, application, actor_id, reason or "vetted by an admin", now, manual=manual)
     session.commit()
     return granted
+
+
+def end_lapsed(session: Session, application_id: int, actor_id: int, now: datetime | None = None) -> int:
+    """The admin ends the application's interviews whose time box has passed (a candidate who walked
+    away), with what they have, so the application can be graded and decided; returns how many.
+    Audited with the admin as actor. Commits."""
+    from .interviews import close_lapsed
+
+    now = now or utcnow()
+    begin_write(session)
+    application = applications.lock(session, application_id)
+    applications.undecided(application)
+    ended = close_lapsed(session, application.id, now)
+    if not ended:
+        raise Conflict("no interview of this application is past its time")
+    refresh(session, application, now)
+    audit.record(session, actor_id, "interview.end_lapsed", "application", application.id, {"interviews": ended})
+    session.commit()
+    return ended
+
+
+def lapsed(session: Session, application_id: int, now: datetime | None = None) -> int:
+    """How many of the application's interviews are past their time box and not ended."""
+    return session.scalar(select(func.count()).select_from(Interview).where(
+        Interview.application_id == application_id, Interview.status != "done",
+        Interview.deadline_at <= (now or utcnow()))) or 0
 
 
 def reject(session: Session, application_id: int, actor_id: int, reason: str, now: datetime | None = None) -> None:
