@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from app.models import Item, Project
+from app.models import Item
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +34,14 @@ def test_make_run_announces_and_serves_the_port_it_is_given():
     assert "5000" not in commands
 
 
-@pytest.mark.slow  # seeds the whole demo
 def test_recount_reports_the_counters_it_corrected(runner, session):
-    runner.invoke(args=["demo"])
-    project_id = session.scalar(select(Project.id).where(Project.slug == "safety-triage"))
-    ids = list(session.scalars(select(Item.id).where(Item.project_id == project_id).order_by(Item.id).limit(2)))
+    from tests.factories import make_label_project
+
+    project = make_label_project(session, items=4, slug="counted")
+    ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id).order_by(Item.id).limit(2)))
     session.execute(update(Item).where(Item.id.in_(ids)).values(done_count=Item.done_count + 7))
     session.commit()
-    result = runner.invoke(args=["recount", "safety-triage"])
+    result = runner.invoke(args=["recount", "counted"])
     assert result.exit_code == 0 and "2 item counters corrected" in result.output
-    again = runner.invoke(args=["recount", "safety-triage"])
+    again = runner.invoke(args=["recount", "counted"])
     assert "0 item counters corrected" in again.output
