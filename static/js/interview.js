@@ -16,4 +16,5 @@
     tick();
     setInterval(tick, 1000);
   });
+  document.addEventListener("htmx:afterSwap", tick); // the next question: no flash of the raw time
 })();
