@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -21,16 +22,31 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture
-def live_app(tmp_path):
-    """The app on a SQLite file with the demo seeded, served from a thread on a free port."""
-    app = build_app(f"sqlite:///{tmp_path / 'e2e.sqlite3'}", tmp_path)
+@pytest.fixture(scope="session")
+def seeded_demo(tmp_path_factory):
+    """The demo seeded once per test process into a SQLite file (it takes seconds); each test gets
+    a copy of the file, so what one test changes no other sees."""
+    folder = tmp_path_factory.mktemp("demo-template")
+    app = build_app(f"sqlite:///{folder / 'demo.sqlite3'}", folder)
     with app.app_context():
         engine = get_db().engine
         Base.metadata.create_all(engine)
         session = get_db().session_factory()
         seed_demo(session)
         session.close()
+        with engine.connect() as conn:  # everything into the main file before it is copied
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+    return folder / "demo.sqlite3"
+
+
+@pytest.fixture
+def live_app(tmp_path, seeded_demo):
+    """The app on a copy of the seeded demo, served from a thread on a free port."""
+    shutil.copyfile(seeded_demo, tmp_path / "e2e.sqlite3")
+    app = build_app(f"sqlite:///{tmp_path / 'e2e.sqlite3'}", tmp_path)
+    with app.app_context():
+        engine = get_db().engine
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
