@@ -135,6 +135,7 @@ def test_a_submit_during_an_approval_keeps_its_time(app, session, monkeypatch):
     assert sheet is not None and sheet.billable_seconds + late == 150
 
 
+@pytest.mark.slow  # seconds of work by design
 def test_heartbeats_from_four_tabs_at_once_count_wall_time_once(app, session):
     """Tabs of one trainer in four projects beat at the same moment, rounds apart: the time counted
     across them stays within the time that passed."""

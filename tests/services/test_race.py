@@ -3,6 +3,7 @@
 import threading
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from app.db import get_db
@@ -15,6 +16,7 @@ ITEMS = 200
 OVERLAP = 3
 
 
+@pytest.mark.slow  # seconds of work by design
 def test_sixteen_concurrent_claimers_fill_every_item_exactly_to_its_overlap(app, session):
     trainers = [make_user(session, "trainer") for _ in range(CLAIMERS)]
     project = make_label_project(session, items=ITEMS, overlap=OVERLAP, trainers=trainers)

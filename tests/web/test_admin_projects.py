@@ -2,6 +2,7 @@ import io
 import time
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 
 from app.models import AuditEvent, ImportJob, Item, Project, ProjectMember, Question
@@ -158,6 +159,7 @@ def test_upload_without_a_file_or_with_a_strange_one_says_so(client, session):
     assert response.status_code == 422 and "use a .jsonl or .csv file" in response.get_data(as_text=True)
 
 
+@pytest.mark.slow  # seconds of work by design
 def test_hundred_thousand_items_import_in_the_background_with_visible_progress(client, session):
     signed_in_admin(client, session)
     project = make_label_project(session, items=0, slug="big")

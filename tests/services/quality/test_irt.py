@@ -253,6 +253,7 @@ def test_calibration_recovers_known_difficulties(two_parameter):
         assert set(found_a) == {1.0}
 
 
+@pytest.mark.slow  # seconds of work by design
 def test_calibration_survives_adaptive_administration():
     """Interviews give hard items to strong candidates. Calibrating from such answers must still find
     the difficulties; girth's MML (difficulty from each item's share of right answers over the whole
