@@ -164,11 +164,18 @@ def answer(interview_id: int):
     raw = {}
     if screen.item is not None and screen.item.id == item_id:
         raw = question_rules.parse_form_answers(screen.questions, request.form, screen.item.responses or [])
+    return _step(interview_id, raw, lambda: interviews.answer(db, current_user.id, interview_id, item_id, raw))
+
+
+def _step(interview_id: int, posted: dict, call):
+    """One step of the interview (an answer, the written part): its form again with the errors, the
+    page with the reason it was refused (a replay, the time box), or what comes next."""
+    db = get_session()
     try:
-        done = interviews.answer(db, current_user.id, interview_id, item_id, raw)
+        done = call()
     except ValidationError as exc:
         db.rollback()
-        return _screen_page(interview_id, errors=exc.errors, answers=raw, status=422)
+        return _screen_page(interview_id, errors=exc.errors, answers=posted, status=422)
     except Conflict as exc:
         db.rollback()
         return _screen_page(interview_id, notice=str(exc), status=409 if htmx else 200)
@@ -184,16 +191,7 @@ def written(interview_id: int):
     for key, value in request.form.items():
         if key.startswith("written.") and (prompt_id := row_id(key.removeprefix("written."))) is not None:
             texts[prompt_id] = value
-    try:
-        done = interviews.submit_written(db, current_user.id, interview_id, texts)
-    except ValidationError as exc:
-        db.rollback()
-        return _screen_page(interview_id, errors=exc.errors, answers=texts, status=422)
-    except Conflict as exc:
-        db.rollback()
-        return _screen_page(interview_id, notice=str(exc), status=409 if htmx else 200)
-    _after_finish(done)
-    return _done(interview_id)
+    return _step(interview_id, texts, lambda: interviews.submit_written(db, current_user.id, interview_id, texts))
 
 
 @bp.post("/candidate/interviews/<int:interview_id>/finish")

@@ -289,9 +289,16 @@ def _end_adaptive(session: Session, interview: Interview, assessment: Assessment
         interview.status = "written"
         return
     for prompt in prompts:  # time ran out before the written part: nothing written scores nothing
-        session.add(WrittenAnswer(interview_id=interview.id, prompt_id=prompt.id, text="", submitted_at=now,
-                                  grade=0.0, grade_note="no answer before the time ran out", graded_at=now))
+        session.add(_written(interview, prompt, "", now))
     _finish(session, interview, now)
+
+
+def _written(interview: Interview, prompt: WrittenPrompt, text: str, now: datetime) -> WrittenAnswer:
+    """A written answer as handed in; an empty one (the time ran out) is graded 0 at once."""
+    row = WrittenAnswer(interview_id=interview.id, prompt_id=prompt.id, text=text, submitted_at=now)
+    if not text:
+        row.grade, row.grade_note, row.graded_at = 0.0, "no answer before the time ran out", now
+    return row
 
 
 def _finish(session: Session, interview: Interview, now: datetime) -> None:
@@ -336,10 +343,7 @@ def submit_written(session: Session, user_id: int, interview_id: int, texts: dic
         raise ValidationError(errors)
     for prompt in prompts:
         text = answers.get(prompt.id, "") if f"written.{prompt.id}" not in errors else ""
-        row = WrittenAnswer(interview_id=interview.id, prompt_id=prompt.id, text=text, submitted_at=now)
-        if not text:
-            row.grade, row.grade_note, row.graded_at = 0.0, "no answer before the time ran out", now
-        session.add(row)
+        session.add(_written(interview, prompt, text, now))
     _finish(session, interview, now)
     session.commit()
     return interview
@@ -351,8 +355,7 @@ def _time_up(session: Session, interview: Interview, assessment: Assessment, now
         _end_adaptive(session, interview, assessment, "time", now)
         return
     for prompt in prompts_of(session, assessment.id):
-        session.add(WrittenAnswer(interview_id=interview.id, prompt_id=prompt.id, text="", submitted_at=now,
-                                  grade=0.0, grade_note="no answer before the time ran out", graded_at=now))
+        session.add(_written(interview, prompt, "", now))
     _finish(session, interview, now)
 
 
