@@ -102,4 +102,8 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "GRADER_MODEL": (env.get("GRADER_MODEL") or "").strip(),
         "GRADER_API_KEY": env.get("GRADER_API_KEY") or None,
         "GRADER_TIMEOUT": float(env.get("GRADER_TIMEOUT", "20")),
+        # Requests one API token (or one address without a token) may make, in flask-limiter's notation.
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
+        # An item upload to the API larger than this runs as an import job (202 and a status URL).
+        "API_INLINE_ITEMS_BYTES": int(env.get("API_INLINE_ITEMS_BYTES", str(1024 * 1024))),
     }

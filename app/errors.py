@@ -20,6 +20,12 @@ class ValidationError(ServiceError):
         super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in errors.items()))
 
 
+class Unauthorized(ServiceError):
+    """No credentials, or credentials that authenticate nobody (the API's bearer tokens)."""
+
+    status = 401
+
+
 class NotFound(ServiceError):
     status = 404
 

@@ -78,6 +78,7 @@ def build_app(database_url: str, tmp_path, **overrides):
         "SECRET_KEY": "test-secret-key",
         "REDIS_URL": None,
         "INSTANCE_PATH": str(tmp_path / "instance"),
+        "API_RATE_LIMIT": "100000 per minute",  # the rate-limit tests set their own
         **overrides,
     }
     return create_app(config)

@@ -1,5 +1,6 @@
 """SQLAlchemy models: one module per area, no business logic, no imports of the rest of the app."""
 
+from .api import DELIVERY_STATUSES, WEBHOOK_EVENTS, ApiToken, Webhook, WebhookDelivery
 from .audit import AuditEvent
 from .base import Base, utcnow
 from .exports import EXPORT_STATUSES, DatasetExport
@@ -37,6 +38,11 @@ from .users import ROLES, PasswordReset, TrainerProfile, User, UserRole
 from .work import ASSIGNMENT_STATUSES, REVIEW_STATUSES, VERDICTS, Annotation, Assignment, Review
 
 __all__ = [
+    "DELIVERY_STATUSES",
+    "WEBHOOK_EVENTS",
+    "ApiToken",
+    "Webhook",
+    "WebhookDelivery",
     "APPLICATION_STAGES",
     "INTERVIEW_STATUSES",
     "INVITATION_STATUSES",

@@ -9,7 +9,8 @@ from .base import Base, JSONType, UTCDateTime, utcnow
 
 PROJECT_KINDS = ("work", "qualification")
 PROJECT_STATUSES = ("draft", "active", "paused", "archived")
-MEMBER_ROLES = ("trainer", "reviewer")
+# A client is a member of the AI team that ordered the data: progress, quality, budget, versions.
+MEMBER_ROLES = ("trainer", "reviewer", "client")
 MEMBER_STATUSES = ("invited", "active", "paused", "removed")
 
 

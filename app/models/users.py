@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, UTCDateTime, utcnow
 
-ROLES = ("applicant", "trainer", "reviewer", "admin")
+ROLES = ("applicant", "trainer", "reviewer", "client", "admin")
 USER_STATUSES = ("active", "suspended")
 
 

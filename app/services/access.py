@@ -63,3 +63,35 @@ def workable_projects(session: Session, user: User, include_paused: bool = False
         .order_by(Project.created_at.desc(), Project.id.desc())
     )
     return [(project, status) for project, status in session.execute(stmt) if _role_allows(user, project)]
+
+
+def is_client(session: Session, user: User, project: Project) -> bool:
+    """A member of the AI team that ordered the project's data (an active ``client`` membership): they see
+    its progress, quality, budget and dataset versions, push items and build exports, never a trainer's
+    identity or pay."""
+    if not (user.is_active and user.has_role("client")):
+        return False
+    member = membership(session, user, project, role="client")
+    return member is not None and member.status == "active"
+
+
+def client_projects(session: Session, user: User) -> list[Project]:
+    """The projects ``user`` is an active client of, newest first."""
+    if not (user.is_active and user.has_role("client")):
+        return []
+    return list(session.scalars(
+        select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
+        .where(ProjectMember.user_id == user.id, ProjectMember.role == "client", ProjectMember.status == "active",
+               Project.kind == "work")
+        .order_by(Project.created_at.desc(), Project.id.desc())))
+
+
+def can_see_project(session: Session, user: User, project: Project) -> bool:
+    """Who may read a project's summary (progress, questions): admins, its clients, and its active trainer
+    or reviewer members."""
+    if is_admin(user) or is_client(session, user, project):
+        return True
+    if can_work_on(session, user, project):
+        return True
+    reviewer = membership(session, user, project, role="reviewer")
+    return user.is_active and user.has_role("reviewer") and reviewer is not None and reviewer.status == "active"

@@ -304,7 +304,8 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
     """Why ``user`` cannot be a ``role`` member of ``project``, or None: the one eligibility rule.
 
     Trainer members hold the trainer role (applicants take assessments through their interview, not as
-    members); reviewer members review (reviewers and admins). Suspended people join nothing.
+    members); reviewer members review (reviewers and admins); client members hold the client role and
+    join work projects only. Suspended people join nothing.
     """
     if role not in MEMBER_ROLES:
         return f"the role must be one of {', '.join(MEMBER_ROLES)}"
@@ -316,6 +317,11 @@ def member_problem(project: Project, user: User, role: str) -> str | None:
             return "an assessment has no trainer members: candidates take it as an interview (Recruiting)"
         if not user.has_role(*worker_roles(project)):
             return f"{user.email} is not a trainer; give them the trainer role first"
+    elif role == "client":
+        if project.kind == "qualification":
+            return "an assessment has no clients: it vets people, it makes no dataset"
+        if not user.has_role("client"):
+            return f"{user.email} is not a client; give them the client role first"
     elif not user.has_role("reviewer", "admin"):
         return f"{user.email} is not a reviewer"
     return None
@@ -543,3 +549,20 @@ def throughput(session: Session, project: Project, hours: int = 24) -> dict:
     needed = progress(session, project)["annotations_needed"]
     eta_hours = needed / per_hour if per_hour and needed else None
     return {"per_hour": per_hour, "window_hours": hours, "eta_hours": eta_hours, "needed": needed}
+
+
+def visible_projects(session: Session, user: User, after_id: int | None = None, limit: int = 50) -> list[Project]:
+    """The projects ``user`` may read through the API, by id: every project for an admin; otherwise those
+    they are an active member of in a role their account holds (trainer: work projects only)."""
+    stmt = select(Project).order_by(Project.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Project.id > after_id)
+    if not access.is_admin(user):
+        roles = [r for r in ("trainer", "reviewer", "client") if user.has_role(r)]
+        member = (select(ProjectMember.project_id)
+                  .join(Project, Project.id == ProjectMember.project_id)
+                  .where(ProjectMember.user_id == user.id, ProjectMember.status == "active",
+                         ProjectMember.role.in_(roles),
+                         (ProjectMember.role != "trainer") | (Project.kind == "work")))
+        stmt = stmt.where(Project.id.in_(member))
+    return list(session.scalars(stmt)) if user.is_active else []

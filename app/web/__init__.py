@@ -15,6 +15,7 @@ from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
 from . import (
     access,
+    api,
     admin,
     auth,
     errors,
@@ -26,6 +27,7 @@ from . import (
     recruiting_admin,
     review,
     staffing,
+    tokens,
     work,
 )
 from .security import add_security_headers
@@ -54,8 +56,9 @@ def filesize(n: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
-    for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing):
+    for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens):
         app.register_blueprint(module.bp)
+    api.init_app(app)
     errors.register(app)
     inputs.register(app)
     access.register(app)

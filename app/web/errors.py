@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, render_template
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -25,8 +25,30 @@ MESSAGES = {
 }
 
 
-def render_error(status: int, detail: str | None = None, headers: dict | None = None):
+# The API's machine-readable code for each status.
+API_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+             409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal",
+             503: "unavailable"}
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def api_error(status: int, message: str, details: dict | None = None, headers: dict | None = None):
+    """The API's error body: ``{"error": {"code", "message", "details"}}``."""
+    body = {"error": {"code": API_CODES.get(status, "error"), "message": message,
+                      "details": {str(k): str(v) for k, v in (details or {}).items()}}}
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="groundwork"'
+    return jsonify(body), status, headers
+
+
+def render_error(status: int, detail: str | None = None, headers: dict | None = None, details: dict | None = None):
     title, message = MESSAGES.get(status, ("Error", "An error occurred."))
+    if is_api_request():
+        return api_error(status, detail or message, details, headers)
     context = {"status": status, "title": title, "message": detail or message}
     if htmx:
         body = render_template("errors/_error.html", **context)
@@ -50,9 +72,11 @@ def register(app: Flask) -> None:
         _rollback()
         # Our messages are written for the person who caused them; a NotFound says no more than 404.
         detail = None if exc.status == 404 else str(exc)
+        details = None
         if isinstance(exc, ValidationError) and "" not in exc.errors:
             detail = "Some of what you sent is not valid: " + str(exc)
-        return render_error(exc.status, detail)
+            details = exc.errors
+        return render_error(exc.status, detail, details=details)
 
     # The three below are safety nets: each is a rule a service should have caught first, so each is
     # logged with its traceback, and under TESTING the DataError one is raised (a gap in the bounds).
@@ -87,7 +111,11 @@ def register(app: Flask) -> None:
         headers.pop("Content-Type", None)
         # Our own words (abort(403, "…")) are shown; werkzeug's generic defaults are not.
         own = exc.description and exc.description != type(exc).description
-        description = exc.description if exc.code in (400, 403, 409, 422) and own else None
+        description = exc.description if exc.code in (400, 403, 409, 413, 422) and own else None
+        if exc.code == 429 and exc.description:
+            description = f"Too many requests ({exc.description}). Wait and try again."
+        if exc.response is not None and exc.code == 429:
+            headers.update({k: v for k, v in exc.response.headers.items() if k.lower().startswith(("retry-after", "x-ratelimit"))})
         return render_error(exc.code or 500, description, headers)
 
     @app.errorhandler(Exception)

@@ -64,10 +64,11 @@ def token(client, path: str = "/") -> str:
 
 
 def routes(app):
-    """(method, endpoint, rule) for every GET and POST of the URL map, static files aside."""
+    """(method, endpoint, rule) for every GET and POST of the URL map, static files and the API aside
+    (the API's matrix, with tokens instead of cookies, is tests/api/test_access_matrix.py)."""
     found = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("api."):
             continue
         for method in ("GET", "POST"):
             if method in rule.methods:
@@ -103,7 +104,8 @@ def matrix_world(app, session, world):
         world=world,
         values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
                 "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
-                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all", **recruiting},
+                "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all",
+                "token_id": 2_000_000, **recruiting},
     )
 
 

@@ -77,6 +77,10 @@ MATRIX = {
     ("GET", "auth.reset"): everyone(404),  # an unknown token opens nothing, for anyone
     ("POST", "auth.reset"): everyone(404),
     ("POST", "auth.logout"): signed_in(302),
+    # one's own API tokens
+    ("GET", "tokens.index"): signed_in(200),
+    ("POST", "tokens.create"): signed_in(422),  # no name
+    ("POST", "tokens.revoke"): signed_in(404),  # not one of theirs
     # the trainer's own pages
     ("GET", "work.index"): workers(200, 200),
     ("GET", "work.feedback"): workers(200, 200),

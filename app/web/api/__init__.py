@@ -1,0 +1,38 @@
+"""The REST API, ``/api/v1``: JSON over the same services as the pages, authenticated by bearer
+tokens, described by an OpenAPI 3.1 document generated from the endpoints' models (``base.spec``)."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from app.extensions import csrf
+from app.services import api_tokens
+
+from . import docs, exports, items, members, pay, projects, quality, reviews, work  # noqa: F401 - routes
+from .base import authenticate, bp
+
+bp.before_request(authenticate)
+csrf.exempt(bp)  # no session cookie is accepted here: a token in a header is the only credential
+
+
+def _rate_key() -> str:
+    """Limits are per token (its digest) or, without a well-formed token, per address (after ProxyFix)."""
+    header = request.headers.get("Authorization", "")
+    raw = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if api_tokens.TOKEN_RE.fullmatch(raw):
+        return "token:" + api_tokens.digest(raw)[:32]
+    return "address:" + (get_remote_address() or "-")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    storage = app.config.get("REDIS_URL") or "memory://"
+    limiter = Limiter(
+        key_func=_rate_key, app=app, storage_uri=storage, headers_enabled=True,
+        key_prefix=f"{app.config['REDIS_PREFIX']}limits", default_limits=[], application_limits=[],
+        strategy="moving-window", swallow_errors=True,
+    )
+    limiter.limit(lambda: app.config["API_RATE_LIMIT"])(bp)
+    app.extensions["api_limiter"] = limiter

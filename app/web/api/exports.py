@@ -1,0 +1,1 @@
+"""API: exports (not written yet)."""

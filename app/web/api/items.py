@@ -1,0 +1,1 @@
+"""API: items (not written yet)."""

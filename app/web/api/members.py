@@ -1,0 +1,1 @@
+"""API: members (not written yet)."""

@@ -1,0 +1,1 @@
+"""API: pay (not written yet)."""

@@ -1,0 +1,1 @@
+"""API: quality (not written yet)."""

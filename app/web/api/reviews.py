@@ -1,0 +1,1 @@
+"""API: reviews (not written yet)."""

@@ -1,0 +1,1 @@
+"""API: work (not written yet)."""

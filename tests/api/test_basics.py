@@ -1,0 +1,186 @@
+"""The API's common ground: tokens, the error shape, pagination, rate limits, the document."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.models import ApiToken, utcnow
+from app.services import api_tokens
+from tests.conftest import build_app
+
+from .conftest import Api, token_for
+
+
+def test_no_token_is_401_with_the_error_shape(api):
+    response = api.get("/api/v1/projects", as_="anonymous")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    body = response.get_json()
+    assert body["error"]["code"] == "unauthorized" and body["error"]["message"] and body["error"]["details"] == {}
+
+
+@pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer gw_ABCDEFGH_" + "x" * 43, "Basic abc", "Bearer"])
+def test_a_token_that_is_not_one_is_401(client, api_world, header):
+    response = client.get("/api/v1/projects", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+def test_revoked_and_expired_tokens_are_401(api, api_world, session):
+    world = api_world.world
+    revoked = api_tokens.create(session, world.admin, "soon revoked")
+    assert api.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {revoked.secret}"}).status_code == 200
+    api_tokens.revoke(session, world.admin.id, revoked.token.id)
+    assert api.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {revoked.secret}"}).status_code == 401
+    expired = api_tokens.create(session, world.admin, "expired", expires_in_days=1)
+    session.get(ApiToken, expired.token.id).expires_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert api.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {expired.secret}"}).status_code == 401
+
+
+def test_a_suspended_account_token_is_401(api, api_world, session):
+    api_world.world.trainer.status = "suspended"
+    session.commit()
+    assert api.get("/api/v1/projects", as_="trainer").status_code == 401
+
+
+def test_the_database_holds_no_token_in_clear(api_world, session):
+    rows = session.query(ApiToken).all()
+    assert rows
+    secrets = set(api_world.tokens.values())
+    for row in rows:
+        stored = " ".join(str(getattr(row, c.name)) for c in ApiToken.__table__.columns)
+        assert not any(secret in stored or secret.split("_")[2] in stored for secret in secrets)
+        assert len(row.token_hash) == 64 and row.prefix in {s.split("_")[1] for s in secrets}
+
+
+def test_last_used_is_recorded(api, api_world, session):
+    assert api.get("/api/v1/projects", as_="trainer").status_code == 200
+    session.expire_all()
+    row = session.query(ApiToken).filter_by(user_id=api_world.world.trainer.id).one()
+    assert row.last_used_at is not None
+
+
+def test_a_read_only_token_cannot_write(api):
+    body = {"name": "From a read-only token", "questions": [{"key": "ok", "type": "label", "title": "OK?",
+                                                             "options": {"labels": ["yes", "no"]}}]}
+    response = api.post("/api/v1/projects", as_="admin_ro", json=body)
+    assert response.status_code == 403
+    assert "read-only" in response.get_json()["error"]["message"]
+    assert api.get("/api/v1/projects", as_="admin_ro").status_code == 200
+
+
+def test_a_trainer_token_gets_403_on_admin_endpoints(api):
+    response = api.post("/api/v1/projects", as_="trainer", json={"name": "x", "questions": []})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_validation_errors_name_every_field(api):
+    response = api.post("/api/v1/projects", json={"name": "", "questions": [], "overlap": 0, "surprise": 1})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid"
+    assert {"name", "questions", "overlap", "surprise"} <= set(error["details"])
+
+
+def test_service_errors_come_back_with_their_fields(api):
+    body = {"name": "Bad question", "questions": [{"key": "q", "type": "label", "title": "Q", "options": {}}]}
+    response = api.post("/api/v1/projects", json=body)
+    assert response.status_code == 422
+    assert any(k.startswith("questions[1]") for k in response.get_json()["error"]["details"])
+
+
+def test_projects_are_paged_by_cursor(api, api_world, session):
+    from tests.factories import make_label_project
+
+    for i in range(5):
+        make_label_project(session, items=1, slug=f"paged-{i}")
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/projects?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = api.get(url).get_json()
+        assert len(body["data"]) <= 2
+        seen += [p["slug"] for p in body["data"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 8  # alpha, beta, assess and the five
+    assert api.get("/api/v1/projects?cursor=not-a-cursor").status_code == 422
+
+
+def test_each_role_lists_only_its_projects(api):
+    def slugs(as_):
+        return {p["slug"] for p in api.get("/api/v1/projects", as_=as_).get_json()["data"]}
+
+    assert slugs("admin") == {"alpha", "beta", "assess"}
+    assert slugs("trainer") == {"alpha"}
+    assert slugs("outsider") == {"beta"}
+    assert slugs("client") == {"alpha"}
+    assert slugs("reviewer") == {"alpha"}
+    assert slugs("stranger") == slugs("applicant") == set()
+
+
+def test_a_client_sees_budget_but_not_settings_and_others_see_neither(api):
+    client = api.get("/api/v1/projects/alpha", as_="client").get_json()
+    assert client["budget"] is not None and client["settings"] is None
+    trainer = api.get("/api/v1/projects/alpha", as_="trainer").get_json()
+    assert trainer["budget"] is None and trainer["settings"] is None
+    assert api.get("/api/v1/projects/beta", as_="client").status_code == 404
+    assert api.get("/api/v1/projects/beta", as_="trainer").status_code == 404
+
+
+def test_admin_creates_and_updates_a_project(api):
+    body = {"name": "Made over HTTP", "status": "active", "overlap": 2,
+            "questions": [{"key": "ok", "type": "label", "title": "OK?", "options": {"labels": ["yes", "no"]}}]}
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["slug"] == "made-over-http"
+    assert api.post("/api/v1/projects", json=body).status_code == 422  # the slug is taken
+    updated = api.patch("/api/v1/projects/made-over-http", json={"status": "paused", "overlap": 3})
+    assert updated.status_code == 200
+    assert updated.get_json()["status"] == "paused" and updated.get_json()["settings"]["overlap"] == 3
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path, session_factory_app=None):
+    app = build_app(f"sqlite:///{tmp_path / 'limits.sqlite3'}", tmp_path, API_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        from app.db import get_db
+        from app.models import Base
+
+        Base.metadata.create_all(get_db().engine)
+    client = app.test_client()
+    statuses = [client.get("/api/v1/projects").status_code for _ in range(5)]
+    assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429]
+    response = client.get("/api/v1/projects")
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["error"]["code"] == "rate_limited"
+
+
+def test_the_document_is_openapi_3_1_and_public(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/api/v1/projects" in doc["paths"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_the_reference_page_renders_without_script_or_cdn(client):
+    response = client.get("/api/v1/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "GET /api/v1/projects" in page
+    assert "cdn" not in page.lower() and "unpkg" not in page.lower()
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_api_ignores_session_cookies(client, api_world):
+    from tests.security.conftest import sign_in
+
+    sign_in(client, api_world.world.admin)
+    assert client.get("/api/v1/projects").status_code == 401
+    assert Api  # the helper is what the other tests use
+    assert token_for
