@@ -15,8 +15,8 @@ from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
 from . import (
     access,
-    api,
     admin,
+    api,
     auth,
     errors,
     exports,

@@ -10,7 +10,6 @@ from app.errors import ValidationError
 from app.services import api_tokens
 
 from .access import require
-from .inputs import row_id
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
