@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import pytest
 
 from app.services import api_tokens
-from app.services import projects as project_service
-from tests.factories import make_user
 from tests.security.conftest import World, world  # noqa: F401 - the fixture, shared
 
 # Who calls the API in these tests: the security world's visitors, a client of world.project, and an
@@ -55,9 +53,7 @@ def token_for(session, user, name: str = "tests", read_only: bool = False) -> st
 
 @pytest.fixture
 def api_world(session, world) -> ApiWorld:  # noqa: F811 - the imported fixture
-    client_user = make_user(session, "client", name="Cleo Client")
-    project_service.add_member(session, world.project, client_user, "client")
-    session.commit()
+    client_user = world.client
     people = {"applicant": world.applicant, "trainer": world.trainer, "outsider": world.outsider,
               "reviewer": world.reviewer, "stranger": world.stranger, "client": client_user, "admin": world.admin}
     tokens = {name: token_for(session, person) for name, person in people.items()}

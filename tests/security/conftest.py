@@ -9,7 +9,17 @@ from types import SimpleNamespace
 import pytest
 
 from app.db import get_db
-from app.models import Annotation, ImportJob, Project, ProjectMember, User, WrittenAnswer, utcnow
+from app.models import (
+    Annotation,
+    ImportJob,
+    Project,
+    ProjectMember,
+    User,
+    Webhook,
+    WebhookDelivery,
+    WrittenAnswer,
+    utcnow,
+)
 from app.services import assignment as queue
 from app.services import exporting
 from app.services import projects as project_service
@@ -28,6 +38,7 @@ class World:
     outsider: User  # trainer member of ``other`` only
     reviewer: User  # reviewer member of ``project``
     stranger: User  # a reviewer who is a member of nothing
+    client: User  # a client member of ``project`` (the AI team that ordered its data)
 
 
 @pytest.fixture
@@ -45,8 +56,10 @@ def world(session) -> World:
     assessment = make_label_project(session, items=2, slug="assess")
     assessment.kind = "qualification"
     project_service.add_member(session, project, reviewer, "reviewer")
+    client = make_user(session, "client", name="Cleo Client")
+    project_service.add_member(session, project, client, "client")
     session.commit()
-    return World(project, other, assessment, admin, applicant, trainer, outsider, reviewer, stranger)
+    return World(project, other, assessment, admin, applicant, trainer, outsider, reviewer, stranger, client)
 
 
 def sign_in(client, user: User):
@@ -100,12 +113,20 @@ def matrix_world(app, session, world):
     member = session.query(ProjectMember).filter_by(project_id=world.project.id, user_id=world.trainer.id).one()
     assert done is not None and held is not None
     recruiting = _recruiting_world(session, world)
+    hook = Webhook(project_id=world.project.id, url="http://127.0.0.1:9/hook", secret="whsec_test", events=["export.completed"],
+                   created_by=world.admin.id)
+    session.add(hook)
+    session.flush()
+    delivery = WebhookDelivery(webhook_id=hook.id, event="export.completed", event_id="evt_matrix", payload={},
+                               status="failed", attempts=1, response_code=500)
+    session.add(delivery)
+    session.commit()
     return SimpleNamespace(
         world=world,
         values={"slug": world.project.slug, "assignment_id": held.id, "annotation_id": annotation.id,
                 "import_id": job.id, "export_id": export.id, "member_id": member.id, "user_id": world.trainer.id,
                 "name": exporting.data_files(export)[0], "token": "not-a-real-reset-token-at-all",
-                "token_id": 2_000_000, **recruiting},
+                "token_id": 2_000_000, "webhook_id": hook.id, "delivery_id": delivery.id, **recruiting},
     )
 
 
