@@ -184,3 +184,16 @@ def test_api_ignores_session_cookies(client, api_world):
     assert client.get("/api/v1/projects").status_code == 401
     assert Api  # the helper is what the other tests use
     assert token_for
+
+
+@pytest.mark.redis
+def test_with_redis_the_limit_holds_across_workers(tmp_path, redis_prefix, redis_conn):
+    """Two app instances (two gunicorn workers) share one Redis: the limit counts both."""
+    from tests.conftest import REDIS_URL
+
+    apps = [build_app(f"sqlite:///{tmp_path / f'w{i}.sqlite3'}", tmp_path, REDIS_URL=REDIS_URL,
+                      REDIS_PREFIX=redis_prefix, API_RATE_LIMIT="4 per minute") for i in range(2)]
+    clients = [a.test_client() for a in apps]
+    statuses = [clients[i % 2].get("/api/v1/projects").status_code for i in range(6)]
+    assert statuses == [401, 401, 401, 401, 429, 429]
+    assert any(redis_prefix.encode() in key for key in redis_conn.scan_iter(match=f"*{redis_prefix}*"))

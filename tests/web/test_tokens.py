@@ -1,0 +1,62 @@
+"""The API tokens page: make a token (shown once), list with prefix and last use, revoke."""
+
+from __future__ import annotations
+
+import re
+
+from app.models import ApiToken
+from tests.factories import make_user
+from tests.security.conftest import sign_in, token
+
+
+def _create(client, csrf, **form):
+    return client.post("/account/tokens/", data={"csrf_token": csrf, **form})
+
+
+def test_a_token_is_shown_once_and_works(client, session):
+    user = make_user(session, "trainer", name="Tia Token")
+    sign_in(client, user)
+    csrf = token(client, "/account/tokens/")
+    response = _create(client, csrf, name="my script", expires_in_days="30")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    secret = re.search(r'data-testid="token-secret">(gw_[A-Za-z0-9_-]+)<', page).group(1)
+    # the list shows the prefix only; the whole token never again
+    listing = client.get("/account/tokens/").get_data(as_text=True)
+    assert secret not in listing and f"gw_{secret.split('_')[1]}_" in listing and "my script" in listing
+    api = client.application.test_client()  # no cookie: the token alone
+    assert api.get("/api/v1/projects", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    row = session.query(ApiToken).filter_by(user_id=user.id).one()
+    assert row.expires_at is not None and not row.read_only
+
+
+def test_bad_input_is_refused_with_the_field_and_nothing_is_made(client, session):
+    user = make_user(session, "reviewer")
+    sign_in(client, user)
+    csrf = token(client, "/account/tokens/")
+    for form, field in (({"name": ""}, "is required"), ({"name": "x" * 101}, "at most 100"),
+                        ({"name": "ok", "expires_in_days": "0"}, "between 1 and"),
+                        ({"name": "ok", "expires_in_days": "soon"}, "whole number")):
+        response = _create(client, csrf, **form)
+        assert response.status_code == 422
+        assert field in response.get_data(as_text=True)
+    assert session.query(ApiToken).count() == 0
+
+
+def test_revoking_ends_the_token_and_only_ones_own(client, session):
+    from app.services import api_tokens
+
+    owner = make_user(session, "admin")
+    other = make_user(session, "admin")
+    theirs = api_tokens.create(session, other, "theirs")
+    mine = api_tokens.create(session, owner, "mine", read_only=True)
+    sign_in(client, owner)
+    csrf = token(client, "/account/tokens/")
+    assert client.post(f"/account/tokens/{theirs.token.id}/revoke", data={"csrf_token": csrf}).status_code == 404
+    response = client.post(f"/account/tokens/{mine.token.id}/revoke", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    api = client.application.test_client()
+    assert api.get("/api/v1/projects", headers={"Authorization": f"Bearer {mine.secret}"}).status_code == 401
+    assert api.get("/api/v1/projects", headers={"Authorization": f"Bearer {theirs.secret}"}).status_code == 200
+    listing = client.get("/account/tokens/").get_data(as_text=True)
+    assert "revoked" in listing and "read-only" in listing
