@@ -197,3 +197,24 @@ def test_with_redis_the_limit_holds_across_workers(tmp_path, redis_prefix, redis
     statuses = [clients[i % 2].get("/api/v1/projects").status_code for i in range(6)]
     assert statuses == [401, 401, 401, 401, 429, 429]
     assert any(redis_prefix.encode() in key for key in redis_conn.scan_iter(match=f"*{redis_prefix}*"))
+
+
+def test_a_token_follows_its_users_roles_as_they_change(api, api_world, session):
+    from app.models import UserRole
+
+    admin = api_world.world.admin
+    assert api.get("/api/v1/projects/beta").status_code == 200
+    session.query(UserRole).filter_by(user_id=admin.id, role="admin").delete()
+    session.add(UserRole(user_id=admin.id, role="reviewer"))
+    session.commit()
+    assert api.get("/api/v1/projects/beta").status_code == 404
+    assert api.post("/api/v1/projects", json={}).status_code == 403
+
+
+def test_errors_outside_any_view_keep_the_shape(api, client):
+    wrong_method = api.request("DELETE", "/api/v1/projects")
+    assert wrong_method.status_code == 405 and wrong_method.get_json()["error"]["code"] == "method_not_allowed"
+    broken = api.post("/api/v1/projects", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.get_json()["error"]["code"] == "bad_request"
+    nul = api.post("/api/v1/projects", json={"name": "a\x00b"})
+    assert nul.status_code == 400 and "NUL character" in nul.get_json()["error"]["message"]
