@@ -17,9 +17,9 @@ from app.errors import ValidationError
 
 from .qtypes import QUESTION_TYPES, AnswerError, Responses, ranks_of, response_letter, type_of
 
-__all__ = ["QUESTION_TYPES", "AnswerError", "Responses", "check_question", "fits", "gold_score", "is_blank",
-           "parse_form_answers", "ranks_of", "response_count_range", "response_letter", "type_of",
-           "validate_answers"]
+__all__ = ["QUESTION_TYPES", "AnswerError", "Responses", "answers_with_letters", "check_question", "fits",
+           "gold_score", "is_blank", "parse_form_answers", "parse_json_answers", "ranks_of", "response_count_range",
+           "response_letter", "type_of", "validate_answers"]
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TITLE_MAX = 500
@@ -69,6 +69,26 @@ def parse_form_answers(questions: Sequence, form, responses: Sequence = ()) -> d
         for q in questions
         if f"answer.{q.key}" in form
     }
+
+
+def parse_json_answers(questions: Sequence, raw: Mapping[str, Any], responses: Sequence = ()) -> dict[str, Any]:
+    """The JSON twin of ``parse_form_answers`` (the API): answers keyed by question key, naming
+    responses by letter as the page does, -> answer values for ``validate_answers`` (letters become the
+    item's response ids through each type's ``from_letters``). Unknown keys pass on, for
+    ``validate_answers`` to refuse."""
+    responses = Responses(responses)
+    by_key = {q.key: q for q in questions}
+    return {key: type_of(by_key[key]).from_letters(value, responses) if key in by_key else value
+            for key, value in raw.items()}
+
+
+def answers_with_letters(questions: Sequence, answers: Mapping[str, Any] | None,
+                         responses: Sequence = ()) -> dict[str, Any]:
+    """Stored answers as the API shows them: response ids become the page's letters (A, B, C…)."""
+    responses = Responses(responses)
+    by_key = {q.key: q for q in questions}
+    return {key: type_of(by_key[key]).to_letters(value, responses) if key in by_key else value
+            for key, value in (answers or {}).items()}
 
 
 def validate_answers(

@@ -102,6 +102,20 @@ def next_for_review(session: Session, project_id: int, reviewer_id: int, after_i
     return session.scalar(stmt.order_by(urgency, Annotation.submitted_at, Annotation.id).limit(1))
 
 
+def queue_page(session: Session, project_id: int, reviewer_id: int, after_id: int | None, limit: int) -> list:
+    """One page of the project's review queue by annotation id (the API's list; the page serves the most
+    urgent first through ``next_for_review``): (annotation, item external id, trainer name)."""
+    stmt = (
+        select(Annotation, Item.external_id, User.name)
+        .join(Item, Item.id == Annotation.item_id)
+        .join(User, User.id == Annotation.trainer_id)
+        .where(*_queue_filter(project_id, reviewer_id))
+    )
+    if after_id is not None:
+        stmt = stmt.where(Annotation.id > after_id)
+    return session.execute(stmt.order_by(Annotation.id).limit(limit)).all()
+
+
 def record_verdict(
     session: Session, annotation_id: int, reviewer_id: int, verdict: str, comment: str = "",
     corrected: dict | None = None, now: datetime | None = None,

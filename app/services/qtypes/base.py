@@ -148,6 +148,16 @@ class QuestionType:
         name responses by letter (A, B, C…), never by their ids."""
         return single(values, responses)
 
+    def from_letters(self, value: Any, responses: Responses) -> Any:
+        """An answer sent as JSON (the API), naming responses by letter as the page does -> the value
+        ``clean_answer`` takes (letters become the item's response ids; anything else is passed on for
+        ``clean_answer`` to name). Types whose answers name no response take the value as it is."""
+        return value
+
+    def to_letters(self, value: Any, responses: Responses) -> Any:
+        """A stored answer with its response ids shown as the page's letters: ``from_letters`` undone."""
+        return value
+
     def clean_answer(self, options: Mapping[str, Any], value: Any, responses: Responses) -> Any:
         raise NotImplementedError
 

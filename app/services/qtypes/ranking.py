@@ -71,6 +71,12 @@ class RankingType(QuestionType):
             groups = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return raw
+        return self.from_letters(groups, responses)
+
+    def from_letters(self, value, responses):
+        """Groups of letters, best first (``[["B"], ["A", "C"]]``) -> groups of the item's response ids."""
+        if not isinstance(value, list):
+            return value
         by_letter = responses.letters()
         unknown = iter(range(1_000_000))
 
@@ -81,9 +87,13 @@ class RankingType(QuestionType):
                 return by_letter[x] if x in by_letter else f"?{next(unknown)}"
             return x
 
-        if not isinstance(groups, list):
-            return groups
-        return [[mapped(x) for x in g] if isinstance(g, list) else mapped(g) for g in groups]
+        return [[mapped(x) for x in g] if isinstance(g, list) else mapped(g) for g in value]
+
+    def to_letters(self, value, responses):
+        letter_of = {rid: letter for letter, rid in responses.letters().items()}
+        if not isinstance(value, list):
+            return value
+        return [sorted(letter_of.get(r, "?") for r in (g if isinstance(g, list) else [g])) for g in value]
 
     def clean_answer(self, options, value, responses):
         if not isinstance(value, list) or not value:

@@ -52,14 +52,27 @@ class SpanType(LabelList):
             spans = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return raw
-        if not isinstance(spans, list):
-            return spans
+        return self.from_letters(spans, responses)
+
+    def from_letters(self, value, responses):
+        """Spans naming their response by letter -> spans naming the item's response id."""
+        if not isinstance(value, list):
+            return value
         by_letter = responses.letters()
-        for n, span in enumerate(spans):
+        spans = []
+        for n, span in enumerate(value):
             if isinstance(span, dict) and "response" in span:
                 letter = span["response"]
-                span["response"] = by_letter.get(letter, f"?{n}") if isinstance(letter, str) else letter
+                span = {**span, "response": by_letter.get(letter, f"?{n}") if isinstance(letter, str) else letter}
+            spans.append(span)
         return spans
+
+    def to_letters(self, value, responses):
+        letter_of = {rid: letter for letter, rid in responses.letters().items()}
+        if not isinstance(value, list):
+            return value
+        return [{**span, "response": letter_of.get(span.get("response"), "?")} if isinstance(span, dict) else span
+                for span in value]
 
     def clean_answer(self, options, value, responses):
         if not isinstance(value, list):
