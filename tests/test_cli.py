@@ -68,9 +68,10 @@ def test_demo_is_idempotent_and_projects_json_lists_it(demo):
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0, second.output
     assert [session.scalar(select(func.count()).select_from(m)) for m in (User, Project, Item, Annotation)] == counts
+    from app.services.demo import DEMO_PEOPLE
     from app.services.demo_recruiting import PAST_CANDIDATES
 
-    assert counts[0] == 6 + 2 * PAST_CANDIDATES + 3  # the logins, past candidates, three named applicants
+    assert counts[0] == len(DEMO_PEOPLE) + 2 * PAST_CANDIDATES + 3  # the logins, past candidates, three named applicants
 
     listing = runner.invoke(args=["projects", "--json"])
     rows = {row["slug"]: row for row in json.loads(listing.output)}

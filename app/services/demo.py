@@ -29,6 +29,7 @@ DEMO_PEOPLE = [
     ("trainer2@groundwork.test", "Jonas Lindqvist", ["trainer"]),
     ("trainer3@groundwork.test", "Priya Raman", ["trainer"]),
     ("applicant@groundwork.test", "Alex Applicant", ["applicant"]),
+    ("client@groundwork.test", "Cleo Client", ["client"]),
 ]
 
 PROFILES = {
@@ -43,6 +44,9 @@ PAIRWISE_SLUG = "helpfulness-pairs"
 RANKING_SLUG = "answer-ranking"
 CRITIQUE_SLUG = "response-critique"
 TRAINERS = ("trainer1@groundwork.test", "trainer2@groundwork.test", "trainer3@groundwork.test")
+# The AI team that ordered these projects' data: the demo client sees them (and nothing else).
+CLIENT = "client@groundwork.test"
+CLIENT_PROJECTS = (SAFETY_SLUG, CRITIQUE_SLUG)
 
 # (prompt, response) pairs: half are answers a careful assistant gives, half are ones it should not.
 SAFETY_ITEMS = [
@@ -131,6 +135,14 @@ def _ensure_user(session: Session, email: str, name: str, roles: list[str]) -> U
             )
         )
     return user
+
+
+def _add_client(session: Session, people: dict[str, User]) -> None:
+    """The demo client becomes a client member of CLIENT_PROJECTS (unless they already have a membership)."""
+    for slug in CLIENT_PROJECTS:
+        project = session.scalar(select(Project).where(Project.slug == slug))
+        if access.membership(session, people[CLIENT], project, role="client") is None:
+            project_service.add_member(session, project, people[CLIENT], "client")  # commits
 
 
 def _has_items(session: Session, project: Project) -> bool:
@@ -453,6 +465,7 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
     safety = _ensure_safety_project(session, people)
     rlhf = _ensure_rlhf_projects(session, people)
     session.commit()
+    _add_client(session, people)
     _seed_work(session, safety, people)
     _seed_rlhf_work(session, rlhf, people)
     _seed_reviews(session, safety, people)
@@ -469,6 +482,7 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
         _seed_exports(session, session_factory, export_root, secret, people)
     return {
         "password": DEMO_PASSWORD,
-        "logins": [(email, ", ".join(roles)) for email, _name, roles in DEMO_PEOPLE]
+        "logins": [(email, ", ".join(roles) + (f" of {' and '.join(CLIENT_PROJECTS)}" if email == CLIENT else ""))
+                   for email, _name, roles in DEMO_PEOPLE]
         + [(email, "applicant (interview under way)") for email in NAMED_APPLICANTS],
     }

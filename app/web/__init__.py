@@ -18,6 +18,7 @@ from . import (
     admin,
     api,
     auth,
+    client,
     errors,
     exports,
     home,
@@ -56,7 +57,8 @@ def filesize(n: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
-    for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens):
+    for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens,
+                   client):
         app.register_blueprint(module.bp)
     api.init_app(app)
     errors.register(app)

@@ -24,6 +24,7 @@ from tasks.jobs import import_items as import_job
 
 from . import project_forms
 from .access import require
+from .client import managed_project
 from .paging import page_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -267,10 +268,11 @@ def member_status(slug: str, member_id: int):
 
 
 @bp.route("/projects/<slug>/import", methods=["GET", "POST"])
-@require("admin")
+@require("admin", "client")
 def import_items(slug: str):
+    """Admins, and the project's clients (they push items too)."""
     db = get_session()
-    project = _project_or_404(slug)
+    project = managed_project(slug)
 
     def page(error=None, status=200):
         recent = project_service.recent_imports(db, project, 10)
@@ -293,11 +295,14 @@ def import_items(slug: str):
 
 
 def _import_or_404(import_id: int) -> tuple[ImportJob, Project]:
-    return project_service.get_import(get_session(), import_id)
+    """An import, for admins and the clients of its project."""
+    job, project = project_service.get_import(get_session(), import_id)
+    managed_project(project.slug)
+    return job, project
 
 
 @bp.get("/imports/<int:import_id>")
-@require("admin")
+@require("admin", "client")
 def import_status(import_id: int):
     job, project = _import_or_404(import_id)
     return render_template("admin/import_status.html", job=job, project=project,
@@ -305,7 +310,7 @@ def import_status(import_id: int):
 
 
 @bp.get("/imports/<int:import_id>/progress")
-@require("admin")
+@require("admin", "client")
 def import_progress(import_id: int):
     job, project = _import_or_404(import_id)
     stalled = importing.stalled_reason(job)
@@ -315,7 +320,7 @@ def import_progress(import_id: int):
 
 
 @bp.post("/imports/<int:import_id>/abandon")
-@require("admin")
+@require("admin", "client")
 def abandon_import(import_id: int):
     """Stop an import that looks dead: it is marked failed and what it wrote is undone."""
     _import_or_404(import_id)

@@ -9,14 +9,14 @@ from flask_login import current_user
 from app.db import get_session
 from app.errors import NotFound, ValidationError
 from app.models import DatasetExport, Project
-from app.services import exporting
+from app.services import client_view, exporting
 from app.services import users as user_service
 from app.services.exporting.options import BOOL_FIELDS, PAIR_MODES, RANKING_PAIRS
-from app.services.projects import get_by_slug
 from tasks import enqueue
 from tasks.jobs import build_export
 
 from .access import require
+from .client import is_staff, managed_project
 from .paging import page_of
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/projects/<slug>/exports")
@@ -27,7 +27,15 @@ TEXT_FIELDS = ("format", "pairs", "ranking_pairs", "min_agreement", "min_trainer
 
 
 def _project(slug: str) -> Project:
-    return get_by_slug(get_session(), slug)
+    """Admins, and the project's clients (they build and download its versions)."""
+    return managed_project(slug)
+
+
+def _creator_names(project: Project, user_ids) -> dict[int, str]:
+    """Who built each version: any name for admins; for clients only their own team's names."""
+    if is_staff():
+        return user_service.names_by_id(get_session(), user_ids)
+    return client_view.creator_names(get_session(), project, user_ids)
 
 
 def _export(project: Project, export_id: int) -> DatasetExport:
@@ -49,7 +57,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
     total = exporting.count_exports(db, project.id)
     page = page_of(total, PAGE_SIZE)
     history = exporting.list_exports(db, project.id, page.limit, page.offset)
-    creators = user_service.names_by_id(db, {e.created_by for e in history if e.created_by})
+    creators = _creator_names(project, {e.created_by for e in history})
     questions = exporting.project_questions(db, project.id)
     label_question = exporting.desirable_question(questions)
     values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
@@ -63,13 +71,13 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
 
 
 @bp.get("/")
-@require("admin")
+@require("admin", "client")
 def index(slug: str):
     return render_template("exports/index.html", **_page_context(_project(slug)))
 
 
 @bp.post("/")
-@require("admin")
+@require("admin", "client")
 def create(slug: str):
     db = get_session()
     project = _project(slug)
@@ -97,17 +105,17 @@ def _version_context(project: Project, export: DatasetExport) -> dict:
 
 
 @bp.get("/<int:export_id>")
-@require("admin")
+@require("admin", "client")
 def detail(slug: str, export_id: int):
     project = _project(slug)
     export = _export(project, export_id)
-    creator = user_service.find_by_id(get_session(), export.created_by)
+    creator = _creator_names(project, [export.created_by]).get(export.created_by)
     return render_template("exports/detail.html", creator=creator, format=exporting.FORMATS[export.format],
                            **_version_context(project, export))
 
 
 @bp.get("/<int:export_id>/progress")
-@require("admin")
+@require("admin", "client")
 def progress(slug: str, export_id: int):
     project = _project(slug)
     export = _export(project, export_id)
@@ -117,7 +125,7 @@ def progress(slug: str, export_id: int):
 
 
 @bp.post("/<int:export_id>/retry")
-@require("admin")
+@require("admin", "client")
 def retry(slug: str, export_id: int):
     """Run a failed or stalled version again (a worker was killed, the disk filled up, …)."""
     project = _project(slug)
@@ -127,7 +135,7 @@ def retry(slug: str, export_id: int):
 
 
 @bp.get("/<int:export_id>/files/<name>")
-@require("admin")
+@require("admin", "client")
 def download(slug: str, export_id: int, name: str):
     project = _project(slug)
     export = _export(project, export_id)

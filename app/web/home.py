@@ -18,6 +18,8 @@ def index():
         return redirect(url_for("admin.index"))
     if current_user.has_role("reviewer") and not current_user.has_role("trainer"):
         return redirect(url_for("review.index"))
+    if current_user.has_role("client") and not current_user.has_role("trainer"):
+        return redirect(url_for("client.index"))
     if current_user.has_role("applicant") and not current_user.has_role("trainer"):
         return redirect(url_for("recruiting.candidate"))
     return redirect(url_for("work.index"))

@@ -2,7 +2,8 @@
 table of the exact status each must get. A route without a row fails the test.
 
 Visitors: anonymous; an applicant (on an assessment only); the trainer member of the project; a
-trainer of another project; the reviewer member; a reviewer who is a member of nothing; an admin.
+trainer of another project; the reviewer member; a reviewer who is a member of nothing; a client of
+the project (the AI team that ordered its data); an admin.
 POSTs carry a valid CSRF token and an empty or harmless form, so each answer shows who may act, not
 whether the action succeeded.
 """
@@ -16,7 +17,7 @@ from tests.conftest import csrf_token
 
 from .conftest import routes, sign_in, token
 
-VISITORS = ("anonymous", "applicant", "trainer", "outsider", "reviewer", "stranger", "admin")
+VISITORS = ("anonymous", "applicant", "trainer", "outsider", "reviewer", "stranger", "client", "admin")
 SIGNED_IN = VISITORS[1:]
 L = "login"  # 302 to the sign-in page (or 401 with HX-Redirect for htmx)
 
@@ -33,37 +34,47 @@ def admin_only(status):
     return {"anonymous": L, **{v: 403 for v in SIGNED_IN}, "admin": status}
 
 
+def managers(status):
+    """A project's data (exports, imports): admins and the project's clients."""
+    return {**admin_only(status), "client": status}
+
+
+def clients(status):
+    """/client/…: the client's own pages; nobody else holds the client role."""
+    return {"anonymous": L, **{v: 403 for v in SIGNED_IN}, "client": status}
+
+
 def workers(mine, elsewhere_trainer=404):
     """/work/<project>/…: the trainer member gets ``mine``; other trainers see no such project;
-    applicants, reviewers and admins hold no trainer role."""
+    applicants, reviewers, clients and admins hold no trainer role."""
     return {"anonymous": L, "applicant": 403, "trainer": mine, "outsider": elsewhere_trainer,
-            "reviewer": 403, "stranger": 403, "admin": 403}
+            "reviewer": 403, "stranger": 403, "client": 403, "admin": 403}
 
 
 def candidates(mine, trainers=404):
     """/candidate/…: the applicant's own application and interview; a trainer has none of theirs
     (no such thing); reviewers and admins are not candidates."""
     return {"anonymous": L, "applicant": mine, "trainer": trainers, "outsider": trainers,
-            "reviewer": 403, "stranger": 403, "admin": 403}
+            "reviewer": 403, "stranger": 403, "client": 403, "admin": 403}
 
 
 def trainers(status, elsewhere=None):
     """Trainer-only pages that are not a project's: the trainer gets ``status``; the outsider (a trainer
     too) ``elsewhere``, the same by default; applicants, reviewers and admins hold no trainer role."""
     return {"anonymous": L, "applicant": 403, "trainer": status, "outsider": status if elsewhere is None else elsewhere,
-            "reviewer": 403, "stranger": 403, "admin": 403}
+            "reviewer": 403, "stranger": 403, "client": 403, "admin": 403}
 
 
 def graders(status):
     """Grading written answers: reviewers (any) and admins."""
     return {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": status,
-            "stranger": status, "admin": status}
+            "stranger": status, "client": 403, "admin": status}
 
 
 def reviewers(mine):
     """/review/<project>/…: the reviewer member and admins; a reviewer of nothing sees no such project."""
     return {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": mine, "stranger": 404,
-            "admin": mine}
+            "client": 403, "admin": mine}
 
 
 MATRIX = {
@@ -92,7 +103,7 @@ MATRIX = {
     ("POST", "work.skip"): workers(422),
     # review
     ("GET", "review.index"): {"anonymous": L, "applicant": 403, "trainer": 403, "outsider": 403, "reviewer": 200,
-                              "stranger": 200, "admin": 200},
+                              "stranger": 200, "client": 403, "admin": 200},
     ("GET", "review.project"): reviewers(200),
     ("GET", "review.queue"): reviewers(200),
     ("POST", "review.verdict"): reviewers(422),
@@ -112,21 +123,27 @@ MATRIX = {
     ("GET", "admin.question_row"): admin_only(200),
     ("POST", "admin.add_member"): admin_only(302),  # an empty e-mail: flashed, nothing added
     ("POST", "admin.member_status"): admin_only(422),
-    ("GET", "admin.import_items"): admin_only(200),
-    ("POST", "admin.import_items"): admin_only(422),
-    ("GET", "admin.import_status"): admin_only(200),
-    ("GET", "admin.import_progress"): admin_only(286),  # finished: htmx stops polling
-    ("POST", "admin.abandon_import"): admin_only(409),  # a finished import is not stalled
+    # pushing items: admins and the project's clients
+    ("GET", "admin.import_items"): managers(200),
+    ("POST", "admin.import_items"): managers(422),
+    ("GET", "admin.import_status"): managers(200),
+    ("GET", "admin.import_progress"): managers(286),  # finished: htmx stops polling
+    ("POST", "admin.abandon_import"): managers(409),  # a finished import is not stalled
     ("GET", "admin.quality"): admin_only(200),
     ("POST", "admin.recompute_quality"): admin_only(302),
     ("GET", "admin.trainer_detail"): admin_only(200),
     ("POST", "admin.exclude_trainer"): admin_only(302),
-    ("GET", "exports.index"): admin_only(200),
-    ("POST", "exports.create"): admin_only(422),
-    ("GET", "exports.detail"): admin_only(200),
-    ("GET", "exports.progress"): admin_only(286),
-    ("POST", "exports.retry"): admin_only(409),  # a finished version never runs again
-    ("GET", "exports.download"): admin_only(200),
+    # dataset versions: admins and the project's clients build, watch and download them
+    ("GET", "exports.index"): managers(200),
+    ("POST", "exports.create"): managers(422),
+    ("GET", "exports.detail"): managers(200),
+    ("GET", "exports.progress"): managers(286),
+    ("POST", "exports.retry"): managers(409),  # a finished version never runs again
+    ("GET", "exports.download"): managers(200),
+    # the client's pages: their projects, one project, its quality (trainers by pseudonym)
+    ("GET", "client.index"): clients(200),
+    ("GET", "client.project"): clients(200),
+    ("GET", "client.quality"): clients(200),
     ("GET", "pay.payroll"): admin_only(200),
     ("GET", "pay.payroll_csv"): admin_only(200),
     ("POST", "pay.approve"): admin_only(303),  # nothing ticked: flashed
