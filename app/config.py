@@ -106,4 +106,9 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         # An item upload to the API larger than this runs as an import job (202 and a status URL).
         "API_INLINE_ITEMS_BYTES": int(env.get("API_INLINE_ITEMS_BYTES", str(1024 * 1024))),
+        # Webhooks: seconds a receiver has to answer, and attempts per event before it is marked failed
+        # (retried after 10 s, 1 min, 5 min, 30 min, then every 2 h).
+        "WEBHOOK_TIMEOUT": float(env.get("WEBHOOK_TIMEOUT", "10")),
+        "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "6")),
+        "WEBHOOK_RETRY_DELAYS": (10, 60, 300, 1800, 7200),
     }

@@ -3,24 +3,32 @@
 With ``REDIS_URL`` set, jobs go to an RQ queue and run in ``groundwork worker`` processes. Without
 it, the same call runs the job in one of two background threads of this process (like two
 workers: a long import does not hold up an export), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
-objects.
+objects. ``enqueue_in()`` runs one later: on RQ's scheduler (``groundwork worker`` runs it), or on a
+timer thread of this process.
+
+Webhook deliveries need no call at all: ``init_app`` listens to the app's sessions, and after any
+commit that emitted deliveries (``services.webhooks.emit``, the outbox) it queues their delivery.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app, g
+from sqlalchemy import event
 
 from app.errors import plain_reason
 
 DEFAULT_QUEUE = "default"
 INLINE_WORKERS = 2
+SWEEP_EVERY_SECONDS = 60  # at most this often a delivery job also picks up overdue webhook deliveries
 
 
 @dataclass
@@ -57,6 +65,46 @@ def init_app(app: Flask) -> None:
         app.extensions["groundwork_redis"] = Redis.from_url(app.config["REDIS_URL"])
     app.extensions["groundwork_jobs"] = None
     app.extensions["groundwork_jobs_lock"] = threading.Lock()
+    app.extensions["groundwork_timers"] = set()
+    app.extensions["groundwork_webhook_sweep"] = None
+    _watch_outbox(app)
+
+
+def _watch_outbox(app: Flask) -> None:
+    """Deliver what a transaction emitted once it has committed: the outbox of every session of the
+    app's factory (requests, jobs, the command line) is taken after its commit and its deliveries are
+    queued; after a rollback it is dropped (those rows never existed)."""
+    from app.services import webhooks
+
+    factory = app.extensions["groundwork_db"].session_factory
+
+    def after_commit(session) -> None:
+        ids = webhooks.take_outbox(session)
+        if ids:
+            dispatch_deliveries(app, ids)
+
+    def after_rollback(session) -> None:
+        webhooks.take_outbox(session)
+
+    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "after_rollback", after_rollback)
+
+
+def dispatch_deliveries(app: Flask, delivery_ids: list[int]) -> None:
+    """Queue the delivery of committed webhook deliveries (and, at most once a minute, of any overdue
+    ones). Never raises: the commit has happened; a delivery that cannot be queued now stays pending
+    and the next sweep sends it."""
+    from .jobs import deliver_webhooks
+
+    now = time.monotonic()
+    last = app.extensions.get("groundwork_webhook_sweep")
+    sweep = last is None or now - last >= SWEEP_EVERY_SECONDS
+    if sweep:
+        app.extensions["groundwork_webhook_sweep"] = now
+    try:
+        _submit(app, deliver_webhooks, (list(delivery_ids),), {"sweep": sweep})
+    except Exception:  # noqa: BLE001 - Redis unreachable, a shut-down pool: the sweep catches up
+        app.logger.exception("could not queue webhook deliveries %s; the next sweep sends them", delivery_ids)
 
 
 def redis_connection(app: Flask | None = None):
@@ -98,11 +146,66 @@ def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT
     """Run ``func(*args, **kwargs)`` in the background: on RQ when Redis is configured, else in a thread.
     The caller's transaction ends first (``_hand_over``)."""
     _hand_over()
-    if redis_connection() is not None:
-        job = get_queue(name=queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
-        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+    return _submit(current_app._get_current_object(), func, args, kwargs, queue, job_timeout)
+
+
+def enqueue_in(seconds: float, func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT_QUEUE,
+               **kwargs) -> JobHandle:
+    """Run ``func(*args, **kwargs)`` in the background after ``seconds`` (at once when 0 or less).
+
+    With Redis the job waits in RQ's scheduled registry until a worker's scheduler moves it onto the
+    queue (``groundwork worker`` runs one). Without, a daemon timer of this process submits it to the
+    in-process pool; a timer dies with its process, so whatever it is for must be found again later
+    (webhook retries are: a delivery left pending past its time is overdue, and the sweep sends it)."""
+    _hand_over()
     app = current_app._get_current_object()
+    if seconds <= 0:
+        return _submit(app, func, args, kwargs, queue, job_timeout)
+    if redis_connection(app) is not None:
+        job = get_queue(app, queue).enqueue_in(timedelta(seconds=seconds), func, *args, job_timeout=job_timeout,
+                                               **kwargs)
+        return JobHandle(id=job.id, backend="rq", status="scheduled", rq_job=job)
+    handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="scheduled")
+    timers: set = app.extensions["groundwork_timers"]
+
+    def fire() -> None:
+        timers.discard(timer)
+        try:
+            _run_inline(app, handle, func, args, kwargs)
+        except Exception:  # noqa: BLE001 - the pool was shut down (the app is going away)
+            app.logger.exception("could not start the delayed job %s", getattr(func, "__name__", func))
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timers.add(timer)
+    timer.start()
+    return handle
+
+
+def cancel_scheduled(app: Flask) -> int:
+    """Stop the in-process timers of jobs not yet started (an app shutting down, a test ending)."""
+    timers: set = app.extensions["groundwork_timers"]
+    count = 0
+    for timer in list(timers):
+        timer.cancel()
+        timers.discard(timer)
+        count += 1
+    return count
+
+
+def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = DEFAULT_QUEUE,
+            job_timeout: int = 3600) -> JobHandle:
+    """Hand a job on now, without touching the caller's session (``enqueue`` ends it first)."""
+    if redis_connection(app) is not None:
+        job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
+        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
+    _run_inline(app, handle, func, args, kwargs)
+    return handle
+
+
+def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwargs: dict) -> None:
+    handle.status = "queued"
 
     def run():
         handle.status = "started"
@@ -116,7 +219,6 @@ def enqueue(func: Callable, *args, job_timeout: int = 3600, queue: str = DEFAULT
                 handle.error = plain_reason(exc)
 
     handle.future = _executor(app).submit(run)
-    return handle
 
 
 def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False, simple: bool = False) -> bool:
@@ -128,6 +230,10 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False,
         raise RuntimeError("REDIS_URL is not set: jobs run in-process, there is nothing for a worker to do")
     names = [queue_name(app, q) for q in (queues or [DEFAULT_QUEUE])]
     worker_class = SimpleWorker if simple else Worker
+    from .jobs import deliver_webhooks
+
+    # Webhook deliveries a dead process left pending (a lost dispatch, a request cut off) go out first.
+    get_queue(app).enqueue(deliver_webhooks, [], sweep=True)
     with app.app_context():
         worker = worker_class([Queue(n, connection=connection) for n in names], connection=connection)
         return worker.work(burst=burst, with_scheduler=not burst)

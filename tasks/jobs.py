@@ -98,3 +98,31 @@ def calibrate_assessment(assessment_id: int) -> dict:
     with job_app():
         with get_db().session_factory() as session:
             return calibration.calibrate(session, assessment_id)
+
+
+def deliver_webhooks(delivery_ids: list[int], sweep: bool = False) -> dict:
+    """Post webhook deliveries (first attempts and retries that are due), and schedule the retry of each
+    that failed with attempts left. With ``sweep``, overdue deliveries go too (a lost dispatch or retry)."""
+    from app.db import get_db
+    from app.services import webhooks
+    from tasks import enqueue_in
+
+    with job_app() as app:
+        settings = webhooks.DeliverySettings.from_config(app.config)
+        results: dict[str, str] = {}
+        with get_db().session_factory() as session:
+            ids = list(delivery_ids)
+            if sweep:
+                ids += [i for i in webhooks.overdue(session) if i not in ids]
+            for delivery_id in ids:
+                try:
+                    outcome = webhooks.deliver(session, delivery_id, settings)
+                except Exception:  # noqa: BLE001 - the others still go; this one stays pending until the sweep
+                    session.rollback()
+                    app.logger.exception("webhook delivery %s failed", delivery_id)
+                    results[str(delivery_id)] = "error"
+                    continue
+                if outcome.retry_in is not None:
+                    enqueue_in(outcome.retry_in, deliver_webhooks, [delivery_id])
+                results[str(delivery_id)] = outcome.status
+        return results

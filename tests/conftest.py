@@ -79,6 +79,7 @@ def build_app(database_url: str, tmp_path, **overrides):
         "REDIS_URL": None,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "API_RATE_LIMIT": "100000 per minute",  # the rate-limit tests set their own
+        "WEBHOOK_MAX_ATTEMPTS": 1,  # no retry timer outlives its test; the webhook tests set their own
         **overrides,
     }
     return create_app(config)

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import is_sqlite
 from app.models import Annotation, Assignment, Item, Project
 
-from . import checks, pay
+from . import checks, pay, webhooks
 
 
 @dataclass
@@ -56,6 +58,25 @@ def count_pay(s: Submitted) -> None:
     pay.after_work(s.session, s.assignment, s.now)
 
 
+def announce_completion(s: Submitted) -> None:
+    """The answer that brings a work project's last item to its overlap announces ``project.completed``
+    (webhooks). Only the answer that completes an item asks; it takes the project row first
+    (PostgreSQL), so of two answers finishing the last two items the later one sees both done."""
+    if s.project.kind != "work" or s.item.is_gold:
+        return
+    if s.session.scalar(select(Item.done_count).where(Item.id == s.item.id)) != s.project.overlap:
+        return  # this answer did not complete its item
+    if not is_sqlite(s.session):
+        s.session.execute(select(Project.id).where(Project.id == s.project.id).with_for_update(key_share=True))
+    work = (Item.project_id == s.project.id) & Item.is_gold.is_(False)
+    if s.session.scalar(select(Item.id).where(work, Item.is_open.is_(True)).limit(1)) is not None or \
+            s.session.scalar(select(Item.id).where(work, Item.done_count < s.project.overlap).limit(1)) is not None:
+        return
+    items = s.session.scalar(select(func.count(Item.id)).where(work))
+    webhooks.emit(s.session, s.project.id, "project.completed",
+                  {"items": items, "overlap": s.project.overlap}, now=s.now)
+
+
 Hook = Callable[[Submitted], None]
 
 # In the submit's transaction, in this order.
@@ -63,6 +84,7 @@ POST_SUBMIT_HOOKS: tuple[Hook, ...] = (
     route_to_review,
     pause_on_failed_gold,
     count_pay,
+    announce_completion,
 )
 
 

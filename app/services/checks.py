@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Annotation, Item, Project
 
-from . import access, audit
+from . import access, audit, webhooks
 
 GOLD_WINDOW = 10
 GOLD_MIN_ANSWERS = 3
@@ -103,3 +103,6 @@ def pause_if_failing_gold(session: Session, annotation: Annotation, item: Item, 
                 session, None, "member.auto_pause", "project", project.id,
                 {"user_id": annotation.trainer_id, "gold_answers": count, "gold_accuracy": round(accuracy, 4)},
             )
+            webhooks.emit(session, project.id, "trainer.flagged", {  # the member id, never a name
+                "member_id": member.id, "status": member.status, "reason": member.flagged_reason,
+                "gold_answers": count, "gold_accuracy": round(accuracy, 4)}, now=now)

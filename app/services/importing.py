@@ -29,7 +29,7 @@ from app.db import begin_write, is_sqlite
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
 
-from . import audit
+from . import audit, webhooks
 from .assignment import project_questions
 from .projects import content_id
 from .questions import response_count_range, validate_answers
@@ -611,12 +611,19 @@ def import_file(session: Session, project: Project, source, fmt: str, update_exi
     begin_write(session)  # ends the read transaction: the write one takes the lock up front
     try:
         written = write_items(session, project, source, fmt, update_existing, progress)
+        webhooks.emit(session, project.id, "import.completed", _completed(None, report.lines, written))
         session.commit()
     except BaseException:
         session.rollback()
         raise
     written.lines = report.lines
     return written
+
+
+def _completed(import_id: int | None, lines: int, written: ImportReport) -> dict:
+    """The ``import.completed`` webhook's data (``import_id`` is None for an import not run as a job)."""
+    return {"import_id": import_id, "lines": lines, "inserted": written.inserted, "updated": written.updated,
+            "skipped": written.skipped}
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -769,7 +776,8 @@ def run_import_job(session_factory, import_id: int) -> None:
             ).rowcount
             if not done:
                 raise ImportAbandoned("the import was marked failed while it ran")
-            work.commit()  # the last items and "done" together
+            webhooks.emit(work, project.id, "import.completed", _completed(import_id, report.lines, written))
+            work.commit()  # the last items, "done" and its webhook deliveries together
             values = {}
         else:
             values = dict(status="failed", lines=report.lines, error_count=report.error_count,

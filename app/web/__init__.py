@@ -29,6 +29,7 @@ from . import (
     review,
     staffing,
     tokens,
+    webhooks,
     work,
 )
 from .security import add_security_headers
@@ -58,7 +59,7 @@ def filesize(n: int) -> str:
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
     for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens,
-                   client):
+                   client, webhooks):
         app.register_blueprint(module.bp)
     api.init_app(app)
     errors.register(app)

@@ -140,6 +140,15 @@ MATRIX = {
     ("GET", "exports.progress"): managers(286),
     ("POST", "exports.retry"): managers(409),  # a finished version never runs again
     ("GET", "exports.download"): managers(200),
+    # webhooks: admins only
+    ("GET", "webhooks.index"): admin_only(200),
+    ("POST", "webhooks.create"): admin_only(422),  # no address, no event
+    ("POST", "webhooks.set_active"): admin_only(422),  # neither enable nor disable
+    ("POST", "webhooks.rotate"): admin_only(303),
+    ("POST", "webhooks.delete"): admin_only(422),  # not confirmed
+    ("POST", "webhooks.send_test"): admin_only(303),  # a ping, posted once after the commit
+    ("GET", "webhooks.delivery"): admin_only(200),
+    ("POST", "webhooks.redeliver"): admin_only(303),  # the failed delivery goes again
     # the client's pages: their projects, one project, its quality (trainers by pseudonym)
     ("GET", "client.index"): clients(200),
     ("GET", "client.project"): clients(200),

@@ -68,7 +68,7 @@ def gold_project(session, trainer, golds=4, items=8):
 
 def test_the_hooks_run_in_this_order():
     assert POST_SUBMIT_HOOKS == (after_submit.route_to_review, after_submit.pause_on_failed_gold,
-                                 after_submit.count_pay)
+                                 after_submit.count_pay, after_submit.announce_completion)
 
 
 def test_run_calls_every_hook_in_order_with_the_same_context(monkeypatch):

@@ -27,7 +27,7 @@ from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import DatasetExport, Project, ProjectStats, utcnow
 
-from .. import audit
+from .. import audit, webhooks
 from ..assignment import project_questions
 from .build import PartResult, write_all
 from .card import dataset_card
@@ -231,6 +231,9 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
         export.row_count = sum(f.rows for f in files)
         export.bytes = sum(f.bytes for f in files)
         export.sha256, export.path, export.manifest = files[0].sha256, str(final.relative_to(root)), manifest
+        webhooks.emit(session, project.id, "export.completed", {
+            "export_id": export.id, "format": export.format, "rows": export.row_count, "bytes": export.bytes,
+            "sha256": export.sha256, "files": [f.name for f in files]})
         session.commit()
         session.refresh(export)
         session.expunge(export)
