@@ -18,14 +18,14 @@ from app.services import projects as project_service
 from .base import In, allow, bp, responses, spec, user
 
 
-class AdjustmentOut(BaseModel):
+class PayAdjustmentOut(BaseModel):
     kind: str = Field(description="bonus, correction, late_time or quality_bonus")
     amount_cents: int
     reason: str
     created_at: datetime
 
 
-class LineFields(BaseModel):
+class PayLine(BaseModel):
     week: str = Field(description="ISO week, e.g. 2026-W48")
     week_start: date = Field(description="Its Monday")
     project: str | None = Field(description="The project's slug (null for an adjustment outside any project)")
@@ -33,14 +33,14 @@ class LineFields(BaseModel):
     rate_cents: int = Field(description="Per hour")
     amount_cents: int
     adjustments_cents: int
-    adjustments: list[AdjustmentOut]
+    adjustments: list[PayAdjustmentOut]
     total_cents: int
     status: Literal[TIMESHEET_STATUSES] = Field(  # type: ignore[valid-type]
         description="open (pending approval), approved or paid")
     paid_reference: str | None
 
 
-class TimesheetOut(LineFields):
+class TimesheetOut(PayLine):
     project_name: str | None
 
 
@@ -54,14 +54,14 @@ class Timesheets(BaseModel):
     data: list[TimesheetOut] = Field(description="Every week with work or an adjustment, newest first")
 
 
-class Person(BaseModel):
+class PayrollTrainer(BaseModel):
     id: int
     name: str
     email: str
 
 
-class PayrollLine(LineFields):
-    trainer: Person
+class PayrollLine(PayLine):
+    trainer: PayrollTrainer
     timesheet_id: int | None = Field(description="Set once the week is approved")
 
 
@@ -92,7 +92,7 @@ def _line_fields(line: pay.Line, slugs: dict) -> dict:
         "billable_seconds": line.billable_seconds, "rate_cents": line.rate_cents, "amount_cents": line.amount_cents,
         "adjustments_cents": line.adjustments_cents, "total_cents": line.total_cents, "status": line.status,
         "paid_reference": line.paid_reference,
-        "adjustments": [AdjustmentOut(kind=a.kind, amount_cents=a.amount_cents, reason=a.reason,
+        "adjustments": [PayAdjustmentOut(kind=a.kind, amount_cents=a.amount_cents, reason=a.reason,
                                       created_at=a.created_at) for a in line.adjustments],
     }
 
@@ -144,7 +144,7 @@ def payroll(query: PayrollQuery):
     return PayrollOut(
         week=pay.week_label(week), week_start=week,
         data=[PayrollLine(**_line_fields(line, slugs), timesheet_id=line.timesheet_id,
-                          trainer=Person(id=line.trainer_id, name=sheet.people[line.trainer_id].name,
+                          trainer=PayrollTrainer(id=line.trainer_id, name=sheet.people[line.trainer_id].name,
                                          email=sheet.people[line.trainer_id].email))
               for line in sheet.lines],
         totals=PayrollTotals(billable_seconds=totals["seconds"], amount_cents=totals["amount"],

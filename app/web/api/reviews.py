@@ -22,7 +22,7 @@ from app.services.assignment import project_questions
 
 from .base import In, PageQuery, allow, bp, decode_cursor, page, responses, spec, user
 from .projects import QuestionOut
-from .work import ItemOut, QuestionKey, item_out, questions_out
+from .work import QuestionKey, TaskItem, item_out, questions_out
 
 
 class ReviewSummary(BaseModel):
@@ -43,7 +43,7 @@ class ReviewList(BaseModel):
 
 
 class ReviewTask(ReviewSummary):
-    item: ItemOut
+    item: TaskItem
     questions: list[QuestionOut]
     answers: dict[str, Any] = Field(description="The trainer's answers, responses named by letter")
     gold_answers: dict[str, Any] | None = Field(description="On a gold item: its gold answers, by letter")

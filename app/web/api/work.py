@@ -33,26 +33,26 @@ QuestionKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # --- models ----------------------------------------------------------------------------------------
 
 
-class Turn(BaseModel):
+class TaskTurn(BaseModel):
     role: str = Field(description="system, user or assistant")
     content: str = Field(description="Markdown, as written (the page renders it sanitised)")
 
 
-class ResponseOut(BaseModel):
+class TaskResponse(BaseModel):
     letter: str = Field(description="How the page names the response: A, B, C… Answers use these letters.")
     text: str = Field(description="Markdown, as written")
     model: str | None = Field(None, description="The model that wrote it, when the project shows model names")
 
 
-class ItemOut(BaseModel):
-    context: list[Turn] = Field(description="The conversation up to the responses (the prompt)")
-    responses: list[ResponseOut]
+class TaskItem(BaseModel):
+    context: list[TaskTurn] = Field(description="The conversation up to the responses (the prompt)")
+    responses: list[TaskResponse]
 
 
 class TaskOut(BaseModel):
     assignment_id: int
     project: str = Field(description="The project's slug")
-    item: ItemOut
+    item: TaskItem
     questions: list[QuestionOut]
     expires_at: datetime = Field(description="When the lease lapses unless a heartbeat extends it")
     active_seconds: int = Field(description="Active time on this task so far, counted by the server")
@@ -95,12 +95,12 @@ class SkipIn(In):
 # --- shaping ---------------------------------------------------------------------------------------
 
 
-def item_out(project: Project, item: Item) -> ItemOut:
+def item_out(project: Project, item: Item) -> TaskItem:
     """The item as ``_item.html`` shows it: no ids, no metadata; model names only where the project
     shows them."""
-    return ItemOut(
-        context=[Turn(role=t.get("role", ""), content=t.get("content", "")) for t in item.context or []],
-        responses=[ResponseOut(letter=question_rules.response_letter(n), text=r.get("text", ""),
+    return TaskItem(
+        context=[TaskTurn(role=t.get("role", ""), content=t.get("content", "")) for t in item.context or []],
+        responses=[TaskResponse(letter=question_rules.response_letter(n), text=r.get("text", ""),
                                model=r.get("model") if project.show_model_names else None)
                    for n, r in enumerate(item.responses or [])],
     )
