@@ -1,4 +1,4 @@
-"""Importing items from JSONL or CSV.
+"""Importing items from JSONL, CSV or a JSON array (the API's body).
 
 All-or-nothing: a first pass reads the whole file and reports every bad line with its number and
 field; only a clean file is written, in a second pass, inside one transaction. Both passes stream
@@ -35,7 +35,7 @@ from .projects import content_id
 from .questions import response_count_range, validate_answers
 
 log = logging.getLogger(__name__)
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "json")  # json: one array of items, each item's position its "line"
 ROLES = ("system", "user", "assistant")
 FIELDS = {"external_id", "prompt", "context", "responses", "metadata", "gold", "priority"}
 MAX_REPORTED_ERRORS = 200
@@ -60,8 +60,13 @@ class LineError:
     def as_dict(self) -> dict:
         return {"line": self.line, "field": self.field, "message": self.message}
 
+    @property
+    def where(self) -> str:
+        """The line and field as a key: "line 3: context[1].role" (or "line 3")."""
+        return f"line {self.line}: {self.field}" if self.field else f"line {self.line}"
+
     def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.message}" if self.field else f"line {self.line}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 @dataclass
@@ -233,11 +238,185 @@ def _csv_rows(reader, header, response_columns, stream) -> Iterator[tuple[int, i
         yield number, position, LineProblems(problems) if problems else record
 
 
+ARRAY_CHUNK = 1 << 16
+_ARRAY_TOKEN = re.compile(rb'[\[\]{}",]')  # what matters outside a string
+_STRING_END = re.compile(rb'["\\]')  # what matters inside one
+_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
+COMMA, OPEN, CLOSE, QUOTE, BACKSLASH = b",[]\"\\"
+NOT_AN_ARRAY = "the body must be a JSON array of items ([{...}, {...}]); JSON lines go as application/x-ndjson"
+
+
+class _ArrayItems:
+    """Cuts a JSON array into its items, reading the stream a block at a time (``_read_json_array``).
+
+    An item is found the quick way, by asking orjson where the first complete value in the buffer
+    ends (it stops at the content after it); when that does not give a clean item followed by a
+    comma or the closing bracket, the careful way, by a scan that follows strings and brackets. Both
+    find the same end for a valid item; the scan also finds where a broken one ends.
+    """
+
+    def __init__(self, stream: IO[bytes]):
+        self.stream, self.buf, self.start, self.before, self.eof = stream, bytearray(), 0, 0, False
+        head = stream.read(3)
+        if head == b"\xef\xbb\xbf":  # a byte-order mark some editors write
+            head, self.before = b"", 3
+        self.buf += head
+
+    @property
+    def position(self) -> int:
+        return self.before + self.start
+
+    def more(self, at_least: int = 0) -> bool:
+        """Read on (dropping what was consumed); False at the end of the stream."""
+        data = b"" if self.eof else self.stream.read(max(ARRAY_CHUNK, at_least))
+        if not data:
+            self.eof = True
+            return False
+        del self.buf[:self.start]
+        self.before += self.start
+        self.start = 0
+        self.buf += data
+        return True
+
+    def peek(self) -> int | None:
+        """The next byte that is not white space (not consumed), or None at the end."""
+        while (found := _NOT_SPACE.search(self.buf, self.start)) is None:
+            self.start = len(self.buf)
+            if not self.more():
+                return None
+        self.start = found.start()
+        return self.buf[self.start]
+
+    def item(self) -> tuple[Any, int | None]:
+        """The next item (its value, or LineProblems) and what ended it: COMMA, CLOSE or None (the body)."""
+        if self.buf[self.start] in (COMMA, CLOSE):
+            sep = self.buf[self.start]
+            self.start += 1
+            return _array_item(b"", False), sep
+        while True:
+            with memoryview(self.buf) as view:
+                try:
+                    orjson.loads(view[self.start:])
+                    error = None
+                except orjson.JSONDecodeError as exc:
+                    error = exc
+            unfinished = error is None or error.msg == "unexpected end of data"
+            # read on (as much again as is held: an item is parsed a few times at most)
+            if not (unfinished and len(self.buf) - self.start <= LINE_MAX_BYTES and self.more(len(self.buf) - self.start)):
+                break
+        if error is not None and error.msg == "unexpected content after document":
+            # orjson counts characters: the first value's length in bytes is that of its text
+            chars = error.pos
+            text = self.buf[self.start:self.start + 4 * chars].decode("utf-8", "ignore")[:chars]
+            end = self.start + len(text.encode())
+            if end - self.start <= LINE_MAX_BYTES and self.buf[end] in (COMMA, CLOSE):
+                with memoryview(self.buf) as view:
+                    value = orjson.loads(view[self.start:end])
+                sep, self.start = self.buf[end], end + 1
+                return value, sep
+        return self._scan()
+
+    def _scan(self) -> tuple[Any, int | None]:
+        item, too_long = bytearray(), False
+        depth, in_string, escaped = 0, False, False
+
+        def add(data) -> None:
+            nonlocal too_long
+            if not too_long:
+                item.extend(data)
+                if len(item) > LINE_MAX_BYTES:
+                    too_long = True
+                    item.clear()
+
+        while True:
+            buf, pos, end = self.buf, self.start, len(self.buf)
+            while pos < end:
+                if escaped:  # the character after a backslash, whatever it is
+                    add(buf[pos:pos + 1])
+                    pos, escaped = pos + 1, False
+                elif in_string:
+                    found = _STRING_END.search(buf, pos)
+                    stop = end if found is None else found.end()
+                    add(buf[pos:stop])
+                    pos = stop
+                    if found is not None:
+                        in_string, escaped = buf[found.start()] != QUOTE, buf[found.start()] == BACKSLASH
+                else:
+                    found = _ARRAY_TOKEN.search(buf, pos)
+                    if found is None:
+                        add(buf[pos:])
+                        pos = end
+                        break
+                    char = buf[found.start()]
+                    if depth == 0 and char in (COMMA, CLOSE):  # the end of the item
+                        add(buf[pos:found.start()])
+                        self.start = found.end()
+                        return _array_item(item, too_long), char
+                    add(buf[pos:found.end()])
+                    pos = found.end()
+                    if char == QUOTE:
+                        in_string = True
+                    elif char in (OPEN, ord("{")):
+                        depth += 1
+                    elif char != COMMA and depth > 0:  # a closing bracket; one with nothing open is the item's problem
+                        depth -= 1
+            self.start = pos
+            if not self.more():
+                return _array_item(item, too_long), None
+
+
+def _array_item(item: bytes | bytearray, too_long: bool) -> Any:
+    if too_long:
+        return LineProblems([("", f"the item is longer than {LINE_MAX_BYTES >> 20} MB")])
+    if not item.strip():
+        return LineProblems([("", "not valid JSON (an empty item: a comma too many?)")])
+    try:
+        return orjson.loads(item)
+    except orjson.JSONDecodeError as exc:
+        return LineProblems([("", f"not valid JSON ({exc.msg})")])
+
+
+def _read_json_array(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
+    """(item number, bytes read so far, parsed item or LineProblems) for every item of a JSON array.
+
+    The item's number is its "line". Items are cut out one at a time and parsed like JSONL lines:
+    memory holds about one item, and a bad item is reported without hiding the ones after it. A
+    body that is not an array, or that breaks off inside it, ends the reading with a problem on the
+    item where that happened.
+    """
+    items = _ArrayItems(stream)
+    first = items.peek()
+    if first is None:
+        return  # an empty body: the first pass says it holds no items
+    if first != OPEN:
+        yield 1, items.position, LineProblems([("", NOT_AN_ARRAY)])
+        return
+    items.start += 1
+    number, sep = 1, None
+    if items.peek() == CLOSE:  # [] holds no items
+        items.start += 1
+        sep = CLOSE
+    while sep != CLOSE:
+        if items.peek() is None:
+            yield number, items.position, LineProblems([("", "the array is not closed: the body ends inside it")])
+            return
+        value, sep = items.item()
+        if sep is None:
+            yield number, items.position, LineProblems([("", "the array is not closed: the body ends inside it")])
+            return
+        yield number, items.position, value
+        number += 1
+    if items.peek() is not None:
+        yield number, items.position, LineProblems([("", "there is more after the array's closing bracket")])
+
+
 def read_records(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, int, Any]]:
     if fmt == "jsonl":
         return _read_jsonl(stream)
     if fmt == "csv":
         return _read_csv(stream)
+    if fmt == "json":
+        return _read_json_array(stream)
     raise ValidationError({"format": f"must be one of {', '.join(FORMATS)}"})
 
 
@@ -632,21 +811,78 @@ FILENAME_MAX = 255
 
 
 def create_job(session: Session, project: Project, filename: str, save: Callable[[Path], None], folder: Path,
-               actor_id: int | None, update_existing: bool = False) -> ImportJob:
+               actor_id: int | None, update_existing: bool = False, fmt: str | None = None) -> ImportJob:
     """Keep an upload in ``folder`` (``save`` writes it to the path given) and record its ImportJob,
-    audited. The caller enqueues ``run_import_job``. Commits."""
-    fmt = detect_format(filename)
+    audited. The format is ``fmt``, or else told by the file name. The caller enqueues
+    ``run_import_job``. Commits."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValidationError({"format": f"must be one of {', '.join(FORMATS)}"})
+    fmt = fmt or detect_format(filename)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.{fmt}"
     save(path)
-    shown = "".join(c for c in Path(filename).name if c.isprintable())[-FILENAME_MAX:] or f"upload.{fmt}"
-    job = ImportJob(project_id=project.id, created_by=actor_id, filename=shown, path=str(path), format=fmt,
+    job = ImportJob(project_id=project.id, created_by=actor_id, filename=_shown_name(filename, fmt), path=str(path), format=fmt,
                     update_existing=update_existing, bytes_total=path.stat().st_size)
     session.add(job)
     session.flush()
     audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
     session.commit()
     return job
+
+
+class BatchRefused(ValidationError):
+    """A batch with problems, of which nothing was imported: ``errors`` holds the first
+    MAX_REPORTED_ERRORS by line and field ("line 3: context[1].role" → message), ``count`` all."""
+
+    def __init__(self, report: ImportReport):
+        errors: dict[str, str] = {}
+        for error in report.errors:
+            errors[error.where] = f"{errors[error.where]}; {error.message}" if error.where in errors else error.message
+        super().__init__(errors)
+        self.count = report.error_count
+
+    def __str__(self) -> str:
+        listed = len(self.errors) < self.count
+        return (f"{self.count} problem(s) found; nothing was imported"
+                + (f" (the first {len(self.errors)} are listed)" if listed else ""))
+
+
+def import_now(session: Session, project: Project, source: IO[bytes], fmt: str, *, filename: str,
+               actor_id: int | None, update_existing: bool = False) -> ImportJob:
+    """Import a small upload at once (the API's inline path): check every line, then write the items
+    and the ImportJob that records them (done, with its counts; ``import_id`` on the items) in one
+    transaction, audited like an upload. On any problem nothing is written and ``BatchRefused``
+    names them. Commits."""
+    start = source.tell()
+    report = validate_file(session, project, source, fmt, update_existing=update_existing)
+    if not report.ok:
+        session.rollback()
+        raise BatchRefused(report)
+    size = source.seek(0, os.SEEK_END) - start
+    source.seek(start)
+    begin_write(session)  # ends the read transaction: the write one takes the lock up front
+    try:
+        now = utcnow()
+        job = ImportJob(project_id=project.id, created_by=actor_id, filename=_shown_name(filename, fmt), path="",
+                        format=fmt, update_existing=update_existing, status="writing", bytes_total=size,
+                        started_at=now, progress_at=now)
+        session.add(job)
+        session.flush()
+        written = write_items(session, project, source, fmt, update_existing, import_id=job.id)
+        job.status, job.lines, job.bytes_done = "done", report.lines, size
+        job.inserted, job.updated, job.skipped = written.inserted, written.updated, written.skipped
+        job.finished_at = job.progress_at = utcnow()
+        audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
+        webhooks.emit(session, project.id, "import.completed", _completed(job.id, report.lines, written))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return job
+
+
+def _shown_name(filename: str, fmt: str) -> str:
+    return "".join(c for c in Path(filename).name if c.isprintable())[-FILENAME_MAX:] or f"upload.{fmt}"
 
 
 RUNNING = ("queued", "validating", "writing")

@@ -426,6 +426,14 @@ def get_import(session: Session, import_id: int) -> tuple[ImportJob, Project]:
     return job, session.get(Project, job.project_id)
 
 
+def items_page(session: Session, project: Project, after_id: int | None = None, limit: int = 50) -> list[Item]:
+    """The project's items by id, after ``after_id`` (the API's cursor pages)."""
+    stmt = select(Item).where(Item.project_id == project.id).order_by(Item.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Item.id > after_id)
+    return list(session.scalars(stmt))
+
+
 def content_id(context: list, responses: list) -> str:
     """A stable stand-in for a missing external_id: the hash of the item's content."""
     digest = hashlib.sha256(orjson.dumps([context, responses], option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -116,6 +116,46 @@ def count_exports(session: Session, project_id: int) -> int:
     return session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project_id))
 
 
+def exports_page(session: Session, project_id: int, before_id: int | None = None, limit: int = 50) -> list[DatasetExport]:
+    """A project's versions, newest first, older than ``before_id`` (the API's cursor pages)."""
+    stmt = (select(DatasetExport).where(DatasetExport.project_id == project_id)
+            .order_by(DatasetExport.id.desc()).limit(limit))
+    if before_id is not None:
+        stmt = stmt.where(DatasetExport.id < before_id)
+    return list(session.scalars(stmt))
+
+
+def export_and_project(session: Session, export_id: int) -> tuple[DatasetExport, Project]:
+    """A version and its project, or NotFound."""
+    export = session.get(DatasetExport, export_id)
+    if export is None:
+        raise NotFound(f"no export {export_id}")
+    return export, session.get(Project, export.project_id)
+
+
+# What a version's files are served as.
+MEDIA_TYPES = {".jsonl": "application/x-ndjson", ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
+               ".json": "application/json", ".md": "text/markdown"}
+
+
+def media_type(name: str) -> str:
+    return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+def version_files(root: str | os.PathLike, export: DatasetExport) -> list[dict]:
+    """A finished version's files: the data files as its manifest lists them (name, rows, bytes,
+    sha256), then the manifest and the dataset card with their sizes. Empty until it is done."""
+    if export.status != "done" or export.path is None:
+        return []
+    files = [{"name": f["name"], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"]}
+             for f in (export.manifest or {}).get("files", [])]
+    for name in DOWNLOADABLE:
+        path = Path(root) / export.path / name
+        if path.is_file():
+            files.append({"name": name, "rows": None, "bytes": path.stat().st_size, "sha256": None})
+    return files
+
+
 def is_stalled(export: DatasetExport, now=None) -> bool:
     """A running export whose worker stopped reporting (killed, machine lost): it can be run again."""
     if export.status not in ("running", "queued"):

@@ -1,0 +1,188 @@
+"""Dataset versions over the API: built in the background, followed by a status URL, listed, and
+downloaded as streamed files (ETag, ranges) that match what the command line builds byte for byte;
+clients see pseudonyms only."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from app.models import DatasetExport
+from app.services import exporting
+from app.services import projects as project_service
+from app.services.exporting.source import Pseudonyms
+from tests.factories import make_user
+from tests.services.exporting.conftest import annotate
+
+from .conftest import token_for
+
+URL = "/api/v1/projects/alpha/exports"
+
+
+@pytest.fixture
+def annotated(api_world, session):
+    """world.project answered twice over by two trainers whose names and e-mails must never leak."""
+    world = api_world.world
+    second = make_user(session, "trainer", email="quentin.quillsby@pii.example", name="Quentin Quillsby")
+    world.trainer.name = "Tess Trainerova"
+    world.project.overlap = 2
+    session.commit()
+    project_service.add_member(session, world.project, second, "trainer")
+    annotate(session, world.trainer, world.project, {f"it-{i}": {"label": "yes"} for i in range(1, 5)})
+    annotate(session, second, world.project, {f"it-{i}": {"label": "no" if i % 2 else "yes"} for i in range(1, 5)})
+    return [world.trainer, second]
+
+
+def build(api, options: dict, as_="admin") -> dict:
+    """Create a version over HTTP and follow its status URL until it has finished."""
+    response = api.post(URL, as_=as_, json=options)
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert response.headers["Location"] == body["status_url"] and body["status"] == "queued"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = api.get(body["status_url"], as_=as_).get_json()
+        if status["status"] in ("done", "failed"):
+            assert status["status"] == "done", status
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"the export did not finish: {status}")
+
+
+def cli_build(app, slug: str, fmt: str, out: Path) -> bytes:
+    result = app.test_cli_runner().invoke(args=["export", slug, "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("raw", "train.jsonl"), ("parquet", "train.parquet")])
+def test_the_admin_builds_a_version_over_http_and_the_file_matches_the_cli_byte_for_byte(
+        app, api, annotated, tmp_path, fmt, name):
+    version = build(api, {"format": fmt})
+    files = {f["name"]: f for f in version["files"]}
+    assert set(files) == {name, "manifest.json", "README.md"}
+    assert version["manifest"]["format"] == fmt and version["manifest"]["counts"]["rows"] == 8
+    download = api.get(files[name]["url"])
+    assert download.status_code == 200
+    assert download.mimetype == exporting.media_type(name)
+    assert f"alpha-v{version['id']}-{fmt}-{name}" in download.headers["Content-Disposition"]
+    served = download.get_data()
+    assert len(served) == files[name]["bytes"] == int(download.headers["Content-Length"])
+    assert hashlib.sha256(served).hexdigest() == files[name]["sha256"] == version["sha256"]
+    # the command line builds its own version from the same data: the data file is the same, byte for byte
+    built = cli_build(app, "alpha", fmt, tmp_path / f"cli-{name}")
+    assert built == served
+    if fmt == "parquet":
+        assert pq.read_table(tmp_path / f"cli-{name}").num_rows == 8
+
+
+def test_downloads_carry_an_etag_and_serve_ranges(api, annotated):
+    version = build(api, {"format": "raw"})
+    url = version["files"][0]["url"]
+    whole = api.get(url, buffered=False)
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.is_streamed  # sent block by block, not read into memory first
+    body = whole.get_data()
+    etag = whole.headers["ETag"]
+    unchanged = api.get(url, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.get_data() == b"" and unchanged.headers["ETag"] == etag
+    assert api.get(url, headers={"If-None-Match": '"something-else"'}).status_code == 200
+    part = api.get(url, headers={"Range": "bytes=10-29"})
+    assert part.status_code == 206 and part.get_data() == body[10:30]
+    assert part.headers["Content-Range"] == f"bytes 10-29/{len(body)}"
+    rest = api.get(url, headers={"Range": f"bytes={len(body) - 5}-"})
+    assert rest.status_code == 206 and rest.get_data() == body[-5:]
+    beyond = api.get(url, headers={"Range": f"bytes={len(body) + 10}-{len(body) + 20}"})
+    assert beyond.status_code == 416 and set(beyond.get_json()["error"]) == {"code", "message", "details"}
+    manifest = api.get(next(f["url"] for f in version["files"] if f["name"] == "manifest.json"))
+    assert manifest.mimetype == "application/json" and manifest.get_json()["export_id"] == version["id"]
+    card = api.get(next(f["url"] for f in version["files"] if f["name"] == "README.md"))
+    assert card.mimetype == "text/markdown" and b"# " in card.get_data()
+    assert api.get(f"/api/v1/exports/{version['id']}/files/secrets.txt").status_code == 404
+    assert api.get(f"/api/v1/exports/{version['id']}/files/..%2Fmanifest.json").status_code == 404
+
+
+def test_a_client_builds_and_downloads_a_version_that_names_no_trainer(app, api, api_world, annotated):
+    version = build(api, {"format": "raw", "test_fraction": 0.5}, as_="client")
+    seen = [orjson.dumps(version), api.get(URL, as_="client").get_data()]
+    rows = []
+    for f in version["files"]:
+        data = api.get(f["url"], as_="client")
+        assert data.status_code == 200
+        seen.append(data.get_data())
+        if f["name"].endswith(".jsonl"):
+            rows += [orjson.loads(line) for line in data.get_data().splitlines()]
+    assert {f["name"] for f in version["files"]} == {"train.jsonl", "test.jsonl", "manifest.json", "README.md"}
+    text = b"\n".join(seen).decode()
+    for trainer in annotated:
+        for word in (trainer.email, trainer.name, *trainer.name.split(), trainer.email.split("@")[0]):
+            assert word not in text
+    pseudonym = Pseudonyms(app.config["SECRET_KEY"])
+    assert len(rows) == 8 and {r["trainer"] for r in rows} == {pseudonym(t.id) for t in annotated}
+    assert "Annotator pool: 2 people" in text
+
+
+def test_who_may_build_list_and_download_versions(api, api_world, annotated, session):
+    world = api_world.world
+    version = build(api, {"format": "raw"})
+    urls = [URL, f"/api/v1/exports/{version['id']}", version["files"][0]["url"]]
+    other_client = make_user(session, "client", name="Oscar Otherclient")
+    project_service.add_member(session, world.other, other_client, "client")
+    api.tokens["other_client"] = token_for(session, other_client)
+    for url in urls:
+        assert api.get(url, as_="client").status_code == 200
+        assert api.get(url, as_="admin_ro").status_code == 200
+        assert api.get(url, as_="other_client").status_code == 404  # another project's client: it does not exist
+        for caller in ("trainer", "reviewer", "applicant"):
+            assert api.get(url, as_=caller).status_code == 403
+        assert api.get(url, as_="anonymous").status_code == 401
+    assert api.post(URL, as_="admin_ro", json={"format": "raw"}).status_code == 403  # read-only: no new version
+    assert api.post(URL, as_="other_client", json={"format": "raw"}).status_code == 404
+    assert api.post(URL, as_="trainer", json={"format": "raw"}).status_code == 403
+    assert api.get("/api/v1/projects/beta/exports", as_="other_client").status_code == 200
+    assert api.get("/api/v1/exports/999999").status_code == 404
+
+
+def test_bad_options_are_refused_by_the_forms_parser_and_create_nothing(api, api_world, session):
+    def refused(options):
+        response = api.post(URL, json=options)
+        assert response.status_code == 422, response.get_json()
+        return response.get_json()["error"]["details"]
+
+    assert "format" in refused({"format": "helpsteer"})  # this project has no rubric questions
+    assert "format" in refused({"format": "no-such-format"})
+    assert "date_to" in refused({"format": "raw", "date_from": "2026-02-01", "date_to": "2026-01-01"})
+    assert "date_from" in refused({"format": "raw", "date_from": "1999-12-31"})
+    assert "min_agreement" in refused({"format": "raw", "min_agreement": 2})
+    assert "test_fraction" in refused({"format": "raw", "test_fraction": 1})
+    assert "pairs" in refused({"format": "raw", "pairs": "sideways"})
+    assert "surprise" in refused({"format": "raw", "surprise": True})
+    session.commit()
+    assert session.scalar(select(func.count(DatasetExport.id))) == 0
+
+
+def test_a_version_that_is_not_finished_has_no_files_yet(api, api_world, session):
+    export = exporting.create_export(session, api_world.world.project, {"format": "raw"}, api_world.world.admin.id)
+    status = api.get(f"/api/v1/exports/{export.id}").get_json()
+    assert status["status"] == "queued" and status["files"] == [] and status["manifest"] is None
+    assert status["percent"] == 0 and status["stalled"] is False
+    assert api.get(f"/api/v1/exports/{export.id}/files/train.jsonl").status_code == 404
+
+
+def test_versions_are_listed_newest_first_by_cursor(api, api_world, session):
+    made = [exporting.create_export(session, api_world.world.project, {"format": "raw"}, None).id for _ in range(5)]
+    exporting.create_export(session, api_world.world.other, {"format": "raw"}, None)
+    seen, cursor = [], None
+    while True:
+        page = api.get(URL + "?limit=2" + (f"&cursor={cursor}" if cursor else ""), as_="client").get_json()
+        assert len(page["data"]) <= 2
+        seen += [v["id"] for v in page["data"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == sorted(made, reverse=True)
