@@ -218,3 +218,29 @@ def test_errors_outside_any_view_keep_the_shape(api, client):
     assert broken.status_code == 400 and broken.get_json()["error"]["code"] == "bad_request"
     nul = api.post("/api/v1/projects", json={"name": "a\x00b"})
     assert nul.status_code == 400 and "NUL character" in nul.get_json()["error"]["message"]
+
+
+def test_a_body_that_is_not_json_is_415(api):
+    response = api.post("/api/v1/projects", data={"name": "x"})
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_every_model_of_the_document_has_one_name():
+    """The document names models by class name: two areas defining one name would share a schema."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    import app.web.api as package
+
+    seen: dict[str, str] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"app.web.api.{info.name}")
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__:
+                assert name not in seen, f"{name} is defined in {seen[name]} and {module.__name__}"
+                seen[name] = module.__name__
+    assert len(seen) > 20

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from functools import wraps
+from importlib.metadata import version
 
 import orjson
 from flask import Blueprint, current_app, g, request
@@ -19,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
 
-from app import __version__
 from app.db import WRITE_METHODS, get_session
-from app.errors import Forbidden, Unauthorized, ValidationError
+from app.errors import Forbidden, ServiceError, Unauthorized, ValidationError
 from app.models import ApiToken, User
 from app.services import api_tokens
 
@@ -29,6 +29,10 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PUBLIC = "public"
 ANY = "signed-in"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
 
 
 # --- request and response models ------------------------------------------------------------------
@@ -57,7 +61,7 @@ class PageQuery(In):
 
 
 # Statuses any authenticated endpoint may answer with, besides its own.
-COMMON_ERRORS = (400, 401, 403, 404, 413, 422, 429)
+COMMON_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429)
 
 
 def responses(errors: tuple[int, ...] = (), **ok) -> Response:
@@ -71,7 +75,7 @@ spec = SpecTree(
     "flask",
     mode="strict",
     title="Groundwork API",
-    version=__version__,
+    version=version("groundwork"),
     description=("The REST API of Groundwork. Authenticate with a personal access token from the "
                  "API tokens page: `Authorization: Bearer gw_…`. Errors are "
                  "`{\"error\": {\"code\", \"message\", \"details\"}}`; lists are paged with `limit` and "
@@ -108,6 +112,10 @@ def authenticate() -> None:
     if found is None:
         raise Unauthorized("The token is unknown, revoked or expired, or its account is suspended.")
     g.api_user, g.api_token = found
+    form = request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+    if request.method in WRITE_METHODS and not getattr(view, "large_body", False) \
+            and (form or (request.content_length and request.mimetype != "application/json")):
+        raise UnsupportedMediaType("Send the body as JSON (Content-Type: application/json).")
 
 
 def user() -> User:
