@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from app.db import get_db
 from app.models import Project
 from app.services import api_tokens
 from app.services import assignment as queue
@@ -62,5 +61,3 @@ def test_the_readme_example_runs_from_a_new_project_to_a_loaded_dataset(app, ses
     assert all("logrotate" in row["chosen"][-1]["content"] if isinstance(row["chosen"], list) else
                "logrotate" in row["chosen"] for row in dataset)
     assert "20 items" in capsys.readouterr().out
-    with app.app_context():
-        get_db()
