@@ -60,12 +60,11 @@ def count_pay(s: Submitted) -> None:
 
 def announce_completion(s: Submitted) -> None:
     """The answer that brings a work project's last item to its overlap announces ``project.completed``
-    (webhooks). Only the answer that completes an item asks; it takes the project row first
-    (PostgreSQL), so of two answers finishing the last two items the later one sees both done."""
-    if s.project.kind != "work" or s.item.is_gold:
-        return
-    if s.session.scalar(select(Item.done_count).where(Item.id == s.item.id)) != s.project.overlap:
-        return  # this answer did not complete its item
+    (webhooks). Only an answer that completes its item asks (one indexed look-up for an open item,
+    which all but the last items' answers find). It takes the project row first (PostgreSQL), so of
+    two answers completing the last two items the later one waits for the other and sees both done."""
+    if s.project.kind != "work" or s.item.is_gold or s.item.done_count != s.project.overlap:
+        return  # the submit's counter UPDATE set done_count on the item in the session
     if not is_sqlite(s.session):
         s.session.execute(select(Project.id).where(Project.id == s.project.id).with_for_update(key_share=True))
     work = (Item.project_id == s.project.id) & Item.is_gold.is_(False)
