@@ -24,7 +24,7 @@ AXE_RUN = """async () => {
 INTERNALS = re.compile(r"<built-in |<bound method |object at 0x[0-9a-f]+|Traceback \(most recent|\{\{|\{%|%\}|\}\}"
                        r"|jinja2\.|Undefined|sqlalchemy\.")
 ROLES = ["admin@groundwork.test", "reviewer@groundwork.test", "trainer1@groundwork.test", "trainer2@groundwork.test",
-         "applicant@groundwork.test", "bea.interviewing@groundwork.test"]
+         "applicant@groundwork.test", "bea.interviewing@groundwork.test", "client@groundwork.test"]
 # An applicant's whole site is their application, their interview and their password.
 FEWEST_PAGES = {"applicant@groundwork.test": 3, "bea.interviewing@groundwork.test": 4}
 # Pages of one kind told apart only by an id (a candidate, a trainer, a version): this many of each.
