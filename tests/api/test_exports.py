@@ -5,13 +5,16 @@ clients see pseudonyms only."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from app.models import DatasetExport
 from app.services import exporting
@@ -186,3 +189,27 @@ def test_versions_are_listed_newest_first_by_cursor(api, api_world, session):
         if not (cursor := page["next_cursor"]):
             break
     assert seen == sorted(made, reverse=True)
+
+
+@pytest.fixture
+def served(app):
+    """The app on a free local port, for clients that speak real HTTP."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_a_version_loads_straight_from_the_server_in_datasets_with_the_token(api, api_world, annotated, served,
+                                                                              tmp_path):
+    datasets = pytest.importorskip("datasets")
+    version = build(api, {"format": "raw"}, as_="client")
+    url = served + urlsplit(version["files"][0]["url"]).path
+    token = {"headers": {"Authorization": f"Bearer {api_world.tokens['client']}"}}
+    loaded = datasets.load_dataset("json", data_files=url, split="train", cache_dir=str(tmp_path / "hf"),
+                                   storage_options=token)
+    assert len(loaded) == 8 and set(loaded.column_names) >= {"item_id", "trainer", "answers"}
+    with pytest.raises(FileNotFoundError):  # without the token the file is not there for anyone
+        datasets.load_dataset("json", data_files=url, split="train", cache_dir=str(tmp_path / "hf-anonymous"))

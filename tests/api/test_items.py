@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from app.models import AuditEvent, ImportJob, Item
-from app.services import importing
+from app.models import AuditEvent, ImportJob, Item, Webhook
+from app.services import importing, webhooks
 from app.services import projects as project_service
 from tests.factories import make_user
+from tests.receiver import Receiver, drain
 
 from .conftest import token_for
 
@@ -308,3 +309,23 @@ def test_any_body_is_read_to_its_end_with_its_items_numbered_in_turn(body, chunk
     read = plain(read_array(body, chunk))
     assert [number for number, _ in read] == list(range(1, len(read) + 1))
     assert read == plain(read_array(body, 1 << 16))  # however the body arrives, the same items and problems
+
+
+def test_an_inline_import_announces_itself_like_an_import_job(app, api, api_world, session):
+    receiver = Receiver()
+    try:
+        hook = Webhook(project_id=api_world.world.project.id, url=receiver.url, secret="whsec_items",
+                       events=["import.completed"], created_by=api_world.world.admin.id)
+        session.add(hook)
+        session.commit()
+        job = push(api, good(2)).get_json()
+        got = receiver.wait_for(1)
+        drain(app)
+        assert webhooks.verify(hook.secret, got[0].headers["Groundwork-Signature"], got[0].body)
+        assert orjson.loads(got[0].body)["data"] == {"import_id": job["import_id"], "lines": 2, "inserted": 2,
+                                                     "updated": 0, "skipped": 0}
+        assert push(api, BAD_BATCH).status_code == 422
+        drain(app)
+        assert len(receiver.requests) == 1  # a refused batch announces nothing
+    finally:
+        receiver.close()
