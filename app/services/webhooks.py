@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -85,7 +85,8 @@ def take_outbox(session: Session) -> list[int]:
     """The ids of the deliveries this session's transaction emitted, emptied. Called after the commit
     (the job layer queues their delivery) and after a rollback (they never existed)."""
     rows = session.info.pop(OUTBOX, None) or []
-    return [row.id for row in rows if row.id is not None]
+    keys = (inspect(row).identity for row in rows)  # read without SQL (none may run after a commit)
+    return [key[0] for key in keys if key is not None]
 
 
 def _event_id() -> str:

@@ -37,6 +37,17 @@ def _readme_verifier():
 readme_verify = _readme_verifier()
 
 
+def test_the_readme_shows_the_verifier_these_tests_run():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- example: verify-webhook -->\s*```python\n(.*?)```", readme, re.S)
+    if match is None:
+        pytest.skip("!!! the README has no <!-- example: verify-webhook --> block yet: it shows "
+                    "docs/examples/verify_webhook.py as written !!!")
+    assert match.group(1) == (ROOT / "docs" / "examples" / "verify_webhook.py").read_text()
+
+
 @pytest.fixture
 def by_hand(monkeypatch):
     """No delivery job after a commit: the test calls ``deliver`` itself, at the times it chooses."""
