@@ -160,8 +160,8 @@ def test_a_body_that_is_not_a_clean_array_is_refused_by_line(api, api_world, ses
 
 def test_other_content_types_are_refused(api):
     response = api.post(URL, data=b"external_id,prompt\n1,Q\n", content_type="text/csv")
-    assert response.status_code == 422
-    assert "Content-Type" in response.get_json()["error"]["details"]
+    assert response.status_code == 415
+    assert "application/x-ndjson" in response.get_json()["error"]["message"]
 
 
 def test_the_json_body_cap_does_not_apply_but_the_upload_limit_does(app, api, api_world, session):

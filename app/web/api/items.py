@@ -19,14 +19,25 @@ from pydantic import BaseModel, Field, RootModel
 
 from app.bounds import INT32
 from app.db import get_session
-from app.errors import ValidationError
 from app.models import ImportJob, Project
 from app.services import access, importing
 from app.services import projects as project_service
 from tasks import enqueue
 from tasks.jobs import import_items as import_job
 
-from .base import In, PageQuery, allow, before_validation, bp, decode_cursor, page, responses, spec, user
+from .base import (
+    In,
+    PageQuery,
+    UnsupportedMediaType,
+    allow,
+    before_validation,
+    bp,
+    decode_cursor,
+    page,
+    responses,
+    spec,
+    user,
+)
 from .projects import managed_project
 
 # --- the batch, as the document describes it (the importer checks it: see ItemBatch) ---------------
@@ -185,8 +196,8 @@ def push_items(slug: str):
         before_validation(request, None, exc, None)
     fmt = BODY_FORMATS.get(request.mimetype)
     if fmt is None:
-        raise ValidationError({"Content-Type": "send application/json (an array of items) or "
-                                               "application/x-ndjson (one item per line)"})
+        raise UnsupportedMediaType("Send the items as application/json (an array) or application/x-ndjson "
+                                   "(one item per line).")
     db = get_session()
     importing.fail_stalled_imports(db)  # a dead import's leftovers go before a new one starts
     limit = current_app.config["API_INLINE_ITEMS_BYTES"]
