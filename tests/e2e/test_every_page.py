@@ -73,7 +73,7 @@ def test_every_reachable_page_is_clean(page, live_app, email, part):
     while queue and len(visited) < MAX_PAGES:
         url = queue.popleft()
         path = urlsplit(url).path
-        response = page.request.get(url, max_redirects=0) if "/files/" in path or path.endswith(".csv") else None
+        response = page.request.get(url, max_redirects=0) if "/files/" in path or path.endswith((".csv", ".json")) else None
         if response is not None:  # a download: it must exist, not be read as a page
             if response.status >= 400:
                 problems.append(f"{url}: {response.status}")

@@ -77,8 +77,8 @@ spec = SpecTree(
     title="Groundwork API",
     version=version("groundwork"),
     description=("The REST API of Groundwork. Authenticate with a personal access token from the "
-                 "API tokens page: `Authorization: Bearer gw_…`. Errors are "
-                 "`{\"error\": {\"code\", \"message\", \"details\"}}`; lists are paged with `limit` and "
+                 "API tokens page: `Authorization: Bearer gw_…`. An error is an object `error` holding "
+                 "`code`, `message` and `details` (field → problem); lists are paged with `limit` and "
                  "`cursor` (pass the `next_cursor` of the previous page)."),
     path="api/v1/openapi",  # spectree leaves routes under this out of the document (ours: the docs)
     filename="openapi.json",
