@@ -19,6 +19,7 @@ MESSAGES = {
     405: ("Method not allowed", "This address does not accept that kind of request."),
     413: ("Too large", "The upload is larger than this server accepts."),
     415: ("Unsupported media type", "The body is not in a format this address accepts."),
+    416: ("Range not satisfiable", "The byte range asked for is not in the file."),
     503: ("Busy", "The database is busy or unreachable for a moment. Please try again."),
     422: ("Invalid input", "Some of what you sent is not valid."),
     429: ("Too many attempts", "Too many attempts. Please wait and try again."),
@@ -28,7 +29,7 @@ MESSAGES = {
 
 # The API's machine-readable code for each status.
 API_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-             409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited", 500: "internal",
+             409: "conflict", 413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid", 429: "rate_limited", 500: "internal",
              503: "unavailable"}
 
 

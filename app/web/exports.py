@@ -142,9 +142,7 @@ def download(slug: str, export_id: int, name: str):
     path = exporting.file_path(current_app.config["EXPORT_DIR"], export, name)
     if not path.is_file():
         abort(404)
-    mimetypes = {".jsonl": "application/x-ndjson", ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet",
-                 ".json": "application/json", ".md": "text/markdown"}
     # send_file streams the file in blocks, with ETag and range requests (a dropped download resumes).
-    return send_file(path, mimetype=mimetypes.get(path.suffix, "application/octet-stream"), as_attachment=True,
+    return send_file(path, mimetype=exporting.media_type(name), as_attachment=True,
                      download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
                      max_age=0)

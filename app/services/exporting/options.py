@@ -76,12 +76,13 @@ def _date(name: str, value: Any, errors: dict) -> date | None:
     if value is None or value == "":
         return None
     if isinstance(value, date):
-        return value
-    try:
-        day = date.fromisoformat(str(value).strip()[:40])
-    except ValueError:
-        errors[name] = f"must be a date as YYYY-MM-DD, not {str(value)[:40]!r}"
-        return None
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value).strip()[:40])
+        except ValueError:
+            errors[name] = f"must be a date as YYYY-MM-DD, not {str(value)[:40]!r}"
+            return None
     if not 2000 <= day.year <= 2100:
         errors[name] = "must be a date between the years 2000 and 2100"
         return None
