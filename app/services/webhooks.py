@@ -21,6 +21,7 @@ picks it up.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -32,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from sqlalchemy import delete, func, inspect, or_, select, update
@@ -210,6 +211,18 @@ def _check_events(events: Iterable[str]) -> list[str]:
     if not chosen:
         raise ValidationError({"events": "tick at least one event"})
     return chosen
+
+
+def shown_url(url: str) -> str:
+    """The address as pages show it: a password in it is masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}:•••@{host}").geturl()
 
 
 def _host(url: str) -> str:
@@ -472,9 +485,15 @@ def _reason(exc: BaseException) -> str:
 
 
 def post(url: str, body: bytes, headers: dict, timeout: float) -> Reply:
-    """POST with the standard library: no redirect followed, ``timeout`` seconds for the whole exchange."""
+    """POST with the standard library: no redirect followed, ``timeout`` seconds for the whole exchange.
+    A user and password in the address (``https://user:pass@host/…``) go as HTTP basic authentication."""
     if url_problem(url):  # checked when it was registered; the scheme is checked again before any request
         return Reply(None, error="the webhook's address is not an http(s) URL")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(credentials).decode()}
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:

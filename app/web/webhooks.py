@@ -41,6 +41,7 @@ def _page(project: Project, values: dict | None = None, errors: dict | None = No
                and (d.next_attempt_at is None or d.next_attempt_at <= now + POLL_WITHIN) for d in deliveries)
     return render_template(
         "webhooks/index.html", project=project, hooks=hooks, by_id={h.id: h for h in hooks},
+        shown={h.id: webhooks.shown_url(h.url) for h in hooks},
         deliveries=deliveries, overdue=overdue, poll=poll, page=page.number, pages=page.pages, total=total,
         events=webhooks.EVENT_TITLES, url_max=webhooks.URL_MAX, values=values or {"url": "", "events": []},
         errors=errors or {},
@@ -68,7 +69,8 @@ def create(slug: str):
     except ValidationError as exc:
         db.rollback()
         return _page(project, values, exc.errors, 422)
-    flash(f"Webhook added: events go to {hook.url}. Its signing secret is shown below it.", "success")
+    flash(f"Webhook added: events go to {webhooks.shown_url(hook.url)}. Its signing secret is shown below it.",
+          "success")
     return _back(project, f"#webhook-{hook.id}")
 
 
@@ -82,7 +84,8 @@ def set_active(slug: str, webhook_id: int):
     if choice not in ("1", "0"):
         raise ValidationError({"active": "choose enable (1) or disable (0)"})
     hook = webhooks.set_active(db, project, webhook_id, choice == "1", current_user.id)
-    flash(f"Webhook to {hook.url} is {'enabled' if hook.active else 'disabled: it gets no events'}.", "success")
+    flash(f"Webhook to {webhooks.shown_url(hook.url)} is "
+          f"{'enabled' if hook.active else 'disabled: it gets no events'}.", "success")
     return _back(project, f"#webhook-{hook.id}")
 
 
@@ -92,7 +95,8 @@ def rotate(slug: str, webhook_id: int):
     db = get_session()
     project = _project(slug)
     hook = webhooks.rotate_secret(db, project, webhook_id, current_user.id)
-    flash(f"New signing secret for {hook.url}: every delivery from now on is signed with it.", "success")
+    flash(f"New signing secret for {webhooks.shown_url(hook.url)}: every delivery from now on is signed with it.",
+          "success")
     return _back(project, f"#webhook-{hook.id}")
 
 
@@ -105,7 +109,7 @@ def delete(slug: str, webhook_id: int):
     if request.form.get("confirm") != "delete":
         raise ValidationError({"confirm": "confirm the deletion"})
     url = webhooks.delete_webhook(db, project, webhook_id, current_user.id)
-    flash(f"Webhook to {url} deleted, with its delivery log.", "success")
+    flash(f"Webhook to {webhooks.shown_url(url)} deleted, with its delivery log.", "success")
     return _back(project)
 
 
@@ -131,7 +135,7 @@ def delivery(slug: str, delivery_id: int):
     found = webhooks.get_delivery(db, project, delivery_id)
     hook = webhooks.get_webhook(db, project, found.webhook_id)
     return render_template(
-        "webhooks/delivery.html", project=project, delivery=found, hook=hook,
+        "webhooks/delivery.html", project=project, delivery=found, hook=hook, shown=webhooks.shown_url(hook.url),
         payload=json.dumps(found.payload, indent=2, sort_keys=True, ensure_ascii=False),
         overdue=webhooks.is_overdue(found),
     )

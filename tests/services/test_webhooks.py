@@ -4,6 +4,7 @@ the project's active webhooks that subscribed to it, and only when the change co
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import socket
@@ -196,6 +197,17 @@ def test_replayed_and_tampered_bodies_are_refused_by_the_readme_verifier(session
                        "t=" + "9" * 5000 + "," + sig):
             assert not verify(hook.secret, broken, body, now=t)
     assert _row(session, delivery_id).response_code == 204
+
+
+def test_a_user_and_password_in_the_address_go_as_basic_authentication(session, receivers, by_hand):
+    receiver = receivers(200)
+    project = make_label_project(session, items=1)
+    _hook(session, project, receiver.url.replace("http://", "http://hook%40user:p%3Ass@"))
+    [delivery_id] = _pending(session, project)
+    assert webhooks.deliver(session, delivery_id, FAST).status == "delivered"
+    [got] = receiver.wait_for(1)
+    assert got.headers["Authorization"] == "Basic " + base64.b64encode(b"hook@user:p:ss").decode()
+    assert got.path == "/hook"
 
 
 def test_redirects_are_not_followed(session, receivers, by_hand):

@@ -29,7 +29,7 @@ def test_an_admin_adds_a_webhook_tests_it_and_reads_the_log(app, client, session
     receiver = Receiver((200,), body=b"<script>alert(1)</script> received")
     try:
         _admin(client, session)
-        project = make_label_project(session, items=1, slug="hooked")
+        make_label_project(session, items=1, slug="hooked")
         base = "/admin/projects/hooked/webhooks/"
         page = client.get(base).get_data(as_text=True)
         assert 'data-testid="no-webhooks"' in page and 'data-testid="no-deliveries"' in page
@@ -127,6 +127,15 @@ def test_disable_enable_rotate_delete_and_redeliver(app, client, session):
                            "webhook.redeliver", "webhook.delete"]
     finally:
         receiver.close()
+
+
+def test_a_password_in_an_address_is_masked_on_the_page(client, session):
+    admin = _admin(client, session)
+    project = make_label_project(session, items=1, slug="hooked")
+    webhooks.create_webhook(session, project, "https://bot:s3cret-pass@hooks.example.org/in", ["export.completed"],
+                            admin.id)
+    page = client.get("/admin/projects/hooked/webhooks/").get_data(as_text=True)
+    assert "https://bot:•••@hooks.example.org/in" in page and "s3cret-pass" not in page
 
 
 def test_the_log_has_pages_and_another_projects_rows_are_not_found(client, session):
