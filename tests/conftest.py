@@ -12,8 +12,10 @@ import shutil
 import uuid
 
 import pytest
+from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.routing import Rule
 
 from app import create_app
 from app.db import get_db
@@ -24,6 +26,46 @@ from app.services import users as _users
 # hash with the cheapest parameters (the same algorithm and code path, only faster).
 _users._hasher = _users.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 _users._DUMMY_HASH = _users._hasher.hash("groundwork-timing-equaliser")
+
+# Werkzeug compiles two URL-builder functions for every rule of every app (a third of the time
+# create_app takes); the suite makes an app per test, always with the same rules. A builder depends
+# only on the rule's text, its parsed parts and its defaults (the rule itself is an argument), so one
+# compiled per distinct rule serves every app of the test process: the same function, made once.
+_builders: dict = {}
+_compile_builder = Rule._compile_builder
+
+
+def _cached_builder(self, append_unknown: bool = True):
+    try:
+        key = (self.rule, self.host, self.subdomain, tuple(self._trace),
+               tuple(sorted((self.defaults or {}).items())), append_unknown)
+        hash(key)
+    except TypeError:  # unhashable defaults: compile as werkzeug does
+        return _compile_builder(self, append_unknown)
+    if key not in _builders:
+        _builders[key] = _compile_builder(self, append_unknown)
+    return _builders[key]
+
+
+Rule._compile_builder = _cached_builder
+
+
+class _SharedBytecode(BytecodeCache):
+    """Templates compiled once per test process, not once per app (Jinja's own cache interface: the key
+    holds the template's name and a checksum of its source)."""
+
+    def __init__(self):
+        self.codes: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.codes:
+            bucket.bytecode_from_string(self.codes[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self.codes[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = _SharedBytecode()
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -82,7 +124,9 @@ def build_app(database_url: str, tmp_path, **overrides):
         "WEBHOOK_MAX_ATTEMPTS": 1,  # no retry timer outlives its test; the webhook tests set their own
         **overrides,
     }
-    return create_app(config)
+    app = create_app(config)
+    app.jinja_env.bytecode_cache = _TEMPLATES
+    return app
 
 
 _EMPTY_SQLITE: list = []  # the empty schema as a SQLite file, made once per test process
@@ -115,7 +159,8 @@ def app(database_url, tmp_path):
     if not database_url.startswith("sqlite:///"):
         Base.metadata.create_all(engine)
     yield app
-    Base.metadata.drop_all(engine)
+    if not database_url.startswith("sqlite:///"):
+        Base.metadata.drop_all(engine)  # a SQLite file goes with the test's temporary folder
     engine.dispose()
 
 
