@@ -456,6 +456,17 @@ def _seed_exports(session: Session, session_factory, export_root, secret: str, p
         run_export(session_factory, export.id, export_root, secret)
 
 
+def _seed_token(session: Session, people: dict[str, User]) -> None:
+    """A read-only API token of the admin's, so the tokens page shows what it holds."""
+    from app.models import ApiToken
+
+    from . import api_tokens
+
+    admin = people["admin@groundwork.test"]
+    if session.scalar(select(ApiToken.id).where(ApiToken.user_id == admin.id).limit(1)) is None:
+        api_tokens.create(session, admin, "nightly export script (demo)", read_only=True)  # commits
+
+
 def seed_demo(session: Session, session_factory=None, export_root=None, secret: str = "") -> dict:
     """Create (or complete) the demo, committing step by step; returns the logins to print. With an
     export folder (and the session factory and secret the exports need) it also builds a few dataset
@@ -480,6 +491,7 @@ def seed_demo(session: Session, session_factory=None, export_root=None, secret: 
         compute_project_stats(session, project)
     if export_root is not None:
         _seed_exports(session, session_factory, export_root, secret, people)
+    _seed_token(session, people)
     return {
         "password": DEMO_PASSWORD,
         "logins": [(email, ", ".join(roles) + (f" of {' and '.join(CLIENT_PROJECTS)}" if email == CLIENT else ""))
