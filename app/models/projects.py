@@ -39,6 +39,12 @@ class Project(Base):
     required_domains: Mapped[list] = mapped_column(JSONType, default=list)
     min_qualification_score: Mapped[float] = mapped_column(Float, default=0.0)
     show_model_names: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Data: what the dataset cards cite, and the chat shapes items may take.
+    license: Mapped[str] = mapped_column(String(100), default="")  # an SPDX id or "other: …"; "" = unset
+    citation: Mapped[str] = mapped_column(Text, default="")  # BibTeX or a sentence
+    language: Mapped[str] = mapped_column(String(35), default="en")  # BCP 47 tag(s), comma separated
+    allow_assistant_first: Mapped[bool] = mapped_column(Boolean, default=False)  # chats may open with the model
+    always_messages: Mapped[bool] = mapped_column(Boolean, default=False)  # exports always write message lists
     # When the work should be done: staffing says how many trainers that takes.
     target_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
