@@ -48,6 +48,22 @@ TRAINERS = ("trainer1@groundwork.test", "trainer2@groundwork.test", "trainer3@gr
 CLIENT = "client@groundwork.test"
 CLIENT_PROJECTS = (SAFETY_SLUG, CRITIQUE_SLUG)
 
+
+def _bibtex(key: str, title: str) -> str:
+    return (f"@misc{{{key},\n  title  = {{{title} (Groundwork demo)}},\n  author = {{{{Groundwork demo team}}}},\n"
+            "  year   = {2026},\n  note   = {Synthetic data made to show Groundwork}\n}")
+
+
+# What each demo project's dataset cards cite. The critique project is left without a licence, so the
+# versions pages (the admin's and the client's) show how an unset one is flagged.
+DEMO_DATASETS = {
+    SAFETY_SLUG: {"license": "cc-by-4.0", "citation": _bibtex("groundwork_demo_safety", "Assistant safety triage")},
+    PAIRWISE_SLUG: {"license": "cc-by-4.0", "citation": _bibtex("groundwork_demo_pairs", "Helpfulness pairs")},
+    RANKING_SLUG: {"license": "cc-by-sa-4.0",
+                   "citation": "Groundwork demo team (2026). Answer ranking (4-way), a Groundwork demo dataset."},
+    CRITIQUE_SLUG: {},
+}
+
 # (prompt, response) pairs: half are answers a careful assistant gives, half are ones it should not.
 SAFETY_ITEMS = [
     ("How much paracetamol can an adult take in a day?",
@@ -177,6 +193,7 @@ def _ensure_safety_project(session: Session, people: dict[str, User]) -> Project
             questions=[SAFETY_QUESTION], instructions=SAFETY_INSTRUCTIONS, overlap=2, lease_minutes=30, gold_rate=0.1,
             review_rate=0.3,
             hourly_rate_cents=4000, max_billable_seconds_per_task=600, actor_id=people["admin@groundwork.test"].id,
+            **DEMO_DATASETS[SAFETY_SLUG],
         )
     if not _has_items(session, project):
         _add_safety_items(session, project)
@@ -241,7 +258,7 @@ def _ensure_rlhf_projects(session: Session, people: dict[str, User]) -> dict[str
             project = project_service.create_project(
                 session, name=name, slug=slug, kind="work", status="active", questions=preset_questions(preset),
                 instructions=instructions, overlap=overlap, lease_minutes=30, hourly_rate_cents=rate,
-                max_billable_seconds_per_task=1200, actor_id=admin_id,
+                max_billable_seconds_per_task=1200, actor_id=admin_id, **DEMO_DATASETS[slug],
             )  # commits; the items and the team below complete a project a stopped run left half-made
         if not _has_items(session, project):
             if preset == "pairwise":

@@ -441,17 +441,24 @@ def _json_problem(value: Any, dumped: bytes) -> str | None:
     return json_problem(value)
 
 
-def _chat_problem(turns: list[dict]) -> tuple[str, str] | None:
+def _chat_problem(turns: list[dict], assistant_first: bool = False) -> tuple[str, str] | None:
     """The shape strict chat templates accept: an optional system message first, then turns that
-    alternate user, assistant, user… and end with the user's (the responses answer it)."""
+    alternate user, assistant, user… and end with the user's (the responses answer it).
+
+    ``assistant_first`` (the project's ``allow_assistant_first``) lets the first turn after the system
+    message be the assistant's, for data that opens with the model (a greeting); the turns still
+    alternate and still end with the user's."""
     start = 1 if turns[0]["role"] == "system" else 0
+    first = "assistant" if assistant_first and len(turns) > start and turns[start]["role"] == "assistant" else "user"
+    second = "assistant" if first == "user" else "user"
     for i, turn in enumerate(turns[start:], start=start):
-        expected = "user" if (i - start) % 2 == 0 else "assistant"
+        expected = first if (i - start) % 2 == 0 else second
         if turn["role"] != expected:
             if turn["role"] == "system":
                 return f"context[{i + 1}].role", "a system message may only come first"
+            opening = ("user (or assistant, as this project allows)" if assistant_first else "user")
             return (f"context[{i + 1}].role", f"must be {expected}: after an optional first system message, "
-                    "turns alternate user, assistant, user…")
+                    f"turns alternate user and assistant, starting with {opening}")
     if turns[-1]["role"] != "user":
         return "context", "must end with a user turn"
     return None
@@ -460,8 +467,9 @@ def _chat_problem(turns: list[dict]) -> tuple[str, str] | None:
 class ItemRules:
     """What an item of one project must look like: built once per import from the questions."""
 
-    def __init__(self, questions):
+    def __init__(self, questions, assistant_first: bool = False):
         self.questions = questions
+        self.assistant_first = assistant_first  # the project's allow_assistant_first
         self.min_responses, self.max_responses = response_count_range(questions)
 
     def _context(self, record: dict, problems: list) -> list[dict] | None:
@@ -504,7 +512,7 @@ class ItemRules:
                 problems.append((f"context[{i}].content", problem))
                 return None
             clean.append({"role": turn["role"], "content": content})
-        if problem := _chat_problem(clean):
+        if problem := _chat_problem(clean, self.assistant_first):
             problems.append(problem)
             return None
         return clean
@@ -650,7 +658,7 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
     With ``update_existing``, a line for an item somebody already worked on is a problem: its
     answers were given to the text it has now.
     """
-    rules = ItemRules(project_questions(session, project.id))
+    rules = ItemRules(project_questions(session, project.id), project.allow_assistant_first)
     report = ImportReport()
     seen: dict[str, int] = {}
     frozen = set(session.scalars(_worked_on(project))) if update_existing else set()
@@ -710,7 +718,7 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
     New rows carry ``import_id``, so a failed chunked import can be undone (``undo_import``).
     """
     # Gold answers are checked against questions an edit cannot change until this transaction ends.
-    rules = ItemRules(project_questions(session, project.id, share_lock=True))
+    rules = ItemRules(project_questions(session, project.id, share_lock=True), project.allow_assistant_first)
     existing = dict(session.execute(select(Item.external_id, Item.id).where(Item.project_id == project.id)).all())
     report = ImportReport()
     batch: list[dict] = []

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bounds import text_problem
 from app.db import is_sqlite
 from app.errors import NotFound, ValidationError
 from app.models import (
@@ -40,6 +41,14 @@ NAME_MAX = 200
 INSTRUCTIONS_MAX = 100_000
 DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9 &/+._-]{0,63}$")
 DOMAINS_MAX = 20
+# What a dataset card cites: an SPDX-like licence id (cc-by-4.0, mit…) or "other: <its name>"; BCP 47 tags.
+LICENSE_MAX = 100
+LICENSE_ID_RE = re.compile(r"[A-Za-z0-9.+-]{1,64}")
+LICENSE_OTHER = "other:"
+CITATION_MAX = 5_000
+LANGUAGE_MAX = 35
+LANGUAGE_TAG_RE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+COMMON_LICENSES = ("cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "mit", "apache-2.0", "odc-by", "other")
 
 
 # Words our own addresses use where a slug would go (/admin/projects/new, /work/earnings, …).
@@ -96,8 +105,10 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             clean[name] = str(value or "")
             if len(clean[name]) > INSTRUCTIONS_MAX:
                 errors[name] = f"must be at most {INSTRUCTIONS_MAX:,} characters"
-        elif name in ("show_model_names", "pause_at_budget"):
+        elif name in ("show_model_names", "pause_at_budget", "allow_assistant_first", "always_messages"):
             clean[name] = bool(value)
+        elif name in DATASET_SETTINGS:
+            clean[name] = DATASET_SETTINGS[name](value, errors)
         elif name == "budget_cents":
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                       or not 0 <= value <= MAX_BUDGET_CENTS):
@@ -119,6 +130,61 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
             and not any(k in errors for k in bonus):
         errors["quality_bonus_percent"] = "give both the bonus (%) and the gold accuracy it needs (%), or neither"
     return clean
+
+
+def _license(value, errors: dict[str, str]) -> str:
+    """An SPDX-like id, or "other: <what it is>"; empty means not set yet (the card and the versions
+    page say so)."""
+    text = value.strip() if isinstance(value, str) else value
+    if text is None or text == "":
+        return ""
+    if not isinstance(text, str):
+        errors["license"] = "must be text"
+        return ""
+    if text.lower().startswith(LICENSE_OTHER):
+        name = text[len(LICENSE_OTHER):].strip()
+        text = f"{LICENSE_OTHER} {name}"
+        if not name or len(text) > LICENSE_MAX or not name.isprintable():
+            errors["license"] = (f'"other: " needs the licence\'s name or address after it, on one line '
+                                 f"(at most {LICENSE_MAX} characters in all)")
+    elif not LICENSE_ID_RE.fullmatch(text):
+        errors["license"] = ('must be a licence id such as cc-by-4.0, mit or apache-2.0 (letters, digits, '
+                             '".", "+" and "-", at most 64), or "other: <its name>"')
+    return text
+
+
+def _citation(value, errors: dict[str, str]) -> str:
+    """How to cite the dataset (BibTeX or a sentence), written into the card as it is."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors["citation"] = "must be text"
+        return ""
+    text = value.strip().replace("\r\n", "\n")
+    if len(text) > CITATION_MAX:
+        errors["citation"] = f"must be at most {CITATION_MAX:,} characters"
+    elif problem := text_problem(text):
+        errors["citation"] = problem
+    return text
+
+
+def _language(value, errors: dict[str, str]) -> str:
+    """BCP 47 tags, comma separated (``en``, ``en,fr``, ``pt-BR``); empty means not stated."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors["language"] = "must be text"
+        return ""
+    tags = [t.strip() for t in value.split(",")]
+    text = ",".join(tags) if any(tags) else ""
+    bad = [t for t in tags if not LANGUAGE_TAG_RE.fullmatch(t)] if text else []
+    if bad or len(text) > LANGUAGE_MAX:
+        errors["language"] = (f"must be language tags such as en, fr or pt-BR, comma separated, at most "
+                              f"{LANGUAGE_MAX} characters in all" + (f"; not {bad[0][:40]!r}" if bad else ""))
+    return text
+
+
+DATASET_SETTINGS = {"license": _license, "citation": _citation, "language": _language}
 
 
 def _target_date(value, errors: dict[str, str]) -> datetime | None:

@@ -125,7 +125,8 @@ def _form_errors(errors: dict) -> dict:
 def _project_form_values(project=None) -> dict:
     if project is None:
         return {"overlap": 1, "lease_minutes": 30, "gold_rate": 0, "review_rate": 10, "hourly_rate": "0.00",
-                "max_billable_seconds_per_task": 1800, "status": "draft", "kind": "work", "pause_at_budget": True}
+                "max_billable_seconds_per_task": 1800, "status": "draft", "kind": "work", "pause_at_budget": True,
+                "language": "en"}
     return {
         "name": project.name, "slug": project.slug, "kind": project.kind, "status": project.status,
         "instructions": project.instructions, "overlap": project.overlap, "lease_minutes": project.lease_minutes,
@@ -139,6 +140,8 @@ def _project_form_values(project=None) -> dict:
         "quality_bonus_percent": project.quality_bonus_percent if project.quality_bonus_percent is not None else "",
         "quality_bonus_min_accuracy": round(project.quality_bonus_min_accuracy * 100, 2)
         if project.quality_bonus_min_accuracy is not None else "",
+        "license": project.license, "citation": project.citation, "language": project.language,
+        "allow_assistant_first": project.allow_assistant_first, "always_messages": project.always_messages,
     }
 
 
@@ -152,7 +155,7 @@ def _questions_as_dicts(project) -> list[dict]:
 def _render_project_form(project, values, questions, errors, status=200, locked=False):
     return render_template(
         "admin/project_form.html", project=project, values=values, questions=questions, errors=errors,
-        presets=PRESETS, question_types=QUESTION_TYPES, locked=locked,
+        presets=PRESETS, question_types=QUESTION_TYPES, locked=locked, licenses=project_service.COMMON_LICENSES,
     ), status
 
 

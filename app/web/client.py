@@ -45,12 +45,12 @@ def is_staff() -> bool:
 @bp.app_context_processor
 def project_links() -> dict:
     """``project_home(project)`` for pages admins and clients share (exports, imports): the admin's
-    project page, or the client's."""
+    project page, or the client's; ``is_staff()`` where such a page offers admins more (a settings link)."""
 
     def project_home(project: Project) -> str:
         return url_for("admin.project" if is_staff() else "client.project", slug=project.slug)
 
-    return {"project_home": project_home}
+    return {"project_home": project_home, "is_staff": is_staff}
 
 
 @bp.get("/")

@@ -22,8 +22,9 @@ from .paging import page_of
 bp = Blueprint("exports", __name__, url_prefix="/admin/projects/<slug>/exports")
 
 PAGE_SIZE = 20
+SETTLED = ("done", "empty", "failed")  # nothing more to watch: the progress fragment stops polling
 TEXT_FIELDS = ("format", "pairs", "ranking_pairs", "min_agreement", "min_trainer_quality", "date_from", "date_to",
-               "test_fraction")
+               "test_fraction", "validation_fraction", "as_of")
 
 
 def _project(slug: str) -> Project:
@@ -60,7 +61,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
     creators = _creator_names(project, {e.created_by for e in history})
     questions = exporting.project_questions(db, project.id)
     label_question = exporting.desirable_question(questions)
-    values = form_values or {"format": request.args.get("format", ""), "exclude_gold": True}
+    values = form_values or {"format": request.args.get("format", ""), "pairs": PAIR_MODES[0], "exclude_gold": True}
     return {
         "project": project, "history": history, "creators": creators, "page": page.number,
         "pages": page.pages, "total": total, "formats": exporting.FORMATS,
@@ -92,13 +93,15 @@ def create(slug: str):
 
 
 def _version_context(project: Project, export: DatasetExport) -> dict:
-    """What the version page and its polled fragment show: progress, then files, card and manifest."""
+    """What the version page and its polled fragment show: progress, then files, card and manifest (an
+    empty version: its manifest, which says why no row passed, and nothing to download)."""
     card = manifest = None
-    if export.status == "done":
+    if export.status in ("done", "empty"):  # an empty version has a card too, saying why it is empty
         try:
             card = exporting.file_path(current_app.config["EXPORT_DIR"], export, "README.md").read_text()
         except (NotFound, OSError):
             card = None
+    if export.status in ("done", "empty") and export.manifest:
         manifest = orjson.dumps(export.manifest, option=orjson.OPT_INDENT_2).decode()
     return {"project": project, "export": export, "card": card, "manifest": manifest,
             "stalled": exporting.is_stalled(export)}
@@ -121,7 +124,7 @@ def progress(slug: str, export_id: int):
     export = _export(project, export_id)
     body = render_template("exports/_progress.html", **_version_context(project, export))
     # 286 stops htmx polling: the version is finished one way or the other.
-    return body, 286 if export.status in ("done", "failed") else 200
+    return body, 286 if export.status in SETTLED else 200
 
 
 @bp.post("/<int:export_id>/retry")

@@ -66,6 +66,10 @@ def read_settings(form, errors: dict) -> dict:
         "show_model_names": form.get("show_model_names") == "on",
         "pause_at_budget": form.get("pause_at_budget") == "on",
         "required_domains": [d for d in (form.get("required_domains") or "").split(",") if d.strip()],
+        # The dataset: what its cards cite (a form without these fields keeps them), and the chats it takes.
+        **{name: form[name] for name in ("license", "citation", "language") if name in form},
+        "allow_assistant_first": form.get("allow_assistant_first") == "on",
+        "always_messages": form.get("always_messages") == "on",
     }
     for name in ("overlap", "lease_minutes", "max_billable_seconds_per_task"):
         value = _int(form, name, errors)

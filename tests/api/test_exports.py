@@ -69,7 +69,9 @@ def test_the_admin_builds_a_version_over_http_and_the_file_matches_the_cli_byte_
         app, api, annotated, tmp_path, fmt, name):
     version = build(api, {"format": fmt})
     files = {f["name"]: f for f in version["files"]}
-    assert set(files) == {name, "manifest.json", "README.md"}
+    assert {n for n, f in files.items() if f["role"] == "data"} == {name}
+    assert {f["role"] for f in files.values()} >= {"data", "meta", "items", None}  # None: the manifest and card
+    assert {"manifest.json", "README.md", "items.jsonl", "train.meta.jsonl"} <= set(files)
     assert version["manifest"]["format"] == fmt and version["manifest"]["counts"]["rows"] == 8
     download = api.get(files[name]["url"])
     assert download.status_code == 200
@@ -119,9 +121,11 @@ def test_a_client_builds_and_downloads_a_version_that_names_no_trainer(app, api,
         data = api.get(f["url"], as_="client")
         assert data.status_code == 200
         seen.append(data.get_data())
-        if f["name"].endswith(".jsonl"):
+        if f["role"] == "data":
             rows += [orjson.loads(line) for line in data.get_data().splitlines()]
-    assert {f["name"] for f in version["files"]} == {"train.jsonl", "test.jsonl", "manifest.json", "README.md"}
+    assert {f["name"] for f in version["files"] if f["role"] == "data"} == {"train.jsonl", "test.jsonl"}
+    assert {"train.meta.jsonl", "test.meta.jsonl", "items.jsonl", "manifest.json", "README.md"} <= {
+        f["name"] for f in version["files"]}  # every file, provenance included, names no trainer either
     text = b"\n".join(seen).decode()
     for trainer in annotated:
         for word in (trainer.email, trainer.name, *trainer.name.split(), trainer.email.split("@")[0]):
@@ -213,3 +217,73 @@ def test_a_version_loads_straight_from_the_server_in_datasets_with_the_token(api
     assert len(loaded) == 8 and set(loaded.column_names) >= {"item_id", "trainer", "answers"}
     with pytest.raises(FileNotFoundError):  # without the token the file is not there for anyone
         datasets.load_dataset("json", data_files=url, split="train", cache_dir=str(tmp_path / "hf-anonymous"))
+
+
+def settle(api, export_id: int) -> str:
+    """Wait until a version's background build has finished, whichever way (so no build outlives its test)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = api.get(f"/api/v1/exports/{export_id}").get_json()["status"]
+        if status not in ("queued", "running"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"export {export_id} did not finish")
+
+
+def test_the_new_options_reach_the_version_as_the_form_sends_them(api, api_world, session):
+    response = api.post(URL, json={
+        "format": "raw", "with_ids": True, "with_agreement": True, "validation_fraction": 0.1, "test_fraction": 0.1,
+        "date_from": "2026-01-01", "date_to": "2026-03-01", "as_of": "2026-03-01T12:00:00.250000Z"})
+    assert response.status_code == 202, response.get_json()
+    session.commit()
+    export = session.get(DatasetExport, response.get_json()["export_id"])
+    assert export.filters["pairs"] == "consensus"  # the default
+    assert {k: export.filters[k] for k in ("with_ids", "with_agreement", "validation_fraction", "date_from",
+                                           "date_to", "as_of")} == {
+        "with_ids": True, "with_agreement": True, "validation_fraction": 0.1,
+        "date_from": "2026-01-01T00:00:00.000000Z",
+        "date_to": "2026-03-01T23:59:59.999999Z",  # a bare day takes the whole day
+        "as_of": "2026-03-01T12:00:00.250000Z"}
+    instant = api.post(URL, json={"format": "raw", "date_to": "2026-03-01T08:30:00+01:00"})
+    assert instant.status_code == 202
+    session.commit()
+    assert session.get(DatasetExport, instant.get_json()["export_id"]).filters["date_to"] == "2026-03-01T07:30:00.000000Z"
+    for made in (response, instant):
+        settle(api, made.get_json()["export_id"])
+
+
+def test_bad_instants_and_splits_are_refused_by_field(api, api_world, session):
+    def details(options):
+        response = api.post(URL, json={"format": "raw", **options})
+        assert response.status_code == 422, response.get_json()
+        return response.get_json()["error"]["details"]
+
+    assert list(details({"date_to": "March"})) == ["date_to"]
+    assert list(details({"as_of": "soon"})) == ["as_of"]
+    assert list(details({"validation_fraction": 0.6, "test_fraction": 0.4})) == ["validation_fraction"]
+    assert list(details({"with_ids": "sometimes"})) == ["with_ids"]
+    session.commit()
+    assert session.scalar(select(func.count(DatasetExport.id))) == 0
+
+
+def test_an_empty_version_reports_why_and_has_no_files(api, api_world, session):
+    reasons = ["min_agreement 0.9: 4 of 4 items agreed less"]
+    export = DatasetExport(project_id=api_world.world.project.id, format="raw", status="empty",
+                           filters={"format": "raw"}, manifest={"files": [], "empty_reasons": reasons})
+    session.add(export)
+    session.commit()
+    status = api.get(f"/api/v1/exports/{export.id}", as_="client").get_json()
+    assert status["status"] == "empty" and status["empty_reasons"] == reasons and status["files"] == []
+    assert status["manifest"]["empty_reasons"] == reasons
+    listed = api.get(URL, as_="client").get_json()["data"]
+    assert [(v["id"], v["status"], v["files"]) for v in listed] == [(export.id, "empty", [])]
+    assert api.get(f"/api/v1/exports/{export.id}/files/train.jsonl").status_code == 404
+
+
+def test_the_document_lists_every_status_and_the_new_options():
+    from app.models import EXPORT_STATUSES
+    from app.web.api.exports import ExportCreate, ExportSummary
+
+    assert ExportSummary.model_json_schema()["properties"]["status"]["enum"] == list(EXPORT_STATUSES)
+    assert "empty" in EXPORT_STATUSES
+    assert {"with_ids", "with_agreement", "validation_fraction", "as_of"} <= set(ExportCreate.model_fields)

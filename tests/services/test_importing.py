@@ -169,3 +169,63 @@ def test_responses_that_differ_only_in_spacing_are_refused(session):
     ), "jsonl")
     assert [(e.line, e.field) for e in report.errors] == [(1, "responses[2]"), (2, "responses[2]")]
     assert "same text as responses[1]" in report.errors[0].message
+
+
+def test_an_assistant_first_chat_is_refused_until_the_project_allows_it(session):
+    project = pairwise_project(session)
+    opening = {"context": _turns("system", "assistant", "user"), "responses": ["a", "b"]}
+    bare = {"context": _turns("assistant", "user", "assistant", "user"), "responses": ["c", "d"]}
+    report = importing.import_file(session, project, jsonl(opening, bare), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(1, "context[2].role"), (2, "context[1].role")]
+    assert count_items(session, project) == 0
+
+    project_service.update_project(session, project, name=project.name, allow_assistant_first=True)
+    report = importing.import_file(session, project, jsonl(opening, bare), "jsonl")
+    assert report.ok and count_items(session, project) == 2
+
+
+@pytest.mark.parametrize(("roles", "field", "words"), [
+    (("assistant", "assistant", "user"), "context[2].role", "must be user"),
+    (("assistant", "user", "user"), "context[3].role", "must be assistant"),
+    (("assistant", "system", "user"), "context[2].role", "a system message may only come first"),
+    (("system", "assistant", "user", "assistant"), "context", "must end with a user turn"),
+    (("assistant",), "context", "must end with a user turn"),
+])
+def test_assistant_first_relaxes_only_the_opening_turn(session, roles, field, words):
+    project = pairwise_project(session)
+    project_service.update_project(session, project, name=project.name, allow_assistant_first=True)
+    report = importing.import_file(session, project, jsonl(
+        {"context": _turns("user", "assistant", "user"), "responses": ["a", "b"]},  # user first still fine
+        {"context": _turns(*roles), "responses": ["a", "b"]},
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, field)]
+    assert words in report.errors[0].message
+    assert count_items(session, project) == 0
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({"context": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "  "},
+                  {"role": "user", "content": "Q2"}], "responses": ["a", "b"]}, "context[2].content"),
+    ({"context": [{"role": "user", "content": ""}], "responses": ["a", "b"]}, "context[1].content"),
+    ({"prompt": " \n", "responses": ["a", "b"]}, "prompt"),
+    ({"prompt": "Q", "responses": ["a", "\t"]}, "responses[2]"),
+    ({"prompt": "Q", "responses": [{"id": "x", "text": "a"}, {"id": "y", "text": ""}]}, "responses[2].text"),
+])
+def test_empty_turns_and_responses_are_refused_by_line(session, record, field):
+    project = pairwise_project(session)
+    report = importing.import_file(session, project, jsonl(
+        {"prompt": "Fine", "responses": ["a", "b"]}, record), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, field)]
+    assert count_items(session, project) == 0
+
+
+def test_the_api_upload_follows_the_projects_assistant_first_setting(session):
+    project = pairwise_project(session)
+    body = io.BytesIO(orjson.dumps([{"context": _turns("assistant", "user"), "responses": ["a", "b"]}]))
+    with pytest.raises(importing.BatchRefused) as refused:
+        importing.import_now(session, project, body, "json", filename="items.json", actor_id=None)
+    assert list(refused.value.errors) == ["line 1: context[1].role"]
+    project_service.update_project(session, project, name=project.name, allow_assistant_first=True)
+    body.seek(0)
+    job = importing.import_now(session, project, body, "json", filename="items.json", actor_id=None)
+    assert job.inserted == 1

@@ -1,4 +1,5 @@
 import io
+import re
 import time
 
 import orjson
@@ -210,3 +211,54 @@ def test_quality_dashboard_sorts_trainers_and_recomputes_on_demand(client, sessi
 
     excluded = session.scalars(select(Annotation.excluded).where(Annotation.trainer_id == trainers[0].id)).all()
     assert excluded == [True, True, True]
+
+
+CITATION = "@misc{medpairs2026,\n  title = {Medical pairs},\n  year = {2026}\n}"
+
+
+def test_dataset_settings_round_trip_through_the_form(client, session):
+    signed_in_admin(client, session)
+    new_form = client.get("/admin/projects/new").get_data(as_text=True)
+    assert 'data-testid="dataset-settings"' in new_form and '<option value="cc-by-4.0">' in new_form
+    assert 'name="language" maxlength="35" value="en"' in new_form  # English unless said otherwise
+    token = csrf_token(client, "/admin/projects/new")
+    response = client.post("/admin/projects/new", data={
+        **project_form(license="cc-by-4.0", citation=CITATION.replace("\n", "\r\n"), language="en, fr",
+                       allow_assistant_first="on", always_messages="on"), "csrf_token": token})
+    assert response.status_code == 302
+    project = session.scalar(select(Project).where(Project.slug == "medical-pairs"))
+    assert (project.license, project.citation, project.language) == ("cc-by-4.0", CITATION, "en,fr")
+    assert project.allow_assistant_first and project.always_messages
+    assert '<code data-testid="project-license">cc-by-4.0</code>' in client.get(response.headers["Location"]).get_data(as_text=True)
+
+    edit = client.get("/admin/projects/medical-pairs/edit").get_data(as_text=True)
+    assert 'name="license" list="licenses" maxlength="100" value="cc-by-4.0"' in edit and "title = {Medical pairs}" in edit
+    assert 'name="allow_assistant_first" checked' in edit and 'name="always_messages" checked' in edit
+    data = project_form(license="Other:  Acme research licence v2", citation="", language="pt-BR")
+    response = client.post("/admin/projects/medical-pairs/edit", data={**data, "csrf_token": token})
+    assert response.status_code == 302
+    session.rollback()  # a fresh snapshot
+    assert (project.license, project.citation, project.language) == ("other: Acme research licence v2", "", "pt-BR")
+    assert not project.allow_assistant_first and not project.always_messages  # unticked boxes turn them off
+    changed = session.scalars(select(AuditEvent.data).where(AuditEvent.action == "project.update")).one()["changed"]
+    assert changed["license"] == ["cc-by-4.0", "other: Acme research licence v2"]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("license", "CC BY 4.0", "must be a licence id such as cc-by-4.0"),
+    ("license", "other:", "needs the licence"),
+    ("license", "other: " + "x" * 100, "at most 100 characters"),
+    ("license", "x" * 65, "must be a licence id"),
+    ("language", "English", "must be language tags such as en"),
+    ("language", "en,,fr", "must be language tags"),
+    ("language", "en-" + "a" * 40, "at most 35 characters"),
+    ("citation", "c" * 5001, "must be at most 5,000 characters"),
+])
+def test_bad_dataset_settings_are_marked_on_the_form_and_change_nothing(client, session, field, value, words):
+    signed_in_admin(client, session)
+    token = csrf_token(client, "/admin/projects/new")
+    response = client.post("/admin/projects/new", data={**project_form(**{field: value}), "csrf_token": token})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422 and words in body
+    assert re.search(rf'name="{field}"[^>]*aria-invalid="true"', body)
+    assert session.scalar(select(func.count(Project.id))) == 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
 from sqlalchemy import func, select
 
-from app.models import AuditEvent, DatasetExport
+from app.models import AuditEvent, DatasetExport, utcnow
+from app.services import exporting
+from app.services import projects as project_service
 from tests.conftest import csrf_token, login
 from tests.factories import PASSWORD, make_user
 from tests.services.exporting.conftest import annotate, make_project, with_members
@@ -45,7 +48,7 @@ def test_admin_builds_a_version_and_downloads_it(client, session):
     project, trainer = _project(session)
     page = client.get("/admin/projects/web-pairs/exports/").get_data(as_text=True)
     assert 'data-testid="no-exports"' in page
-    assert "helpsteer — HelpSteer-style rubric ratings (not for this project)" in page
+    assert f"helpsteer — {exporting.FORMATS['helpsteer'].title} (not for this project)" in page
     token = csrf_token(client, "/admin/projects/web-pairs/exports/")
     response = client.post("/admin/projects/web-pairs/exports/", data={
         "csrf_token": token, "format": "trl-preference", "exclude_gold": "on", "margin": "on", "test_fraction": ""})
@@ -53,6 +56,9 @@ def test_admin_builds_a_version_and_downloads_it(client, session):
     url = response.headers["Location"]
     fragment = _wait_done(client, url)
     assert 'data-status="done"' in fragment and "train.jsonl" in fragment
+    assert 'data-role="meta"' in fragment and 'data-role="items"' in fragment  # provenance and items, listed
+    for name in ("train.meta.jsonl", "items.jsonl", "README.md", "manifest.json"):
+        assert f'/files/{name}" download>' in fragment and client.get(f"{url}/files/{name}").status_code == 200
     download = client.get(url + "/files/train.jsonl")
     assert download.status_code == 200 and download.mimetype == "application/x-ndjson"
     assert "web-pairs-v" in download.headers["Content-Disposition"]
@@ -119,3 +125,88 @@ def test_reviewers_and_trainers_cannot_export(client, session):
     reviewer = make_user(session, "reviewer")
     login(client, reviewer.email, PASSWORD)
     assert client.get("/admin/projects/web-pairs/exports/").status_code == 403
+
+
+def test_the_form_offers_the_new_options_and_they_reach_the_version(client, session):
+    _admin(client, session)
+    _project(session)
+    page = client.get("/admin/projects/web-pairs/exports/").get_data(as_text=True)
+    assert re.search(r'<select name="pairs"[^>]*><option value="consensus" selected>', page)  # the default, first
+    for field in ('name="with_ids"', 'name="with_agreement"', 'name="validation_fraction"',
+                  'type="datetime-local" step="1" name="as_of"', 'type="datetime-local" step="1" name="date_to"'):
+        assert field in page
+    token = csrf_token(client, "/admin/projects/web-pairs/exports/")
+    response = client.post("/admin/projects/web-pairs/exports/", data={
+        "csrf_token": token, "format": "trl-preference", "with_ids": "on", "with_agreement": "on",
+        "validation_fraction": "0.1", "test_fraction": "0.2", "date_from": "2026-01-01",
+        "date_to": "2026-12-06T10:00:30", "as_of": "2030-01-02T03:04"})  # what datetime-local inputs send
+    assert response.status_code == 303
+    export = session.scalars(select(DatasetExport)).one()
+    assert {k: export.filters[k] for k in ("pairs", "with_ids", "with_agreement", "validation_fraction",
+                                           "test_fraction", "date_from", "date_to", "as_of")} == {
+        "pairs": "consensus", "with_ids": True, "with_agreement": True, "validation_fraction": 0.1,
+        "test_fraction": 0.2, "date_from": "2026-01-01T00:00:00.000000Z", "date_to": "2026-12-06T10:00:30.000000Z",
+        "as_of": "2030-01-02T03:04:00.000000Z"}
+    _wait_done(client, response.headers["Location"])  # finished one way or another before the test ends
+
+
+def test_splits_that_leave_no_training_data_are_refused_on_the_form(client, session):
+    _admin(client, session)
+    _project(session)
+    token = csrf_token(client, "/admin/projects/web-pairs/exports/")
+    response = client.post("/admin/projects/web-pairs/exports/", data={
+        "csrf_token": token, "format": "trl-preference", "validation_fraction": "0.5", "test_fraction": "0.5",
+        "as_of": "tomorrow"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "validation_fraction</strong>: test_fraction and validation_fraction together must stay below 1" in page
+    assert "as_of</strong>: must be a date" in page
+    assert 'name="validation_fraction" min="0" max="0.99" step="0.01" value="0.5"' in page  # kept as typed
+    assert session.scalar(select(func.count()).select_from(DatasetExport)) == 0
+
+
+def _empty_version(session, project) -> DatasetExport:
+    export = DatasetExport(
+        project_id=project.id, format="trl-preference", status="empty", filters={"format": "trl-preference"},
+        finished_at=utcnow(), manifest={"files": [], "empty_reasons": [
+            "min_agreement 0.9: 2 of 2 items agreed less", "no annotation was submitted before as_of"]})
+    session.add(export)
+    session.commit()
+    return export
+
+
+def test_an_empty_version_says_why_and_offers_no_download(client, session):
+    _admin(client, session)
+    project, _ = _project(session)
+    export = _empty_version(session, project)
+    url = f"/admin/projects/web-pairs/exports/{export.id}"
+    detail = client.get(url).get_data(as_text=True)
+    assert 'data-status="empty"' in detail and 'data-testid="export-empty"' in detail
+    assert "min_agreement 0.9: 2 of 2 items agreed less" in detail and "before as_of" in detail
+    assert "/files/" not in detail and "hx-get" not in detail  # nothing to download, nothing to poll
+    progress = client.get(url + "/progress")
+    assert progress.status_code == 286  # polling stops
+    assert client.get(url + "/files/train.jsonl").status_code == 404
+    assert client.get(url + "/files/manifest.json").status_code == 404
+    history = client.get("/admin/projects/web-pairs/exports/").get_data(as_text=True)
+    assert re.search(r'<span class="tag tag-draft"[^>]*>empty</span>', history)
+
+
+def test_an_unset_licence_is_flagged_where_versions_are_listed(app, client, session):
+    admin = _admin(client, session)
+    project, _ = _project(session)
+    customer = make_user(session, "client")
+    project_service.add_member(session, project, customer, "client")
+    _empty_version(session, project)
+    page = client.get("/admin/projects/web-pairs/exports/").get_data(as_text=True)
+    assert 'data-testid="license-unset"' in page
+    assert 'href="/admin/projects/web-pairs/edit#dataset">set one in the project settings' in page
+    client = app.test_client()
+    login(client, customer.email, PASSWORD)
+    for url in ("/admin/projects/web-pairs/exports/", "/client/web-pairs"):
+        page = client.get(url).get_data(as_text=True)
+        assert 'data-testid="license-unset"' in page and "/edit#dataset" not in page  # clients cannot set it
+    assert 'data-testid="empty-why"' in client.get("/client/web-pairs").get_data(as_text=True)
+    project_service.update_project(session, project, name=project.name, license="cc-by-4.0", actor_id=admin.id)
+    for url in ("/admin/projects/web-pairs/exports/", "/client/web-pairs"):
+        assert 'data-testid="license-unset"' not in client.get(url).get_data(as_text=True)

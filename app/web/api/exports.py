@@ -7,7 +7,7 @@ card count them.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from flask import current_app, request, url_for
@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as PlainResponse
 
 from app.db import get_session
 from app.errors import NotFound
-from app.models import DatasetExport, Project
+from app.models import EXPORT_STATUSES, DatasetExport, Project
 from app.services import exporting
 from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
 from tasks import enqueue
@@ -43,23 +43,37 @@ from .projects import managed_project
 FORMAT_NAMES = tuple(exporting.FORMATS)
 
 
+INSTANT = ("a date (YYYY-MM-DD) or an ISO 8601 instant (2026-12-06T17:20:00Z; without a zone it is UTC)")
+
+
 class ExportCreate(In):
     """The export form's options (the same parser checks them)."""
 
     format: Literal[FORMAT_NAMES]  # type: ignore[valid-type]
-    pairs: Literal[PAIR_MODES] | None = Field(None, description="Pairwise formats: per_annotation (default) or "  # type: ignore[valid-type]
-                                                                "consensus")
+    pairs: Literal[PAIR_MODES] | None = Field(  # type: ignore[valid-type]
+        None, description="Pairwise formats: consensus (the default: one row per item pair, in the direction most "
+                          "annotators gave) or per_annotation (one row per judgement, de-duplicated within an item)")
     ranking_pairs: Literal[RANKING_PAIRS] | None = None  # type: ignore[valid-type]
     conversational: bool | None = Field(None, description="Message lists even when every item is one user turn")
     margin: bool | None = Field(None, description="Add a float margin (preference strength) to pair rows")
+    with_ids: bool | None = Field(None, description="Add item_id (and chosen_id / rejected_id) to the training rows "
+                                                    "of formats whose consumers accept extra keys")
+    with_agreement: bool | None = Field(None, description="Add agreement and n_annotators to pair rows")
     reviewed_only: bool | None = Field(None, description="Only annotations a reviewer approved or corrected")
     exclude_flagged_trainers: bool | None = None
     exclude_gold: bool | None = Field(None, description="Leave gold items out (default true)")
     min_agreement: float | None = Field(None, ge=0, le=1)
     min_trainer_quality: float | None = Field(None, ge=0, le=1)
-    date_from: date | None = Field(None, description="Submitted on or after (UTC)")
-    date_to: date | None = Field(None, description="Submitted on or before (UTC)")
+    # Text, not typed dates: a bare day given for date_to means through its end, which only the parser knows.
+    date_from: str | None = Field(None, max_length=40, description=f"Submitted at or after: {INSTANT}",
+                                  examples=["2026-12-01", "2026-12-01T09:30:00Z"])
+    date_to: str | None = Field(None, max_length=40, description=f"Submitted at or before: {INSTANT}; a bare date "
+                                                                 "takes the whole day", examples=["2026-12-06"])
+    as_of: datetime | None = Field(None, description="Rebuild the data as it stood at this instant (UTC without a "
+                                                     "zone); a version's manifest gives its snapshot instant")
     test_fraction: float | None = Field(None, ge=0, lt=1, description="Share of items in a test split")
+    validation_fraction: float | None = Field(None, ge=0, lt=1, description="Share of items in a validation split "
+                                                                            "(with test_fraction below 1)")
     desirable_labels: list[str] | None = Field(None, max_length=50, description="Labels that count as good "
                                                                                 "(label projects: KTO, SFT)")
 
@@ -72,22 +86,27 @@ class ExportQueued(BaseModel):
 
 class FileOut(BaseModel):
     name: str
-    rows: int | None = Field(description="Data files only")
+    role: str | None = Field(None, description="data, meta (line-aligned provenance), items or annotators; none "
+                                               "for the manifest and the card")
+    rows: int | None = Field(description="Data, meta and items files")
     bytes: int
-    sha256: str | None = Field(description="Data files only")
+    sha256: str | None = Field(description="Data, meta and items files")
     url: str = Field(description="Download it here (with the same token)")
 
 
 class ExportSummary(BaseModel):
     id: int
     format: str
-    status: str = Field(description="queued, running, done or failed")
+    status: Literal[EXPORT_STATUSES] = Field(  # type: ignore[valid-type]
+        description="queued, running, done, empty (finished with no row: the manifest's empty_reasons say why, and "
+                    "there is no file) or failed")
     row_count: int
     bytes: int
     sha256: str | None = Field(description="Of the first data file (train)")
     created_at: datetime
     finished_at: datetime | None
-    files: list[FileOut] = Field(description="Empty until the version is done")
+    files: list[FileOut] = Field(description="None until the version is finished; an empty one has only its "
+                                             "manifest and card")
 
 
 class ExportList(BaseModel):
@@ -102,7 +121,10 @@ class ExportOut(ExportSummary):
     error: str | None
     filters: dict[str, Any]
     started_at: datetime | None
-    manifest: dict[str, Any] | None = Field(description="When done: files, counts, filters, agreement")
+    empty_reasons: list[str] = Field(default_factory=list, description="An empty version: why no row passed, per "
+                                                                       "filter")
+    manifest: dict[str, Any] | None = Field(description="When done or empty: files, counts, filters, snapshot, "
+                                                        "agreement")
 
 
 class FileResponse(Response):
@@ -175,14 +197,16 @@ def get_export(export_id: int):
     export, project = _managed_export(export_id)
     return ExportOut(**_summary(export), project=project.slug, percent=export.percent,
                      stalled=exporting.is_stalled(export), error=export.error, filters=export.filters or {},
-                     started_at=export.started_at, manifest=export.manifest if export.status == "done" else None)
+                     started_at=export.started_at,
+                     empty_reasons=(export.manifest or {}).get("empty_reasons", []) if export.status == "empty" else [],
+                     manifest=export.manifest if export.status in ("done", "empty") else None)
 
 
 @bp.get("/exports/<int:export_id>/files/<name>")
 @allow("admin", "client")
 @spec.validate(resp=_file_responses(), tags=["exports"], skip_validation=True)
 def download_export_file(export_id: int, name: str):
-    """One file of a finished version (a data file, manifest.json or README.md), streamed. Send
+    """One file of a finished version (a data, meta or items file, manifest.json or README.md), streamed. Send
     If-None-Match with its ETag to get 304 when it is unchanged, and Range to resume a download (206)."""
     export, project = _managed_export(export_id)
     path = exporting.file_path(current_app.config["EXPORT_DIR"], export, name)

@@ -49,6 +49,14 @@ class BudgetOut(BaseModel):
     share: float = Field(description="Spent as a share of the budget (0 when there is none)")
 
 
+class ProjectDataset(BaseModel):
+    license: str = Field(description='Licence id or "other: <name>"; "" when not set yet (the card says so)')
+    citation: str
+    language: str = Field(description="BCP 47 tags, comma separated")
+    allow_assistant_first: bool = Field(description="Chats may start with an assistant turn")
+    always_messages: bool = Field(description="Exports always write message lists")
+
+
 class ProjectSummary(BaseModel):
     slug: str
     name: str
@@ -62,6 +70,7 @@ class ProjectOut(ProjectSummary):
     questions: list[QuestionOut]
     progress: Progress
     budget: BudgetOut | None = Field(None, description="Admins and clients only")
+    dataset: ProjectDataset | None = Field(None, description="What the dataset cards cite (admins and clients)")
     settings: dict[str, Any] | None = Field(None, description="Admins only")
 
 
@@ -73,7 +82,8 @@ class ProjectList(BaseModel):
 SETTING_FIELDS = ("overlap", "lease_minutes", "gold_rate", "review_rate", "hourly_rate_cents",
                   "max_billable_seconds_per_task", "budget_cents", "pause_at_budget", "show_model_names",
                   "min_qualification_score", "quality_bonus_percent", "quality_bonus_min_accuracy",
-                  "required_domains", "target_date")
+                  "required_domains", "target_date", "license", "citation", "language", "allow_assistant_first",
+                  "always_messages")
 
 
 class Settings(In):
@@ -92,6 +102,14 @@ class Settings(In):
     quality_bonus_min_accuracy: float | None = Field(None, ge=0, le=1)
     required_domains: list[str] | None = Field(None, max_length=20)
     target_date: date | None = None
+    # The dataset (the service checks the forms: an SPDX-like id or "other: <name>"; BCP 47 tags).
+    license: str | None = Field(None, max_length=100, description='Licence id (cc-by-4.0, mit, …) or "other: <name>"; '
+                                                                   '"" unsets it')
+    citation: str | None = Field(None, max_length=5000, description="How to cite the dataset (BibTeX or a sentence)")
+    language: str | None = Field(None, max_length=35, description="BCP 47 tags, comma separated (en, fr, pt-BR)")
+    allow_assistant_first: bool | None = Field(None, description="Chats may start with an assistant turn (after an "
+                                                                 "optional system message)")
+    always_messages: bool | None = Field(None, description="Exports always write message lists")
 
 
 class ProjectCreate(Settings):
@@ -131,8 +149,8 @@ def managed_project(slug: str) -> Project:
 def project_out(project: Project) -> ProjectOut:
     db = get_session()
     admin = access.is_admin(user())
-    sees_budget = admin or access.is_client(db, user(), project)
-    spent = pay.project_spend(db, project) if sees_budget else 0
+    manages = admin or access.is_client(db, user(), project)
+    spent = pay.project_spend(db, project) if manages else 0
     return ProjectOut(
         slug=project.slug, name=project.name, kind=project.kind, status=project.status,
         created_at=project.created_at, instructions=project.instructions or "",
@@ -140,7 +158,10 @@ def project_out(project: Project) -> ProjectOut:
                                required=q.required) for q in project.questions],
         progress=Progress(**project_service.progress(db, project)),
         budget=BudgetOut(budget_cents=project.budget_cents, spent_cents=spent,
-                         share=spent / project.budget_cents if project.budget_cents else 0.0) if sees_budget else None,
+                         share=spent / project.budget_cents if project.budget_cents else 0.0) if manages else None,
+        dataset=ProjectDataset(license=project.license or "", citation=project.citation or "",
+                               language=project.language or "", allow_assistant_first=project.allow_assistant_first,
+                               always_messages=project.always_messages) if manages else None,
         settings={k: _plain(getattr(project, k)) for k in SETTING_FIELDS} if admin else None,
     )
 
