@@ -1,16 +1,84 @@
-"""The dataset card (README.md, Hugging Face style) written next to every export's files."""
+"""The dataset card (README.md, Hugging Face style) written next to every version's files.
+
+A card is what an AI team cites and what ``datasets`` reads: its YAML header names the licence, the
+languages, the splits (``configs``) and the column types (``dataset_info.features``, so a column that
+is null in one version types the same as in another); its body says what was asked, what the answers
+mean, where the responses came from, when and by how many people it was annotated, how the rows were
+made and how to load and cite them. It is made from the manifest, the project and the plan only, so
+the same version always gets the same card (no clock is read here).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
-from ..qtypes import FIGURE_NAMES
+from ..qtypes import FIGURE_NAMES, type_of
+from .options import ExportOptions
 
 TASKS = {
     "trl-preference": "reinforcement-learning", "openai-dpo": "reinforcement-learning",
     "hh-rlhf": "reinforcement-learning", "trl-kto": "reinforcement-learning",
+    "helpsteer3-preference": "reinforcement-learning",
     "trl-sft": "text-generation", "openai-sft": "text-generation",
 }
+SPLITS = ("train", "validation", "test")
+GUIDELINES_MAX = 20_000  # characters of the instructions quoted in the card (the rest: the project's page)
+
+# The licence ids the Hugging Face Hub accepts in a card's ``license:`` (its "Licenses" page); any
+# other licence is written ``license: other`` with a ``license_name``.
+HF_LICENSES = frozenset("""
+apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0
+cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0
+cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
+cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl
+gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql
+ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license llama2 llama3 llama3.1 llama3.2 llama3.3 gemma
+unknown other
+""".split())
+
+# How each training format makes its rows from the answers (one paragraph per family).
+FAMILIES = {
+    "trl-preference": "pairs", "openai-dpo": "pairs", "hh-rlhf": "pairs", "helpsteer3-preference": "strengths",
+    "trl-kto": "kto", "trl-sft": "sft", "openai-sft": "sft", "helpsteer": "ratings",
+    "raw": "annotations", "csv": "annotations", "parquet": "annotations", "aggregated": "items",
+}
+
+# The columns of ``<split>.meta.jsonl`` (one line per data row, same order), as the card types them.
+META_FEATURES = [
+    {"name": "item_id", "dtype": "string"},
+    {"name": "response_ids", "sequence": "string"},
+    {"name": "models", "sequence": "string"},
+    {"name": "annotation_ids", "sequence": "int64"},
+    {"name": "annotators", "sequence": "string"},
+    {"name": "agreement", "dtype": "float64"},
+    {"name": "n_annotators", "dtype": "int64"},
+]
+# ``annotators.jsonl`` (raw tables only): one line per annotator of the version.
+ANNOTATORS_FEATURES = [
+    {"name": "trainer", "dtype": "string"},
+    {"name": "annotations", "dtype": "int64"},
+    {"name": "gold_accuracy", "dtype": "float64"},
+    {"name": "consensus_agreement", "dtype": "float64"},
+]
+FILE_ROLES = {
+    "data": "the rows",
+    "meta": "provenance of each row, same line (below)",
+    "items": "one line per exported item: `item_id`, `prompt` (one user turn) or `context` (messages), "
+             "`responses` [{id, text, model}], `metadata`, `is_gold`",
+    "annotators": "one line per annotator: `trainer` (pseudonym), `annotations` in this version, "
+                  "`gold_accuracy` and `consensus_agreement` (null when unknown)",
+}
+META_FIELDS = (
+    ("item_id", "the item's external id"),
+    ("response_ids", "the ids of the item's responses the row uses (chosen first in pair rows)"),
+    ("models", "the source model of each of those responses (null where the import named none)"),
+    ("annotation_ids", "the annotations the row was made from"),
+    ("annotators", "the pseudonym of each of those annotations' annotators, same order"),
+    ("agreement", "share of annotator pairs agreeing on the item (null with one annotator)"),
+    ("n_annotators", "how many people the row's annotations came from"),
+)
 
 
 def size_category(rows: int) -> str:
@@ -27,77 +95,419 @@ def _figure(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def dataset_card(project, fmt, manifest: dict) -> str:
-    counts = manifest["counts"]
-    files = manifest["files"]
-    splits = [("train", files[0]["name"])] + ([("test", files[1]["name"])] if len(files) > 1 else [])
-    yaml = [
-        "---",
-        "license: other",
-        "license_name: to-be-decided  # placeholder: set the licence this data is released under",
-        f"pretty_name: {json.dumps(project.name, ensure_ascii=False)}",  # a JSON string is a YAML string
-        "size_categories:",
-        f"- {size_category(counts['rows'])}",
-        *([f"task_categories:\n- {TASKS[fmt.name]}"] if fmt.name in TASKS else []),
-        "tags:",
-        "- human-feedback",
-        f"- {fmt.name}",
-        "configs:",
-        "- config_name: default",
-        "  data_files:",
-        *[f"  - split: {split}\n    path: {name}" for split, name in splits],
-        "---",
+def _j(value) -> str:
+    """A YAML scalar: JSON is valid YAML, and quotes whatever a project name or label holds."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+# Words YAML 1.1 reads as booleans or null (``no`` is also Norwegian's language tag): always quoted.
+YAML_WORDS = frozenset("y n yes no on off true false null".split())
+
+
+def _scalar(value) -> str:
+    """A YAML scalar as a person would write it when that is safe (``cc-by-4.0``, ``n<1K``), else JSON."""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.+/<-]*", value) and value.lower() not in YAML_WORDS:
+        return value
+    return _j(value)
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _cell(text) -> str:
+    """Free text inside a Markdown table cell: one line, and a ``|`` that does not end the cell."""
+    return _one_line(text).replace("|", "\\|")
+
+
+def _fenced(text: str, info: str = "") -> list[str]:
+    """A fenced block that no backtick run inside ``text`` can close early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text, fence]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.+]+", "-", text.lower()).strip("-")[:64] or "custom"
+
+
+def license_of(value: str) -> dict:
+    """The card's licence fields from the project's setting: an id the Hub knows (lower-case), else
+    ``other`` with a name (and a link when the setting is an address); ``unknown`` when unset."""
+    text = (value or "").strip()
+    if not text:
+        return {"license": "unknown"}
+    if text.lower().startswith("other:"):
+        name = text[len("other:"):].strip()
+        fields = {"license": "other", "license_name": _slug(name.rsplit("/", 1)[-1] if "://" in name else name)}
+        if re.match(r"https?://\S+$", name):
+            fields["license_link"] = name
+        return fields
+    if text.lower() in HF_LICENSES:
+        return {"license": text.lower()}
+    return {"license": "other", "license_name": _slug(text)}
+
+
+def languages(value: str | None) -> list[str]:
+    return [tag.strip() for tag in (value or "").split(",") if tag.strip()]
+
+
+def _splits(manifest: dict) -> list[tuple[str, dict]]:
+    """(split, {"file", "meta_file", "rows", "items"}) for each split that has rows, in the usual order."""
+    splits = manifest.get("splits")
+    if splits is None:  # a manifest from before splits were listed: train, then test if written
+        files, counts = manifest.get("files", []), manifest.get("counts", {})
+        data = [f for f in files if f.get("role", "data") == "data"]
+        splits = {name: {"file": f["name"], "rows": f["rows"], "items": counts.get(f"{name}_items")}
+                  for name, f in zip(("train", "test"), data, strict=False)}
+    return [(name, splits[name]) for name in (*SPLITS, *sorted(set(splits) - set(SPLITS)))
+            if name in splits and splits[name].get("rows")]
+
+
+def _features(fmt, plan) -> list[dict] | None:
+    features = getattr(fmt, "features", None)
+    return features(plan) if features is not None and plan is not None else None
+
+
+def _feature_type(feature: dict) -> str:
+    """How a column's type reads in the card's table: string, int64, list of {role, content}…"""
+    if "dtype" in feature:
+        return str(feature["dtype"])
+    if "sequence" in feature:
+        inner = feature["sequence"]
+        return f"list of {inner}" if isinstance(inner, str) else f"list of {_feature_type(inner)}"
+    if "list" in feature:
+        inner = feature["list"]
+        if isinstance(inner, list):
+            return "list of {" + ", ".join(f"{f['name']}: {_feature_type(f)}" for f in inner) + "}"
+        return f"list of {inner if isinstance(inner, str) else _feature_type(inner)}"
+    if "struct" in feature:
+        return "{" + ", ".join(f"{f['name']}: {_feature_type(f)}" for f in feature["struct"]) + "}"
+    return "?"
+
+
+def _meaning(fmt, column: str) -> str:
+    """A column's meaning from the format's ``fields``, whose names may group columns (``a / b``) or stand
+    for many (``answer_<key>``, ``<rating key>``)."""
+    for name, meaning in fmt.fields:
+        for part in name.split(" / "):
+            pattern = ".+".join(re.escape(piece) for piece in re.split(r"<[^>]*>", part))
+            if part == column or ("<" in part and re.fullmatch(pattern, column)):
+                return meaning
+    return ""
+
+
+def _yaml(value, indent: int = 0) -> list[str]:
+    """Block YAML for lists and mappings of plain values (scalars written as JSON)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines += _yaml(item, indent + (2 if isinstance(item, dict) else 0))
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    else:
+        for item in value:
+            inner = _yaml(item, indent + 2) if isinstance(item, dict | list) else [f"{pad}  {_scalar(item)}"]
+            lines.append(f"{pad}- {inner[0].lstrip()}")
+            lines += inner[1:]
+    return lines
+
+
+def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
+    rows = sum(s["rows"] for _name, s in splits)
+    data: dict = dict(license_of(getattr(project, "license", "")))
+    if languages(getattr(project, "language", "")):
+        data["language"] = languages(project.language)
+    data["pretty_name"] = project.name
+    data["size_categories"] = [size_category(rows)]
+    if fmt.name in TASKS:
+        data["task_categories"] = [TASKS[fmt.name]]
+    data["tags"] = ["human-feedback", "groundwork", fmt.name]
+    configs = []
+    if splits:
+        configs.append({"config_name": "default",
+                        "data_files": [{"split": name, "path": s["file"]} for name, s in splits]})
+        meta = [{"split": name, "path": s["meta_file"]} for name, s in splits if s.get("meta_file")]
+        if meta:
+            configs.append({"config_name": "meta", "data_files": meta})
+        annotators = [f["name"] for f in manifest.get("files") or [] if f.get("role") == "annotators" and f.get("rows")]
+        if annotators:
+            configs.append({"config_name": "annotators", "data_files": [{"split": "train", "path": annotators[0]}]})
+    if configs:
+        data["configs"] = configs
+        typed = {"default": features, "meta": META_FEATURES, "annotators": ANNOTATORS_FEATURES}
+        infos = [{"config_name": c["config_name"], "features": typed[c["config_name"]]}
+                 for c in configs if typed[c["config_name"]]]
+        if infos:
+            data["dataset_info"] = infos
+    return ["---", *_yaml(data), "---"]
+
+
+def _questions(questions, manifest: dict) -> list[str]:
+    figures = {q["key"]: q for q in ((manifest.get("agreement") or {}).get("project") or {}).get("questions") or []}
+    lines = ["## Questions", ""]
+    if not questions:
+        return [*lines, "The questions are listed on the project's page.", ""]
+    lines += ["What the annotators were asked, in order (the files key each answer by the question's key):", ""]
+    for q in questions:
+        kind = type_of(q)
+        lines.append(f"### `{q.key}`: {_one_line(q.title)}")
+        lines.append("")
+        lines.append(f"- Type: {kind.title} (`{kind.name}`).")
+        if _one_line(q.help):
+            lines.append(f"- Help shown to annotators: {_one_line(q.help)}")
+        meaning = kind.card_meaning(q.options)
+        if meaning:
+            lines.append(f"- Values: {meaning.rstrip()}" + ("" if meaning.rstrip().endswith(".") else "."))
+        figure = figures.get(q.key)
+        if figure:
+            shown = "; ".join(f"{label} {_figure(figure[name])}" for name, label in FIGURE_NAMES.items()
+                              if name in figure)
+            if shown:
+                lines.append(f"- Agreement (project-wide, {_figure(figure.get('items_with_2_plus'))} items with "
+                             f"two or more annotations): {shown}.")
+        lines.append("")
+    return lines
+
+
+def _rules(fmt, manifest: dict) -> list[str]:
+    """How this format's rows were made from the answers, under this version's options."""
+    family = FAMILIES.get(fmt.name)
+    filters = manifest.get("filters") or {}
+    mode = filters.get("pairs", "consensus")
+    ranking = filters.get("ranking_pairs", "all_pairs")
+    if family == "pairs":
+        if mode == "consensus":
+            text = ("**Pairs (consensus, the default).** One row per pair of an item's responses, in the direction "
+                    "its annotators agreed on: for a preference question the sign of the mean preference "
+                    "(negative: the first response is better), for a ranking question the Bradley–Terry order "
+                    f"fitted to all the item's rankings, paired as `{ranking}` (all_pairs: every better/worse "
+                    "pair; best_vs_worst: the top group against the bottom group; best_vs_rest: the top group "
+                    "against every other). A pair whose consensus is a tie is dropped (counted under *Not "
+                    "exported*). So no pair appears twice, and never in both orders.")
+        else:
+            text = ("**Pairs (per_annotation).** One row for each direction the item's annotators gave a pair, "
+                    "once, whatever the number of annotators who gave it (ties dropped): a pair annotators "
+                    "disagreed on appears in both orders. This is a weighting, not a consensus: contradicting "
+                    "rows cancel in a pairwise loss. The consensus mode gives one row per pair.")
+        if filters.get("margin"):
+            text += (" `margin` is the preference strength (the absolute mean preference in consensus mode) or "
+                     "the rank gap for rankings.")
+        if filters.get("with_agreement"):
+            text += (" `agreement` is the share of the item's annotators who ordered the pair that way and "
+                     "`n_annotators` how many annotators are behind the row.")
+        return [text]
+    if family == "strengths":
+        return ["**Preference strengths.** One row per item with two responses: `overall_preference` is the "
+                "mean of its annotators' preferences rescaled to −3…3 and rounded (negative: `response1` is "
+                "better), and `individual_preference` holds each annotator's score on the same scale, in "
+                "annotation order, with their reasoning."]
+    if family == "kto":
+        return ["**KTO labels.** One label per (prompt, completion) per item, whatever the pair mode. From a "
+                "preference or ranking question: the responses of the consensus top group are desirable, those of "
+                "the bottom group undesirable, the middle is dropped, and an item whose consensus ties every "
+                "response gives nothing (a preference's consensus is the mean's direction). From a label question "
+                "with desirable labels: the item's majority label decides. A completion repeating another of the "
+                "item's texts is written once."]
+    if family == "sft":
+        return ["**Completions.** Each row is the conversation ending with an assistant turn: a rewrite an "
+                "annotator wrote that differs from the responses (each distinct rewrite once), or, where the "
+                "format takes it, the item's consensus-best response."]
+    if family == "ratings":
+        return ["**Rubric ratings.** One row per item with one response; in consensus mode each rating column "
+                "is the rounded mean of the item's annotators, in per_annotation mode one row per annotation."]
+    if family == "annotations":
+        return ["**Annotations.** One row per annotation as submitted (a reviewer's correction replaces the "
+                "answers), rejected ones included with their status. Gold items are left out unless asked."]
+    if family == "items":
+        return ["**Items.** One row per item: the consensus of every question with an agreement measure, "
+                "and the share of annotators agreeing with it."]
+    return []
+
+
+def _filters(manifest: dict) -> str:
+    filters = manifest.get("filters") or {}
+    defaults = ExportOptions(format=filters.get("format", "raw")).as_dict()
+    changed = [f"`{k}` = `{_j(v)}`" for k, v in filters.items() if k != "format" and defaults.get(k, v) != v]
+    return ", ".join(changed) if changed else "the defaults"
+
+
+def _citation(project, fmt, manifest: dict) -> list[str]:
+    citation = (getattr(project, "citation", "") or "").strip()
+    if citation:
+        return ["Cite this dataset as its owner asks:", "", *_fenced(citation, "bibtex" if "@" in citation else "")]
+    snapshot = manifest.get("snapshot") or {}
+    when = snapshot.get("instant") or manifest.get("created_at") or ""
+    year = when[:4] if re.match(r"\d{4}", when) else "????"
+    key = re.sub(r"[^A-Za-z0-9]+", "_", f"{project.slug}_{manifest.get('export_id', '')}").strip("_")
+    title = re.sub(r"[{}\\]", "", _one_line(project.name))
+    bibtex = "\n".join([
+        f"@misc{{{key},",
+        f"  title        = {{{{{title}}}}},",
+        f"  year         = {{{year}}},",
+        f"  note         = {{Dataset version {manifest.get('export_id', '')}, format {fmt.name}, "
+        "exported with Groundwork},",
+        "}",
+    ])
+    return ["No citation is set for this project. A **suggested** entry, built from the project's name, the "
+            "year of this version and its export id (add the authors and where it is published):", "",
+            *_fenced(bibtex, "bibtex")]
+
+
+def _loading(fmt, splits, annotators: bool) -> list[str]:
+    names = [name for name, _s in splits]
+    files = {name: s["file"] for name, s in splits}
+    loader = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}.get(getattr(fmt, "extension", "jsonl"), "json")
+    return [
+        "## How to load it", "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'dataset = load_dataset("path/to/this/folder")  # splits: {", ".join(names)}; columns typed by this card',
+        f'dataset = load_dataset("{loader}", data_files={_j(files)})  # the files alone',
+        *(['meta = load_dataset("path/to/this/folder", "meta")  # provenance, line by line beside the rows']
+          if any(s.get("meta_file") for _name, s in splits) else []),
+        *(['annotators = load_dataset("path/to/this/folder", "annotators")  # who annotated, by pseudonym']
+          if annotators else []),
+        "```", "",
+        "Two versions of this project in this format share their columns and types, so "
+        "`concatenate_datasets` joins their folders' splits. Loading the files alone lets `datasets` guess "
+        "the types, and a column that is null throughout a file is then typed null: load the folder instead.",
+        "",
     ]
-    filters = manifest["filters"]
-    active = [f"`{k}` = `{v}`" for k, v in filters.items() if k != "format" and v not in (None, False, [], 0.0, "")]
-    lines = [
-        f"# {' '.join(project.name.split())} — {fmt.title}",
+
+
+def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
+    """The README.md of one version (see the module's docstring)."""
+    splits = _splits(manifest)
+    features = _features(fmt, plan)
+    empty = manifest.get("empty_reasons")
+    licence = (getattr(project, "license", "") or "").strip()
+    counts = manifest.get("counts") or {}
+    lines = [f"# {_one_line(project.name)}: {fmt.title}", ""]
+    if not licence:
+        lines += ["> **No licence set:** nobody receiving this version can know whether they may use it. Set the "
+                  "licence on the project's settings page before sharing; versions built after that carry it.", ""]
+    if empty:
+        lines += ["> **This version is empty:** no row passed the filters, so it has no data file.", "",
+                  *[f"- {_one_line(reason)}" for reason in empty], ""]
+    lines += [
+        f"Human feedback collected with Groundwork in the project `{project.slug}`, exported as `{fmt.name}` "
+        f"(schema `{manifest.get('schema_version')}`, export #{manifest.get('export_id')}). Annotators are paid "
+        "domain experts, named here only by stable pseudonyms.",
         "",
-        f"Human feedback collected with Groundwork in the project `{project.slug}`, exported as "
-        f"`{fmt.name}` (schema `{manifest['schema_version']}`, export #{manifest['export_id']}).",
-        "Annotators are paid domain experts, named here only by stable pseudonyms.",
+        f"Language: {', '.join(languages(getattr(project, 'language', ''))) or 'not stated'}.",
         "",
-        "## Fields",
-        "",
-        "| field | meaning |",
-        "|---|---|",
-        *[f"| `{name}` | {meaning} |" for name, meaning in fmt.fields],
-        "",
-        *(["Files are conversational: prompts and completions are lists of `{role, content}` messages.", ""]
-          if manifest.get("conversational") else []),
-        "## Counts",
-        "",
-        "| split | file | rows | items | sha256 |",
-        "|---|---|---|---|---|",
-        *[f"| {split} | `{f['name']}` | {f['rows']} | {counts[split + '_items']} | `{f['sha256']}` |"
-          for (split, _name), f in zip(splits, files, strict=True)],
-        "",
-        f"Annotations read: {counts['annotations_read']}. Annotator pool: {manifest['annotators']} people.",
     ]
-    if counts["skipped"]:
+    instructions = (getattr(project, "instructions", "") or "").strip()
+    lines += ["## Guidelines", ""]
+    if instructions:
+        shown = instructions[:GUIDELINES_MAX]
+        lines += ["The instructions annotators worked from:", "", *_fenced(shown, "text"), ""]
+        if len(instructions) > GUIDELINES_MAX:
+            lines += [f"(The first {GUIDELINES_MAX:,} of {len(instructions):,} characters; the rest is on the "
+                      "project's page.)", ""]
+    else:
+        lines += ["The project has no written instructions.", ""]
+    lines += _questions(questions, manifest)
+
+    models = manifest.get("source_models") or {}
+    lines += ["## Source models", ""]
+    if models:
+        lines += ["The models that wrote the responses, with how many rows use a response of theirs:", "",
+                  "| model | rows |", "|---|---|",
+                  *[f"| `{_cell(name)}` | {n} |" for name, n in sorted(models.items())], ""]
+    else:
+        lines += ["The imported responses named no source model.", ""]
+
+    dates = manifest.get("annotation_dates") or {}
+    lines += ["## Annotations", ""]
+    if dates.get("first"):
+        lines += [f"Annotated from {dates['first']} to {dates['last']} (UTC).", ""]
+    if splits:
+        lines += ["| split | file | rows | items |", "|---|---|---|---|",
+                  *[f"| {name} | `{s['file']}` | {s['rows']} | {_figure(s.get('items'))} |" for name, s in splits], ""]
+    lines.append(f"Annotations read: {counts.get('annotations_read', 0)}. Annotator pool: {manifest.get('annotators', 0)}"
+                 " people.")
+    if counts.get("skipped"):
         lines += ["", "Not exported: " + ", ".join(f"{n} × {why}" for why, n in counts["skipped"].items()) + "."]
+    lines.append("")
+
     agreement = manifest.get("agreement") or {}
-    lines += ["", "## Agreement", ""]
+    lines += ["## Agreement", ""]
     if "mean_item_agreement" in agreement:
         lines.append(f"Mean share of agreeing annotator pairs per exported item: {agreement['mean_item_agreement']:.3f}.")
     project_figures = (agreement.get("project") or {}).get("questions") or []
     if project_figures:
-        lines += ["", "Project-wide figures (all work, before export filters):", "",
+        lines += ["", "Project-wide figures (all work, before this version's filters):", "",
                   "| question | type | items with 2+ | figures |", "|---|---|---|---|"]
         for q in project_figures:
             shown = "; ".join(f"{label} {_figure(q[name])}" for name, label in FIGURE_NAMES.items() if name in q)
             lines.append(f"| `{q['key']}` | {q['type']} | {_figure(q.get('items_with_2_plus'))} | {shown or '—'} |")
     if "mean_item_agreement" not in agreement and not project_figures:
         lines.append("No agreement figures yet: fewer than two annotators per item, or quality stats not computed.")
-    lines += [
-        "",
-        "## How this version was built",
-        "",
-        "Filters: " + (", ".join(active) if active else "defaults") + ".",
-        "",
-        "## License",
-        "",
-        "To be decided by the data owner (placeholder).",
-        "",
-    ]
-    return "\n".join(yaml) + "\n\n" + "\n".join(lines)
+    lines.append("")
+
+    lines += ["## Row shape", ""]
+    if features:
+        lines += ["Every row has exactly these columns, typed by `dataset_info` above:", "",
+                  "| field | type | meaning |", "|---|---|---|",
+                  *[f"| `{_cell(f['name'])}` | {_feature_type(f)} | {_cell(_meaning(fmt, f['name']))} |" for f in features], ""]
+    else:
+        lines += ["| field | meaning |", "|---|---|", *[f"| `{_cell(name)}` | {_cell(meaning)} |" for name, meaning in fmt.fields], ""]
+    if manifest.get("conversational"):
+        lines += ["Files are conversational: prompts and completions are lists of `{role, content}` messages.", ""]
+    elif manifest.get("conversational") is False:
+        lines += ["Prompts and completions are plain strings (every item is one user turn).", ""]
+    rules = _rules(fmt, manifest)
+    if rules:
+        lines += [*rules, ""]
+
+    lines += ["## Files", "", "| file | holds | rows | sha256 |", "|---|---|---|---|"]
+    for f in manifest.get("files") or []:
+        role = f.get("role", "data")
+        lines.append(f"| `{f['name']}` | {FILE_ROLES.get(role, role)} | {f.get('rows')} | `{f.get('sha256', '')}` |")
+    lines += ["| `manifest.json` | how this version was made, as data | | |", ""]
+    if any(s.get("meta_file") for _name, s in splits):
+        lines += ["Each line of `<split>.meta.jsonl` describes the row on the same line of the split's file:", "",
+                  "| field | meaning |", "|---|---|", *[f"| `{n}` | {m} |" for n, m in META_FIELDS], ""]
+
+    snapshot = manifest.get("snapshot") or {}
+    lines += ["## How this version was built", "", f"Options: {_filters(manifest)}.", ""]
+    if snapshot:
+        lines += [f"Snapshot: the data as it stood at {snapshot.get('instant')} (highest annotation id "
+                  f"{_figure(snapshot.get('max_annotation_id'))}, highest review id "
+                  f"{_figure(snapshot.get('max_review_id'))}).", ""]
+    if manifest.get("groundwork_version") or manifest.get("database"):
+        lines += [f"Built by Groundwork {manifest.get('groundwork_version', '?')} on "
+                  f"{manifest.get('database', '?')}.", ""]
+    warnings = manifest.get("warnings") or []
+    if warnings:
+        lines += ["## Warnings", "", *[f"- {_one_line(w)}" for w in warnings], ""]
+
+    lines += ["## Known limitations", "",
+              "- Pseudonyms are stable within this Groundwork installation only (derived from its secret key): "
+              "the same person has the same pseudonym in every version made here, and another one elsewhere.",
+              "- Rebuilding a version as of an instant (`--as-of`) replays the annotations and reviews that "
+              "existed then; it cannot bring back item texts, responses or question settings edited since, nor "
+              "annotators' flags and quality scores as they were.",
+              "- Project-wide agreement figures cover all the work at the time they were computed, before this "
+              "version's filters.",
+              ]
+    if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) in ("pairs", "kto"):
+        lines.append("- per_annotation rows repeat a pair once per annotator who judged it so: a weighting; "
+                     "pairs annotators disagreed on appear in both orders.")
+    lines.append("")
+    if splits:
+        lines += _loading(fmt, splits, any(f.get("role") == "annotators" for f in manifest.get("files") or []))
+
+    lines += ["## License", ""]
+    if licence:
+        lines += [f"Released under `{_one_line(licence)}`.", ""]
+    else:
+        lines += ["Not set by the data owner yet (`license: unknown`).", ""]
+    lines += ["## Citation", "", *_citation(project, fmt, manifest), ""]
+    return "\n".join(_header(project, fmt, manifest, splits, features)) + "\n\n" + "\n".join(lines)

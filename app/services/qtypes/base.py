@@ -7,6 +7,7 @@ ask the type.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,11 @@ def whole_number(values: list[str], _responses: Responses = ()) -> Any:
 
 def single(values: list[str], _responses: Responses) -> Any:
     return values[0] if values else None
+
+
+def quoted(values) -> str:
+    """Labels as a card lists them: JSON-quoted (exactly as they appear in the files), comma separated."""
+    return ", ".join(json.dumps(str(v), ensure_ascii=False) for v in values)
 
 
 def skip_safe(fn, *args):
@@ -185,14 +191,30 @@ class QuestionType:
     # --- exports -----------------------------------------------------------------------------------
 
     def pairs(self, options: Mapping[str, Any], values: list, responses: Sequence[str], strategy: str,
-              consensus: bool) -> tuple[list[tuple[str, str, float]], int]:
-        """((chosen id, rejected id, margin), ties dropped) from the answers one item got; ``responses``
-        are the item's response ids in page order."""
+              use_consensus: bool) -> tuple[list[tuple[str, str, float, tuple[int, ...]]], int]:
+        """((chosen id, rejected id, margin, voters), ties dropped) from the answers one item got; voters
+        are the indexes into ``values`` of the answers that order the pair that way; ``responses`` are
+        the item's response ids in page order."""
         return [], 0
 
     def best_response(self, options: Mapping[str, Any], values: list, responses: Sequence[str]) -> str | None:
         """The id of the item's consensus-best response, when the answers name one (``responses``: the
         item's response ids in page order)."""
+        return None
+
+    def answer_feature(self, options: Mapping[str, Any]) -> dict:
+        """The type of one answer as a dataset card's ``features`` write it, without the column's name
+        (``{"dtype": "string"}``, ``{"sequence": "string"}``…): ``datasets`` types a column from it even
+        where every value is null."""
+        return {"dtype": "string"}
+
+    def consensus_feature(self, options: Mapping[str, Any]) -> dict:
+        """The type of an item's consensus value in the same form (the aggregated exports)."""
+        return self.answer_feature(options)
+
+    def card_meaning(self, options: Mapping[str, Any]) -> str | None:
+        """One sentence for the dataset card: what this question's answer values mean (scale ends,
+        labels, sign and strength), so a reader of the files never has to guess. None: nothing to add."""
         return None
 
 

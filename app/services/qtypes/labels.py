@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from ..quality import agreement, consensus
-from .base import AnswerError, QuestionType, Units, lines, skip_safe
+from .base import AnswerError, QuestionType, Units, lines, quoted, skip_safe
 
 LABEL_MAX = 100
 LABELS_MAX = 26
@@ -63,6 +63,10 @@ class LabelType(LabelList):
     def gold_score(self, options, answer, gold):
         return 1.0 if answer == gold else 0.0
 
+    def card_meaning(self, options):
+        return (f"One label per annotation, one of {quoted(options.get('labels', []))}; "
+                "an item's consensus is the label most annotators chose (a tie goes to the label listed first).")
+
     def consensus(self, options, values, responses):
         return consensus.majority_label(values, options["labels"])
 
@@ -101,6 +105,13 @@ class MultiLabelType(LabelList):
 
     def gold_score(self, options, answer, gold):
         return consensus.jaccard(answer, gold)
+
+    def answer_feature(self, options):
+        return {"sequence": "string"}
+
+    def card_meaning(self, options):
+        return (f"A sorted list of the labels that apply, any of {quoted(options.get('labels', []))}; "
+                "an item's consensus holds the labels more than half of its annotators chose.")
 
     def consensus(self, options, values, responses):
         return consensus.label_set(values, options["labels"])

@@ -6,7 +6,7 @@ import re
 import statistics
 
 from ..quality import agreement, consensus
-from .base import AnswerError, QuestionType, Units, int_field, is_int, lines, skip_safe, whole_number
+from .base import AnswerError, QuestionType, Units, int_field, is_int, lines, quoted, skip_safe, whole_number
 
 ANCHOR_MAX = 200
 POINTS_MAX = 101
@@ -67,6 +67,24 @@ class RatingType(QuestionType):
 
     def gold_score(self, options, answer, gold):
         return 1.0 - abs(answer - gold) / (options["max"] - options["min"])
+
+    def answer_feature(self, options):
+        return {"dtype": "int64"}
+
+    def consensus_feature(self, options):
+        return {"dtype": "float64"}  # the mean rating
+
+    def card_meaning(self, options):
+        lo, hi = options.get("min"), options.get("max")
+        anchors = {int(point): text for point, text in (options.get("anchors") or {}).items()}
+
+        def end(point):
+            return f"{point} ({quoted([anchors[point]])})" if anchors.get(point) else str(point)
+
+        middle = [f"{point} = {quoted([anchors[point]])}" for point in sorted(anchors) if lo < point < hi and anchors[point]]
+        return (f"A whole number from {end(lo)} to {end(hi)}"
+                + (f"; described points: {'; '.join(middle)}" if middle else "")
+                + "; an item's consensus is the mean of its annotators' ratings (a float; rubric columns round it).")
 
     def consensus(self, options, values, responses):
         return consensus.mean_rating(values, options["min"], options["max"])

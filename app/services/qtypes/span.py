@@ -15,7 +15,7 @@ from itertools import combinations
 import orjson
 
 from ..quality import consensus
-from .base import AnswerError, Units
+from .base import AnswerError, Units, quoted
 from .labels import LabelList
 
 SPANS_MAX = 100
@@ -106,6 +106,18 @@ class SpanType(LabelList):
 
     def gold_score(self, options, answer, gold):
         return consensus.span_f1(answer, gold)
+
+    def answer_feature(self, options):
+        return {"list": [{"name": "response", "dtype": "string"}, {"name": "start", "dtype": "int64"},
+                         {"name": "end", "dtype": "int64"}, {"name": "label", "dtype": "string"},
+                         {"name": "comment", "dtype": "string"}]}
+
+    def card_meaning(self, options):
+        return ("A list of marked stretches of a response, each {response, start, end, label, comment}: the "
+                "response's id, character offsets into its text as stored (end exclusive), a category from "
+                f"{quoted(options.get('labels', []))} and an optional comment; an empty list marks nothing. "
+                "Two spans match when they share response and label and overlap with IoU ≥ 0.5; an item's "
+                "consensus keeps the spans more than half of its annotators marked.")
 
     def consensus(self, options, values, responses):
         agreed, confidence = consensus.spans(values)

@@ -33,6 +33,16 @@ class TextType(QuestionType):
     def exported_as(self, options):
         return frozenset({"rewrite"}) if options.get("mode") == "rewrite" else frozenset()
 
+    def card_meaning(self, options):
+        least = options.get("min_chars") or 0
+        length = f" (at least {least} characters)" if least else ""
+        if options.get("mode") == "rewrite":
+            return (f"Free text{length}: the annotator's rewrite of the first response, the answer they would want "
+                    "to see; supervised fine-tuning formats use a rewrite that differs from the response as the "
+                    "assistant turn.")
+        return (f"Free text{length}: the annotator's critique of the responses, in their words. It has no consensus "
+                "and no agreement figure.")
+
     def clean_answer(self, options, value, responses):
         if not isinstance(value, str):
             raise AnswerError("must be text")

@@ -1,22 +1,45 @@
-"""Every JSONL format loads in Hugging Face `datasets` with stable columns and types (the rules in the README, Exports)."""
+"""Every JSONL format loads in Hugging Face `datasets` with stable columns and types (the rules in the README,
+Exports): a version's folder loads with its splits and the card's types, and two versions of one project and
+format load together even when a column is null throughout one of them or their items differ in shape."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
+from sqlalchemy import update
 
+from app.models import Annotation, Item
 from app.services.exporting import FORMATS
 
-from .conftest import annotate, make_project, with_members
+from .conftest import annotate, item_id, make_project, with_members
 
 JSONL = [name for name, fmt in FORMATS.items() if fmt.extension == "jsonl"]
 OPTIONS = {"trl-kto": {"desirable_labels": "yes"}, "trl-sft": {"desirable_labels": "yes"}}
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Q9"}]
 
 
 def _features(path):
+    """One file alone, types guessed by ``datasets`` (what a user of the files without the card gets)."""
     datasets = pytest.importorskip("datasets")
     loaded = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(path.parent / ".hf"))
     return loaded
+
+
+def _folder(folder, cache, name=None):
+    """A version's folder as ``load_dataset(folder)`` reads it: the card's splits and column types."""
+    datasets = pytest.importorskip("datasets")
+    return datasets.load_dataset(str(folder), name, cache_dir=str(cache))
+
+
+def _card_features(folder, name="default"):
+    """The column types a version's card declares (``dataset_info``), as ``datasets`` reads them."""
+    hub = pytest.importorskip("huggingface_hub")
+    from datasets.info import DatasetInfosDict
+
+    return DatasetInfosDict.from_dataset_card_data(hub.DatasetCard.load(folder / "README.md").data)[name].features
 
 
 def _check_file(path):
@@ -26,8 +49,7 @@ def _check_file(path):
     assert len(set(keys)) == 1, f"lines with different keys: {set(keys)}"
     for key in keys[0]:
         kinds = {type(x[key]).__name__ for x in lines if x[key] is not None}
-        assert len(kinds) == 1, f"column {key} mixes {kinds}"
-        assert kinds, f"column {key} is null on every line"
+        assert len(kinds) <= 1, f"column {key} mixes {kinds}"  # null throughout is allowed: the card types it
         if key in ("prompt", "chosen", "rejected", "completion"):
             assert kinds <= {"str", "list"}
     return lines
@@ -38,8 +60,20 @@ def every_kind(session, trainers, pairs_project, ranking_project, critique_proje
     return {"pairs": pairs_project, "ranks": ranking_project, "crit": critique_project, "labels": label_project}
 
 
+def _no_null_type(feature, where: str) -> None:
+    """No column, nor any field inside one, is typed null (what ``datasets`` guesses for an all-null column)."""
+    inner = getattr(feature, "feature", None)
+    if isinstance(feature, dict):
+        for name, sub in feature.items():
+            _no_null_type(sub, f"{where}.{name}")
+    elif inner is not None:
+        _no_null_type(inner, where)
+    else:
+        assert str(getattr(feature, "dtype", "")) != "null", f"{where} loads as null"
+
+
 @pytest.mark.parametrize("fmt", JSONL)
-def test_every_jsonl_format_loads_with_stable_columns(build, every_kind, fmt):
+def test_every_jsonl_format_loads_with_stable_columns(build, every_kind, fmt, tmp_path):
     loaded_any = False
     for project in every_kind.values():
         try:
@@ -48,14 +82,13 @@ def test_every_jsonl_format_loads_with_stable_columns(build, every_kind, fmt):
             assert "needs" in str(exc)
             continue
         path = built.folder / "train.jsonl"
-        if not path.stat().st_size:
+        if not path.is_file() or not path.stat().st_size:
             continue
         lines = _check_file(path)
-        dataset = _features(path)
+        dataset = _folder(built.folder, tmp_path / ".hf")["train"]
         assert dataset.num_rows == len(lines)
         assert list(dataset.column_names) == list(lines[0])
-        for name, feature in dataset.features.items():
-            assert str(getattr(feature, "dtype", "")) != "null", f"{fmt}: {name} loads as null"
+        _no_null_type(dict(dataset.features), fmt)
         if "margin" in dataset.features:
             assert dataset.features["margin"].dtype == "float64"
         loaded_any = True
@@ -69,8 +102,7 @@ def test_margin_loads_as_float64_even_when_whole(build, pairs_project):
 
 
 def test_one_multi_turn_item_makes_the_whole_file_conversational(build, session, trainers):
-    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Q9"}]
+    chat = CHAT
     project = make_project(session, "pairwise", [
         ("m1", "Q1", [{"id": "a", "text": "A1"}, {"id": "b", "text": "B1"}]),
         ("m2", chat, [{"id": "a", "text": "A9"}, {"id": "b", "text": "B9"}]),
@@ -90,3 +122,89 @@ def test_one_multi_turn_item_makes_the_whole_file_conversational(build, session,
     assert type(prompt).__name__ in ("List", "Sequence") and prompt.feature["role"].dtype == "string"
     hh = build(project, format="hh-rlhf").lines()
     assert hh[1]["chosen"] == "\n\nHuman: Be brief.\n\nHi\n\nAssistant: Hello\n\nHuman: Q9\n\nAssistant: B9"
+
+
+def test_two_raw_versions_load_together_when_one_has_no_gold_score_at_all(build, session, trainers, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    project = make_project(session, "pairwise", [(f"g{n}", f"Q{n}", [{"id": "a", "text": f"A{n}"},
+                                                                      {"id": "b", "text": f"B{n}"}])
+                                                 for n in range(4)], slug="gold-twice")
+    with_members(session, project, trainers)
+    for trainer, value in zip(trainers, (-2, 1), strict=True):
+        annotate(session, trainer, project, {f"g{n}": {"preference": value, "rationale": "r"} for n in range(4)})
+    gold = item_id(session, project, "g0")  # g0 is a gold item: its annotations carry a gold score
+    session.execute(update(Item).where(Item.id == gold).values(is_gold=True, gold_answers={"preference": -2}))
+    session.execute(update(Annotation).where(Annotation.item_id == gold).values(gold_score=0.5))
+    session.commit()
+
+    without = build(project, format="raw")  # gold left out: gold_score is null on every line
+    with_gold = build(project, format="raw", exclude_gold=False)
+    assert {x["gold_score"] for x in without.lines()} == {None}
+    assert {x["gold_score"] for x in with_gold.lines()} == {None, 0.5}
+    assert without.lines()[0].keys() == with_gold.lines()[0].keys()  # the null column is kept, not dropped
+
+    first, second = (_folder(b.folder, tmp_path / ".hf")["train"] for b in (without, with_gold))
+    assert first.features == second.features and first.features["gold_score"].dtype == "float64"
+    both = datasets.concatenate_datasets([first, second])
+    assert both.num_rows == len(without.lines()) + len(with_gold.lines())
+    files = [str(b.folder / "train.jsonl") for b in (without, with_gold)]  # the files alone, typed by the card
+    joined = datasets.load_dataset("json", data_files=files, split="train", features=_card_features(without.folder),
+                                   cache_dir=str(tmp_path / ".hf"))
+    assert sorted(x for x in joined["gold_score"] if x is not None) == [0.5, 0.5]
+    annotators = _folder(with_gold.folder, tmp_path / ".hf", "annotators")["train"]  # raw versions list them
+    assert annotators.num_rows == 2 and annotators.features["gold_accuracy"].dtype == "float64"
+    assert set(annotators["trainer"]) == set(joined["trainer"])
+
+
+def test_always_messages_keeps_a_version_of_single_turn_items_in_messages(build, session, trainers, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    project = make_project(session, "pairwise", [
+        ("m1", "Q1", [{"id": "a", "text": "A1"}, {"id": "b", "text": "B1"}]),
+        ("m2", CHAT, [{"id": "a", "text": "A9"}, {"id": "b", "text": "B9"}]),
+    ], overlap=1, slug="always-chat")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"m1": {"preference": -1}, "m2": {"preference": 2}})
+    for external_id, when in (("m1", datetime(2026, 3, 1, tzinfo=UTC)), ("m2", datetime(2026, 3, 20, tzinfo=UTC))):
+        session.execute(update(Annotation).where(Annotation.item_id == item_id(session, project, external_id))
+                        .values(submitted_at=when))
+    project.always_messages = True
+    session.commit()
+
+    early = build(project, format="trl-preference", date_to="2026-03-10")  # m1 only: one user turn
+    full = build(project, format="trl-preference")
+    assert early.lines() == [{"prompt": [{"role": "user", "content": "Q1"}],
+                              "chosen": [{"role": "assistant", "content": "A1"}],
+                              "rejected": [{"role": "assistant", "content": "B1"}]}]
+    assert len(full.lines()) == 2 and full.lines()[1]["prompt"] == CHAT
+    first, second = (_folder(b.folder, tmp_path / ".hf")["train"] for b in (early, full))
+    assert first.features == second.features
+    assert datasets.concatenate_datasets([first, second]).num_rows == 3
+
+    project.always_messages = False  # without the setting the single-turn version is plain strings
+    session.commit()
+    assert build(project, format="trl-preference", date_to="2026-03-10").lines()[0]["prompt"] == "Q1"
+
+
+def test_a_version_folder_loads_with_its_train_validation_and_test_splits(build, session, trainers, tmp_path):
+    items = [(f"s{n:02d}", f"Question number {n}", [{"id": "a", "text": f"A{n}"}, {"id": "b", "text": f"B{n}"}])
+             for n in range(40)]
+    project = make_project(session, "pairwise", items, overlap=1, slug="three-splits")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {x[0]: {"preference": -1 if n % 3 else 2} for n, x in enumerate(items)})
+    built = build(project, format="trl-preference", margin=True, validation_fraction=0.2, test_fraction=0.2)
+    splits = built.export.manifest["splits"]
+    assert set(splits) == {"train", "validation", "test"}  # (PostgreSQL JSONB keeps no key order)
+
+    loaded = _folder(built.folder, tmp_path / ".hf")
+    assert set(loaded) == {"train", "validation", "test"}
+    for name, split in loaded.items():
+        assert split.num_rows == splits[name]["rows"] == len(built.lines(splits[name]["file"])) > 0
+        assert split.features == _card_features(built.folder)
+    assert loaded["train"].features["margin"].dtype == "float64"
+    prompts = {name: set(split["prompt"]) for name, split in loaded.items()}
+    assert not (prompts["train"] & prompts["validation"] or prompts["train"] & prompts["test"]
+                or prompts["validation"] & prompts["test"])  # a prompt never crosses splits
+    meta = _folder(built.folder, tmp_path / ".hf", "meta")  # provenance, line by line beside the rows
+    for name, split in meta.items():
+        assert split.num_rows == loaded[name].num_rows
+        assert all(x.startswith("s") for x in split["item_id"])
