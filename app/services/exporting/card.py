@@ -491,11 +491,13 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     lines += ["## Known limitations", "",
               "- Pseudonyms are stable within this Groundwork installation only (derived from its secret key): "
               "the same person has the same pseudonym in every version made here, and another one elsewhere.",
-              "- Rebuilding a version as of an instant (`--as-of`) replays the annotations and reviews that "
-              "existed then; it cannot bring back item texts, responses or question settings edited since, nor "
-              "annotators' flags and quality scores as they were.",
-              "- Project-wide agreement figures cover all the work at the time they were computed, before this "
-              "version's filters.",
+              "- Rebuilding this version as of its snapshot instant (`--as-of`) gives the same data, meta and "
+              "items files after new annotations and verdicts arrive, but reads as they are now: items edited "
+              "since (texts, responses, metadata), an admin's later exclusion of a trainer's work, trainer flags "
+              "and quality figures (the `exclude_flagged_trainers` and `min_trainer_quality` filters, the "
+              "annotators table) and the project-wide agreement figures.",
+              "- Project-wide agreement figures cover all the work at the time they were last computed, before "
+              "this version's filters.",
               ]
     if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) in ("pairs", "kto"):
         lines.append("- per_annotation rows repeat a pair once per annotator who judged it so: a weighting; "

@@ -248,3 +248,13 @@ def test_a_built_version_carries_the_card(build, session, pairs_project):
     assert [c["config_name"] for c in meta["configs"]][0] == "default"
     assert "### `preference`: Which response is better?" in card and "### `rationale`: Why?" in card
     assert "**suggested**" in card and f"export #{built.export.id}" in card
+
+
+def test_a_built_empty_version_has_a_card_that_says_why(build, session, pairs_project):
+    built = build(pairs_project, format="trl-preference", date_from="2099-01-01")
+    assert built.export.status == "empty"
+    card = (built.folder / "README.md").read_text()
+    assert "configs" not in header(card) and "**This version is empty:**" in card
+    for reason in built.export.manifest["empty_reasons"]:
+        assert f"- {reason}" in card
+    assert "(date_from)" in card and "load_dataset(" not in card
