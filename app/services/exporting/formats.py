@@ -1,13 +1,19 @@
 """The export formats: one mapping function per format, from an item group to lines.
 
-Adding a format means adding one function here, registered with ``@export_format``, and one test.
-Field names are the contract the training libraries read; the rules that make a file load
-cleanly in ``datasets`` and TRL are kept by construction:
+Adding a format means adding one function here, registered with ``@export_format`` together with
+its ``features``, and one test. Field names are the contract the training libraries read; the rules
+that make a file load cleanly in ``datasets`` and TRL are kept by construction:
 
-- every line of a file has the same keys with the same types (floats are always floats);
+- every line of a file has the same keys with the same types (floats are always floats): exactly
+  ``Format.features(plan)``, which the card declares. Columns are never dropped: a null stays null
+  and the features type it, so two versions of one project and format load together;
 - a file is plain (strings) or conversational (lists of ``{role, content}``), never both;
 - free-form metadata goes out as a JSON string;
-- a column that could be null everywhere is declared ``nullable`` and dropped if it is.
+- a line may carry ``_meta`` (response ids, annotation ids, agreement, n_annotators): the build pops
+  it and writes it, line-aligned, to the meta file beside the data file, never into the data;
+- pair files hold one row per item pair in the consensus direction, so never a pair and its reverse;
+  ``pairs=per_annotation`` gives each direction annotators gave once (a weighting: both directions
+  may appear). KTO holds one label per (prompt, completion) per item, whatever the pair mode.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ class QuestionSpec:
     type: str
     title: str
     options: dict
+    help: str = ""
 
     @classmethod
     def of(cls, question) -> QuestionSpec:
-        return cls(question.key, question.type, question.title, dict(question.options or {}))
+        return cls(question.key, question.type, question.title, dict(question.options or {}), question.help or "")
 
     @property
     def kind(self) -> QuestionType:
@@ -66,6 +73,8 @@ class Plan:
     pseudonym: Callable[[int], str] = str
     conversational: bool = False
     skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
+    language: str = "en"  # the project's language (helpsteer3-preference's column)
+    domain: str = ""  # the project's first required domain, or "" (helpsteer3-preference's column)
 
     def __post_init__(self):
         def used_as(role: str) -> list[QuestionSpec]:
@@ -80,6 +89,16 @@ class Plan:
         self.ratings = used_as("score")
         self.rewrites = used_as("rewrite")
         self.comparable = next((q for q in self.questions if q.kind.comparable), None)
+        # A two-response preference on a ±scale (HelpSteer3's kind of question), and the first free-text
+        # critique (its reasoning).
+        self.preference = next((q for q in used_as("pairs") if q.kind.side_by_side), None)
+        self.reasoning_key = next((q.key for q in self.questions if not q.kind.comparable and not q.exported_as),
+                                  None)
+        self.consensus = self.options.pairs == "consensus"
+        self.ranking_pairs = self.options.ranking_pairs
+        self.margin, self.with_ids = self.options.margin, self.options.with_ids
+        self.with_agreement = self.options.with_agreement
+        self.extras = self.margin or self.with_ids or self.with_agreement
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class Format:
     name: str
     title: str
     build: Callable[[Group, Plan], Iterator[dict]]
+    # The data file's columns under a plan, in the Hugging Face card form ({name, dtype} | {name, list}
+    # | {name, struct} | {name, sequence}): exactly the keys and types of every line.
+    features: Callable[[Plan], list[dict]] = lambda plan: []
     extension: str = "jsonl"
     # Uses plain strings or message lists for "prompt", decided once per file.
     plain_or_chat: bool = False
@@ -94,9 +116,9 @@ class Format:
     full_rows: bool = False
     # Raw tables keep rejected annotations (with their status); training formats never do.
     keeps_rejected: bool = False
-    nullable: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()
     needs: Callable[[Plan], str | None] = lambda plan: None
+    min_rows: int = 0  # fewer rows than this make a file its consumer refuses (the build warns)
 
 
 FORMATS: dict[str, Format] = {}
@@ -108,6 +130,57 @@ def export_format(name: str, title: str, **kwargs):
         return build
 
     return register
+
+
+# --- features: the columns' types -------------------------------------------------------------------
+
+
+def col(name: str, dtype: str) -> dict:
+    return {"name": name, "dtype": dtype}
+
+
+# Features are built fresh on every call: readers may change what they are given (datasets' YAML reader pops "name").
+def messages_feature(name: str) -> dict:
+    return {"name": name, "list": [col("role", "string"), col("content", "string")]}
+
+
+def spans_feature() -> dict:
+    return {"list": [col("response", "string"), col("start", "int64"), col("end", "int64"), col("label", "string"),
+                     col("comment", "string")]}
+
+
+def text_or_chat(name: str, plan: Plan) -> dict:
+    return messages_feature(name) if plan.conversational else col(name, "string")
+
+
+# The JSON type of an answer and of its consensus, for the types that do not say it themselves yet
+# (requested of qtypes/base.py as answer_feature / consensus_feature; preference and ranking have them).
+_FALLBACK_FEATURES = {
+    "label": (lambda: {"dtype": "string"}, lambda: {"dtype": "string"}),
+    "multi_label": (lambda: {"sequence": "string"}, lambda: {"sequence": "string"}),
+    "rating": (lambda: {"dtype": "int64"}, lambda: {"dtype": "float64"}),
+    "span": (spans_feature, spans_feature),
+}
+
+
+def value_feature(q: QuestionSpec, consensus: bool = False) -> dict:
+    """``{"name": key, ...type}`` of a question's answer (or consensus value) as exports write it."""
+    kind = q.kind
+    method = getattr(kind, "consensus_feature" if consensus else "answer_feature", None)
+    if method is not None:
+        return {"name": q.key, **method(q.options)}
+    make = _FALLBACK_FEATURES.get(kind.name)
+    return {"name": q.key, **(make[consensus]() if make else {"dtype": "string"})}
+
+
+def pair_extras(plan: Plan, *id_columns: str, margin: bool = True) -> list[dict]:
+    """The optional columns of pair rows (and KTO's, which have no margin), in the order lines have them."""
+    extra = [col("margin", "float64")] if plan.margin and margin else []
+    if plan.with_agreement:
+        extra += [col("agreement", "float64"), col("n_annotators", "int64")]
+    if plan.with_ids:
+        extra += [col("item_id", "string"), *[col(name, "string") for name in id_columns]]
+    return extra
 
 
 # --- shared pieces ------------------------------------------------------------------------------------
@@ -122,7 +195,8 @@ def prompt(group: Group, plan: Plan):
 
     Files start plain; the first item that is not a single user turn raises NeedsConversational
     and the export starts again with messages, so one file never mixes the two (TRL reads the
-    kind from the first row). ``conversational=true`` asks for messages from the start.
+    kind from the first row). ``conversational=true`` (or the project's always_messages) asks for
+    messages from the start.
     """
     if plan.conversational:
         return messages(group)
@@ -136,17 +210,68 @@ def completion(text: str, plan: Plan):
     return [{"role": "assistant", "content": text}] if plan.conversational else text
 
 
-def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float]]:
-    """(chosen text, rejected text, margin) of the group under the pair options; ties are dropped."""
-    key, options = plan.pair_key, plan.options
-    values = [a[key] for a in group.answers if key in a]
+def answered(group: Group, key: str) -> tuple[list, list[int]]:
+    """The item's answers to one question and their annotation ids, in annotation order."""
+    answers = group.answers
+    values = [a.get(key) for a in answers]
+    if None not in values:  # the usual case: every annotation answered it
+        return values, [row[0] for row in group.rows]
+    found = [(v, row[0]) for v, row in zip(values, group.rows, strict=True) if v is not None]
+    return [v for v, _ in found], [i for _, i in found]
+
+
+def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
+    """(chosen text, rejected text, margin, _meta) of the item under the pair options.
+
+    Consensus (the default): the consensus order's pairs (mean preference; Bradley–Terry for rankings)
+    under the ``ranking_pairs`` strategy, agreement = share of the item's annotators whose own answer
+    orders the pair that way. Per annotation: each direction some annotator gave, once, with
+    n_annotators = how many gave it. Ties give no row; nor does a pair whose texts repeat one already
+    written for the item (or, in consensus, reverse it) or are the same text.
+    """
+    values, annotation_ids = answered(group, plan.pair_key)
+    if not values:
+        return []
+    consensus = plan.consensus
     # Bare ids (what pairs read), not a Responses: this runs once per item of a million-line export.
-    found, ties = plan.pair_kind.pairs(plan.pair_options, values, group.response_ids,
-                                       options.ranking_pairs, options.pairs == "consensus")
+    found, ties = plan.pair_kind.pairs(plan.pair_options, values, [r["id"] for r in group.responses],
+                                       plan.ranking_pairs, consensus)
     if ties:
         plan.skipped["tie"] += ties
-    text = group.text_of
-    return [(text(c), text(r), m) for c, r, m in found]
+    if not found:
+        return []
+    n, text, lines = len(values), group.text_of, []
+    seen = set() if len(found) > 1 else None
+    for chosen, rejected, margin, voters in found:
+        texts = (text(chosen), text(rejected))
+        if texts[0] == texts[1]:
+            plan.skipped["pair of two identical responses"] += 1
+            continue
+        if seen is not None:
+            if texts in seen or (consensus and (texts[1], texts[0]) in seen):
+                plan.skipped["pair repeating another of the item (same texts)"] += 1
+                continue
+            seen.add(texts)
+        if consensus:
+            meta = {"response_ids": [chosen, rejected], "annotation_ids": annotation_ids,
+                    "agreement": len(voters) / n, "n_annotators": n}
+        else:
+            meta = {"response_ids": [chosen, rejected], "annotation_ids": [annotation_ids[i] for i in voters],
+                    "agreement": len(voters) / n, "n_annotators": len(voters)}
+        lines.append((texts[0], texts[1], margin, meta))
+    return lines
+
+
+def add_pair_extras(line: dict, margin: float, meta: dict, group: Group, plan: Plan) -> dict:
+    if plan.margin:
+        line["margin"] = margin
+    if plan.with_agreement:
+        line["agreement"], line["n_annotators"] = meta["agreement"], meta["n_annotators"]
+    if plan.with_ids:
+        line["item_id"] = group.external_id
+        line["chosen_id"], line["rejected_id"] = meta["response_ids"]
+    line["_meta"] = meta
+    return line
 
 
 def _needs_pairs(plan: Plan) -> str | None:
@@ -155,41 +280,86 @@ def _needs_pairs(plan: Plan) -> str | None:
     return None
 
 
+def _refuses_extra_keys(needs: Callable[[Plan], str | None]) -> Callable[[Plan], str | None]:
+    """The OpenAI fine-tuning API rejects a line with keys it does not know: no with_ids, no with_agreement."""
+
+    def check(plan: Plan) -> str | None:
+        extra = [name for name in ("with_ids", "with_agreement") if getattr(plan.options, name)]
+        if extra:
+            return (f"cannot take {' or '.join(extra)}: the OpenAI API rejects lines with extra keys "
+                    f"(the ids and agreement of every line are in the .meta.jsonl file beside the data file)")
+        return needs(plan)
+
+    return check
+
+
+PAIR_EXTRA_FIELDS = (
+    ("margin", "float, only with the margin option: preference strength (|mean| in consensus, the mean strength of "
+               "the annotators giving that direction per annotation), or rank gap (mean gap per annotation)"),
+    ("agreement", "float, only with with_agreement: share of the item's annotators whose own answer orders the pair "
+                  "this way (an annotator who tied it does not agree)"),
+    ("n_annotators", "int, only with with_agreement: annotators who answered (consensus), or who gave this "
+                     "direction (per_annotation)"),
+    ("item_id", "only with with_ids: the item's external id"),
+    ("chosen_id / rejected_id", "only with with_ids: the response ids"),
+)
+
 # --- pair formats ---------------------------------------------------------------------------------------
 
 
 @export_format(
     "trl-preference", "TRL preference (DPO, reward modelling)", needs=_needs_pairs, plain_or_chat=True,
+    features=lambda plan: [text_or_chat("prompt", plan), text_or_chat("chosen", plan), text_or_chat("rejected", plan),
+                           *pair_extras(plan, "chosen_id", "rejected_id")],
     fields=(("prompt", "the prompt: a string, or a list of {role, content} messages in conversational files"),
             ("chosen", "the better response (string, or a one-message list)"),
             ("rejected", "the worse response (string, or a one-message list)"),
-            ("margin", "float, only with the margin option: preference strength, or rank gap")),
+            *PAIR_EXTRA_FIELDS),
 )
 def trl_preference(group: Group, plan: Plan) -> list[dict]:
-    p, found = prompt(group, plan), pairs(group, plan)
+    found = pairs(group, plan)
+    if not found:
+        return []
+    p = prompt(group, plan)
     if plan.conversational:
         lines = [{"prompt": p, "chosen": [{"role": "assistant", "content": c}],
-                  "rejected": [{"role": "assistant", "content": r}]} for c, r, _m in found]
+                  "rejected": [{"role": "assistant", "content": r}], "_meta": meta} for c, r, _m, meta in found]
     else:
-        lines = [{"prompt": p, "chosen": c, "rejected": r} for c, r, _m in found]
-    if plan.options.margin:
-        for line, (_c, _r, margin) in zip(lines, found, strict=True):
-            line["margin"] = margin
+        lines = [{"prompt": p, "chosen": c, "rejected": r, "_meta": meta} for c, r, _m, meta in found]
+    if plan.extras:
+        for line, (_c, _r, margin, meta) in zip(lines, found, strict=True):
+            del line["_meta"]
+            add_pair_extras(line, margin, meta, group, plan)
     return lines
 
 
 @export_format(
-    "openai-dpo", "OpenAI preference fine-tuning (DPO)", needs=_needs_pairs,
+    "openai-dpo", "OpenAI preference fine-tuning (DPO)", needs=_refuses_extra_keys(_needs_pairs), min_rows=10,
+    features=lambda plan: [{"name": "input", "struct": [messages_feature("messages")]},
+                           messages_feature("preferred_output"), messages_feature("non_preferred_output")],
     fields=(("input", "{messages: [...]}: the conversation so far"),
             ("preferred_output", "[{role: assistant, content}]"),
             ("non_preferred_output", "[{role: assistant, content}]")),
 )
-def openai_dpo(group: Group, plan: Plan) -> Iterator[dict]:
-    context = messages(group)
-    for chosen, rejected, _margin in pairs(group, plan):
-        yield {"input": {"messages": context},
-               "preferred_output": [{"role": "assistant", "content": chosen}],
-               "non_preferred_output": [{"role": "assistant", "content": rejected}]}
+def openai_dpo(group: Group, plan: Plan) -> list[dict]:
+    found = pairs(group, plan)
+    if not found:
+        return []
+    context = {"messages": messages(group)}
+    return [{"input": context, "preferred_output": [{"role": "assistant", "content": chosen}],
+             "non_preferred_output": [{"role": "assistant", "content": rejected}], "_meta": meta}
+            for chosen, rejected, _margin, meta in found]
+
+
+HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+
+
+def hh_escape(text: str) -> str:
+    """A turn marker inside content would fake a turn: "\\n\\nHuman:" becomes "\\n\\n Human:" (and the
+    same for Assistant), a space after the blank line, which no HH-RLHF parser splits on."""
+    if "\n\n" not in text:
+        return text
+    return text.replace(HUMAN, "\n\n Human:").replace(ASSISTANT, "\n\n Assistant:")
 
 
 def hh_transcript(group: Group) -> str:
@@ -197,26 +367,43 @@ def hh_transcript(group: Group) -> str:
     parts, pending_system = [], []
     for m in group.context:
         if m["role"] == "system":
-            pending_system.append(m["content"])
+            pending_system.append(hh_escape(m["content"]))
         elif m["role"] == "user":
-            parts.append("\n\nHuman: " + "\n\n".join([*pending_system, m["content"]]))
+            parts.append(HUMAN + " " + "\n\n".join([*pending_system, hh_escape(m["content"])]))
             pending_system = []
         else:
-            parts.append("\n\nAssistant: " + m["content"])
+            parts.append(ASSISTANT + " " + hh_escape(m["content"]))
     if pending_system:
-        parts.append("\n\nHuman: " + "\n\n".join(pending_system))
+        parts.append(HUMAN + " " + "\n\n".join(pending_system))
     return "".join(parts)
+
+
+def starts_with_user(context: list[dict]) -> bool:
+    """The first turn after any system messages is the user's (HH-RLHF transcripts open with Human)."""
+    return next((m["role"] for m in context if m["role"] != "system"), "user") == "user"
 
 
 @export_format(
     "hh-rlhf", "Anthropic HH-RLHF transcripts", needs=_needs_pairs,
+    features=lambda plan: [col("chosen", "string"), col("rejected", "string"),
+                           *pair_extras(plan, "chosen_id", "rejected_id")],
     fields=(("chosen", "\\n\\nHuman: …\\n\\nAssistant: … ending with the better response"),
-            ("rejected", "the same transcript ending with the worse response")),
+            ("rejected", "the same transcript ending with the worse response"),
+            *PAIR_EXTRA_FIELDS),
 )
-def hh_rlhf(group: Group, plan: Plan) -> Iterator[dict]:
-    transcript = hh_transcript(group) + "\n\nAssistant: "
-    for chosen, rejected, _margin in pairs(group, plan):
-        yield {"chosen": transcript + chosen, "rejected": transcript + rejected}
+def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
+    if not starts_with_user(group.context):
+        plan.skipped["item whose conversation starts with an assistant turn (hh-rlhf starts with Human)"] += 1
+        return []
+    found = pairs(group, plan)
+    if not found:
+        return []
+    transcript = hh_transcript(group) + ASSISTANT + " "
+    if not plan.extras:
+        return [{"chosen": transcript + hh_escape(c), "rejected": transcript + hh_escape(r), "_meta": meta}
+                for c, r, _m, meta in found]
+    return [add_pair_extras({"chosen": transcript + hh_escape(c), "rejected": transcript + hh_escape(r)},
+                            m, meta, group, plan) for c, r, m, meta in found]
 
 
 # --- KTO ----------------------------------------------------------------------------------------------
@@ -241,66 +428,115 @@ def _check_desirable(plan: Plan) -> str | None:
     return None
 
 
-def labelled_responses(group: Group, plan: Plan) -> Iterator[bool]:
-    """Desirable or not, per annotation (or once per item by majority) for one-response items."""
+def ordered_labels(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
+    """KTO from a preference or ranking: the consensus top group desirable, the bottom group
+    undesirable, the middle and ties nothing. (text, desirable, _meta) per response."""
+    values, annotation_ids = answered(group, plan.pair_key)
+    if not values:
+        return []
+    kind, options, responses = plan.pair_kind, plan.pair_options, group.response_ids
+    consensus_order = kind.consensus_order(options, values, responses)
+    ends, middle = agreed.order_ends([kind.order(options, v, responses) for v in values], consensus_order)
+    skipped = plan.skipped
+    if not ends:
+        skipped["kto: the consensus ties every response"] += 1
+        return []
+    if middle:
+        skipped["kto: response in the middle of the consensus order"] += middle
+    n, text, seen, found = len(values), group.text_of, set(), []
+    for rid, desirable, voters in ends:
+        completion_text = text(rid)
+        if completion_text in seen:
+            skipped["kto: response repeating another of the item (same text)"] += 1
+            continue
+        seen.add(completion_text)
+        found.append((completion_text, desirable, {"response_ids": [rid], "annotation_ids": annotation_ids,
+                                                   "agreement": len(voters) / n, "n_annotators": n}))
+    return found
+
+
+def majority_labelled(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
+    """KTO from a label question on a one-response item: the majority label decides (a tie goes to the
+    label listed first); agreement is the share of annotators who gave it."""
     q = plan.label_question
     if len(group.responses) != 1:
         plan.skipped["label item without exactly one response"] += 1
-        return
-    values = [a[q.key] for a in group.answers if q.key in a]
+        return []
+    values, annotation_ids = answered(group, q.key)
     if not values:
-        return
-    if plan.options.pairs == "consensus":
-        values = [agreed.majority_label(values, q.options["labels"])[0]]
-    desirable = plan.options.desirable_labels
-    for value in values:
-        yield value in desirable
+        return []
+    label, share = agreed.majority_label(values, q.options["labels"])
+    response = group.responses[0]
+    return [(response["text"], label in plan.options.desirable_labels,
+             {"response_ids": [response["id"]], "annotation_ids": annotation_ids, "agreement": share,
+              "n_annotators": len(values)})]
 
 
 @export_format(
     "trl-kto", "TRL KTO (unpaired good / bad)", needs=_needs_kto, plain_or_chat=True,
+    features=lambda plan: [text_or_chat("prompt", plan), text_or_chat("completion", plan), col("label", "bool"),
+                           *pair_extras(plan, "completion_id", margin=False)],
     fields=(("prompt", "the prompt (string or messages)"), ("completion", "a response (string or one-message list)"),
-            ("label", "bool: true when desirable")),
+            ("label", "bool: true when desirable (one label per prompt and completion)"),
+            ("agreement / n_annotators", "only with with_agreement: share of annotators placing the response so"),
+            ("item_id / completion_id", "only with with_ids")),
 )
-def trl_kto(group: Group, plan: Plan) -> Iterator[dict]:
+def trl_kto(group: Group, plan: Plan) -> list[dict]:
+    found = ordered_labels(group, plan) if plan.pair_question is not None else majority_labelled(group, plan)
+    if not found:
+        return []
     p = prompt(group, plan)
-    if plan.pair_question is not None:
-        for chosen, rejected, _margin in pairs(group, plan):
-            yield {"prompt": p, "completion": completion(chosen, plan), "label": True}
-            yield {"prompt": p, "completion": completion(rejected, plan), "label": False}
-        return
-    text = group.responses[0]["text"] if len(group.responses) == 1 else None
-    for good in labelled_responses(group, plan):
-        yield {"prompt": p, "completion": completion(text, plan), "label": good}
+    lines = []
+    for text, good, meta in found:
+        line = {"prompt": p, "completion": completion(text, plan), "label": good}
+        if plan.with_agreement:
+            line["agreement"], line["n_annotators"] = meta["agreement"], meta["n_annotators"]
+        if plan.with_ids:
+            line["item_id"], line["completion_id"] = group.external_id, meta["response_ids"][0]
+        line["_meta"] = meta
+        lines.append(line)
+    return lines
 
 
 # --- SFT ----------------------------------------------------------------------------------------------
 
 
-def rewrites(group: Group, plan: Plan) -> Iterator[str]:
-    """Distinct non-empty rewrites of the item that differ from the response they rewrite."""
+def rewrites(group: Group, plan: Plan) -> list[tuple[str, dict]]:
+    """Distinct non-empty rewrites of the item that differ from the responses, with the annotations
+    that wrote each (a rewrite rewrites the item's first response)."""
     originals = {r["text"].strip() for r in group.responses}
-    seen = set()
-    for answers in group.answers:
+    found: dict[str, list[int]] = {}
+    for row, answers in zip(group.rows, group.answers, strict=True):
         for q in plan.rewrites:
             text = (answers.get(q.key) or "").strip()
-            if text and text not in originals and text not in seen:
-                seen.add(text)
-                yield text
+            if text and text not in originals:
+                ids = found.setdefault(text, [])
+                if not ids or ids[-1] != row[0]:
+                    ids.append(row[0])
+    first = [group.responses[0]["id"]] if group.responses else []
+    return [(text, {"response_ids": first, "annotation_ids": ids, "agreement": None, "n_annotators": len(ids)})
+            for text, ids in found.items()]
 
 
-def approved_response(group: Group, plan: Plan) -> str | None:
-    """The item's consensus-best response: pair winner, or the one response labelled desirable."""
+def approved_response(group: Group, plan: Plan) -> tuple[str, dict] | None:
+    """The item's consensus-best response: the one response alone at the top of the consensus order,
+    or the one response whose majority label is desirable."""
     if plan.pair_question is not None:
-        q = plan.pair_question
-        values = [a[q.key] for a in group.answers if q.key in a]
-        best = q.kind.best_response(q.options, values, group.response_ids)
-        return None if best is None else group.text_of(best)
+        values, annotation_ids = answered(group, plan.pair_key)
+        if not values:
+            return None
+        kind, options, responses = plan.pair_kind, plan.pair_options, group.response_ids
+        consensus_order = kind.consensus_order(options, values, responses)
+        if len(consensus_order) < 2 or len(consensus_order[0]) != 1:
+            return None
+        ends, _middle = agreed.order_ends([kind.order(options, v, responses) for v in values], consensus_order)
+        best, _good, voters = ends[0]
+        return group.text_of(best), {"response_ids": [best], "annotation_ids": annotation_ids,
+                                     "agreement": len(voters) / len(values), "n_annotators": len(values)}
     if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
-        q = plan.label_question
-        values = [a[q.key] for a in group.answers if q.key in a]
-        if values and agreed.majority_label(values, q.options["labels"])[0] in plan.options.desirable_labels:
-            return group.responses[0]["text"]
+        found = majority_labelled(group, plan)
+        if found and found[0][1]:
+            return found[0][0], found[0][2]
     return None
 
 
@@ -314,27 +550,40 @@ def _needs_sft(plan: Plan) -> str | None:
 
 @export_format(
     "trl-sft", "TRL supervised fine-tuning (messages)", needs=_needs_sft,
+    features=lambda plan: [messages_feature("messages"), *([col("item_id", "string")] if plan.with_ids else [])],
     fields=(("messages", "the conversation ending with an assistant turn: a trainer's rewrite, or the "
-                         "consensus-best response of the item"),),
+                         "consensus-best response of the item"),
+            ("item_id", "only with with_ids")),
 )
-def trl_sft(group: Group, plan: Plan) -> Iterator[dict]:
+def trl_sft(group: Group, plan: Plan) -> list[dict]:
     context = messages(group)
-    for text in rewrites(group, plan):
-        yield {"messages": [*context, {"role": "assistant", "content": text}]}
+    found = rewrites(group, plan)
     best = approved_response(group, plan)
     if best is not None:
-        yield {"messages": [*context, {"role": "assistant", "content": best}]}
+        found.append(best)
+    lines = []
+    for text, meta in found:
+        line = {"messages": [*context, {"role": "assistant", "content": text}]}
+        if plan.with_ids:
+            line["item_id"] = group.external_id
+        line["_meta"] = meta
+        lines.append(line)
+    return lines
+
+
+def _needs_rewrites(plan: Plan) -> str | None:
+    return None if plan.rewrites else "needs a text question in rewrite mode"
 
 
 @export_format(
-    "openai-sft", "OpenAI supervised fine-tuning (rewrites)",
-    needs=lambda plan: None if plan.rewrites else "needs a text question in rewrite mode",
+    "openai-sft", "OpenAI supervised fine-tuning (rewrites)", needs=_refuses_extra_keys(_needs_rewrites), min_rows=10,
+    features=lambda plan: [messages_feature("messages")],
     fields=(("messages", "the conversation ending with a trainer's rewrite as the assistant turn"),),
 )
-def openai_sft(group: Group, plan: Plan) -> Iterator[dict]:
+def openai_sft(group: Group, plan: Plan) -> list[dict]:
     context = messages(group)
-    for text in rewrites(group, plan):
-        yield {"messages": [*context, {"role": "assistant", "content": text}]}
+    return [{"messages": [*context, {"role": "assistant", "content": text}], "_meta": meta}
+            for text, meta in rewrites(group, plan)]
 
 
 # --- ratings ------------------------------------------------------------------------------------------
@@ -343,32 +592,112 @@ def openai_sft(group: Group, plan: Plan) -> Iterator[dict]:
 def _needs_ratings(plan: Plan) -> str | None:
     if not plan.ratings:
         return "needs at least one rating question"
-    clash = [q.key for q in plan.ratings if q.key in ("prompt", "response")]
+    clash = [q.key for q in plan.ratings if q.key in ("prompt", "response", "item_id", "response_id")]
     if clash:
-        return f"rating key(s) {', '.join(clash)} clash with the prompt/response columns"
+        return f"rating key(s) {', '.join(clash)} clash with the prompt/response/id columns"
+    return None
+
+
+def helpsteer_prompt(context: list[dict]) -> str:
+    """The conversation as one string in HelpSteer2's multi-turn convention: the first user turn as it
+    is, each later turn on its own line after "<extra_id_1>User" or "<extra_id_1>Assistant". System
+    messages open it as "<extra_id_0>System\\n…\\n\\n" (the SteerLM template), and then the first user
+    turn is marked too."""
+    if len(context) == 1 and context[0]["role"] == "user":
+        return context[0]["content"]
+    system = [m["content"] for m in context if m["role"] == "system"]
+    parts = []
+    for m in context:
+        role = m["role"]
+        if role == "system":
+            continue
+        if not parts and role == "user" and not system:
+            parts.append(m["content"])
+        else:
+            parts.append(("<extra_id_1>User\n" if role == "user" else "<extra_id_1>Assistant\n") + m["content"])
+    text = "\n".join(parts)
+    return "<extra_id_0>System\n" + "\n\n".join(system) + "\n\n" + text if system else text
+
+
+@export_format(
+    "helpsteer", "HelpSteer2-style rubric ratings", needs=_needs_ratings,
+    features=lambda plan: [col("prompt", "string"), col("response", "string"),
+                           *[col(q.key, "int64") for q in plan.ratings],
+                           *([col("item_id", "string"), col("response_id", "string")] if plan.with_ids else [])],
+    fields=(("prompt", "the prompt as one string; multi-turn in HelpSteer2's <extra_id_1>User / Assistant convention"),
+            ("response", "the rated response"),
+            ("<rating key>", "int: one column per rating question (consensus: the mean, rounded half to even)"),
+            ("item_id / response_id", "only with with_ids")),
+)
+def helpsteer(group: Group, plan: Plan) -> list[dict]:
+    if len(group.responses) != 1:
+        plan.skipped["rated item without exactly one response"] += 1
+        return []
+    keys = [q.key for q in plan.ratings]
+    rows = [(row[0], a) for row, a in zip(group.rows, group.answers, strict=True)
+            if all(a.get(k) is not None for k in keys)]
+    if not rows:
+        return []
+    response = group.responses[0]
+    base = {"prompt": helpsteer_prompt(group.context), "response": response["text"]}
+    ids = {"item_id": group.external_id, "response_id": response["id"]} if plan.with_ids else {}
+    if plan.consensus:
+        ratings = {q.key: round(q.kind.consensus(q.options, [a[q.key] for _, a in rows], ())[0]) for q in plan.ratings}
+        return [{**base, **ratings, **ids, "_meta": {"response_ids": [response["id"]],
+                                                      "annotation_ids": [i for i, _ in rows], "n_annotators": len(rows)}}]
+    return [{**base, **{k: a[k] for k in keys}, **ids,
+             "_meta": {"response_ids": [response["id"]], "annotation_ids": [i], "n_annotators": 1}}
+            for i, a in rows]
+
+
+def _needs_preference(plan: Plan) -> str | None:
+    if plan.preference is None:
+        return "needs a preference question (two responses compared on a −s…+s scale)"
     return None
 
 
 @export_format(
-    "helpsteer", "HelpSteer-style rubric ratings", needs=_needs_ratings, plain_or_chat=True,
-    fields=(("prompt", "the prompt (string or messages)"), ("response", "the rated response"),
-            ("<rating key>", "int: one column per rating question (consensus: the rounded mean)")),
+    "helpsteer3-preference", "HelpSteer3 preference (two responses, −3…3)", needs=_needs_preference,
+    features=lambda plan: [messages_feature("context"), col("response1", "string"), col("response2", "string"),
+                           col("overall_preference", "int64"),
+                           {"name": "individual_preference", "list": [col("score", "int64"), col("reasoning", "string")]},
+                           col("domain", "string"), col("language", "string"),
+                           *([col("item_id", "string"), col("response1_id", "string"), col("response2_id", "string")]
+                             if plan.with_ids else [])],
+    fields=(("context", "the conversation so far: a list of {role, content}"),
+            ("response1 / response2", "the item's two responses, in page order (A, B)"),
+            ("overall_preference", "int −3…3, negative = response1 better: round(mean × 3 / scale)"),
+            ("individual_preference", "[{score: int −3…3, reasoning: str}] one per annotator, in annotation order; "
+                                      "reasoning from the project's first free-text critique question, else \"\""),
+            ("domain / language", "the project's first required domain (or \"\") and its language"),
+            ("item_id / response1_id / response2_id", "only with with_ids")),
 )
-def helpsteer(group: Group, plan: Plan) -> Iterator[dict]:
-    if len(group.responses) != 1:
-        plan.skipped["rated item without exactly one response"] += 1
-        return
-    keys = [q.key for q in plan.ratings]
-    rows = [a for a in group.answers if all(k in a for k in keys)]
-    if not rows:
-        return
-    base = {"prompt": prompt(group, plan), "response": group.responses[0]["text"]}
-    if plan.options.pairs == "consensus":
-        yield {**base, **{q.key: round(q.kind.consensus(q.options, [a[q.key] for a in rows], ())[0])
-                          for q in plan.ratings}}
-        return
-    for answers in rows:
-        yield {**base, **{k: answers[k] for k in keys}}
+def helpsteer3_preference(group: Group, plan: Plan) -> list[dict]:
+    if len(group.responses) != 2:
+        plan.skipped["item without exactly two responses (helpsteer3-preference compares two)"] += 1
+        return []
+    q, reasoning_key = plan.preference, plan.reasoning_key
+    scale, individual, values, ids = q.options["scale"], [], [], []
+    for row, answers in zip(group.rows, group.answers, strict=True):
+        value = answers.get(q.key)
+        if value is None:
+            continue
+        values.append(value)
+        ids.append(row[0])
+        individual.append({"score": round(value * 3 / scale),
+                           "reasoning": (answers.get(reasoning_key) or "") if reasoning_key else ""})
+    if not values:
+        return []
+    mean, share = agreed.mean_preference(values)
+    first, second = group.responses
+    line = {"context": messages(group), "response1": first["text"], "response2": second["text"],
+            "overall_preference": round(mean * 3 / scale), "individual_preference": individual,
+            "domain": plan.domain, "language": plan.language}
+    if plan.with_ids:
+        line["item_id"], line["response1_id"], line["response2_id"] = group.external_id, first["id"], second["id"]
+    line["_meta"] = {"response_ids": [first["id"], second["id"]], "annotation_ids": ids, "agreement": share,
+                     "n_annotators": len(values)}
+    return [line]
 
 
 # --- tables -------------------------------------------------------------------------------------------
@@ -380,7 +709,11 @@ def answers_of(row, plan: Plan) -> dict:
 
 
 @export_format(
-    "raw", "Raw annotations", keeps_rejected=True, full_rows=True, nullable=("gold_score",),
+    "raw", "Raw annotations", keeps_rejected=True, full_rows=True,
+    features=lambda plan: [col("item_id", "string"), col("trainer", "string"),
+                           {"name": "answers", "struct": [value_feature(q) for q in plan.questions]},
+                           col("active_seconds", "int64"), col("gold_score", "float64"),
+                           col("review_status", "string"), col("submitted_at", "string")],
     fields=(("item_id", "the item's external id"), ("trainer", "stable pseudonym of the annotator"),
             ("answers", "{question key: answer} (a reviewer's correction when there is one)"),
             ("active_seconds", "int: time actively spent"), ("gold_score", "float 0–1 on gold items, else null"),
@@ -391,11 +724,20 @@ def raw(group: Group, plan: Plan) -> Iterator[dict]:
     for row in group.records():
         yield {"item_id": group.external_id, "trainer": plan.pseudonym(row.trainer_id), "answers": answers_of(row, plan),
                "active_seconds": row.active_seconds, "gold_score": row.gold_score,
-               "review_status": row.review_status, "submitted_at": row.submitted_at.isoformat()}
+               "review_status": row.review_status, "submitted_at": row.submitted_at.isoformat(),
+               "_meta": {"annotation_ids": [row.id], "n_annotators": 1}}
+
+
+def _aggregated_features(plan: Plan) -> list[dict]:
+    comparable = [q for q in plan.questions if q.kind.comparable]
+    return [col("item_id", "string"), col("annotations", "int64"),
+            {"name": "consensus", "struct": [value_feature(q, consensus=True) for q in comparable]},
+            {"name": "confidence", "struct": [col(q.key, "float64") for q in comparable]},
+            col("agreement", "float64"), col("metadata", "string")]
 
 
 @export_format(
-    "aggregated", "One line per item: consensus", nullable=("agreement",),
+    "aggregated", "One line per item: consensus", features=_aggregated_features,
     fields=(("item_id", "the item's external id"), ("annotations", "int: annotations aggregated"),
             ("consensus", "{question key: consensus answer}: majority label, labels chosen by most, mean "
                           "rating or preference (float), Bradley–Terry ranking, spans most annotators marked"),
@@ -412,9 +754,11 @@ def aggregated(group: Group, plan: Plan) -> Iterator[dict]:
         values = [v for a in group.answers if (v := a.get(q.key, q.kind.unanswered)) is not None]
         value, conf = q.kind.consensus(q.options, values, responses) if values else (None, None)
         consensus[q.key], confidence[q.key] = value, None if conf is None else float(conf)
+    agreement = group_agreement(group, plan)
     yield {"item_id": group.external_id, "annotations": len(group.rows), "consensus": consensus,
-           "confidence": confidence, "agreement": group_agreement(group, plan),
-           "metadata": orjson.dumps(group.meta, option=orjson.OPT_SORT_KEYS).decode()}
+           "confidence": confidence, "agreement": agreement,
+           "metadata": orjson.dumps(group.meta, option=orjson.OPT_SORT_KEYS).decode(),
+           "_meta": {"agreement": agreement}}
 
 
 def group_agreement(group: Group, plan: Plan) -> float | None:
@@ -436,6 +780,7 @@ def table_row(group: Group, row, plan: Plan) -> dict:
         if isinstance(value, list | dict):
             value = orjson.dumps(value).decode()
         line[f"answer_{q.key}"] = value
+    line["_meta"] = {"annotation_ids": [row.id], "n_annotators": 1}
     return line
 
 
@@ -444,10 +789,19 @@ def _table(group: Group, plan: Plan) -> Iterator[dict]:
         yield table_row(group, row, plan)
 
 
+TABLE_DTYPES = {"int": "int64", "float": "float64"}
+
+
+def _table_features(plan: Plan) -> list[dict]:
+    return [col("item_id", "string"), col("trainer", "string"), col("submitted_at", "string"),
+            col("active_seconds", "int64"), col("gold_score", "float64"), col("review_status", "string"),
+            *[col(f"answer_{q.key}", TABLE_DTYPES.get(q.kind.column_kind, "string")) for q in plan.questions]]
+
+
 TABLE_FIELDS = (("item_id", "the item's external id"), ("trainer", "pseudonym"), ("submitted_at", "ISO 8601 UTC"),
                 ("active_seconds", "int"), ("gold_score", "float, empty off gold"), ("review_status", "status"),
                 ("answer_<key>", "one column per question; lists as JSON strings"))
 export_format("csv", "Raw annotations as CSV (pandas)", extension="csv", keeps_rejected=True, full_rows=True,
-              fields=TABLE_FIELDS)(_table)
+              features=_table_features, fields=TABLE_FIELDS)(_table)
 export_format("parquet", "Raw annotations as Parquet", extension="parquet", keeps_rejected=True, full_rows=True,
-              fields=TABLE_FIELDS)(_table)
+              features=_table_features, fields=TABLE_FIELDS)(_table)

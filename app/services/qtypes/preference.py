@@ -64,13 +64,47 @@ class PreferenceType(QuestionType):
         return {"pairwise_agreement": skip_safe(agreement.pairwise_preference_agreement, pairs),
                 "alpha_interval": skip_safe(agreement.krippendorff_alpha, units.reliability_data(), "interval")}
 
-    def pairs(self, options, values, responses, strategy, use_consensus):
-        if use_consensus:
-            values = [consensus.mean_preference(values)[0]] if values else []
-        first, second = responses[0], responses[1]
-        found = [(first, second, float(-v)) if v < 0 else (second, first, float(v)) for v in values if v]
-        return found, len(values) - len(found)
+    def card_meaning(self, options):
+        s = options["scale"]
+        return (f"-{s}…+{s}: negative means the first response (A) is better, positive the second (B); "
+                f"the size is the strength (1 slightly, {s} much better); 0 is a tie")
 
-    def best_response(self, options, values, responses):
-        mean = consensus.mean_preference(values)[0] if values else 0
-        return None if mean == 0 else responses[0 if mean < 0 else 1]
+    def answer_feature(self, options):
+        return {"dtype": "int64"}
+
+    def consensus_feature(self, options):
+        return {"dtype": "float64"}  # the mean
+
+    # --- exports: a preference is an order of the item's two responses ---------------------------------
+
+    def order(self, options, value, responses):
+        """One answer as best-first groups: [[A], [B]], [[B], [A]], or [[A, B]] for a tie."""
+        a, b = responses[0], responses[1]
+        return [[a], [b]] if value < 0 else [[b], [a]] if value > 0 else [[a, b]]
+
+    def consensus_order(self, options, values, responses):
+        """The order of the mean preference (a mean of 0 ties them)."""
+        return self.order(options, sum(values) / len(values) if values else 0, responses)
+
+    def pairs(self, options, values, responses, strategy, use_consensus):
+        """((chosen, rejected, margin, voters), ties). Consensus: the mean's direction, margin |mean|;
+        per annotation: each direction given once, margin the mean strength of those who gave it.
+        Voters are the indexes of the answers on the row's side."""
+        a, b = responses[0], responses[1]
+        if use_consensus:
+            if not values:
+                return [], 0
+            mean = sum(values) / len(values)
+            if mean == 0:
+                return [], 1
+            if mean < 0:
+                return [(a, b, -mean, [n for n, v in enumerate(values) if v < 0])], 0
+            return [(b, a, mean, [n for n, v in enumerate(values) if v > 0])], 0
+        first = [n for n, v in enumerate(values) if v < 0]
+        second = [n for n, v in enumerate(values) if v > 0]
+        found = []
+        if first:
+            found.append((a, b, -sum(values[n] for n in first) / len(first), first))
+        if second:
+            found.append((b, a, sum(values[n] for n in second) / len(second), second))
+        return found, len(values) - len(first) - len(second)

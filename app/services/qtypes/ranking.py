@@ -8,29 +8,13 @@ from itertools import combinations
 import orjson
 
 from ..quality import agreement, consensus
+from ..quality.consensus import pairs_from_groups  # noqa: F401 - the package re-exports it
 from .base import AnswerError, QuestionType, Units, skip_safe
 
 
 def ranks_of(groups: list[list[str]]) -> dict[str, int]:
     """Response id -> rank position (0 = best); tied responses share a position."""
-    return {rid: position for position, group in enumerate(groups) for rid in group}
-
-
-def pairs_from_groups(groups: list[list[str]], strategy: str):
-    """(chosen, rejected, rank gap) from a best-first ranking; ties (same group) are never a pair."""
-    if len(groups) < 2:
-        return
-    if strategy == "best_vs_worst":
-        for a in groups[0]:
-            for b in groups[-1]:
-                yield a, b, float(len(groups) - 1)
-        return
-    last_first = 1 if strategy == "best_vs_rest" else len(groups) - 1
-    for i in range(last_first):
-        for j in range(i + 1, len(groups)):
-            for a in groups[i]:
-                for b in groups[j]:
-                    yield a, b, float(j - i)
+    return consensus.positions(groups)
 
 
 def _tau(a, b) -> float | None:
@@ -144,10 +128,31 @@ class RankingType(QuestionType):
         return {"pairwise_agreement": skip_safe(agreement.pairwise_preference_agreement, pairs),
                 "mean_tau_b": statistics.fmean(taus) if taus else None}
 
-    def pairs(self, options, values, responses, strategy, use_consensus):
-        rankings = [consensus.ranking(values)] if use_consensus and values else values
-        return [p for groups in rankings for p in pairs_from_groups(groups, strategy)], 0
+    def card_meaning(self, options):
+        ties = "; responses in one group are tied" if options.get("allow_ties", True) else ""
+        return "groups of the item's responses, best first" + ties
 
-    def best_response(self, options, values, responses):
-        agreed = consensus.ranking(values) if values else []
-        return agreed[0][0] if len(agreed) >= 2 and len(agreed[0]) == 1 else None
+    def answer_feature(self, options):
+        return {"sequence": {"sequence": "string"}}  # groups of response ids, best first
+
+    def consensus_feature(self, options):
+        return self.answer_feature(options)
+
+    # --- exports ---------------------------------------------------------------------------------------
+
+    def order(self, options, value, responses):
+        return value
+
+    def consensus_order(self, options, values, responses):
+        """The Bradley–Terry order of the answers (equal strengths share a group)."""
+        return consensus.ranking(values) if values else []
+
+    def pairs(self, options, values, responses, strategy, use_consensus):
+        """((chosen, rejected, rank gap, voters), ties): the consensus order's pairs under the strategy
+        (ties: pairs it leaves tied), or each direction some annotator's pairs hold, once."""
+        if use_consensus:
+            if not values:
+                return [], 0
+            agreed = consensus.ranking(values)
+            return consensus.consensus_pairs(values, agreed, strategy), consensus.tied_pairs(agreed)
+        return consensus.distinct_pairs(values, strategy), 0

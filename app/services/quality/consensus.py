@@ -2,12 +2,17 @@
 
 The one home of these rules. The statistics (a trainer's agreement with the consensus, which the
 export's ``min_trainer_quality`` filter reads), review routing (low-agreement items) and the exports
-(the ``aggregated`` format, consensus pairs, SFT's best response) all call these functions through
-the question types, so they cannot disagree. Plain data only: no ORM.
+(the ``aggregated`` format, consensus pairs, KTO labels, SFT's best response) all call these functions
+through the question types, so they cannot disagree. Plain data only: no ORM.
 
 Ties are broken the same way everywhere: a label tie goes to the label the question lists first; a
 rating consensus is the mean (a trainer agrees when within half a point of it); a preference
 consensus is the mean, and a mean of 0 is a tie (no pair, no best response).
+
+Pairs for training files come from orders: each answer as best-first groups of response ids (a
+preference is a two-response order, its 0 one group), and the consensus as such groups. An annotator
+*agrees* with a pair when their own order puts the chosen response strictly above the rejected one
+(a tie is not agreement).
 """
 
 from __future__ import annotations
@@ -103,6 +108,88 @@ def pair_agreement(mine: dict, consensus: dict) -> float:
 
 def ranking_agrees(groups, consensus_groups) -> float:
     return pair_agreement(agreement.ranking_pairs(groups), agreement.ranking_pairs(consensus_groups))
+
+
+# --- pairs and ends of an order (the training exports) ------------------------------------------------
+
+
+def positions(groups: Sequence[Sequence[str]]) -> dict[str, int]:
+    """Response id -> position in a best-first order (0 = best); tied responses share a position."""
+    return {rid: position for position, group in enumerate(groups) for rid in group}
+
+
+def pairs_from_groups(groups: Sequence[Sequence[str]], strategy: str):
+    """(chosen, rejected, rank gap) from a best-first order under a ``ranking_pairs`` strategy; tied
+    responses (one group) are never a pair."""
+    if len(groups) < 2:
+        return
+    if strategy == "best_vs_worst":
+        for a in groups[0]:
+            for b in groups[-1]:
+                yield a, b, float(len(groups) - 1)
+        return
+    last_first = 1 if strategy == "best_vs_rest" else len(groups) - 1
+    for i in range(last_first):
+        for j in range(i + 1, len(groups)):
+            for a in groups[i]:
+                for b in groups[j]:
+                    yield a, b, float(j - i)
+
+
+def _voters(ranks: Sequence[dict[str, int]], chosen: str, rejected: str) -> tuple[int, ...]:
+    """Indexes of the answers that put ``chosen`` strictly above ``rejected``."""
+    return tuple(n for n, rank in enumerate(ranks)
+                 if chosen in rank and rejected in rank and rank[chosen] < rank[rejected])
+
+
+def consensus_pairs(orders: Sequence[Sequence[Sequence[str]]], agreed: Sequence[Sequence[str]], strategy: str):
+    """The consensus order's pairs under the strategy: [(chosen, rejected, rank gap, voters)], where
+    voters are the indexes of the answers (``orders``) that order the pair the same way."""
+    ranks = [positions(groups) for groups in orders]
+    return [(c, r, gap, _voters(ranks, c, r)) for c, r, gap in pairs_from_groups(agreed, strategy)]
+
+
+def distinct_pairs(orders: Sequence[Sequence[Sequence[str]]], strategy: str):
+    """Every direction some answer's own pairs hold (under the strategy), once, in first-seen order:
+    [(chosen, rejected, mean rank gap of its voters, voters)]. Both directions of a pair may appear
+    (annotators disagreed): this is the per-annotation weighting, not a consensus."""
+    ranks = [positions(groups) for groups in orders]
+    seen: dict[tuple[str, str], None] = {}
+    for groups in orders:
+        for c, r, _gap in pairs_from_groups(groups, strategy):
+            seen.setdefault((c, r))
+    found = []
+    for c, r in seen:
+        voters = _voters(ranks, c, r)
+        found.append((c, r, sum(ranks[n][r] - ranks[n][c] for n in voters) / len(voters), voters))
+    return found
+
+
+def tied_pairs(groups: Sequence[Sequence[str]]) -> int:
+    """How many response pairs an order ties (pairs inside one group)."""
+    return sum(len(g) * (len(g) - 1) // 2 for g in groups)
+
+
+def order_ends(orders: Sequence[Sequence[Sequence[str]]], agreed: Sequence[Sequence[str]]):
+    """KTO's rule: the consensus top group is desirable, the bottom group undesirable, the middle
+    neither; an order of one group (a tie) has no ends. Returns ([(response id, desirable, voters)],
+    responses in the middle), voters being the answers that put the response in their own top (or
+    bottom) group, of an order with at least two groups."""
+    if len(agreed) < 2:
+        return [], 0
+    top, bottom = set(agreed[0]), set(agreed[-1])
+    both = top & bottom  # cannot happen in a partition; guarded so a response never gets two labels
+    ranks = [positions(groups) for groups in orders]
+    lasts = [max(rank.values(), default=0) for rank in ranks]
+    found = []
+    for rid in agreed[0]:
+        if rid not in both:
+            found.append((rid, True, tuple(n for n, rank in enumerate(ranks) if lasts[n] > 0 and rank.get(rid) == 0)))
+    for rid in agreed[-1]:
+        if rid not in both:
+            found.append((rid, False, tuple(n for n, rank in enumerate(ranks)
+                                            if lasts[n] > 0 and rank.get(rid) == lasts[n])))
+    return found, sum(len(g) for g in agreed[1:-1])
 
 
 # --- spans -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from app.services.exporting import FORMATS
 
-from .conftest import CRITIQUE_SPAN, CRITIQUE_TEXT
+from .conftest import CRITIQUE_SPAN, CRITIQUE_TEXT, annotate, make_project, with_members
 
 U = "user"
 
@@ -24,90 +24,115 @@ def assistant(text):
 
 
 def test_every_format_has_a_test_here():
-    tested = {"trl-preference", "openai-dpo", "hh-rlhf", "trl-kto", "trl-sft", "openai-sft", "helpsteer", "raw",
-              "aggregated", "csv", "parquet"}
+    tested = {"trl-preference", "openai-dpo", "hh-rlhf", "trl-kto", "trl-sft", "openai-sft", "helpsteer",
+              "helpsteer3-preference", "raw", "aggregated", "csv", "parquet"}
     assert set(FORMATS) == tested
 
 
-def test_trl_preference_per_annotation_drops_ties(build, pairs_project):
+def test_trl_preference_default_is_one_consensus_row_per_item_pair(build, pairs_project):
+    # p1: -2 and -1 (mean -1.5: A better); p2: 0 and +3 (mean +1.5: B better)
     built = build(pairs_project, format="trl-preference")
     assert built.lines() == [
         {"prompt": "Q1", "chosen": "A1", "rejected": "B1"},
-        {"prompt": "Q1", "chosen": "A1", "rejected": "B1"},
         {"prompt": "Q2", "chosen": "B2", "rejected": "A2"},
     ]
-    assert built.export.manifest["counts"]["skipped"] == {"tie": 1}
+    assert built.export.manifest["counts"]["skipped"] == {}
     assert built.export.manifest["conversational"] is False
 
 
-def test_trl_preference_margin_is_a_float_from_the_strength(build, pairs_project):
-    lines = build(pairs_project, format="trl-preference", margin=True).lines()
-    assert [line["margin"] for line in lines] == [2.0, 1.0, 3.0]
-    assert all(type(line["margin"]) is float for line in lines)
-    assert b'"margin":2.0' in build(pairs_project, format="trl-preference", margin=True).raw()
-
-
-def test_trl_preference_consensus_uses_the_mean_preference(build, pairs_project):
-    assert build(pairs_project, format="trl-preference", pairs="consensus", margin=True).lines() == [
-        {"prompt": "Q1", "chosen": "A1", "rejected": "B1", "margin": 1.5},
-        {"prompt": "Q2", "chosen": "B2", "rejected": "A2", "margin": 1.5},
+def test_trl_preference_per_annotation_gives_each_direction_once_and_drops_ties(build, pairs_project):
+    built = build(pairs_project, format="trl-preference", pairs="per_annotation", with_agreement=True)
+    assert built.lines() == [
+        {"prompt": "Q1", "chosen": "A1", "rejected": "B1", "agreement": 1.0, "n_annotators": 2},  # both said A
+        {"prompt": "Q2", "chosen": "B2", "rejected": "A2", "agreement": 0.5, "n_annotators": 1},
     ]
+    assert built.export.manifest["counts"]["skipped"] == {"tie": 1}
+
+
+def test_trl_preference_margin_is_a_float_from_the_strength(build, pairs_project):
+    built = build(pairs_project, format="trl-preference", margin=True)
+    assert [line["margin"] for line in built.lines()] == [1.5, 1.5]  # |mean|
+    assert b'"margin":1.5' in built.raw()
+    per_annotation = build(pairs_project, format="trl-preference", margin=True, pairs="per_annotation").lines()
+    assert [line["margin"] for line in per_annotation] == [1.5, 3.0]  # mean strength of those who gave it
+    assert all(type(line["margin"]) is float for line in per_annotation)
 
 
 def test_trl_preference_conversational_forced(build, pairs_project):
-    assert build(pairs_project, format="trl-preference", conversational=True).lines()[2] == {
+    assert build(pairs_project, format="trl-preference", conversational=True).lines()[1] == {
         "prompt": user("Q2"), "chosen": assistant("B2"), "rejected": assistant("A2")}
 
 
 @pytest.mark.parametrize(("strategy", "expected"), [
-    ("all_pairs", [("R1", "R2", 1.0), ("R1", "R3", 2.0), ("R2", "R3", 1.0), ("R2", "R1", 1.0), ("R2", "R3", 1.0)]),
+    # t1: R1 > R2 > R3; t2: R2 > (R1 = R3). Each direction once; margin: the mean rank gap of its voters.
+    ("all_pairs", [("R1", "R2", 1.0), ("R1", "R3", 2.0), ("R2", "R3", 1.0), ("R2", "R1", 1.0)]),
     ("best_vs_worst", [("R1", "R3", 2.0), ("R2", "R1", 1.0), ("R2", "R3", 1.0)]),
     ("best_vs_rest", [("R1", "R2", 1.0), ("R1", "R3", 2.0), ("R2", "R1", 1.0), ("R2", "R3", 1.0)]),
 ])
-def test_rankings_become_pairs_by_strategy_ties_dropped(build, ranking_project, strategy, expected):
-    lines = build(ranking_project, format="trl-preference", ranking_pairs=strategy, margin=True).lines()
+def test_per_annotation_ranking_pairs_by_strategy_distinct_ties_dropped(build, ranking_project, strategy, expected):
+    lines = build(ranking_project, format="trl-preference", ranking_pairs=strategy, margin=True,
+                  pairs="per_annotation").lines()
     assert lines == [{"prompt": "Rank these", "chosen": c, "rejected": r, "margin": m} for c, r, m in expected]
 
 
-def test_ranking_consensus_orders_by_bradley_terry(build, ranking_project):
-    # t1: R1 > R2 > R3; t2: R2 > (R1 = R3). Wins: R2 3, R1 2.5, R3 0.5 -> R2, R1, R3.
-    lines = build(ranking_project, format="trl-preference", pairs="consensus").lines()
-    assert [(x["chosen"], x["rejected"]) for x in lines] == [("R2", "R1"), ("R2", "R3"), ("R1", "R3")]
+@pytest.mark.parametrize(("strategy", "expected"), [
+    ("all_pairs", [("R2", "R1", 1.0), ("R2", "R3", 2.0), ("R1", "R3", 1.0)]),
+    ("best_vs_worst", [("R2", "R3", 2.0)]),
+    ("best_vs_rest", [("R2", "R1", 1.0), ("R2", "R3", 2.0)]),
+])
+def test_ranking_consensus_orders_by_bradley_terry(build, ranking_project, strategy, expected):
+    # t1: R1 > R2 > R3; t2: R2 > (R1 = R3). Wins: R2 3, R1 2.5, R3 0.5 -> R2, R1, R3 (the default mode).
+    lines = build(ranking_project, format="trl-preference", ranking_pairs=strategy, margin=True).lines()
+    assert [(x["chosen"], x["rejected"], x["margin"]) for x in lines] == expected
 
 
 def test_openai_dpo(build, pairs_project):
     assert build(pairs_project, format="openai-dpo").lines() == [
         {"input": {"messages": user("Q1")}, "preferred_output": assistant("A1"), "non_preferred_output": assistant("B1")},
-        {"input": {"messages": user("Q1")}, "preferred_output": assistant("A1"), "non_preferred_output": assistant("B1")},
         {"input": {"messages": user("Q2")}, "preferred_output": assistant("B2"), "non_preferred_output": assistant("A2")},
     ]
 
 
+@pytest.mark.parametrize("fmt", ["openai-dpo", "openai-sft"])
+@pytest.mark.parametrize("option", ["with_ids", "with_agreement"])
+def test_openai_formats_refuse_extra_keys(session, build, pairs_project, critique_project, fmt, option):
+    from app.errors import ValidationError
+    from app.services.exporting import create_export
+
+    project = pairs_project if fmt == "openai-dpo" else critique_project
+    with pytest.raises(ValidationError) as caught:
+        create_export(session, project, {"format": fmt, option: True}, actor_id=None)
+    assert "OpenAI API rejects lines with extra keys" in str(caught.value.errors["format"])
+    assert FORMATS[fmt].min_rows == 10
+
+
 def test_hh_rlhf(build, pairs_project):
-    assert build(pairs_project, format="hh-rlhf", pairs="consensus").lines() == [
+    assert build(pairs_project, format="hh-rlhf").lines() == [
         {"chosen": "\n\nHuman: Q1\n\nAssistant: A1", "rejected": "\n\nHuman: Q1\n\nAssistant: B1"},
         {"chosen": "\n\nHuman: Q2\n\nAssistant: B2", "rejected": "\n\nHuman: Q2\n\nAssistant: A2"},
     ]
 
 
-def test_trl_kto_splits_pairs(build, pairs_project):
-    assert build(pairs_project, format="trl-kto", pairs="consensus").lines() == [
+def test_trl_kto_splits_consensus_pairs(build, pairs_project):
+    expected = [
         {"prompt": "Q1", "completion": "A1", "label": True},
         {"prompt": "Q1", "completion": "B1", "label": False},
         {"prompt": "Q2", "completion": "B2", "label": True},
         {"prompt": "Q2", "completion": "A2", "label": False},
     ]
+    assert build(pairs_project, format="trl-kto").lines() == expected
+    assert build(pairs_project, format="trl-kto", pairs="per_annotation").lines() == expected  # whatever the mode
 
 
-def test_trl_kto_from_labels_needs_desirable_labels(build, label_project):
-    assert build(label_project, format="trl-kto", desirable_labels="yes").lines() == [
-        {"prompt": "Q1", "completion": "Resp 1", "label": True},
-        {"prompt": "Q1", "completion": "Resp 1", "label": True},
-        {"prompt": "Q2", "completion": "Resp 2", "label": True},
-        {"prompt": "Q2", "completion": "Resp 2", "label": False},
-    ]
-    # consensus: l2 is a tie (yes 1, no 1), which goes to the label listed first
-    assert [x["label"] for x in build(label_project, format="trl-kto", desirable_labels="yes", pairs="consensus").lines()] == [True, True]
+def test_trl_kto_from_labels_takes_the_majority_label(build, label_project):
+    # l2 is a tie (yes 1, no 1), which goes to the label listed first; one line per item in either mode
+    for mode in ("consensus", "per_annotation"):
+        built = build(label_project, format="trl-kto", desirable_labels="yes", pairs=mode, with_agreement=True)
+        assert built.lines() == [
+            {"prompt": "Q1", "completion": "Resp 1", "label": True, "agreement": 1.0, "n_annotators": 2},
+            {"prompt": "Q2", "completion": "Resp 2", "label": True, "agreement": 0.5, "n_annotators": 2},
+        ]
+    assert [x["label"] for x in build(label_project, format="trl-kto", desirable_labels="no").lines()] == [False, False]
 
 
 def test_trl_sft_rewrites_and_consensus_best(build, critique_project, pairs_project):
@@ -121,15 +146,15 @@ def test_openai_sft_is_rewrites_only(build, critique_project):
         {"messages": user("Explain X") + assistant("Better answer")}]
 
 
-def test_helpsteer_per_annotation_and_consensus(build, critique_project):
+def test_helpsteer_consensus_and_per_annotation(build, critique_project):
     base = {"prompt": "Explain X", "response": "Orig"}
+    # means rounded half to even: 2.5 -> 2, 3.5 -> 4, 1.5 -> 2
     assert build(critique_project, format="helpsteer").lines() == [
+        {**base, "helpfulness": 2, "correctness": 3, "coherence": 4, "complexity": 2, "verbosity": 2}]
+    assert build(critique_project, format="helpsteer", pairs="per_annotation").lines() == [
         {**base, "helpfulness": 2, "correctness": 3, "coherence": 4, "complexity": 1, "verbosity": 2},
         {**base, "helpfulness": 3, "correctness": 3, "coherence": 3, "complexity": 2, "verbosity": 2},
     ]
-    # means rounded half to even: 2.5 -> 2, 3.5 -> 4, 1.5 -> 2
-    assert build(critique_project, format="helpsteer", pairs="consensus").lines() == [
-        {**base, "helpfulness": 2, "correctness": 3, "coherence": 4, "complexity": 2, "verbosity": 2}]
 
 
 def test_raw_one_line_per_annotation_with_pseudonyms(build, pairs_project, trainers, pseudonym):
@@ -141,8 +166,9 @@ def test_raw_one_line_per_annotation_with_pseudonyms(build, pairs_project, train
         ("p2", t1, {"preference": 0, "rationale": "r"}, "unreviewed"),
         ("p2", t2, {"preference": 3, "rationale": "r"}, "unreviewed"),
     ]
-    assert all(set(x) == {"item_id", "trainer", "answers", "active_seconds", "review_status", "submitted_at"}
-               for x in lines)  # gold_score is null everywhere here, so the column is dropped
+    assert all(list(x) == ["item_id", "trainer", "answers", "active_seconds", "gold_score", "review_status",
+                           "submitted_at"] for x in lines)
+    assert {x["gold_score"] for x in lines} == {None}  # null everywhere here, and the column stays
     assert t1.startswith("annotator-") and t1 != t2
 
 
@@ -202,3 +228,92 @@ def test_raw_lines_carry_spans_as_stored(build, critique_project, pseudonym, tra
     lines = {x["trainer"]: x["answers"] for x in build(critique_project, format="raw").lines()}
     assert lines[pseudonym(trainers[0].id)]["problems"] == [CRITIQUE_SPAN]
     assert lines[pseudonym(trainers[1].id)]["problems"] is None  # not answered (optional)
+
+
+# --- helpsteer3-preference, HelpSteer2 multi-turn, hh-rlhf conventions, ids ------------------------------
+
+
+def test_helpsteer3_preference_row_shape(build, pairs_project):
+    # scale ±3 maps to ±3 as is; the overall is the mean, rounded half to even (-1.5 -> -2, 1.5 -> 2)
+    lines = build(pairs_project, format="helpsteer3-preference").lines()
+    assert lines == [
+        {"context": user("Q1"), "response1": "A1", "response2": "B1", "overall_preference": -2,
+         "individual_preference": [{"score": -2, "reasoning": "r"}, {"score": -1, "reasoning": "r"}],
+         "domain": "", "language": "en"},
+        {"context": user("Q2"), "response1": "A2", "response2": "B2", "overall_preference": 2,
+         "individual_preference": [{"score": 0, "reasoning": "r"}, {"score": 3, "reasoning": "r"}],
+         "domain": "", "language": "en"},
+    ]
+
+
+def test_helpsteer3_preference_rescales_to_three_and_needs_a_preference(session, build, trainers, ranking_project):
+    from app.errors import ValidationError
+    from app.services.exporting import create_export
+
+    questions = [{"key": "better", "type": "preference", "title": "Better?", "options": {"scale": 2}}]
+    project = with_members(session, make_project(session, "pairwise", [("s1", "Q", ["One", "Two"])],
+                                                 questions=questions, slug="scale2"), trainers)
+    annotate(session, trainers[0], project, {"s1": {"better": -2}})
+    annotate(session, trainers[1], project, {"s1": {"better": 1}})
+    (line,) = build(project, format="helpsteer3-preference", with_ids=True).lines()
+    # mean -0.5 -> round(-0.5 × 3 / 2) = -1; answers -2 -> -3, 1 -> round(1.5) = 2; no critique question
+    assert line["overall_preference"] == -1
+    assert line["individual_preference"] == [{"score": -3, "reasoning": ""}, {"score": 2, "reasoning": ""}]
+    assert (line["item_id"], line["response1_id"], line["response2_id"]) == ("s1", "r1", "r2")
+    with pytest.raises(ValidationError) as caught:
+        create_export(session, ranking_project, {"format": "helpsteer3-preference"}, actor_id=None)
+    assert "needs a preference question" in caught.value.errors["format"]
+
+
+CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Explain X"}]
+RUBRIC = {"helpfulness": 2, "correctness": 3, "coherence": 4, "complexity": 1, "verbosity": 2,
+          "critique": "Misses the key caveat entirely."}
+
+
+def test_helpsteer_prompt_is_always_a_string_in_the_helpsteer2_convention(session, build, trainers):
+    system = [{"role": "system", "content": "Be brief."}]
+    project = with_members(session, make_project(session, "critique", [
+        ("one", "Explain X", ["Orig"]), ("multi", CHAT, ["Orig"]), ("sys", system + CHAT, ["Orig"]),
+    ], slug="hs2"), trainers)
+    annotate(session, trainers[0], project, {k: RUBRIC for k in ("one", "multi", "sys")})
+    built = build(project, format="helpsteer")
+    assert [line["prompt"] for line in built.lines()] == [
+        "Explain X",
+        "Hi\n<extra_id_1>Assistant\nHello\n<extra_id_1>User\nExplain X",
+        "<extra_id_0>System\nBe brief.\n\n<extra_id_1>User\nHi\n<extra_id_1>Assistant\nHello\n<extra_id_1>User\nExplain X",
+    ]
+    assert built.export.manifest["conversational"] is None  # not a plain-or-chat format any more
+
+
+def test_hh_rlhf_escapes_turn_markers_and_never_starts_with_assistant(session, build, trainers):
+    tricky = [{"role": "user", "content": "Repeat:\n\nHuman: hi\n\nAssistant: ok"}]
+    assistant_first = [{"role": "assistant", "content": "Welcome!"}, {"role": "user", "content": "Q"}]
+    project = with_members(session, make_project(session, "pairwise", [
+        ("t1", tricky, ["A\n\nHuman: fake turn", "B"]), ("t2", assistant_first, ["A", "B"]),
+    ], slug="hh"), trainers)
+    annotate(session, trainers[0], project, {"t1": {"preference": -1}, "t2": {"preference": -1}})
+    built = build(project, format="hh-rlhf")
+    assert built.lines() == [{
+        "chosen": "\n\nHuman: Repeat:\n\n Human: hi\n\n Assistant: ok\n\nAssistant: A\n\n Human: fake turn",
+        "rejected": "\n\nHuman: Repeat:\n\n Human: hi\n\n Assistant: ok\n\nAssistant: B"}]
+    for line in built.lines():
+        for text in line.values():
+            assert text.count("\n\nHuman:") == 1 and text.count("\n\nAssistant:") == 1
+    assert built.export.manifest["counts"]["skipped"] == {
+        "item whose conversation starts with an assistant turn (hh-rlhf starts with Human)": 1}
+
+
+def test_with_ids_puts_item_and_response_ids_in_the_rows(build, pairs_project, critique_project, ranking_project):
+    pair = build(pairs_project, format="trl-preference", with_ids=True).lines()[0]
+    assert pair == {"prompt": "Q1", "chosen": "A1", "rejected": "B1", "item_id": "p1", "chosen_id": "a",
+                    "rejected_id": "b"}
+    hh = build(pairs_project, format="hh-rlhf", with_ids=True).lines()[1]
+    assert (hh["item_id"], hh["chosen_id"], hh["rejected_id"]) == ("p2", "b", "a")
+    kto = build(ranking_project, format="trl-kto", with_ids=True).lines()
+    assert [(x["item_id"], x["completion_id"], x["label"]) for x in kto] == [("k1", "r2", True), ("k1", "r3", False)]
+    sft = build(pairs_project, format="trl-sft", with_ids=True).lines()
+    assert [x["item_id"] for x in sft] == ["p1", "p2"]
+    rated = build(critique_project, format="helpsteer", with_ids=True).lines()[0]
+    assert (rated["item_id"], rated["response_id"]) == ("c1", "r1")
+    assert list(rated)[-2:] == ["item_id", "response_id"]

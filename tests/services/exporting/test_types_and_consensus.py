@@ -110,3 +110,45 @@ def test_one_consensus_for_stats_review_and_exports_with_ties(session, build, qu
     assert line["agreement"] == 0.0
     reasons = set(session.scalars(select(Annotation.review_reason).where(Annotation.project_id == project.id)))
     assert reasons == {"low_agreement"}
+
+
+# --- the pair rules the training exports read (quality/consensus.py) ----------------------------------
+
+
+def test_consensus_pairs_count_ties_as_not_agreeing():
+    from app.services.quality import consensus
+
+    orders = [[["a"], ["b"], ["c"]], [["a", "c"], ["b"]], [["b"], ["a"], ["c"]]]
+    agreed = [["a"], ["b"], ["c"]]
+    assert consensus.consensus_pairs(orders, agreed, "all_pairs") == [
+        ("a", "b", 1.0, (0, 1)), ("a", "c", 2.0, (0, 2)), ("b", "c", 1.0, (0, 2))]  # 1 ties a and c
+    assert consensus.consensus_pairs(orders, agreed, "best_vs_worst") == [("a", "c", 2.0, (0, 2))]
+
+
+def test_distinct_pairs_give_each_direction_once_with_its_voters():
+    from app.services.quality import consensus
+
+    orders = [[["a"], ["b"]], [["a"], ["b"]], [["b"], ["a"]], [["a", "b"]]]
+    assert consensus.distinct_pairs(orders, "all_pairs") == [("a", "b", 1.0, (0, 1)), ("b", "a", 1.0, (2,))]
+
+
+def test_order_ends_top_desirable_bottom_undesirable_middle_counted():
+    from app.services.quality import consensus
+
+    orders = [[["a"], ["b"], ["c"]], [["a", "b"], ["c"]], [["c"], ["b"], ["a"]]]
+    found, middle = consensus.order_ends(orders, [["a"], ["b"], ["c"]])
+    assert found == [("a", True, (0, 1)), ("c", False, (0, 1))] and middle == 1
+    assert consensus.order_ends(orders, [["a", "b", "c"]]) == ([], 0)  # a tie has no ends
+
+
+def test_preference_pairs_by_mode_and_card_meaning():
+    from app.services.qtypes import type_of
+
+    kind = type_of(type("Q", (), {"type": "preference"})())
+    assert kind.pairs({"scale": 3}, [-3, -1, 2], ["a", "b"], "all_pairs", True) == ([("a", "b", 2 / 3, [0, 1])], 0)
+    assert kind.pairs({"scale": 3}, [-1, 1], ["a", "b"], "all_pairs", True) == ([], 1)
+    assert kind.pairs({"scale": 3}, [-3, -1, 2, 0], ["a", "b"], "all_pairs", False) == (
+        [("a", "b", 2.0, [0, 1]), ("b", "a", 2.0, [2])], 1)
+    assert kind.card_meaning({"scale": 3}).startswith("-3…+3: negative means the first response (A) is better")
+    ranking = type_of(type("Q", (), {"type": "ranking"})())
+    assert "best first" in ranking.card_meaning({"allow_ties": True})
