@@ -177,19 +177,30 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
 @click.argument("slug")
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)), help="The dataset format.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Copy the data file here ('-' for stdout); a test split goes beside it as NAME.test.EXT.")
-@click.option("--pairs", type=click.Choice(PAIR_MODES), help="Default: per_annotation.")
+              help="Copy the train file here ('-' for stdout); other splits go beside it as NAME.test.EXT and "
+                   "NAME.validation.EXT.")
+@click.option("--pairs", type=click.Choice(PAIR_MODES),
+              help="consensus (default): one row per item pair in the direction most annotators gave; "
+                   "per_annotation: one row per annotator's judgement.")
 @click.option("--ranking-pairs", type=click.Choice(RANKING_PAIRS))
 @click.option("--conversational", is_flag=True, help="Message lists even when every item is one user turn.")
 @click.option("--margin", is_flag=True, help="Add a float margin (preference strength) to pair rows.")
+@click.option("--with-ids", is_flag=True, help="Put item_id (and chosen_id / rejected_id) into the training rows.")
+@click.option("--with-agreement", is_flag=True, help="Add agreement and n_annotators columns to pair rows.")
 @click.option("--reviewed-only", is_flag=True, help="Only annotations a reviewer approved or corrected.")
 @click.option("--min-agreement", type=float, help="Only items whose annotators agree at least this much (0-1).")
 @click.option("--exclude-flagged-trainers", is_flag=True, help="Leave out trainers flagged or paused here.")
 @click.option("--include-gold", is_flag=True, help="Export gold items too (left out by default).")
 @click.option("--min-trainer-quality", type=float, help="Only trainers with gold accuracy (or agreement) ≥ this.")
-@click.option("--from", "date_from", help="Submitted on or after this date (YYYY-MM-DD, UTC).")
-@click.option("--to", "date_to", help="Submitted on or before this date (YYYY-MM-DD, UTC).")
-@click.option("--test-fraction", type=float, help="Share of items (by hashed id) in a test split.")
+@click.option("--from", "date_from", metavar="DATE|INSTANT",
+              help="Submitted at or after this (UTC): 2026-12-01 or 2026-12-01T09:30:00Z.")
+@click.option("--to", "date_to", metavar="DATE|INSTANT",
+              help="Submitted at or before this (UTC); a bare date takes the whole day.")
+@click.option("--as-of", "as_of", metavar="INSTANT",
+              help="Rebuild the data as it stood then: work submitted and verdicts given up to this instant "
+                   "(a version's manifest snapshot.instant rebuilds it byte for byte).")
+@click.option("--test-fraction", type=float, help="Share of items in a test split (by hashed prompt).")
+@click.option("--validation-fraction", type=float, help="Share of items in a validation split (by hashed prompt).")
 @click.option("--desirable-labels", help="Comma-separated labels that count as good (label projects: KTO, SFT).")
 @with_appcontext
 def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **filters) -> None:
@@ -237,18 +248,31 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
         _fail(f"export #{export.id} failed: {outcome['error']}")
     done = outcome["export"]
     folder = Path(app.config["EXPORT_DIR"]) / done.path
-    names = exporting.data_files(done)
+    manifest = done.manifest
+    if done.status == "empty":
+        click.echo(f"export #{done.id} is empty: no row passed the filters, so it has no data file.", err=True)
+        for reason in manifest.get("empty_reasons", []):
+            click.echo(f"  - {reason}", err=True)
+        click.echo(f"manifest and card in {folder}", err=True)
+        return
+    # The manifest's mappings come back from JSONB in its own key order: splits go train, validation, test.
+    splits = {split: manifest["splits"][split] for split in ("train", "validation", "test") if split in manifest["splits"]}
     if out == "-":
-        with open(folder / names[0], "rb") as source:
+        with open(folder / next(iter(splits.values()))["file"], "rb") as source:  # train, when it has rows
             shutil.copyfileobj(source, sys.stdout.buffer)
     elif out:
         target = Path(out)
-        shutil.copyfile(folder / names[0], target)
-        if len(names) > 1:
-            shutil.copyfile(folder / names[1], target.with_name(f"{target.stem}.test{target.suffix}"))
-    counts = done.manifest["counts"]
-    click.echo(f"export #{done.id}: {counts['rows']} rows ({counts['train_rows']} train, {counts['test_rows']} test) "
-               f"from {counts['annotations_read']} annotations, {done.manifest['annotators']} annotators", err=True)
+        for split, entry in splits.items():
+            name = target if split == "train" else target.with_name(f"{target.stem}.{split}{target.suffix}")
+            shutil.copyfile(folder / entry["file"], name)
+    counts = manifest["counts"]
+    per_split = ", ".join(f"{entry['rows']} {split}" for split, entry in splits.items())
+    click.echo(f"export #{done.id}: {counts['rows']} rows ({per_split}) from {counts['annotations_read']} "
+               f"annotations, {manifest['annotators']} annotators", err=True)
+    for entry in manifest["files"]:
+        click.echo(f"  {entry['name']:<24} {entry['role']:<10} {entry['rows']:>9} lines", err=True)
+    for warning in manifest.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"sha256 {done.sha256}", err=True)
     click.echo(f"files in {folder}" + (f"; copied to {out}" if out and out != "-" else ""), err=True)
 

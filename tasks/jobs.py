@@ -61,7 +61,8 @@ def compute_stats(project_id: int) -> dict:
 
 
 def build_export(export_id: int) -> dict:
-    """Build one dataset version (stream, write, rename into place) and report its figures."""
+    """Build one dataset version (stream, write, rename into place) and report its figures (status
+    "done", or "empty" when no row passed the filters)."""
     from app.db import get_db
     from app.services.exporting import run_export
 
@@ -70,7 +71,7 @@ def build_export(export_id: int) -> dict:
             get_db().session_factory, export_id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"],
             progress_rows=app.config["EXPORT_PROGRESS_ROWS"], processes=app.config["EXPORT_PROCESSES"],
         )
-        return {"export_id": export.id, "rows": export.row_count, "sha256": export.sha256}
+        return {"export_id": export.id, "status": export.status, "rows": export.row_count, "sha256": export.sha256}
 
 
 def suggest_grades(interview_id: int) -> dict:

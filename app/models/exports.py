@@ -7,7 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONType, UTCDateTime, utcnow
 
-EXPORT_STATUSES = ("queued", "running", "done", "failed")
+# empty: finished with no row (the manifest says why, per filter); it has no data file.
+EXPORT_STATUSES = ("queued", "running", "done", "empty", "failed")
 
 
 class DatasetExport(Base):
@@ -40,7 +41,7 @@ class DatasetExport(Base):
 
     @property
     def percent(self) -> int:
-        if self.status == "done":
+        if self.status in ("done", "empty"):
             return 100
         if not self.rows_expected:
             return 0

@@ -105,6 +105,7 @@ def test_export_job_runs_in_process(app):
     assert handle.status == "finished", handle.error
     export = _state(app, export_id)
     assert export.status == "done" and export.row_count == 50 and handle.result["sha256"] == export.sha256
+    assert handle.result["status"] == "done"
 
 
 def test_export_job_runs_on_an_rq_worker(redis_app, rq_worker):

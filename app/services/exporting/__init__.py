@@ -9,13 +9,16 @@ nothing at its final path; running it again starts from scratch.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import shutil
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +28,22 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
-from app.models import DatasetExport, Project, ProjectStats, utcnow
+from app.models import Annotation, DatasetExport, Project, ProjectStats, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions
-from .build import PartResult, write_all
+from .build import PartResult, splits_of, write_all
 from .card import dataset_card
 from .formats import FORMATS, Format, Plan, QuestionSpec, desirable_question
-from .options import ExportOptions, parse_options
-from .sinks import FileInfo
-from .source import FETCH_ROWS
+from .options import ExportOptions, instant_text, parse_options
+from .source import FETCH_ROWS, Snapshot, count_annotations, named_conditions
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = "groundwork-export/1"
 TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
 DOWNLOADABLE = ("manifest.json", "README.md")
+FINISHED = ("done", "empty")  # a version in one of these never changes
 
 __all__ = ["FORMATS", "ExportOptions", "available_formats", "create_export", "desirable_question", "options_for",
            "parse_options", "project_questions", "run_export"]
@@ -58,7 +61,14 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
     if problem:
         kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
-    plan.conversational = options.conversational
+    # A project that always wants message lists gets them from the first line, so its versions'
+    # schema never depends on which items passed the filters.
+    plan.conversational = options.conversational or bool(project.always_messages)
+    known = {f.name for f in fields(Plan)}
+    if "language" in known:
+        plan.language = project.language or ""
+    if "domain" in known:
+        plan.domain = (project.required_domains or [""])[0]
     return fmt, plan
 
 
@@ -75,6 +85,9 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     """Check the options against the project and add a queued version. Commits (the caller enqueues
     ``build_export`` with its id)."""
     options = options_for(raw_options)
+    # The write lock before the first read: on SQLite a transaction that read cannot start writing
+    # once another connection (a webhook delivery, say) has committed meanwhile.
+    begin_write(session)
     plan_for(session, project, options)
     export = DatasetExport(project_id=project.id, format=options.format, filters=options.as_dict(),
                            status="queued", created_by=actor_id)
@@ -89,8 +102,9 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
 def retry_export(session: Session, project: Project, export_id: int) -> DatasetExport:
     """Queue a failed or stalled version again (a worker was killed, the disk filled up, …); a finished
     one never changes, and one that is running is left to run. Commits (the caller enqueues it)."""
+    begin_write(session)
     export = get_export(session, project, export_id)
-    if export.status == "done" or not (export.status == "failed" or is_stalled(export)):
+    if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
     export.status, export.error = "queued", None
     export.progress_at = None
@@ -143,16 +157,17 @@ def media_type(name: str) -> str:
 
 
 def version_files(root: str | os.PathLike, export: DatasetExport) -> list[dict]:
-    """A finished version's files: the data files as its manifest lists them (name, rows, bytes,
-    sha256), then the manifest and the dataset card with their sizes. Empty until it is done."""
-    if export.status != "done" or export.path is None:
+    """A finished version's files: the files its manifest lists (name, rows, bytes, sha256, role:
+    data, meta, items or annotators), then the manifest and the dataset card with their sizes.
+    Nothing until it is finished; an empty version has only the manifest and the card."""
+    if export.status not in FINISHED or export.path is None:
         return []
-    files = [{"name": f["name"], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"]}
-             for f in (export.manifest or {}).get("files", [])]
+    files = [{"name": f["name"], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"],
+              "role": f.get("role", "data")} for f in (export.manifest or {}).get("files", [])]
     for name in DOWNLOADABLE:
         path = Path(root) / export.path / name
         if path.is_file():
-            files.append({"name": name, "rows": None, "bytes": path.stat().st_size, "sha256": None})
+            files.append({"name": name, "rows": None, "bytes": path.stat().st_size, "sha256": None, "role": None})
     return files
 
 
@@ -165,14 +180,20 @@ def is_stalled(export: DatasetExport, now=None) -> bool:
 
 
 def data_files(export: DatasetExport) -> list[str]:
+    """The version's data files (train, then validation and test when they have rows); none when empty."""
+    return [f["name"] for f in (export.manifest or {}).get("files", []) if f.get("role", "data") == "data"]
+
+
+def manifest_files(export: DatasetExport) -> list[str]:
+    """Every file the manifest lists: data, meta, items and annotators files."""
     return [f["name"] for f in (export.manifest or {}).get("files", [])]
 
 
 def file_path(root: str | os.PathLike, export: DatasetExport, name: str) -> Path:
     """A finished version's file, by its name in the manifest (nothing else is reachable)."""
-    if export.status != "done" or export.path is None:
+    if export.status not in FINISHED or export.path is None:
         raise NotFound("this export is not finished")
-    if name not in (*data_files(export), *DOWNLOADABLE):
+    if name not in (*manifest_files(export), *DOWNLOADABLE):
         raise NotFound(f"no file {name!r} in this export")
     return Path(root) / export.path / name
 
@@ -213,8 +234,8 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
         export = session.get(DatasetExport, export_id)
         if export is None:
             raise NotFound(f"no export with id {export_id}")
-        if export.status == "done":
-            raise ValidationError({"export": f"export {export_id} is done; a finished version never changes"})
+        if export.status in FINISHED:
+            raise ValidationError({"export": f"export {export_id} is {export.status}; a finished version never changes"})
         export.status, export.error, export.started_at = "running", None, utcnow()
         export.progress_at, export.rows_read, export.attempts = export.started_at, 0, export.attempts + 1
         project = session.get(Project, export.project_id)
@@ -225,8 +246,9 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
 
 def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
                progress_rows: int = 20000, fetch_rows: int = FETCH_ROWS, processes: int = 1) -> DatasetExport:
-    """Build one version: stream, write to a temporary folder, rename into place, then mark it done.
-    Works in sessions of its own from ``session_factory`` and commits each step."""
+    """Build one version: stream, write to a temporary folder, rename into place, then mark it done
+    (or empty: no row, only the manifest saying why and the card). Works in sessions of its own from
+    ``session_factory`` and commits each step."""
     project, options, attempt = _start(session_factory, export_id)
     root = Path(root)
     final = root / str(project.id) / str(export_id)
@@ -242,18 +264,35 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
     started = time.perf_counter()
     try:
         with session_factory() as session:
+            # One read transaction from here on (SQLite: one WAL snapshot); the snapshot's ids and
+            # instant bound what helper processes read too.
+            snapshot = Snapshot.take(session, options.as_of)
             fmt, plan = plan_for(session, project, options)
-            result = write_all(session, session_factory, project.id, fmt, plan, work, secret, progress, fetch_rows,
-                               processes)
+            result = write_all(session, session_factory, project.id, fmt, plan, snapshot, work, secret, progress,
+                               fetch_rows, processes)
+            named = named_conditions(session, project.id, options, fmt.keeps_rejected, snapshot)
+            provenance = {
+                "snapshot": snapshot.as_dict(), "groundwork_version": groundwork_version(),
+                "database": session.get_bind().dialect.name,
+                "annotation_dates": annotation_dates(session, [c for _n, c in named]),
+            }
+            reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, plan, snapshot)
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
+        if reasons:  # no row: no file at all, so nothing in the folder fails to load
+            for path in work.iterdir():
+                path.unlink()
+            result.files.clear()
         seconds = time.perf_counter() - started
         manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds)
+        manifest.update(provenance)
+        if reasons:
+            manifest["empty_reasons"] = reasons
         with session_factory() as session:
             export = session.get(DatasetExport, export_id)
             manifest["created_at"] = export.created_at.isoformat()
             manifest["created_by"] = export.created_by
         (work / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        (work / "README.md").write_text(dataset_card(project, fmt, manifest))
+        (work / "README.md").write_text(dataset_card(project, fmt, manifest, plan.questions, plan))
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(work, final)
     except BaseException as exc:
@@ -265,19 +304,94 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
         export = session.get(DatasetExport, export_id)
         if export.attempts != attempt:
             raise Conflict(f"export {export_id} was started again meanwhile; that newer run finishes it")
-        files = [f["info"] for f in result.files.values()]
-        export.status, export.finished_at = "done", utcnow()
+        data = result.data_files()
+        export.status, export.finished_at = ("done" if data else "empty"), utcnow()
         export.rows_read, export.progress_at = result.read, export.finished_at
-        export.row_count = sum(f.rows for f in files)
-        export.bytes = sum(f.bytes for f in files)
-        export.sha256, export.path, export.manifest = files[0].sha256, str(final.relative_to(root)), manifest
+        export.row_count = sum(f.rows for f in data)
+        export.bytes = sum(f.bytes for f in data)
+        export.sha256 = data[0].sha256 if data else None
+        export.path, export.manifest = str(final.relative_to(root)), manifest
         webhooks.emit(session, project.id, "export.completed", {
-            "export_id": export.id, "format": export.format, "rows": export.row_count, "bytes": export.bytes,
-            "sha256": export.sha256, "files": [f.name for f in files]})
+            "export_id": export.id, "format": export.format, "status": export.status, "rows": export.row_count,
+            "bytes": export.bytes, "sha256": export.sha256, "files": [f.name for f in result.infos]})
         session.commit()
         session.refresh(export)
         session.expunge(export)
         return export
+
+
+def groundwork_version() -> str:
+    """The installed package's version, else the one pyproject.toml declares (a source checkout)."""
+    try:
+        return importlib.metadata.version("groundwork")
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def annotation_dates(session: Session, conditions: list) -> dict:
+    """When the annotations that passed the filters were submitted: first and last, as instants."""
+    first, last = session.execute(
+        select(func.min(Annotation.submitted_at), func.max(Annotation.submitted_at)).where(*conditions)).one()
+    return {"first": _instant_or_none(first), "last": _instant_or_none(last)}
+
+
+def _instant_or_none(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # an aggregate over SQLite's text column comes back untyped
+        value = datetime.fromisoformat(value)
+    return instant_text(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
+
+
+# What each SQL filter left out, for an empty version's reasons ("{n} of them {what}.").
+FILTER_REASONS = {
+    "excluded": "were excluded by an admin (a trainer's work taken out of the project)",
+    "rejected": "were rejected by a reviewer ({fmt} leaves rejected work out)",
+    "reviewed_only": "were not approved or corrected by a reviewer (reviewed_only)",
+    "as_of": "were submitted after {as_of} (as_of)",
+    "date_from": "were submitted before {date_from} (date_from)",
+    "date_to": "were submitted after {date_to} (date_to)",
+    "exclude_gold": "were on gold items (gold items are left out unless asked for)",
+    "exclude_flagged_trainers": "were by trainers flagged, paused or removed in this project (exclude_flagged_trainers)",
+    "min_trainer_quality": "were by trainers whose quality is unknown or below {min_trainer_quality} "
+                           "(min_trainer_quality)",
+}
+
+
+def empty_reasons(session: Session, named: list, options: ExportOptions, fmt: Format, plan: Plan,
+                  snapshot: Snapshot) -> list[str]:
+    """Why a version has no row, one plain sentence per cause with its figure: what the project had,
+    what each active filter left out on its own (a count each; only run for an empty version), and
+    what the format itself dropped."""
+    base = [c for name, c in named if name == "base"]
+    total = count_annotations(session, base)
+    if not total:
+        return [f"The project had no annotations when this version was built ({instant_text(snapshot.instant)})."]
+    reasons = [f"The project had {total} annotation{'s' if total != 1 else ''} when this version was built "
+               f"({instant_text(snapshot.instant)})."]
+    values = {k: (instant_text(v) if isinstance(v, datetime) else v) for k, v in options.__dict__.items()}
+    for name, condition in named:
+        if name == "base":
+            continue
+        removed = total - count_annotations(session, [*base, condition])
+        if removed:
+            reasons.append(f"{removed} of them " + FILTER_REASONS[name].format(fmt=fmt.name, **values) + ".")
+    passed = count_annotations(session, [c for _n, c in named])
+    if not passed:
+        reasons.append("No annotation passed every filter.")
+        return reasons
+    dropped = sorted(plan.skipped.items())
+    if dropped:
+        reasons.append(f"{passed} annotation{'s' if passed != 1 else ''} passed every filter; {fmt.name} made no row "
+                       "from them: " + ", ".join(f"{n} × {why}" for why, n in dropped) + ".")
+    else:
+        reasons.append(f"{passed} annotation{'s' if passed != 1 else ''} passed every filter, but none gave "
+                       f"{fmt.name} a row (it needs the answers its fields come from).")
+    return reasons
 
 
 def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> None:
@@ -287,7 +401,7 @@ def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> 
         with session_factory() as session:
             begin_write(session)
             export = session.get(DatasetExport, export_id)
-            if export is not None and export.status != "done" and export.attempts == attempt:
+            if export is not None and export.status not in FINISHED and export.attempts == attempt:
                 export.status, export.error, export.finished_at = "failed", message[:2000], utcnow()
                 session.commit()
     except Exception:  # noqa: BLE001 - the original error is the one to report
@@ -296,7 +410,8 @@ def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> 
 
 def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: PartResult, stats, export_id: int,
               seconds: float) -> dict:
-    files: list[FileInfo] = [f["info"] for f in result.files.values()]
+    data = result.data_files()
+    rows = {info.name.split(".")[0]: info.rows for info in data}
     agreement = {}
     if result.agreements:
         agreement["mean_item_agreement"] = sum(result.agreements) / len(result.agreements)
@@ -306,6 +421,12 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
             "questions": [{k: v for k, v in q.items() if k not in ("title",)}
                           for q in (stats.figures or {}).get("questions", [])],
         }
+    counts = {"rows": sum(rows.values())}
+    for split in ("train", "validation", "test"):
+        counts[f"{split}_rows"] = rows.get(split, 0)
+        counts[f"{split}_items"] = result.items[split]
+    counts.update(items=sum(result.items.values()), annotations_read=result.read,
+                  skipped=dict(sorted(result.skipped.items())))
     return {
         "schema_version": SCHEMA_VERSION,
         "export_id": export_id,
@@ -313,19 +434,31 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
         "format": fmt.name,
         "conversational": plan.conversational if fmt.plain_or_chat else None,
         "filters": options.as_dict(),
-        "files": [f.as_dict() for f in files],
-        "counts": {
-            "rows": sum(f.rows for f in files),
-            "train_rows": files[0].rows,
-            "test_rows": files[1].rows if len(files) > 1 else 0,
-            "items": result.items["train"] + result.items["test"],
-            "train_items": result.items["train"],
-            "test_items": result.items["test"],
-            "annotations_read": result.read,
-            "skipped": dict(sorted(result.skipped.items())),
-        },
+        "files": [f.as_dict() for f in result.infos],
+        "splits": {split: {"file": f"{split}.{fmt.extension}", "meta_file": f"{split}.meta.jsonl", "rows": n,
+                           "items": result.items[split]} for split, n in rows.items()},
+        "counts": counts,
         "annotators": len(result.trainers),
+        "source_models": dict(sorted(result.models.items())),
         "agreement": agreement,
-        "sha256": files[0].sha256,
+        "warnings": warnings(fmt, plan, rows) if data else [],
+        "sha256": data[0].sha256 if data else None,
         "build_seconds": round(seconds, 3),
     }
+
+
+def warnings(fmt: Format, plan: Plan, rows: dict[str, int]) -> list[str]:
+    """What a team should know before training on the version: a split asked for that got no row
+    (it has no file), a training file under the format's minimum number of examples."""
+    notes = []
+    fractions = {"validation": plan.options.validation_fraction, "test": plan.options.test_fraction}
+    for split in splits_of(plan):
+        if split not in rows:
+            share = f" ({fractions[split]:.0%} of items asked for)" if split in fractions else ""
+            notes.append(f"The {split} split got no rows{share}, so it has no file.")
+    minimum = getattr(fmt, "min_rows", 0)
+    train = rows.get("train", 0)
+    if minimum and train < minimum:
+        notes.append(f"{fmt.name}: train.{fmt.extension} has {train} rows; {fmt.title} needs at least "
+                     f"{minimum} examples.")
+    return notes

@@ -1,10 +1,13 @@
 """Building one dataset version: stream, map, write, in one or more processes, then merge.
 
-A large JSONL export is cut into contiguous ranges of item ids with about the same number of
-annotations. This process writes the first range while forked children write the others into
-part files, then copies each part after its own lines (following a part while it is still being
-written) and hashes as it copies, so the sha256 is that of the one file. Ranges follow the single-process order exactly, so the file is byte-identical
-whatever the number of processes. Small exports, CSV and Parquet run in one process.
+Every version has, per split, a data file and a line-aligned ``<split>.meta.jsonl`` (which item,
+responses, models, annotations and annotators each line comes from), and one ``items.jsonl`` of the
+exported items. A large JSONL export is cut into contiguous ranges of item ids with about the same
+number of annotations. This process writes the first range while forked children write the others
+into part files, then copies each part after its own lines (following the train part while it is
+still being written) and hashes as it copies, so each sha256 is that of the one file. Ranges follow
+the single-process order exactly, so every file is byte-identical whatever the number of processes.
+Small exports, CSV and Parquet run in one process.
 """
 
 from __future__ import annotations
@@ -19,45 +22,144 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
+import orjson
 from sqlalchemy import select
 
-from app.models import Annotation
+from app.models import Annotation, TrainerStats
 
 from .formats import Format, NeedsConversational, Plan, group_agreement
-from .sinks import CsvSink, JsonlSink, ParquetSink
+from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink
 from .source import (
+    SPLITS,
+    Group,
     Pseudonyms,
+    Snapshot,
     annotation_conditions,
     corrections,
     count_annotations,
-    in_test_split,
+    split_of,
     stream_groups,
 )
 
+ITEMS_FILE = "items.jsonl"
+ANNOTATORS_FILE = "annotators.jsonl"
 # Below this many annotations one process is quicker than starting others.
 PARALLEL_MIN_ANNOTATIONS = 100_000
 _trainer_of = itemgetter(2)
+_dumps = orjson.dumps
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 @dataclass
 class PartResult:
-    """What one range produced: its sinks' facts and the figures the manifest adds up."""
+    """What one range produced: its files' facts and the figures the manifest adds up."""
 
-    files: dict[str, dict] = field(default_factory=dict)  # split -> {"path", "rows", "bytes", "null_only"}
+    files: dict[str, dict] = field(default_factory=dict)  # file name -> {"path", "rows", "info"}
     read: int = 0
-    items: Counter = field(default_factory=Counter)
-    trainers: set = field(default_factory=set)
+    items: Counter = field(default_factory=Counter)  # split -> items
+    trainers: Counter = field(default_factory=Counter)  # trainer id -> exported annotations
     agreements: list = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)  # source model -> lines that hold one of its responses
+
+    @property
+    def infos(self) -> list[FileInfo]:
+        return [f["info"] for f in self.files.values()]
+
+    def data_files(self) -> list[FileInfo]:
+        return [info for info in self.infos if info.role == "data"]
+
+
+def role_of(name: str) -> str:
+    if name.endswith(".meta.jsonl"):
+        return "meta"
+    return {ITEMS_FILE: "items", ANNOTATORS_FILE: "annotators"}.get(name, "data")
+
+
+def splits_of(plan: Plan) -> list[str]:
+    """The splits this version may have: train, and validation / test when their fraction is set."""
+    fractions = {"validation": plan.options.validation_fraction, "test": plan.options.test_fraction}
+    return [s for s in SPLITS if s == "train" or fractions[s] > 0]
 
 
 def make_sink(fmt: Format, plan: Plan, path: Path, part: bool = False, threaded: bool = True):
     if fmt.extension == "jsonl":
-        return JsonlSink(path, fmt.nullable, hashed=not part, threaded=threaded)
+        return JsonlSink(path, hashed=not part, threaded=threaded)
     columns = {"item_id": "string", "trainer": "string", "submitted_at": "string", "active_seconds": "int",
                "gold_score": "float", "review_status": "string"}
     columns.update({f"answer_{q.key}": q.kind.column_kind for q in plan.questions})
     return (CsvSink if fmt.extension == "csv" else ParquetSink)(path, columns)
+
+
+def make_sinks(fmt: Format, plan: Plan, folder: Path, part: bool, threaded: bool) -> dict:
+    """Every file a range writes, by name, in the manifest's order: data files, meta files, items."""
+    splits = splits_of(plan)
+    sinks = {f"{s}.{fmt.extension}": make_sink(fmt, plan, folder / f"{s}.{fmt.extension}", part, threaded)
+             for s in splits}
+    for s in splits:
+        sinks[f"{s}.meta.jsonl"] = JsonlSink(folder / f"{s}.meta.jsonl", hashed=not part, threaded=threaded)
+    sinks[ITEMS_FILE] = JsonlSink(folder / ITEMS_FILE, hashed=not part, threaded=threaded)
+    return sinks
+
+
+def meta_lines(group: Group, lines: list[dict], pseudonym, models: Counter) -> list[bytes]:
+    """Pop each line's ``_meta`` and return its provenance line, encoded: the item, the responses and
+    their models, the annotations and their annotators' pseudonyms, the agreement. What ``_meta``
+    leaves out defaults to all the item's responses and annotations. Runs once per line: the item's
+    lists are built once and shared."""
+    rows, responses = group.rows, group.responses
+    item_models = [r.get("model") for r in responses]
+    named = item_models.count(None) != len(item_models)  # most items name no model
+    annotation_ids = [r[0] for r in rows]
+    response_ids = annotators = trainer_of = distinct = None
+    item_id = group.external_id
+    out = []
+    for line in lines:
+        given = line.pop("_meta", None) or {}
+        ids = given.get("response_ids")
+        if ids is None:
+            if response_ids is None:
+                response_ids = [r["id"] for r in responses]
+            ids, used_models = response_ids, item_models
+        elif named:
+            position = {r["id"]: k for k, r in enumerate(responses)}
+            used_models = [item_models[position[i]] for i in ids]
+        else:
+            used_models = [None] * len(ids)
+        chosen = given.get("annotation_ids", annotation_ids)
+        if chosen is annotation_ids or chosen == annotation_ids:
+            if annotators is None:
+                annotators = [pseudonym[r[2]] for r in rows]
+            names = annotators
+        else:
+            if trainer_of is None:
+                trainer_of = {r[0]: r[2] for r in rows}
+            names = [pseudonym[trainer_of[i]] for i in chosen]
+        n_annotators = given.get("n_annotators")
+        if n_annotators is None:
+            if distinct is None:
+                distinct = len({r[2] for r in rows})
+            n_annotators = distinct
+        out.append(_dumps({"item_id": item_id, "response_ids": ids, "models": used_models, "annotation_ids": chosen,
+                           "annotators": names, "agreement": given.get("agreement"), "n_annotators": n_annotators},
+                          option=_NEWLINE))
+        if named:
+            models.update({m for m in used_models if m is not None})
+    return out
+
+
+def item_line(group: Group) -> dict:
+    """The item as exported: its prompt (a string for one user turn, else the context messages), its
+    responses with their model, its metadata."""
+    context = group.context
+    if len(context) == 1 and context[0]["role"] == "user":
+        line = {"item_id": group.external_id, "prompt": context[0]["content"]}
+    else:
+        line = {"item_id": group.external_id, "context": [{"role": m["role"], "content": m["content"]} for m in context]}
+    line["responses"] = [{"id": r["id"], "text": r["text"], "model": r.get("model")} for r in group.responses]
+    line["metadata"] = group.meta
+    line["is_gold"] = group.is_gold
+    return line
 
 
 # The first range is this process's, and it merges the others afterwards: it takes a smaller share.
@@ -80,28 +182,31 @@ def split_points(session, project_id: int, total: int, parts: int) -> list[int]:
     return points
 
 
-def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path, fetch_rows: int,
-                report=None, every: int = 20000, keep_sinks: bool = False, part: bool = False,
+def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions: list, folder: Path,
+                fetch_rows: int, report=None, every: int = 20000, keep_sinks: bool = False, part: bool = False,
                 threaded: bool = True):
     """Stream one range of annotations through the format into ``folder``; return (result, sinks).
 
     ``report(read)`` is called every ``every`` annotations. With ``keep_sinks`` the sinks are
     returned unclosed, so more parts can be appended to them. A ``part`` (written by a helper
-    process) is left unhashed, unsynced and with its null-only columns: the appending side decides.
+    process) is left unhashed and unsynced: the appending side hashes it.
     """
     result = PartResult()
-    fraction = plan.options.test_fraction
-    sinks = {"train": make_sink(fmt, plan, folder / f"train.{fmt.extension}", part, threaded)}
-    if fraction > 0:
-        sinks["test"] = make_sink(fmt, plan, folder / f"test.{fmt.extension}", part, threaded)
-    write_train = sinks["train"].write_many
-    write_test = sinks["test"].write_many if fraction > 0 else None
-    min_agreement = plan.options.min_agreement
+    sinks = make_sinks(fmt, plan, folder, part, threaded)
+    options = plan.options
+    test_fraction, validation_fraction = options.test_fraction, options.validation_fraction
+    split_files = len(splits_of(plan)) > 1
+    write_data = {s: sinks[f"{s}.{fmt.extension}"].write_many for s in splits_of(plan)}
+    write_meta = {s: sinks[f"{s}.meta.jsonl"].write_encoded for s in splits_of(plan)}
+    write_item = sinks[ITEMS_FILE].write
+    min_agreement = options.min_agreement
     build, trainers, agreements, skipped = fmt.build, result.trainers, result.agreements, plan.skipped
-    train_items = test_items = read = 0
+    pseudonym, models = plan.pseudonym, result.models
+    items = Counter()
+    read = 0
     next_report = every
-    groups = stream_groups(session, conditions, corrections(session, plan.project_id), fetch_rows,
-                           full_rows=fmt.full_rows)
+    groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
+                           full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
     try:
         for group, read in groups:
@@ -119,12 +224,12 @@ def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path
                 lines = list(lines)
             if not lines:
                 continue
-            if write_test is not None and in_test_split(group.external_id, fraction):
-                write_test(lines)
-                test_items += 1
-            else:
-                write_train(lines)
-                train_items += 1
+            split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
+            encoded = meta_lines(group, lines, pseudonym, models)
+            write_data[split](lines)
+            write_meta[split](encoded)
+            write_item(item_line(group))
+            items[split] += 1
             trainers.update(map(_trainer_of, group.rows))
     except BaseException:
         for sink in sinks.values():
@@ -133,15 +238,23 @@ def write_range(session, fmt: Format, plan: Plan, conditions: list, folder: Path
     finally:
         gc.enable()
         groups.close()
-    result.read, result.items = read, Counter(train=train_items, test=test_items)
+    result.read, result.items = read, items
     result.skipped = Counter(skipped)
     if keep_sinks:
         return result, sinks
-    for split, sink in sinks.items():
-        null_only = sorted(getattr(sink, "pending_null", ()))
-        info = sink.close(drop_null=not part, sync=not part) if isinstance(sink, JsonlSink) else sink.close()
-        result.files[split] = {"path": str(sink.path), "rows": info.rows, "null_only": null_only, "info": info}
+    close_sinks(sinks, result, part)
     return result, None
+
+
+def close_sinks(sinks: dict, result: PartResult, part: bool) -> None:
+    """Close every file into ``result.files``; a finished version keeps no file without a line."""
+    for name, sink in sinks.items():
+        info = sink.close(sync=not part) if isinstance(sink, JsonlSink) else sink.close()
+        info.role = role_of(name)
+        if not part and info.rows == 0:
+            sink.path.unlink()
+            continue
+        result.files[name] = {"path": str(sink.path), "rows": info.rows, "info": info}
 
 
 def _die_with_parent() -> None:
@@ -152,8 +265,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(pipe, session_factory, fmt: Format, plan: Plan, conditions: list, folder: str, fetch_rows: int,
-           progress_value) -> None:
+def _child(pipe, session_factory, fmt: Format, plan: Plan, snapshot: Snapshot, conditions: list, folder: str,
+           fetch_rows: int, progress_value) -> None:
     _die_with_parent()
     try:
         folder_path = Path(folder)
@@ -163,8 +276,8 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, conditions: list, fol
             progress_value.value = read
 
         with session_factory() as session:
-            result, _ = write_range(session, fmt, plan, conditions, folder_path, fetch_rows, report, every=5000,
-                                    part=True, threaded=False)
+            result, _ = write_range(session, fmt, plan, snapshot, conditions, folder_path, fetch_rows, report,
+                                    every=5000, part=True, threaded=False)
         progress_value.value = result.read
         pipe.send(("ok", result))
     except NeedsConversational as exc:
@@ -176,15 +289,15 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, conditions: list, fol
         os._exit(0)  # no atexit handlers, no flushing of the parent's copied state
 
 
-def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan, work: Path, secret: str,
-              progress, fetch_rows: int, processes: int) -> PartResult:
-    """Write the version's data files into ``work`` and return the merged figures.
+def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan, snapshot: Snapshot, work: Path,
+              secret: str, progress, fetch_rows: int, processes: int) -> PartResult:
+    """Write the version's files into ``work`` and return the merged figures.
 
     Starts plain and, when an item needs messages, starts again conversational (see formats.prompt).
     """
     plan.project_id = project_id
     plan.pseudonym = Pseudonyms(secret)
-    conditions = annotation_conditions(session, project_id, plan.options, fmt.keeps_rejected)
+    conditions = annotation_conditions(session, project_id, plan.options, fmt.keeps_rejected, snapshot)
     # Progress counts against the project's annotations (an index-only count); filters make the
     # real number smaller, so the bar may finish early, never late.
     total = count_annotations(session, [Annotation.project_id == project_id])
@@ -193,7 +306,9 @@ def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan
     points = split_points(session, project_id, total, parts) if parts > 1 else []
     while True:
         try:
-            return _write_parts(session, session_factory, fmt, plan, conditions, points, work, progress, fetch_rows)
+            result = _write_parts(session, session_factory, fmt, plan, snapshot, conditions, points, work,
+                                  progress, fetch_rows)
+            break
         except NeedsConversational:
             if plan.conversational:
                 raise
@@ -202,11 +317,33 @@ def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan
                     path.unlink()
             plan.conversational = True
             plan.skipped.clear()
+    # Raw tables (the formats that keep every annotation) get a table of their annotators.
+    if fmt.keeps_rejected and result.trainers:
+        write_annotators(session, project_id, plan.pseudonym, result, work)
+    return result
 
 
-def _write_parts(session, session_factory, fmt, plan, conditions, points, work: Path, progress, fetch_rows):
+def write_annotators(session, project_id: int, pseudonym, result: PartResult, work: Path) -> None:
+    """``annotators.jsonl``: each annotator's pseudonym, annotations in this version and quality
+    figures (gold accuracy, agreement with the consensus; null when unknown), by pseudonym."""
+    stats = {trainer_id: (gold, agreement) for trainer_id, gold, agreement in session.execute(
+        select(TrainerStats.trainer_id, TrainerStats.gold_accuracy, TrainerStats.consensus_agreement)
+        .where(TrainerStats.project_id == project_id))}
+    lines = sorted(({"trainer": pseudonym(trainer_id), "annotations": count,
+                     "gold_accuracy": stats.get(trainer_id, (None, None))[0],
+                     "consensus_agreement": stats.get(trainer_id, (None, None))[1]}
+                    for trainer_id, count in result.trainers.items()), key=lambda x: x["trainer"])
+    sink = JsonlSink(work / ANNOTATORS_FILE, threaded=False)
+    sink.write_many(lines)
+    info = sink.close()
+    info.role = "annotators"
+    result.files[ANNOTATORS_FILE] = {"path": str(sink.path), "rows": info.rows, "info": info}
+
+
+def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, points, work: Path, progress,
+                 fetch_rows):
     if not points:
-        result, _ = write_range(session, fmt, plan, conditions, work, fetch_rows, progress, progress.every)
+        result, _ = write_range(session, fmt, plan, snapshot, conditions, work, fetch_rows, progress, progress.every)
         progress(result.read)
         return result
     bounds = [None, *points, None]
@@ -220,20 +357,21 @@ def _write_parts(session, session_factory, fmt, plan, conditions, points, work: 
         receive, send = context.Pipe(duplex=False)
         value = context.RawValue("q", 0)
         process = context.Process(target=_child, daemon=True, args=(
-            send, session_factory, fmt, plan, part_conditions, str(work / f"part-{n}"), fetch_rows, value))
+            send, session_factory, fmt, plan, snapshot, part_conditions, str(work / f"part-{n}"), fetch_rows, value))
         process.start()
         send.close()
         children.append((process, receive, value))
+    train = f"train.{fmt.extension}"
     try:
         def report(read: int) -> None:
             progress(read + sum(v.value for _, _, v in children))
 
-        result, sinks = write_range(session, fmt, plan, ranges[0], work, fetch_rows, report, progress.every,
-                                    keep_sinks=True, threaded=False)
+        result, sinks = write_range(session, fmt, plan, snapshot, ranges[0], work, fetch_rows, report,
+                                    progress.every, keep_sinks=True, threaded=False)
         outcomes = []
         for n, (process, receive, _value) in enumerate(children, start=1):
-            # Merge the helper's lines while it is still writing them (it reports once its file is closed).
-            sinks["train"].follow(work / f"part-{n}" / f"train.{fmt.extension}", receive.poll)
+            # Merge the helper's lines while it is still writing them (it reports once its files are closed).
+            sinks[train].follow(work / f"part-{n}" / train, receive.poll)
             try:
                 outcomes.append(receive.recv())
             except EOFError:
@@ -242,27 +380,23 @@ def _write_parts(session, session_factory, fmt, plan, conditions, points, work: 
             if outcomes[-1][0] != "ok":
                 break
         for status, payload in outcomes:
-            if status == "conversational":
+            if status in ("conversational", "error"):
                 for sink in sinks.values():
                     sink.abandon()
-                raise NeedsConversational(payload)
-            if status == "error":
-                for sink in sinks.values():
-                    sink.abandon()
-                raise RuntimeError(payload)
+                raise NeedsConversational(payload) if status == "conversational" else RuntimeError(payload)
         for _status, part in outcomes:
             result.read += part.read
             result.items.update(part.items)
             result.trainers.update(part.trainers)
             result.agreements.extend(part.agreements)
             result.skipped.update(part.skipped)
-            for split, info in part.files.items():
-                if split == "train":  # already copied while it was written
-                    sinks[split].account(info["rows"], info["null_only"])
+            result.models.update(part.models)
+            for name, info in part.files.items():
+                if name == train:  # already copied while it was written
+                    sinks[name].account(info["rows"])
                 else:
-                    sinks[split].append_file(Path(info["path"]), info["rows"], info["null_only"])
-        for split, sink in sinks.items():
-            result.files[split] = {"info": sink.close()}
+                    sinks[name].append_file(Path(info["path"]), info["rows"])
+        close_sinks(sinks, result, part=False)
         progress(result.read)
         return result
     finally:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from app.errors import ValidationError
 
-PAIR_MODES = ("per_annotation", "consensus")
+# consensus: one row per item pair in the direction most annotators gave (the default);
+# per_annotation: one row per annotator's judgement, de-duplicated within an item (a weighting).
+PAIR_MODES = ("consensus", "per_annotation")
 RANKING_PAIRS = ("all_pairs", "best_vs_worst", "best_vs_rest")
-BOOL_FIELDS = ("conversational", "margin", "reviewed_only", "exclude_flagged_trainers", "exclude_gold")
+BOOL_FIELDS = ("conversational", "margin", "reviewed_only", "exclude_flagged_trainers", "exclude_gold", "with_ids",
+               "with_agreement")
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -23,7 +26,7 @@ FALSE = {"0", "false", "no", "off", ""}
 @dataclass(frozen=True)
 class ExportOptions:
     format: str
-    pairs: str = "per_annotation"
+    pairs: str = "consensus"
     ranking_pairs: str = "all_pairs"
     conversational: bool = False  # force message lists even when every item is one user turn
     margin: bool = False  # add a float "margin" (preference strength) to pair rows
@@ -32,18 +35,28 @@ class ExportOptions:
     exclude_flagged_trainers: bool = False
     exclude_gold: bool = True
     min_trainer_quality: float | None = None
-    date_from: date | None = None
-    date_to: date | None = None
+    # Instants, UTC. A bare day given for date_to means through the end of that day.
+    date_from: datetime | None = None
+    date_to: datetime | None = None
     test_fraction: float = 0.0
+    validation_fraction: float = 0.0
     desirable_labels: tuple[str, ...] = field(default_factory=tuple)
+    with_ids: bool = False  # item_id (and chosen_id / rejected_id) in the training rows
+    with_agreement: bool = False  # agreement and n_annotators columns in pair rows
+    as_of: datetime | None = None  # rebuild the data as it stood at this instant
 
     def as_dict(self) -> dict:
         """JSON-ready and canonical: the same options always give the same mapping."""
         data = asdict(self)
-        for key in ("date_from", "date_to"):
-            data[key] = data[key].isoformat() if data[key] else None
+        for key in ("date_from", "date_to", "as_of"):
+            data[key] = instant_text(data[key]) if data[key] else None
         data["desirable_labels"] = list(self.desirable_labels)
         return data
+
+
+def instant_text(value: datetime) -> str:
+    """An instant as the manifest and the filters write it: ISO 8601, UTC, microseconds, ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _bool(name: str, value: Any, errors: dict) -> bool:
@@ -72,21 +85,35 @@ def _fraction(name: str, value: Any, errors: dict, *, upper_open: bool = False) 
     return number
 
 
-def _date(name: str, value: Any, errors: dict) -> date | None:
+def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False) -> datetime | None:
+    """A UTC instant from an ISO 8601 date or date-time (naive means UTC). A bare day is its start,
+    or with ``end_of_day`` its last microsecond (``--to 2026-12-01`` takes the whole day)."""
     if value is None or value == "":
         return None
-    if isinstance(value, date):
-        day = value
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        when = datetime.combine(value, time())
+        if end_of_day:
+            when += timedelta(days=1, microseconds=-1)
     else:
+        text = str(value).strip()[:40]
         try:
-            day = date.fromisoformat(str(value).strip()[:40])
+            if len(text) == 10:
+                when = datetime.combine(date.fromisoformat(text), time())
+                if end_of_day:
+                    when += timedelta(days=1, microseconds=-1)
+            else:
+                when = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
-            errors[name] = f"must be a date as YYYY-MM-DD, not {str(value)[:40]!r}"
+            errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS][+00:00 or Z]), "
+                            f"not {str(value)[:40]!r}")
             return None
-    if not 2000 <= day.year <= 2100:
-        errors[name] = "must be a date between the years 2000 and 2100"
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if not 2000 <= when.year <= 2100:
+        errors[name] = "must be between the years 2000 and 2100"
         return None
-    return day
+    return when
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...], default: str, errors: dict) -> str:
@@ -121,7 +148,7 @@ def parse_options(raw: Mapping[str, Any], formats: Mapping[str, Any]) -> ExportO
     elif fmt not in formats:
         errors["format"] = f"unknown format {fmt!r}; choose one of {', '.join(formats)}"
     values: dict[str, Any] = {"format": fmt}
-    values["pairs"] = _choice("pairs", raw.get("pairs"), PAIR_MODES, "per_annotation", errors)
+    values["pairs"] = _choice("pairs", raw.get("pairs"), PAIR_MODES, "consensus", errors)
     values["ranking_pairs"] = _choice("ranking_pairs", raw.get("ranking_pairs"), RANKING_PAIRS, "all_pairs", errors)
     for name in BOOL_FIELDS:
         if name in raw and raw[name] is not None:
@@ -129,8 +156,13 @@ def parse_options(raw: Mapping[str, Any], formats: Mapping[str, Any]) -> ExportO
     values["min_agreement"] = _fraction("min_agreement", raw.get("min_agreement"), errors)
     values["min_trainer_quality"] = _fraction("min_trainer_quality", raw.get("min_trainer_quality"), errors)
     values["test_fraction"] = _fraction("test_fraction", raw.get("test_fraction"), errors, upper_open=True) or 0.0
-    values["date_from"] = _date("date_from", raw.get("date_from"), errors)
-    values["date_to"] = _date("date_to", raw.get("date_to"), errors)
+    values["validation_fraction"] = _fraction("validation_fraction", raw.get("validation_fraction"), errors,
+                                              upper_open=True) or 0.0
+    if values["test_fraction"] + values["validation_fraction"] >= 1:
+        errors["validation_fraction"] = "test_fraction and validation_fraction together must stay below 1"
+    values["date_from"] = _instant("date_from", raw.get("date_from"), errors)
+    values["date_to"] = _instant("date_to", raw.get("date_to"), errors, end_of_day=True)
+    values["as_of"] = _instant("as_of", raw.get("as_of"), errors)
     if values["date_from"] and values["date_to"] and values["date_from"] > values["date_to"]:
         errors["date_to"] = "must not be before date_from"
     values["desirable_labels"] = _labels(raw.get("desirable_labels"))

@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -27,11 +27,10 @@ class FileInfo:
     rows: int
     bytes: int
     sha256: str
-    dropped_columns: list[str] = field(default_factory=list)
+    role: str = "data"  # data | meta | items | annotators
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
-                **({"dropped_null_columns": self.dropped_columns} if self.dropped_columns else {})}
+        return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256, "role": self.role}
 
 
 def _fsync_close(handle) -> None:
@@ -94,10 +93,9 @@ class _InlineWriter:
 
 
 class JsonlSink:
-    """One JSON object per line. Columns declared nullable that stay null on every line are dropped
-    after the fact (a second pass over the file, only in that rare case) so no column is null-only."""
+    """One JSON object per line, every key on every line (a null stays null: the card's features type it)."""
 
-    def __init__(self, path: Path, nullable: tuple[str, ...] = (), hashed: bool = True, threaded: bool = True):
+    def __init__(self, path: Path, hashed: bool = True, threaded: bool = True):
         self.path = path
         self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
         # A part another process appends is hashed there, in order; hashing it here would be waste.
@@ -106,25 +104,23 @@ class JsonlSink:
         # only adds hand-overs of the GIL, so parallel exports write inline.
         self._writer = _BackgroundWriter(self._handle, self._digest) if threaded else _InlineWriter(self._handle, self._digest)
         self._buffer: list[bytes] = []
-        self._pending_null = set(nullable)
         self.rows = 0
         self.bytes = 0
 
     def write(self, line: dict) -> None:
-        if self._pending_null:
-            for key in [k for k in self._pending_null if line.get(k) is not None]:
-                self._pending_null.discard(key)
         self._buffer.append(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         if len(self._buffer) >= BUFFER_LINES:
             self._flush()
 
     def write_many(self, lines: list[dict]) -> None:
-        if self._pending_null:
-            for line in lines:
-                self.write(line)
-            return
         dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         self._buffer.extend([dumps(line, option=option) for line in lines])
+        if len(self._buffer) >= BUFFER_LINES:
+            self._flush()
+
+    def write_encoded(self, lines: list[bytes]) -> None:
+        """Lines already encoded, each ending with a newline."""
+        self._buffer.extend(lines)
         if len(self._buffer) >= BUFFER_LINES:
             self._flush()
 
@@ -136,11 +132,6 @@ class JsonlSink:
             self.bytes += len(chunk)
             self._buffer = []
 
-    @property
-    def pending_null(self) -> set[str]:
-        """Nullable columns that have been null on every line so far."""
-        return set(self._pending_null)
-
     def finish(self) -> None:
         """Everything buffered is on its way to disk and hashed (the writer thread has stopped)."""
         if self._writer is not None:
@@ -148,11 +139,11 @@ class JsonlSink:
             self._writer.finish()
             self._writer = None
 
-    def append_file(self, path: Path, rows: int, null_only: list[str]) -> None:
+    def append_file(self, path: Path, rows: int) -> None:
         """Append another part's lines (written by another process) as if written here: one pass
         that hashes each block and writes it (the hash needs every byte read anyway)."""
         self.follow(path, lambda: True)
-        self.account(rows, null_only)
+        self.account(rows)
 
     def follow(self, path: Path, finished, pause: float = 0.005) -> int:
         """Copy a part file into this one while another process is still writing it, until
@@ -183,10 +174,9 @@ class JsonlSink:
         self.bytes += copied
         return copied
 
-    def account(self, rows: int, null_only: list[str]) -> None:
-        """Count a followed part's lines, and keep a column null-only only if it was null there too."""
+    def account(self, rows: int) -> None:
+        """Count a followed part's lines."""
         self.rows += rows
-        self._pending_null &= set(null_only)
 
     def abandon(self) -> None:
         """Stop without finishing (the export failed or starts again); the caller removes the file."""
@@ -196,29 +186,13 @@ class JsonlSink:
             self._writer = None
         self._handle.close()
 
-    def close(self, drop_null: bool = True, sync: bool = True) -> FileInfo:
+    def close(self, sync: bool = True) -> FileInfo:
         self.finish()
         if sync:
             _fsync_close(self._handle)
         else:  # a part another process appends: it is read once, right away, never kept
             self._handle.close()
-        dropped = sorted(self._pending_null) if self.rows and drop_null else []
-        if dropped:
-            self._drop_columns(dropped)
-            return FileInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path), dropped)
         return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest() if self._digest else "")
-
-    def _drop_columns(self, columns: list[str]) -> None:
-        rewritten = self.path.with_suffix(".rewrite")
-        with open(self.path, "rb") as source, open(rewritten, "wb") as target:
-            for raw in source:
-                line = orjson.loads(raw)
-                for key in columns:
-                    line.pop(key, None)
-                target.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(rewritten, self.path)
 
 
 class _TableSink:
@@ -271,7 +245,7 @@ class CsvSink(_TableSink):
     def abandon(self) -> None:
         self._handle.close()
 
-    def close(self, drop_null: bool = True) -> FileInfo:
+    def close(self) -> FileInfo:
         if self._rows or self.rows == 0:
             self._flush()
         _fsync_close(self._handle)
@@ -299,7 +273,7 @@ class ParquetSink(_TableSink):
         if self._writer is not None:
             self._writer.close()
 
-    def close(self, drop_null: bool = True) -> FileInfo:
+    def close(self) -> FileInfo:
         if self._rows or self.rows == 0:
             self._flush()
         self._writer.close()

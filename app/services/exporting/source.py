@@ -11,17 +11,18 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 
 import orjson
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Annotation, Item, ProjectMember, Review, TrainerStats
+from app.models import Annotation, Item, ProjectMember, Review, TrainerStats, utcnow
 
-from .options import ExportOptions
+from .options import ExportOptions, instant_text
 
 FETCH_ROWS = 5000
 _item_of = itemgetter(1)
@@ -77,27 +78,78 @@ class Group:
         return [Row(raw, answers) for raw, answers in zip(self.rows, self.answers, strict=True)]
 
 
-class Pseudonyms:
-    """Stable trainer pseudonyms: an HMAC of the user id under the app secret; never a name or e-mail."""
+class Pseudonyms(dict):
+    """Stable trainer pseudonyms: an HMAC of the user id under the app secret; never a name or e-mail.
+    A dict of the ones made so far, so the per-line code looks one up at C speed (``names[user_id]``)."""
 
     def __init__(self, secret: str):
+        super().__init__()
         self._key = hashlib.sha256(b"groundwork-export-pseudonym:" + secret.encode()).digest()
-        self._cache: dict[int, str] = {}
 
-    def __call__(self, user_id: int) -> str:
-        name = self._cache.get(user_id)
-        if name is None:
-            digest = hmac.new(self._key, str(user_id).encode(), hashlib.sha256).hexdigest()
-            name = self._cache[user_id] = "annotator-" + digest[:12]
+    def __missing__(self, user_id: int) -> str:
+        name = self[user_id] = "annotator-" + hmac.new(self._key, str(user_id).encode(), hashlib.sha256).hexdigest()[:12]
         return name
 
+    __call__ = dict.__getitem__
 
-def in_test_split(external_id: str, fraction: float) -> bool:
-    """Deterministic split by the item's external id: the same item is always on the same side."""
-    if fraction <= 0:
-        return False
-    digest = hashlib.sha256(external_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(context: list, test_fraction: float, validation_fraction: float) -> str:
+    """The item's split, by a hash of its prompt (the context as canonical JSON), not of its id: two
+    items with the same prompt always land in the same split, so no prompt is both trained and tested on."""
+    digest = hashlib.sha256(orjson.dumps(context, option=orjson.OPT_SORT_KEYS)).digest()
+    share = int.from_bytes(digest[:8], "big") / 2**64
+    if share < test_fraction:
+        return "test"
+    if share < test_fraction + validation_fraction:
+        return "validation"
+    return "train"
+
+
+@dataclass
+class Snapshot:
+    """What a version sees: the annotations and reviews committed when its build started, or as
+    they stood at ``as_of``.
+
+    A verdict is final (``review.record_verdict`` refuses a second one), so an annotation whose
+    verdict came after the snapshot was unreviewed at it. The statements say so themselves
+    (``late_clause``), so each one's own read is consistent, in this process or a helper.
+    """
+
+    instant: datetime
+    max_annotation_id: int
+    max_review_id: int
+    as_of: datetime | None = None
+
+    @classmethod
+    def take(cls, session: Session, as_of: datetime | None = None) -> Snapshot:
+        instant = utcnow()  # first: what commits after the ids are read was submitted after it
+        return cls(instant, session.scalar(select(func.max(Annotation.id))) or 0,
+                   session.scalar(select(func.max(Review.id))) or 0, as_of)
+
+    @property
+    def until(self) -> datetime:
+        """Annotations submitted after this are not in the version."""
+        return min(self.instant, self.as_of) if self.as_of else self.instant
+
+    def review_seen(self):
+        """SQL: a review the snapshot sees."""
+        seen = Review.id <= self.max_review_id
+        return and_(seen, Review.created_at <= self.as_of) if self.as_of else seen
+
+    def late_clause(self):
+        """SQL: the annotation's verdict came after the snapshot (few rows: the reviews since)."""
+        return Annotation.id.in_(select(Review.annotation_id).where(~self.review_seen()))
+
+    def review_status(self):
+        """SQL: the annotation's review status as the snapshot saw it."""
+        return case((self.late_clause(), "unreviewed"), else_=Annotation.review_status)
+
+    def as_dict(self) -> dict:
+        return {"instant": instant_text(self.instant), "max_annotation_id": self.max_annotation_id,
+                "max_review_id": self.max_review_id}
 
 
 def _trainer_filter(session: Session, project_id: int, options: ExportOptions):
@@ -108,7 +160,7 @@ def _trainer_filter(session: Session, project_id: int, options: ExportOptions):
             ProjectMember.project_id == project_id, ProjectMember.role == "trainer",
             (ProjectMember.flagged_reason.is_not(None)) | ProjectMember.status.in_(("paused", "removed")),
         )
-        conditions.append(Annotation.trainer_id.not_in(flagged))
+        conditions.append(("exclude_flagged_trainers", Annotation.trainer_id.not_in(flagged)))
     if options.min_trainer_quality is not None:
         allowed = [
             trainer_id for trainer_id, gold, consensus in session.execute(
@@ -118,7 +170,7 @@ def _trainer_filter(session: Session, project_id: int, options: ExportOptions):
             if trainer_quality(gold, consensus) is not None
             and trainer_quality(gold, consensus) >= options.min_trainer_quality
         ]
-        conditions.append(Annotation.trainer_id.in_(allowed))
+        conditions.append(("min_trainer_quality", Annotation.trainer_id.in_(allowed)))
     return conditions
 
 
@@ -128,36 +180,49 @@ def trainer_quality(gold_accuracy: float | None, consensus_agreement: float | No
     return gold_accuracy if gold_accuracy is not None else consensus_agreement
 
 
-def annotation_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool) -> list:
-    conditions = [Annotation.project_id == project_id, Annotation.excluded.is_(False)]
+def named_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,
+                     snapshot: Snapshot) -> list[tuple[str, object]]:
+    """The SQL filters of an export, each with the name an empty version's reasons use: the
+    project and the snapshot first (``base``), then one entry per active filter."""
+    conditions: list[tuple[str, object]] = [
+        ("base", Annotation.project_id == project_id), ("base", Annotation.id <= snapshot.max_annotation_id),
+        ("base", Annotation.submitted_at <= snapshot.instant), ("excluded", Annotation.excluded.is_(False)),
+    ]
+    late = snapshot.late_clause()
     if options.reviewed_only:
-        conditions.append(Annotation.review_status.in_(("approved", "corrected")))
+        conditions.append(("reviewed_only", and_(Annotation.review_status.in_(("approved", "corrected")), ~late)))
     elif not keep_rejected:
-        conditions.append(Annotation.review_status != "rejected")
+        conditions.append(("rejected", or_(Annotation.review_status != "rejected", late)))
+    if options.as_of:
+        conditions.append(("as_of", Annotation.submitted_at <= options.as_of))
     if options.date_from:
-        conditions.append(Annotation.submitted_at >= datetime.combine(options.date_from, time(), UTC))
+        conditions.append(("date_from", Annotation.submitted_at >= options.date_from))
     if options.date_to:
-        conditions.append(Annotation.submitted_at < datetime.combine(options.date_to + timedelta(days=1), time(), UTC))
+        conditions.append(("date_to", Annotation.submitted_at <= options.date_to))
     if options.exclude_gold:
         gold_items = select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True))
-        conditions.append(Annotation.item_id.not_in(gold_items))
+        conditions.append(("exclude_gold", Annotation.item_id.not_in(gold_items)))
     conditions.extend(_trainer_filter(session, project_id, options))
     return conditions
 
 
-def count_annotations(session: Session, conditions: list) -> int:
-    from sqlalchemy import func
+def annotation_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,
+                          snapshot: Snapshot) -> list:
+    return [c for _name, c in named_conditions(session, project_id, options, keep_rejected, snapshot)]
 
+
+def count_annotations(session: Session, conditions: list) -> int:
     return session.scalar(select(func.count(Annotation.id)).where(and_(*conditions)))
 
 
-def corrections(session: Session, project_id: int) -> dict[int, dict]:
-    """Reviewers' corrections of the project, latest per annotation: they replace the answers."""
+def corrections(session: Session, project_id: int, snapshot: Snapshot) -> dict[int, dict]:
+    """Reviewers' corrections of the project that the snapshot sees, latest per annotation: they
+    replace the answers."""
     rows = session.execute(
         select(Review.annotation_id, Review.corrected_answers)
         .join(Annotation, Annotation.id == Review.annotation_id)
         .where(Annotation.project_id == project_id, Annotation.review_status == "corrected",
-               Review.verdict == "correct", Review.corrected_answers.is_not(None))
+               Review.verdict == "correct", Review.corrected_answers.is_not(None), snapshot.review_seen())
         .order_by(Review.id)
     )
     return {annotation_id: answers for annotation_id, answers in rows}
@@ -236,17 +301,18 @@ def _batches_with_items(session: Session, annotations: RawQuery, items_query: Ra
 
 def stream_groups(
     session: Session, conditions: list, corrected: dict[int, dict], fetch_rows: int = FETCH_ROWS,
-    full_rows: bool = True,
+    full_rows: bool = True, snapshot: Snapshot | None = None,
 ) -> Iterator[tuple[Group, int]]:
     """Yield (group, annotations read so far) item by item, in item id then annotation id order.
 
     Annotations stream in batches; each batch's items come in one query. Values arrive as the
     driver gives them (JSON as text on SQLite, parsed on PostgreSQL) and are converted once, here,
-    and only when used: this loop runs once per annotation.
+    and only when used: this loop runs once per annotation. Review statuses are the snapshot's.
     """
     columns = [Annotation.id, Annotation.item_id, Annotation.trainer_id, Annotation.answers]
     if full_rows:  # what Row needs beyond the answers; most formats never read these
-        columns += [Annotation.active_seconds, Annotation.gold_score, Annotation.review_status, Annotation.submitted_at]
+        status = snapshot.review_status() if snapshot is not None else Annotation.review_status
+        columns += [Annotation.active_seconds, Annotation.gold_score, status, Annotation.submitted_at]
     stmt = select(*columns).where(and_(*conditions)).order_by(Annotation.item_id, Annotation.id)
     group: Group | None = None
     current = None

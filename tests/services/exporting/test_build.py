@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -64,12 +65,13 @@ def test_parallel_ranges_write_the_same_file(build, session, trainers, monkeypat
     for processes in (2, 3):
         parallel = build(project, processes=processes, format="trl-preference", test_fraction=0.25, margin=True)
         assert parallel.export.manifest["files"] == single.export.manifest["files"]
-        assert parallel.raw() == single.raw() and parallel.raw("test.jsonl") == single.raw("test.jsonl")
+        for entry in single.export.manifest["files"]:  # data, meta and items files alike
+            assert parallel.raw(entry["name"]) == single.raw(entry["name"]), entry["name"]
         assert parallel.export.manifest["counts"] == single.export.manifest["counts"]
         assert parallel.export.manifest["annotators"] == 2
 
 
-def test_test_split_is_by_hashed_item_and_stable(build, session, trainers):
+def test_test_split_is_by_hashed_prompt_and_stable(build, session, trainers):
     items = [(f"s{n}", f"Q{n}", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}]) for n in range(60)]
     project = make_project(session, "pairwise", items, overlap=1, slug="split")
     with_members(session, project, trainers[:1])
@@ -152,7 +154,7 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "min_agreement": "lots"}, "min_agreement", "number between 0 and 1"),
     ({"format": "raw", "date_from": "25/11/2026"}, "date_from", "YYYY-MM-DD"),
     ({"format": "raw", "date_from": "2026-11-25", "date_to": "2026-11-01"}, "date_to", "before date_from"),
-    ({"format": "raw", "pairs": "all"}, "pairs", "per_annotation, consensus"),
+    ({"format": "raw", "pairs": "all"}, "pairs", "consensus, per_annotation"),
     ({"format": "helpsteer"}, "format", "needs at least one rating question"),
     ({"format": "openai-sft"}, "format", "rewrite"),
 ])
@@ -178,12 +180,38 @@ def test_manifest_and_card(build, pairs_project):
     built = build(pairs_project, format="trl-preference")
     manifest = built.export.manifest
     assert manifest["schema_version"] == "groundwork-export/1" and manifest["format"] == "trl-preference"
-    assert manifest["counts"]["rows"] == 3 and manifest["annotators"] == 2
+    assert manifest["counts"]["rows"] == 2 and manifest["annotators"] == 2  # consensus: one row per item
     assert manifest["sha256"] == built.export.sha256 == manifest["files"][0]["sha256"]
     assert manifest["filters"]["exclude_gold"] is True
+    assert [(f["name"], f["role"], f["rows"]) for f in manifest["files"]] == [
+        ("train.jsonl", "data", 2), ("train.meta.jsonl", "meta", 2), ("items.jsonl", "items", 2)]
+    for entry in manifest["files"]:
+        data = (built.folder / entry["name"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["bytes"], entry["sha256"])
+    assert manifest["splits"] == {"train": {"file": "train.jsonl", "meta_file": "train.meta.jsonl", "rows": 2,
+                                            "items": 2}}
+    assert manifest["database"] == built.export.manifest["database"] in ("sqlite", "postgresql")
+    assert manifest["groundwork_version"] and manifest["warnings"] == [] and "empty_reasons" not in manifest
+    assert set(manifest["snapshot"]) == {"instant", "max_annotation_id", "max_review_id"}
+    assert manifest["annotation_dates"]["first"] <= manifest["annotation_dates"]["last"]
     card = (built.folder / "README.md").read_text()
-    assert card.startswith("---\nlicense: other") and "| `chosen` |" in card and "Annotator pool: 2" in card
+    assert card.startswith("---\n") and "| `chosen` |" in card
     assert built.export.status == "done" and built.export.bytes == (built.folder / "train.jsonl").stat().st_size
+
+
+def test_a_column_null_on_every_line_is_kept(build, pairs_project):
+    """Stable schemas: raw's gold_score is null off gold items, and stays a column (the card types it)."""
+    built = build(pairs_project, format="raw")
+    assert all("gold_score" in line and line["gold_score"] is None for line in built.lines())
+    assert all("dropped_null_columns" not in f for f in built.export.manifest["files"])
+
+
+def test_a_project_that_always_wants_messages_gets_them_from_the_first_line(build, session, pairs_project):
+    pairs_project.always_messages = True
+    session.commit()
+    built = build(pairs_project, format="trl-preference")
+    assert built.export.manifest["conversational"] is True
+    assert all(isinstance(line["prompt"], list) for line in built.lines())
 
 
 def test_a_failed_export_publishes_nothing(app, build, session, pairs_project, monkeypatch):
