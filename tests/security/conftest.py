@@ -105,6 +105,7 @@ def matrix_world(app, session, world):
     job = ImportJob(project_id=world.project.id, filename="items.jsonl", path="/nonexistent", format="jsonl",
                     status="done", finished_at=utcnow())
     session.add(job)
+    session.commit()  # create_export takes the write lock first: it refuses changes it did not make
     export = exporting.create_export(session, world.project, {"format": "raw"}, world.admin.id)
     session.commit()
     with app.app_context():

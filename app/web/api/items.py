@@ -44,7 +44,9 @@ from .projects import managed_project
 
 
 class TurnIn(In):
-    role: str = Field(description="system (first only), user or assistant, alternating and ending with user",
+    role: str = Field(description="system (first only), user or assistant, alternating and ending with user; "
+                      "the first turn after the system message is the user's unless the project allows "
+                      "assistant-first chats",
                       max_length=20)
     content: str = Field(min_length=1, max_length=importing.TEXT_MAX)
 
