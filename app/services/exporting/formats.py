@@ -144,33 +144,14 @@ def messages_feature(name: str) -> dict:
     return {"name": name, "list": [col("role", "string"), col("content", "string")]}
 
 
-def spans_feature() -> dict:
-    return {"list": [col("response", "string"), col("start", "int64"), col("end", "int64"), col("label", "string"),
-                     col("comment", "string")]}
-
-
 def text_or_chat(name: str, plan: Plan) -> dict:
     return messages_feature(name) if plan.conversational else col(name, "string")
-
-
-# The JSON type of an answer and of its consensus, for the types that do not say it themselves yet
-# (requested of qtypes/base.py as answer_feature / consensus_feature; preference and ranking have them).
-_FALLBACK_FEATURES = {
-    "label": (lambda: {"dtype": "string"}, lambda: {"dtype": "string"}),
-    "multi_label": (lambda: {"sequence": "string"}, lambda: {"sequence": "string"}),
-    "rating": (lambda: {"dtype": "int64"}, lambda: {"dtype": "float64"}),
-    "span": (spans_feature, spans_feature),
-}
 
 
 def value_feature(q: QuestionSpec, consensus: bool = False) -> dict:
     """``{"name": key, ...type}`` of a question's answer (or consensus value) as exports write it."""
     kind = q.kind
-    method = getattr(kind, "consensus_feature" if consensus else "answer_feature", None)
-    if method is not None:
-        return {"name": q.key, **method(q.options)}
-    make = _FALLBACK_FEATURES.get(kind.name)
-    return {"name": q.key, **(make[consensus]() if make else {"dtype": "string"})}
+    return {"name": q.key, **(kind.consensus_feature(q.options) if consensus else kind.answer_feature(q.options))}
 
 
 def pair_extras(plan: Plan, *id_columns: str, margin: bool = True) -> list[dict]:

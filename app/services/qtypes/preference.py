@@ -66,8 +66,9 @@ class PreferenceType(QuestionType):
 
     def card_meaning(self, options):
         s = options["scale"]
-        return (f"-{s}…+{s}: negative means the first response (A) is better, positive the second (B); "
-                f"the size is the strength (1 slightly, {s} much better); 0 is a tie")
+        return (f"A whole number from -{s} to +{s}: negative means the first response (A) is better, positive the "
+                f"second (B); the size is the strength (1 slightly, {s} much better); 0 is a tie. An item's "
+                "consensus is the mean (0: a tie, no pair).")
 
     def answer_feature(self, options):
         return {"dtype": "int64"}

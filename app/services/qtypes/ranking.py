@@ -129,8 +129,9 @@ class RankingType(QuestionType):
                 "mean_tau_b": statistics.fmean(taus) if taus else None}
 
     def card_meaning(self, options):
-        ties = "; responses in one group are tied" if options.get("allow_ties", True) else ""
-        return "groups of the item's responses, best first" + ties
+        ties = "; responses in one group are tied" if options.get("allow_ties", True) else " (one response each)"
+        return ("Groups of the item's response ids, best first" + ties + ". An item's consensus is the "
+                "Bradley–Terry order of all its annotators' rankings (equal strengths share a group).")
 
     def answer_feature(self, options):
         return {"sequence": {"sequence": "string"}}  # groups of response ids, best first
