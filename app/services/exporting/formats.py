@@ -201,6 +201,16 @@ def answered(group: Group, key: str) -> tuple[list, list[int]]:
     return [v for v, _ in found], [i for _, i in found]
 
 
+def line_meta(group: Group, response_ids: list[str], annotation_ids: list[int], agreement: float | None,
+              n_annotators: int) -> dict:
+    """A line's ``_meta``; annotation ids are left out when they are all the item's (the build's default,
+    which it writes without looking them up again)."""
+    meta = {"response_ids": response_ids, "agreement": agreement, "n_annotators": n_annotators}
+    if len(annotation_ids) != len(group.rows):
+        meta["annotation_ids"] = annotation_ids
+    return meta
+
+
 def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
     """(chosen text, rejected text, margin, _meta) of the item under the pair options.
 
@@ -234,8 +244,7 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
                 continue
             seen.add(texts)
         if consensus:
-            meta = {"response_ids": [chosen, rejected], "annotation_ids": annotation_ids,
-                    "agreement": len(voters) / n, "n_annotators": n}
+            meta = line_meta(group, [chosen, rejected], annotation_ids, len(voters) / n, n)
         else:
             meta = {"response_ids": [chosen, rejected], "annotation_ids": [annotation_ids[i] for i in voters],
                     "agreement": len(voters) / n, "n_annotators": len(voters)}
@@ -431,8 +440,7 @@ def ordered_labels(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
             skipped["kto: response repeating another of the item (same text)"] += 1
             continue
         seen.add(completion_text)
-        found.append((completion_text, desirable, {"response_ids": [rid], "annotation_ids": annotation_ids,
-                                                   "agreement": len(voters) / n, "n_annotators": n}))
+        found.append((completion_text, desirable, line_meta(group, [rid], annotation_ids, len(voters) / n, n)))
     return found
 
 
@@ -449,8 +457,7 @@ def majority_labelled(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
     label, share = agreed.majority_label(values, q.options["labels"])
     response = group.responses[0]
     return [(response["text"], label in plan.options.desirable_labels,
-             {"response_ids": [response["id"]], "annotation_ids": annotation_ids, "agreement": share,
-              "n_annotators": len(values)})]
+             line_meta(group, [response["id"]], annotation_ids, share, len(values)))]
 
 
 @export_format(
@@ -512,8 +519,7 @@ def approved_response(group: Group, plan: Plan) -> tuple[str, dict] | None:
             return None
         ends, _middle = agreed.order_ends([kind.order(options, v, responses) for v in values], consensus_order)
         best, _good, voters = ends[0]
-        return group.text_of(best), {"response_ids": [best], "annotation_ids": annotation_ids,
-                                     "agreement": len(voters) / len(values), "n_annotators": len(values)}
+        return group.text_of(best), line_meta(group, [best], annotation_ids, len(voters) / len(values), len(values))
     if plan.label_question is not None and plan.options.desirable_labels and len(group.responses) == 1:
         found = majority_labelled(group, plan)
         if found and found[0][1]:
@@ -624,8 +630,8 @@ def helpsteer(group: Group, plan: Plan) -> list[dict]:
     ids = {"item_id": group.external_id, "response_id": response["id"]} if plan.with_ids else {}
     if plan.consensus:
         ratings = {q.key: round(q.kind.consensus(q.options, [a[q.key] for _, a in rows], ())[0]) for q in plan.ratings}
-        return [{**base, **ratings, **ids, "_meta": {"response_ids": [response["id"]],
-                                                      "annotation_ids": [i for i, _ in rows], "n_annotators": len(rows)}}]
+        meta = line_meta(group, [response["id"]], [i for i, _ in rows], None, len(rows))
+        return [{**base, **ratings, **ids, "_meta": meta}]
     return [{**base, **{k: a[k] for k in keys}, **ids,
              "_meta": {"response_ids": [response["id"]], "annotation_ids": [i], "n_annotators": 1}}
             for i, a in rows]
@@ -676,8 +682,7 @@ def helpsteer3_preference(group: Group, plan: Plan) -> list[dict]:
             "domain": plan.domain, "language": plan.language}
     if plan.with_ids:
         line["item_id"], line["response1_id"], line["response2_id"] = group.external_id, first["id"], second["id"]
-    line["_meta"] = {"response_ids": [first["id"], second["id"]], "annotation_ids": ids, "agreement": share,
-                     "n_annotators": len(values)}
+    line["_meta"] = line_meta(group, [first["id"], second["id"]], ids, share, len(values))
     return [line]
 
 
