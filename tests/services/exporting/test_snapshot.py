@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from app.db import get_db
 from app.models import Annotation, DatasetExport
 from app.services import review as review_service
+from app.services.exporting import build as build_step
 from app.services.exporting import create_export
 from app.services.projects import add_item, get_by_slug
 from tests.factories import make_user
@@ -29,11 +30,15 @@ def _annotations(session, project) -> list[Annotation]:
     return session.scalars(select(Annotation).where(Annotation.project_id == project.id).order_by(Annotation.id)).all()
 
 
-def test_as_of_rebuilds_a_version_byte_for_byte_after_new_work_and_verdicts(build, session, pairs_project, trainers):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_as_of_rebuilds_a_version_byte_for_byte_after_new_work_and_verdicts(build, session, pairs_project, trainers,
+                                                                            processes, monkeypatch):
+    monkeypatch.setattr(build_step, "PARALLEL_MIN_ANNOTATIONS", 1)
     reviewer = make_user(session, "reviewer")
     first_rows = _annotations(session, pairs_project)
     review_service.record_verdict(session, first_rows[3].id, reviewer.id, "approve")  # seen by the first versions
-    before = {name: build(pairs_project, format=name, test_fraction=0.5) for name in FORMATS_CHECKED}
+    before = {name: build(pairs_project, processes=processes, format=name, test_fraction=0.5)
+              for name in FORMATS_CHECKED}
     instant = before["raw"].export.manifest["snapshot"]["instant"]
     # Later: new items and annotations, and a verdict of every kind on the old work.
     for n in (3, 4):
@@ -50,9 +55,9 @@ def test_as_of_rebuilds_a_version_byte_for_byte_after_new_work_and_verdicts(buil
     review_service.record_verdict(session, first_rows[2].id, reviewer.id, "approve")
     session.commit()
     for name, old in before.items():
-        now = build(pairs_project, format=name, test_fraction=0.5)
+        now = build(pairs_project, processes=processes, format=name, test_fraction=0.5)
         assert _digests(now) != _digests(old), name  # the new work shows
-        again = build(pairs_project, format=name, test_fraction=0.5, as_of=instant)
+        again = build(pairs_project, processes=processes, format=name, test_fraction=0.5, as_of=instant)
         assert _digests(again) == _digests(old), name
         assert again.export.manifest["filters"]["as_of"] == instant
         for split in old.export.manifest["splits"]:
