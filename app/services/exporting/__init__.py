@@ -276,7 +276,7 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
                 "database": session.get_bind().dialect.name,
                 "annotation_dates": annotation_dates(session, [c for _n, c in named]),
             }
-            reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, plan, snapshot)
+            reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, result, snapshot)
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
         if reasons:  # no row: no file at all, so nothing in the folder fails to load
             for path in work.iterdir():
@@ -362,7 +362,7 @@ FILTER_REASONS = {
 }
 
 
-def empty_reasons(session: Session, named: list, options: ExportOptions, fmt: Format, plan: Plan,
+def empty_reasons(session: Session, named: list, options: ExportOptions, fmt: Format, result: PartResult,
                   snapshot: Snapshot) -> list[str]:
     """Why a version has no row, one plain sentence per cause with its figure: what the project had,
     what each active filter left out on its own (a count each; only run for an empty version), and
@@ -384,7 +384,7 @@ def empty_reasons(session: Session, named: list, options: ExportOptions, fmt: Fo
     if not passed:
         reasons.append("No annotation passed every filter.")
         return reasons
-    dropped = sorted(plan.skipped.items())
+    dropped = sorted(result.skipped.items())  # every process's drops
     if dropped:
         reasons.append(f"{passed} annotation{'s' if passed != 1 else ''} passed every filter; {fmt.name} made no row "
                        "from them: " + ", ".join(f"{n} × {why}" for why, n in dropped) + ".")
