@@ -125,14 +125,9 @@ class Snapshot:
 
     @classmethod
     def take(cls, session: Session, as_of: datetime | None = None) -> Snapshot:
-        instant = utcnow()  # first: what commits after the ids are read was submitted after it
+        instant = utcnow()  # before the ids: only a submit in flight at this moment can fall between the two
         return cls(instant, session.scalar(select(func.max(Annotation.id))) or 0,
                    session.scalar(select(func.max(Review.id))) or 0, as_of)
-
-    @property
-    def until(self) -> datetime:
-        """Annotations submitted after this are not in the version."""
-        return min(self.instant, self.as_of) if self.as_of else self.instant
 
     def review_seen(self):
         """SQL: a review the snapshot sees."""
