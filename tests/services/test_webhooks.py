@@ -430,7 +430,7 @@ def test_export_completed_is_emitted_when_a_version_is_built(app, session, hooks
         built = exporting.run_export(get_db().session_factory, export.id, app.config["EXPORT_DIR"],
                                      app.config["SECRET_KEY"])
     body = _only_delivery(app, session, wanted, receiver, "export.completed")
-    assert body["data"] == {"export_id": export.id, "format": "raw", "rows": built.row_count,
+    assert body["data"] == {"export_id": export.id, "format": "raw", "status": built.status, "rows": built.row_count,
                             "bytes": built.bytes, "sha256": built.sha256,
                             "files": [f["name"] for f in built.manifest["files"]]}
 
