@@ -84,6 +84,8 @@ class Item(Base):
         # Undoing a failed import finds its items without reading the whole table.
         Index("ix_items_import", "import_id", sqlite_where=text("import_id IS NOT NULL"),
               postgresql_where=text("import_id IS NOT NULL")),
+        # The importer refuses a second item with the same content; exports find any older pair.
+        Index("ix_items_content", "project_id", "content_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +93,8 @@ class Item(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     context: Mapped[list] = mapped_column(JSONType, default=list)
     responses: Mapped[list] = mapped_column(JSONType, default=list)
+    # projects.content_hash: the turns and the set of response texts, spacing normalised.
+    content_hash: Mapped[str | None] = mapped_column(String(32))
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     gold_answers: Mapped[dict | None] = mapped_column(JSONType)

@@ -31,7 +31,7 @@ from app.models import Assignment, ImportJob, Item, Project, utcnow
 
 from . import audit, webhooks
 from .assignment import project_questions
-from .projects import content_id
+from .projects import content_hash, content_id, plain_text
 from .questions import response_count_range, validate_answers
 
 log = logging.getLogger(__name__)
@@ -479,7 +479,7 @@ class ItemRules:
             return None
         if has_prompt:
             prompt = record["prompt"]
-            if not isinstance(prompt, str) or not prompt.strip():
+            if not isinstance(prompt, str) or not plain_text(prompt):
                 problems.append(("prompt", "must be a non-empty string"))
                 return None
             if problem := _text_problem(prompt):
@@ -505,7 +505,7 @@ class ItemRules:
                 problems.append((f"context[{i}].role", f"must be one of {', '.join(ROLES)}"))
                 return None
             content = turn.get("content")
-            if not isinstance(content, str) or not content.strip():
+            if not isinstance(content, str) or not plain_text(content):
                 problems.append((f"context[{i}].content", "must be a non-empty string"))
                 return None
             if problem := _text_problem(content):
@@ -525,7 +525,7 @@ class ItemRules:
         clean = []
         for i, r in enumerate(responses, start=1):
             if isinstance(r, str):
-                if not r.strip():
+                if not plain_text(r):
                     problems.append((f"responses[{i}]", "must not be empty"))
                     return None
                 if problem := _text_problem(r):
@@ -540,7 +540,7 @@ class ItemRules:
                 if not isinstance(rid, str) or not RESPONSE_ID_RE.fullmatch(rid):
                     problems.append((f"responses[{i}].id", "must be 1 to 64 of the characters A-Z a-z 0-9 _ . : -"))
                     return None
-                if not isinstance(text, str) or not text.strip():
+                if not isinstance(text, str) or not plain_text(text):
                     problems.append((f"responses[{i}].text", "must be a non-empty string"))
                     return None
                 if problem := _text_problem(text):
@@ -563,7 +563,7 @@ class ItemRules:
             return None
         seen: dict[str, int] = {}
         for i, r in enumerate(clean, start=1):
-            same = seen.setdefault(" ".join(r["text"].split()), i)
+            same = seen.setdefault(plain_text(r["text"]), i)
             if same != i:
                 problems.append((f"responses[{i}]", f"is the same text as responses[{same}] (spacing aside); "
                                                     "responses to compare must differ"))
@@ -627,6 +627,7 @@ class ItemRules:
             "external_id": external_id or content_id(context, responses),
             "context": context,
             "responses": responses,
+            "content_hash": content_hash(context, responses),
             "meta": metadata,
             "is_gold": clean_gold is not None,
             "gold_answers": clean_gold,
@@ -662,6 +663,7 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
     report = ImportReport()
     seen: dict[str, int] = {}
     frozen = set(session.scalars(_worked_on(project))) if update_existing else set()
+    same = _SameContent(session, project)
     stream, close = _open(source)
     last_progress = 0
 
@@ -683,6 +685,8 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
                 if row["external_id"] in frozen:
                     raise LineProblems([("external_id", f"{row['external_id'][:80]!r} was already worked on and "
                                                         "cannot be changed; import it under a new external_id")])
+                if not row["is_gold"] and (problem := same.check(row, number)):
+                    raise LineProblems([("content", problem)])
             except LineProblems as problems:
                 for field_name, message in problems.problems:
                     add(LineError(number, field_name, message))
@@ -697,6 +701,34 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
     if report.lines == 0 and not report.error_count:
         add(LineError(1, "", "the file holds no items"))
     return report
+
+
+class _SameContent:
+    """Finds a work item that repeats another's prompt and responses (``projects.content_hash``), in
+    the file or in the project: a dataset would hold its rows twice, or its pairs both ways. Gold
+    items may repeat work items (that is how some gold is made). Holds the project's hashes as
+    64-bit numbers and asks the database for the item only on a hit."""
+
+    def __init__(self, session: Session, project: Project):
+        self.session, self.project = session, project
+        self.known = {int(h[:16], 16) for h in session.scalars(
+            select(Item.content_hash).where(Item.project_id == project.id, Item.is_gold.is_(False),
+                                            Item.content_hash.is_not(None)))}
+        self.in_file: dict[str, tuple[int, str]] = {}
+
+    def check(self, row: dict, number: int) -> str | None:
+        key, external_id = row["content_hash"], row["external_id"]
+        first = self.in_file.setdefault(key, (number, external_id))
+        if first[0] != number and first[1] != external_id:
+            return f"the same prompt and responses as line {first[0]} (spacing aside); each item must differ"
+        if int(key[:16], 16) in self.known:
+            other = self.session.scalar(select(Item.external_id).where(
+                Item.project_id == self.project.id, Item.content_hash == key, Item.is_gold.is_(False),
+                Item.external_id != external_id).limit(1))
+            if other is not None:
+                return (f"the same prompt and responses as item {other[:80]!r}, already in the project "
+                        "(spacing aside); each item must differ")
+        return None
 
 
 def _given_id(record: Any) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -506,13 +507,34 @@ def content_id(context: list, responses: list) -> str:
     return "sha256:" + digest[:32]
 
 
+# Characters that show nothing: read as spaces when texts are compared or checked for emptiness.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
+
+
+def plain_text(text: str) -> str:
+    """A text as a reader sees it, for comparing texts and finding empty ones: Unicode NFC (a
+    composed and a decomposed "é" are one letter), invisible characters (zero-width spaces and
+    joiners, the byte order mark, soft hyphens) as spaces, and every run of spacing as one space."""
+    return " ".join(unicodedata.normalize("NFC", text).translate(_INVISIBLE).split())
+
+
+def content_hash(context: list[dict], responses: list[dict]) -> str:
+    """What makes two items the same question: their turns (role, and text with its spacing
+    normalised) and the set of their responses' normalised texts. Two work items of one project with
+    the same content hash would put the same row into a dataset twice, or the same pair both ways, so
+    the importer refuses the second and exports leave out any such item kept from before."""
+    key = [[[m["role"], plain_text(m["content"])] for m in context], sorted(plain_text(r["text"]) for r in responses)]
+    return hashlib.sha256(orjson.dumps(key)).hexdigest()[:32]
+
+
 def add_item(
-    session: Session, project: Project, *, prompt: str, responses: list | None = None, external_id: str | None = None,
-    metadata: dict | None = None, priority: int = 0,
+    session: Session, project: Project, *, prompt: str | list[dict], responses: list | None = None,
+    external_id: str | None = None, metadata: dict | None = None, priority: int = 0,
 ) -> Item:
-    """Add one well-formed item (demo and tests; the validating importer builds on the same shape).
-    Does not commit: the caller adds its items and commits them together."""
-    context = [{"role": "user", "content": prompt}]
+    """Add one well-formed item (demo and tests; the validating importer builds on the same shape):
+    ``prompt`` is one user turn, or a list of {role, content} turns. Does not commit: the caller adds
+    its items and commits them together."""
+    context = [dict(m) for m in prompt] if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
     responses = [
         r if isinstance(r, dict) else {"id": f"r{i}", "text": r} for i, r in enumerate(responses or [], start=1)
     ]
@@ -521,6 +543,7 @@ def add_item(
         external_id=external_id or content_id(context, responses),
         context=context,
         responses=responses,
+        content_hash=content_hash(context, responses),
         meta=metadata or {},
         priority=priority,
     )

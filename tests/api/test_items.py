@@ -165,7 +165,7 @@ def test_other_content_types_are_refused(api):
 
 
 def test_the_json_body_cap_does_not_apply_but_the_upload_limit_does(app, api, api_world, session):
-    items = [{"external_id": f"big-{i}", "prompt": "Q" * 1000, "responses": ["R" * 1000]} for i in range(200)]
+    items = [{"external_id": f"big-{i}", "prompt": f"{i} " + "Q" * 1000, "responses": ["R" * 1000]} for i in range(200)]
     body = orjson.dumps(items)
     assert len(body) > 256 * 1024  # larger than any other JSON body may be
     app.config["API_INLINE_ITEMS_BYTES"] = len(body)

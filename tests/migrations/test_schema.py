@@ -1,5 +1,6 @@
 """Migrations are code: `upgrade head` from empty gives exactly the models' schema, on both databases."""
 
+import orjson
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -93,6 +94,44 @@ def test_upgrading_collapses_a_trainers_extra_live_leases(database_url):
         assert statuses == {1: "expired", 2: "expired", 3: "active"}
         assert counts == {1: 0, 2: 0, 3: 1}
         assert bool(opened[1]) and bool(opened[2]) and not bool(opened[3])
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
+
+
+def test_upgrading_gives_every_item_its_content_hash(database_url):
+    """The content-hash migration fills the column for items made before it, as projects.content_hash
+    computes it now (spacing, invisible characters and response order aside)."""
+    from sqlalchemy import text
+
+    from app.services.projects import content_hash
+
+    engine = make_engine(database_url)
+    context = [{"role": "user", "content": "Why  is the sky\u200bblue?"}]
+    responses = [{"id": "a", "text": "Rayleigh scattering."}, {"id": "b", "text": "Ca\u0301lm air."}]
+    try:
+        upgrade(engine, "c7f3a9d2e5b1")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
+                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            for n, (ctx, resp) in enumerate([(context, responses), (context, responses[::-1])], start=1):
+                conn.execute(text(
+                    "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                    "done_count, active_count, is_open, created_at) VALUES (:id, 1, :ext, :ctx, :resp, '{}', false, "
+                    "0, 0, 0, true, '2026-11-20 10:00:00')"),
+                    {"id": n, "ext": f"i{n}", "ctx": orjson.dumps(ctx).decode(), "resp": orjson.dumps(resp).decode()})
+        upgrade(engine)
+        with engine.connect() as conn:
+            hashes = conn.execute(text("SELECT content_hash FROM items ORDER BY id")).scalars().all()
+        assert hashes == [content_hash(context, responses)] * 2
+        tidy = [{"role": "user", "content": "Why is the sky blue?"}]
+        assert content_hash(tidy, [{"id": "x", "text": "C\u00e1lm air."}, {"id": "y", "text": "Rayleigh scattering."}]) \
+            == hashes[0]
     finally:
         with engine.begin() as conn:
             Base.metadata.drop_all(conn)

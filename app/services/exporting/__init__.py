@@ -356,6 +356,8 @@ FILTER_REASONS = {
     "date_from": "were submitted before {date_from} (date_from)",
     "date_to": "were submitted after {date_to} (date_to)",
     "exclude_gold": "were on gold items (gold items are left out unless asked for)",
+    "repeated_items": "were on items repeating an older item's prompt and responses (a training file takes "
+                      "each question once: the oldest item's annotations)",
     "exclude_flagged_trainers": "were by trainers flagged, paused or removed in this project (exclude_flagged_trainers)",
     "min_trainer_quality": "were by trainers whose quality is unknown or below {min_trainer_quality} "
                            "(min_trainer_quality)",

@@ -197,8 +197,23 @@ def named_conditions(session: Session, project_id: int, options: ExportOptions, 
     if options.exclude_gold:
         gold_items = select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True))
         conditions.append(("exclude_gold", Annotation.item_id.not_in(gold_items)))
+    if not keep_rejected and (repeats := _repeated_items(session, project_id)) is not None:
+        conditions.append(("repeated_items", Annotation.item_id.not_in(repeats)))
     conditions.extend(_trainer_filter(session, project_id, options))
     return conditions
+
+
+def _repeated_items(session: Session, project_id: int):
+    """SQL: the work items that repeat an older work item's prompt and responses
+    (``projects.content_hash``), or None when there are none (the usual case: the importer refuses
+    them, so only items kept from before, or added another way, can). A training file takes each
+    question once: the oldest item's annotations, never two items' rows that could disagree."""
+    work = (Item.project_id == project_id, Item.is_gold.is_(False), Item.content_hash.is_not(None))
+    repeated = select(Item.content_hash).where(*work).group_by(Item.content_hash).having(func.count() > 1)
+    if session.scalar(select(repeated.exists())) is not True:
+        return None
+    oldest = select(func.min(Item.id)).where(*work, Item.content_hash.in_(repeated)).group_by(Item.content_hash)
+    return select(Item.id).where(*work, Item.content_hash.in_(repeated), Item.id.not_in(oldest))
 
 
 def annotation_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,

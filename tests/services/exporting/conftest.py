@@ -66,9 +66,7 @@ def make_project(session, preset: str, items: list[tuple], overlap: int = 2, que
         questions=questions or preset_questions(preset),
     )
     for external_id, prompt, responses in items:
-        item = project_service.add_item(session, project, prompt=prompt, responses=responses, external_id=external_id)
-        if isinstance(prompt, list):
-            item.context = prompt
+        project_service.add_item(session, project, prompt=prompt, responses=responses, external_id=external_id)
     session.commit()
     return project
 

@@ -1,0 +1,98 @@
+"""One question, one item: the importer refuses an item that repeats another's prompt and responses,
+and a training file takes a repeated item's question once (items kept from before the rule, or added
+another way)."""
+
+import io
+
+import orjson
+from sqlalchemy import func, select
+
+from app.models import Item
+from app.services import importing
+from app.services import projects as project_service
+from app.services.presets import preset_questions
+
+from .conftest import annotate, make_project, with_members
+
+
+def jsonl(*records) -> io.BytesIO:
+    return io.BytesIO(("\n".join(orjson.dumps(r).decode() for r in records) + "\n").encode())
+
+
+def pairs_project(session, slug="repeats"):
+    project = project_service.create_project(session, name="Repeats", slug=slug, status="active",
+                                             questions=preset_questions("pairwise"))
+    session.commit()
+    return project
+
+
+def test_an_item_repeating_another_line_or_an_item_of_the_project_is_refused_by_line(session):
+    project = pairs_project(session)
+    first = importing.import_file(session, project, jsonl(
+        {"external_id": "q1", "prompt": "Why is the sky blue?", "responses": ["Rayleigh.", "Mie."]}), "jsonl")
+    assert first.inserted == 1 and not first.errors
+    report = importing.import_file(session, project, jsonl(
+        {"external_id": "q2", "prompt": "What is DNS?", "responses": ["Names.", "Numbers."]},
+        {"external_id": "q3", "prompt": "What  is DNS?\u200b", "responses": ["Numbers.", "Names."]},   # line 1 again
+        {"external_id": "q4", "prompt": "Why is the sky blue?", "responses": ["Mie.", "Rayleigh."]},  # item q1
+        {"external_id": "q5", "prompt": "Why is the sky blue?", "responses": ["Mie.", "Rayleigh."],
+         "gold": {"preference": 2}},                                                            # gold may repeat
+        {"external_id": "q6", "prompt": "Caf\u00e9?", "responses": ["Yes.", "No."]},
+        {"external_id": "q7", "prompt": "Cafe\u0301?", "responses": ["Yes.", "No."]},            # NFD of line 5
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, "content"), (3, "content"), (6, "content")]
+    assert "same prompt and responses as line 1" in report.errors[0].message
+    assert "as item 'q1', already in the project" in report.errors[1].message
+    assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 1
+
+
+def test_updating_an_item_with_its_own_content_is_not_a_repeat(session):
+    project = pairs_project(session)
+    line = {"external_id": "q1", "prompt": "Why is the sky blue?", "responses": ["Rayleigh.", "Mie."]}
+    importing.import_file(session, project, jsonl(line), "jsonl")
+    again = importing.import_file(session, project, jsonl({**line, "priority": 3}), "jsonl", update_existing=True)
+    assert not again.errors and again.updated == 1
+
+
+def test_invisible_and_composed_characters_make_no_new_text(session):
+    project = pairs_project(session)
+    report = importing.import_file(session, project, jsonl(
+        {"prompt": "\u200b\u00a0", "responses": ["a", "b"]},                  # nothing visible
+        {"prompt": "Q", "responses": ["Hi there", "Hi\u200bthere"]},
+        {"prompt": "Q", "responses": ["Hi there", "\ufeffHi there"]},
+        {"prompt": "Q", "responses": ["caf\u00e9", "cafe\u0301"]},
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [
+        (1, "prompt"), (2, "responses[2]"), (3, "responses[2]"), (4, "responses[2]")]
+
+
+def test_a_training_file_takes_a_repeated_question_once(session, build, trainers):
+    """Two items with one prompt and the same responses (added around the importer), answered in
+    opposite directions: the pair file holds the oldest item's row only, KTO one label per completion;
+    the raw table keeps both."""
+    project = make_project(session, "pairwise", [
+        ("same1", "Same prompt?", ["Answer one", "Answer two"]),
+        ("same2", "Same  prompt?", ["Answer two", "Answer one"]),
+        ("other", "Other prompt?", ["Yes", "No"]),
+    ])
+    with_members(session, project, trainers)
+    first, second = trainers
+    annotate(session, first, project, {"same1": {"preference": -2, "rationale": "one"},
+                                       "same2": {"preference": -2, "rationale": "two"},
+                                       "other": {"preference": 1, "rationale": "no"}})
+    annotate(session, second, project, {"same1": {"preference": -1, "rationale": "one"},
+                                        "same2": {"preference": -3, "rationale": "two"},
+                                        "other": {"preference": 2, "rationale": "no"}})
+    pairs = build(project, format="trl-preference", with_ids=True).lines()
+    assert sorted((p["item_id"], p["chosen"], p["rejected"]) for p in pairs) == [
+        ("other", "No", "Yes"), ("same1", "Answer one", "Answer two")]
+    kto = build(project, format="trl-kto").lines()
+    labels = {(k["prompt"], k["completion"], k["label"]) for k in kto}
+    assert len(labels) == len(kto) == 4
+    assert len({(p, c) for p, c, _ in labels}) == 4
+    empty_reason = build(project, format="trl-preference", date_from="2099-01-01").export.manifest
+    assert empty_reason["empty_reasons"]
+    raw = build(project, format="raw").lines()
+    assert sorted({r["item_id"] for r in raw}) == ["other", "same1", "same2"]
+    built = build(project, format="trl-preference")
+    assert built.export.manifest["counts"]["annotations_read"] == 4
