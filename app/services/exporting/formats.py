@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..projects import plain_text
 from ..qtypes import QuestionType, Responses, type_of
 from ..quality import consensus as agreed
 from ..stats import item_agreement
@@ -490,19 +491,23 @@ def trl_kto(group: Group, plan: Plan) -> list[dict]:
 
 
 def rewrites(group: Group, plan: Plan) -> list[tuple[str, dict]]:
-    """Distinct non-empty rewrites of the item that differ from the responses, with the annotations
-    that wrote each (a rewrite rewrites the item's first response)."""
-    originals = {r["text"].strip() for r in group.responses}
+    """Distinct non-empty rewrites of the item, with the annotations that wrote each. A rewrite names
+    no response in its meta line (its text is the trainer's, not a model's); one that only repeats a
+    response (spacing aside) is not a rewrite and is counted as dropped."""
+    originals = {plain_text(r["text"]) for r in group.responses}
     found: dict[str, list[int]] = {}
     for row, answers in zip(group.rows, group.answers, strict=True):
         for q in plan.rewrites:
             text = (answers.get(q.key) or "").strip()
-            if text and text not in originals:
-                ids = found.setdefault(text, [])
-                if not ids or ids[-1] != row[0]:
-                    ids.append(row[0])
-    first = [group.responses[0]["id"]] if group.responses else []
-    return [(text, {"response_ids": first, "annotation_ids": ids, "agreement": None, "n_annotators": len(ids)})
+            if not text:
+                continue
+            if plain_text(text) in originals:
+                plan.skipped["rewrite identical to a response"] += 1
+                continue
+            ids = found.setdefault(text, [])
+            if not ids or ids[-1] != row[0]:
+                ids.append(row[0])
+    return [(text, {"response_ids": [], "annotation_ids": ids, "agreement": None, "n_annotators": len(ids)})
             for text, ids in found.items()]
 
 
@@ -613,7 +618,8 @@ def helpsteer_prompt(context: list[dict]) -> str:
                            *([col("item_id", "string"), col("response_id", "string")] if plan.with_ids else [])],
     fields=(("prompt", "the prompt as one string; multi-turn in HelpSteer2's <extra_id_1>User / Assistant convention"),
             ("response", "the rated response"),
-            ("<rating key>", "int: one column per rating question (consensus: the mean, rounded half to even)"),
+            ("<rating key>", "int: one column per rating question (consensus: the mean, rounded half to even); null "
+                             "when nobody gave that (optional) rating"),
             ("item_id / response_id", "only with with_ids")),
 )
 def helpsteer(group: Group, plan: Plan) -> list[dict]:
@@ -621,18 +627,23 @@ def helpsteer(group: Group, plan: Plan) -> list[dict]:
         plan.skipped["rated item without exactly one response"] += 1
         return []
     keys = [q.key for q in plan.ratings]
+    # An annotation counts when it rated anything: an optional rating left out is null in its column.
     rows = [(row[0], a) for row, a in zip(group.rows, group.answers, strict=True)
-            if all(a.get(k) is not None for k in keys)]
+            if any(a.get(k) is not None for k in keys)]
     if not rows:
+        plan.skipped["rated item whose annotations answered no rating"] += 1
         return []
     response = group.responses[0]
     base = {"prompt": helpsteer_prompt(group.context), "response": response["text"]}
     ids = {"item_id": group.external_id, "response_id": response["id"]} if plan.with_ids else {}
     if plan.consensus:
-        ratings = {q.key: round(q.kind.consensus(q.options, [a[q.key] for _, a in rows], ())[0]) for q in plan.ratings}
+        ratings = {}
+        for q in plan.ratings:
+            given = [v for _, a in rows if (v := a.get(q.key)) is not None]
+            ratings[q.key] = round(q.kind.consensus(q.options, given, ())[0]) if given else None
         meta = line_meta(group, [response["id"]], [i for i, _ in rows], None, len(rows))
         return [{**base, **ratings, **ids, "_meta": meta}]
-    return [{**base, **{k: a[k] for k in keys}, **ids,
+    return [{**base, **{k: a.get(k) for k in keys}, **ids,
              "_meta": {"response_ids": [response["id"]], "annotation_ids": [i], "n_annotators": 1}}
             for i, a in rows]
 

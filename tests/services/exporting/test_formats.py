@@ -317,3 +317,34 @@ def test_with_ids_puts_item_and_response_ids_in_the_rows(build, pairs_project, c
     rated = build(critique_project, format="helpsteer", with_ids=True).lines()[0]
     assert (rated["item_id"], rated["response_id"]) == ("c1", "r1")
     assert list(rated)[-2:] == ["item_id", "response_id"]
+
+
+def test_helpsteer_keeps_an_item_whose_optional_rating_is_unanswered(session, build, trainers):
+    """An optional rating left out is null in its column; the item is not lost (and an item nobody
+    rated at all is counted as dropped, not silently missing)."""
+    questions = [{"key": "helpfulness", "type": "rating", "title": "Helpful?", "options": {"min": 0, "max": 4}},
+                 {"key": "extra", "type": "rating", "title": "Extra?", "options": {"min": 0, "max": 4},
+                  "required": False}]
+    project = with_members(session, make_project(session, "critique", [("h1", "Q1", ["R1"]), ("h2", "Q2", ["R2"])],
+                                                 questions=questions, slug="optional"), trainers)
+    annotate(session, trainers[0], project, {"h1": {"helpfulness": 3}, "h2": {"helpfulness": 1, "extra": 2}})
+    annotate(session, trainers[1], project, {"h1": {"helpfulness": 4}, "h2": {"helpfulness": 2}})
+    assert build(project, format="helpsteer").lines() == [
+        {"prompt": "Q1", "response": "R1", "helpfulness": 4, "extra": None},
+        {"prompt": "Q2", "response": "R2", "helpfulness": 2, "extra": 2}]
+    assert [line["extra"] for line in build(project, format="helpsteer", pairs="per_annotation").lines()] == [
+        None, None, 2, None]
+
+
+def test_a_rewrite_repeating_a_response_is_counted_and_a_rewrite_names_no_response(session, build, trainers):
+    project = with_members(session, make_project(session, "critique", [("c1", "Explain X", ["Orig text"])],
+                                                 slug="rewrites"), trainers)
+    keys = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+    ratings = dict(zip(keys, (2, 2, 2, 2, 2), strict=True))
+    annotate(session, trainers[0], project, {"c1": {**ratings, "critique": CRITIQUE_TEXT, "rewrite": "Orig  text"}})
+    annotate(session, trainers[1], project, {"c1": {**ratings, "critique": CRITIQUE_TEXT, "rewrite": "New text"}})
+    built = build(project, format="openai-sft")
+    assert [line["messages"][-1]["content"] for line in built.lines()] == ["New text"]
+    assert built.export.manifest["counts"]["skipped"] == {"rewrite identical to a response": 1}
+    (meta,) = built.lines("train.meta.jsonl")
+    assert meta["response_ids"] == [] and meta["models"] == [] and len(meta["annotation_ids"]) == 1
