@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 import orjson
@@ -180,8 +181,9 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
               help="Copy the train file here ('-' for stdout); other splits go beside it as NAME.test.EXT and "
                    "NAME.validation.EXT.")
 @click.option("--pairs", type=click.Choice(PAIR_MODES),
-              help="consensus (default): one row per item pair in the direction most annotators gave; "
-                   "per_annotation: one row per annotator's judgement.")
+              help="consensus (default): one row per item pair, in the direction of the mean preference "
+                   "(Bradley-Terry order for rankings); per_annotation: each direction annotators gave, once per "
+                   "item (a weighting view).")
 @click.option("--ranking-pairs", type=click.Choice(RANKING_PAIRS))
 @click.option("--conversational", is_flag=True, help="Message lists even when every item is one user turn.")
 @click.option("--margin", is_flag=True, help="Add a float margin (preference strength) to pair rows.")
@@ -207,13 +209,14 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     """Build a dataset version of a project and print its manifest summary."""
     import shutil
     import threading
-    from pathlib import Path
 
     from app.models import DatasetExport
     from app.services import exporting
     from app.services.projects import get_by_slug
 
     session = get_session()
+    if out and out != "-" and not Path(out).resolve().parent.is_dir():
+        _fail(f"--out: the folder {Path(out).resolve().parent} does not exist; nothing was built")
     raw = {k: v for k, v in filters.items() if v not in (None, False)}
     raw["format"], raw["exclude_gold"] = fmt, not include_gold
     try:
@@ -258,13 +261,20 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     # The manifest's mappings come back from JSONB in its own key order: splits go train, validation, test.
     splits = {split: manifest["splits"][split] for split in ("train", "validation", "test") if split in manifest["splits"]}
     if out == "-":
-        with open(folder / next(iter(splits.values()))["file"], "rb") as source:  # train, when it has rows
+        first, *others = splits.values()
+        with open(folder / first["file"], "rb") as source:  # train, when it has rows
             shutil.copyfileobj(source, sys.stdout.buffer)
+        if others:
+            click.echo(f"stdout has {first['file']} only; " + ", ".join(e["file"] for e in others)
+                       + f" are in {folder}", err=True)
     elif out:
         target = Path(out)
-        for split, entry in splits.items():
-            name = target if split == "train" else target.with_name(f"{target.stem}.{split}{target.suffix}")
-            shutil.copyfile(folder / entry["file"], name)
+        try:
+            for split, entry in splits.items():
+                name = target if split == "train" else target.with_name(f"{target.stem}.{split}{target.suffix}")
+                shutil.copyfile(folder / entry["file"], name)
+        except OSError as exc:
+            _fail(f"export #{done.id} is built (in {folder}) but could not be copied to {out}: {exc.strerror}")
     counts = manifest["counts"]
     per_split = ", ".join(f"{entry['rows']} {split}" for split, entry in splits.items())
     click.echo(f"export #{done.id}: {counts['rows']} rows ({per_split}) from {counts['annotations_read']} "

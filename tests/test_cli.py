@@ -127,6 +127,10 @@ def test_export_writes_a_version_and_copies_it(demo, tmp_path):
     assert bad.exit_code == 1 and "helpsteer needs at least one rating question" in bad.output
     missing = runner.invoke(args=["export", "nope", "--format", "raw"])
     assert missing.exit_code == 1 and "no project 'nope'" in missing.output
+    nowhere = runner.invoke(args=["export", "helpfulness-pairs", "--format", "raw", "--out",
+                                  str(tmp_path / "no-such-folder" / "x.jsonl")])
+    assert nowhere.exit_code == 1 and "does not exist; nothing was built" in nowhere.output
+    assert "Traceback" not in nowhere.output
 
 
 @pytest.mark.slow  # seeds the whole demo once per database

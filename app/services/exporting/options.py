@@ -106,8 +106,8 @@ def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False) -
             else:
                 when = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
-            errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS][+00:00 or Z]), "
-                            f"not {str(value)[:40]!r}")
+            errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z "
+                            f"or an offset such as +02:00; none means UTC), not {str(value)[:40]!r}")
             return None
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if not 2000 <= when.year <= 2100:
@@ -163,6 +163,8 @@ def parse_options(raw: Mapping[str, Any], formats: Mapping[str, Any]) -> ExportO
     values["date_from"] = _instant("date_from", raw.get("date_from"), errors)
     values["date_to"] = _instant("date_to", raw.get("date_to"), errors, end_of_day=True)
     values["as_of"] = _instant("as_of", raw.get("as_of"), errors)
+    if values["as_of"] and values["as_of"] > datetime.now(UTC):
+        errors["as_of"] = "must not be in the future: leave it out for the data as it stands now"
     if values["date_from"] and values["date_to"] and values["date_from"] > values["date_to"]:
         errors["date_to"] = "must not be before date_from"
     values["desirable_labels"] = _labels(raw.get("desirable_labels"))

@@ -155,6 +155,8 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "date_from": "25/11/2026"}, "date_from", "YYYY-MM-DD"),
     ({"format": "raw", "date_from": "2026-11-25", "date_to": "2026-11-01"}, "date_to", "before date_from"),
     ({"format": "raw", "pairs": "all"}, "pairs", "consensus, per_annotation"),
+    ({"format": "raw", "as_of": "2099-01-01T00:00:00Z"}, "as_of", "must not be in the future"),
+    ({"format": "raw", "as_of": "2026-12-01 at noon"}, "as_of", "an offset such as +02:00"),
     ({"format": "helpsteer"}, "format", "needs at least one rating question"),
     ({"format": "openai-sft"}, "format", "rewrite"),
 ])
