@@ -13,8 +13,8 @@ from typing import Any
 
 from app.errors import ValidationError
 
-# consensus: one row per item pair in the direction most annotators gave (the default);
-# per_annotation: one row per annotator's judgement, de-duplicated within an item (a weighting).
+# consensus: one row per item pair in the direction of the mean preference (Bradley-Terry order for
+# rankings), the default; per_annotation: each direction annotators gave, once per item (a weighting).
 PAIR_MODES = ("consensus", "per_annotation")
 RANKING_PAIRS = ("all_pairs", "best_vs_worst", "best_vs_rest")
 BOOL_FIELDS = ("conversational", "margin", "reviewed_only", "exclude_flagged_trainers", "exclude_gold", "with_ids",

@@ -51,8 +51,9 @@ class ExportCreate(In):
 
     format: Literal[FORMAT_NAMES]  # type: ignore[valid-type]
     pairs: Literal[PAIR_MODES] | None = Field(  # type: ignore[valid-type]
-        None, description="Pairwise formats: consensus (the default: one row per item pair, in the direction most "
-                          "annotators gave) or per_annotation (one row per judgement, de-duplicated within an item)")
+        None, description="Pairwise formats: consensus (the default: one row per item pair, in the direction of the "
+                          "mean preference, Bradley-Terry order for rankings) or per_annotation (each direction "
+                          "annotators gave, once per item: a weighting view)")
     ranking_pairs: Literal[RANKING_PAIRS] | None = None  # type: ignore[valid-type]
     conversational: bool | None = Field(None, description="Message lists even when every item is one user turn")
     margin: bool | None = Field(None, description="Add a float margin (preference strength) to pair rows")
