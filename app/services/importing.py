@@ -232,7 +232,8 @@ def _csv_rows(reader, header, response_columns, stream) -> Iterator[tuple[int, i
                 record["priority"] = int(raw)
             else:
                 problems.append(("priority", "must be a whole number"))
-        responses = [row[c] for c in response_columns if row.get(c)]
+        # A response keeps its column's number as its id (response_3 is r3, also after an empty response_2).
+        responses = [{"id": f"r{c.removeprefix('response_')}", "text": row[c]} for c in response_columns if row.get(c)]
         if responses:
             record["responses"] = responses
         yield number, position, LineProblems(problems) if problems else record

@@ -107,6 +107,16 @@ def test_csv_import_with_response_columns_and_json_cells(session):
     assert c2.responses[0]["text"] == "multi\nline" and c2.gold_answers == {"preference": 1}
 
 
+def test_a_csv_response_keeps_its_column_number_as_its_id(session):
+    project = project_service.create_project(session, name="Rank", slug="rank", status="active",
+                                             questions=preset_questions("ranking"))
+    session.commit()
+    data = io.BytesIO(b"external_id,prompt,response_1,response_2,response_3\nr1,Q,one,,three\n")
+    assert importing.import_file(session, project, data, "csv").inserted == 1
+    item = session.scalar(select(Item).where(Item.external_id == "r1"))
+    assert [(r["id"], r["text"]) for r in item.responses] == [("r1", "one"), ("r3", "three")]
+
+
 def test_csv_errors_name_the_line_and_column(session):
     project = pairwise_project(session)
     data = io.BytesIO(b"prompt,response_1,response_2,metadata\nok,a,b,\nbad,a,b,{not json\n")

@@ -19,6 +19,7 @@ import orjson
 # Lines per chunk handed to the writer thread: big chunks mean few GIL hand-overs between threads.
 BUFFER_LINES = 512
 TABLE_CHUNK = 50_000
+_LINE_SEPARATORS = ("\u2028".encode(), "\u2029".encode())
 
 
 @dataclass
@@ -127,6 +128,10 @@ class JsonlSink:
     def _flush(self) -> None:
         if self._buffer:
             chunk = b"".join(self._buffer)
+            if _LINE_SEPARATORS[0] in chunk or _LINE_SEPARATORS[1] in chunk:
+                # Valid JSON, but str.splitlines() and some JavaScript readers break lines there: escape
+                # them (they only occur inside strings), so line n is always row n.
+                chunk = chunk.replace(_LINE_SEPARATORS[0], b"\\u2028").replace(_LINE_SEPARATORS[1], b"\\u2029")
             self._writer.put(chunk)
             self.rows += len(self._buffer)
             self.bytes += len(chunk)

@@ -348,3 +348,17 @@ def test_a_rewrite_repeating_a_response_is_counted_and_a_rewrite_names_no_respon
     assert built.export.manifest["counts"]["skipped"] == {"rewrite identical to a response": 1}
     (meta,) = built.lines("train.meta.jsonl")
     assert meta["response_ids"] == [] and meta["models"] == [] and len(meta["annotation_ids"]) == 1
+
+
+def test_line_separators_inside_texts_are_escaped_so_line_n_is_row_n(session, build, trainers):
+    project = with_members(session, make_project(session, "pairwise", [
+        ("u1", "Para\u2028graph?", ["One\u2029two", "Three"])], slug="separators"), trainers)
+    annotate(session, trainers[0], project, {"u1": {"preference": -2, "rationale": "r"}})
+    annotate(session, trainers[1], project, {"u1": {"preference": -1, "rationale": "r"}})
+    built = build(project, format="trl-preference")
+    raw = built.raw()
+    assert "\u2028".encode() not in raw and "\u2029".encode() not in raw and b"\\u2028" in raw
+    assert len(raw.decode().splitlines()) == len(built.lines()) == 1
+    assert built.lines()[0] == {"prompt": "Para\u2028graph?", "chosen": "One\u2029two", "rejected": "Three"}
+    items = (built.folder / "items.jsonl").read_bytes()
+    assert len(items.decode().splitlines()) == 1
