@@ -76,9 +76,86 @@ META_FIELDS = (
     ("models", "the source model of each of those responses (null where the import named none)"),
     ("annotation_ids", "the annotations the row was made from"),
     ("annotators", "the pseudonym of each of those annotations' annotators, same order"),
-    ("agreement", "share of annotator pairs agreeing on the item (null with one annotator)"),
+    ("agreement", "how far the row's annotators agree (null where the format computes none)"),
     ("n_annotators", "how many people the row's annotations came from"),
 )
+_ALL_RESPONSES = "all the item's responses, in page order"
+_ONE_ANNOTATION = "the row's one annotation"
+# What ``response_ids``, ``annotation_ids``, ``agreement`` and ``n_annotators`` hold, per format family (and
+# pair mode where it matters), as formats.py's ``_meta`` and build.meta_lines write them.
+META_MEANINGS = {
+    ("pairs", "consensus"): (
+        "the pair's two responses, chosen first",
+        "the item's annotations that answered the pair question",
+        "share of the item's annotators (those who answered the pair question) whose own answer orders the pair "
+        "this way, chosen above rejected (an annotator who tied the pair does not agree)",
+        "how many of the item's annotators answered the pair question (the share's denominator)"),
+    ("pairs", "per_annotation"): (
+        "the pair's two responses, chosen first",
+        "the annotations that gave this direction",
+        "share of the item's annotators (those who answered the pair question) whose own answer gives this "
+        "direction",
+        "how many annotators gave this direction"),
+    ("strengths", None): (
+        "the item's two responses, `response1` first",
+        "the annotations that answered the preference question",
+        "share of those annotators whose preference is on the side of the mean (a tie agrees with a tied mean)",
+        "how many annotators answered the preference question"),
+    ("kto", None): (
+        "the row's completion",
+        "the annotations that answered the question deciding the label (the preference or ranking question, "
+        "else the label question)",
+        "from a preference or ranking: share of those annotators whose own answer puts the completion on the row's "
+        "side (in their own top group for a desirable row, their bottom group for an undesirable one); from a "
+        "label question: share of them who gave the item's majority label",
+        "how many annotators answered that question (the share's denominator)"),
+    ("sft", None): (
+        "a rewrite row: the item's first response (the one rewritten); a consensus-best row: that response",
+        "a rewrite row: the annotations that wrote that rewrite; a consensus-best row: those that answered the "
+        "question deciding it",
+        "null on a rewrite row; on a consensus-best row the share of those annotators whose own answer puts the "
+        "response in their own top group (or who gave the majority label)",
+        "a rewrite row: how many annotators wrote it; a consensus-best row: how many answered the deciding question"),
+    ("rewrites", None): (
+        "the item's first response (the one rewritten)",
+        "the annotations that wrote that rewrite",
+        "always null",
+        "how many annotators wrote that rewrite"),
+    ("ratings", "consensus"): (
+        "the rated response",
+        "the annotations averaged into the row (those that gave every rating)",
+        "always null (no agreement is computed for ratings)",
+        "how many annotations were averaged"),
+    ("ratings", "per_annotation"): ("the rated response", _ONE_ANNOTATION, "always null", "always 1"),
+    ("annotations", None): (_ALL_RESPONSES, _ONE_ANNOTATION, "always null (one row per annotation)", "always 1"),
+    ("items", None): (
+        _ALL_RESPONSES,
+        "all the item's annotations",
+        "share of annotator pairs agreeing on the item's first comparable question, the row's `agreement` (null "
+        "under two answers)",
+        "how many distinct people annotated the item"),
+}
+
+
+def meta_fields(fmt, manifest: dict) -> tuple[tuple[str, str], ...]:
+    """The meta file's fields and what they hold for this format (and pair mode)."""
+    family = "rewrites" if fmt.name == "openai-sft" else FAMILIES.get(fmt.name)
+    mode = (manifest.get("filters") or {}).get("pairs", "consensus")
+    meanings = META_MEANINGS.get((family, mode)) or META_MEANINGS.get((family, None))
+    if meanings is None:
+        return META_FIELDS
+    exact = dict(zip(("response_ids", "annotation_ids", "agreement", "n_annotators"), meanings, strict=True))
+    return tuple((name, exact.get(name, meaning)) for name, meaning in META_FIELDS)
+
+
+# The columns that are strings or message lists in a plain-or-chat format.
+TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion")
+ALWAYS_MESSAGES = "Exports always write message lists"
+FOLDER = "path/to/this/folder"
+# Pandas (and so ``datasets``' csv reader) reads "NA", "NaN", "null"… as null unless told: a CSV version's
+# default config and its loading examples keep every non-empty cell as written.
+CSV_KEEP = {"keep_default_na": False, "na_values": [""]}
+CSV_KEEP_ARGS = 'keep_default_na=False, na_values=[""]'
 
 
 def size_category(rows: int) -> str:
@@ -216,6 +293,17 @@ def _yaml(value, indent: int = 0) -> list[str]:
     return lines
 
 
+def _annotators_file(manifest: dict) -> str | None:
+    return next((f["name"] for f in manifest.get("files") or [] if f.get("role") == "annotators" and f.get("rows")),
+                None)
+
+
+def _asked(manifest: dict) -> list[str]:
+    """The splits the version's options asked for (train, then validation and test when given a share)."""
+    filters = manifest.get("filters") or {}
+    return ["train", *[name for name in ("validation", "test") if filters.get(f"{name}_fraction")]]
+
+
 def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
     rows = sum(s["rows"] for _name, s in splits)
     data: dict = dict(license_of(getattr(project, "license", "")))
@@ -227,15 +315,27 @@ def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
         data["task_categories"] = [TASKS[fmt.name]]
     data["tags"] = ["human-feedback", "groundwork", fmt.name]
     configs = []
+    extension = getattr(fmt, "extension", "jsonl")
+    keep = CSV_KEEP if extension == "csv" else {}
     if splits:
         configs.append({"config_name": "default",
-                        "data_files": [{"split": name, "path": s["file"]} for name, s in splits]})
-        meta = [{"split": name, "path": s["meta_file"]} for name, s in splits if s.get("meta_file")]
-        if meta:
-            configs.append({"config_name": "meta", "data_files": meta})
-        annotators = [f["name"] for f in manifest.get("files") or [] if f.get("role") == "annotators" and f.get("rows")]
-        if annotators:
-            configs.append({"config_name": "annotators", "data_files": [{"split": "train", "path": annotators[0]}]})
+                        "data_files": [{"split": name, "path": s["file"]} for name, s in splits], **keep})
+        # ``datasets`` reads every config of a folder with the one builder it infers from the default config's
+        # files (no per-config builder): the .jsonl meta and annotators files only load as configs beside
+        # .jsonl data; a csv or parquet version's card shows how to load them with the json builder instead.
+        if extension == "jsonl":
+            meta = [{"split": name, "path": s["meta_file"]} for name, s in splits if s.get("meta_file")]
+            if meta:
+                configs.append({"config_name": "meta", "data_files": meta})
+            annotators = _annotators_file(manifest)
+            if annotators:
+                configs.append({"config_name": "annotators", "data_files": [{"split": "train", "path": annotators}]})
+    elif manifest.get("empty_reasons"):
+        # Nothing to load: point the default config at the data files the version would have had, so
+        # ``load_dataset(folder)`` fails with "not found" instead of reading manifest.json as a one-row dataset.
+        configs.append({"config_name": "default",
+                        "data_files": [{"split": name, "path": f"{name}.{extension}"} for name in _asked(manifest)]})
+        features = None
     if configs:
         data["configs"] = configs
         typed = {"default": features, "meta": META_FEATURES, "annotators": ANNOTATORS_FEATURES}
@@ -297,8 +397,9 @@ def _rules(fmt, manifest: dict) -> list[str]:
             text += (" `margin` is the preference strength (the absolute mean preference in consensus mode) or "
                      "the rank gap for rankings.")
         if filters.get("with_agreement"):
-            text += (" `agreement` is the share of the item's annotators who ordered the pair that way and "
-                     "`n_annotators` how many annotators are behind the row.")
+            text += (" `agreement` is the share of the item's annotators (those who answered the pair question) whose "
+                     "own answer orders the pair that way, and `n_annotators` "
+                     + ("how many of them answered it." if mode == "consensus" else "how many gave this direction."))
         return [text]
     if family == "strengths":
         return ["**Preference strengths.** One row per item with two responses: `overall_preference` is the "
@@ -357,27 +458,90 @@ def _citation(project, fmt, manifest: dict) -> list[str]:
             *_fenced(bibtex, "bibtex")]
 
 
-def _loading(fmt, splits, annotators: bool) -> list[str]:
+def _py_features(name: str, features: list[dict]) -> list[str]:
+    """``name = Features({...})`` for flat features (a dtype, or a sequence of one), as a card's code shows it."""
+    def one(f: dict) -> str:
+        return f'Value("{f["dtype"]}")' if "dtype" in f else f'Sequence(Value("{f["sequence"]}"))'
+
+    return [f"{name} = Features({{", *[f'    "{f["name"]}": {one(f)},' for f in features], "})"]
+
+
+def _joining(project, fmt, manifest: dict, features) -> str:
+    """When two versions' splits join with ``concatenate_datasets``: exactly, for plain-or-chat formats."""
+    options = "" if FAMILIES.get(fmt.name) in ("annotations", "items") else \
+        " with the same column options (`margin`, `with_ids`, `with_agreement`)"
+    alike = (f"built from the same questions{options} share their columns and types, so `concatenate_datasets` "
+             "joins their folders' splits.")
+    same = "Two versions of this project in this format " + alike
+    if not getattr(fmt, "plain_or_chat", False):
+        return same
+    names = [f["name"] for f in features or [] if f["name"] in TEXT_COLUMNS] or ["prompt"]
+    columns = ", ".join(f"`{n}`" for n in names)
+    if getattr(project, "always_messages", False):
+        return (f'The project\'s setting "{ALWAYS_MESSAGES}" is on, so {columns} are lists of `{{role, content}}` '
+                "messages in every version built while it stays on, whatever its items: two such versions " + alike)
+    advice = (f'Turn on "{ALWAYS_MESSAGES}" on the project\'s settings page (or build with the `conversational` '
+              "option) to keep every version in message lists.")
+    if (manifest.get("filters") or {}).get("conversational"):
+        return ("This version was built with the `conversational` option, so its " + columns + " are message lists "
+                "even when every item is one user turn. It shares its columns and types, and joins with "
+                "`concatenate_datasets`, only with versions also written in message lists (built with that option, "
+                f'with the project\'s setting "{ALWAYS_MESSAGES}" on, or holding a multi-turn item) from the same '
+                "questions and column options; a version built without either is plain strings when every item it "
+                "exports is one user turn, and does not join. " + advice)
+    if manifest.get("conversational"):
+        return (f"This version's {columns} are message lists because an item it exports is more than one user "
+                "turn; a version whose items are all one user turn (other filters, fewer items) is plain strings "
+                "instead, its columns then differ and `concatenate_datasets` refuses to join the two. " + advice)
+    return (f"This version's {columns} are plain strings because every item it exports is one user turn; a later "
+            "version may switch to message lists if multi-turn items are added, its columns then differ and "
+            "`concatenate_datasets` refuses to join the two. " + advice)
+
+
+def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
     names = [name for name, _s in splits]
-    files = {name: s["file"] for name, s in splits}
-    loader = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}.get(getattr(fmt, "extension", "jsonl"), "json")
-    return [
-        "## How to load it", "",
-        "```python",
-        "from datasets import load_dataset",
-        "",
-        f'dataset = load_dataset("path/to/this/folder")  # splits: {", ".join(names)}; columns typed by this card',
-        f'dataset = load_dataset("{loader}", data_files={_j(files)})  # the files alone',
-        *(['meta = load_dataset("path/to/this/folder", "meta")  # provenance, line by line beside the rows']
-          if any(s.get("meta_file") for _name, s in splits) else []),
-        *(['annotators = load_dataset("path/to/this/folder", "annotators")  # who annotated, by pseudonym']
-          if annotators else []),
-        "```", "",
-        "Two versions of this project in this format share their columns and types, so "
-        "`concatenate_datasets` joins their folders' splits. Loading the files alone lets `datasets` guess "
-        "the types, and a column that is null throughout a file is then typed null: load the folder instead.",
-        "",
-    ]
+    extension = getattr(fmt, "extension", "jsonl")
+    files = {name: f"{FOLDER}/{s['file']}" for name, s in splits}
+    metas = {name: f"{FOLDER}/{s['meta_file']}" for name, s in splits if s.get("meta_file")}
+    annotators = _annotators_file(manifest)
+    loader = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}.get(extension, "json")
+    keep = f", {CSV_KEEP_ARGS}" if extension == "csv" else ""
+    code = [f'dataset = load_dataset("{FOLDER}")  # splits: {", ".join(names)}; columns typed by this card',
+            f'dataset = load_dataset("{loader}", data_files={_j(files)}{keep})  # the files alone']
+    if extension == "jsonl":
+        code = ["from datasets import load_dataset", "", *code]
+        if metas:
+            code.append(f'meta = load_dataset("{FOLDER}", "meta")  # provenance, line by line beside the rows')
+        if annotators:
+            code.append(f'annotators = load_dataset("{FOLDER}", "annotators")  # who annotated, by pseudonym')
+    else:
+        # One folder loads with one builder: the .jsonl files beside csv or parquet data load with the json
+        # builder, typed here (a column null throughout would otherwise be typed null).
+        code = ["from datasets import Features, Sequence, Value, load_dataset", "", *code, ""]
+        if metas:
+            code += [*_py_features("META", META_FEATURES),
+                     f'meta = load_dataset("json", data_files={_j(metas)}, features=META)  # provenance, line by line']
+        if annotators:
+            code += [*_py_features("ANNOTATORS", ANNOTATORS_FEATURES),
+                     f'annotators = load_dataset("json", data_files={_j({"train": f"{FOLDER}/{annotators}"})}, '
+                     "features=ANNOTATORS)  # who annotated, by pseudonym"]
+        if extension == "csv":
+            code += ["", "import pandas", "",
+                     *[f'frame = pandas.read_csv("{path}", {CSV_KEEP_ARGS})  # {name}' for name, path in files.items()]]
+    lines = ["## How to load it", "", *_fenced("\n".join(code), "python"), ""]
+    if extension != "jsonl":
+        lines += ["`datasets` reads every config of a folder with the one builder the data files call for, so the "
+                  "`.jsonl` meta and annotators files are not configs of this card: load them with the `json` "
+                  "builder and the features above, as shown.", ""]
+    if extension == "csv":
+        lines += ['In the CSV file an empty cell is null (an empty text is written the same way); pandas, and so '
+                  '`datasets`\' csv reader, also reads "NA", "N/A", "NaN", "nan", "null", "NULL", "None"… as null by '
+                  'default, so an item id "NaN" would come back null. This card\'s default config passes '
+                  '`keep_default_na: false` and `na_values: [""]`, so loading the folder keeps them as written; pass '
+                  f"`{CSV_KEEP_ARGS}` yourself to `pandas.read_csv` or `load_dataset(\"csv\", …)`, as shown.", ""]
+    lines += [_joining(project, fmt, manifest, features) + " Loading the files alone lets `datasets` guess the "
+              "types, and a column that is null throughout a file is then typed null: load the folder instead.", ""]
+    return lines
 
 
 def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
@@ -473,7 +637,8 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     lines += ["| `manifest.json` | how this version was made, as data | | |", ""]
     if any(s.get("meta_file") for _name, s in splits):
         lines += ["Each line of `<split>.meta.jsonl` describes the row on the same line of the split's file:", "",
-                  "| field | meaning |", "|---|---|", *[f"| `{n}` | {m} |" for n, m in META_FIELDS], ""]
+                  "| field | meaning |", "|---|---|",
+                  *[f"| `{n}` | {_cell(m)} |" for n, m in meta_fields(fmt, manifest)], ""]
 
     snapshot = manifest.get("snapshot") or {}
     lines += ["## How this version was built", "", f"Options: {_filters(manifest)}.", ""]
@@ -504,7 +669,12 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
                      "pairs annotators disagreed on appear in both orders.")
     lines.append("")
     if splits:
-        lines += _loading(fmt, splits, any(f.get("role") == "annotators" for f in manifest.get("files") or []))
+        lines += _loading(project, fmt, manifest, splits, features)
+    elif empty:
+        lines += ["## How to load it", "",
+                  "This version is empty; there is nothing to load. Its card points `datasets` at the data files it "
+                  "would have had, so loading this folder fails with *file not found* rather than reading "
+                  "`manifest.json` as data.", ""]
 
     lines += ["## License", ""]
     if licence:

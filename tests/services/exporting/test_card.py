@@ -224,9 +224,13 @@ def test_an_empty_version_says_why_and_points_at_no_file(session, project):
     card = card_of(session, project, splits={}, files=[], empty_reasons=reasons,
                    counts={"rows": 0, "annotations_read": 12, "skipped": {}})
     meta = header(card)
-    assert "configs" not in meta and "dataset_info" not in meta
+    # the default config names only the data files the version would have had (none exists): loading fails
+    assert meta["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "train.jsonl"}, {"split": "validation", "path": "validation.jsonl"},
+        {"split": "test", "path": "test.jsonl"}]}]
+    assert "dataset_info" not in meta
     text = body(card)
-    assert "**This version is empty:**" in text
+    assert "**This version is empty:**" in text and "This version is empty; there is nothing to load." in text
     for reason in reasons:
         assert f"- {reason}" in text
     assert "load_dataset(" not in text
@@ -254,7 +258,74 @@ def test_a_built_empty_version_has_a_card_that_says_why(build, session, pairs_pr
     built = build(pairs_project, format="trl-preference", date_from="2099-01-01")
     assert built.export.status == "empty"
     card = (built.folder / "README.md").read_text()
-    assert "configs" not in header(card) and "**This version is empty:**" in card
+    configs = header(card)["configs"]
+    assert [c["config_name"] for c in configs] == ["default"] and "**This version is empty:**" in card
+    assert configs[0]["data_files"] == [{"split": "train", "path": "train.jsonl"}]
+    assert not (built.folder / "train.jsonl").exists() and "there is nothing to load" in card
     for reason in built.export.manifest["empty_reasons"]:
         assert f"- {reason}" in card
     assert "(date_from)" in card and "load_dataset(" not in card
+
+
+def _joining(card: str) -> str:
+    """The paragraph of "How to load it" on joining versions (it ends on loading the folder)."""
+    section = body(card).split("## How to load it", 1)[1].split("\n## ", 1)[0]
+    return next(p for p in section.split("\n\n") if p.strip().endswith("load the folder instead."))
+
+
+def test_joining_versions_is_promised_only_when_message_lists_are_forced(session, project):
+    project.always_messages = False
+    plain = _joining(card_of(session, project))
+    assert "share their columns and types" not in plain
+    assert ("This version's `prompt`, `chosen`, `rejected` are plain strings because every item it exports is one "
+            "user turn; a later version may switch to message lists if multi-turn items are added") in plain
+    assert '"Exports always write message lists" on the project\'s settings page' in plain
+    chat = _joining(card_of(session, project, conversational=True))  # multi-turn items made this one messages
+    assert "are message lists because an item it exports is more than one user turn" in chat
+    assert "share their columns and types" not in chat
+    option = _joining(card_of(session, project, options={"conversational": True}, conversational=True))
+    assert "built with the `conversational` option" in option and "does not join" in option
+    kto = _joining(card_of(session, project, fmt="trl-kto"))
+    assert "`prompt`, `completion` are plain strings" in kto
+
+    project.always_messages = True
+    forced = _joining(card_of(session, project, conversational=True))
+    assert forced.startswith('The project\'s setting "Exports always write message lists" is on, so `prompt`, '
+                             "`chosen`, `rejected` are lists of `{role, content}` messages in every version")
+    assert "share their columns and types, so `concatenate_datasets` joins" in forced
+    assert "may switch" not in forced
+    raw = _joining(card_of(session, project, fmt="raw", conversational=None))  # not a plain-or-chat format
+    assert raw.startswith("Two versions of this project in this format built from the same questions share their "
+                          "columns and types") and "message lists" not in raw
+
+
+def _meta_table(card: str) -> dict[str, str]:
+    table = card.split("describes the row on the same line of the split's file:", 1)[1].split("\n\n")[1]
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    return {name.strip("| `"): meaning.rstrip(" |") for name, meaning in rows}
+
+
+def test_the_meta_fields_say_what_agreement_and_n_annotators_are_for_the_format(session, project):
+    consensus = _meta_table(card_of(session, project))
+    assert list(consensus) == ["item_id", "response_ids", "models", "annotation_ids", "annotators", "agreement",
+                               "n_annotators"]
+    assert consensus["agreement"] == ("share of the item's annotators (those who answered the pair question) whose "
+                                      "own answer orders the pair this way, chosen above rejected (an annotator who "
+                                      "tied the pair does not agree)")
+    assert consensus["n_annotators"] == ("how many of the item's annotators answered the pair question (the share's "
+                                         "denominator)")
+    assert consensus["response_ids"] == "the pair's two responses, chosen first"
+    weighted = _meta_table(card_of(session, project, options={"pairs": "per_annotation"}))
+    assert weighted["n_annotators"] == "how many annotators gave this direction"
+    assert weighted["annotation_ids"] == "the annotations that gave this direction"
+    kto = _meta_table(card_of(session, project, fmt="trl-kto"))
+    assert "puts the completion on the row's side" in kto["agreement"]
+    raw = _meta_table(card_of(session, project, fmt="raw"))
+    assert raw["agreement"].startswith("always null") and raw["n_annotators"] == "always 1"
+    for table in (consensus, weighted, kto, raw):
+        assert "annotator pairs" not in table["agreement"]
+    rules = body(card_of(session, project, options={"with_agreement": True}))
+    assert ("`agreement` is the share of the item's annotators (those who answered the pair question) whose own "
+            "answer orders the pair that way, and `n_annotators` how many of them answered it.") in rules
+    aggregated = _meta_table(card_of(session, project, fmt="aggregated"))
+    assert aggregated["agreement"].startswith("share of annotator pairs agreeing on the item's first comparable")

@@ -208,3 +208,92 @@ def test_a_version_folder_loads_with_its_train_validation_and_test_splits(build,
     for name, split in meta.items():
         assert split.num_rows == loaded[name].num_rows
         assert all(x.startswith("s") for x in split["item_id"])
+
+
+def _card(folder) -> tuple[dict, str]:
+    """A version's card: its YAML header and its body."""
+    import yaml
+
+    text = (folder / "README.md").read_text()
+    head, body = text.removeprefix("---\n").split("\n---\n", 1)
+    return yaml.safe_load(head), body
+
+
+def _run_loading_code(folder, tmp_path, monkeypatch) -> dict:
+    """Runs the card's "How to load it" code as written, on this folder (its caches under tmp_path)."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / ".hf-doc"))
+    _meta, body = _card(folder)
+    code = body.split("## How to load it", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    scope: dict = {}
+    exec(code.replace("path/to/this/folder", str(folder)), scope)  # noqa: S102 - the card's own example
+    return scope
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "raw"])
+def test_every_config_of_a_table_version_and_its_documented_meta_loading_work(build, session, trainers, fmt,
+                                                                               tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    project = make_project(session, "pairwise", [(f"t{n}", f"Q{n}", [{"id": "a", "text": f"A{n}"},
+                                                                     {"id": "b", "text": f"B{n}"}])
+                                                 for n in range(3)], slug=f"tables-{fmt}")
+    with_members(session, project, trainers)
+    for trainer, value in zip(trainers, (-2, 1), strict=True):
+        annotate(session, trainer, project, {f"t{n}": {"preference": value, "rationale": "r"} for n in range(3)})
+    built = build(project, format=fmt)
+    header, body = _card(built.folder)
+    names = [c["config_name"] for c in header["configs"]]
+    assert names == (["default", "meta", "annotators"] if fmt == "raw" else ["default"])
+    for name in names:  # every config the card lists loads, with the card's types
+        loaded = _folder(built.folder, tmp_path / ".hf", name)["train"]
+        assert loaded.num_rows == {"default": 6, "meta": 6, "annotators": 2}[name]
+        assert loaded.features == _card_features(built.folder, name)
+    scope = _run_loading_code(built.folder, tmp_path, monkeypatch)
+    meta, annotators = scope["meta"]["train"], scope["annotators"]["train"]
+    assert meta.num_rows == 6 and sorted(set(meta["item_id"])) == ["t0", "t1", "t2"]
+    assert meta.features["agreement"].dtype == "float64" and set(meta["agreement"]) == {None}
+    assert meta.features["n_annotators"].dtype == "int64" and set(meta["n_annotators"]) == {1}
+    assert annotators.num_rows == 2 and annotators.features["gold_accuracy"].dtype == "float64"
+    assert scope["dataset"]["train"].num_rows == 6
+    if fmt != "raw":
+        assert 'load_dataset("json", data_files=' in body and 'load_dataset("path/to/this/folder", "meta")' not in body
+        with pytest.raises(ValueError, match="meta"):  # not a config of the folder
+            datasets.load_dataset(str(built.folder), "meta", cache_dir=str(tmp_path / ".hf"))
+
+
+@pytest.mark.parametrize("fmt", ["trl-preference", "csv"])
+def test_an_empty_version_never_loads_its_manifest_as_data(build, pairs_project, fmt, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    built = build(pairs_project, format=fmt, date_from="2099-01-01")
+    assert built.export.status == "empty"
+    assert sorted(p.name for p in built.folder.iterdir()) == ["README.md", "manifest.json"]
+    with pytest.raises(FileNotFoundError, match=rf"train\.{'csv' if fmt == 'csv' else 'jsonl'}"):
+        datasets.load_dataset(str(built.folder), cache_dir=str(tmp_path / ".hf"))
+    assert "This version is empty; there is nothing to load." in _card(built.folder)[1]
+
+
+def test_a_csv_version_keeps_na_like_strings_as_its_card_says(build, session, trainers, tmp_path, monkeypatch):
+    pandas = pytest.importorskip("pandas")
+    project = make_project(session, "pairwise", [
+        ("NaN", "Q1", [{"id": "a", "text": "A1"}, {"id": "b", "text": "B1"}]),
+        ("null", "Q2", [{"id": "a", "text": "A2"}, {"id": "b", "text": "B2"}]),
+    ], overlap=1, slug="na-strings")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"NaN": {"preference": -1, "rationale": "NA"},
+                                             "null": {"preference": 2, "rationale": "None"}})
+    built = build(project, format="csv")
+    path = built.folder / "train.csv"
+    assert pandas.read_csv(path)["item_id"].isna().all()  # what pandas does by default: the reason for the card
+    _header, body = _card(built.folder)
+    assert 'pandas.read_csv("path/to/this/folder/train.csv", keep_default_na=False, na_values=[""])' in body
+    assert ('load_dataset("csv", data_files={"train": "path/to/this/folder/train.csv"}, keep_default_na=False, '
+            'na_values=[""])') in body
+    scope = _run_loading_code(built.folder, tmp_path, monkeypatch)  # the documented calls, as written
+    frame = scope["frame"]
+    assert sorted(frame["item_id"]) == ["NaN", "null"] and sorted(frame["answer_rationale"]) == ["NA", "None"]
+    assert frame["gold_score"].isna().all()  # an empty cell is still null
+    alone = scope["dataset"]["train"]  # load_dataset("csv", data_files=…, keep_default_na=False, na_values=[""])
+    assert sorted(alone["item_id"]) == ["NaN", "null"] and set(alone["gold_score"]) == {None}
+    folder = _folder(built.folder, tmp_path / ".hf")["train"]  # the folder: the card's config passes them
+    assert sorted(folder["item_id"]) == ["NaN", "null"] and sorted(folder["answer_rationale"]) == ["NA", "None"]
+    assert set(folder["gold_score"]) == {None} and folder.features["gold_score"].dtype == "float64"
