@@ -36,6 +36,7 @@ def build_database(path: Path, annotations: int) -> None:
     from sqlalchemy import create_engine
 
     from app.models import Base
+    from app.services.projects import content_hash
 
     engine = create_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
@@ -64,7 +65,8 @@ def build_database(path: Path, annotations: int) -> None:
             {"id": "a", "text": f"Answer A to prompt {n}. " + "Your immune system learns from a harmless copy. " * 3},
             {"id": "b", "text": f"Answer B to prompt {n}. " + "A vaccine is a practice run for your body. " * 3},
         ]).decode()
-        batch.append((n, f"item-{n}", context, responses, now))
+        batch.append((n, f"item-{n}", context, responses, content_hash(orjson.loads(context), orjson.loads(responses)),
+                      now))
         if len(batch) == 50_000:
             _insert_items(db, batch)
             batch = []
@@ -91,8 +93,9 @@ def build_database(path: Path, annotations: int) -> None:
 
 
 def _insert_items(db, batch) -> None:
-    db.executemany("INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
-                   "done_count, active_count, is_open, created_at) VALUES (?, 1, ?, ?, ?, '{}', 0, 0, 2, 0, 0, ?)", batch)
+    db.executemany("INSERT INTO items (id, project_id, external_id, context, responses, content_hash, metadata, "
+                   "is_gold, priority, done_count, active_count, is_open, created_at) "
+                   "VALUES (?, 1, ?, ?, ?, ?, '{}', 0, 0, 2, 0, 0, ?)", batch)
 
 
 def _insert_work(db, rows_a, rows_b) -> None:

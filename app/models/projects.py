@@ -85,7 +85,7 @@ class Item(Base):
         Index("ix_items_import", "import_id", sqlite_where=text("import_id IS NOT NULL"),
               postgresql_where=text("import_id IS NOT NULL")),
         # The importer refuses a second item with the same content; exports find any older pair.
-        Index("ix_items_content", "project_id", "content_hash"),
+        Index("ix_items_content", "project_id", "is_gold", "content_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

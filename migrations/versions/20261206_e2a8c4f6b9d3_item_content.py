@@ -40,7 +40,7 @@ def _json(value):
 def upgrade() -> None:
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.add_column(sa.Column('content_hash', sa.String(length=32), nullable=True))
-        batch_op.create_index('ix_items_content', ['project_id', 'content_hash'], unique=False)
+        batch_op.create_index('ix_items_content', ['project_id', 'is_gold', 'content_hash'], unique=False)
     bind = op.get_bind()
     items = sa.table('items', sa.column('id', sa.Integer), sa.column('context', sa.JSON),
                      sa.column('responses', sa.JSON), sa.column('content_hash', sa.String))
