@@ -86,6 +86,9 @@ class Item(Base):
               postgresql_where=text("import_id IS NOT NULL")),
         # The importer refuses a second item with the same content; exports find any older pair.
         Index("ix_items_content", "project_id", "is_gold", "content_hash"),
+        # Whether a project holds any chat (an export then writes message lists): a few rows at most.
+        Index("ix_items_chats", "project_id", sqlite_where=text("single_turn IS false"),
+              postgresql_where=text("single_turn IS false")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,6 +98,8 @@ class Item(Base):
     responses: Mapped[list] = mapped_column(JSONType, default=list)
     # projects.content_hash: the turns and the set of response texts, spacing normalised.
     content_hash: Mapped[str | None] = mapped_column(String(32))
+    # One user turn (a plain prompt), rather than a chat with a system message or earlier turns.
+    single_turn: Mapped[bool | None] = mapped_column(Boolean)
     meta: Mapped[dict] = mapped_column("metadata", JSONType, default=dict)
     is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
     gold_answers: Mapped[dict | None] = mapped_column(JSONType)

@@ -31,7 +31,7 @@ from app.models import Assignment, ImportJob, Item, Project, utcnow
 
 from . import audit, webhooks
 from .assignment import project_questions
-from .projects import content_hash, content_id, plain_text
+from .projects import content_hash, content_id, is_single_turn, plain_text
 from .questions import response_count_range, validate_answers
 
 log = logging.getLogger(__name__)
@@ -629,6 +629,7 @@ class ItemRules:
             "context": context,
             "responses": responses,
             "content_hash": content_hash(context, responses),
+            "single_turn": is_single_turn(context),
             "meta": metadata,
             "is_gold": clean_gold is not None,
             "gold_answers": clean_gold,

@@ -518,6 +518,11 @@ def plain_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).translate(_INVISIBLE).split())
 
 
+def is_single_turn(context: list[dict]) -> bool:
+    """One user turn: a plain prompt. Anything else (a system message, earlier turns) is a chat."""
+    return len(context) == 1 and context[0]["role"] == "user"
+
+
 def content_hash(context: list[dict], responses: list[dict]) -> str:
     """What makes two items the same question: their turns (role, and text with its spacing
     normalised) and the set of their responses' normalised texts. Two work items of one project with
@@ -544,6 +549,7 @@ def add_item(
         context=context,
         responses=responses,
         content_hash=content_hash(context, responses),
+        single_turn=is_single_turn(context),
         meta=metadata or {},
         priority=priority,
     )

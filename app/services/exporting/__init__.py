@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
-from app.models import Annotation, DatasetExport, Project, ProjectStats, utcnow
+from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions
@@ -61,15 +61,21 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
     if problem:
         kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
-    # A project that always wants message lists gets them from the first line, so its versions'
-    # schema never depends on which items passed the filters.
-    plan.conversational = options.conversational or bool(project.always_messages)
+    # Message lists from the first line when asked for, or when the project holds any chat (gold or
+    # not, answered or not): a version's schema never depends on which items passed the filters.
+    plan.conversational = options.conversational or bool(project.always_messages) or has_chats(session, project.id)
     known = {f.name for f in fields(Plan)}
     if "language" in known:
         plan.language = project.language or ""
     if "domain" in known:
         plan.domain = (project.required_domains or [""])[0]
     return fmt, plan
+
+
+def has_chats(session: Session, project_id: int) -> bool:
+    """Whether any item of the project is more than one user turn (a small partial index answers)."""
+    return session.scalar(select(Item.id).where(Item.project_id == project_id, Item.single_turn.is_(False))
+                          .limit(1)) is not None
 
 
 def available_formats(session: Session, project: Project) -> dict[str, str | None]:

@@ -486,16 +486,17 @@ def _joining(project, fmt, manifest: dict, features) -> str:
         return ("This version was built with the `conversational` option, so its " + columns + " are message lists "
                 "even when every item is one user turn. It shares its columns and types, and joins with "
                 "`concatenate_datasets`, only with versions also written in message lists (built with that option, "
-                f'with the project\'s setting "{ALWAYS_MESSAGES}" on, or holding a multi-turn item) from the same '
-                "questions and column options; a version built without either is plain strings when every item it "
-                "exports is one user turn, and does not join. " + advice)
+                f'with the project\'s setting "{ALWAYS_MESSAGES}" on, or while the project holds a chat) from the '
+                "same questions and column options; a version built without them while every item of the project "
+                "is one user turn is plain strings, and does not join. " + advice)
     if manifest.get("conversational"):
-        return (f"This version's {columns} are message lists because an item it exports is more than one user "
-                "turn; a version whose items are all one user turn (other filters, fewer items) is plain strings "
-                "instead, its columns then differ and `concatenate_datasets` refuses to join the two. " + advice)
-    return (f"This version's {columns} are plain strings because every item it exports is one user turn; a later "
-            "version may switch to message lists if multi-turn items are added, its columns then differ and "
-            "`concatenate_datasets` refuses to join the two. " + advice)
+        return (f"This version's {columns} are message lists because the project holds an item of more than one "
+                "user turn (whether or not this version exports it): every version built while it does is written "
+                "the same way, whatever the filters, and two of them " + alike)
+    return (f"This version's {columns} are plain strings because every item of the project was one user turn "
+            "when it was built; once a chat (a system message or earlier turns) is added to the project, later "
+            "versions are written in message lists, their columns then differ and `concatenate_datasets` refuses "
+            "to join them with this one. " + advice)
 
 
 def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:

@@ -277,12 +277,13 @@ def test_joining_versions_is_promised_only_when_message_lists_are_forced(session
     project.always_messages = False
     plain = _joining(card_of(session, project))
     assert "share their columns and types" not in plain
-    assert ("This version's `prompt`, `chosen`, `rejected` are plain strings because every item it exports is one "
-            "user turn; a later version may switch to message lists if multi-turn items are added") in plain
+    assert ("This version's `prompt`, `chosen`, `rejected` are plain strings because every item of the project was "
+            "one user turn when it was built; once a chat (a system message or earlier turns) is added to the "
+            "project, later versions are written in message lists") in plain
     assert '"Exports always write message lists" on the project\'s settings page' in plain
-    chat = _joining(card_of(session, project, conversational=True))  # multi-turn items made this one messages
-    assert "are message lists because an item it exports is more than one user turn" in chat
-    assert "share their columns and types" not in chat
+    chat = _joining(card_of(session, project, conversational=True))  # the project holds a chat
+    assert "are message lists because the project holds an item of more than one user turn" in chat
+    assert "whatever the filters" in chat and "share their columns and types" in chat
     option = _joining(card_of(session, project, options={"conversational": True}, conversational=True))
     assert "built with the `conversational` option" in option and "does not join" in option
     kto = _joining(card_of(session, project, fmt="trl-kto"))

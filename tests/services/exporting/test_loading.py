@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from app.models import Annotation, Item
+from app.services import projects as project_service
 from app.services.exporting import FORMATS
 
 from .conftest import annotate, item_id, make_project, with_members
@@ -180,9 +181,23 @@ def test_always_messages_keeps_a_version_of_single_turn_items_in_messages(build,
     assert first.features == second.features
     assert datasets.concatenate_datasets([first, second]).num_rows == 3
 
-    project.always_messages = False  # without the setting the single-turn version is plain strings
+    # Without the setting too: the project holds a chat, so every version writes message lists, whichever
+    # items pass the filters (a chat nobody answered, or a gold one, counts as well).
+    project.always_messages = False
     session.commit()
-    assert build(project, format="trl-preference", date_to="2026-03-10").lines()[0]["prompt"] == "Q1"
+    again = build(project, format="trl-preference", date_to="2026-03-10")
+    assert again.lines()[0]["prompt"] == [{"role": "user", "content": "Q1"}]
+    assert _folder(again.folder, tmp_path / ".hf2")["train"].features == second.features
+
+
+def test_a_project_of_single_turn_items_writes_plain_strings(build, session, trainers):
+    project = make_project(session, "pairwise", [("p1", "Q1", ["A1", "B1"])], overlap=1, slug="plain-only")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"p1": {"preference": -1}})
+    assert build(project, format="trl-preference").lines()[0]["prompt"] == "Q1"
+    project_service.add_item(session, project, prompt=CHAT, responses=["A2", "B2"], external_id="c1")
+    session.commit()  # a chat arrives, unanswered: from now on every version writes messages
+    assert build(project, format="trl-preference").lines()[0]["prompt"] == [{"role": "user", "content": "Q1"}]
 
 
 def test_a_version_folder_loads_with_its_train_validation_and_test_splits(build, session, trainers, tmp_path):
