@@ -128,7 +128,9 @@ def test_upgrading_gives_every_item_its_content_hash(database_url):
         upgrade(engine)
         with engine.connect() as conn:
             hashes = conn.execute(text("SELECT content_hash FROM items ORDER BY id")).scalars().all()
+            single = conn.execute(text("SELECT single_turn FROM items ORDER BY id")).scalars().all()
         assert hashes == [content_hash(context, responses)] * 2
+        assert [bool(x) for x in single] == [True, True]
         tidy = [{"role": "user", "content": "Why is the sky blue?"}]
         assert content_hash(tidy, [{"id": "x", "text": "C\u00e1lm air."}, {"id": "y", "text": "Rayleigh scattering."}]) \
             == hashes[0]
