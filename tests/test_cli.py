@@ -161,7 +161,10 @@ def test_demo_gives_every_format_a_real_file(demo):
 
     # the demo's own versions (other tests of this module add theirs, an empty one among them)
     versions = session.scalars(select(DatasetExport).order_by(DatasetExport.id).limit(len(DEMO_EXPORTS))).all()
-    assert versions and all(v.status == "done" and v.row_count > 0 for v in versions)
+    assert [v.status for v in versions] == ["empty" if o.get("reviewed_only") else "done" for _s, o in DEMO_EXPORTS]
+    assert all(v.row_count > 0 for v in versions if v.status == "done")
+    (empty,) = [v for v in versions if v.status == "empty"]  # the demo shows an empty version and says why
+    assert any("reviewed_only" in reason for reason in empty.manifest["empty_reasons"])
     rows: dict[str, int] = {}
     for project in session.scalars(select(Project)).all():
         for name, problem in available_formats(session, project).items():

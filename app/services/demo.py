@@ -427,6 +427,8 @@ DEMO_EXPORTS = [
     (RANKING_SLUG, {"format": "openai-dpo", "pairs": "consensus", "ranking_pairs": "best_vs_rest"}),
     (CRITIQUE_SLUG, {"format": "helpsteer"}),
     (SAFETY_SLUG, {"format": "raw"}),
+    # Nobody has reviewed the pairs yet: an empty version, whose page says why.
+    (PAIRWISE_SLUG, {"format": "trl-preference", "reviewed_only": True}),
 ]
 
 
@@ -461,7 +463,7 @@ def _seed_pay(session: Session, people: dict[str, User], rlhf: dict[str, Project
 
 
 def _seed_exports(session: Session, session_factory, export_root, secret: str, people: dict[str, User]) -> None:
-    """A few finished dataset versions, so the exports pages have a history to show."""
+    """A few finished dataset versions (and an empty one), so the exports pages have a history to show."""
     from .exporting import create_export, run_export
 
     if session.scalar(select(DatasetExport.id).limit(1)) is not None:
