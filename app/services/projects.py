@@ -133,14 +133,21 @@ def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
     return clean
 
 
+def _text_setting(name: str, value, errors: dict[str, str]) -> str:
+    """A text setting as given: "" when absent, and "" with the field's error when it is not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[name] = "must be text"
+        return ""
+    return value
+
+
 def _license(value, errors: dict[str, str]) -> str:
     """An SPDX-like id, or "other: <what it is>"; empty means not set yet (the card and the versions
     page say so)."""
-    text = value.strip() if isinstance(value, str) else value
-    if text is None or text == "":
-        return ""
-    if not isinstance(text, str):
-        errors["license"] = "must be text"
+    text = _text_setting("license", value, errors).strip()
+    if text == "":
         return ""
     if text.lower().startswith(LICENSE_OTHER):
         name = text[len(LICENSE_OTHER):].strip()
@@ -156,12 +163,7 @@ def _license(value, errors: dict[str, str]) -> str:
 
 def _citation(value, errors: dict[str, str]) -> str:
     """How to cite the dataset (BibTeX or a sentence), written into the card as it is."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        errors["citation"] = "must be text"
-        return ""
-    text = value.strip().replace("\r\n", "\n")
+    text = _text_setting("citation", value, errors).strip().replace("\r\n", "\n")
     if len(text) > CITATION_MAX:
         errors["citation"] = f"must be at most {CITATION_MAX:,} characters"
     elif problem := text_problem(text):
@@ -171,12 +173,7 @@ def _citation(value, errors: dict[str, str]) -> str:
 
 def _language(value, errors: dict[str, str]) -> str:
     """BCP 47 tags, comma separated (``en``, ``en,fr``, ``pt-BR``); empty means not stated."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        errors["language"] = "must be text"
-        return ""
-    tags = [t.strip() for t in value.split(",")]
+    tags = [t.strip() for t in _text_setting("language", value, errors).split(",")]
     text = ",".join(tags) if any(tags) else ""
     bad = [t for t in tags if not LANGUAGE_TAG_RE.fullmatch(t)] if text else []
     if bad or len(text) > LANGUAGE_MAX:

@@ -17,7 +17,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,11 +64,8 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
     # Message lists from the first line when asked for, or when the project holds any chat (gold or
     # not, answered or not): a version's schema never depends on which items passed the filters.
     plan.conversational = options.conversational or bool(project.always_messages) or has_chats(session, project.id)
-    known = {f.name for f in fields(Plan)}
-    if "language" in known:
-        plan.language = project.language or ""
-    if "domain" in known:
-        plan.domain = (project.required_domains or [""])[0]
+    plan.language = project.language or ""
+    plan.domain = (project.required_domains or [""])[0]
     return fmt, plan
 
 
@@ -464,7 +461,7 @@ def warnings(fmt: Format, plan: Plan, rows: dict[str, int]) -> list[str]:
         if split not in rows:
             share = f" ({fractions[split]:.0%} of items asked for)" if split in fractions else ""
             notes.append(f"The {split} split got no rows{share}, so it has no file.")
-    minimum = getattr(fmt, "min_rows", 0)
+    minimum = fmt.min_rows
     train = rows.get("train", 0)
     if minimum and train < minimum:
         notes.append(f"{fmt.name}: train.{fmt.extension} has {train} rows; {fmt.title} needs at least "

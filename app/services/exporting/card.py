@@ -242,8 +242,7 @@ def _splits(manifest: dict) -> list[tuple[str, dict]]:
 
 
 def _features(fmt, plan) -> list[dict] | None:
-    features = getattr(fmt, "features", None)
-    return features(plan) if features is not None and plan is not None else None
+    return fmt.features(plan) if plan is not None else None
 
 
 def _feature_type(feature: dict) -> str:
@@ -306,8 +305,8 @@ def _asked(manifest: dict) -> list[str]:
 
 def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
     rows = sum(s["rows"] for _name, s in splits)
-    data: dict = dict(license_of(getattr(project, "license", "")))
-    if languages(getattr(project, "language", "")):
+    data: dict = dict(license_of(project.license))
+    if languages(project.language):
         data["language"] = languages(project.language)
     data["pretty_name"] = project.name
     data["size_categories"] = [size_category(rows)]
@@ -315,7 +314,7 @@ def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
         data["task_categories"] = [TASKS[fmt.name]]
     data["tags"] = ["human-feedback", "groundwork", fmt.name]
     configs = []
-    extension = getattr(fmt, "extension", "jsonl")
+    extension = fmt.extension
     keep = CSV_KEEP if extension == "csv" else {}
     if splits:
         configs.append({"config_name": "default",
@@ -437,7 +436,7 @@ def _filters(manifest: dict) -> str:
 
 
 def _citation(project, fmt, manifest: dict) -> list[str]:
-    citation = (getattr(project, "citation", "") or "").strip()
+    citation = (project.citation or "").strip()
     if citation:
         return ["Cite this dataset as its owner asks:", "", *_fenced(citation, "bibtex" if "@" in citation else "")]
     snapshot = manifest.get("snapshot") or {}
@@ -473,11 +472,11 @@ def _joining(project, fmt, manifest: dict, features) -> str:
     alike = (f"built from the same questions{options} share their columns and types, so `concatenate_datasets` "
              "joins their folders' splits.")
     same = "Two versions of this project in this format " + alike
-    if not getattr(fmt, "plain_or_chat", False):
+    if not fmt.plain_or_chat:
         return same
     names = [f["name"] for f in features or [] if f["name"] in TEXT_COLUMNS] or ["prompt"]
     columns = ", ".join(f"`{n}`" for n in names)
-    if getattr(project, "always_messages", False):
+    if project.always_messages:
         return (f'The project\'s setting "{ALWAYS_MESSAGES}" is on, so {columns} are lists of `{{role, content}}` '
                 "messages in every version built while it stays on, whatever its items: two such versions " + alike)
     advice = (f'Turn on "{ALWAYS_MESSAGES}" on the project\'s settings page (or build with the `conversational` '
@@ -501,7 +500,7 @@ def _joining(project, fmt, manifest: dict, features) -> str:
 
 def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
     names = [name for name, _s in splits]
-    extension = getattr(fmt, "extension", "jsonl")
+    extension = fmt.extension
     files = {name: f"{FOLDER}/{s['file']}" for name, s in splits}
     metas = {name: f"{FOLDER}/{s['meta_file']}" for name, s in splits if s.get("meta_file")}
     annotators = _annotators_file(manifest)
@@ -550,7 +549,7 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     splits = _splits(manifest)
     features = _features(fmt, plan)
     empty = manifest.get("empty_reasons")
-    licence = (getattr(project, "license", "") or "").strip()
+    licence = (project.license or "").strip()
     counts = manifest.get("counts") or {}
     lines = [f"# {_one_line(project.name)}: {fmt.title}", ""]
     if not licence:
@@ -564,10 +563,10 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
         f"(schema `{manifest.get('schema_version')}`, export #{manifest.get('export_id')}). Annotators are paid "
         "domain experts, named here only by stable pseudonyms.",
         "",
-        f"Language: {', '.join(languages(getattr(project, 'language', ''))) or 'not stated'}.",
+        f"Language: {', '.join(languages(project.language)) or 'not stated'}.",
         "",
     ]
-    instructions = (getattr(project, "instructions", "") or "").strip()
+    instructions = (project.instructions or "").strip()
     lines += ["## Guidelines", ""]
     if instructions:
         shown = instructions[:GUIDELINES_MAX]

@@ -61,7 +61,8 @@ def desirable_question(questions):
 
 
 class NeedsConversational(Exception):
-    """A plain (string-prompt) file met an item that is more than one user turn: start again with messages."""
+    """A plain (string-prompt) file met an item that is more than one user turn: start again with messages
+    (a guard: ``plan_for`` already chooses messages for a project holding any item marked as a chat)."""
 
 
 @dataclass
@@ -173,12 +174,12 @@ def messages(group: Group) -> list[dict]:
 
 
 def prompt(group: Group, plan: Plan):
-    """A plain string while every item is one user turn, else message lists for the whole file.
+    """A plain string while the project's items are all one user turn, else message lists for the
+    whole file (``plan.conversational``, decided before the first row: ``exporting.plan_for``).
 
-    Files start plain; the first item that is not a single user turn raises NeedsConversational
-    and the export starts again with messages, so one file never mixes the two (TRL reads the
-    kind from the first row). ``conversational=true`` (or the project's always_messages) asks for
-    messages from the start.
+    An item without its ``single_turn`` mark that turns out to be a chat raises NeedsConversational,
+    and the export starts again with messages, so one file never mixes the two (TRL reads the kind
+    from the first row).
     """
     if plan.conversational:
         return messages(group)

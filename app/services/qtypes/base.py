@@ -197,11 +197,6 @@ class QuestionType:
         the item's response ids in page order."""
         return [], 0
 
-    def best_response(self, options: Mapping[str, Any], values: list, responses: Sequence[str]) -> str | None:
-        """The id of the item's consensus-best response, when the answers name one (``responses``: the
-        item's response ids in page order)."""
-        return None
-
     def answer_feature(self, options: Mapping[str, Any]) -> dict:
         """The type of one answer as a dataset card's ``features`` write it, without the column's name
         (``{"dtype": "string"}``, ``{"sequence": "string"}``…): ``datasets`` types a column from it even
