@@ -1,0 +1,107 @@
+"""Start and stop what a load run targets, on 127.0.0.1: the default SQLite setup (``groundwork run``,
+as ``make run`` serves) or gunicorn + PostgreSQL + Redis with RQ workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+BIN = os.path.dirname(sys.executable)
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# gunicorn on a small box: a worker per core, threads for the requests that wait on the database.
+GUNICORN_WORKERS = int(os.environ.get("LOAD_GUNICORN_WORKERS", str(os.cpu_count() or 2)))
+GUNICORN_THREADS = int(os.environ.get("LOAD_GUNICORN_THREADS", "8"))
+RQ_WORKERS = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def database(kind: str, folder: str):
+    """A fresh database URL of this kind for one run; a PostgreSQL database is dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder}/load.sqlite3"
+        return
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"groundwork_load_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _wait_for(port: int, processes: list[subprocess.Popen], seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for p in processes:
+            if p.poll() is not None:
+                raise RuntimeError(f"the server exited with {p.returncode} before it listened")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+@contextmanager
+def serve(kind: str, database_url: str, folder: str, log=None):
+    """Serve the app on a free port of 127.0.0.1; yields the base URL. SQLite: ``groundwork run``
+    (the development server, threaded, in-process jobs). PostgreSQL: gunicorn with
+    GUNICORN_WORKERS × GUNICORN_THREADS, jobs through Redis and an RQ worker."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "load-test", "GROUNDWORK_ENV": "development",
+           "EXPORT_DIR": os.path.join(folder, "exports")}
+    env.pop("REDIS_URL", None)
+    log = log or open(os.path.join(folder, "server.log"), "a")
+    processes: list[subprocess.Popen] = []
+    if kind == "sqlite":
+        processes.append(subprocess.Popen(
+            [os.path.join(BIN, "groundwork"), "run", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    else:
+        env["REDIS_URL"] = REDIS_URL
+        env["REDIS_PREFIX"] = f"groundwork-load-{uuid.uuid4().hex[:8]}:"
+        processes.append(subprocess.Popen(
+            [os.path.join(BIN, "gunicorn"), "-w", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
+             "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "4096", "app:create_app()"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        for _ in range(RQ_WORKERS):
+            processes.append(subprocess.Popen([os.path.join(BIN, "groundwork"), "worker"], env=env, stdout=log,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        _wait_for(port, processes)
+        yield f"http://127.0.0.1:{port}", processes
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in processes:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def scratch_folder() -> str:
+    return tempfile.mkdtemp(prefix="gw-load-")
