@@ -73,7 +73,7 @@ def run_load(base_url: str, folder: str, plan_path: str, users: int, seconds: in
         [os.path.join(BIN, "locust"), "-f", LOCUSTFILE, "--headless", "--host", base_url, "-u", str(total),
          "-r", str(spawn_rate), "-t", f"{seconds}s", "--csv", prefix, "--only-summary", "--stop-timeout", "5",
          "--loglevel", "WARNING", "--exit-code-on-error", "0"],
-        env=locust_env(plan_path, acks, think, beat, reviewers), check=True, cwd=os.path.dirname(BIN),
+        env=locust_env(plan_path, acks, think, beat, reviewers), check=True, cwd=folder,
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "locust.log"), "a"),
     )
     return read_stats(prefix), acks

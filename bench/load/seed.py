@@ -40,8 +40,9 @@ ADMIN_EMAIL = "load-admin@example.test"
 
 
 def seed(database_url: str, trainers: int, reviewers: int = 3, items: int | None = None, overlap: int = 2,
-         lease_minutes: int = 2, instance_path: str | None = None) -> dict:
-    """Migrate the database to head and fill it; returns the plan the load file reads (as JSON)."""
+         lease_minutes: int = 2, instance_path: str | None = None, migrate: bool = True) -> dict:
+    """Migrate the database to head (unless ``migrate`` is false: the schema is there) and fill it;
+    returns the plan the load file reads (as JSON)."""
     config = {"DATABASE_URL": database_url, "SECRET_KEY": "load", "REDIS_URL": None}
     if instance_path:
         config["INSTANCE_PATH"] = instance_path
@@ -49,7 +50,8 @@ def seed(database_url: str, trainers: int, reviewers: int = 3, items: int | None
     items = items if items is not None else max(2000, trainers * 40)
     with app.app_context():
         engine = get_db().engine
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
         session = get_db().session_factory()
         try:
             project = project_service.create_project(
