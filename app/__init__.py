@@ -12,8 +12,10 @@ from .config import ROOT, load_config
 __version__ = "0.1.0"
 
 
-def create_app(overrides: dict | None = None, environ: dict | None = None) -> Flask:
-    """Build the app. ``overrides`` win over the environment (tests pass DATABASE_URL etc. here)."""
+def create_app(overrides: dict | None = None, environ: dict | None = None, web: bool = True) -> Flask:
+    """Build the app. ``overrides`` win over the environment (tests pass DATABASE_URL etc. here).
+    ``web=False`` leaves out the pages (blueprints, login, CSRF): the command line builds that for the
+    commands that call services only, which then start without importing the web layer."""
     app = Flask(
         __name__,
         instance_path=str(ROOT / "instance"),
@@ -41,16 +43,16 @@ def create_app(overrides: dict | None = None, environ: dict | None = None) -> Fl
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from .db import Database
-    from .extensions import csrf, htmx, login_manager
 
     Database().init_app(app)  # one per app: two apps in a process (tests, scripts) never share an engine
-    csrf.init_app(app)
-    htmx.init_app(app)
-    login_manager.init_app(app)
+    if web:
+        from . import web as pages
+        from .extensions import csrf, htmx, login_manager
 
-    from . import web
-
-    web.init_app(app)
+        csrf.init_app(app)
+        htmx.init_app(app)
+        login_manager.init_app(app)
+        pages.init_app(app)
 
     from tasks import init_app as init_tasks
 

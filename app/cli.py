@@ -1,37 +1,118 @@
-"""The `groundwork` command: database, people, projects, demo data, background workers."""
+"""The `groundwork` command: database, people, projects, demo data, background workers.
+
+The command answers quickly: this module imports only click and Flask's command line at the top, every
+service inside the command that needs it, and the lists an option chooses from when that option is
+parsed. Commands that do not serve or list pages get an app without the web layer."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
-import orjson
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from app import create_app
-from app.db import get_db, get_session
-from app.errors import ServiceError
-from app.models.pay import TIMESHEET_STATUSES
-from app.models.users import ROLES
-from app.services.exporting import FORMATS as EXPORT_FORMATS
-from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
-from app.services.importing import FORMATS as IMPORT_FORMATS
+# The built-in commands that need the pages: the server, the route list and the shell (a shell
+# exploring the app expects all of it).
+WEB_COMMANDS = frozenset({"run", "routes", "shell"})
 
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_default_commands=True, load_dotenv=False)
+class LazyChoice(click.Choice):
+    """A `click.Choice` whose choices are read when first needed (parsing the option or showing its
+    command's help), so listing the commands imports no model or service."""
+
+    def __init__(self, load: Callable[[], Sequence[str]], case_sensitive: bool = True) -> None:
+        self._load = load
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._choices is None:
+            self._choices = tuple(self._load())
+        return self._choices
+
+
+def _roles() -> Sequence[str]:
+    from app.models.users import ROLES
+
+    return ROLES
+
+
+def _timesheet_statuses() -> Sequence[str]:
+    from app.models.pay import TIMESHEET_STATUSES
+
+    return TIMESHEET_STATUSES
+
+
+def _import_formats() -> Sequence[str]:
+    from app.services.importing import FORMATS
+
+    return FORMATS
+
+
+def _export_formats() -> Sequence[str]:
+    from app.services.exporting import FORMATS
+
+    return list(FORMATS)
+
+
+def _pair_modes() -> Sequence[str]:
+    from app.services.exporting.options import PAIR_MODES
+
+    return PAIR_MODES
+
+
+def _ranking_pairs() -> Sequence[str]:
+    from app.services.exporting.options import RANKING_PAIRS
+
+    return RANKING_PAIRS
+
+
+def _command_names(ctx: click.Context | None) -> set[str]:
+    names = set()
+    while ctx is not None:
+        if ctx.command.name:
+            names.add(ctx.command.name)
+        ctx = ctx.parent
+    return names
+
+
+def cli_app():
+    """The app a command runs in: with the web layer for `run`, `routes` and `shell`, without it (no
+    blueprints, templates or login) for the rest, which call services only."""
+    from app import create_app
+
+    ctx = click.get_current_context(silent=True)
+    return create_app(web=ctx is None or bool(_command_names(ctx) & WEB_COMMANDS))
+
+
+class GroundworkGroup(FlaskGroup):
+    """Flask's command group, listing its own commands (ours, Flask's and plugins') without building
+    the app: `groundwork --help` starts no app, and one of our commands loads no plugin."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or super().get_command(ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return sorted(self.commands)
+
+
+@click.group(cls=GroundworkGroup, create_app=cli_app, add_default_commands=True, load_dotenv=False)
 def main() -> None:
     """Groundwork: recruit, vet, work, review, pay and export human feedback for AI."""
 
 
 def register(app) -> None:
     """Attach the commands to the app, so both `groundwork ...` and the test CLI runner find them."""
-    for command in (db, users, projects, import_command, export_command, payroll, metrics, recount, demo, worker):
+    for command in COMMANDS:
         app.cli.add_command(command)
 
 
@@ -48,6 +129,7 @@ def db() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Bring the database schema up to date."""
+    from app.db import get_db
     from app.migrate import current_revision, upgrade
 
     engine = get_db().engine
@@ -60,6 +142,7 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_downgrade(revision: str) -> None:
     """Step the schema back to REVISION (e.g. -1 or base)."""
+    from app.db import get_db
     from app.migrate import current_revision, downgrade
 
     engine = get_db().engine
@@ -71,6 +154,7 @@ def db_downgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Print the schema revision the database is at."""
+    from app.db import get_db
     from app.migrate import current_revision
 
     click.echo(current_revision(get_db().engine) or "empty (no revision)")
@@ -89,12 +173,14 @@ def users() -> None:
 @click.option("--name", default=None, help="Display name (defaults to the part of the e-mail before @).")
 @click.option(
     "--role", "roles", multiple=True, required=True,
-    type=click.Choice(ROLES), help="Repeat for several roles.",
+    type=LazyChoice(_roles), help="Repeat for several roles.",
 )
 @click.password_option("--password", help="At least 10 characters; prompted for when omitted.")
 @with_appcontext
 def users_create(email: str, name: str | None, roles: tuple[str, ...], password: str) -> None:
     """Create an account."""
+    from app.db import get_session
+    from app.errors import ServiceError
     from app.services.users import create_user
 
     session = get_session()
@@ -114,6 +200,9 @@ def users_create(email: str, name: str | None, roles: tuple[str, ...], password:
 @with_appcontext
 def projects(as_json: bool) -> None:
     """List projects: slug, kind, status and how many questions, items and annotations each has."""
+    import orjson
+
+    from app.db import get_session
     from app.services.projects import project_summaries
 
     rows = project_summaries(get_session())
@@ -133,13 +222,15 @@ def projects(as_json: bool) -> None:
 @click.command("import")
 @click.argument("slug")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), help="Default: from the file name.")
+@click.option("--format", "fmt", type=LazyChoice(_import_formats), help="Default: from the file name.")
 @click.option("--update", is_flag=True, help="Update items whose external_id exists (default: skip them).")
 @with_appcontext
 def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
     """Import items into a project from JSONL or CSV: all lines or none."""
     import os
 
+    from app.db import get_session
+    from app.errors import ServiceError
     from app.services import importing
     from app.services.projects import get_by_slug
 
@@ -176,15 +267,15 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
 
 @click.command("export")
 @click.argument("slug")
-@click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)), help="The dataset format.")
+@click.option("--format", "fmt", required=True, type=LazyChoice(_export_formats), help="The dataset format.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Copy the train file here ('-' for stdout); other splits go beside it as NAME.test.EXT and "
                    "NAME.validation.EXT.")
-@click.option("--pairs", type=click.Choice(PAIR_MODES),
+@click.option("--pairs", type=LazyChoice(_pair_modes),
               help="consensus (default): one row per item pair, in the direction of the mean preference "
                    "(Bradley-Terry order for rankings); per_annotation: each direction annotators gave, once per "
                    "item (a weighting view).")
-@click.option("--ranking-pairs", type=click.Choice(RANKING_PAIRS))
+@click.option("--ranking-pairs", type=LazyChoice(_ranking_pairs))
 @click.option("--conversational", is_flag=True, help="Message lists even when every item is one user turn.")
 @click.option("--margin", is_flag=True, help="Add a float margin (preference strength) to pair rows.")
 @click.option("--with-ids", is_flag=True, help="Put item_id (and chosen_id / rejected_id) into the training rows.")
@@ -210,6 +301,8 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     import shutil
     import threading
 
+    from app.db import get_db, get_session
+    from app.errors import ServiceError
     from app.models import DatasetExport
     from app.services import exporting
     from app.services.projects import get_by_slug
@@ -292,10 +385,12 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               help="Write one row per trainer × project × week here ('-' for stdout).")
 @click.option("--project", "slug", help="Only this project.")
-@click.option("--status", type=click.Choice(TIMESHEET_STATUSES), help="Only timesheets in this state.")
+@click.option("--status", type=LazyChoice(_timesheet_statuses), help="Only timesheets in this state.")
 @with_appcontext
 def payroll(week: str, csv_path: str | None, slug: str | None, status: str | None) -> None:
     """Print (or write as CSV) the payroll of WEEK: 2026-W48, or any date in that week."""
+    from app.db import get_session
+    from app.errors import ServiceError
     from app.services import pay
     from app.services.money import format_cents
     from app.services.projects import get_by_slug
@@ -325,6 +420,10 @@ def payroll(week: str, csv_path: str | None, slug: str | None, status: str | Non
 @with_appcontext
 def metrics(slug: str, as_json: bool) -> None:
     """Recompute and print a project's quality figures (agreement, gold, per trainer)."""
+    import orjson
+
+    from app.db import get_session
+    from app.errors import ServiceError
     from app.services.projects import get_by_slug
     from app.services.stats import compute_project_stats, trainer_table
 
@@ -360,6 +459,8 @@ def metrics(slug: str, as_json: bool) -> None:
 @with_appcontext
 def recount(slug: str) -> None:
     """Recompute a project's item counters (a background job when Redis is configured)."""
+    from app.db import get_session
+    from app.errors import ServiceError
     from app.services.projects import get_by_slug
     from tasks import enqueue
     from tasks.jobs import recount_items
@@ -386,6 +487,7 @@ def recount(slug: str) -> None:
 @with_appcontext
 def demo() -> None:
     """Create the demo people, projects and work (safe to run again)."""
+    from app.db import get_db, get_session
     from app.services.demo import seed_demo
 
     app = current_app._get_current_object()
@@ -411,6 +513,11 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
         run_worker(current_app._get_current_object(), list(queues) or None, burst=burst)
     except RuntimeError as exc:
         _fail(str(exc))
+
+
+COMMANDS = (db, users, projects, import_command, export_command, payroll, metrics, recount, demo, worker)
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,22 @@ from . import audit
 
 _hasher = PasswordHasher()
 # A hash of a random password, verified against when the e-mail is unknown, so timing does not
-# reveal which addresses have accounts.
-_DUMMY_HASH = _hasher.hash("groundwork-timing-equaliser")
+# reveal which addresses have accounts. Made on first use (`_dummy_hash`): hashing is deliberately
+# slow, and a command that signs nobody in should not pay for it.
+_DUMMY_HASH: str | None = None
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX = 254
 NAME_MAX = 200
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1000  # hashing is deliberately slow: no megabyte "passwords"
 RESET_LINK_HOURS = 24
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("groundwork-timing-equaliser")
+    return _DUMMY_HASH
 
 
 def normalise_email(email: str) -> str:
@@ -142,7 +150,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     user = find_by_email(session, email)
     if user is None:
         try:
-            _hasher.verify(_DUMMY_HASH, password or "x")
+            _hasher.verify(_dummy_hash(), password or "x")
         except VerificationError:
             pass
         return None

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def majority_vote(labels_by_item: dict[Hashable, Sequence[Hashable]]) -> dict[Hashable, tuple[Hashable, float]]:
@@ -26,6 +28,8 @@ def majority_vote(labels_by_item: dict[Hashable, Sequence[Hashable]]) -> dict[Ha
 
 
 def mean_ratings(ratings_by_item: dict[Hashable, Sequence[float]]) -> dict[Hashable, float]:
+    import numpy as np
+
     return {item: float(np.mean(values)) for item, values in ratings_by_item.items() if len(values)}
 
 
@@ -50,6 +54,8 @@ def dawid_skene(
     matrix per worker (with a little additive smoothing), each E-step the item posteriors. A
     worker's reliability is the chance their label equals the true one: Σ_k π_k θ_w[k, k].
     """
+    import numpy as np
+
     triples = list(annotations)
     if not triples:
         raise ValueError("no annotations")
@@ -109,6 +115,8 @@ def bradley_terry(
     A tie is passed as two half-weight comparisons, one each way. Strengths are normalised to sum
     to 1; a response that never won gets a small positive floor, so every score is defined.
     """
+    import numpy as np
+
     wins: defaultdict = defaultdict(float)
     games: defaultdict = defaultdict(float)
     players: set = set()

@@ -10,8 +10,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Validity:
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing the mean of the ranks they span."""
+    import numpy as np
+
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -43,6 +47,8 @@ def predictive_validity(pairs: Sequence[tuple[float, float]], confidence: float 
     interval whose standard error is sqrt(1.06 / (n - 3)) (Fieller, Hartley and Pearson's correction
     for Spearman's rho). Ties take mid-ranks (rho is then the Pearson correlation of the ranks). At
     rho = ±1 the interval is the point itself (no width to report, read it with n). None when n < 4 or either side is constant: there is nothing to correlate."""
+    import numpy as np
+
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must be between 0 and 1")
     data = np.asarray(pairs, dtype=float).reshape(-1, 2)
