@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -42,6 +43,53 @@ def _proxies(value: str | None) -> int:
     if raw not in {"0", "1", "2", "3", "4", "5"}:
         raise ConfigError(f"TRUSTED_PROXIES must be the number of reverse proxies in front of the app (0–5), not {raw!r}")
     return int(raw)
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+METRICS_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
+
+
+def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...], normalise=str.lower) -> str:
+    raw = normalise((value or default).strip())
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _metrics_token(value: str | None) -> str | None:
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    if not METRICS_TOKEN_RE.fullmatch(raw):
+        raise ConfigError("METRICS_TOKEN must be 16–256 characters of letters, digits and ._~+/=- "
+                          "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return raw
+
+
+def _seconds(name: str, value: str | None, default: float, low: float, high: float) -> float:
+    raw = (value or "").strip() or str(default)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not low <= seconds <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds, not {raw}")
+    return seconds
+
+
+def _hsts(value: str | None) -> int:
+    raw = (value or "0").strip()
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) > 2 * 365 * 86400:
+        raise ConfigError(f"HSTS_SECONDS must be a whole number of seconds from 0 (off) to 63072000 (two years), not {raw!r}")
+    return int(raw)
+
+
+def _multiproc_dir(value: str | None) -> str | None:
+    raw = (value or "").strip()
+    if raw and not Path(raw).is_dir():
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR must be an existing folder the web workers can write to ({raw!r} is not)")
+    return raw or None
 
 
 def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> dict:
@@ -111,4 +159,17 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "WEBHOOK_TIMEOUT": float(env.get("WEBHOOK_TIMEOUT", "10")),
         "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "6")),
         "WEBHOOK_RETRY_DELAYS": (10, 60, 300, 1800, 7200),
+        # Logs: one JSON object per line (json) for a log collector, or plain text (the default).
+        "LOG_FORMAT": _choice("LOG_FORMAT", env.get("LOG_FORMAT"), "text", LOG_FORMATS),
+        "LOG_LEVEL": _choice("LOG_LEVEL", env.get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
+        # /metrics: with a token, only `Authorization: Bearer <token>` is served; without one, only
+        # requests from loopback and private addresses that did not come through a proxy.
+        "METRICS_TOKEN": _metrics_token(env.get("METRICS_TOKEN")),
+        # Set (in the environment, before the workers start) when gunicorn runs several workers: each
+        # writes its counters there and /metrics adds them up.
+        "PROMETHEUS_MULTIPROC_DIR": _multiproc_dir(env.get("PROMETHEUS_MULTIPROC_DIR")),
+        # /readyz: seconds each check (database, Redis) may take before it counts as failed.
+        "READY_TIMEOUT": _seconds("READY_TIMEOUT", env.get("READY_TIMEOUT"), 2.0, 0.1, 30.0),
+        # Strict-Transport-Security on HTTPS responses, in seconds (0: off; the proxy may send it instead).
+        "HSTS_SECONDS": _hsts(env.get("HSTS_SECONDS")),
     }

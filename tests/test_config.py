@@ -28,3 +28,38 @@ def test_production_cookies_are_secure_and_postgres_urls_use_psycopg(tmp_path):
 def test_unknown_environment_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="GROUNDWORK_ENV"):
         load_config(tmp_path, {"GROUNDWORK_ENV": "staging", "SECRET_KEY": "s"})
+
+
+def test_operations_settings_default_to_plain_logs_and_no_token(tmp_path):
+    config = load_config(tmp_path, {"SECRET_KEY": "s"})
+    assert config["LOG_FORMAT"] == "text" and config["LOG_LEVEL"] == "INFO"
+    assert config["METRICS_TOKEN"] is None and config["PROMETHEUS_MULTIPROC_DIR"] is None
+    assert config["READY_TIMEOUT"] == 2.0 and config["HSTS_SECONDS"] == 0
+
+
+def test_operations_settings_are_parsed(tmp_path):
+    config = load_config(tmp_path, {
+        "SECRET_KEY": "s", "LOG_FORMAT": " JSON ", "LOG_LEVEL": "warning", "METRICS_TOKEN": "a" * 16,
+        "READY_TIMEOUT": "0.5", "HSTS_SECONDS": "31536000", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    })
+    assert config["LOG_FORMAT"] == "json" and config["LOG_LEVEL"] == "WARNING"
+    assert config["METRICS_TOKEN"] == "a" * 16 and config["READY_TIMEOUT"] == 0.5
+    assert config["HSTS_SECONDS"] == 31536000 and config["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of text, json"),
+    ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+    ("METRICS_TOKEN", "short", "METRICS_TOKEN must be 16–256 characters"),
+    ("METRICS_TOKEN", "a" * 257, "METRICS_TOKEN must be 16–256 characters"),
+    ("METRICS_TOKEN", "spaces in the token here", "METRICS_TOKEN must be"),
+    ("READY_TIMEOUT", "soon", "READY_TIMEOUT must be a number of seconds"),
+    ("READY_TIMEOUT", "0", "READY_TIMEOUT must be between 0.1 and 30 seconds"),
+    ("READY_TIMEOUT", "nan", "READY_TIMEOUT must be between"),
+    ("HSTS_SECONDS", "-1", "HSTS_SECONDS must be a whole number"),
+    ("HSTS_SECONDS", "99999999", "HSTS_SECONDS must be a whole number"),
+    ("PROMETHEUS_MULTIPROC_DIR", "/no/such/folder", "PROMETHEUS_MULTIPROC_DIR must be an existing folder"),
+])
+def test_operations_settings_are_checked(tmp_path, name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path, {"SECRET_KEY": "s", name: value})

@@ -23,6 +23,8 @@ from . import (
     exports,
     home,
     inputs,
+    observability,
+    ops,
     pay,
     recruiting,
     recruiting_admin,
@@ -58,8 +60,9 @@ def filesize(n: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
+    observability.register(app)  # first: its hooks see every request, whichever later hook refuses it
     for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens,
-                   client, webhooks):
+                   client, webhooks, ops):
         app.register_blueprint(module.bp)
     api.init_app(app)
     errors.register(app)

@@ -1,4 +1,4 @@
-from flask import Response
+from flask import Response, current_app, request
 
 # No inline script or style anywhere: behaviour lives in static/js, so the policy can forbid both.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -24,4 +24,8 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
+    # Browsers honour HSTS only over HTTPS; behind a proxy, request.is_secure needs TRUSTED_PROXIES.
+    hsts = current_app.config.get("HSTS_SECONDS", 0)
+    if hsts and request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")
     return response

@@ -80,6 +80,10 @@ def reviewers(mine):
 MATRIX = {
     ("GET", "home.index"): {"anonymous": 302, **{v: 302 for v in SIGNED_IN}},
     ("GET", "home.healthz"): everyone(200),
+    # operations: readiness names what failed (the test schema is made from the models, never
+    # migrated: 503); metrics are served to loopback without a token (the test client is 127.0.0.1)
+    ("GET", "ops.readyz"): everyone(503),
+    ("GET", "ops.metrics"): everyone(200),
     ("GET", "home.favicon"): everyone(301),
     ("GET", "auth.login"): {"anonymous": 200, **{v: 302 for v in SIGNED_IN}},
     ("POST", "auth.login"): everyone(401),  # an empty form signs nobody in
