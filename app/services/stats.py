@@ -6,10 +6,14 @@ the results. Run by a background job every STATS_EVERY submissions and on demand
 from __future__ import annotations
 
 import statistics
+from array import array
+from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, cast, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -19,30 +23,12 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 from . import pay
 from .assignment import project_questions
 from .checks import fast_threshold
-from .qtypes import Responses, Units, type_of
+from .qtypes import AnswerError, Responses, Units, type_of
 from .quality import aggregation
-from .questions import fits
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
 LOW_AGREEMENT_ITEMS = 10
-
-
-def _units(question, rows, items, trainer_index) -> Units:
-    """One question's values, rows of (item_id, trainer_id, value), grouped for its type's figures."""
-    by_item: dict = defaultdict(list)
-    for item_id, trainer_id, value in rows:
-        by_item[item_id].append((trainer_id, value))
-
-    def reliability_data():
-        unit_ids = sorted(by_item)
-        data = [[None] * len(unit_ids) for _ in trainer_index]
-        for u, item_id in enumerate(unit_ids):
-            for trainer_id, value in by_item[item_id]:
-                data[trainer_index[trainer_id]][u] = value
-        return data
-
-    return Units(by_item, reliability_data, lambda item_id: Responses(items[item_id].responses or []))
 
 
 def item_agreement(question, answers, item):
@@ -53,95 +39,302 @@ def item_agreement(question, answers, item):
                                             Responses(item.responses or []))
 
 
+STREAM_CHUNK = 20_000  # annotations read per statement (keyset on item, id: one index range each)
+
+
+class _ItemAnswers(Mapping):
+    """One question's answers on many items (item -> [(trainer, value)]) held in flat arrays.
+
+    Built in item order (the stream's), so a lookup is a bisection; the (trainer, value) lists are
+    made only when asked for, which keeps a million answers to a few bytes each. Iterating goes by
+    each item's first answer, as the dict it replaces did.
+    """
+
+    def __init__(self):
+        self.items = array("q")  # ascending item ids
+        self.starts = array("q")  # where each item's answers begin in the flat arrays
+        self.trainers = array("q")
+        self.given: list = []  # the values, flat
+        self.ids = array("q")  # each answer's annotation id (Dawid–Skene reads them in id order)
+        self.responses = array("l")  # per item: index into the shared table of response-id tuples
+
+    def add(self, item_id, response_key, answers) -> None:
+        self.items.append(item_id)
+        self.starts.append(len(self.given))
+        self.responses.append(response_key)
+        for annotation_id, trainer_id, value in answers:
+            self.ids.append(annotation_id)
+            self.trainers.append(trainer_id)
+            self.given.append(value)
+
+    def _bounds(self, position):
+        end = self.starts[position + 1] if position + 1 < len(self.starts) else len(self.given)
+        return self.starts[position], end
+
+    def position(self, item_id) -> int:
+        position = bisect_left(self.items, item_id)
+        if position == len(self.items) or self.items[position] != item_id:
+            raise KeyError(item_id)
+        return position
+
+    def __getitem__(self, item_id):
+        items, starts = self.items, self.starts
+        position = bisect_left(items, item_id)
+        if position == len(items) or items[position] != item_id:
+            raise KeyError(item_id)
+        start = starts[position]
+        end = starts[position + 1] if position + 1 < len(starts) else len(self.given)
+        return list(zip(self.trainers[start:end], self.given[start:end], strict=True))
+
+    def __iter__(self):
+        """Items in the order of their first answer (annotation id): the order sums over items have
+        always been taken in, so float figures come out to the last bit."""
+        first = self.ids
+        starts = self.starts
+        order = sorted(range(len(starts)), key=lambda p: first[starts[p]])
+        return (self.items[p] for p in order)
+
+    def __len__(self):
+        return len(self.items)
+
+    def sizes(self):
+        """How many answers each item has, in item order."""
+        total = len(self.given)
+        return [(self.starts[p + 1] if p + 1 < len(self.starts) else total) - self.starts[p]
+                for p in range(len(self.starts))]
+
+    def reliability_data(self):
+        """Krippendorff's coders × units table, with one row per *position* in a unit rather than per
+        trainer: alpha reads only the values each unit holds, so the figure is the same, and the table
+        is (most answers on one item) × items instead of trainers × items. Whole numbers go as a float
+        array with NaN for missing (what the maths reads fastest); anything else as lists with None."""
+        sizes = self.sizes()
+        width = max(sizes, default=0)
+        numbers = all(type(v) is int for v in self.given)
+        if numbers:
+            import numpy as np
+
+            data = np.full((width, len(self.items)), np.nan)
+            start = 0
+            for unit, size in enumerate(sizes):
+                for slot in range(size):
+                    data[slot, unit] = self.given[start + slot]
+                start += size
+            return data
+        data = [[None] * len(self.items) for _ in range(width)]
+        start = 0
+        for unit, size in enumerate(sizes):
+            for slot in range(size):
+                data[slot][unit] = self.given[start + slot]
+            start += size
+        return data
+
+    def triples_in_id_order(self):
+        """(item, trainer, value) for every answer, in annotation id order (the order the figures
+        were always fed in)."""
+        order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+        item_of = array("q")
+        for position, size in enumerate(self.sizes()):
+            item_of.extend([self.items[position]] * size)
+        return ((item_of[n], self.trainers[n], self.given[n]) for n in order)
+
+
+class _ResponseTable:
+    """Items' response ids, shared: most items of a project carry the same ids, so each distinct
+    tuple is stored (and turned into ``Responses``) once."""
+
+    def __init__(self):
+        self.index: dict = {}
+        self.table: list = []
+
+    def key(self, responses: Responses) -> int:
+        ids = tuple(responses)
+        found = self.index.get(ids)
+        if found is None:
+            found = self.index[ids] = len(self.table)
+            self.table.append(Responses(ids))
+        return found
+
+
+@dataclass
+class _Question:
+    question: object
+    kind: object
+    options: dict
+    key: str
+    unanswered: object
+    answers: _ItemAnswers = field(default_factory=_ItemAnswers)
+    items_with_2_plus: int = 0
+
+
+@dataclass
+class _Trainer:
+    annotations: int = 0
+    gold: list = field(default_factory=list)  # gold scores, in annotation id order once sorted
+    agreements: array = field(default_factory=lambda: array("d"))
+    seconds: array = field(default_factory=lambda: array("q"))
+    reviewed: int = 0
+    approved: int = 0
+
+
+class _Item:
+    """What the per-item rules read of an item: its responses (``item_agreement``'s argument)."""
+
+    __slots__ = ("responses",)
+
+    def __init__(self, responses):
+        self.responses = responses
+
+
+def _stream(session: Session, project_id: int):
+    """The project's included annotations with their item's gold flag and responses, in (item, id)
+    order, read in chunks by keyset on the (project, item, id) index: bounded memory, and no
+    statement binds more than a handful of parameters however large the project."""
+    answers_text, responses_text = cast(Annotation.answers, Text), cast(Item.responses, Text)
+    last = None
+    while True:
+        stmt = (
+            select(Annotation.id, Annotation.item_id, Annotation.trainer_id, answers_text, Annotation.gold_score,
+                   Annotation.active_seconds, Annotation.review_status, Item.is_gold, responses_text)
+            .join(Item, Item.id == Annotation.item_id)
+            .where(Annotation.project_id == project_id, Annotation.excluded.is_(False))
+            .order_by(Annotation.item_id, Annotation.id)
+            .limit(STREAM_CHUNK)
+        )
+        if last is not None:
+            stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last))
+        rows = session.execute(stmt).all()
+        yield from rows
+        if len(rows) < STREAM_CHUNK:
+            return
+        last = (rows[-1][1], rows[-1][0])
+
+
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     """Recompute and store the project's figures and every trainer's.
 
-    Reads and computes first, then opens a write transaction for the results and commits (on SQLite
-    a reading transaction may not turn into a writing one once others wrote).
+    Streams the annotations item by item (``_stream``) and keeps only compact per-item and
+    per-trainer arrays, so memory grows by a few bytes per annotation and no statement lists the
+    project's rows. Reads and computes first, then opens a write transaction for the results and
+    commits (on SQLite a reading transaction may not turn into a writing one once others wrote).
     """
+    from orjson import loads
+
     now = utcnow()
     questions = project_questions(session, project.id)
-    rows = session.execute(
-        select(Annotation.id, Annotation.item_id, Annotation.trainer_id, Annotation.answers, Annotation.gold_score,
-               Annotation.active_seconds, Annotation.review_status, Annotation.review_reason)
-        .where(Annotation.project_id == project.id, Annotation.excluded.is_(False))
-    ).all()
-    items = {i.id: i for i in session.scalars(
-        select(Item).where(Item.id.in_({r.item_id for r in rows}))
-    )} if rows else {}
-    trainers = sorted({r.trainer_id for r in rows})
-    trainer_index = {t: n for n, t in enumerate(trainers)}
-    work_rows = [r for r in rows if not items[r.item_id].is_gold]
+    comparable = [_Question(q, type_of(q), q.options or {}, q.key, type_of(q).unanswered)
+                  for q in questions if type_of(q).comparable]
+    first = comparable[0] if comparable else None  # the same question the exports' item agreement reads
+    response_table = _ResponseTable()
+    trainers: dict[int, _Trainer] = defaultdict(_Trainer)
+    all_seconds = array("q")
+    review = dict.fromkeys(("unreviewed", "approved", "rejected", "corrected"), 0)
+    gold_answers = annotations = items_annotated = 0
+    low: list = []  # (agreement, item id) under 1.0, the lowest kept
+
+    def finish_item(item_id, is_gold, responses_raw, group):
+        nonlocal items_annotated
+        if is_gold:
+            return
+        items_annotated += 1
+        if not comparable:
+            return
+        responses = Responses(loads(responses_raw) if responses_raw else [])
+        response_key = response_table.key(responses)
+        parsed = [(annotation_id, trainer_id, loads(answers_raw) if answers_raw else {})
+                  for annotation_id, trainer_id, answers_raw in group]
+        for q in comparable:
+            key, unanswered, options, clean = q.key, q.unanswered, q.options, q.kind.clean_answer
+            # An answer that no longer fits its question (older data) is left out rather than breaking
+            # the figures (``questions.fits``, with the type and options looked up once).
+            fitting = []
+            for annotation_id, trainer_id, answers in parsed:
+                value = answers.get(key, unanswered)
+                if value is None:
+                    continue
+                try:
+                    clean(options, value, responses)
+                except (AnswerError, TypeError, ValueError, KeyError):
+                    continue
+                fitting.append((annotation_id, trainer_id, value))
+            if not fitting:
+                continue
+            q.answers.add(item_id, response_key, fitting)
+            if len(fitting) >= 2:
+                q.items_with_2_plus += 1
+            agreed = q.kind.consensus(options, [v for _, _, v in fitting], responses)[0]
+            # Each trainer's agreement with the consensus reads every answer given (as it always did).
+            for _annotation_id, trainer_id, answers in parsed:
+                value = answers.get(key, unanswered)
+                if value is not None:
+                    score = q.kind.agreement_with(options, value, agreed, responses)
+                    if score is not None:
+                        trainers[trainer_id].agreements.append(score)
+            if q is first and len(fitting) >= 2:  # item_agreement: None under two answers
+                score = q.kind.item_agreement(options, [v for _, _, v in fitting], responses)
+                if score is not None and score < 1.0:
+                    low.append((score, item_id))
+                    if len(low) > 8 * LOW_AGREEMENT_ITEMS:
+                        low.sort()
+                        del low[LOW_AGREEMENT_ITEMS:]
+
+    current = None
+    group: list = []
+    for (annotation_id, item_id, trainer_id, answers_raw, gold_score, active_seconds, review_status, is_gold,
+         responses_raw) in _stream(session, project.id):
+        if current is None or item_id != current[0]:
+            if current is not None:
+                finish_item(*current, group)
+            current, group = (item_id, is_gold, responses_raw), []
+        group.append((annotation_id, trainer_id, answers_raw))
+        annotations += 1
+        all_seconds.append(active_seconds)
+        trainer = trainers[trainer_id]
+        trainer.annotations += 1
+        trainer.seconds.append(active_seconds)
+        if gold_score is not None:
+            trainer.gold.append((annotation_id, gold_score))
+            gold_answers += 1
+        if review_status in review:
+            review[review_status] += 1
+        if review_status != "unreviewed":
+            trainer.reviewed += 1
+            trainer.approved += review_status == "approved"
+    if current is not None:
+        finish_item(*current, group)
+    low.sort()
+    low = low[:LOW_AGREEMENT_ITEMS]
 
     per_question = []
-    consensus: dict = {}  # (question key, item) -> consensus value (quality/consensus.py, through the type)
     reliability: dict = {}
-    first_comparable = None
-    first_by_item: dict = {}
-    for question in questions:
-        kind = type_of(question)
-        if not kind.comparable:
-            continue
-        options = question.options or {}
-        # An answer that no longer fits its question (older data) is left out rather than breaking the figures.
-        values = [(r.item_id, r.trainer_id, value) for r in work_rows
-                  if (value := r.answers.get(question.key, kind.unanswered)) is not None
-                  and fits(question, value, items[r.item_id].responses)]
-        units = _units(question, values, items, trainer_index)
-        figures = {"key": question.key, "type": question.type, "title": question.title,
-                   "items_with_2_plus": sum(1 for v in units.by_item.values() if len(v) >= 2)}
-        if units.by_item:
-            figures.update(kind.figures(options, units))
-        for item_id, answers in units.by_item.items():
-            consensus[(question.key, item_id)] = kind.consensus(
-                options, [v for _, v in answers], units.responses(item_id))[0]
-        if "desirable" in kind.exported_as(options) and not reliability and len({v for _, _, v in values}) > 1:
+    for q in comparable:
+        by_item = q.answers
+        units = Units(by_item, by_item.reliability_data,
+                      lambda item_id, by_item=by_item: response_table.table[by_item.responses[by_item.position(item_id)]])
+        figures = {"key": q.question.key, "type": q.question.type, "title": q.question.title,
+                   "items_with_2_plus": q.items_with_2_plus}
+        if len(by_item):
+            figures.update(q.kind.figures(q.options, units))
+        if "desirable" in q.kind.exported_as(q.options) and not reliability and len(set(by_item.given)) > 1:
             # Dawid–Skene weighs each trainer by their confusion matrix: it yields their reliability.
-            ds = aggregation.dawid_skene(values)
+            ds = aggregation.dawid_skene(by_item.triples_in_id_order())
             figures["dawid_skene_iterations"] = ds.iterations
             reliability = ds.reliability
         per_question.append(figures)
-        if first_comparable is None:  # the same question the exports' item agreement reads
-            first_comparable, first_by_item = question, units.by_item
-
-    # Items whose annotators disagree most, for the dashboard and the review queue.
-    low = []
-    if first_comparable is not None:
-        for item_id, answers in first_by_item.items():
-            score = item_agreement(first_comparable, answers, items[item_id])
-            if score is not None:
-                low.append((score, item_id))
-        low.sort()
-        low = [(s, i) for s, i in low if s < 1.0][:LOW_AGREEMENT_ITEMS]
+        q.answers = None  # done with it: let it go before the next question's figures
 
     # Per trainer.
     members = {m.user_id: m for m in session.scalars(
         select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))}
-    all_seconds = [r.active_seconds for r in rows]
     project_median = statistics.median(all_seconds) if all_seconds else None
-    rows_by_trainer: dict = defaultdict(list)
-    for r in rows:
-        rows_by_trainer[r.trainer_id].append(r)
+    del all_seconds
     trainer_rows = []
     gold_histogram = [0] * 5
     fast = fast_threshold(session, project.id)
-    for trainer_id in trainers:
-        mine = rows_by_trainer[trainer_id]
-        gold = [r.gold_score for r in mine if r.gold_score is not None]
-        agreements = []
-        for r in mine:
-            for question in questions:
-                key = (question.key, r.item_id)
-                kind = type_of(question)
-                value = r.answers.get(question.key, kind.unanswered)
-                if key in consensus and value is not None:
-                    score = kind.agreement_with(question.options or {}, value, consensus[key],
-                                                Responses(items[r.item_id].responses or []))
-                    if score is not None:
-                        agreements.append(score)
-        reviewed = [r for r in mine if r.review_status != "unreviewed"]
-        approved = [r for r in reviewed if r.review_status == "approved"]
-        median_seconds = statistics.median(r.active_seconds for r in mine) if mine else None
+    for trainer_id in sorted(trainers):
+        mine = trainers[trainer_id]
+        gold = [score for _, score in sorted(mine.gold)]  # summed in annotation order, as always
+        median_seconds = statistics.median(mine.seconds) if mine.annotations else None
         flags = []
         member = members.get(trainer_id)
         if member is not None and member.flagged_reason:
@@ -155,29 +348,30 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
         if accuracy is not None:
             gold_histogram[min(int(accuracy * 5), 4)] += 1
         trainer_rows.append(TrainerStats(
-            project_id=project.id, trainer_id=trainer_id, annotations=len(mine), gold_answers=len(gold),
+            project_id=project.id, trainer_id=trainer_id, annotations=mine.annotations, gold_answers=len(gold),
             gold_accuracy=accuracy,
-            consensus_agreement=statistics.fmean(agreements) if agreements else None,
-            reliability=reliability.get(trainer_id), approval_rate=len(approved) / len(reviewed) if reviewed else None,
+            consensus_agreement=statistics.fmean(mine.agreements) if mine.agreements else None,
+            reliability=reliability.get(trainer_id),
+            approval_rate=mine.approved / mine.reviewed if mine.reviewed else None,
             median_seconds=median_seconds, flags=flags, computed_at=now,
         ))
 
+    external_ids = dict(session.execute(
+        select(Item.id, Item.external_id).where(Item.id.in_([i for _, i in low]))).all()) if low else {}
     figures = {
         "questions": per_question,
         "trainers": len(trainers),
-        "items_annotated": len({r.item_id for r in work_rows}),
+        "items_annotated": items_annotated,
         "median_seconds": project_median,
-        "gold_answers": sum(1 for r in rows if r.gold_score is not None),
+        "gold_answers": gold_answers,
         "gold_accuracy_histogram": gold_histogram,  # trainers per 20 % band of gold accuracy
-        "agreement_question": first_comparable.title if first_comparable is not None else None,
+        "agreement_question": first.question.title if first is not None else None,
         "lowest_agreement_items": [
-            {"item_id": i, "external_id": items[i].external_id, "agreement": s} for s, i in low
+            {"item_id": i, "external_id": external_ids[i], "agreement": s} for s, i in low
         ],
-        "review": {
-            status: sum(1 for r in rows if r.review_status == status)
-            for status in ("unreviewed", "approved", "rejected", "corrected")
-        },
+        "review": review,
     }
+
     # Everything is computed: now take the write lock (SQLite) just for storing the results.
     begin_write(session)
     if low:
@@ -193,7 +387,7 @@ def compute_project_stats(session: Session, project: Project) -> ProjectStats:
     if stats is None:
         stats = ProjectStats(project_id=project.id)
         session.add(stats)
-    stats.annotations, stats.figures, stats.computed_at = len(rows), figures, now
+    stats.annotations, stats.figures, stats.computed_at = annotations, figures, now
     session.commit()
     return stats
 
