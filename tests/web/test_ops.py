@@ -331,3 +331,67 @@ def test_hsts_is_sent_over_https_only_when_set(tmp_path):
     assert client.get("/healthz", base_url="https://localhost").headers["Strict-Transport-Security"] \
         == "max-age=31536000; includeSubDomains"
     assert "Strict-Transport-Security" not in client.get("/healthz").headers  # plain HTTP: browsers ignore it
+
+
+# --- several gunicorn workers ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_metrics_add_up_every_gunicorn_worker(tmp_path):
+    """gunicorn with two workers and gunicorn.conf.py: whichever worker answers /metrics reports the
+    requests both served."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from tests.conftest import _empty_sqlite_schema
+
+    root = Path(__file__).resolve().parents[2]
+    database = tmp_path / "gunicorn.sqlite3"
+    shutil.copyfile(_empty_sqlite_schema(), database)
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"")  # a previous run's file: removed at start
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GROUNDWORK_ENV": "production", "SECRET_KEY": "test", "DATABASE_URL": f"sqlite:///{database}",
+           "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "PROMETHEUS_MULTIPROC_DIR": str(folder), "INSTANCE_PATH": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c",
+                               str(root / "gunicorn.conf.py"), "app:create_app()"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(0.1)
+        key = (("endpoint", "home.healthz"), ("method", "GET"), ("status", "200"))
+        before = samples(urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode(),
+                         "groundwork_http_requests_total")[key]  # the start-up probes
+        served = 0
+        pids = set()
+        with ThreadPoolExecutor(16) as pool:
+            while len(pids) < 2 and served < 2000:  # bursts of parallel requests, until both workers served
+                list(pool.map(lambda _: urllib.request.urlopen(f"{base}/healthz", timeout=10).read(), range(50)))
+                served += 50
+                pids = {p.stem.rsplit("_", 1)[1] for p in folder.glob("counter_*.db")}
+        assert len(pids) == 2 and "999999" not in pids, pids
+        for _ in range(4):  # each scrape may land on either worker: every one reports the sum
+            body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+            assert samples(body, "groundwork_http_requests_total")[key] == before + served
+            assert "process_resident_memory_bytes" in body
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

@@ -1,0 +1,56 @@
+"""gunicorn for Groundwork in production: ``gunicorn -c gunicorn.conf.py 'app:create_app()'``.
+
+gunicorn reads this file by itself when started in this folder. Its settings apply when
+``GROUNDWORK_ENV=production``; otherwise (development, the benchmarks) gunicorn keeps its own defaults
+and the command line alone decides. Each value can be set from the environment:
+
+- ``GUNICORN_BIND`` (``127.0.0.1:8000``): the address the reverse proxy forwards to.
+- ``WEB_CONCURRENCY`` (2 × cores + 1, at most 9): worker processes. Each is a full copy of the app
+  with its own database pool, so workers × (pool size + overflow) must stay under PostgreSQL's
+  ``max_connections``, with room for the RQ workers and ``groundwork`` commands.
+- ``GUNICORN_THREADS`` (4): threads per worker (``gthread``). Requests spend most of their time
+  waiting on the database, so threads serve more trainers per megabyte than processes.
+- ``GUNICORN_TIMEOUT`` (60): seconds a request may take before its worker is restarted.
+- ``PROMETHEUS_MULTIPROC_DIR``: where the workers write their metrics so that ``/metrics`` adds them
+  up. With more than one worker and none given, a fresh temporary folder is made at start.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+
+if os.environ.get("GROUNDWORK_ENV", "").strip().lower() == "production":
+    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+    workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 9))
+    threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+    worker_class = "gthread"
+    timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
+    graceful_timeout = 30
+    keepalive = 5  # seconds an idle keep-alive connection from the proxy stays open
+    # The app writes its own line per request (with the request id; LOG_FORMAT=json for a
+    # collector); gunicorn's access log would say the same again without it.
+    accesslog = None
+    errorlog = "-"
+
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Set before the workers start: they import the app, and prometheus-client, after the fork.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="groundwork-metrics-")
+
+
+def on_starting(server) -> None:
+    """Counters of a previous run would be added to this one's: start from an empty folder."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for path in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """A worker that exited (restarted, killed) no longer reports its live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
