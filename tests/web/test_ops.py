@@ -206,6 +206,13 @@ def test_rq_queue_depth_and_failed_jobs(redis_app, rq_worker):
     assert samples(body, "groundwork_jobs_failed")[key] == 2
 
 
+def test_metrics_answer_with_the_database_and_redis_down(tmp_path):
+    app = build_app(CLOSED_POSTGRES, tmp_path, REDIS_URL=CLOSED_REDIS)
+    body = scrape(app.test_client())
+    assert "groundwork_http_requests_total" in body  # what this process knows is still served
+    assert "groundwork_active_trainers " not in body and not samples(body, "groundwork_queue_depth")
+
+
 def test_metrics_with_a_token_need_it(tmp_path):
     app = build_app(f"sqlite:///{tmp_path / 'm.sqlite3'}", tmp_path, METRICS_TOKEN="s3cret-metrics-token-0123")
     client = app.test_client()
