@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.errors import ServiceError, ValidationError
-from app.extensions import htmx
+from app.extensions import htmx, login_manager
 
 MESSAGES = {
     400: ("Bad request", "The request could not be understood."),
@@ -68,6 +68,12 @@ def _rollback() -> None:
         session.rollback()
 
 
+def _without_user() -> None:
+    """The error page is drawn for nobody in particular: loading the signed-in person (or a lazy
+    attribute of theirs after the rollback) would need the database that just failed."""
+    g._login_user = login_manager.anonymous_user()
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
@@ -98,8 +104,15 @@ def register(app: Flask) -> None:
         return render_error(422, "A value was out of the range this field accepts.")
 
     @app.errorhandler(OperationalError)
-    def operational_error(exc: OperationalError):
-        _rollback()
+    @app.errorhandler(InterfaceError)
+    def operational_error(exc: OperationalError | InterfaceError):
+        # The database is unreachable (restarting, failing over) or busy: a retryable 503 that needs
+        # no database itself. The pool's pre-ping replaces dead connections on the next request.
+        try:
+            _rollback()
+        except Exception:  # noqa: BLE001 - the connection is gone; the pool drops it
+            pass
+        _without_user()
         app.logger.error("database error reached the edge", exc_info=exc)
         return render_error(503, None, {"Retry-After": "5"})
 
