@@ -322,6 +322,14 @@ def test_json_logs_carry_exceptions_with_their_traceback(json_app, capsys):
     assert lines[-1]["logger"] == "groundwork.request" and lines[-1]["status"] == 500
 
 
+def test_a_ready_probe_logs_its_request_line_only(json_app, stamp, capsys):
+    stamp(json_app)
+    capsys.readouterr()
+    assert json_app.test_client().get("/readyz", headers={"X-Request-ID": "probe-9"}).status_code == 200
+    lines = log_lines(capsys.readouterr().err)
+    assert [line["logger"] for line in lines if line.get("request_id") == "probe-9"] == ["groundwork.request"]
+
+
 def test_text_logs_are_the_default(app):
     assert app.config["LOG_FORMAT"] == "text"
     assert not any(isinstance(h, logs._StderrHandler) for h in logging.getLogger().handlers)
