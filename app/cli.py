@@ -121,7 +121,7 @@ def register(app) -> None:
 
 @click.group()
 def db() -> None:
-    """Database migrations."""
+    """Database migrations, backups and restores."""
 
 
 @db.command("upgrade")
@@ -158,6 +158,75 @@ def db_current() -> None:
     from app.migrate import current_revision
 
     click.echo(current_revision(get_db().engine) or "empty (no revision)")
+
+
+def _known_revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from app.migrate import alembic_config
+
+    return [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_appcontext
+def db_backup(file: str) -> None:
+    """Write the database and the export folder into one file, FILE (a tar with a manifest). Safe
+    while the app runs: SQLite is copied through its online backup API, PostgreSQL through pg_dump."""
+    from app import __version__
+    from app.errors import ServiceError
+    from app.services import backup
+
+    config = current_app.config
+    try:
+        manifest = backup.create_backup(config["DATABASE_URL"], config["EXPORT_DIR"], file, __version__)
+    except ServiceError as exc:
+        _fail(str(exc))
+    size = Path(file).stat().st_size
+    click.echo(f"backed up the {manifest.database} database (revision {manifest.revision}, "
+               f"{len(manifest.tables)} tables) and {manifest.export_files} export file(s) to {file} "
+               f"({size / 1e6:.1f} MB)")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Replace a database that holds data without asking.")
+@with_appcontext
+def db_restore(file: str, yes: bool) -> None:
+    """Replace the database and the export folder with those of FILE, a `groundwork db backup`.
+    Refuses another database kind's backup or a newer schema; asks first when the database holds data."""
+    from sqlalchemy.engine import make_url
+
+    from app.db import get_db
+    from app.errors import ServiceError
+    from app.migrate import current_revision
+    from app.services import backup
+
+    config = current_app.config
+    url = config["DATABASE_URL"]
+    known = _known_revisions()
+    try:
+        manifest = backup.read_manifest(file)
+        backup.check_restorable(manifest, url, known)
+        empty = backup.is_empty(url)
+    except ServiceError as exc:
+        _fail(str(exc))
+    if not empty and not yes:
+        click.confirm(f"{make_url(url).render_as_string(hide_password=True)} holds data. Replace it and the export "
+                      f"folder with the backup made {manifest.created_at}?", abort=True, err=True)
+    database = get_db()
+    for engine in {database.engine, getattr(database, "writer_engine", None)} - {None}:
+        engine.dispose()  # the backup goes in with no connection of ours open
+    try:
+        manifest = backup.restore_backup(file, url, config["EXPORT_DIR"], known)
+    except ServiceError as exc:
+        _fail(str(exc))
+    revision = current_revision(database.engine)
+    click.echo(f"restored the {manifest.database} database (revision {revision}) and {manifest.export_files} "
+               f"export file(s) from the backup made {manifest.created_at}")
+    if revision != known[0]:
+        click.echo("the backup's schema is older than this code's: run `groundwork db upgrade`")
 
 
 # --- users ----------------------------------------------------------------------------------------
