@@ -42,12 +42,8 @@ class ContextFilter(logging.Filter):
             record.user_id = _current_user_id()
         elif has_app_context() and g.get("request_id"):
             record.request_id = g.get("request_id")  # an in-process job started by a request
-        try:
-            from rq import get_current_job
-
-            job = get_current_job()
-        except Exception:  # noqa: BLE001 - no RQ connection in this context: not a job
-            job = None
+        rq_job = sys.modules.get("rq.job")  # not imported: this process runs no RQ job
+        job = rq_job.get_current_job() if rq_job is not None else None
         if job is not None:
             record.job_id = job.id
             if not getattr(record, "request_id", None):

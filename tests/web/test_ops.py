@@ -16,7 +16,7 @@ from app.migrate import alembic_config
 from app.models import utcnow
 from app.services import assignment as queue
 from app.services import operations
-from tests.conftest import build_app, get_db_engine, login
+from tests.conftest import REDIS_URL, build_app, get_db_engine, login
 from tests.factories import PASSWORD, make_label_project, make_user
 
 # Nothing listens on port 1 of this machine: a database or Redis "down" without stopping anything shared.
@@ -328,6 +328,27 @@ def test_a_ready_probe_logs_its_request_line_only(json_app, stamp, capsys):
     assert json_app.test_client().get("/readyz", headers={"X-Request-ID": "probe-9"}).status_code == 200
     lines = log_lines(capsys.readouterr().err)
     assert [line["logger"] for line in lines if line.get("request_id") == "probe-9"] == ["groundwork.request"]
+
+
+def log_inside_a_job():
+    logging.getLogger("groundwork.test").warning("inside the job")
+
+
+@pytest.mark.redis
+def test_json_logs_of_an_rq_job_name_the_job_and_the_request(redis_app, redis_prefix, database_url, tmp_path,
+                                                              rq_worker, capsys):
+    from tasks import get_queue
+
+    app = build_app(database_url, tmp_path / "json", REDIS_URL=REDIS_URL, REDIS_PREFIX=redis_prefix,
+                    LOG_FORMAT="json")
+    try:
+        job = get_queue(app).enqueue(log_inside_a_job, meta={"request_id": "queued-by-7"})
+        capsys.readouterr()
+        rq_worker(app)
+        lines = [line for line in log_lines(capsys.readouterr().err) if line["logger"] == "groundwork.test"]
+        assert lines == [{**lines[0], "message": "inside the job", "job_id": job.id, "request_id": "queued-by-7"}]
+    finally:
+        logs.remove(app)
 
 
 def test_text_logs_are_the_default(app):
