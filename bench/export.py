@@ -163,12 +163,14 @@ def run_bare(db_path: Path, out: Path) -> dict:
 def measure(kind: str, db_path: Path) -> dict:
     """Run one kind in a child process; its peak RSS comes from wait4 on that child alone."""
     out = Path(tempfile.mkdtemp(prefix=f"gw-export-{kind}-"))
-    child = subprocess.Popen([sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db_path),
-                              "--out", str(out)], stdout=subprocess.PIPE)
-    data = child.stdout.read()
-    _pid, status, usage = os.wait4(child.pid, 0)
-    out_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    shutil.rmtree(out, ignore_errors=True)  # a million-row version is hundreds of MB: never leave it behind
+    try:  # a million-row version is hundreds of MB: never leave it behind, even when a run fails
+        child = subprocess.Popen([sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db_path),
+                                  "--out", str(out)], stdout=subprocess.PIPE)
+        data = child.stdout.read()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        out_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{kind} run failed")

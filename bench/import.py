@@ -33,9 +33,9 @@ def write_file(path: str, items: int) -> int:
     return os.path.getsize(path)
 
 
-def run(kind: str, path: str, items: int) -> None:
+def run(kind: str, path: str, items: int, folder: str) -> None:
     with scratch_database(kind) as url:
-        app = bench_app(url)
+        app = bench_app(url, os.path.join(folder, f"instance-{kind}"))  # in the run's folder, removed with it
         with app.app_context():
             session = get_db().session_factory()
             project = project_service.create_project(
@@ -63,7 +63,7 @@ def main() -> None:
         size = write_file(path, args.items)
         print(f"file: {args.items:,} pairwise items, {size / 1e6:.1f} MB")
         for kind in ["sqlite"] + ([] if args.skip_postgres else ["postgresql"]):
-            run(kind, path, args.items)
+            run(kind, path, args.items, folder)
 
 
 if __name__ == "__main__":
