@@ -168,10 +168,11 @@ def project_view(session: Session, project: Project) -> ProjectView:
     """One project for its client: progress, pace and time left, budget burn, and its recent versions."""
     from . import exporting
 
+    progress = project_service.progress(session, project)
     return ProjectView(
-        project=project, progress=project_service.progress(session, project),
+        project=project, progress=progress,
         budget=pay.Budget(project, pay.project_spend(session, project)), latest=latest_version(session, project),
-        throughput=project_service.throughput(session, project),
+        throughput=project_service.throughput(session, project, figures=progress),
         versions=exporting.list_exports(session, project.id, RECENT_VERSIONS),
         version_count=exporting.count_exports(session, project.id),
     )

@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import DateTime, and_, case, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -140,15 +140,31 @@ def billable_by_week(session: Session, first: date, last: date, trainer_id: int 
     return dict(totals)
 
 
+ID_CHUNK = 500  # ids bound per statement when a list of them is unavoidable (SQLite allows 32,766)
+
+
+def users_by_id(session: Session, user_ids) -> dict[int, User]:
+    """The users with these ids, a bounded number of ids per statement (a week's payroll can name
+    thousands of trainers)."""
+    ids = sorted({i for i in user_ids if i is not None})
+    found: dict[int, User] = {}
+    for n in range(0, len(ids), ID_CHUNK):
+        found.update((u.id, u) for u in session.scalars(select(User).where(User.id.in_(ids[n:n + ID_CHUNK]))))
+    return found
+
+
 def rates(session: Session, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
     """Hourly rate in cents per (trainer, project): the member's override, else the project's rate."""
     if not pairs:
         return {}
-    projects = {p.id: p.hourly_rate_cents for p in session.scalars(
-        select(Project).where(Project.id.in_({p for _, p in pairs})))}
-    overrides = {(m.user_id, m.project_id): m.rate_override_cents for m in session.scalars(
-        select(ProjectMember).where(ProjectMember.project_id.in_({p for _, p in pairs}),
-                                    ProjectMember.role == "trainer", ProjectMember.rate_override_cents.is_not(None)))}
+    project_ids = sorted({p for _, p in pairs})
+    projects, overrides = {}, {}
+    for n in range(0, len(project_ids), ID_CHUNK):
+        chunk = project_ids[n:n + ID_CHUNK]
+        projects.update((p.id, p.hourly_rate_cents) for p in session.scalars(select(Project).where(Project.id.in_(chunk))))
+        overrides.update(((m.user_id, m.project_id), m.rate_override_cents) for m in session.scalars(
+            select(ProjectMember).where(ProjectMember.project_id.in_(chunk), ProjectMember.role == "trainer",
+                                        ProjectMember.rate_override_cents.is_not(None))))
     return {(t, p): overrides.get((t, p), projects.get(p, 0)) for t, p in pairs}
 
 
@@ -177,10 +193,95 @@ class Line:
         return f"{self.trainer_id}:{self.project_id}"
 
 
+def open_billable_by_week(session: Session, first: date, last: date, trainer_id: int | None = None,
+                          project_id: int | None = None) -> dict[tuple[int, int, date], int]:
+    """``billable_by_week`` for the trainer × project × weeks that have no timesheet, reading only
+    their work: each membership's weeks between its timesheets become ranges of the assignments'
+    (trainer, project, assigned_at) index, so approved history costs nothing however long it grows.
+
+    The ranges come from the timesheets themselves (each run of consecutive approved weeks is one
+    gap in the ranges), and a membership without any timesheet is one open range. Work is only
+    ever claimed by members, so the memberships name every trainer × project that can have some.
+    """
+    week = _week_start_expr(session).label("week")
+    low = literal(_start(first).replace(tzinfo=None), DateTime())  # naive UTC, as assigned_at is stored
+    high = literal(_start(last + timedelta(days=7)).replace(tzinfo=None), DateTime())
+    sheet_filter, member_filter = [], []
+    if trainer_id is not None:
+        sheet_filter.append(Timesheet.trainer_id == trainer_id)
+        member_filter.append(ProjectMember.user_id == trainer_id)
+    if project_id is not None:
+        sheet_filter.append(Timesheet.project_id == project_id)
+        member_filter.append(ProjectMember.project_id == project_id)
+    keys = (Timesheet.trainer_id, Timesheet.project_id)
+    runs = select(
+        Timesheet.trainer_id, Timesheet.project_id, Timesheet.week_start,
+        func.lag(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("previous"),
+        func.lead(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("next"),
+    ).where(*sheet_filter).subquery()
+    after = _plus_week(session, runs.c.week_start)
+    ranges = union_all(
+        # before a membership's first timesheet
+        select(runs.c.trainer_id, runs.c.project_id, low.label("lo"), _as_start(session, runs.c.week_start))
+        .where(runs.c.previous.is_(None)),
+        # between two timesheets that are not consecutive weeks
+        select(runs.c.trainer_id, runs.c.project_id, _plus_week(session, runs.c.previous), _as_start(session, runs.c.week_start))
+        .where(runs.c.previous.is_not(None), _plus_week(session, runs.c.previous) < _as_start(session, runs.c.week_start)),
+        # after the last one
+        select(runs.c.trainer_id, runs.c.project_id, after, high).where(runs.c.next.is_(None)),
+        # memberships with no timesheet at all
+        select(ProjectMember.user_id, ProjectMember.project_id, low, high)
+        .where(*member_filter, ~select(Timesheet.id).where(
+            Timesheet.trainer_id == ProjectMember.user_id, Timesheet.project_id == ProjectMember.project_id).exists())
+        .distinct(),
+    ).subquery("ranges")
+    # Each range within first…last, so the index reads no further than the weeks asked for.
+    lo, hi = _greatest(session, ranges.c[2], low), _least(session, ranges.c[3], high)
+    stmt = (
+        select(Assignment.trainer_id, Assignment.project_id, week, func.sum(billable_seconds_expr()))
+        .select_from(ranges)
+        .join(Assignment, and_(Assignment.trainer_id == ranges.c[0], Assignment.project_id == ranges.c[1],
+                               Assignment.assigned_at >= lo, Assignment.assigned_at < hi))
+        .join(Project, Project.id == Assignment.project_id)
+        .outerjoin(Annotation, Annotation.assignment_id == Assignment.id)
+        .where(in_weeks(first, last), Assignment.status.in_(BILLABLE_STATUSES),
+               or_(Annotation.id.is_(None), Annotation.excluded.is_(False)))
+        .group_by(Assignment.trainer_id, Assignment.project_id, week)
+    )
+    totals: dict[tuple[int, int, date], int] = defaultdict(int)
+    for trainer, project, monday, seconds in session.execute(stmt):
+        totals[(trainer, project, _as_date(monday))] += int(seconds or 0)
+    return dict(totals)
+
+
+def _as_start(session: Session, column):
+    """A week's Monday (a date) as the instant it starts, comparable with ``assigned_at``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.cast(column, DateTime())
+    return func.datetime(column)
+
+
+def _greatest(session: Session, a, b):
+    return func.greatest(a, b) if session.get_bind().dialect.name == "postgresql" else func.max(a, b)
+
+
+def _least(session: Session, a, b):
+    return func.least(a, b) if session.get_bind().dialect.name == "postgresql" else func.min(a, b)
+
+
+def _plus_week(session: Session, column):
+    if session.get_bind().dialect.name == "postgresql":
+        return func.cast(column, DateTime()) + timedelta(days=7)
+    return func.datetime(column, "+7 days")
+
+
 def lines(session: Session, first: date, last: date, trainer_id: int | None = None,
           project_id: int | None = None) -> list[Line]:
-    """Every trainer × project × week with work, a timesheet or an adjustment, first…last."""
-    live = billable_by_week(session, first, last, trainer_id, project_id)
+    """Every trainer × project × week with work, a timesheet or an adjustment, first…last.
+
+    A week with a timesheet shows the timesheet, so the live sums are read only for weeks without
+    one (``open_billable_by_week``)."""
+    live = open_billable_by_week(session, first, last, trainer_id, project_id)
     sheets_stmt = select(Timesheet).where(Timesheet.week_start >= first, Timesheet.week_start <= last)
     adjust_stmt = select(PayAdjustment).where(PayAdjustment.week_start >= first, PayAdjustment.week_start <= last)
     if trainer_id is not None:
@@ -221,8 +322,11 @@ def lock_trainers(session: Session, trainer_ids) -> None:
     approved, or a correction checked, against time that cannot move underneath it."""
     if trainer_ids and not is_sqlite(session):
         # NO KEY UPDATE: rows that only point at these trainers (new assignments, audit events) go on.
-        session.execute(select(User.id).where(User.id.in_(sorted(set(trainer_ids)))).order_by(User.id)
-                        .with_for_update(key_share=True))
+        # In id order, a bounded number per statement (approving a week can name thousands).
+        ids = sorted(set(trainer_ids))
+        for n in range(0, len(ids), ID_CHUNK):
+            session.execute(select(User.id).where(User.id.in_(ids[n:n + ID_CHUNK])).order_by(User.id)
+                            .with_for_update(key_share=True))
 
 
 def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, actor_id: int | None,
@@ -311,7 +415,8 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
         raise ValidationError({"reference": f"at most {REFERENCE_MAX} characters"})
     ids = sorted(set(timesheet_ids))
     begin_write(session)
-    sheets = list(session.scalars(select(Timesheet).where(Timesheet.id.in_(ids))))
+    chunks = [ids[n:n + ID_CHUNK] for n in range(0, len(ids), ID_CHUNK)]
+    sheets = [sheet for chunk in chunks for sheet in session.scalars(select(Timesheet).where(Timesheet.id.in_(chunk)))]
     if len(sheets) != len(ids) or any(s.status != "approved" for s in sheets):
         session.rollback()
         raise ValidationError({"timesheets": "only approved timesheets that are not paid yet can be marked paid"})
@@ -319,10 +424,10 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
         session.rollback()
         raise ValidationError({"timesheets": "nobody may mark their own pay as paid"})
     # Conditional, so two admins marking the same sheets at once do not both record a payment.
-    changed = session.execute(
-        update(Timesheet).where(Timesheet.id.in_(ids), Timesheet.status == "approved")
+    changed = sum(session.execute(
+        update(Timesheet).where(Timesheet.id.in_(chunk), Timesheet.status == "approved")
         .values(status="paid", paid_reference=reference, paid_at=now or utcnow())
-    ).rowcount
+    ).rowcount for chunk in chunks)
     if changed != len(ids):
         session.rollback()
         raise Conflict("some of these timesheets were already marked paid; reload the page")
@@ -591,8 +696,7 @@ class Payroll:
 
 def payroll(session: Session, week: date, project_id: int | None = None, status: str | None = None) -> Payroll:
     rows = [line for line in lines(session, week, week, project_id=project_id) if status in (None, line.status)]
-    trainer_ids = {r.trainer_id for r in rows}
-    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(trainer_ids)))} if trainer_ids else {}
+    people = users_by_id(session, {r.trainer_id for r in rows})
     projects = {p.id: p for p in session.scalars(select(Project).order_by(Project.name))}
     trainers = session.execute(
         select(User.id, User.name, User.email).join(ProjectMember, ProjectMember.user_id == User.id)
@@ -608,8 +712,8 @@ def payroll_frame(session: Session, week: date, project_id: int | None = None, s
     import pandas as pd
 
     rows = [line for line in lines(session, week, week, project_id=project_id) if status in (None, line.status)]
-    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_({r.trainer_id for r in rows})))}
-    projects = {p.id: p for p in session.scalars(select(Project).where(Project.id.in_({r.project_id for r in rows})))}
+    people = users_by_id(session, {r.trainer_id for r in rows})
+    projects = {p.id: p for p in session.scalars(select(Project))}
     columns = ["week", "trainer_email", "trainer_name", "project", "billable_seconds", "billable_hours",
                "rate", "amount", "adjustments", "total", "status", "paid_reference"]
     frame = pd.DataFrame([{

@@ -46,9 +46,11 @@ def project(slug: str):
     project = _project_or_404(slug)
     members = project_service.members_of(db, project)
     imports = project_service.recent_imports(db, project, 5)
+    progress = project_service.progress(db, project)
     return render_template(
-        "admin/project.html", project=project, progress=project_service.progress(db, project), members=members,
-        throughput=project_service.throughput(db, project), imports=imports, format_cents=format_cents,
+        "admin/project.html", project=project, progress=progress, members=members,
+        throughput=project_service.throughput(db, project, figures=progress), imports=imports,
+        format_cents=format_cents,
     )
 
 
