@@ -14,10 +14,6 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-# The built-in commands that need the pages: the server, the route list and the shell (a shell
-# exploring the app expects all of it).
-WEB_COMMANDS = frozenset({"run", "routes", "shell"})
-
 
 def _fail(message: str) -> None:
     raise click.ClickException(message)
@@ -75,22 +71,15 @@ def _ranking_pairs() -> Sequence[str]:
     return RANKING_PAIRS
 
 
-def _command_names(ctx: click.Context | None) -> set[str]:
-    names = set()
-    while ctx is not None:
-        if ctx.command.name:
-            names.add(ctx.command.name)
-        ctx = ctx.parent
-    return names
-
-
 def cli_app():
-    """The app a command runs in: with the web layer for `run`, `routes` and `shell`, without it (no
-    blueprints, templates or login) for the rest, which call services only."""
+    """The app a command runs in: without the web layer (no blueprints, templates or login) for our
+    commands, which call services only; whole for the rest (`run`, `routes`, `shell`, plugins)."""
     from app import create_app
 
-    ctx = click.get_current_context(silent=True)
-    return create_app(web=ctx is None or bool(_command_names(ctx) & WEB_COMMANDS))
+    ctx, top = click.get_current_context(silent=True), None
+    while ctx is not None and ctx.parent is not None:  # up to the command under `groundwork`
+        top, ctx = ctx.command.name, ctx.parent
+    return create_app(web=top not in SERVICE_COMMANDS)
 
 
 class GroundworkGroup(FlaskGroup):
@@ -585,6 +574,7 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
 
 
 COMMANDS = (db, users, projects, import_command, export_command, payroll, metrics, recount, demo, worker)
+SERVICE_COMMANDS = frozenset(command.name for command in COMMANDS)
 for _command in COMMANDS:
     main.add_command(_command)
 

@@ -101,3 +101,25 @@ print(json.dumps([before, first == users._DUMMY_HASH, users._dummy_hash() is fir
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [None, True, True, True]
+
+
+def test_only_our_commands_get_an_app_without_pages(monkeypatch, tmp_path):
+    import click
+
+    from app import cli
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("SECRET_KEY", "startup-test-key-" + "x" * 32)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    def app_for(*names):
+        ctx = click.Context(cli.main, info_name="groundwork")
+        for name in names:
+            ctx = click.Context(ctx.command.get_command(ctx, name), parent=ctx, info_name=name)
+        with ctx:
+            return cli.cli_app()
+
+    for names in (("db", "upgrade"), ("projects",), ("export",), ("demo",), ("worker",)):
+        assert not app_for(*names).blueprints, names
+    for names in (("run",), ("routes",), ("shell",), ("limiter", "config")):
+        assert app_for(*names).blueprints, names
