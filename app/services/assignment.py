@@ -278,7 +278,8 @@ class Task:
         assignment.last_heartbeat_at = now
 
 
-def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id: int | None = None) -> Task:
+def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id: int | None = None,
+               project_slug: str | None = None) -> Task:
     """The caller's own assignment (in ``project_id`` when given), locked for this transaction — the
     one door submit, heartbeat and skip go through.
 
@@ -287,6 +288,8 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     One statement; on PostgreSQL it locks the membership, the assignment and the trainer's row, in
     that order (the lock order above), FOR NO KEY UPDATE so rows that merely point at them go on.
     The trainer's row makes one person's clock and an approval of their pay take turns.
+    ``project_slug`` names the project by the URL's slug instead of its id (a work project only, as
+    the workspace serves), so a heartbeat needs no lookup of its own before this one.
     """
     begin_write(session)
     stmt = (
@@ -302,6 +305,8 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     )
     if project_id is not None:
         stmt = stmt.where(Assignment.project_id == project_id)
+    if project_slug is not None:
+        stmt = stmt.where(Project.slug == project_slug, Project.kind == "work")
     if not is_sqlite(session):
         stmt = stmt.with_for_update(of=(ProjectMember, Assignment, User), key_share=True)
     row = session.execute(stmt).first()
@@ -309,11 +314,15 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     return Task(row.Assignment, row.Item, row.Project, row.status, row.flagged_reason, row.clock_at)
 
 
-def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int | None) -> Assignment:
+def task_of(session: Session, assignment_id: int, trainer_id: int, project_id: int | None,
+            project_slug: str | None = None) -> Assignment:
     """The caller's own assignment (in this project), read only (to show it again after a form error)."""
     stmt = select(Assignment).where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id)
     if project_id is not None:
         stmt = stmt.where(Assignment.project_id == project_id)
+    if project_slug is not None:
+        stmt = stmt.join(Project, Project.id == Assignment.project_id).where(Project.slug == project_slug,
+                                                                               Project.kind == "work")
     assignment = session.scalar(stmt)
     if assignment is None:
         raise NotFound("no such task")
@@ -341,7 +350,7 @@ def _renew(session: Session, assignment: Assignment, item: Item, project: Projec
 
 def record_heartbeat(
     session: Session, assignment_id: int, trainer_id: int, now: datetime | None = None, resume: bool = False,
-    project_id: int | None = None,
+    project_id: int | None = None, project_slug: str | None = None,
 ) -> Assignment:
     """The workspace says the trainer is here and active. Commits.
 
@@ -349,14 +358,18 @@ def record_heartbeat(
     activity after an idle or hidden spell) and sets the mark without adding time, so gaps never
     count; a live lease is extended, so nobody loses a task they are working on. A lapsed lease is
     renewed without pay for the gap when its slot is still free, and otherwise stays expired.
+
+    Heartbeats are most of a busy server's requests, so a beat is one locking read (the one door,
+    which checks the project, by id or by the URL's ``project_slug``, with the membership) and the
+    writes it needs: nothing else is looked up first.
     """
     try:
-        task = _lock_task(session, assignment_id, trainer_id, project_id)
+        task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug)
     except OperationalError as exc:  # a deadlock victim: this beat is dropped, the next one counts
         session.rollback()
         if not is_deadlock(exc):
             raise
-        return task_of(session, assignment_id, trainer_id, project_id)
+        return task_of(session, assignment_id, trainer_id, project_id, project_slug)
     now = now or utcnow()  # read once the locks are held: a request that waited measures from now
     assignment, item, project = task.assignment, task.item, task.project
     if project.status != "active":

@@ -164,7 +164,7 @@ def _check(session, acks: list[dict], problems: dict[str, list[str]]) -> dict:
             "late submits refused": sum(1 for a in acks if a["kind"] == "late"),
             "heartbeats acknowledged": sum(1 for a in acks if a["kind"] == "beat"),
             "items": len(rows), "trainers": len(spans), "seconds counted": sum(counted.values()),
-            "seconds paid": paid_seconds}
+            "seconds on finished work": sum(expected.values()), "seconds paid": paid_seconds}
 
 
 def main() -> None:

@@ -92,3 +92,37 @@ def project_service_add(session, project, user):
 
     add_member(session, project, user, "trainer")
     session.commit()
+
+
+def test_a_heartbeat_through_the_page_is_one_locking_read_and_its_writes(app, client, session, task):
+    """Heartbeats are most of the traffic: after the signed-in user is loaded, a beat reads only through
+    the one door (project by slug, membership, task, clock in one statement) — no separate project or
+    membership lookup — and writes the clock and the lease."""
+    from sqlalchemy import event
+
+    from app.db import get_db
+    from tests.conftest import csrf_token, login
+    from tests.factories import PASSWORD
+
+    trainer, project, a, _t0 = task
+    login(client, trainer.email, PASSWORD)
+    token = csrf_token(client, f"/work/{project.slug}")
+    url = f"/work/{project.slug}/tasks/{a.id}/heartbeat"
+    client.post(url, data={"resume": "1"}, headers={"X-CSRFToken": token})
+    with app.app_context():
+        engine = get_db().engine
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()[:4]).lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.post(url, headers={"X-CSRFToken": token})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    reads = [s for s in seen if s.startswith("select")]
+    assert not any(s.startswith(("select projects.", "select project_members.id")) for s in reads), seen
+    assert len(reads) == 3, seen  # the user, their roles, the one door
+    assert sum(s.startswith("update") for s in seen) <= 2, seen  # the clock and the lease
