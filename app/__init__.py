@@ -36,6 +36,9 @@ def create_app(overrides: dict | None = None, environ: dict | None = None, web: 
                 env[key] = str(value)
     app.config.update(load_config(instance, env))
     app.config.update(overrides)
+    from .logs import configure as configure_logs
+
+    configure_logs(app)  # LOG_FORMAT=json: one JSON object per line, for the web and the workers alike
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
