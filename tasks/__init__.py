@@ -8,10 +8,18 @@ timer thread of this process.
 
 Webhook deliveries need no call at all: ``init_app`` listens to the app's sessions, and after any
 commit that emitted deliveries (``services.webhooks.emit``, the outbox) it queues their delivery.
+
+Redis being down never fails the request that queues a job: ``enqueue()`` logs it and returns a
+handle whose status is "delayed". Every job's work is remembered in the database (a queued version
+or import, a pending delivery, statistics that are due), and ``sweep_overdue`` — at the start of
+every ``groundwork worker`` and then once a minute — queues again whatever waited longer than a
+minute. A job with a ``job_key`` (exports, imports) is queued under that id, so a sweep never queues
+a second copy of one that is still waiting or running.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -21,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import event
 
 from app.errors import plain_reason
@@ -29,6 +37,8 @@ from app.errors import plain_reason
 DEFAULT_QUEUE = "default"
 INLINE_WORKERS = 2
 SWEEP_EVERY_SECONDS = 60  # at most this often a delivery job also picks up overdue webhook deliveries
+REDIS_CONNECT_TIMEOUT = 2  # seconds: an unreachable Redis must not hold a request for long
+LIVE_STATES = ("queued", "started", "scheduled", "deferred")  # a keyed job in one of these is not queued again
 
 
 @dataclass
@@ -37,7 +47,7 @@ class JobHandle:
 
     id: str
     backend: str  # "rq" or "inline"
-    status: str  # queued / started / finished / failed
+    status: str  # queued / started / finished / failed; "delayed" when Redis could not be reached
     result: Any = None
     error: str | None = None
     rq_job: Any = field(default=None, repr=False)
@@ -62,8 +72,10 @@ def init_app(app: Flask) -> None:
     if app.config.get("REDIS_URL"):
         from redis import Redis
 
-        app.extensions["groundwork_redis"] = Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["groundwork_redis"] = Redis.from_url(app.config["REDIS_URL"],
+                                                            socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
     app.extensions["groundwork_jobs"] = None
+    app.extensions["groundwork_jobs_counts"] = {"pending": 0, "failed": 0}  # in-process jobs (/metrics)
     app.extensions["groundwork_jobs_lock"] = threading.Lock()
     app.extensions["groundwork_timers"] = set()
     app.extensions["groundwork_webhook_sweep"] = None
@@ -162,8 +174,11 @@ def enqueue_in(seconds: float, func: Callable, *args, job_timeout: int = 3600, q
     if seconds <= 0:
         return _submit(app, func, args, kwargs, queue, job_timeout)
     if redis_connection(app) is not None:
-        job = get_queue(app, queue).enqueue_in(timedelta(seconds=seconds), func, *args, job_timeout=job_timeout,
-                                               **kwargs)
+        try:
+            job = get_queue(app, queue).enqueue_in(timedelta(seconds=seconds), func, *args, job_timeout=job_timeout,
+                                                   meta=_meta(), **kwargs)
+        except REDIS_DOWN:
+            return _delayed(app, func, args)
         return JobHandle(id=job.id, backend="rq", status="scheduled", rq_job=job)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="scheduled")
     timers: set = app.extensions["groundwork_timers"]
@@ -195,21 +210,80 @@ def cancel_scheduled(app: Flask) -> int:
 
 def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = DEFAULT_QUEUE,
             job_timeout: int = 3600) -> JobHandle:
-    """Hand a job on now, without touching the caller's session (``enqueue`` ends it first)."""
+    """Hand a job on now, without touching the caller's session (``enqueue`` ends it first). With
+    Redis down the job is "delayed": its rows say what is left to do, and the sweep queues it later."""
     if redis_connection(app) is not None:
-        job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, **kwargs)
-        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+        try:
+            return _submit_rq(app, func, args, kwargs, queue, job_timeout)
+        except REDIS_DOWN:
+            return _delayed(app, func, args)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
     _run_inline(app, handle, func, args, kwargs)
     return handle
 
 
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return RedisConnectionError, RedisTimeoutError
+
+
+REDIS_DOWN = _redis_errors()
+
+
+def _delayed(app: Flask, func: Callable, args: tuple) -> JobHandle:
+    app.logger.warning("Redis is unreachable: job %s%r is delayed until the sweep queues it again",
+                       getattr(func, "__name__", func), args)
+    return JobHandle(id="", backend="rq", status="delayed")
+
+
+def _meta() -> dict | None:
+    """The request id of the request that queued a job, for the worker's log lines."""
+    request_id = g.get("request_id") if has_app_context() else None
+    return {"request_id": request_id} if request_id else None
+
+
+def _submit_rq(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str, job_timeout: int) -> JobHandle:
+    """Queue on RQ. A job whose function has a ``job_key`` gets that id (prefixed): while a job of
+    that id is waiting or running, the same job is not queued twice (the sweep may ask again)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    connection = redis_connection(app)
+    job_id = None
+    key = getattr(func, "job_key", None)
+    if key is not None:
+        with app.app_context():
+            # RQ ids take letters, digits, "_" and "-" only.
+            job_id = re.sub(r"[^A-Za-z0-9_-]", "_", app.config["REDIS_PREFIX"] + key(*args, **kwargs))
+        try:
+            existing = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            existing = None
+        if existing is not None:
+            status = existing.get_status(refresh=False)
+            if status is not None and status.value in LIVE_STATES:
+                return JobHandle(id=existing.id, backend="rq", status=status.value, rq_job=existing)
+            existing.delete()  # finished, failed or stopped: this id is run again
+    job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, job_id=job_id, meta=_meta(), **kwargs)
+    return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+
+
 def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwargs: dict) -> None:
     handle.status = "queued"
+    counts = app.extensions["groundwork_jobs_counts"]
+    lock = app.extensions["groundwork_jobs_lock"]
+    request_id = g.get("request_id") if has_app_context() else None
+    with lock:
+        counts["pending"] += 1
 
     def run():
+        with lock:
+            counts["pending"] -= 1
         handle.status = "started"
         with app.app_context():
+            g.request_id = request_id  # the log lines of the job name the request that queued it
             try:
                 handle.result = func(*args, **kwargs)
                 handle.status = "finished"
@@ -217,23 +291,43 @@ def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwar
                 app.logger.exception("background job %s failed", getattr(func, "__name__", func))
                 handle.status = "failed"
                 handle.error = plain_reason(exc)
+                with lock:
+                    counts["failed"] += 1
 
     handle.future = _executor(app).submit(run)
 
 
+def queue_sweep(app: Flask) -> JobHandle:
+    """Queue ``sweep_overdue`` (one at a time: it has a job key). Never raises: Redis may be down."""
+    from .jobs import sweep_overdue
+
+    try:
+        return _submit(app, sweep_overdue, (), {})
+    except Exception:  # noqa: BLE001 - the database may be down too; the next minute tries again
+        app.logger.exception("could not queue the sweep of overdue jobs")
+        return JobHandle(id="", backend="rq", status="delayed")
+
+
 def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False, simple: bool = False) -> bool:
-    """Work the app's queues inside its app context (jobs find the database through it)."""
+    """Work the app's queues inside its app context (jobs find the database through it). The worker
+    queues ``sweep_overdue`` when it starts and then once a minute (RQ's maintenance hook), so work a
+    dead process or an unreachable Redis left behind is picked up again."""
     from rq import Queue, SimpleWorker, Worker
 
     connection = redis_connection(app)
     if connection is None:
         raise RuntimeError("REDIS_URL is not set: jobs run in-process, there is nothing for a worker to do")
     names = [queue_name(app, q) for q in (queues or [DEFAULT_QUEUE])]
-    worker_class = SimpleWorker if simple else Worker
-    from .jobs import deliver_webhooks
+    base = SimpleWorker if simple else Worker
 
-    # Webhook deliveries a dead process left pending (a lost dispatch, a request cut off) go out first.
-    get_queue(app).enqueue(deliver_webhooks, [], sweep=True)
+    class SweepingWorker(base):
+        def run_maintenance_tasks(self):
+            super().run_maintenance_tasks()
+            queue_sweep(app)
+
+    # What a dead process left (a lost dispatch, a version whose worker was killed) is looked at first.
     with app.app_context():
-        worker = worker_class([Queue(n, connection=connection) for n in names], connection=connection)
+        queue_sweep(app)
+        worker = SweepingWorker([Queue(n, connection=connection) for n in names], connection=connection,
+                                maintenance_interval=SWEEP_EVERY_SECONDS)
         return worker.work(burst=burst, with_scheduler=not burst)

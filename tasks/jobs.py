@@ -45,6 +45,13 @@ def import_items(import_id: int) -> dict:
             return {"status": job.status, "inserted": job.inserted, "errors": job.error_count}
 
 
+def _import_key(import_id: int) -> str:
+    return f"import-{import_id}"
+
+
+import_items.job_key = _import_key  # an import runs once: queued under one id
+
+
 def compute_stats(project_id: int) -> dict:
     """Recompute a project's quality figures (ProjectStats / TrainerStats)."""
     from app.db import get_db
@@ -72,6 +79,48 @@ def build_export(export_id: int) -> dict:
             progress_rows=app.config["EXPORT_PROGRESS_ROWS"], processes=app.config["EXPORT_PROCESSES"],
         )
         return {"export_id": export.id, "status": export.status, "rows": export.row_count, "sha256": export.sha256}
+
+
+def _export_key(export_id: int) -> str:
+    """One id per run of a version (its id and how many runs it has had), so a version queued again
+    after a dead run gets a new job while a waiting one is not queued twice."""
+    from app.db import get_db
+    from app.services.exporting import run_key
+
+    with get_db().session_factory() as session:
+        return run_key(session, export_id)
+
+
+build_export.job_key = _export_key
+
+
+def sweep_overdue() -> dict:
+    """Queue again what should have run a while ago: versions and imports queued over a minute (Redis
+    was down, or lost its queue), versions whose worker stopped reporting (rebuilt, or failed after
+    ``exporting.MAX_RUNS`` runs), and overdue webhook deliveries. Queued by every worker at its start
+    and once a minute; statistics need nothing (the next submit finds them due)."""
+    from app.db import get_db
+    from app.services import exporting, overdue
+    from tasks import enqueue
+
+    with job_app() as app:
+        with get_db().session_factory() as session:
+            recovered = exporting.recover_stalled(session, app.config["EXPORT_DIR"])
+            exports = sorted(set(recovered.again) | set(exporting.overdue_queued(session)))
+            imports = overdue.queued_imports(session)
+        for export_id in exports:
+            enqueue(build_export, export_id)
+        for import_id in imports:
+            enqueue(import_items, import_id)
+        enqueue(deliver_webhooks, [], sweep=True)
+        return {"exports": exports, "imports": imports, "failed_exports": recovered.failed}
+
+
+def _sweep_key() -> str:
+    return "sweep"
+
+
+sweep_overdue.job_key = _sweep_key  # one sweep waiting at a time, however many workers ask
 
 
 def suggest_grades(interview_id: int) -> dict:

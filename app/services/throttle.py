@@ -8,14 +8,19 @@ its owner's known browser still gets in, and so does anyone at another address (
 cookies" recipe). The address is the client's, as the trusted proxies report it (``TRUSTED_PROXIES``).
 
 Kept in Redis when the app has one, so every gunicorn worker shares the count; in process memory
-otherwise (the single-process default).
+otherwise (the single-process default). While Redis cannot be reached, each process counts in its own
+memory instead: the limit still holds per process (never "unlimited", never an error page), and the
+shared count takes over again once Redis answers.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,30 +63,59 @@ class MemoryCounter:
 
 
 class RedisCounter:
+    """Counts in Redis; falls back to a per-process ``MemoryCounter`` while Redis is unreachable."""
+
     def __init__(self, redis, prefix: str) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         self.redis = redis
         self.prefix = prefix + "login:"
+        self.fallback = MemoryCounter()
+        self._down = (RedisConnectionError, RedisTimeoutError)
+        self._warned = False
+
+    def _fall_back(self, exc: BaseException) -> MemoryCounter:
+        if not self._warned:
+            self._warned = True
+            log.warning("Redis is unreachable (%s): login attempts are counted in this process's memory", exc)
+        return self.fallback
 
     def get(self, key: str, window: int, now: float) -> tuple[int, int]:
-        pipe = self.redis.pipeline()
-        pipe.get(self.prefix + key)
-        pipe.ttl(self.prefix + key)
-        count, ttl = pipe.execute()
+        try:
+            pipe = self.redis.pipeline()
+            pipe.get(self.prefix + key)
+            pipe.ttl(self.prefix + key)
+            count, ttl = pipe.execute()
+        except self._down as exc:
+            return self._fall_back(exc).get(key, window, now)
+        self._warned = False
         return int(count or 0), max(int(ttl or 0), 0)
 
     def incr(self, key: str, window: int, now: float) -> tuple[int, int]:
-        pipe = self.redis.pipeline()
-        pipe.incr(self.prefix + key)
-        pipe.expire(self.prefix + key, window, nx=True)
-        pipe.ttl(self.prefix + key)
-        count, _set, ttl = pipe.execute()
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(self.prefix + key)
+            pipe.expire(self.prefix + key, window, nx=True)
+            pipe.ttl(self.prefix + key)
+            count, _set, ttl = pipe.execute()
+        except self._down as exc:
+            return self._fall_back(exc).incr(key, window, now)
+        self._warned = False
         return int(count), max(int(ttl or 0), 0)
 
     def decr(self, key: str) -> None:
-        self.redis.decr(self.prefix + key)
+        try:
+            self.redis.decr(self.prefix + key)
+        except self._down as exc:
+            self._fall_back(exc).decr(key)
 
     def clear(self, key: str) -> None:
-        self.redis.delete(self.prefix + key)
+        self.fallback.clear(key)
+        try:
+            self.redis.delete(self.prefix + key)
+        except self._down as exc:
+            self._fall_back(exc)
 
 
 class LoginThrottle:

@@ -18,7 +18,7 @@ import tomllib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
 DOWNLOADABLE = ("manifest.json", "README.md")
 FINISHED = ("done", "empty")  # a version in one of these never changes
+QUEUED_OVERDUE_SECONDS = 60  # a version queued this long without starting is queued again by the sweep
+MAX_RUNS = 3  # runs that died without a word (a killed worker) before the sweep fails the version
 
 __all__ = ["FORMATS", "ExportOptions", "available_formats", "create_export", "desirable_question", "options_for",
            "parse_options", "project_questions", "run_export"]
@@ -110,9 +112,83 @@ def retry_export(session: Session, project: Project, export_id: int) -> DatasetE
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
     export.status, export.error = "queued", None
-    export.progress_at = None
+    export.progress_at = utcnow()  # queued since (the sweep queues it again if no worker starts it)
     session.commit()
     return export
+
+
+def run_key(session: Session, export_id: int) -> str:
+    """The job id of a version's next run: its id and the runs it has had, so a version queued again
+    after a dead run gets a new job, and one still waiting is not queued twice. Reads only."""
+    attempts = session.scalar(select(DatasetExport.attempts).where(DatasetExport.id == export_id))
+    session.rollback()
+    return f"export-{export_id}-{attempts or 0}"
+
+
+def overdue_queued(session: Session, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Versions queued over ``QUEUED_OVERDUE_SECONDS`` ago that no worker started (Redis was down when
+    they were queued, or lost its queue): the sweep queues them again. Reads only."""
+    since = (now or utcnow()) - timedelta(seconds=QUEUED_OVERDUE_SECONDS)
+    ids = list(session.scalars(
+        select(DatasetExport.id).where(DatasetExport.status == "queued",
+                                       func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) < since)
+        .order_by(DatasetExport.id).limit(limit)))
+    session.rollback()
+    return ids
+
+
+@dataclass
+class Recovered:
+    again: list[int]  # queued again: the caller enqueues them
+    failed: list[int]  # failed after MAX_RUNS runs that died
+
+
+def recover_stalled(session: Session, root: str | os.PathLike, now: datetime | None = None) -> Recovered:
+    """Versions whose run stopped reporting for ``STALLED_AFTER_SECONDS`` (its worker was killed, ran out
+    of memory or lost its machine): queued again for a fresh run, or — once ``MAX_RUNS`` runs have died —
+    failed with a plain reason and their temporary folder removed. A version that reported meanwhile is
+    left alone (conditional UPDATE on the progress read), and a run superseded this way can no longer
+    finish it (``_start``'s attempt number). Commits."""
+    now = now or utcnow()
+    root = Path(root)
+    seen = session.execute(select(DatasetExport.id, DatasetExport.attempts, DatasetExport.progress_at,
+                                  DatasetExport.started_at, DatasetExport.project_id)
+                           .where(DatasetExport.status == "running")).all()
+    session.rollback()
+    recovered = Recovered([], [])
+    for export_id, attempts, progress_at, started_at, project_id in seen:
+        last = progress_at or started_at
+        if last is not None and (now - last).total_seconds() <= STALLED_AFTER_SECONDS:
+            continue
+        give_up = attempts >= MAX_RUNS
+        values = ({"status": "failed", "finished_at": now,
+                   "error": f"the build stopped {attempts} times without finishing (its worker was killed or ran "
+                            "out of memory); nothing of it was published — run it again once the cause is fixed"}
+                  if give_up else {"status": "queued", "error": None, "progress_at": now})
+        begin_write(session)
+        same = DatasetExport.progress_at.is_(None) if progress_at is None else DatasetExport.progress_at == progress_at
+        taken = session.execute(update(DatasetExport).where(
+            DatasetExport.id == export_id, DatasetExport.status == "running", DatasetExport.attempts == attempts,
+            same).values(**values)).rowcount
+        session.commit()
+        if not taken:
+            continue
+        if give_up:
+            _remove_unfinished(root, project_id, export_id)
+            recovered.failed.append(export_id)
+            log.warning("export %s failed after %s runs that died", export_id, attempts)
+        else:
+            recovered.again.append(export_id)
+            log.warning("export %s stopped reporting; queued for run %s", export_id, attempts + 1)
+    return recovered
+
+
+def _remove_unfinished(root: Path, project_id: int, export_id: int) -> None:
+    """What runs of a version that never finished left: temporary folders, and a folder renamed into
+    place but never marked done (not a version)."""
+    for stale in (root / TMP_FOLDER).glob(f"{export_id}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(root / str(project_id) / str(export_id), ignore_errors=True)
 
 
 def get_export(session: Session, project: Project, export_id: int) -> DatasetExport:
