@@ -172,6 +172,8 @@ def create_backup(database_url: str, export_dir: str | os.PathLike, target: str 
     if target.is_dir():
         raise BackupError(f"{target} is a folder; give a file name")
     export_dir = Path(export_dir)
+    if target.resolve().is_relative_to(export_dir.resolve()):
+        raise BackupError(f"the backup cannot go inside the export folder it copies ({export_dir})")
     with tempfile.TemporaryDirectory(prefix=".groundwork-backup-", dir=target.parent) as scratch:
         scratch = Path(scratch)
         if kind == "sqlite":

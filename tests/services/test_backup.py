@@ -246,7 +246,10 @@ def test_restore_with_yes_replaces_data_without_asking(small):
 def test_backup_names_a_missing_folder_and_missing_postgres_tools(tmp_path, monkeypatch):
     with pytest.raises(backup.BackupError, match="does not exist"):
         backup.create_backup(f"sqlite:///{tmp_path / 'x.sqlite3'}", tmp_path, tmp_path / "no" / "b.backup", "0")
+    with pytest.raises(backup.BackupError, match="cannot go inside the export folder"):
+        backup.create_backup(f"sqlite:///{tmp_path / 'x.sqlite3'}", tmp_path, tmp_path / "b.backup", "0")
     monkeypatch.setenv("PATH", str(tmp_path))  # no pg_dump here
     with pytest.raises(backup.BackupError, match="pg_dump was not found on PATH"):
-        backup.create_backup("postgresql+psycopg://nobody@127.0.0.1:1/none", tmp_path, tmp_path / "b.backup", "0")
+        backup.create_backup("postgresql+psycopg://nobody@127.0.0.1:1/none", tmp_path / "exports",
+                             tmp_path / "b.backup", "0")
     assert not list(tmp_path.glob("*.backup"))
