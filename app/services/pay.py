@@ -199,8 +199,8 @@ def open_billable_by_week(session: Session, first: date, last: date, trainer_id:
     their work: each membership's weeks between its timesheets become ranges of the assignments'
     (trainer, project, assigned_at) index, so approved history costs nothing however long it grows.
 
-    The ranges come from the timesheets themselves (each run of consecutive approved weeks is one
-    gap in the ranges), and a membership without any timesheet is one open range. Work is only
+    The ranges come from the timesheets of first…last (each run of consecutive approved weeks is one
+    gap in the ranges), and a membership without any timesheet there is one open range. Work is only
     ever claimed by members, so the memberships name every trainer × project that can have some.
     """
     week = _week_start_expr(session).label("week")
@@ -213,12 +213,15 @@ def open_billable_by_week(session: Session, first: date, last: date, trainer_id:
     if project_id is not None:
         sheet_filter.append(Timesheet.project_id == project_id)
         member_filter.append(ProjectMember.project_id == project_id)
+    # Only the timesheets of first…last matter: work before the first of them (or after the last) is
+    # outside the weeks asked for whenever it is not in an open week.
+    sheet_filter.append(Timesheet.week_start.between(first, last))
     keys = (Timesheet.trainer_id, Timesheet.project_id)
     runs = select(
         Timesheet.trainer_id, Timesheet.project_id, Timesheet.week_start,
         func.lag(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("previous"),
         func.lead(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("next"),
-    ).where(*sheet_filter).subquery()
+    ).where(*sheet_filter).cte("runs")
     after = _plus_week(session, runs.c.week_start)
     ranges = union_all(
         # before a membership's first timesheet
@@ -232,7 +235,8 @@ def open_billable_by_week(session: Session, first: date, last: date, trainer_id:
         # memberships with no timesheet at all
         select(ProjectMember.user_id, ProjectMember.project_id, low, high)
         .where(*member_filter, ~select(Timesheet.id).where(
-            Timesheet.trainer_id == ProjectMember.user_id, Timesheet.project_id == ProjectMember.project_id).exists())
+            Timesheet.trainer_id == ProjectMember.user_id, Timesheet.project_id == ProjectMember.project_id,
+            Timesheet.week_start.between(first, last)).exists())
         .distinct(),
     ).subquery("ranges")
     # Each range within first…last, so the index reads no further than the weeks asked for.
@@ -594,9 +598,17 @@ def project_spend(session: Session, project: Project) -> int:
     last_adjustment = session.scalar(select(func.max(PayAdjustment.week_start))
                                      .where(PayAdjustment.project_id == project.id))
     current = week_of(utcnow())
-    rows = lines(session, week_of(first), max(current, last_adjustment) if last_adjustment else current,
-                 project_id=project.id)
-    return sum(line.total_cents for line in rows)
+    start, end = week_of(first), max(current, last_adjustment) if last_adjustment else current
+    # What lines() would sum, with the approved weeks summed by the database: each timesheet's amount,
+    # the open weeks live, and the adjustments.
+    sheets = session.scalar(select(func.coalesce(func.sum(Timesheet.amount_cents), 0)).where(
+        Timesheet.project_id == project.id, Timesheet.week_start.between(start, end)))
+    adjusted = session.scalar(select(func.coalesce(func.sum(PayAdjustment.amount_cents), 0)).where(
+        PayAdjustment.project_id == project.id, PayAdjustment.week_start.between(start, end)))
+    live = open_billable_by_week(session, start, end, project_id=project.id)
+    rate_of = rates(session, {(t, p) for t, p, _ in live})
+    return int(sheets) + int(adjusted) + sum(cents_for(seconds, rate_of.get((t, p), 0))
+                                             for (t, p, _), seconds in live.items())
 
 
 @dataclass
