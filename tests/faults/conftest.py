@@ -125,15 +125,23 @@ def private_postgres():
         server.remove()
 
 
+class SmallDisk:
+    """Where a version fills the disk: a 4 MB tmpfs of the test's own when this machine lets us mount
+    one (``kind == "tmpfs"``: a ballast file fills it, ENOSPC for real); else a plain folder whose
+    filling build runs in a process limited by RLIMIT_FSIZE (``kind == "rlimit"``: EFBIG for real)."""
+
+    def __init__(self, folder: Path, kind: str) -> None:
+        self.folder, self.kind = folder, kind
+
+
 @pytest.fixture
 def small_disk():
-    """A 4 MB tmpfs of our own: an export written into it fills it up for real."""
     folder = Path(tempfile.mkdtemp(prefix="groundwork-disk-"))
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
                              capture_output=True).returncode == 0
-    if not mounted:
+    yield SmallDisk(folder, "tmpfs" if mounted else "rlimit")
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
         folder.rmdir()
-        unavailable("cannot mount a small tmpfs here (needs root, CAP_SYS_ADMIN)")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
-    folder.rmdir()
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
