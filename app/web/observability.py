@@ -26,7 +26,6 @@ from flask import Flask, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 
-from app import logs
 from app.db import get_session
 from app.services import operations
 
@@ -82,8 +81,8 @@ def _finish(response):
 
 def register(app: Flask) -> None:
     """Before every other hook: the id and the clock start first, the count and the log line come last
-    (after-request functions run in reverse order), so even a request another hook refused is counted."""
-    logs.configure(app)
+    (after-request functions run in reverse order), so even a request another hook refused is counted.
+    (The log format itself is set up by ``create_app``, for every app: ``app.logs``.)"""
     app.before_request(_start)
     app.after_request(_finish)
     if app.config.get("REDIS_URL"):

@@ -187,6 +187,28 @@ def fail_on_purpose():
     raise RuntimeError("this job fails on purpose")
 
 
+def test_in_process_jobs_waiting_and_failed(app, client):
+    import threading
+
+    from tasks import INLINE_WORKERS, enqueue
+
+    key = (("backend", "inline"), ("queue", "default"))
+    release = threading.Event()
+    with app.app_context():
+        busy = [enqueue(release.wait, 30) for _ in range(INLINE_WORKERS)]  # every job thread taken
+        waiting = enqueue(fail_on_purpose)
+    try:
+        assert samples(scrape(client), "groundwork_queue_depth")[key] == 1
+    finally:
+        release.set()
+    for handle in busy:
+        handle.wait(30)
+    assert waiting.wait(30).status == "failed"
+    body = scrape(client)
+    assert samples(body, "groundwork_queue_depth")[key] == 0
+    assert samples(body, "groundwork_jobs_failed")[key] == 1
+
+
 @pytest.mark.redis
 def test_rq_queue_depth_and_failed_jobs(redis_app, rq_worker):
     from tasks import enqueue
@@ -327,7 +349,7 @@ def test_a_ready_probe_logs_its_request_line_only(json_app, stamp, capsys):
     capsys.readouterr()
     assert json_app.test_client().get("/readyz", headers={"X-Request-ID": "probe-9"}).status_code == 200
     lines = log_lines(capsys.readouterr().err)
-    assert [line["logger"] for line in lines if line.get("request_id") == "probe-9"] == ["groundwork.request"]
+    assert [line["logger"] for line in lines if line.get("request_id") == "probe-9"] == ["groundwork.request"], lines
 
 
 def log_inside_a_job():
@@ -349,6 +371,18 @@ def test_json_logs_of_an_rq_job_name_the_job_and_the_request(redis_app, redis_pr
         assert lines == [{**lines[0], "message": "inside the job", "job_id": job.id, "request_id": "queued-by-7"}]
     finally:
         logs.remove(app)
+
+
+def test_json_logs_of_an_in_process_job_name_the_request_that_queued_it(json_app, capsys):
+    from tasks import enqueue
+
+    capsys.readouterr()
+    with json_app.test_request_context("/", headers={"X-Request-ID": "queued-by-8"}):
+        json_app.preprocess_request()  # the request's hooks: its id
+        handle = enqueue(log_inside_a_job)
+    handle.wait(30)
+    lines = [line for line in log_lines(capsys.readouterr().err) if line["logger"] == "groundwork.test"]
+    assert [line["request_id"] for line in lines] == ["queued-by-8"]
 
 
 def test_text_logs_are_the_default(app):
