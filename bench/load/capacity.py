@@ -28,6 +28,7 @@ import sys
 import time
 
 from bench.load import check as load_check
+from bench.load.cpu import cpu_seconds, process_tree
 from bench.load.seed import seed
 from bench.load.server import BIN, GUNICORN_THREADS, GUNICORN_WORKERS, database, scratch_folder, serve
 
@@ -36,38 +37,6 @@ STEPS_FILE = os.path.join(os.path.dirname(__file__), "steps.py")
 DEFAULT_STEPS = {"sqlite": [50, 100, 200, 300, 400, 500, 750, 1000],
                  "postgres": [100, 250, 500, 1000, 1500, 2000, 2500, 3000, 4000]}
 TRAINER_ENDPOINTS = ("heartbeat", "heartbeat (resume)", "submit", "claim /work/[slug]", "skip", "earnings")
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-            total += ticks / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
-
-
-def _tree(pid: int) -> list[int]:
-    """A process and its descendants (gunicorn's workers), from /proc."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(name))
-            except (OSError, ValueError):
-                pass
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
 
 
 def main() -> None:
@@ -101,9 +70,10 @@ def main() -> None:
                        "LOAD_BEAT_SECONDS": str(15 / scale), "LOAD_REVIEWERS": "2", "LOAD_ADMINS": "1",
                        "LOAD_STEPS": ",".join(map(str, users)), "LOAD_SPAWN_RATE": str(args.spawn_rate),
                        "LOAD_SETTLE": str(args.settle), "LOAD_MEASURE": str(args.measure),
-                       "LOAD_GATE_MS": str(args.gate_ms), "LOAD_STEPS_OUT": out}
-                server_pids = [p for proc in processes for p in _tree(proc.pid)]
-                server_cpu, started = _cpu_seconds(server_pids), time.time()
+                       "LOAD_GATE_MS": str(args.gate_ms), "LOAD_STEPS_OUT": out,
+                       "LOAD_SERVER_PIDS": ",".join(str(p.pid) for p in processes)}
+                server_pids = [p for proc in processes for p in process_tree(proc.pid)]
+                server_cpu, started = cpu_seconds(server_pids), time.time()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 with open(os.path.join(folder, "locust.log"), "a") as log:
                     subprocess.run(
@@ -112,7 +82,7 @@ def main() -> None:
                         env=env, check=True, cwd=folder, stdout=log, stderr=log)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 wall = time.time() - started
-                server_cpu = _cpu_seconds([p for proc in processes for p in _tree(proc.pid)]) - server_cpu
+                server_cpu = cpu_seconds([p for proc in processes for p in process_tree(proc.pid)]) - server_cpu
             locust_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             problems, summary = load_check.check(url, acks)
         with open(out) as f:
@@ -135,21 +105,22 @@ def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary
           + f"; {args.measure:g} s measured per step after {args.settle:g} s settling; gate: p95 ≤ "
             f"{args.gate_ms:g} ms and no errors on trainer endpoints")
     print()
-    print(f"{'trainers':>8} {'users':>6} {'req/s':>7} {'req/s/trainer':>13} {'errors':>6}  "
-          + "  ".join(f"{name.split(' ')[0][:9] + ('(r)' if 'resume' in name else ''):>12}" for name in TRAINER_ENDPOINTS)
-          + "  held")
-    print(f"{'':>8} {'':>6} {'':>7} {'':>13} {'':>6}  " + "  ".join(f"{'p50/p95 ms':>12}" for _ in TRAINER_ENDPOINTS))
+    names = [n.replace("claim /work/[slug]", "claim").replace("heartbeat (resume)", "resume") for n in TRAINER_ENDPOINTS]
+    print(f"{'trainers':>8} {'users':>5} {'req/s':>6} {'per':>6} {'err':>4}  "
+          + " ".join(f"{n:>10}" for n in names) + f" {'server':>6} {'locust':>6} {'load':>5}  held")
+    print(f"{'':>8} {'':>5} {'':>6} {'trainer':>6} {'':>4}  " + " ".join(f"{'p50/p95':>10}" for _ in names)
+          + f" {'cores':>6} {'cores':>6} {'avg':>5}")
     best = None
     for r in results:
+        if r.get("note"):
+            print(f"{r['trainers'] * scale:>8,.0f} {r['trainers']:>5,}  NO: {r['note']}")
+            continue
         eps = r["endpoints"]
         rps = sum(v["rps"] for k, v in eps.items() if k in TRAINER_ENDPOINTS)
-        cells = []
-        for name in TRAINER_ENDPOINTS:
-            v = eps.get(name)
-            cells.append(f"{v['p50']:.0f}/{v['p95']:.0f}" if v else "-")
-        users = max(1, round(r["trainers"]))
-        print(f"{r['trainers'] * scale:>8,.0f} {users:>6,} {rps:>7.1f} {rps / (r['trainers'] * scale):>13.3f} "
-              f"{r['failures']:>6}  " + "  ".join(f"{c:>12}" for c in cells) + f"  {'yes' if r['held'] else 'NO'}")
+        cells = [f"{eps[n]['p50']:.0f}/{eps[n]['p95']:.0f}" if n in eps else "-" for n in TRAINER_ENDPOINTS]
+        print(f"{r['trainers'] * scale:>8,.0f} {r['trainers']:>5,} {rps:>6.1f} {rps / (r['trainers'] * scale):>6.3f} "
+              f"{r['failures']:>4}  " + " ".join(f"{c:>10}" for c in cells)
+              + f" {r['server_cores']:>6.2f} {r['locust_cores']:>6.2f} {r['load']:>5.1f}  {'yes' if r['held'] else 'NO'}")
         if r["held"]:
             best = r["trainers"] * scale
     print()

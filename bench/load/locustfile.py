@@ -47,6 +47,9 @@ EARNINGS_SHARE = float(os.environ.get("LOAD_EARNINGS_SHARE", "0.1"))
 ALLOWED_HOSTS = {"127.0.0.1"}
 
 _numbers = {"trainer": itertools.count(), "reviewer": itertools.count()}
+# Trainers that signed in and made their first claim: the capacity steps measure only once every
+# trainer of a step is working (sign-ins cost a password hash each and happen once a day).
+READY = {"trainers": 0}
 _acks_lock = threading.Lock()
 _acks = open(os.environ["LOAD_ACKS"], "a", buffering=1) if os.environ.get("LOAD_ACKS") else None
 
@@ -98,6 +101,7 @@ class Trainer(Signed):
         self.assignment = 0
         time.sleep(random.uniform(0, BEAT_SECONDS))  # spread the first beats
         self.claim()
+        READY["trainers"] += 1
 
     def _take(self, page: str) -> None:
         token = TOKEN_RE.search(page)
