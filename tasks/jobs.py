@@ -67,6 +67,13 @@ def compute_stats(project_id: int) -> dict:
             return {"project_id": project_id, "annotations": stats.annotations}
 
 
+def _stats_key(project_id: int) -> str:
+    return f"stats-{project_id}"
+
+
+compute_stats.job_key = _stats_key  # submits while one waits do not queue more of the same
+
+
 def build_export(export_id: int) -> dict:
     """Build one dataset version (stream, write, rename into place) and report its figures (status
     "done", or "empty" when no row passed the filters)."""

@@ -126,3 +126,21 @@ def test_a_waiting_version_is_queued_once_however_often_it_is_asked(down_app, pr
         from tasks import redis_connection
 
         assert Queue(queue_name(app), connection=redis_connection(app)).count == 1
+
+
+def test_statistics_asked_for_by_many_submits_are_queued_once(down_app):
+    from rq import Queue
+
+    from tasks import queue_name, redis_connection
+    from tasks.jobs import compute_stats
+
+    app = down_app
+    with app.app_context():
+        session = get_db().session_factory()
+        project_id = make_label_project(session, items=1).id
+        session.close()
+        handles = [enqueue(compute_stats, project_id) for _ in range(5)]
+        assert len({h.id for h in handles}) == 1
+        assert Queue(queue_name(app), connection=redis_connection(app)).count == 1
+    run_worker(app, burst=True, simple=True)
+    assert handles[0].refresh().status == "finished"
