@@ -128,6 +128,18 @@ def _check_membership(session: Session, row) -> None:
         raise Paused.because(row.flagged_reason)
 
 
+def project_and_membership(session: Session, slug: str, trainer_id: int) -> tuple[Project | None, ProjectMember | None]:
+    """The project with this slug and the caller's trainer membership there (None for either that is
+    missing), in one statement: what the workspace asks on every request before it acts."""
+    row = session.execute(
+        select(Project, ProjectMember)
+        .outerjoin(ProjectMember, and_(ProjectMember.project_id == Project.id, ProjectMember.user_id == trainer_id,
+                                       ProjectMember.role == "trainer"))
+        .where(Project.slug == slug)
+    ).first()
+    return (row.Project, row.ProjectMember) if row is not None else (None, None)
+
+
 def current_assignment(session: Session, trainer_id: int, project_id: int, now: datetime) -> Assignment | None:
     return session.scalar(
         select(Assignment)

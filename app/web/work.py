@@ -11,7 +11,6 @@ from app.extensions import htmx
 from app.models import Assignment, Project
 from app.services import access, after_submit
 from app.services import assignment as queue
-from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
 from tasks import enqueue
@@ -24,8 +23,9 @@ bp = Blueprint("work", __name__, url_prefix="/work")
 
 def _project_for_work(slug: str) -> Project:
     db = get_session()
-    project = project_service.get_by_slug(db, slug)
-    member = access.membership(db, current_user, project)
+    project, member = queue.project_and_membership(db, slug, current_user.id)  # one round trip
+    if project is None:
+        abort(404)
     if member is not None and member.status == "paused":
         abort(403, description=str(queue.Paused.because(member.flagged_reason)))
     # Not being a member looks the same as the project not existing.
@@ -41,34 +41,38 @@ def _next_task(project: Project):
 def _following(project: Project, **extra):
     """The task fragment after a submit or skip. If that work paused the trainer (gold accuracy), the
     work is kept and the fragment says so instead of answering 403."""
+    questions = extra.pop("questions", None)
     try:
         assignment = _next_task(project)
     except queue.Paused as exc:
         said = extra.get("notice") or ("Your work was saved." if extra.get("just_submitted") else "")
         assignment, extra = None, {**extra, "notice": f"{said} {exc}".strip()}
-    return render_template("work/_task.html", **_task_context(project, assignment), **extra)
+    return render_template("work/_task.html", **_task_context(project, assignment, questions=questions), **extra)
 
 
-def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None) -> dict:
+def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None,
+                  questions=None) -> dict:
+    """What the task screen shows; ``questions`` when the request already read them."""
     db = get_session()
     return {
         "project": project,
         "assignment": assignment,
         "item": assignment.item if assignment else None,
-        "questions": queue.project_questions(db, project.id),
+        "questions": questions if questions is not None else queue.project_questions(db, project.id),
         "errors": errors or {},
         "answers": answers or {},
         "done_this_session": queue.session_progress(db, current_user.id, project.id),
     }
 
 
-def _parse_answers(project: Project, assignment_id: int, form) -> dict:
+def _parse_answers(project: Project, assignment_id: int, form) -> tuple[dict, list]:
     """Form fields named ``answer.<key>``, converted by each question type's form parser (responses are
-    posted by their letter on the page, A, B, C…, and become the item's response ids here)."""
+    posted by their letter on the page, A, B, C…, and become the item's response ids here); and the
+    project's questions, which the next task's screen shows too."""
     db = get_session()
     assignment = queue.task_of(db, assignment_id, current_user.id, project.id)
-    return question_rules.parse_form_answers(queue.project_questions(db, project.id), form,
-                                             assignment.item.responses or [])
+    questions = queue.project_questions(db, project.id)
+    return question_rules.parse_form_answers(questions, form, assignment.item.responses or []), questions
 
 
 @bp.get("/")
@@ -115,7 +119,7 @@ def task(slug: str):
 def submit(slug: str, assignment_id: int):
     project = _project_for_work(slug)
     db = get_session()
-    raw = _parse_answers(project, assignment_id, request.form)
+    raw, questions = _parse_answers(project, assignment_id, request.form)
     try:
         queue.submit(db, assignment_id, current_user.id, raw, project_id=project.id)
     except ValidationError as exc:
@@ -124,12 +128,12 @@ def submit(slug: str, assignment_id: int):
         # The lease lapsed and the slot went to someone else (or the task was skipped): say so, go on.
         if not htmx:
             raise
-        return _following(project, notice=str(exc)), 409
+        return _following(project, notice=str(exc), questions=questions), 409
     if after_submit.statistics_due(db, project):  # after the commit; services cannot start jobs
         enqueue(compute_stats, project.id)
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
-    return _following(project, just_submitted=True)
+    return _following(project, just_submitted=True, questions=questions)
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/heartbeat")
