@@ -33,6 +33,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+# Probes answered every few seconds: their request line is DEBUG while they succeed, so it does not
+# drown the log (a failing probe is INFO like any other request).
+PROBES = frozenset({"home.healthz", "ops.readyz", "ops.metrics"})
 
 # Seconds; the trainer pages aim at 0.2 s (p95), every page at 0.1 s.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
@@ -73,9 +76,10 @@ def _finish(response):
     LATENCY.labels(endpoint, method).observe(duration)
     if g.get("request_id"):
         response.headers[REQUEST_ID_HEADER] = g.request_id
-    if request_log.isEnabledFor(logging.INFO):
-        request_log.info("%s %s %s", request.method, endpoint, status,
-                         extra={"status": status, "duration_ms": round(duration * 1000, 1)})
+    level = logging.DEBUG if endpoint in PROBES and status < 400 else logging.INFO
+    if request_log.isEnabledFor(level):
+        request_log.log(level, "%s %s %s", request.method, endpoint, status,
+                        extra={"status": status, "duration_ms": round(duration * 1000, 1)})
     return response
 
 

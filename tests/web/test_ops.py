@@ -312,17 +312,17 @@ def test_json_logs_name_the_request_and_the_user(json_app, session, capsys):
     session.commit()
     client = json_app.test_client()
     capsys.readouterr()
-    client.get("/healthz", headers={"X-Request-ID": "probe-42"})
+    client.get("/login", headers={"X-Request-ID": "sign-in-page-42"})
     login(client, trainer.email, PASSWORD)
     response = client.get("/work/", headers={"X-Request-ID": "trainer-page-7"})
     assert response.status_code == 200
     lines = log_lines(capsys.readouterr().err)
-    health = [line for line in lines if line.get("request_id") == "probe-42"]
-    assert health == [health[0]] and health[0]["logger"] == "groundwork.request"
-    assert health[0]["endpoint"] == "home.healthz" and health[0]["method"] == "GET"
-    assert health[0]["status"] == 200 and isinstance(health[0]["duration_ms"], float)
-    assert health[0]["level"] == "INFO" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", health[0]["time"])
-    assert "user_id" not in health[0]
+    page = [line for line in lines if line.get("request_id") == "sign-in-page-42"]
+    assert page == [page[0]] and page[0]["logger"] == "groundwork.request"
+    assert page[0]["endpoint"] == "auth.login" and page[0]["method"] == "GET"
+    assert page[0]["status"] == 200 and isinstance(page[0]["duration_ms"], float)
+    assert page[0]["level"] == "INFO" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", page[0]["time"])
+    assert "user_id" not in page[0]
     page = [line for line in lines if line.get("request_id") == "trainer-page-7"]
     assert page and page[-1]["endpoint"] == "work.index" and page[-1]["user_id"] == trainer.id
 
@@ -344,12 +344,17 @@ def test_json_logs_carry_exceptions_with_their_traceback(json_app, capsys):
     assert lines[-1]["logger"] == "groundwork.request" and lines[-1]["status"] == 500
 
 
-def test_a_ready_probe_logs_its_request_line_only(json_app, stamp, capsys):
-    stamp(json_app)
+def test_probes_log_only_when_they_fail(json_app, stamp, capsys):
+    client = json_app.test_client()
     capsys.readouterr()
-    assert json_app.test_client().get("/readyz", headers={"X-Request-ID": "probe-9"}).status_code == 200
+    assert client.get("/readyz", headers={"X-Request-ID": "probe-8"}).status_code == 503  # not migrated
+    stamp(json_app)
+    assert client.get("/readyz", headers={"X-Request-ID": "probe-9"}).status_code == 200
+    assert client.get("/healthz", headers={"X-Request-ID": "probe-10"}).status_code == 200
+    assert client.get("/metrics", headers={"X-Request-ID": "probe-11"}).status_code == 200
     lines = log_lines(capsys.readouterr().err)
-    assert [line["logger"] for line in lines if line.get("request_id") == "probe-9"] == ["groundwork.request"], lines
+    assert [(line["request_id"], line["status"]) for line in lines if line.get("request_id", "").startswith("probe-")] \
+        == [("probe-8", 503)], lines
 
 
 def log_inside_a_job():
