@@ -221,7 +221,7 @@ def _tables_from_dump(kind: str, dump: Path, database_url: str) -> tuple[list[st
     _conninfo, env = _libpq(database_url)
     listing = _run([_tool("pg_restore"), "--list", str(dump)], env, "pg_restore --list").stdout.decode()
     # A table's line: "215; 1259 16390 TABLE public annotations owner".
-    tables = sorted({match.group(1) for match in re.finditer(r"^\d+; \d+ \d+ TABLE \S+ (\S+)", listing, re.M)})
+    tables = sorted({match.group(1) for match in re.finditer(r"^\d+; \d+ \d+ TABLE (?!DATA )\S+ (\S+)", listing, re.M)})
     script = _run([_tool("pg_restore"), "--data-only", "--table=alembic_version", "--file=-", str(dump)],
                   env, "pg_restore").stdout.decode()
     rows = script.split("alembic_version (version_num) FROM stdin;\n", 1)
