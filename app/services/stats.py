@@ -204,7 +204,7 @@ def _stream(session: Session, project_id: int):
         )
         if last is not None:
             stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last))
-        rows = session.execute(stmt).all()
+        rows = session.connection().execute(stmt).all()  # Core rows: no ORM loading per row
         yield from rows
         if len(rows) < STREAM_CHUNK:
             return
