@@ -82,12 +82,18 @@ class Signed(FastHttpUser):
             if not match:
                 r.failure("no CSRF token on /login")
                 raise StopUser()
-        with self.client.post("/login", data={"email": email, "password": PLAN["password"],
-                                              "csrf_token": match.group(1)},
-                              name="sign in", allow_redirects=False, catch_response=True) as r:
-            if r.status_code != 302:
-                r.failure(f"sign-in answered {r.status_code}")
-                raise StopUser()
+        for _attempt in range(5):
+            with self.client.post("/login", data={"email": email, "password": PLAN["password"],
+                                                  "csrf_token": match.group(1)},
+                                  name="sign in", allow_redirects=False, catch_response=True) as r:
+                if r.status_code == 302:
+                    return
+                if r.status_code != 429:
+                    r.failure(f"sign-in answered {r.status_code}")
+                    raise StopUser()
+                r.failure("sign-in throttled (429)")  # as a person would: wait as told, then again
+                time.sleep(min(60.0, float(r.headers.get("Retry-After") or 5)))
+        raise StopUser()
 
 
 class Trainer(Signed):

@@ -69,8 +69,10 @@ def serve(kind: str, database_url: str, folder: str, log=None):
     (the development server, threaded, in-process jobs). PostgreSQL: gunicorn with
     GUNICORN_WORKERS × GUNICORN_THREADS, jobs through Redis and an RQ worker."""
     port = free_port()
+    # Every simulated client signs in from 127.0.0.1: the login throttle's per-address count (attempts
+    # in flight count until they succeed) must allow thousands of them at once.
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "load-test", "GROUNDWORK_ENV": "development",
-           "EXPORT_DIR": os.path.join(folder, "exports")}
+           "EXPORT_DIR": os.path.join(folder, "exports"), "LOGIN_MAX_FAILURES": "100000"}
     env.pop("REDIS_URL", None)
     log = log or open(os.path.join(folder, "server.log"), "a")
     processes: list[subprocess.Popen] = []
