@@ -93,6 +93,17 @@ def queue_size(session: Session, project_id: int, reviewer_id: int) -> int:
     return session.scalar(select(func.count(Annotation.id)).where(*_queue_filter(project_id, reviewer_id)))
 
 
+QUEUE_SHOWN = 1000  # pages count the queue this far, then say "1,000+"
+
+
+def queue_shown(session: Session, project_id: int, reviewer_id: int) -> int | str:
+    """How many annotations wait, as a page shows it: the number up to QUEUE_SHOWN, else "1,000+".
+    Counting stops there, so a queue of a hundred thousand costs what one of a thousand does."""
+    waiting = session.scalar(select(func.count()).select_from(
+        select(Annotation.id).where(*_queue_filter(project_id, reviewer_id)).limit(QUEUE_SHOWN + 1).subquery()))
+    return waiting if waiting <= QUEUE_SHOWN else f"{QUEUE_SHOWN:,}+"
+
+
 def next_for_review(session: Session, project_id: int, reviewer_id: int, after_id: int | None = None) -> Annotation | None:
     """The most urgent unreviewed annotation in the project's queue."""
     urgency = case({reason: n for n, reason in enumerate(REASON_ORDER)}, value=Annotation.review_reason, else_=99)

@@ -24,7 +24,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 def index():
     db = get_session()
     rows = [
-        (p, project_service.progress(db, p), review_service.queue_size(db, p.id, current_user.id))
+        (p, project_service.progress(db, p), review_service.queue_shown(db, p.id, current_user.id))
         for p in review_service.reviewable_projects(db, current_user)
     ]
     return render_template("review/index.html", rows=rows)
@@ -42,7 +42,7 @@ def _review_context(project: Project, annotation: Annotation | None, **extra) ->
         "item": review_service.item_of(db, annotation) if annotation else None,
         "trainer": review_service.trainer_name(db, annotation) if annotation else None,
         "questions": project_questions(db, project.id),
-        "left": review_service.queue_size(db, project.id, current_user.id),
+        "left": review_service.queue_shown(db, project.id, current_user.id),
         "reason_titles": review_service.REASON_TITLES,
         "errors": {},
         "verdict": None,
@@ -101,5 +101,5 @@ def project(slug: str):
     recent = review_service.recent_work(db, project)
     return render_template(
         "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent,
-        waiting=review_service.queue_size(db, project.id, current_user.id),
+        waiting=review_service.queue_shown(db, project.id, current_user.id),
     )

@@ -73,3 +73,12 @@ def test_trainer_feedback_lists_verdicts_newest_first(session, reviewed_project)
     assert {r.Review.comment for r in rows} == {"Unsafe advice", ""}
     assert review_service.feedback_count(session, trainer.id) == 2
     assert review_service.feedback_for(session, reviewer.id) == []
+
+
+def test_pages_count_the_queue_only_so_far(session, reviewed_project, monkeypatch):
+    trainer, reviewer, project, _annotations = reviewed_project
+    assert review_service.queue_shown(session, project.id, reviewer.id) == 3
+    assert review_service.queue_shown(session, project.id, trainer.id) == 0
+    monkeypatch.setattr(review_service, "QUEUE_SHOWN", 2)
+    assert review_service.queue_shown(session, project.id, reviewer.id) == "2+"
+    assert review_service.queue_size(session, project.id, reviewer.id) == 3  # the API's count stays exact
