@@ -438,7 +438,7 @@ def test_metrics_add_up_every_gunicorn_worker(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "GROUNDWORK_ENV": "production", "SECRET_KEY": "test", "DATABASE_URL": f"sqlite:///{database}",
            "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "PROMETHEUS_MULTIPROC_DIR": str(folder), "INSTANCE_PATH": str(tmp_path)}
+           "PROMETHEUS_MULTIPROC_DIR": str(folder), "EXPORT_DIR": str(tmp_path / "exports")}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c",
                                str(root / "gunicorn.conf.py"), "app:create_app()"], cwd=root, env=env,
