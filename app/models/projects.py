@@ -86,6 +86,8 @@ class Item(Base):
               postgresql_where=text("import_id IS NOT NULL")),
         # The importer refuses a second item with the same content; exports find any older pair.
         Index("ix_items_content", "project_id", "is_gold", "content_hash"),
+        # The progress figures (done, in progress, not started) read this index alone.
+        Index("ix_items_project_progress", "project_id", "is_gold", "done_count", "active_count"),
         # Whether a project holds any chat (an export then writes message lists): a few rows at most.
         Index("ix_items_chats", "project_id", sqlite_where=text("single_turn IS false"),
               postgresql_where=text("single_turn IS false")),

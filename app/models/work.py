@@ -20,6 +20,9 @@ class Assignment(Base):
         UniqueConstraint("item_id", "trainer_id"),
         Index("ix_assignments_trainer_project_status", "trainer_id", "project_id", "status"),
         Index("ix_assignments_project_status_expires", "project_id", "status", "expires_at"),
+        # Pay reads a trainer's open weeks in a project, and a project's first week, by claim time.
+        Index("ix_assignments_trainer_project_assigned", "trainer_id", "project_id", "assigned_at"),
+        Index("ix_assignments_project_assigned", "project_id", "assigned_at"),
         # At most one live lease per trainer and project, whatever the race: the database says so.
         Index("uq_assignments_one_live_lease", "trainer_id", "project_id", unique=True,
               sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
@@ -48,6 +51,8 @@ class Annotation(Base):
         Index("ix_annotations_item", "item_id"),
         # Exports read one project's annotations item by item, in a stable order.
         Index("ix_annotations_project_item", "project_id", "item_id", "id"),
+        # The pay sums' "not excluded" check reads this index alone.
+        Index("ix_annotations_assignment_excluded", "assignment_id", "excluded"),
         Index("ix_annotations_review_queue", "project_id", "review_status", "review_reason"),
     )
 
