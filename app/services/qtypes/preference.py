@@ -59,8 +59,8 @@ class PreferenceType(QuestionType):
         return skip_safe(agreement.pairwise_preference_agreement, units)
 
     def figures(self, options, units: Units):
-        pairs = [[agreement.preference_pairs(v, units.responses(i)) for _, v in units.by_item[i]]
-                 for i in units.unit_ids]
+        pairs = ([agreement.preference_pairs(v, units.responses(i)) for _, v in units.by_item[i]]
+                 for i in units.unit_ids)  # one item's pairs at a time: a million answers fit in memory
         return {"pairwise_agreement": skip_safe(agreement.pairwise_preference_agreement, pairs),
                 "alpha_interval": skip_safe(agreement.krippendorff_alpha, units.reliability_data(), "interval")}
 

@@ -122,7 +122,7 @@ class RankingType(QuestionType):
         return skip_safe(agreement.pairwise_preference_agreement, units)
 
     def figures(self, options, units: Units):
-        pairs = [[agreement.ranking_pairs(v) for _, v in units.by_item[i]] for i in units.unit_ids]
+        pairs = ([agreement.ranking_pairs(v) for _, v in units.by_item[i]] for i in units.unit_ids)  # item by item
         taus = [t for answers in units.by_item.values() for (_, a), (_, b) in combinations(answers, 2)
                 if (t := _tau(a, b)) is not None]
         return {"pairwise_agreement": skip_safe(agreement.pairwise_preference_agreement, pairs),
