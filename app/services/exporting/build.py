@@ -283,7 +283,7 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, snapshot: Snapshot, c
     except NeedsConversational as exc:
         pipe.send(("conversational", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the export
-        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+        pipe.send(("error", f"{type(exc).__name__}: {exc}", getattr(exc, "errno", None)))
     finally:
         pipe.close()
         os._exit(0)  # no atexit handlers, no flushing of the parent's copied state
@@ -379,11 +379,15 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
             process.join()
             if outcomes[-1][0] != "ok":
                 break
-        for status, payload in outcomes:
+        for status, payload, *errno in outcomes:
             if status in ("conversational", "error"):
                 for sink in sinks.values():
                     sink.abandon()
-                raise NeedsConversational(payload) if status == "conversational" else RuntimeError(payload)
+                if status == "conversational":
+                    raise NeedsConversational(payload)
+                if errno and errno[0] is not None:  # a full disk in a helper reads as one here too
+                    raise OSError(errno[0], payload)
+                raise RuntimeError(payload)
         for _status, part in outcomes:
             result.read += part.read
             result.items.update(part.items)
