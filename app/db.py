@@ -68,10 +68,14 @@ def begin_write(session: Session) -> None:
     PostgreSQL needs nothing: row locks are taken by the statements themselves.
 
     It ends the transaction in progress, which must hold no changes: a service never commits what
-    its caller has not finished (that would be a partial write).
+    its caller has not finished (that would be a partial write). A SQLite transaction that began
+    IMMEDIATE (every state-changing request's) already holds the lock since its first read and goes on.
     """
     if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
         raise RuntimeError("begin_write() would commit changes the caller has not finished")
+    if is_sqlite(session) and session.in_transaction():
+        if session.connection().get_execution_options().get(SQLITE_BEGIN) == "immediate":
+            return  # this transaction took the write lock with its first statement: nothing can be stale
     if session.in_transaction():
         session.commit()
     if is_sqlite(session):
