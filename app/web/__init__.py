@@ -84,7 +84,10 @@ def init_app(app: Flask) -> None:
     if app.config.get("REDIS_URL"):
         from redis import Redis
 
-        counter = RedisCounter(Redis.from_url(app.config["REDIS_URL"]), app.config["REDIS_PREFIX"])
+        # A Redis that does not answer must not hold sign-ins for the system's connect timeout: the
+        # throttle counts in memory meanwhile.
+        counter = RedisCounter(Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=2),
+                               app.config["REDIS_PREFIX"])
     else:
         counter = MemoryCounter()
     app.extensions["login_throttle"] = LoginThrottle(

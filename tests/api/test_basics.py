@@ -245,3 +245,17 @@ def test_every_model_of_the_document_has_one_name():
                 assert name not in seen, f"{name} is defined in {seen[name]} and {module.__name__}"
                 seen[name] = module.__name__
     assert len(seen) > 20
+
+
+def test_with_redis_unreachable_the_limit_still_holds(tmp_path):
+    """Redis away (a port nobody listens on): the API counts in this process's memory, never unlimited."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    app = build_app(f"sqlite:///{tmp_path / 'limits.sqlite3'}", tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0",
+                    API_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [client.get("/api/v1/projects").status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]

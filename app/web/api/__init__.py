@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
         key_func=_rate_key, app=app, storage_uri=storage, headers_enabled=True,
         key_prefix=f"{app.config['REDIS_PREFIX']}limits", default_limits=[], application_limits=[],
         strategy="moving-window", swallow_errors=True,
+        # Redis away: count in this process's memory meanwhile (never unlimited), and give up connecting fast.
+        in_memory_fallback_enabled=True,
+        storage_options={"socket_connect_timeout": 2, "socket_timeout": 2} if app.config.get("REDIS_URL") else {},
     )
     limiter.limit(lambda: app.config["API_RATE_LIMIT"])(bp)
     app.extensions["api_limiter"] = limiter
