@@ -19,6 +19,7 @@ a second copy of one that is still waiting or running.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -177,7 +178,7 @@ def enqueue_in(seconds: float, func: Callable, *args, job_timeout: int = 3600, q
         try:
             job = get_queue(app, queue).enqueue_in(timedelta(seconds=seconds), func, *args, job_timeout=job_timeout,
                                                    meta=_meta(), **kwargs)
-        except REDIS_DOWN:
+        except redis_down():
             return _delayed(app, func, args)
         return JobHandle(id=job.id, backend="rq", status="scheduled", rq_job=job)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="scheduled")
@@ -215,21 +216,21 @@ def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = 
     if redis_connection(app) is not None:
         try:
             return _submit_rq(app, func, args, kwargs, queue, job_timeout)
-        except REDIS_DOWN:
+        except redis_down():
             return _delayed(app, func, args)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
     _run_inline(app, handle, func, args, kwargs)
     return handle
 
 
-def _redis_errors() -> tuple[type[BaseException], ...]:
+@functools.cache
+def redis_down() -> tuple[type[BaseException], ...]:
+    """What an unreachable Redis raises. Imported on first use (an ``except`` clause evaluates it only
+    when something was raised), so a process without Redis never loads the client."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return RedisConnectionError, RedisTimeoutError
-
-
-REDIS_DOWN = _redis_errors()
 
 
 def _delayed(app: Flask, func: Callable, args: tuple) -> JobHandle:
