@@ -57,6 +57,10 @@ def create_app(overrides: dict | None = None, environ: dict | None = None, web: 
         login_manager.init_app(app)
         pages.init_app(app)
 
+        from .services.users import dummy_hash
+
+        dummy_hash()  # before the first sign-in, so an unknown e-mail takes as long from the first request on
+
     from tasks import init_app as init_tasks
 
     init_tasks(app)

@@ -20,8 +20,8 @@ from . import audit
 
 _hasher = PasswordHasher()
 # A hash of a random password, verified against when the e-mail is unknown, so timing does not
-# reveal which addresses have accounts. Made on first use (`_dummy_hash`): hashing is deliberately
-# slow, and a command that signs nobody in should not pay for it.
+# reveal which addresses have accounts. Made on first use: hashing is deliberately
+# slow, and a command that signs nobody in should not pay for it (`dummy_hash`).
 _DUMMY_HASH: str | None = None
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX = 254
@@ -31,7 +31,8 @@ MAX_PASSWORD_LENGTH = 1000  # hashing is deliberately slow: no megabyte "passwor
 RESET_LINK_HOURS = 24
 
 
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
+    """The timing equaliser's hash, made on first call (the web app makes it when it starts)."""
     global _DUMMY_HASH
     if _DUMMY_HASH is None:
         _DUMMY_HASH = _hasher.hash("groundwork-timing-equaliser")
@@ -150,7 +151,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     user = find_by_email(session, email)
     if user is None:
         try:
-            _hasher.verify(_dummy_hash(), password or "x")
+            _hasher.verify(dummy_hash(), password or "x")
         except VerificationError:
             pass
         return None
