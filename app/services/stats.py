@@ -203,7 +203,9 @@ def _stream(session: Session, project_id: int):
             .limit(STREAM_CHUNK)
         )
         if last is not None:
-            stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last))
+            # The items' bound too: PostgreSQL would otherwise merge-join against the items from the
+            # first one on every chunk.
+            stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last), Item.id >= last[0])
         rows = session.connection().execute(stmt).all()  # Core rows: no ORM loading per row
         yield from rows
         if len(rows) < STREAM_CHUNK:
