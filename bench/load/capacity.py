@@ -47,7 +47,8 @@ def main() -> None:
                         help="divide think time and beat interval by this, and run 1/this of the users")
     parser.add_argument("--settle", type=float, default=30, help="seconds after a step's ramp before measuring")
     parser.add_argument("--measure", type=float, default=120, help="seconds measured per step")
-    parser.add_argument("--spawn-rate", type=float, default=10, help="new users a second while a step ramps")
+    parser.add_argument("--spawn-rate", type=float, default=2,
+                        help="new trainers a second while a step ramps (each signs in: a password hash)")
     parser.add_argument("--gate-ms", type=float, default=200)
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")] if args.steps else DEFAULT_STEPS[args.db]
