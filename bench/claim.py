@@ -114,6 +114,7 @@ def _fresh_claimer(url: str, folder: str, trainer_ids: list[int], seconds: float
 
 
 def concurrent_throughput(url: str, trainer_ids, seconds: float = 10.0, target=None) -> tuple[int, float]:
+    import shutil
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="gw-bench-")
@@ -121,11 +122,14 @@ def concurrent_throughput(url: str, trainer_ids, seconds: float = 10.0, target=N
     out = ctx.Queue()
     start_at = time.time() + 3.0  # let every process import and connect first
     procs = [ctx.Process(target=target or _claimer, args=(url, folder, t, seconds, start_at, out)) for t in trainer_ids]
-    for p in procs:
-        p.start()
-    total = sum(out.get() for _ in procs)
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.start()
+        total = sum(out.get() for _ in procs)
+        for p in procs:
+            p.join()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return total, total / seconds
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -39,7 +41,11 @@ def scratch_database(kind: str):
 
 
 def bench_app(url: str, folder: str | None = None):
-    folder = folder or tempfile.mkdtemp(prefix="gw-bench-")
+    """An app on ``url`` with its tables; without a ``folder`` its instance folder is a temporary one,
+    removed when the benchmark's process ends."""
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="gw-bench-")
+        atexit.register(shutil.rmtree, folder, True)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "REDIS_URL": None, "INSTANCE_PATH": folder})
     with app.app_context():
         Base.metadata.create_all(get_db().engine)

@@ -13,6 +13,7 @@ import http.client
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -135,6 +136,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ with a loud reason — except under CI=true, where an unreachable server fails t
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -140,6 +141,7 @@ def _empty_sqlite_schema():
         from app.db import make_engine
 
         path = os.path.join(tempfile.mkdtemp(prefix="groundwork-schema-"), "empty.sqlite3")
+        atexit.register(shutil.rmtree, os.path.dirname(path), True)  # one per test process, gone with it
         engine = make_engine(f"sqlite:///{path}")
         Base.metadata.create_all(engine)
         with engine.connect() as conn:
