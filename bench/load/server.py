@@ -67,7 +67,8 @@ def _wait_for(port: int, processes: list[subprocess.Popen], seconds: float = 60)
 def serve(kind: str, database_url: str, folder: str, log=None):
     """Serve the app on a free port of 127.0.0.1; yields the base URL. SQLite: ``groundwork run``
     (the development server, threaded, in-process jobs). PostgreSQL: gunicorn with
-    GUNICORN_WORKERS × GUNICORN_THREADS, jobs through Redis and an RQ worker."""
+    GUNICORN_WORKERS × GUNICORN_THREADS, jobs through Redis and an RQ worker. The processes run in
+    the scratch folder, so only the command line configures them (no gunicorn.conf.py is read)."""
     port = free_port()
     # Every simulated client signs in from 127.0.0.1: the login throttle's per-address count (attempts
     # in flight count until they succeed) must allow thousands of them at once.
@@ -79,17 +80,17 @@ def serve(kind: str, database_url: str, folder: str, log=None):
     if kind == "sqlite":
         processes.append(subprocess.Popen(
             [os.path.join(BIN, "groundwork"), "run", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
     else:
         env["REDIS_URL"] = REDIS_URL
         env["REDIS_PREFIX"] = f"groundwork-load-{uuid.uuid4().hex[:8]}:"
         processes.append(subprocess.Popen(
             [os.path.join(BIN, "gunicorn"), "-w", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
              "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "4096", "app:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
         for _ in range(RQ_WORKERS):
             processes.append(subprocess.Popen([os.path.join(BIN, "groundwork"), "worker"], env=env, stdout=log,
-                                              stderr=subprocess.STDOUT, start_new_session=True))
+                                              stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
     try:
         _wait_for(port, processes)
         yield f"http://127.0.0.1:{port}", processes
