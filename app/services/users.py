@@ -149,6 +149,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if len(email) > EMAIL_MAX or len(password or "") > MAX_PASSWORD_LENGTH:
         return None
     user = find_by_email(session, email)
+    # The hash takes tens of milliseconds: end the reading transaction first, so a sign-in never holds
+    # a lock (SQLite's write lock, for a POST) while it hashes. Nothing is expired: the user stays read.
+    session.commit()
     if user is None:
         try:
             _hasher.verify(dummy_hash(), password or "x")

@@ -32,3 +32,39 @@ def test_suspended_users_cannot_sign_in(session):
     user.status = "suspended"
     session.commit()
     assert user_service.authenticate(session, user.email, "a-long-password") is None
+
+
+def test_a_sign_in_hashes_outside_any_transaction(app, client, monkeypatch):
+    """A sign-in's password hash takes tens of milliseconds; on SQLite a POST's transaction holds the
+    write lock, so hashing inside it would queue every heartbeat and submit behind each sign-in. While
+    the hash runs, another connection can take the write lock at once (and on PostgreSQL, no
+    transaction of the request is open)."""
+    import sqlite3
+
+    from app.db import get_session
+    from tests.conftest import login
+
+    with app.app_context():
+        session = app.extensions["groundwork_db"].session_factory()
+        user = make_user(session, "trainer", password="a-long-password")
+        email = user.email
+        session.close()
+    seen = []
+
+    class LookingHasher(user_service.PasswordHasher):
+        def verify(self, hashed, password):
+            seen.append(get_session().in_transaction())
+            url = app.config["DATABASE_URL"]
+            if url.startswith("sqlite"):
+                other = sqlite3.connect(url.split("sqlite:///", 1)[1], timeout=0, isolation_level=None)
+                try:
+                    other.execute("BEGIN IMMEDIATE")  # "database is locked" if the sign-in held it
+                    other.execute("ROLLBACK")
+                finally:
+                    other.close()
+            return super().verify(hashed, password)
+
+    monkeypatch.setattr(user_service, "_hasher", LookingHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    assert login(client, email, "a-long-password").status_code == 302
+    assert login(app.test_client(), "nobody@example.test", "a-long-password").status_code == 401
+    assert seen == [False, False]
