@@ -69,6 +69,9 @@ def main() -> None:
                 env = {**os.environ, "PYTHONPATH": ROOT, "LOAD_PLAN": plan_path, "LOAD_ACKS": acks,
                        "LOAD_THINK_MIN": str(20 / scale), "LOAD_THINK_MAX": str(120 / scale),
                        "LOAD_BEAT_SECONDS": str(15 / scale), "LOAD_REVIEWERS": "2", "LOAD_ADMINS": "1",
+                       # A walk-away lasts the lease (real minutes, not scaled): fewer of them keep
+                       # the share of time trainers spend away what it is at real think times.
+                       "LOAD_LAPSE_SHARE": str(0.03 / scale),
                        "LOAD_STEPS": ",".join(map(str, users)), "LOAD_SPAWN_RATE": str(args.spawn_rate),
                        "LOAD_SETTLE": str(args.settle), "LOAD_MEASURE": str(args.measure),
                        "LOAD_GATE_MS": str(args.gate_ms), "LOAD_STEPS_OUT": out,
