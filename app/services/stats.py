@@ -24,7 +24,7 @@ from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, T
 from . import pay
 from .assignment import project_questions
 from .checks import fast_threshold
-from .qtypes import AnswerError, Responses, Units, type_of
+from .qtypes import Responses, Units, type_of
 from .quality import aggregation
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
@@ -59,14 +59,25 @@ class _ItemAnswers(Mapping):
         self.ids = array("q")  # each answer's annotation id (Dawid–Skene reads them in id order)
         self.responses = array("l")  # per item: index into the shared table of response-id tuples
 
-    def add(self, item_id, response_key, answers) -> None:
+    def add(self, item_id, response_key, people, values, fitting) -> None:
+        """One item's answers that fit: ``fitting`` indexes ``people`` ((annotation, trainer, …)) and
+        ``values`` alike."""
         self.items.append(item_id)
         self.starts.append(len(self.given))
         self.responses.append(response_key)
-        for annotation_id, trainer_id, value in answers:
-            self.ids.append(annotation_id)
-            self.trainers.append(trainer_id)
-            self.given.append(value)
+        ids, trainers, given = self.ids, self.trainers, self.given
+        for n in fitting:
+            person = people[n]
+            ids.append(person[0])
+            trainers.append(person[1])
+            given.append(values[n])
+
+    def value_groups(self):
+        """Each item's values, item by item (``Units.values``)."""
+        given, starts = self.given, self.starts
+        bounds = list(starts)
+        bounds.append(len(given))
+        return (given[bounds[p]:bounds[p + 1]] for p in range(len(starts)))
 
     def _bounds(self, position):
         end = self.starts[position + 1] if position + 1 < len(self.starts) else len(self.given)
@@ -116,11 +127,11 @@ class _ItemAnswers(Mapping):
             import numpy as np
 
             data = np.full((width, len(self.items)), np.nan)
-            start = 0
-            for unit, size in enumerate(sizes):
-                for slot in range(size):
-                    data[slot, unit] = self.given[start + slot]
-                start += size
+            if self.given:
+                counts = np.asarray(sizes, dtype=np.int64)
+                unit = np.repeat(np.arange(len(counts)), counts)
+                slot = np.arange(len(self.given)) - np.repeat(np.asarray(self.starts, dtype=np.int64), counts)
+                data[slot, unit] = np.asarray(self.given, dtype=float)
             return data
         data = [[None] * len(self.items) for _ in range(width)]
         start = 0
@@ -164,6 +175,7 @@ class _Question:
     options: dict
     key: str
     unanswered: object
+    rules: object  # the type's item_rules for its options
     answers: _ItemAnswers = field(default_factory=_ItemAnswers)
     items_with_2_plus: int = 0
 
@@ -239,8 +251,11 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
 
     now = utcnow()
     questions = project_questions(session, project.id)
-    comparable = [_Question(q, type_of(q), q.options or {}, q.key, type_of(q).unanswered)
+    comparable = [_Question(q, type_of(q), q.options or {}, q.key, type_of(q).unanswered,
+                            type_of(q).item_rules(q.options or {}))
                   for q in questions if type_of(q).comparable]
+    # Rules that read only the responses' ids get the item's ids, shared between items with the same.
+    texts_read = any(q.kind.reads_texts for q in comparable)
     first = comparable[0] if comparable else None  # the same question the exports' item agreement reads
     response_table = _ResponseTable()
     trainers: dict[int, _Trainer] = defaultdict(_Trainer)
@@ -248,6 +263,7 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
     review = dict.fromkeys(("unreviewed", "approved", "rejected", "corrected"), 0)
     gold_answers = annotations = items_annotated = 0
     low: list = []  # (agreement, item id) under 1.0, the lowest kept
+    response_index = response_table.index
 
     def finish_item(item_id, is_gold, responses_raw, group):
         nonlocal items_annotated
@@ -256,44 +272,42 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
         items_annotated += 1
         if not comparable:
             return
-        responses = Responses(loads(responses_raw) if responses_raw else [])
-        response_key = response_table.key(responses)
-        parsed = [(annotation_id, trainer_id, loads(answers_raw) if answers_raw else {})
-                  for annotation_id, trainer_id, answers_raw in group]
+        entries = loads(responses_raw) if responses_raw else []
+        if texts_read:
+            responses = Responses(entries)
+            response_key = response_table.key(responses)
+        else:
+            ids = tuple([r if isinstance(r, str) else r["id"] for r in entries])
+            response_key = response_index.get(ids)
+            if response_key is None:
+                response_key = response_table.key(Responses(ids))
+            responses = response_table.table[response_key]
+        dicts = [loads(answers_raw) if answers_raw else {} for _, _, answers_raw in group]
         for q in comparable:
-            key, unanswered, options, clean = q.key, q.unanswered, q.options, q.kind.clean_answer
-            # An answer that no longer fits its question (older data) is left out rather than breaking
-            # the figures (``questions.fits``, with the type and options looked up once).
-            fitting = []
-            for annotation_id, trainer_id, answers in parsed:
-                value = answers.get(key, unanswered)
-                if value is None:
+            key, unanswered = q.key, q.unanswered
+            values = [answers.get(key, unanswered) for answers in dicts]
+            people = group
+            if None in values:
+                present = [n for n, value in enumerate(values) if value is not None]
+                if not present:
                     continue
-                try:
-                    clean(options, value, responses)
-                except (AnswerError, TypeError, ValueError, KeyError):
-                    continue
-                fitting.append((annotation_id, trainer_id, value))
+                values = [values[n] for n in present]
+                people = [group[n] for n in present]
+            fitting, scores, agreement = q.rules(values, responses, q is first)
             if not fitting:
                 continue
-            q.answers.add(item_id, response_key, fitting)
+            q.answers.add(item_id, response_key, people, values, fitting)
             if len(fitting) >= 2:
                 q.items_with_2_plus += 1
-            agreed = q.kind.consensus(options, [v for _, _, v in fitting], responses)[0]
             # Each trainer's agreement with the consensus reads every answer given (as it always did).
-            for _annotation_id, trainer_id, answers in parsed:
-                value = answers.get(key, unanswered)
-                if value is not None:
-                    score = q.kind.agreement_with(options, value, agreed, responses)
-                    if score is not None:
-                        trainers[trainer_id].agreements.append(score)
-            if q is first and len(fitting) >= 2:  # item_agreement: None under two answers
-                score = q.kind.item_agreement(options, [v for _, _, v in fitting], responses)
-                if score is not None and score < 1.0:
-                    low.append((score, item_id))
-                    if len(low) > 8 * LOW_AGREEMENT_ITEMS:
-                        low.sort()
-                        del low[LOW_AGREEMENT_ITEMS:]
+            for person, score in zip(people, scores, strict=True):
+                if score is not None:
+                    trainers[person[1]].agreements.append(score)
+            if agreement is not None and agreement < 1.0:  # item_agreement: None under two answers
+                low.append((agreement, item_id))
+                if len(low) > 8 * LOW_AGREEMENT_ITEMS:
+                    low.sort()
+                    del low[LOW_AGREEMENT_ITEMS:]
 
     current = None
     group: list = []
@@ -327,7 +341,8 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
     for q in comparable:
         by_item = q.answers
         units = Units(by_item, by_item.reliability_data,
-                      lambda item_id, by_item=by_item: response_table.table[by_item.responses[by_item.position(item_id)]])
+                      lambda item_id, by_item=by_item: response_table.table[by_item.responses[by_item.position(item_id)]],
+                      by_item.value_groups)
         figures = {"key": q.question.key, "type": q.question.type, "title": q.question.title,
                    "items_with_2_plus": q.items_with_2_plus}
         if len(by_item):

@@ -157,6 +157,11 @@ RANK_QUESTIONS = [
 def _answer(rng, key, responses):
     if rng.random() < 0.04:
         return {"preference": 9, "label": "gone", "rating": 0, "ranking": [["nope"]], "tags": ["z"]}[key]  # no longer fits
+    if rng.random() < 0.04 and key in ("preference", "label", "rating"):
+        # Look-alikes of valid answers (equal to one, and hashed alike, but of another type): an item's
+        # results are reused only between items with answers of exactly the same type.
+        return rng.choice({"preference": [True, False, 2.0, -1.0], "label": [1, 0.0],
+                           "rating": [4.0, True, 2.5]}[key])
     ids = [r["id"] for r in responses]
     if key == "preference":
         return rng.choice([-3, -2, -1, 0, 1, 2, 3])

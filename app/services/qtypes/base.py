@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ class AnswerError(ValueError):
 
 
 RESPONSE_LETTERS = "ABCDEFGHI"
+MEMO_MAX = 50_000  # distinct answer combinations whose per-item results ``item_rules`` keeps
 
 
 def response_letter(position: int) -> str:
@@ -56,9 +57,18 @@ class Units:
     reliability_data: Callable[[], list[list[Any]]]  # coders × units, None where missing
     responses: Callable[[Any], Responses]  # item -> its responses
 
+    # Each unit's values, unit by unit in any order (a faster read than ``by_item`` for figures that sum
+    # over units); when absent, read from ``by_item``.
+    values: Callable[[], Iterable[Sequence[Any]]] | None = None
+
     @property
     def unit_ids(self) -> list:
         return sorted(self.by_item)
+
+    def unit_values(self) -> Iterable[Sequence[Any]]:
+        if self.values is not None:
+            return self.values()
+        return ([v for _, v in self.by_item[i]] for i in self.unit_ids)
 
 
 def is_int(value: Any) -> bool:
@@ -118,6 +128,11 @@ class QuestionType:
     # spans count it as "nothing marked" (an empty answer is never stored).
     unanswered: Any = None
     column_kind: str = "string"  # the type of its answer column in CSV/Parquet exports (lists go as JSON)
+    # Answers all of exactly this Python type get per-item rules (``item_rules``) that read only the
+    # values, never the item's responses: the statistics may then reuse one item's results for every
+    # item whose answers are the same. None: no such reuse.
+    memo_type: type | None = None
+    reads_texts: bool = False  # its rules read the responses' texts, not only their ids (span offsets)
     # What the training exports may use it for: "pairs" (chosen/rejected), "desirable" (KTO labels on
     # one response), "score" (a rubric column), "rewrite" (an SFT completion).
     exports: frozenset[str] = frozenset()
@@ -183,6 +198,53 @@ class QuestionType:
     def item_agreement(self, options: Mapping[str, Any], values: list, responses: Responses) -> float | None:
         """Share of annotator pairs on one item that agree (low values go to review)."""
         return None
+
+    def item_rules(self, options: Mapping[str, Any]) -> Callable[[list, Responses, bool], tuple]:
+        """The statistics' work on one item as one function of (the values its annotations give, in
+        order, None left out; its responses; whether to compute its item agreement) -> (indexes of the
+        values that fit the question, each value's ``agreement_with`` the consensus of those that fit
+        (None where it has none), the item agreement or None). Nothing fits: ((), (), None). An answer
+        that no longer fits its question (older data) is left out of the consensus rather than breaking
+        the figures, though its agreement with that consensus still counts (as it always did).
+
+        Results are reused between items with the same values where ``memo_type`` allows."""
+        clean, agreed_of, agreement_with, item_agreement = (self.clean_answer, self.consensus, self.agreement_with,
+                                                            self.item_agreement)
+
+        def rules(values, responses, with_item_agreement):
+            fitting = []
+            for n, value in enumerate(values):
+                try:
+                    clean(options, value, responses)
+                except (AnswerError, TypeError, ValueError, KeyError):
+                    continue
+                fitting.append(n)
+            if not fitting:
+                return (), (), None
+            kept = [values[n] for n in fitting] if len(fitting) < len(values) else values
+            agreed = agreed_of(options, kept, responses)[0]
+            scores = tuple(agreement_with(options, value, agreed, responses) for value in values)
+            agreement = item_agreement(options, kept, responses) if with_item_agreement and len(kept) >= 2 else None
+            return tuple(fitting), scores, agreement
+
+        memo_type = self.memo_type
+        if memo_type is None:
+            return rules
+        memo: dict = {}
+
+        def reused(values, responses, with_item_agreement):
+            for value in values:
+                if type(value) is not memo_type:
+                    return rules(values, responses, with_item_agreement)
+            key = (with_item_agreement, *values)
+            found = memo.get(key)
+            if found is None:
+                found = rules(values, responses, with_item_agreement)
+                if len(memo) < MEMO_MAX:
+                    memo[key] = found
+            return found
+
+        return reused
 
     def figures(self, options: Mapping[str, Any], units: Units) -> dict[str, float | None]:
         """The agreement figures of the Quality page; names are listed in ``FIGURE_NAMES``."""

@@ -52,6 +52,7 @@ class LabelType(LabelList):
     missing = "choose a label"
     defaults = {"labels": ["yes", "no"]}
     exports = frozenset({"desirable"})
+    memo_type = str  # its rules read the values alone
 
     def clean_answer(self, options, value, responses):
         if not isinstance(value, str) or value == "":

@@ -16,6 +16,9 @@ class PreferenceType(QuestionType):
     script = "js/qtypes/preference.js"
     column_kind = "int"
     exports = frozenset({"pairs"})
+    # Its rules read the values alone: the item agreement reads the responses only to name the pair,
+    # and every answer on one item names the same pair.
+    memo_type = int
 
     def check_options(self, options):
         scale = options.get("scale")
@@ -59,9 +62,9 @@ class PreferenceType(QuestionType):
         return skip_safe(agreement.pairwise_preference_agreement, units)
 
     def figures(self, options, units: Units):
-        pairs = ([agreement.preference_pairs(v, units.responses(i)) for _, v in units.by_item[i]]
-                 for i in units.unit_ids)  # one item's pairs at a time: a million answers fit in memory
-        return {"pairwise_agreement": skip_safe(agreement.pairwise_preference_agreement, pairs),
+        # Every answer on one item judges the same pair (its two responses): the pairwise agreement reads
+        # only the signs of each item's values.
+        return {"pairwise_agreement": skip_safe(agreement.pairwise_sign_agreement, units.unit_values()),
                 "alpha_interval": skip_safe(agreement.krippendorff_alpha, units.reliability_data(), "interval")}
 
     def card_meaning(self, options):

@@ -19,6 +19,7 @@ class RatingType(QuestionType):
     defaults = {"min": 1, "max": 5, "anchors": {}}
     column_kind = "int"
     exports = frozenset({"score"})
+    memo_type = int  # its rules read the values alone
 
     def check_options(self, options):
         lo, hi = options.get("min"), options.get("max")

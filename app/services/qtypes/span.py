@@ -33,6 +33,7 @@ class SpanType(LabelList):
     missing = "mark at least one span (select text in a response, then press 1–9)"
     defaults = {"labels": ["factual error", "unsafe", "irrelevant"]}
     responses = (1, 9)
+    reads_texts = True  # offsets must fit the text
     unanswered: list = []  # never changed: a shared empty answer
     script = "js/qtypes/span.js"
 

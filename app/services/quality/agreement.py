@@ -238,3 +238,30 @@ def pairwise_preference_agreement(units: Iterable[Sequence[Mapping[tuple[str, st
     if total == 0:
         raise ValueError("no response pair was judged by two annotators")
     return float(agree / total)
+
+
+def pairwise_sign_agreement(units: Iterable[Sequence[float]]) -> float:
+    """``pairwise_preference_agreement`` where every judgement on one item orders the same pair of
+    responses (a preference between its two): per item, the values whose signs give the direction.
+    The same figure, read from each item's counts of signs (a tie agrees only with a tie)."""
+    agree = total = 0
+    for values in units:
+        m = len(values)
+        if m < 2:
+            continue
+        total += m * (m - 1) // 2
+        if m == 2:
+            a, b = values
+            agree += ((a > 0) - (a < 0)) == ((b > 0) - (b < 0))
+        else:
+            below = above = 0
+            for v in values:
+                if v < 0:
+                    below += 1
+                elif v > 0:
+                    above += 1
+            ties = m - below - above
+            agree += (below * (below - 1) + above * (above - 1) + ties * (ties - 1)) // 2
+    if total == 0:
+        raise ValueError("no response pair was judged by two annotators")
+    return float(agree / total)

@@ -11,6 +11,7 @@ from app.services.quality.agreement import (
     kendall_tau_b,
     krippendorff_alpha,
     pairwise_preference_agreement,
+    pairwise_sign_agreement,
     preference_pairs,
     ranking_pairs,
 )
@@ -133,6 +134,21 @@ def test_pairwise_agreement_expands_rankings_into_pairs():
         [ranking_pairs([["a"], ["b"], ["c"]]), ranking_pairs([["a"], ["c"], ["b"]])],
     ]
     assert pairwise_preference_agreement(units) == pytest.approx((1 + 2) / (3 + 3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(-3, 3), max_size=6), st.booleans()), min_size=1, max_size=12))
+def test_sign_agreement_is_the_pairwise_agreement_of_preferences(items):
+    """Read from counts of signs, the same figure (to the last bit) as through each answer's pair,
+    whichever way round an item's responses come."""
+    units = [[preference_pairs(v, ["p", "q"] if flipped else ["q", "p"]) for v in values] for values, flipped in items]
+    try:
+        expected = pairwise_preference_agreement(units)
+    except ValueError:
+        with pytest.raises(ValueError, match="two annotators"):
+            pairwise_sign_agreement([values for values, _ in items])
+        return
+    assert pairwise_sign_agreement([values for values, _ in items]) == expected
 
 
 def test_bad_inputs_are_refused_with_a_reason():
