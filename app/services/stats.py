@@ -120,19 +120,18 @@ class _ItemAnswers(Mapping):
         trainer: alpha reads only the values each unit holds, so the figure is the same, and the table
         is (most answers on one item) × items instead of trainers × items. Whole numbers go as a float
         array with NaN for missing (what the maths reads fastest); anything else as lists with None."""
-        sizes = self.sizes()
-        width = max(sizes, default=0)
-        numbers = all(type(v) is int for v in self.given)
-        if numbers:
-            import numpy as np
+        import numpy as np
 
+        starts = np.asarray(self.starts, dtype=np.int64)
+        counts = np.diff(starts, append=len(self.given))
+        width = int(counts.max()) if len(counts) else 0
+        if set(map(type, self.given)) <= {int}:  # whole numbers
             data = np.full((width, len(self.items)), np.nan)
-            if self.given:
-                counts = np.asarray(sizes, dtype=np.int64)
-                unit = np.repeat(np.arange(len(counts)), counts)
-                slot = np.arange(len(self.given)) - np.repeat(np.asarray(self.starts, dtype=np.int64), counts)
-                data[slot, unit] = np.asarray(self.given, dtype=float)
+            unit = np.repeat(np.arange(len(counts)), counts)
+            slot = np.arange(len(self.given)) - np.repeat(starts, counts)
+            data[slot, unit] = np.asarray(self.given, dtype=float)
             return data
+        sizes = counts.tolist()
         data = [[None] * len(self.items) for _ in range(width)]
         start = 0
         for unit, size in enumerate(sizes):
@@ -259,7 +258,6 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
     first = comparable[0] if comparable else None  # the same question the exports' item agreement reads
     response_table = _ResponseTable()
     trainers: dict[int, _Trainer] = defaultdict(_Trainer)
-    all_seconds = array("q")
     review = dict.fromkeys(("unreviewed", "approved", "rejected", "corrected"), 0)
     gold_answers = annotations = items_annotated = 0
     low: list = []  # (agreement, item id) under 1.0, the lowest kept
@@ -318,11 +316,8 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
                 finish_item(*current, group)
             current, group = (item_id, is_gold, responses_raw), []
         group.append((annotation_id, trainer_id, answers_raw))
-        annotations += 1
-        all_seconds.append(active_seconds)
         trainer = trainers[trainer_id]
-        trainer.annotations += 1
-        trainer.seconds.append(active_seconds)
+        trainer.seconds.append(active_seconds)  # how many it holds is the trainer's annotations
         if gold_score is not None:
             trainer.gold.append((annotation_id, gold_score))
             gold_answers += 1
@@ -358,6 +353,11 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
     # Per trainer.
     members = {m.user_id: m for m in session.scalars(
         select(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))}
+    all_seconds = array("q")  # the median reads them in any order
+    for mine in trainers.values():
+        mine.annotations = len(mine.seconds)
+        annotations += mine.annotations
+        all_seconds.extend(mine.seconds)
     project_median = statistics.median(all_seconds) if all_seconds else None
     del all_seconds
     trainer_rows = []
