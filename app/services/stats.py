@@ -201,10 +201,17 @@ class _Item:
 def _stream(session: Session, project_id: int):
     """The project's included annotations with their item's gold flag and responses, in (item, id)
     order, read in chunks by keyset on the (project, item, id) index: bounded memory, and no
-    statement binds more than a handful of parameters however large the project."""
+    statement binds more than a handful of parameters however large the project.
+
+    The next chunk is read by a helper thread while the caller works through this one: the database
+    (and the driver's waiting on it) works beside the Python that consumes the rows. Only that thread
+    uses the connection until the stream ends, so the two never share it at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    connection = session.connection()
     answers_text, responses_text = cast(Annotation.answers, Text), cast(Item.responses, Text)
-    last = None
-    while True:
+
+    def chunk(last):
         stmt = (
             select(Annotation.id, Annotation.item_id, Annotation.trainer_id, answers_text, Annotation.gold_score,
                    Annotation.active_seconds, Annotation.review_status, Item.is_gold, responses_text)
@@ -217,11 +224,14 @@ def _stream(session: Session, project_id: int):
             # The items' bound too: PostgreSQL would otherwise merge-join against the items from the
             # first one on every chunk.
             stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last), Item.id >= last[0])
-        rows = session.connection().execute(stmt).all()  # Core rows: no ORM loading per row
-        yield from rows
-        if len(rows) < STREAM_CHUNK:
-            return
-        last = (rows[-1][1], rows[-1][0])
+        return connection.execute(stmt).all()  # Core rows: no ORM loading per row
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-stream") as reader:
+        pending = reader.submit(chunk, None)
+        while pending is not None:
+            rows = pending.result()
+            pending = reader.submit(chunk, (rows[-1][1], rows[-1][0])) if len(rows) == STREAM_CHUNK else None
+            yield from rows
 
 
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
