@@ -40,6 +40,10 @@ def item_agreement(question, answers, item):
                                             Responses(item.responses or []))
 
 
+# Whether a helper thread reads the next chunk while this one is worked through, per database: a
+# server works beside us, while SQLite makes its rows in this process under the interpreter's lock,
+# where a second thread only competes with the work.
+READ_AHEAD = {"sqlite": False}
 STREAM_CHUNK = 20_000  # annotations read per statement (keyset on item, id: one index range each)
 
 
@@ -203,9 +207,10 @@ def _stream(session: Session, project_id: int):
     order, read in chunks by keyset on the (project, item, id) index: bounded memory, and no
     statement binds more than a handful of parameters however large the project.
 
-    The next chunk is read by a helper thread while the caller works through this one: the database
-    (and the driver's waiting on it) works beside the Python that consumes the rows. Only that thread
-    uses the connection until the stream ends, so the two never share it at once."""
+    Where ``READ_AHEAD`` says so, the next chunk is read by a helper thread while the caller works
+    through this one: the database server (and the driver's waiting on it) works beside the Python
+    that consumes the rows. Only that thread uses the connection until the stream ends, so the two
+    never share it at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     connection = session.connection()
@@ -226,6 +231,14 @@ def _stream(session: Session, project_id: int):
             stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last), Item.id >= last[0])
         return connection.execute(stmt).all()  # Core rows: no ORM loading per row
 
+    if not READ_AHEAD.get(connection.dialect.name, True):
+        last = None
+        while True:
+            rows = chunk(last)
+            yield from rows
+            if len(rows) < STREAM_CHUNK:
+                return
+            last = (rows[-1][1], rows[-1][0])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-stream") as reader:
         pending = reader.submit(chunk, None)
         while pending is not None:
