@@ -262,3 +262,35 @@ def test_bad_dataset_settings_are_marked_on_the_form_and_change_nothing(client, 
     assert response.status_code == 422 and words in body
     assert re.search(rf'name="{field}"[^>]*aria-invalid="true"', body)
     assert session.scalar(select(func.count(Project.id))) == 0
+
+
+def test_recompute_with_the_job_queue_unreachable_says_so(database_url, tmp_path):
+    """Redis away (a port nobody listens on): the admin is told the figures wait for the queue, not
+    that they are being recomputed."""
+    import socket
+
+    from app.db import get_db
+    from app.models import Base
+    from tests.conftest import build_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    app = build_app(database_url, tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+    with app.app_context():
+        engine = get_db().engine
+    Base.metadata.create_all(engine)
+    client = app.test_client()
+    try:
+        with app.app_context():
+            session = get_db().session_factory()
+            signed_in_admin(client, session)
+            make_label_project(session, items=2, slug="qual")
+            session.close()
+        token = csrf_token(client, "/admin/projects/qual/quality")
+        body = client.post("/admin/projects/qual/quality/recompute", data={"csrf_token": token},
+                           follow_redirects=True).get_data(as_text=True)
+        assert "The job queue is unreachable" in body and "Recomputing in the background" not in body
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
