@@ -203,9 +203,10 @@ class _Item:
 
 
 def _stream(session: Session, project_id: int):
-    """The project's included annotations with their item's gold flag and responses, in (item, id)
-    order, read in chunks by keyset on the (project, item, id) index: bounded memory, and no
-    statement binds more than a handful of parameters however large the project.
+    """The project's included annotations in (item, id) order, read in chunks by keyset on the
+    (project, item, id) index: bounded memory, and no statement binds more than a handful of
+    parameters however large the project. Yields (rows, {item: (gold flag, responses)}) per chunk,
+    the items those rows answer.
 
     Where ``READ_AHEAD`` says so, the next chunk is read by a helper thread while the caller works
     through this one: the database server (and the driver's waiting on it) works beside the Python
@@ -214,37 +215,42 @@ def _stream(session: Session, project_id: int):
     from concurrent.futures import ThreadPoolExecutor
 
     connection = session.connection()
-    answers_text, responses_text = cast(Annotation.answers, Text), cast(Item.responses, Text)
+    answers_text = cast(Annotation.answers, Text)
 
     def chunk(last):
         stmt = (
             select(Annotation.id, Annotation.item_id, Annotation.trainer_id, answers_text, Annotation.gold_score,
-                   Annotation.active_seconds, Annotation.review_status, Item.is_gold, responses_text)
-            .join(Item, Item.id == Annotation.item_id)
+                   Annotation.active_seconds, Annotation.review_status)
             .where(Annotation.project_id == project_id, Annotation.excluded.is_(False))
             .order_by(Annotation.item_id, Annotation.id)
             .limit(STREAM_CHUNK)
         )
         if last is not None:
-            # The items' bound too: PostgreSQL would otherwise merge-join against the items from the
-            # first one on every chunk.
-            stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last), Item.id >= last[0])
-        return connection.execute(stmt).all()  # Core rows: no ORM loading per row
+            stmt = stmt.where(tuple_(Annotation.item_id, Annotation.id) > tuple_(*last))
+        rows = connection.execute(stmt).all()  # Core rows: no ORM loading per row
+        if not rows:
+            return rows, {}
+        # The items of these rows, once each (a range of the primary key): an item's responses are
+        # long texts, read once rather than with each of its annotations.
+        items = {item_id: (is_gold, responses) for item_id, is_gold, responses in connection.execute(
+            select(Item.id, Item.is_gold, cast(Item.responses, Text))
+            .where(Item.project_id == project_id, Item.id >= rows[0][1], Item.id <= rows[-1][1]))}
+        return rows, items
 
     if not READ_AHEAD.get(connection.dialect.name, True):
         last = None
         while True:
-            rows = chunk(last)
-            yield from rows
+            rows, items = chunk(last)
+            yield rows, items
             if len(rows) < STREAM_CHUNK:
                 return
             last = (rows[-1][1], rows[-1][0])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-stream") as reader:
         pending = reader.submit(chunk, None)
         while pending is not None:
-            rows = pending.result()
+            rows, items = pending.result()
             pending = reader.submit(chunk, (rows[-1][1], rows[-1][0])) if len(rows) == STREAM_CHUNK else None
-            yield from rows
+            yield rows, items
 
 
 def compute_project_stats(session: Session, project: Project) -> ProjectStats:
@@ -332,23 +338,23 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
 
     current = None
     group: list = []
-    for (annotation_id, item_id, trainer_id, answers_raw, gold_score, active_seconds, review_status, is_gold,
-         responses_raw) in _stream(session, project.id):
-        if current is None or item_id != current[0]:
-            if current is not None:
-                finish_item(*current, group)
-            current, group = (item_id, is_gold, responses_raw), []
-        group.append((annotation_id, trainer_id, answers_raw))
-        trainer = trainers[trainer_id]
-        trainer.seconds.append(active_seconds)  # how many it holds is the trainer's annotations
-        if gold_score is not None:
-            trainer.gold.append((annotation_id, gold_score))
-            gold_answers += 1
-        if review_status in review:
-            review[review_status] += 1
-        if review_status != "unreviewed":
-            trainer.reviewed += 1
-            trainer.approved += review_status == "approved"
+    for rows, items in _stream(session, project.id):
+        for annotation_id, item_id, trainer_id, answers_raw, gold_score, active_seconds, review_status in rows:
+            if current is None or item_id != current[0]:
+                if current is not None:
+                    finish_item(*current, group)
+                current, group = (item_id, *items[item_id]), []
+            group.append((annotation_id, trainer_id, answers_raw))
+            trainer = trainers[trainer_id]
+            trainer.seconds.append(active_seconds)  # how many it holds is the trainer's annotations
+            if gold_score is not None:
+                trainer.gold.append((annotation_id, gold_score))
+                gold_answers += 1
+            if review_status in review:
+                review[review_status] += 1
+            if review_status != "unreviewed":
+                trainer.reviewed += 1
+                trainer.approved += review_status == "approved"
     if current is not None:
         finish_item(*current, group)
     low.sort()
