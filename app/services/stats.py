@@ -234,7 +234,7 @@ def _stream(session: Session, project_id: int):
         # long texts, read once rather than with each of its annotations.
         items = {item_id: (is_gold, responses) for item_id, is_gold, responses in connection.execute(
             select(Item.id, Item.is_gold, cast(Item.responses, Text))
-            .where(Item.project_id == project_id, Item.id >= rows[0][1], Item.id <= rows[-1][1]))}
+            .where(Item.project_id == project_id, Item.id >= rows[0][1], Item.id <= rows[-1][1])).all()}
         return rows, items
 
     if not READ_AHEAD.get(connection.dialect.name, True):
