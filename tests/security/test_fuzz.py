@@ -172,7 +172,9 @@ def test_no_input_makes_a_5xx_or_a_partial_write(app, client, session, matrix_wo
         _idle(app)
         status, written = response.status_code, writes.take()
         where = f"{visitor} {method} {url} {dict((k, v[:80]) for k, v in form.items())!r} -> {status}"
-        assert status < 500, where
+        # /readyz answers 503 by design here: the test schema is made without migrations, so it is not
+        # "at head" (tests/web/test_ops.py checks it answers 200 on a migrated database).
+        assert status < 500 or (url == "/readyz" and status == 503), where
         assert status < 400 or not written, f"{where} but committed {written}"
 
     def sweep(method, endpoint, rule):
