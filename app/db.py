@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .bounds import guard_flushes
@@ -106,7 +108,13 @@ class Database:
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("db_session", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except DBAPIError as exc:
+                # The connection died under the request (a database restart): its rollback fails. The
+                # response is already made; drop the connection so the pool never hands it out again.
+                logging.getLogger(__name__).warning("closing a session on a dead connection: %s", exc.orig)
+                session.invalidate()
 
 
 def get_db() -> Database:
