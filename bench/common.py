@@ -22,14 +22,18 @@ POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://
 
 
 @contextmanager
-def scratch_database(kind: str):
-    """Yield a database URL of the given kind ('sqlite' or 'postgresql'); drop it afterwards."""
+def scratch_database(kind: str, folder: str | None = None, prefix: str = "groundwork_bench"):
+    """Yield a database URL of the given kind ('sqlite', else PostgreSQL); drop it afterwards. A SQLite
+    file goes in ``folder`` when given (the caller removes it), else in a temporary folder of its own."""
     if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
+        if folder is not None:
             yield f"sqlite:///{folder}/bench.sqlite3"
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            yield f"sqlite:///{scratch}/bench.sqlite3"
         return
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"groundwork_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

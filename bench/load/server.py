@@ -13,11 +13,9 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from bench.common import scratch_database
 
 BIN = os.path.dirname(sys.executable)
-POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # gunicorn on a small box: a worker per core, threads for the requests that wait on the database.
 GUNICORN_WORKERS = int(os.environ.get("LOAD_GUNICORN_WORKERS", str(os.cpu_count() or 2)))
@@ -31,22 +29,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
 def database(kind: str, folder: str):
-    """A fresh database URL of this kind for one run; a PostgreSQL database is dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder}/load.sqlite3"
-        return
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"groundwork_load_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A fresh database URL of this kind for one run (SQLite in the run's folder); a PostgreSQL database
+    is dropped afterwards."""
+    return scratch_database(kind, folder, prefix="groundwork_load")
 
 
 def _wait_for(port: int, processes: list[subprocess.Popen], seconds: float = 60) -> None:
