@@ -5,11 +5,6 @@ plain reason instead."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,40 +16,10 @@ from app.models import DatasetExport
 from app.services import exporting
 from tasks import enqueue, run_worker
 from tasks.jobs import build_export
-from tests.tasks.test_export_job import _big_pairs_project, _children, _new_export, _state, _wait_gone
+from tests.tasks.test_export_job import _big_pairs_project, _kill_worker_mid_export, _new_export, _state
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ROWS = 5_000
-
-
-def _kill_worker_mid_export(app, export_id: int) -> None:
-    env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
-           "REDIS_PREFIX": app.config["REDIS_PREFIX"], "SECRET_KEY": app.config["SECRET_KEY"],
-           "EXPORT_DIR": app.config["EXPORT_DIR"], "GROUNDWORK_ENV": "development",
-           "EXPORT_PROGRESS_ROWS": "1", "EXPORT_PROCESSES": "1"}
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "groundwork"), "worker", "--burst"], env=env,
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            export = _state(app, export_id)
-            if export.status == "running" and export.rows_read >= 200:
-                break
-            assert worker.poll() is None, f"worker exited early: {worker.stderr.read().decode()[-2000:]}"
-            time.sleep(0.02)
-        else:
-            pytest.fail("the export never got going")
-        horses = _children(worker.pid)
-        assert horses, "the job runs in a forked work horse"
-        for pid in [*horses, worker.pid]:
-            os.kill(pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-        for pid in horses:
-            _wait_gone(pid)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
 
 
 def _time_passes(app, export_id: int, seconds: int) -> None:

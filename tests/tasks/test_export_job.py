@@ -97,35 +97,8 @@ def _state(app, export_id: int) -> DatasetExport:
             return export
 
 
-def test_export_job_runs_in_process(app):
-    project_id = _big_pairs_project(app, 50)
-    export_id = _new_export(app, project_id)
-    with app.app_context():
-        handle = enqueue(build_export, export_id).wait(timeout=60)
-    assert handle.status == "finished", handle.error
-    export = _state(app, export_id)
-    assert export.status == "done" and export.row_count == 50 and handle.result["sha256"] == export.sha256
-    assert handle.result["status"] == "done"
-
-
-def test_export_job_runs_on_an_rq_worker(redis_app, rq_worker):
-    project_id = _big_pairs_project(redis_app, 50)
-    export_id = _new_export(redis_app, project_id)
-    with redis_app.app_context():
-        handle = enqueue(build_export, export_id)
-    assert _state(redis_app, export_id).status == "queued"
-    rq_worker(redis_app)
-    assert handle.refresh().status == "finished"
-    assert _state(redis_app, export_id).status == "done"
-
-
-@pytest.mark.redis
-def test_a_worker_killed_mid_export_publishes_nothing_and_a_rerun_is_correct(redis_app):
-    app = redis_app
-    project_id = _big_pairs_project(app, 20_000)
-    export_id = _new_export(app, project_id)
-    with app.app_context():
-        enqueue(build_export, export_id)
+def _kill_worker_mid_export(app, export_id: int) -> None:
+    """A real `groundwork worker` builds the version; once 200 rows are in, it and its work horse get SIGKILL."""
     env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": app.config["REDIS_URL"],
            "REDIS_PREFIX": app.config["REDIS_PREFIX"], "SECRET_KEY": app.config["SECRET_KEY"],
            "EXPORT_DIR": app.config["EXPORT_DIR"], "GROUNDWORK_ENV": "development",
@@ -155,6 +128,38 @@ def test_a_worker_killed_mid_export_publishes_nothing_and_a_rerun_is_correct(red
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def test_export_job_runs_in_process(app):
+    project_id = _big_pairs_project(app, 50)
+    export_id = _new_export(app, project_id)
+    with app.app_context():
+        handle = enqueue(build_export, export_id).wait(timeout=60)
+    assert handle.status == "finished", handle.error
+    export = _state(app, export_id)
+    assert export.status == "done" and export.row_count == 50 and handle.result["sha256"] == export.sha256
+    assert handle.result["status"] == "done"
+
+
+def test_export_job_runs_on_an_rq_worker(redis_app, rq_worker):
+    project_id = _big_pairs_project(redis_app, 50)
+    export_id = _new_export(redis_app, project_id)
+    with redis_app.app_context():
+        handle = enqueue(build_export, export_id)
+    assert _state(redis_app, export_id).status == "queued"
+    rq_worker(redis_app)
+    assert handle.refresh().status == "finished"
+    assert _state(redis_app, export_id).status == "done"
+
+
+@pytest.mark.redis
+def test_a_worker_killed_mid_export_publishes_nothing_and_a_rerun_is_correct(redis_app):
+    app = redis_app
+    project_id = _big_pairs_project(app, 20_000)
+    export_id = _new_export(app, project_id)
+    with app.app_context():
+        enqueue(build_export, export_id)
+    _kill_worker_mid_export(app, export_id)
     killed = _state(app, export_id)
     assert killed.status == "running" and killed.path is None and killed.sha256 is None
     assert 200 <= killed.rows_read < 20_000
