@@ -136,3 +136,23 @@ class ProjectMember(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()
+
+
+class ItemProgress(Base):
+    """A project's item progress kept on the write path, so the pages read a few rows instead of every
+    item: one row per project × gold or not × shard. Only the sums over a project's shards mean
+    anything (a shard may even hold a negative figure); the shards exist so that trainers submitting
+    at once update different rows instead of queueing on one."""
+
+    __tablename__ = "item_progress"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    is_gold: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    # items whose done_count reached the project's overlap
+    complete: Mapped[int] = mapped_column(Integer, default=0)
+    # items with no answer and no live lease (done_count = active_count = 0)
+    not_started: Mapped[int] = mapped_column(Integer, default=0)
+    # the sum of done_count: the answers given
+    done: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,7 +2,8 @@
 
 Lock order on PostgreSQL, the same on every path so two transactions never wait on each other in a
 circle: the membership row, then assignments, then the trainer's ``users`` row, then items (by id),
-then the project and timesheets. SQLite needs none of it: one writer at a time.
+then the project and timesheets, and last the project's progress counters (``item_progress``, by
+shard), written just before the commit. SQLite needs none of it: one writer at a time.
 
 The claim is atomic: on PostgreSQL the candidate item row is locked with FOR UPDATE SKIP LOCKED,
 so concurrent claimers pass over each other's rows; on SQLite the whole claim runs in one
@@ -17,13 +18,24 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, event, func, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import begin_write, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
-from app.models import Annotation, Assignment, Item, Project, ProjectMember, Question, User, utcnow
+from app.models import (
+    Annotation,
+    Assignment,
+    Item,
+    ItemProgress,
+    Project,
+    ProjectMember,
+    Question,
+    User,
+    utcnow,
+)
 
 from . import after_submit, pay
 from . import questions as question_rules
@@ -47,14 +59,182 @@ def _move_counters(session: Session, item_id: int, overlap: int, done: int = 0, 
     stmt = update(Item).where(Item.id == item_id)
     if needs_room:
         stmt = stmt.where(Item.done_count + Item.active_count < overlap)
-    result = session.execute(
+    row = session.execute(
         stmt.values(
             done_count=Item.done_count + done,
             active_count=Item.active_count + active,
             is_open=(Item.done_count + Item.active_count + (done + active)) < overlap,
-        )
-    )
-    return result.rowcount == 1
+        ).returning(Item.project_id, Item.is_gold, Item.done_count, Item.active_count)
+    ).first()
+    if row is None:
+        return False
+    before = progress_of_item(row.done_count - done, row.active_count - active, overlap)
+    after = progress_of_item(row.done_count, row.active_count, overlap)
+    add_progress(session, row.project_id, row.is_gold, item_id, _minus(after, before))
+    return True
+
+
+# --- the project's progress counters ------------------------------------------------------------------
+#
+# Every change to an item's counters, gold flag or existence moves its project's ``item_progress``
+# row for the item's shard by the difference it makes. The moves gather in the session
+# (``session.info``) and are written as the transaction's last statements (``before_commit``), in
+# shard order: a hot counter row is then held only from there to the commit, never while the submit's
+# hooks run, and always after every other lock of the transaction (the lock order above). A rollback
+# drops them with the rest. Items added, re-flagged or deleted through the ORM are seen at flush;
+# bulk statements (the importer) call ``add_progress`` themselves; an overlap change, or a repair,
+# recounts a project (``recount_progress``).
+
+PROGRESS_SHARDS = 16
+PROGRESS_FIELDS = ("items", "complete", "not_started", "done")
+_PENDING = "item_progress_moves"  # session.info key: {(project, gold, shard): [items, complete, ...]}
+
+
+def progress_of_item(done_count: int, active_count: int, overlap: int) -> tuple[int, int, int, int]:
+    """What one item adds to its project's counters: itself, whether it is complete (its answers reached
+    the overlap), whether nobody started it (no answer, no live lease), its answers."""
+    return 1, int(done_count >= overlap), int(done_count == 0 and active_count == 0), done_count
+
+
+def _minus(a: tuple, b: tuple) -> tuple:
+    return tuple(x - y for x, y in zip(a, b, strict=True))
+
+
+def add_progress(session: Session, project_id: int, is_gold: bool, item_id: int, change: tuple) -> None:
+    """Note a change to a project's counters (fields as ``PROGRESS_FIELDS``), written before the commit.
+    ``item_id`` picks the shard; any id of the project will do for a change of many items at once."""
+    if not any(change):
+        return
+    key = (project_id, bool(is_gold), item_id % PROGRESS_SHARDS)
+    pending = session.info.setdefault(_PENDING, {})
+    pending[key] = [x + y for x, y in zip(pending.get(key, (0, 0, 0, 0)), change, strict=True)]
+
+
+def _upsert(session: Session):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(ItemProgress)
+
+
+def _write_progress(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    connection = session.connection()
+    table = ItemProgress.__table__
+    for (project_id, is_gold, shard), change in sorted(pending.items()):  # one fixed order: no lock cycle
+        if not any(change):
+            continue
+        stmt = _upsert(session).values(project_id=project_id, is_gold=is_gold, shard=shard,
+                                       **dict(zip(PROGRESS_FIELDS, change, strict=True)))
+        connection.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c.project_id, table.c.is_gold, table.c.shard],
+            set_={name: table.c[name] + stmt.excluded[name] for name in PROGRESS_FIELDS}))
+
+
+def _overlaps(session: Session, project_ids: set[int]) -> dict[int, int]:
+    connection = session.connection()
+    return {pid: connection.scalar(select(Project.overlap).where(Project.id == pid)) or 1 for pid in project_ids}
+
+
+_ITEM_STATE = ("project_id", "is_gold", "done_count", "active_count")
+
+
+def _item_values(item: Item, old: bool) -> tuple:
+    """An item's (project, gold, done, active) now, or before this flush (``old``)."""
+    if not old:
+        return tuple(getattr(item, name) for name in _ITEM_STATE)
+    state = inspect(item)
+    values = []
+    for name in _ITEM_STATE:
+        history = state.attrs[name].history
+        values.append(history.deleted[0] if history.deleted else
+                      history.unchanged[0] if history.unchanged else getattr(item, name))
+    return tuple(values)
+
+
+@event.listens_for(Session, "after_flush")
+def _items_flushed(session: Session, _context) -> None:
+    """Items the ORM added, deleted or changed (gold flag, counters) move their project's counters."""
+    changes = []  # (sign, item id, (project, gold, done, active))
+    for item in session.new:
+        if isinstance(item, Item):
+            changes.append((1, item.id, _item_values(item, old=False)))
+    for item in session.deleted:
+        if isinstance(item, Item):
+            changes.append((-1, item.id, _item_values(item, old=True)))
+    for item in session.dirty:
+        if isinstance(item, Item) and any(inspect(item).attrs[n].history.has_changes() for n in _ITEM_STATE):
+            changes.append((-1, item.id, _item_values(item, old=True)))
+            changes.append((1, item.id, _item_values(item, old=False)))
+    if not changes:
+        return
+    overlap = _overlaps(session, {values[0] for _, _, values in changes})
+    for sign, item_id, (project_id, is_gold, done, active) in changes:
+        figures = progress_of_item(done or 0, active or 0, overlap[project_id])
+        add_progress(session, project_id, bool(is_gold), item_id, tuple(sign * x for x in figures))
+
+
+@event.listens_for(Session, "before_commit")
+def _progress_before_commit(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the flush may add moves (items added through the ORM)
+    _write_progress(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _progress_dropped(session: Session, transaction) -> None:
+    if transaction.parent is None:  # committed (written above) or rolled back: either way done
+        session.info.pop(_PENDING, None)
+
+
+def recount_progress(session: Session, project: Project) -> None:
+    """Set a project's progress counters from its items (after its overlap changed, or to repair them).
+    A building block: runs in its caller's transaction (which must hold the write lock) and does not
+    commit.
+
+    On PostgreSQL the project's counter rows are made and locked first: a submit that moved an item
+    but has not written its counters yet waits on them until this commits, and its change then lands
+    on the recounted figures; one that already wrote them committed before these locks were granted
+    and is in the items read below."""
+    pending = session.info.get(_PENDING, {})
+    for key in [k for k in pending if k[0] == project.id]:
+        del pending[key]  # the items already hold this transaction's changes: the recount reads them
+    table = ItemProgress.__table__
+    every = [{"project_id": project.id, "is_gold": gold, "shard": shard}
+             for gold in (False, True) for shard in range(PROGRESS_SHARDS)]
+    session.execute(_upsert(session).values(every).on_conflict_do_nothing(
+        index_elements=[table.c.project_id, table.c.is_gold, table.c.shard]))
+    if not is_sqlite(session):
+        session.execute(select(ItemProgress.shard).where(ItemProgress.project_id == project.id)
+                        .order_by(ItemProgress.is_gold, ItemProgress.shard).with_for_update())
+    one = Item.done_count.type
+    shard = (Item.id % PROGRESS_SHARDS).label("shard")
+    counted = {
+        (bool(row.is_gold), int(row.shard)): (int(row.items), int(row.complete or 0), int(row.not_started or 0),
+                                              int(row.done or 0))
+        for row in session.execute(
+            select(Item.is_gold, shard, func.count(Item.id).label("items"),
+                   func.sum(func.cast(Item.done_count >= project.overlap, one)).label("complete"),
+                   func.sum(case(((Item.done_count == 0) & (Item.active_count == 0), 1), else_=0)).label("not_started"),
+                   func.sum(Item.done_count).label("done"))
+            .where(Item.project_id == project.id).group_by(Item.is_gold, shard))
+    }
+    for gold in (False, True):
+        for n in range(PROGRESS_SHARDS):
+            figures = counted.get((gold, n), (0, 0, 0, 0))
+            session.execute(update(ItemProgress).where(
+                ItemProgress.project_id == project.id, ItemProgress.is_gold.is_(gold), ItemProgress.shard == n,
+            ).values(**dict(zip(PROGRESS_FIELDS, figures, strict=True))))
+
+
+def read_progress(session: Session, project_id: int) -> dict[bool, dict[str, int]]:
+    """A project's counters summed over its shards: {gold: {field: figure}} (zeros when it has none)."""
+    sums = {gold: dict.fromkeys(PROGRESS_FIELDS, 0) for gold in (False, True)}
+    for row in session.execute(
+        select(ItemProgress.is_gold, *(func.sum(getattr(ItemProgress, n)).label(n) for n in PROGRESS_FIELDS))
+        .where(ItemProgress.project_id == project_id).group_by(ItemProgress.is_gold)
+    ):
+        sums[bool(row.is_gold)] = {n: int(getattr(row, n) or 0) for n in PROGRESS_FIELDS}
+    return sums
 
 
 def _counts_toward_overlap(project: Project, item: Item) -> bool:

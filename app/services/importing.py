@@ -30,7 +30,7 @@ from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
 
 from . import audit, webhooks
-from .assignment import project_questions
+from .assignment import add_progress, progress_of_item, project_questions
 from .projects import content_hash, content_id, is_single_turn, plain_text
 from .questions import response_count_range, validate_answers
 
@@ -775,6 +775,7 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
 
     position = 0
     worked = select(Assignment.id).where(Assignment.item_id == Item.id).exists()
+    fresh = progress_of_item(0, 0, project.overlap)  # what a new (or unworked) item adds to the counters
     try:
         for _number, position, record in read_records(stream, fmt):
             report.lines += 1
@@ -784,10 +785,14 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
                 report.skipped += 1  # a known item, and the first pass checked the line: nothing to build
             elif (item_id := existing.get((row := rules.check(record))["external_id"])) is not None:
                 # An item given to someone since the check keeps its content (it is counted as skipped).
+                was_gold = session.scalar(select(Item.is_gold).where(Item.id == item_id)) if update_existing else None
                 if update_existing and session.execute(
                         update(Item).where(Item.id == item_id, ~worked)
                         .values(**{k: v for k, v in row.items() if k != "external_id"})).rowcount:
                     report.updated += 1
+                    if bool(row.get("is_gold")) != bool(was_gold):  # an unworked item changes sides
+                        add_progress(session, project.id, bool(was_gold), item_id, tuple(-x for x in fresh))
+                        add_progress(session, project.id, bool(row.get("is_gold")), item_id, fresh)
                 else:
                     report.skipped += 1
             else:
@@ -795,6 +800,8 @@ def write_items(session: Session, project: Project, source, fmt: str, update_exi
                            import_id=import_id)
                 batch.append(row)
                 report.inserted += 1
+                # The project's counters, written with the chunk's commit (or the caller's).
+                add_progress(session, project.id, bool(row.get("is_gold")), 0, fresh)
             if report.lines % BATCH == 0:
                 end_chunk(position)
         if batch:
@@ -812,9 +819,16 @@ def undo_import(session: Session, import_id: int) -> int:
     worked = select(Assignment.item_id).where(Assignment.item_id == Item.id).exists()
     removed = session.execute(
         delete(Item).where(Item.import_id == import_id, ~worked).execution_options(synchronize_session=False)
-    ).rowcount
+        .returning(Item.id, Item.project_id, Item.is_gold, Item.done_count, Item.active_count)
+    ).all()
+    overlaps = {}
+    for row in removed:  # their project's counters lose them
+        if row.project_id not in overlaps:
+            overlaps[row.project_id] = session.scalar(select(Project.overlap).where(Project.id == row.project_id))
+        figures = progress_of_item(row.done_count, row.active_count, overlaps[row.project_id])
+        add_progress(session, row.project_id, row.is_gold, row.id, tuple(-x for x in figures))
     session.commit()
-    return removed
+    return len(removed)
 
 
 def import_file(session: Session, project: Project, source, fmt: str, update_existing: bool = False,

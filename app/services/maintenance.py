@@ -9,11 +9,12 @@ from app.db import begin_write
 from app.errors import NotFound
 from app.models import Assignment, Item, Project
 
-from .assignment import refresh_open_flags
+from .assignment import recount_progress, refresh_open_flags
 
 
 def recount_item_counters(session: Session, project_id: int) -> int:
-    """Set each item's done_count and active_count from its assignments; commits; returns how many changed.
+    """Set each item's done_count and active_count from its assignments, then the project's progress
+    counters from the items; commits; returns how many items changed.
 
     ``done_count`` counts submitted assignments; ``active_count`` counts live leases (expired leases
     that were not reclaimed yet still count, as the claim query reclaims them lazily).
@@ -39,6 +40,8 @@ def recount_item_counters(session: Session, project_id: int) -> int:
         if (done, active) != want:
             session.execute(update(Item).where(Item.id == item_id).values(done_count=want[0], active_count=want[1]))
             changed += 1
-    refresh_open_flags(session, session.get(Project, project_id))
+    project = session.get(Project, project_id)
+    refresh_open_flags(session, project)
+    recount_progress(session, project)
     session.commit()
     return changed

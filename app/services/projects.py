@@ -23,6 +23,7 @@ from app.models import (
     Annotation,
     ImportJob,
     Item,
+    ItemProgress,
     Project,
     ProjectMember,
     Question,
@@ -32,7 +33,7 @@ from app.models import (
 
 from . import access, audit
 from .access import worker_roles
-from .assignment import refresh_open_flags, release_leases
+from .assignment import read_progress, recount_progress, refresh_open_flags, release_leases
 from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
 from .questions import QUESTION_TYPES, check_question
 from .users import find_by_email
@@ -339,6 +340,7 @@ def update_project(
     if "overlap" in changed:
         session.flush()
         refresh_open_flags(session, project)
+        recount_progress(session, project)  # "complete" is measured against the overlap
     if questions is not None:
         by_key = {q.key: q for q in project.questions}
         if answered:
@@ -571,10 +573,13 @@ class ProjectSummary:
 def project_summaries(session: Session) -> list[ProjectSummary]:
     """slug, kind, status, question, item and annotation counts of every project, by slug."""
     q_counts = dict(session.execute(select(Question.project_id, func.count()).group_by(Question.project_id)).all())
-    i_counts = dict(session.execute(select(Item.project_id, func.count()).group_by(Item.project_id)).all())
-    a_counts = dict(
-        session.execute(select(Annotation.project_id, func.count()).group_by(Annotation.project_id)).all()
-    )
+    # From the progress counters: every answer given is an annotation (the submit adds both).
+    i_counts, a_counts = {}, {}
+    for project_id, items, done in session.execute(
+        select(ItemProgress.project_id, func.sum(ItemProgress.items), func.sum(ItemProgress.done))
+        .group_by(ItemProgress.project_id)
+    ):
+        i_counts[project_id], a_counts[project_id] = int(items or 0), int(done or 0)
     return [
         ProjectSummary(p.slug, p.name, p.kind, p.status, q_counts.get(p.id, 0), i_counts.get(p.id, 0),
                        a_counts.get(p.id, 0))
@@ -617,24 +622,17 @@ def _set_member_status(session: Session, member: ProjectMember, status: str, act
 
 
 def progress(session: Session, project: Project) -> dict:
-    """Work items not started, in progress and complete (reached overlap); gold items apart."""
-    one = Item.done_count.type
-    row = session.execute(
-        select(
-            func.count(Item.id),
-            func.coalesce(func.sum(func.cast(Item.done_count >= project.overlap, one)), 0),
-            func.coalesce(func.sum(func.cast((Item.done_count == 0) & (Item.active_count == 0), one)), 0),
-            func.coalesce(func.sum(Item.done_count), 0),
-        ).where(Item.project_id == project.id, Item.is_gold.is_(project.kind == "qualification"))
-    ).one()
-    total, complete, not_started, done = (int(v) for v in row)
-    gold = session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id, Item.is_gold.is_(True)))
+    """Work items not started, in progress and complete (reached overlap); gold items apart. Read from
+    the project's counters (``assignment.read_progress``), a few rows whatever the project's size."""
+    counted = read_progress(session, project.id)
+    mine = counted[project.kind == "qualification"]
+    total, complete, not_started, done = (mine[n] for n in ("items", "complete", "not_started", "done"))
     return {
         "total": total,
         "complete": complete,
         "not_started": not_started,
         "in_progress": total - complete - not_started,
-        "gold": gold if project.kind == "work" else 0,
+        "gold": counted[True]["items"] if project.kind == "work" else 0,
         "annotations_needed": max(total * project.overlap - done, 0) if project.kind == "work" else 0,
     }
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from app.db import get_db
 from app.models import Annotation, Assignment, Item
 from app.services import assignment as queue
+from app.services import projects as project_service
 from tests.factories import make_label_project, make_user
 
 CLAIMERS = 16
@@ -64,3 +65,7 @@ def test_sixteen_concurrent_claimers_fill_every_item_exactly_to_its_overlap(app,
     assert counters == {(OVERLAP, 0)}
     # The work was really shared between racing claimers, not done by one thread after another.
     assert len({trainer for _, trainer in pairs}) >= CLAIMERS // 2
+    # The project's sharded progress counters took every racing move: all items complete.
+    session.rollback()
+    assert project_service.progress(session, project)["complete"] == ITEMS
+    assert project_service.progress(session, project)["not_started"] == 0
