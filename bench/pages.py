@@ -143,7 +143,7 @@ def copy_to_postgres(path: Path, url: str) -> None:
     source.close()
 
 
-# The indexes of migration d5b7e9a1c3f4, for a schema made from models that do not declare them yet
+# The indexes of migrations d5b7e9a1c3f4 and f3c1a7e5d9b2, for a schema made from models that do not declare them yet
 # (IF NOT EXISTS: a no-op once they do).
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_assignments_trainer_project_assigned ON assignments (trainer_id, project_id, "
@@ -151,6 +151,9 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS ix_assignments_project_assigned ON assignments (project_id, assigned_at)",
     "CREATE INDEX IF NOT EXISTS ix_annotations_assignment_excluded ON annotations (assignment_id, excluded)",
     "CREATE INDEX IF NOT EXISTS ix_items_project_progress ON items (project_id, is_gold, done_count, active_count)",
+    # migration f3c1a7e5d9b2
+    "CREATE INDEX IF NOT EXISTS ix_annotations_review_order ON annotations (project_id, review_status, review_reason, "
+    "submitted_at, id)",
 ]
 
 
@@ -161,6 +164,31 @@ def ensure_indexes_sqlite(path: Path) -> None:
     db.execute("ANALYZE")
     db.commit()
     db.close()
+
+
+def ensure_counters_sqlite(path: Path) -> None:
+    """The counters the pages read (item progress, billable weeks): the builder writes items and work
+    with plain SQL, so they are counted once here (a file built before the counters existed gets their
+    tables too)."""
+    from sqlalchemy import create_engine, func, select
+    from sqlalchemy.orm import Session
+
+    from app.models import Base, BillableWeek, ItemProgress, Project
+    from app.services.assignment import recount_progress
+    from app.services.pay import recount_billable
+
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)  # only the tables missing
+    with Session(engine) as session:
+        projects = list(session.scalars(select(Project)))
+        if session.scalar(select(func.count()).select_from(ItemProgress)) == 0:
+            for project in projects:
+                recount_progress(session, project)
+        if session.scalar(select(func.count()).select_from(BillableWeek)) == 0:
+            for project in projects:
+                recount_billable(session, project.id)
+        session.commit()
+    engine.dispose()
 
 
 # --- measuring -----------------------------------------------------------------------------------------
@@ -264,6 +292,7 @@ def main() -> None:
                 build(path, size)
                 print(f"built {size:,} annotations in {time.perf_counter() - start:.0f} s")
             ensure_indexes_sqlite(path)
+            ensure_counters_sqlite(path)
             kinds = [("sqlite", f"sqlite:///{path}", None)]
             if args.postgres:
                 kinds.append(("postgresql", None, path))

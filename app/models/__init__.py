@@ -5,7 +5,7 @@ from .audit import AuditEvent
 from .base import Base, utcnow
 from .exports import EXPORT_STATUSES, DatasetExport
 from .imports import IMPORT_STATUSES, ImportJob
-from .pay import ADJUSTMENT_KINDS, TIMESHEET_STATUSES, PayAdjustment, Timesheet
+from .pay import ADJUSTMENT_KINDS, TIMESHEET_STATUSES, BillableWeek, PayAdjustment, Timesheet
 from .projects import (
     MEMBER_ROLES,
     MEMBER_STATUSES,
@@ -74,6 +74,7 @@ __all__ = [
     "Annotation",
     "Assignment",
     "AuditEvent",
+    "BillableWeek",
     "Base",
     "DatasetExport",
     "ImportJob",

@@ -54,3 +54,22 @@ class PayAdjustment(Base):
     reason: Mapped[str] = mapped_column(String(500))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BillableWeek(Base):
+    """A trainer's billable seconds in a project's week (the week the work was claimed in), kept where
+    work becomes billable (a submit or a skip) and recounted when an exclusion or the per-task cap
+    changes it, so the open weeks read one row each instead of summing their tasks. ``tasks`` counts
+    the billable tasks: a week with some (even of zero seconds) has a line."""
+
+    __tablename__ = "billable_weeks"
+    __table_args__ = (
+        Index("ix_billable_weeks_project_week", "project_id", "week_start"),
+        Index("ix_billable_weeks_week", "week_start"),
+    )
+
+    trainer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    tasks: Mapped[int] = mapped_column(Integer, default=0)

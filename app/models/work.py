@@ -53,7 +53,9 @@ class Annotation(Base):
         Index("ix_annotations_project_item", "project_id", "item_id", "id"),
         # The pay sums' "not excluded" check reads this index alone.
         Index("ix_annotations_assignment_excluded", "assignment_id", "excluded"),
-        Index("ix_annotations_review_queue", "project_id", "review_status", "review_reason"),
+        # The review queue: equality on the first three columns, then the index order is the wanted
+        # order (oldest first within a reason), so the most urgent annotation is the first row read.
+        Index("ix_annotations_review_order", "project_id", "review_status", "review_reason", "submitted_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

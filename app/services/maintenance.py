@@ -7,14 +7,15 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import NotFound
-from app.models import Assignment, Item, Project
+from app.models import Assignment, Item, Project, ProjectMember
 
+from . import pay
 from .assignment import recount_progress, refresh_open_flags
 
 
 def recount_item_counters(session: Session, project_id: int) -> int:
     """Set each item's done_count and active_count from its assignments, then the project's progress
-    counters from the items; commits; returns how many items changed.
+    counters from the items and its billable weeks from the work; commits; returns how many items changed.
 
     ``done_count`` counts submitted assignments; ``active_count`` counts live leases (expired leases
     that were not reclaimed yet still count, as the claim query reclaims them lazily).
@@ -43,5 +44,9 @@ def recount_item_counters(session: Session, project_id: int) -> int:
     project = session.get(Project, project_id)
     refresh_open_flags(session, project)
     recount_progress(session, project)
+    # The billable weeks too: on PostgreSQL the trainers' pay locks first, so no time moves meanwhile.
+    pay.lock_trainers(session, list(session.scalars(
+        select(ProjectMember.user_id).where(ProjectMember.project_id == project_id, ProjectMember.role == "trainer"))))
+    pay.recount_billable(session, project_id)
     session.commit()
     return changed

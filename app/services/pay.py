@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import DateTime, and_, case, func, literal, or_, select, union_all, update
+from sqlalchemy import Date, and_, case, delete, event, func, insert, inspect, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
     Assignment,
+    BillableWeek,
     PayAdjustment,
     Project,
     ProjectMember,
@@ -195,91 +197,139 @@ class Line:
 
 def open_billable_by_week(session: Session, first: date, last: date, trainer_id: int | None = None,
                           project_id: int | None = None) -> dict[tuple[int, int, date], int]:
-    """``billable_by_week`` for the trainer × project × weeks that have no timesheet, reading only
-    their work: each membership's weeks between its timesheets become ranges of the assignments'
-    (trainer, project, assigned_at) index, so approved history costs nothing however long it grows.
-
-    The ranges come from the timesheets of first…last (each run of consecutive approved weeks is one
-    gap in the ranges), and a membership without any timesheet there is one open range. Work is only
-    ever claimed by members, so the memberships name every trainer × project that can have some.
-    """
-    week = _week_start_expr(session).label("week")
-    low = literal(_start(first).replace(tzinfo=None), DateTime())  # naive UTC, as assigned_at is stored
-    high = literal(_start(last + timedelta(days=7)).replace(tzinfo=None), DateTime())
-    sheet_filter, member_filter = [], []
-    if trainer_id is not None:
-        sheet_filter.append(Timesheet.trainer_id == trainer_id)
-        member_filter.append(ProjectMember.user_id == trainer_id)
-    if project_id is not None:
-        sheet_filter.append(Timesheet.project_id == project_id)
-        member_filter.append(ProjectMember.project_id == project_id)
-    # Only the timesheets of first…last matter: work before the first of them (or after the last) is
-    # outside the weeks asked for whenever it is not in an open week.
-    sheet_filter.append(Timesheet.week_start.between(first, last))
-    keys = (Timesheet.trainer_id, Timesheet.project_id)
-    runs = select(
-        Timesheet.trainer_id, Timesheet.project_id, Timesheet.week_start,
-        func.lag(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("previous"),
-        func.lead(Timesheet.week_start).over(partition_by=keys, order_by=Timesheet.week_start).label("next"),
-    ).where(*sheet_filter).cte("runs")
-    after = _plus_week(session, runs.c.week_start)
-    ranges = union_all(
-        # before a membership's first timesheet
-        select(runs.c.trainer_id, runs.c.project_id, low.label("lo"), _as_start(session, runs.c.week_start))
-        .where(runs.c.previous.is_(None)),
-        # between two timesheets that are not consecutive weeks
-        select(runs.c.trainer_id, runs.c.project_id, _plus_week(session, runs.c.previous), _as_start(session, runs.c.week_start))
-        .where(runs.c.previous.is_not(None), _plus_week(session, runs.c.previous) < _as_start(session, runs.c.week_start)),
-        # after the last one
-        select(runs.c.trainer_id, runs.c.project_id, after, high).where(runs.c.next.is_(None)),
-        # memberships with no timesheet at all
-        select(ProjectMember.user_id, ProjectMember.project_id, low, high)
-        .where(*member_filter, ~select(Timesheet.id).where(
-            Timesheet.trainer_id == ProjectMember.user_id, Timesheet.project_id == ProjectMember.project_id,
-            Timesheet.week_start.between(first, last)).exists())
-        .distinct(),
-    ).subquery("ranges")
-    # Each range within first…last, so the index reads no further than the weeks asked for.
-    lo, hi = _greatest(session, ranges.c[2], low), _least(session, ranges.c[3], high)
+    """``billable_by_week`` for the trainer × project × weeks that have no timesheet, read from the
+    billable seconds kept per trainer × project × week (``BillableWeek``): one row per open week,
+    however many tasks it holds, and approved history costs nothing."""
     stmt = (
-        select(Assignment.trainer_id, Assignment.project_id, week, func.sum(billable_seconds_expr()))
-        .select_from(ranges)
-        # "+ 0": the ranges get no index of their own, so they lead the join (SQLite would otherwise
-        # walk every assignment and look its range up).
-        .join(Assignment, and_(Assignment.trainer_id == ranges.c[0] + 0, Assignment.project_id == ranges.c[1] + 0,
-                               Assignment.assigned_at >= lo, Assignment.assigned_at < hi))
+        select(BillableWeek.trainer_id, BillableWeek.project_id, BillableWeek.week_start, BillableWeek.seconds)
+        .where(BillableWeek.week_start.between(first, last), BillableWeek.tasks > 0,
+               ~select(Timesheet.id).where(Timesheet.trainer_id == BillableWeek.trainer_id,
+                                           Timesheet.project_id == BillableWeek.project_id,
+                                           Timesheet.week_start == BillableWeek.week_start).exists())
+    )
+    if trainer_id is not None:
+        stmt = stmt.where(BillableWeek.trainer_id == trainer_id)
+    if project_id is not None:
+        stmt = stmt.where(BillableWeek.project_id == project_id)
+    return {(trainer, project, _as_date(week)): int(seconds) for trainer, project, week, seconds in session.execute(stmt)}
+
+
+# --- billable seconds kept per trainer × project × week --------------------------------------------------
+#
+# Work becomes billable when it is submitted or skipped, with the seconds it holds then (a heartbeat
+# adds time only to a live lease, which is not billable yet). The ORM's flush sees every such change
+# (a submit's or skip's status, an annotation created excluded or excluded later) and moves the
+# trainer's week at once, in the same transaction: the budget check that follows in a submit reads
+# it. Bulk statements recount what they touched (``recount_billable``): excluding a trainer's work,
+# changing a project's per-task cap, the counter repair.
+
+
+def _billable(status: str | None, excluded: bool, active_seconds: int | None, cap: int) -> int | None:
+    """An assignment's billable seconds, or None when it is not billable (the one rule, as above)."""
+    if status not in BILLABLE_STATUSES or excluded:
+        return None
+    return min(active_seconds or 0, cap)
+
+
+def _upsert_billable(session: Session, moves: dict[tuple[int, int, date], list[int]]) -> None:
+    dialect = session.get_bind().dialect.name
+    table = BillableWeek.__table__
+    connection = session.connection()
+    for (trainer, project, week), (seconds, tasks) in sorted(moves.items()):
+        if not seconds and not tasks:
+            continue
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(BillableWeek).values(
+            trainer_id=trainer, project_id=project, week_start=week, seconds=seconds, tasks=tasks)
+        connection.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c.trainer_id, table.c.project_id, table.c.week_start],
+            set_={"seconds": table.c.seconds + stmt.excluded.seconds, "tasks": table.c.tasks + stmt.excluded.tasks}))
+
+
+def _old(obj, name: str):
+    history = inspect(obj).attrs[name].history
+    return history.deleted[0] if history.deleted else history.unchanged[0] if history.unchanged else getattr(obj, name)
+
+
+_PAID_STATE = ("status", "active_seconds", "assigned_at", "trainer_id", "project_id")
+
+
+@event.listens_for(Session, "after_flush")
+def _work_flushed(session: Session, _context) -> None:
+    """Assignments and annotations the ORM changed move their trainers' billable weeks."""
+    assignments = [a for a in session.new if isinstance(a, Assignment)] + [
+        a for a in session.dirty if isinstance(a, Assignment)
+        and any(inspect(a).attrs[n].history.has_changes() for n in _PAID_STATE)]
+    seen = {a.id for a in assignments}
+    annotations = [n for n in session.new if isinstance(n, Annotation) and n.excluded
+                   and n.assignment_id not in seen] + [
+        n for n in session.dirty if isinstance(n, Annotation) and n.assignment_id not in seen
+        and inspect(n).attrs.excluded.history.has_changes()]
+    if not assignments and not annotations:
+        return
+    connection = session.connection()
+    caps: dict[int, int] = {}
+    fresh = {n.assignment_id: bool(n.excluded) for n in session.new if isinstance(n, Annotation)}
+    moves: dict[tuple[int, int, date], list[int]] = defaultdict(lambda: [0, 0])
+
+    def cap(project_id: int) -> int:
+        if project_id not in caps:
+            known = session.identity_map.get(session.identity_key(Project, project_id))
+            caps[project_id] = known.max_billable_seconds_per_task if known is not None else connection.scalar(
+                select(Project.max_billable_seconds_per_task).where(Project.id == project_id)) or 0
+        return caps[project_id]
+
+    def move(trainer, project, assigned_at, status, excluded, active_seconds, sign) -> None:
+        if status in BILLABLE_STATUSES:  # else nothing to look up: a heartbeat costs no statement here
+            seconds = _billable(status, excluded, active_seconds, cap(project))
+            if seconds is not None:
+                entry = moves[(trainer, project, week_of(assigned_at))]
+                entry[0] += sign * seconds
+                entry[1] += sign
+
+    for a in assignments:
+        old = None if a in session.new else {n: _old(a, n) for n in _PAID_STATE}
+        if old is not None and old["status"] in BILLABLE_STATUSES:  # its annotation may be older than this flush
+            out = bool(connection.scalar(select(Annotation.excluded).where(Annotation.assignment_id == a.id)))
+        else:  # it just became billable: an annotation, if any, is new in this flush
+            out = fresh.get(a.id, False)
+        if old is not None:
+            move(old["trainer_id"], old["project_id"], old["assigned_at"], old["status"], out,
+                 old["active_seconds"], -1)
+        move(a.trainer_id, a.project_id, a.assigned_at, a.status, out, a.active_seconds, 1)
+    for n in annotations:
+        row = connection.execute(select(Assignment.trainer_id, Assignment.project_id, Assignment.assigned_at,
+                                        Assignment.status, Assignment.active_seconds)
+                                 .where(Assignment.id == n.assignment_id)).first()
+        if row is not None:
+            move(row.trainer_id, row.project_id, row.assigned_at, row.status, False, row.active_seconds,
+                 -1 if n.excluded else 1)
+    _upsert_billable(session, moves)
+
+
+def recount_billable(session: Session, project_id: int, trainer_id: int | None = None) -> None:
+    """Set a project's billable weeks (or one trainer's there) from the work, after a bulk change or to
+    repair them. A building block: the caller's transaction, holding the trainers' pay locks where
+    their time may move meanwhile; does not commit."""
+    session.flush()
+    where = [BillableWeek.project_id == project_id]
+    work = [Assignment.project_id == project_id]
+    if trainer_id is not None:
+        where.append(BillableWeek.trainer_id == trainer_id)
+        work.append(Assignment.trainer_id == trainer_id)
+    session.execute(delete(BillableWeek).where(*where))
+    week = _week_start_expr(session)
+    if session.get_bind().dialect.name == "postgresql":
+        week = func.cast(week, Date())
+    week = week.label("week")
+    session.execute(insert(BillableWeek).from_select(
+        ["trainer_id", "project_id", "week_start", "seconds", "tasks"],
+        select(Assignment.trainer_id, Assignment.project_id, week, func.sum(billable_seconds_expr()),
+               func.count(Assignment.id))
         .join(Project, Project.id == Assignment.project_id)
         .outerjoin(Annotation, Annotation.assignment_id == Assignment.id)
-        # No condition on assignments alone (the ranges already hold first…last): the database then
-        # walks the ranges and reads each from the index, never the project's whole history.
-        .where(Assignment.status.in_(BILLABLE_STATUSES), or_(Annotation.id.is_(None), Annotation.excluded.is_(False)))
-        .group_by(Assignment.trainer_id, Assignment.project_id, week)
-    )
-    totals: dict[tuple[int, int, date], int] = defaultdict(int)
-    for trainer, project, monday, seconds in session.execute(stmt):
-        totals[(trainer, project, _as_date(monday))] += int(seconds or 0)
-    return dict(totals)
-
-
-def _as_start(session: Session, column):
-    """A week's Monday (a date) as the instant it starts, comparable with ``assigned_at``."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.cast(column, DateTime())
-    return func.datetime(column)
-
-
-def _greatest(session: Session, a, b):
-    return func.greatest(a, b) if session.get_bind().dialect.name == "postgresql" else func.max(a, b)
-
-
-def _least(session: Session, a, b):
-    return func.least(a, b) if session.get_bind().dialect.name == "postgresql" else func.min(a, b)
-
-
-def _plus_week(session: Session, column):
-    if session.get_bind().dialect.name == "postgresql":
-        return func.cast(column, DateTime()) + timedelta(days=7)
-    return func.datetime(column, "+7 days")
+        .where(*work, Assignment.status.in_(BILLABLE_STATUSES),
+               or_(Annotation.id.is_(None), Annotation.excluded.is_(False)))
+        .group_by(Assignment.trainer_id, Assignment.project_id, week)))
 
 
 def lines(session: Session, first: date, last: date, trainer_id: int | None = None,

@@ -31,7 +31,7 @@ from app.models import (
     utcnow,
 )
 
-from . import access, audit
+from . import access, audit, pay
 from .access import worker_roles
 from .assignment import read_progress, recount_progress, refresh_open_flags, release_leases
 from .money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, format_cents
@@ -341,6 +341,12 @@ def update_project(
         session.flush()
         refresh_open_flags(session, project)
         recount_progress(session, project)  # "complete" is measured against the overlap
+    if "max_billable_seconds_per_task" in changed:
+        session.flush()
+        # Every task's billable seconds are capped anew; the trainers' pay locks keep their time still.
+        pay.lock_trainers(session, list(session.scalars(select(ProjectMember.user_id).where(
+            ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))))
+        pay.recount_billable(session, project.id)
     if questions is not None:
         by_key = {q.key: q for q in project.questions}
         if answered:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -105,12 +105,19 @@ def queue_shown(session: Session, project_id: int, reviewer_id: int) -> int | st
 
 
 def next_for_review(session: Session, project_id: int, reviewer_id: int, after_id: int | None = None) -> Annotation | None:
-    """The most urgent unreviewed annotation in the project's queue."""
-    urgency = case({reason: n for n, reason in enumerate(REASON_ORDER)}, value=Annotation.review_reason, else_=99)
+    """The most urgent unreviewed annotation in the project's queue: by reason (REASON_ORDER, any other
+    reason last), then oldest first. One reason at a time, so each look-up reads the review index in
+    its order and stops at the first row, however long the queue."""
     stmt = select(Annotation).where(*_queue_filter(project_id, reviewer_id))
     if after_id is not None:
         stmt = stmt.where(Annotation.id != after_id)
-    return session.scalar(stmt.order_by(urgency, Annotation.submitted_at, Annotation.id).limit(1))
+    for reason in REASON_ORDER:
+        found = session.scalar(stmt.where(Annotation.review_reason == reason)
+                               .order_by(Annotation.submitted_at, Annotation.id).limit(1))
+        if found is not None:
+            return found
+    return session.scalar(stmt.where(Annotation.review_reason.not_in(REASON_ORDER))
+                          .order_by(Annotation.submitted_at, Annotation.id).limit(1))
 
 
 def queue_page(session: Session, project_id: int, reviewer_id: int, after_id: int | None, limit: int) -> list:

@@ -518,6 +518,7 @@ def exclude_trainer_work(
     )
     audit.record(session, actor_id, "annotations.exclude" if excluded else "annotations.include", "project",
                  project.id, {"trainer_id": trainer_id, "annotations": result.rowcount})
+    pay.recount_billable(session, project.id, trainer_id)  # their weeks, without the excluded work
     # Weeks already approved keep their timesheet; the change shows as an adjustment now.
     pay.settle_approved_weeks(session, trainer_id, project.id)
     session.commit()

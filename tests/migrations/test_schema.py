@@ -139,3 +139,71 @@ def test_upgrading_gives_every_item_its_content_hash(database_url):
             Base.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
+
+
+def test_upgrading_fills_the_progress_counters_and_billable_weeks_from_the_data(database_url):
+    """The counters' migration counts what is there: each project's items (gold apart, complete against
+    its overlap) and each trainer's billable seconds per project and week, as the services count them."""
+    from datetime import date
+
+    from sqlalchemy import select, text
+    from sqlalchemy.orm import Session
+
+    from app.models import BillableWeek
+    from app.services import pay
+    from app.services.assignment import read_progress
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "d5b7e9a1c3f4")
+        with engine.begin() as conn:
+            for uid in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO users (id, email, name, password_hash, status, created_at) "
+                    f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
+                "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
+            for item_id, gold, done, active in [(1, False, 2, 0), (2, False, 1, 1), (3, False, 0, 0), (4, True, 1, 0)]:
+                conn.execute(text(
+                    "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                    "done_count, active_count, is_open, created_at) VALUES (:id, 1, :ext, '[]', '[]', '{}', :gold, 0, "
+                    ":done, :active, true, '2026-11-20 10:00:00')"),
+                    {"id": item_id, "ext": f"i{item_id}", "gold": gold, "done": done, "active": active})
+            # (id, item, trainer, status, seconds, claimed, excluded annotation?)
+            work = [(1, 1, 1, "submitted", 900, "2026-11-16 09:00:00", False),
+                    (2, 1, 2, "submitted", 120, "2026-11-22 23:00:00", True),
+                    (3, 2, 1, "submitted", 300, "2026-11-23 01:00:00", False),
+                    (4, 2, 2, "active", 50, "2026-11-23 02:00:00", None),
+                    (5, 3, 2, "skipped", 40, "2026-11-17 08:00:00", None),
+                    (6, 4, 1, "submitted", 0, "2026-11-18 08:00:00", False)]
+            for aid, item, trainer, status, seconds, claimed, excluded in work:
+                conn.execute(text(
+                    "INSERT INTO assignments (id, item_id, project_id, trainer_id, status, assigned_at, expires_at, "
+                    "active_seconds) VALUES (:id, :item, 1, :trainer, :status, :at, :at, :seconds)"),
+                    {"id": aid, "item": item, "trainer": trainer, "status": status, "at": claimed, "seconds": seconds})
+                if excluded is not None:
+                    conn.execute(text(
+                        "INSERT INTO annotations (assignment_id, item_id, project_id, trainer_id, answers, submitted_at, "
+                        "active_seconds, review_status, excluded) VALUES (:id, :item, 1, :trainer, '{}', :at, :seconds, "
+                        "'unreviewed', :excluded)"),
+                        {"id": aid, "item": item, "trainer": trainer, "at": claimed, "seconds": seconds,
+                         "excluded": excluded})
+        upgrade(engine)
+        with Session(engine) as session:
+            counted = read_progress(session, 1)
+            assert counted[False] == {"items": 3, "complete": 1, "not_started": 1, "done": 3}
+            assert counted[True] == {"items": 1, "complete": 0, "not_started": 0, "done": 1}
+            kept = {(r.trainer_id, r.project_id, r.week_start): (r.seconds, r.tasks)
+                    for r in session.scalars(select(BillableWeek))}
+            first, last = date(2026, 11, 16), date(2026, 11, 23)
+            assert {k: s for k, (s, _) in kept.items()} == pay.billable_by_week(session, first, last)
+            assert kept == {(1, 1, date(2026, 11, 16)): (600 + 0, 2), (1, 1, date(2026, 11, 23)): (300, 1),
+                            (2, 1, date(2026, 11, 16)): (40, 1)}
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
