@@ -170,6 +170,10 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "PROMETHEUS_MULTIPROC_DIR": _multiproc_dir(env.get("PROMETHEUS_MULTIPROC_DIR")),
         # /readyz: seconds each check (database, Redis) may take before it counts as failed.
         "READY_TIMEOUT": _seconds("READY_TIMEOUT", env.get("READY_TIMEOUT"), 2.0, 0.1, 30.0),
+        # PostgreSQL: a pooled connection that rested longer than this is pinged before use (one used
+        # a moment ago is not: a ping per request is a round trip per request).
+        "DATABASE_PING_AFTER_SECONDS": _seconds("DATABASE_PING_AFTER_SECONDS",
+                                                env.get("DATABASE_PING_AFTER_SECONDS"), 1.0, 0.0, 3600.0),
         # Strict-Transport-Security on HTTPS responses, in seconds (0: off; the proxy may send it instead).
         "HSTS_SECONDS": _hsts(env.get("HSTS_SECONDS")),
     }

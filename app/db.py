@@ -4,32 +4,43 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from contextlib import contextmanager
 
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .bounds import guard_flushes
 
 # Execution option a service sets before its first statement to get a SQLite write lock up front.
 SQLITE_BEGIN = "sqlite_begin"
+# Connection info key (PostgreSQL): True while the transaction has run nothing but plain SELECTs.
+READS_ONLY = "groundwork_reads_only"
+_LOCKING_READ = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
 
 
 def _json_dumps(value) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+# A pooled PostgreSQL connection that rested longer than this is pinged before use (see _ping_rested).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def make_engine(url: str, echo: bool = False, ping_after: float = PING_AFTER_IDLE_SECONDS) -> Engine:
     # orjson for JSON columns: imports and exports move millions of them.
     common = {"echo": echo, "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **common)
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **common)
+        engine = create_engine(url, pool_size=10, max_overflow=20, **common)
+        _ping_rested(engine, ping_after)
+        _note_plain_reads(engine)
     # A forked RQ worker must not reuse the parent's sockets.
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return engine
@@ -53,6 +64,50 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
 
+def _ping_rested(engine: Engine, after: float) -> None:
+    """Ping a pooled connection before use when it rested in the pool over ``after`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: a round trip (and CPU on both sides) per
+    transaction, most of a heartbeat's on a busy server. A connection put back a moment ago is alive
+    as far as a ping can tell anyway, so only one that rested is pinged (a restart while the server
+    was quiet, an idle timeout on the way). A dead one fails the ping and the whole pool is replaced
+    before the request uses it. Without the ping, a request that meets a connection cut since its
+    last use fails on its first statement: SQLAlchemy then replaces every pooled connection, and the
+    request is answered 503 with Retry-After (``web/errors``) — as are the requests the outage cut
+    in flight, which no ping can save."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(_dbapi_connection, record):
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy):
+        returned = record.info.get("checked_in_at")  # none: a new connection, nothing to check
+        if returned is None or time.monotonic() - returned <= after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(str(exc)) from exc  # the pool reconnects and tries again
+            raise
+
+
+def _note_plain_reads(engine: Engine) -> None:
+    """Mark each transaction that has only read (no write, no locking read) so far: ``begin_write``
+    lets such a transaction go on instead of committing it and checking a connection out again."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.info[READS_ONLY] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_statement(conn, _cursor, statement, _parameters, _context, _executemany):
+        if conn.info.get(READS_ONLY) and (statement.lstrip()[:6].upper() != "SELECT"
+                                          or _LOCKING_READ.search(statement)):
+            conn.info[READS_ONLY] = False
+
+
 def is_deadlock(exc: BaseException) -> bool:
     """PostgreSQL chose this transaction to break a deadlock (or a serialization failure): retryable."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
@@ -71,7 +126,8 @@ def begin_write(session: Session) -> None:
 
     It ends the transaction in progress, which must hold no changes: a service never commits what
     its caller has not finished (that would be a partial write). A SQLite transaction that began
-    IMMEDIATE (every state-changing request's) already holds the lock since its first read and goes on.
+    IMMEDIATE (every state-changing request's) already holds the lock since its first read and goes on;
+    so does a PostgreSQL transaction that has only run plain SELECTs (no write, no row lock).
     """
     if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
         raise RuntimeError("begin_write() would commit changes the caller has not finished")
@@ -79,6 +135,11 @@ def begin_write(session: Session) -> None:
         if session.connection().get_execution_options().get(SQLITE_BEGIN) == "immediate":
             return  # this transaction took the write lock with its first statement: nothing can be stale
     if session.in_transaction():
+        if not is_sqlite(session) and session.connection().info.get(READS_ONLY):
+            # Each statement reads its own snapshot (READ COMMITTED) and nothing is written or locked
+            # yet: the transaction can go on, on the same connection (most requests read the signed-in
+            # user first; committing would cost a round trip, and a checkout and its ping more).
+            return
         session.commit()
     if is_sqlite(session):
         session.connection(execution_options={SQLITE_BEGIN: "immediate"})
@@ -90,7 +151,8 @@ class Database:
         self.session_factory: sessionmaker[Session] | None = None
 
     def init_app(self, app: Flask) -> None:
-        self.engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
+        self.engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False),
+                                  ping_after=app.config.get("DATABASE_PING_AFTER_SECONDS", PING_AFTER_IDLE_SECONDS))
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         guard_flushes(self.session_factory)
         # For state-changing requests on SQLite every transaction takes the write lock up front: a

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
@@ -135,8 +135,10 @@ def list_users(session: Session, limit: int, offset: int = 0) -> list[User]:
 
 def session_user(session: Session, user_id: int, version: int) -> User | None:
     """The user a session cookie names, while the account is active and the cookie carries the
-    account's current session version (sign-out, a password change or an admin ends older ones)."""
-    user = session.get(User, user_id)
+    account's current session version (sign-out, a password change or an admin ends older ones).
+    Read fresh on every request, with the roles in the same statement (every request pays for this
+    one, so it is one round trip): a suspension or a revoked role holds from the next request on."""
+    user = session.get(User, user_id, options=[joinedload(User.role_rows)])
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user

@@ -107,7 +107,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     def operational_error(exc: OperationalError | InterfaceError):
         # The database is unreachable (restarting, failing over) or busy: a retryable 503 that needs
-        # no database itself. The pool's pre-ping replaces dead connections on the next request.
+        # no database itself. Once a statement meets a dead connection the pool replaces every one it
+        # holds, and a connection that rested is pinged before use (app.db), so the next request gets a live one.
         try:
             _rollback()
         except Exception:  # noqa: BLE001 - the connection is gone; the pool drops it
