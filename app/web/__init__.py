@@ -35,6 +35,7 @@ from . import (
     work,
 )
 from .security import add_security_headers
+from .sessions import RememberingCookieSessionInterface
 
 
 def attribute_safe_json(value) -> str:
@@ -60,6 +61,7 @@ def filesize(n: int) -> str:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
+    app.session_interface = RememberingCookieSessionInterface()  # one per app: its memory knows this app's keys
     observability.register(app)  # first: its hooks see every request, whichever later hook refuses it
     for module in (home, auth, work, review, admin, exports, pay, recruiting, recruiting_admin, staffing, tokens,
                    client, webhooks, ops):
