@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
-from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, utcnow
+from app.models import DatasetExport, Item, Project, ProjectStats, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions
@@ -73,8 +73,10 @@ def plan_for(session: Session, project: Project, options: ExportOptions) -> tupl
 
 def has_chats(session: Session, project_id: int) -> bool:
     """Whether any item of the project is more than one user turn (a small partial index answers)."""
-    return session.scalar(select(Item.id).where(Item.project_id == project_id, Item.single_turn.is_(False))
-                          .limit(1)) is not None
+    # "IS false", the partial index's own condition: SQLite uses the index only for that spelling
+    # (SQLAlchemy writes "IS 0" there, and SQLite then walks every item of the project).
+    chat = Item.single_turn.is_(literal_column("false"))
+    return session.scalar(select(Item.id).where(Item.project_id == project_id, chat).limit(1)) is not None
 
 
 def available_formats(session: Session, project: Project) -> dict[str, str | None]:
@@ -347,13 +349,13 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
             # instant bound what helper processes read too.
             snapshot = Snapshot.take(session, options.as_of)
             fmt, plan = plan_for(session, project, options)
-            result = write_all(session, session_factory, project.id, fmt, plan, snapshot, work, secret, progress,
-                               fetch_rows, processes)
             named = named_conditions(session, project.id, options, fmt.keeps_rejected, snapshot)
+            result = write_all(session, session_factory, project.id, fmt, plan, snapshot, work, secret, progress,
+                               fetch_rows, processes, [c for _n, c in named])
             provenance = {
                 "snapshot": snapshot.as_dict(), "groundwork_version": groundwork_version(),
                 "database": session.get_bind().dialect.name,
-                "annotation_dates": annotation_dates(session, [c for _n, c in named]),
+                "annotation_dates": annotation_dates(result.submitted),
             }
             reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, result, snapshot)
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
@@ -411,10 +413,10 @@ def groundwork_version() -> str:
             return "unknown"
 
 
-def annotation_dates(session: Session, conditions: list) -> dict:
-    """When the annotations that passed the filters were submitted: first and last, as instants."""
-    first, last = session.execute(
-        select(func.min(Annotation.submitted_at), func.max(Annotation.submitted_at)).where(*conditions)).one()
+def annotation_dates(submitted: list) -> dict:
+    """When the annotations that passed the filters were submitted: first and last, as instants
+    (``submitted``: the [first, last] the build read, empty when none passed)."""
+    first, last = submitted or (None, None)
     return {"first": _instant_or_none(first), "last": _instant_or_none(last)}
 
 

@@ -4,8 +4,8 @@ Every version has, per split, a data file and a line-aligned ``<split>.meta.json
 responses, models, annotations and annotators each line comes from), and one ``items.jsonl`` of the
 exported items. A large JSONL export is cut into contiguous ranges of item ids with about the same
 number of annotations. This process writes the first range while forked children write the others
-into part files, then copies each part after its own lines (following the train part while it is
-still being written) and hashes as it copies, so each sha256 is that of the one file. Ranges follow
+into part files, then copies each part after its own lines (following every part file while it
+is still being written) and hashes as it copies, so each sha256 is that of the one file. Ranges follow
 the single-process order exactly, so every file is byte-identical whatever the number of processes.
 Small exports, CSV and Parquet run in one process.
 """
@@ -28,7 +28,7 @@ from sqlalchemy import select
 from app.models import Annotation, TrainerStats
 
 from .formats import Format, NeedsConversational, Plan, group_agreement
-from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink
+from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink, follow_parts
 from .source import (
     SPLITS,
     Group,
@@ -61,6 +61,12 @@ class PartResult:
     agreements: list = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)  # source model -> lines that hold one of its responses
+    submitted: list = field(default_factory=list)  # [first, last] submitted_at of the annotations read
+
+    def add_dates(self, other: list) -> None:
+        if other:
+            self.submitted = [min(self.submitted[0], other[0]), max(self.submitted[1], other[1])] \
+                if self.submitted else list(other)
 
     @property
     def infos(self) -> list[FileInfo]:
@@ -148,9 +154,9 @@ def meta_lines(group: Group, lines: list[dict], pseudonym, models: Counter) -> l
     return out
 
 
-def item_line(group: Group) -> dict:
-    """The item as exported: its prompt (a string for one user turn, else the context messages), its
-    responses with their model, its metadata."""
+def item_line(group: Group) -> bytes:
+    """The item as exported, encoded: its prompt (a string for one user turn, else the context
+    messages), its responses with their model, its metadata."""
     context = group.context
     if len(context) == 1 and context[0]["role"] == "user":
         line = {"item_id": group.external_id, "prompt": context[0]["content"]}
@@ -159,7 +165,7 @@ def item_line(group: Group) -> dict:
     line["responses"] = [{"id": r["id"], "text": r["text"], "model": r.get("model")} for r in group.responses]
     line["metadata"] = group.meta
     line["is_gold"] = group.is_gold
-    return line
+    return _dumps(line, option=_NEWLINE)
 
 
 # The first range is this process's, and it merges the others afterwards: it takes a smaller share.
@@ -198,27 +204,48 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     split_files = len(splits_of(plan)) > 1
     write_data = {s: sinks[f"{s}.{fmt.extension}"].write_many for s in splits_of(plan)}
     write_meta = {s: sinks[f"{s}.meta.jsonl"].write_encoded for s in splits_of(plan)}
-    write_item = sinks[ITEMS_FILE].write
+    write_item = sinks[ITEMS_FILE].write_line
+    encode = fmt.encoder(plan)
+    if encode is not None:  # only a JSONL format has an encoder
+        data_line = {s: sinks[f"{s}.{fmt.extension}"].write_line for s in splits_of(plan)}
+        meta_line = {s: sinks[f"{s}.meta.jsonl"].write_line for s in splits_of(plan)}
     min_agreement = options.min_agreement
     build, trainers, agreements, skipped = fmt.build, result.trainers, result.agreements, plan.skipped
+    # Each exported annotation's trainer, counted in bulk every ``every`` annotations (a Counter update
+    # per item costs more).
+    trainer_ids: list[int] = []
+    add_trainers = trainer_ids.extend
     pseudonym, models = plan.pseudonym, result.models
     items = Counter()
     read = 0
     next_report = every
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
-                           full_rows=fmt.full_rows, snapshot=snapshot)
+                           full_rows=fmt.full_rows, snapshot=snapshot, dates=result.submitted)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
     try:
         for group, read in groups:
-            if report is not None and read >= next_report:
-                report(read)
+            if read >= next_report:
                 next_report = read + every
+                trainers.update(trainer_ids)
+                trainer_ids.clear()
+                if report is not None:
+                    report(read)
             if min_agreement is not None:
                 value = group_agreement(group, plan)
                 if value is None or value < min_agreement:
                     skipped["item below min_agreement"] += 1
                     continue
                 agreements.append(value)
+            if encode is not None and (encoded := encode(group, models)) is not None:
+                if not encoded:
+                    continue
+                split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
+                data_line[split](encoded[0])
+                meta_line[split](encoded[1])
+                write_item(item_line(group))
+                items[split] += 1
+                add_trainers(map(_trainer_of, group.rows))
+                continue
             lines = build(group, plan)
             if type(lines) is not list:
                 lines = list(lines)
@@ -230,7 +257,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
             write_meta[split](encoded)
             write_item(item_line(group))
             items[split] += 1
-            trainers.update(map(_trainer_of, group.rows))
+            add_trainers(map(_trainer_of, group.rows))
     except BaseException:
         for sink in sinks.values():
             sink.abandon()
@@ -239,6 +266,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
         gc.enable()
         groups.close()
     result.read, result.items = read, items
+    trainers.update(trainer_ids)
     result.skipped = Counter(skipped)
     if keep_sinks:
         return result, sinks
@@ -290,14 +318,16 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, snapshot: Snapshot, c
 
 
 def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan, snapshot: Snapshot, work: Path,
-              secret: str, progress, fetch_rows: int, processes: int) -> PartResult:
+              secret: str, progress, fetch_rows: int, processes: int, conditions: list | None = None) -> PartResult:
     """Write the version's files into ``work`` and return the merged figures.
 
+    ``conditions`` are the export's SQL filters when the caller has them already (else made here).
     Starts plain and, when an item needs messages, starts again conversational (see formats.prompt).
     """
     plan.project_id = project_id
     plan.pseudonym = Pseudonyms(secret)
-    conditions = annotation_conditions(session, project_id, plan.options, fmt.keeps_rejected, snapshot)
+    if conditions is None:
+        conditions = annotation_conditions(session, project_id, plan.options, fmt.keeps_rejected, snapshot)
     # Progress counts against the project's annotations (an index-only count); filters make the
     # real number smaller, so the bar may finish early, never late.
     total = count_annotations(session, [Annotation.project_id == project_id])
@@ -361,7 +391,6 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
         process.start()
         send.close()
         children.append((process, receive, value))
-    train = f"train.{fmt.extension}"
     try:
         def report(read: int) -> None:
             progress(read + sum(v.value for _, _, v in children))
@@ -369,9 +398,10 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
         result, sinks = write_range(session, fmt, plan, snapshot, ranges[0], work, fetch_rows, report,
                                     progress.every, keep_sinks=True, threaded=False)
         outcomes = []
+        jsonl = [name for name, sink in sinks.items() if isinstance(sink, JsonlSink)]
         for n, (process, receive, _value) in enumerate(children, start=1):
             # Merge the helper's lines while it is still writing them (it reports once its files are closed).
-            sinks[train].follow(work / f"part-{n}" / train, receive.poll)
+            follow_parts([(sinks[name], work / f"part-{n}" / name) for name in jsonl], receive.poll)
             try:
                 outcomes.append(receive.recv())
             except EOFError:
@@ -395,11 +425,9 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
             result.agreements.extend(part.agreements)
             result.skipped.update(part.skipped)
             result.models.update(part.models)
-            for name, info in part.files.items():
-                if name == train:  # already copied while it was written
-                    sinks[name].account(info["rows"])
-                else:
-                    sinks[name].append_file(Path(info["path"]), info["rows"])
+            result.add_dates(part.submitted)
+            for name, info in part.files.items():  # every file was copied while it was written
+                sinks[name].account(info["rows"])
         close_sinks(sinks, result, part=False)
         progress(result.read)
         return result

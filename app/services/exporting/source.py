@@ -17,7 +17,8 @@ from itertools import groupby
 from operator import itemgetter
 
 import orjson
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from app.models import Annotation, Item, ProjectMember, Review, TrainerStats, utcnow
@@ -26,6 +27,7 @@ from .options import ExportOptions, instant_text
 
 FETCH_ROWS = 5000
 _item_of = itemgetter(1)
+_answers_of = itemgetter(3)
 
 
 class Row:
@@ -59,7 +61,10 @@ class Group:
 
     @property
     def meta(self) -> dict:
-        return _json(self.raw_meta) or {}
+        raw = self.raw_meta
+        if raw == "{}":  # most items carry none: skip the parse
+            return {}
+        return _json(raw) or {}
 
     def text_of(self, response_id: str) -> str:
         if self._texts is None:
@@ -175,13 +180,36 @@ def trainer_quality(gold_accuracy: float | None, consensus_agreement: float | No
     return gold_accuracy if gold_accuracy is not None else consensus_agreement
 
 
+class unindexed(ColumnElement):
+    """A column SQLite must not pick an index for (``+column``; the column itself elsewhere). The
+    snapshot's ``submitted_at`` bound holds for every annotation, but SQLite's planner, without
+    statistics, takes the (project, submitted_at) index for it and then sorts the whole project by
+    item in a temporary b-tree instead of walking the (project, item, id) index in order."""
+
+    inherit_cache = True
+
+    def __init__(self, column):
+        self.column = column
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element, compiler, **kw):
+    return compiler.process(element.column, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element, compiler, **kw):
+    return "+" + compiler.process(element.column, **kw)
+
+
 def named_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,
                      snapshot: Snapshot) -> list[tuple[str, object]]:
     """The SQL filters of an export, each with the name an empty version's reasons use: the
     project and the snapshot first (``base``), then one entry per active filter."""
     conditions: list[tuple[str, object]] = [
         ("base", Annotation.project_id == project_id), ("base", Annotation.id <= snapshot.max_annotation_id),
-        ("base", Annotation.submitted_at <= snapshot.instant), ("excluded", Annotation.excluded.is_(False)),
+        ("base", unindexed(Annotation.submitted_at) <= snapshot.instant), ("excluded", Annotation.excluded.is_(False)),
     ]
     late = snapshot.late_clause()
     if options.reviewed_only:
@@ -311,18 +339,23 @@ def _batches_with_items(session: Session, annotations: RawQuery, items_query: Ra
 
 def stream_groups(
     session: Session, conditions: list, corrected: dict[int, dict], fetch_rows: int = FETCH_ROWS,
-    full_rows: bool = True, snapshot: Snapshot | None = None,
+    full_rows: bool = True, snapshot: Snapshot | None = None, dates: list | None = None,
 ) -> Iterator[tuple[Group, int]]:
     """Yield (group, annotations read so far) item by item, in item id then annotation id order.
 
     Annotations stream in batches; each batch's items come in one query. Values arrive as the
     driver gives them (JSON as text on SQLite, parsed on PostgreSQL) and are converted once, here,
     and only when used: this loop runs once per annotation. Review statuses are the snapshot's.
+    ``dates``, when given, ends as [first, last] ``submitted_at`` of the annotations read (as the
+    driver gives them, like SQL's min and max: a second pass over the project would cost more).
     """
     columns = [Annotation.id, Annotation.item_id, Annotation.trainer_id, Annotation.answers]
     if full_rows:  # what Row needs beyond the answers; most formats never read these
         status = snapshot.review_status() if snapshot is not None else Annotation.review_status
         columns += [Annotation.active_seconds, Annotation.gold_score, status, Annotation.submitted_at]
+    elif dates is not None:
+        columns.append(Annotation.submitted_at)
+    submitted_of = itemgetter(len(columns) - 1)
     stmt = select(*columns).where(and_(*conditions)).order_by(Annotation.item_id, Annotation.id)
     group: Group | None = None
     current = None
@@ -333,14 +366,20 @@ def stream_groups(
                                                                  Item.id <= bindparam("last")))
     for batch, items in _batches_with_items(session, RawQuery(session, stmt), items_query, fetch_rows):
         parse = loads if type(batch[0][3]) is str else None
+        if dates is not None:
+            first, last = min(map(submitted_of, batch)), max(map(submitted_of, batch))
+            if not dates:
+                dates += [first, last]
+            else:
+                dates[0], dates[1] = min(dates[0], first), max(dates[1], last)
         for item_id, run in groupby(batch, key=_item_of):
             run = list(run)
             if corrected:
                 answers = [corrected[r[0]] if r[0] in corrected else _json(r[3]) for r in run]
             elif parse is not None:
-                answers = [parse(r[3]) for r in run]
+                answers = list(map(parse, map(_answers_of, run)))
             else:
-                answers = [r[3] for r in run]
+                answers = list(map(_answers_of, run))
             read += len(run)
             if item_id == current:  # the item's annotations began in the previous batch
                 group.rows.extend(run)
