@@ -516,7 +516,9 @@ def metrics(slug: str, as_json: bool) -> None:
 @click.argument("slug")
 @with_appcontext
 def recount(slug: str) -> None:
-    """Recompute a project's item counters (a background job when Redis is configured)."""
+    """Recompute a project's counters from its data: each item's done/active counts, the project's
+    progress counters and its billable seconds per trainer and week (a background job when Redis is
+    configured)."""
     from app.db import get_session
     from app.errors import ServiceError
     from app.services.projects import get_by_slug

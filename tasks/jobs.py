@@ -21,7 +21,7 @@ def job_app():
 
 
 def recount_items(project_id: int) -> dict:
-    """Recompute every item's done/active counters of a project from its assignments."""
+    """Recompute a project's counters (items' done/active, progress, billable weeks) from its assignments."""
     from app.db import get_db
     from app.services.maintenance import recount_item_counters
 
