@@ -23,6 +23,10 @@ def recount_item_counters(session: Session, project_id: int) -> int:
     begin_write(session)
     if session.get(Project, project_id) is None:
         raise NotFound(f"no project with id {project_id}")
+    # The trainers' rows first, as the queue takes them before items (assignment.py's lock order): their
+    # submits, skips and heartbeats wait for the recount instead of crossing it, and their time stays still.
+    pay.lock_trainers(session, list(session.scalars(
+        select(ProjectMember.user_id).where(ProjectMember.project_id == project_id, ProjectMember.role == "trainer"))))
     counts = (
         select(
             Assignment.item_id,
@@ -44,9 +48,6 @@ def recount_item_counters(session: Session, project_id: int) -> int:
     project = session.get(Project, project_id)
     refresh_open_flags(session, project)
     recount_progress(session, project)
-    # The billable weeks too: on PostgreSQL the trainers' pay locks first, so no time moves meanwhile.
-    pay.lock_trainers(session, list(session.scalars(
-        select(ProjectMember.user_id).where(ProjectMember.project_id == project_id, ProjectMember.role == "trainer"))))
     pay.recount_billable(session, project_id)
     session.commit()
     return changed

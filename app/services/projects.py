@@ -309,6 +309,12 @@ def update_project(
     clean = _check_settings(settings, errors)
     if clean.get("status") == "archived" and project.status != "archived":
         release_leases(session, None, project)  # open tasks end with it
+    if clean.get("max_billable_seconds_per_task", project.max_billable_seconds_per_task) \
+            != project.max_billable_seconds_per_task:
+        # Every task's billable seconds are capped anew below: the trainers' pay locks before the
+        # questions and the project row (the queue's lock order), so their time stays still meanwhile.
+        pay.lock_trainers(session, list(session.scalars(select(ProjectMember.user_id).where(
+            ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))))
     if questions is not None and not is_sqlite(session):
         session.execute(select(Question.id).where(Question.project_id == project.id).with_for_update())
     answered = questions is not None and has_answers(session, project)
@@ -343,9 +349,6 @@ def update_project(
         recount_progress(session, project)  # "complete" is measured against the overlap
     if "max_billable_seconds_per_task" in changed:
         session.flush()
-        # Every task's billable seconds are capped anew; the trainers' pay locks keep their time still.
-        pay.lock_trainers(session, list(session.scalars(select(ProjectMember.user_id).where(
-            ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))))
         pay.recount_billable(session, project.id)
     if questions is not None:
         by_key = {q.key: q for q in project.questions}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
 from datetime import timedelta
 
 import orjson
+import pytest
 from sqlalchemy import case, func, select, update
 
+from app.db import get_db
 from app.models import Annotation, Item, ItemProgress, Project, ProjectMember, utcnow
 from app.services import assignment as queue
 from app.services import importing
@@ -152,3 +155,47 @@ def test_the_projects_list_counts_items_and_annotations_from_the_counters(sessio
     assert summaries[project.slug].annotations == session.scalar(
         select(func.count(Annotation.id)).where(Annotation.project_id == project.id)) == 2
     assert (summaries[empty.slug].items, summaries[empty.slug].annotations) == (0, 0)
+
+
+@pytest.mark.slow  # threads racing by design
+def test_recounts_racing_submits_leave_the_counters_right(app, session):
+    """Trainers submit while the counters are recounted again and again: neither loses the other's work."""
+    trainers = [make_user(session, "trainer") for _ in range(6)]
+    project = make_label_project(session, items=60, overlap=2, trainers=trainers)
+    with app.app_context():
+        factory = get_db().session_factory
+    failures = []
+    recounting = threading.Event()
+    recounting.set()
+
+    def work(trainer_id):
+        own = factory()
+        try:
+            # A recount holds every item of the project while it runs, so a claim meanwhile finds the
+            # queue empty: only an empty queue after the recounts ended means the work is done.
+            while (task := queue.next_task(own, trainer_id, project)) is not None or recounting.is_set():
+                if task is not None:
+                    queue.submit(own, task.id, trainer_id, {"label": "yes"})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(f"trainer {trainer_id}: {exc!r}")
+        finally:
+            own.close()
+
+    def recount():
+        own = factory()
+        try:
+            for _ in range(10):
+                recount_item_counters(own, project.id)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(f"recount: {exc!r}")
+        finally:
+            recounting.clear()
+            own.close()
+
+    threads = [threading.Thread(target=work, args=(t.id,)) for t in trainers] + [threading.Thread(target=recount)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert failures == []
+    assert assert_counters_right(session, project)["complete"] == 60
