@@ -175,8 +175,10 @@ def _items_flushed(session: Session, _context) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _progress_before_commit(session: Session) -> None:
-    if session.new or session.dirty or session.deleted:
-        session.flush()  # the flush may add moves (items added through the ORM)
+    # Only a pending Item can add a move at flush; other objects are left for the commit's own flush,
+    # so a commit that touches no item flushes exactly as it would without the counters.
+    if any(isinstance(o, Item) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.flush()
     _write_progress(session)
 
 
