@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, event, func, inspect, select, update
+from sqlalchemy import and_, bindparam, case, event, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.db import begin_write, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -468,12 +468,49 @@ class Task:
             if now > start:
                 assignment.active_seconds += round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
                 self.clock_at = now
-                session.execute(update(User).where(User.id == assignment.trainer_id).values(clock_at=now))
+                # The Task keeps the clock itself: no need for the ORM to look for a loaded User to update.
+                session.execute(update(User).where(User.id == assignment.trainer_id).values(clock_at=now)
+                                .execution_options(synchronize_session=False))
         assignment.last_heartbeat_at = now
 
 
+_LOCK_STATEMENTS: dict[tuple[bool, bool, bool, bool], object] = {}
+# What a heartbeat never reads: an item's texts and a project's long settings (loaded if ever touched).
+_HEAVY_COLUMNS = (Item.context, Item.responses, Item.meta, Item.gold_answers, Project.instructions,
+                  Project.citation, Project.required_domains)
+
+
+def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool):
+    """The one door's statement for this shape, built once: heartbeats are most of the traffic, and
+    building the select (four joins, a row lock) cost more than running it."""
+    key = (by_id, by_slug, for_update, light)
+    stmt = _LOCK_STATEMENTS.get(key)
+    if stmt is None:
+        stmt = (
+            select(ProjectMember.status, ProjectMember.flagged_reason, Assignment, Item, Project, User.clock_at)
+            .select_from(ProjectMember)
+            .join(Assignment, and_(Assignment.project_id == ProjectMember.project_id,
+                                   Assignment.trainer_id == ProjectMember.user_id))
+            .join(User, User.id == Assignment.trainer_id)
+            .join(Item, Item.id == Assignment.item_id)
+            .join(Project, Project.id == Assignment.project_id)
+            .where(Assignment.id == bindparam("assignment_id"), Assignment.trainer_id == bindparam("trainer_id"),
+                   ProjectMember.role == "trainer")
+        )
+        if by_id:
+            stmt = stmt.where(Assignment.project_id == bindparam("project_id"))
+        if by_slug:
+            stmt = stmt.where(Project.slug == bindparam("project_slug"), Project.kind == "work")
+        if for_update:
+            stmt = stmt.with_for_update(of=(ProjectMember, Assignment, User), key_share=True)
+        if light:
+            stmt = stmt.options(*(defer(column) for column in _HEAVY_COLUMNS))
+        _LOCK_STATEMENTS[key] = stmt
+    return stmt
+
+
 def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id: int | None = None,
-               project_slug: str | None = None) -> Task:
+               project_slug: str | None = None, light: bool = False) -> Task:
     """The caller's own assignment (in ``project_id`` when given), locked for this transaction — the
     one door submit, heartbeat and skip go through.
 
@@ -483,27 +520,17 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     that order (the lock order above), FOR NO KEY UPDATE so rows that merely point at them go on.
     The trainer's row makes one person's clock and an approval of their pay take turns.
     ``project_slug`` names the project by the URL's slug instead of its id (a work project only, as
-    the workspace serves), so a heartbeat needs no lookup of its own before this one.
+    the workspace serves), so a heartbeat needs no lookup of its own before this one. ``light`` leaves
+    the item's texts and the project's long settings unread until something touches them.
     """
     begin_write(session)
-    stmt = (
-        select(ProjectMember.status, ProjectMember.flagged_reason, Assignment, Item, Project, User.clock_at)
-        .select_from(ProjectMember)
-        .join(Assignment, and_(Assignment.project_id == ProjectMember.project_id,
-                               Assignment.trainer_id == ProjectMember.user_id))
-        .join(User, User.id == Assignment.trainer_id)
-        .join(Item, Item.id == Assignment.item_id)
-        .join(Project, Project.id == Assignment.project_id)
-        .where(Assignment.id == assignment_id, Assignment.trainer_id == trainer_id,
-               ProjectMember.role == "trainer")
-    )
+    stmt = _lock_statement(project_id is not None, project_slug is not None, not is_sqlite(session), light)
+    params = {"assignment_id": assignment_id, "trainer_id": trainer_id}
     if project_id is not None:
-        stmt = stmt.where(Assignment.project_id == project_id)
+        params["project_id"] = project_id
     if project_slug is not None:
-        stmt = stmt.where(Project.slug == project_slug, Project.kind == "work")
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update(of=(ProjectMember, Assignment, User), key_share=True)
-    row = session.execute(stmt).first()
+        params["project_slug"] = project_slug
+    row = session.execute(stmt, params).first()
     _check_membership(session, row)
     return Task(row.Assignment, row.Item, row.Project, row.status, row.flagged_reason, row.clock_at)
 
@@ -558,7 +585,7 @@ def record_heartbeat(
     writes it needs: nothing else is looked up first.
     """
     try:
-        task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug)
+        task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug, light=True)
     except OperationalError as exc:  # a deadlock victim: this beat is dropped, the next one counts
         session.rollback()
         if not is_deadlock(exc):
