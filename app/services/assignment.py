@@ -110,8 +110,25 @@ def add_progress(session: Session, project_id: int, is_gold: bool, item_id: int,
     pending[key] = [x + y for x, y in zip(pending.get(key, (0, 0, 0, 0)), change, strict=True)]
 
 
-def _upsert(session: Session):
+_UPSERTS: dict[str, object] = {}
+
+
+def _insert(session: Session):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(ItemProgress)
+
+
+def _add_to_counters(session: Session):
+    """Add to one counter row, making it if missing: built once per dialect (every submit runs it)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        table = ItemProgress.__table__
+        insert = _insert(session).values(
+            {name: bindparam(name) for name in ("project_id", "is_gold", "shard", *PROGRESS_FIELDS)})
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=[table.c.project_id, table.c.is_gold, table.c.shard],
+            set_={name: table.c[name] + insert.excluded[name] for name in PROGRESS_FIELDS})
+    return stmt
 
 
 def _write_progress(session: Session) -> None:
@@ -119,15 +136,12 @@ def _write_progress(session: Session) -> None:
     if not pending:
         return
     connection = session.connection()
-    table = ItemProgress.__table__
+    stmt = _add_to_counters(session)
     for (project_id, is_gold, shard), change in sorted(pending.items()):  # one fixed order: no lock cycle
         if not any(change):
             continue
-        stmt = _upsert(session).values(project_id=project_id, is_gold=is_gold, shard=shard,
-                                       **dict(zip(PROGRESS_FIELDS, change, strict=True)))
-        connection.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c.project_id, table.c.is_gold, table.c.shard],
-            set_={name: table.c[name] + stmt.excluded[name] for name in PROGRESS_FIELDS}))
+        connection.execute(stmt, {"project_id": project_id, "is_gold": is_gold, "shard": shard,
+                                  **dict(zip(PROGRESS_FIELDS, change, strict=True))})
 
 
 def _overlaps(session: Session, project_ids: set[int]) -> dict[int, int]:
@@ -203,7 +217,7 @@ def recount_progress(session: Session, project: Project) -> None:
     table = ItemProgress.__table__
     every = [{"project_id": project.id, "is_gold": gold, "shard": shard}
              for gold in (False, True) for shard in range(PROGRESS_SHARDS)]
-    session.execute(_upsert(session).values(every).on_conflict_do_nothing(
+    session.execute(_insert(session).values(every).on_conflict_do_nothing(
         index_elements=[table.c.project_id, table.c.is_gold, table.c.shard]))
     if not is_sqlite(session):
         session.execute(select(ItemProgress.shard).where(ItemProgress.project_id == project.id)
