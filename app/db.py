@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, bindparam, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,6 +116,28 @@ def is_deadlock(exc: BaseException) -> bool:
 
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
+
+
+def insert_for(session: Session, table: Table):
+    """An INSERT with the ON CONFLICT clauses of the session's database (both speak them)."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+_ADDING_UPSERTS: dict[tuple[str, str], object] = {}
+
+
+def adding_upsert(session: Session, table: Table, key: tuple[str, ...], added: tuple[str, ...]):
+    """"Insert this row, or add its ``added`` columns to the row with the same ``key``": one statement
+    for counter rows kept on the write path, with a bound parameter per column (named as the column),
+    built once per table and database kind since every submit runs it."""
+    cache_key = (table.name, session.get_bind().dialect.name)
+    stmt = _ADDING_UPSERTS.get(cache_key)
+    if stmt is None:
+        insert = insert_for(session, table).values({name: bindparam(name) for name in (*key, *added)})
+        stmt = _ADDING_UPSERTS[cache_key] = insert.on_conflict_do_update(
+            index_elements=[table.c[name] for name in key],
+            set_={name: table.c[name] + insert.excluded[name] for name in added})
+    return stmt
 
 
 def begin_write(session: Session) -> None:

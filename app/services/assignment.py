@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, event, func, inspect, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer
 
-from app.db import begin_write, is_deadlock, is_sqlite
+from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import (
     Annotation,
@@ -110,33 +109,12 @@ def add_progress(session: Session, project_id: int, is_gold: bool, item_id: int,
     pending[key] = [x + y for x, y in zip(pending.get(key, (0, 0, 0, 0)), change, strict=True)]
 
 
-_UPSERTS: dict[str, object] = {}
-
-
-def _insert(session: Session):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(ItemProgress)
-
-
-def _add_to_counters(session: Session):
-    """Add to one counter row, making it if missing: built once per dialect (every submit runs it)."""
-    dialect = session.get_bind().dialect.name
-    stmt = _UPSERTS.get(dialect)
-    if stmt is None:
-        table = ItemProgress.__table__
-        insert = _insert(session).values(
-            {name: bindparam(name) for name in ("project_id", "is_gold", "shard", *PROGRESS_FIELDS)})
-        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
-            index_elements=[table.c.project_id, table.c.is_gold, table.c.shard],
-            set_={name: table.c[name] + insert.excluded[name] for name in PROGRESS_FIELDS})
-    return stmt
-
-
 def _write_progress(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
     connection = session.connection()
-    stmt = _add_to_counters(session)
+    stmt = adding_upsert(session, ItemProgress.__table__, ("project_id", "is_gold", "shard"), PROGRESS_FIELDS)
     for (project_id, is_gold, shard), change in sorted(pending.items()):  # one fixed order: no lock cycle
         if not any(change):
             continue
@@ -217,7 +195,7 @@ def recount_progress(session: Session, project: Project) -> None:
     table = ItemProgress.__table__
     every = [{"project_id": project.id, "is_gold": gold, "shard": shard}
              for gold in (False, True) for shard in range(PROGRESS_SHARDS)]
-    session.execute(_insert(session).values(every).on_conflict_do_nothing(
+    session.execute(insert_for(session, ItemProgress.__table__).values(every).on_conflict_do_nothing(
         index_elements=[table.c.project_id, table.c.is_gold, table.c.shard]))
     if not is_sqlite(session):
         session.execute(select(ItemProgress.shard).where(ItemProgress.project_id == project.id)

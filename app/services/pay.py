@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Date, and_, case, delete, event, func, insert, inspect, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db import begin_write, is_sqlite
+from app.db import adding_upsert, begin_write, is_sqlite
 from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
@@ -232,17 +231,14 @@ def _billable(status: str | None, excluded: bool, active_seconds: int | None, ca
 
 
 def _upsert_billable(session: Session, moves: dict[tuple[int, int, date], list[int]]) -> None:
-    dialect = session.get_bind().dialect.name
-    table = BillableWeek.__table__
+    stmt = adding_upsert(session, BillableWeek.__table__, ("trainer_id", "project_id", "week_start"),
+                         ("seconds", "tasks"))
     connection = session.connection()
     for (trainer, project, week), (seconds, tasks) in sorted(moves.items()):
         if not seconds and not tasks:
             continue
-        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(BillableWeek).values(
-            trainer_id=trainer, project_id=project, week_start=week, seconds=seconds, tasks=tasks)
-        connection.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c.trainer_id, table.c.project_id, table.c.week_start],
-            set_={"seconds": table.c.seconds + stmt.excluded.seconds, "tasks": table.c.tasks + stmt.excluded.tasks}))
+        connection.execute(stmt, {"trainer_id": trainer, "project_id": project, "week_start": week,
+                                  "seconds": seconds, "tasks": tasks})
 
 
 def _old(obj, name: str):
