@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import NotFound
-from app.models import Assignment, Item, Project, ProjectMember
+from app.models import Assignment, Item, Project
 
 from . import pay
 from .assignment import recount_progress, refresh_open_flags
@@ -25,8 +25,7 @@ def recount_item_counters(session: Session, project_id: int) -> int:
         raise NotFound(f"no project with id {project_id}")
     # The trainers' rows first, as the queue takes them before items (assignment.py's lock order): their
     # submits, skips and heartbeats wait for the recount instead of crossing it, and their time stays still.
-    pay.lock_trainers(session, list(session.scalars(
-        select(ProjectMember.user_id).where(ProjectMember.project_id == project_id, ProjectMember.role == "trainer"))))
+    pay.lock_project_trainers(session, project_id)
     counts = (
         select(
             Assignment.item_id,

@@ -382,6 +382,13 @@ def lock_trainers(session: Session, trainer_ids) -> None:
                             .with_for_update(key_share=True))
 
 
+def lock_project_trainers(session: Session, project_id: int) -> None:
+    """``lock_trainers`` for every trainer of a project: before a change that moves all their billable
+    time there (a cap change, the counter repair), taken before items and the project row."""
+    lock_trainers(session, list(session.scalars(select(ProjectMember.user_id).where(
+        ProjectMember.project_id == project_id, ProjectMember.role == "trainer"))))
+
+
 def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, actor_id: int | None,
             now: datetime | None = None) -> list[Timesheet]:
     """Lock open timesheets of a week (all of them, or the given trainer × project keys). Commits.

@@ -313,8 +313,7 @@ def update_project(
             != project.max_billable_seconds_per_task:
         # Every task's billable seconds are capped anew below: the trainers' pay locks before the
         # questions and the project row (the queue's lock order), so their time stays still meanwhile.
-        pay.lock_trainers(session, list(session.scalars(select(ProjectMember.user_id).where(
-            ProjectMember.project_id == project.id, ProjectMember.role == "trainer"))))
+        pay.lock_project_trainers(session, project.id)
     if questions is not None and not is_sqlite(session):
         session.execute(select(Question.id).where(Question.project_id == project.id).with_for_update())
     answered = questions is not None and has_answers(session, project)
