@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from contextlib import contextmanager
 
 import orjson
@@ -42,9 +43,22 @@ def make_engine(url: str, echo: bool = False, ping_after: float = PING_AFTER_IDL
         engine = create_engine(url, pool_size=10, max_overflow=20, **common)
         _ping_rested(engine, ping_after)
         _note_plain_reads(engine)
-    # A forked RQ worker must not reuse the parent's sockets.
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    _ENGINES.add(engine)
     return engine
+
+
+# A forked RQ worker must not reuse the parent's sockets: after a fork the child drops every pool
+# (without closing the parent's connections). One hook for the process, over a weak set: an engine
+# held by the hook itself would live as long as the process (the suite makes one per test).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def _configure_sqlite(engine: Engine) -> None:

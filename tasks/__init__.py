@@ -24,6 +24,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,11 +91,16 @@ def _watch_outbox(app: Flask) -> None:
     from app.services import webhooks
 
     factory = app.extensions["groundwork_db"].session_factory
+    # The listener lives in the session class's event registry, which the app itself keeps alive (app
+    # → factory → class): a strong reference from the listener back to the app would keep every app
+    # a process ever made (the test suite makes one per test) and all it holds.
+    app_ref = weakref.ref(app)
 
     def after_commit(session) -> None:
         ids = webhooks.take_outbox(session)
-        if ids:
-            dispatch_deliveries(app, ids)
+        live = app_ref()
+        if ids and live is not None:
+            dispatch_deliveries(live, ids)
 
     def after_rollback(session) -> None:
         webhooks.take_outbox(session)
