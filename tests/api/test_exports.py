@@ -199,7 +199,7 @@ def test_versions_are_listed_newest_first_by_cursor(api, api_world, session):
 def served(app):
     """The app on a free local port, for clients that speak real HTTP."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

@@ -69,7 +69,7 @@ def test_hostile_data_adds_no_element_or_attribute_to_any_page(tmp_path):
 def test_in_chromium_hostile_pages_fire_no_request_of_their_own(tmp_path, browser):
     app, world = _world_app(tmp_path, "hostile", hostile.hostile)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
     try:
