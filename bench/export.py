@@ -5,7 +5,10 @@ Measures, each in its own child process (so peak RSS is that run's alone):
 - bare: a bare loop over the same rows (sqlite3 cursor + orjson, the same join and order), the
   fastest a Python exporter could hope for.
 
-    .venv/bin/python -m bench.export [--annotations 1000000] [--keep /path/bench.sqlite3]
+    .venv/bin/python -m bench.export [--annotations 1000000] [--keep /path/bench.sqlite3] [--format NAME]
+
+``--format`` times another pair format (openai-dpo, hh-rlhf) on the same rows; the bare loop still
+writes trl-preference's lines, so compare it within one format's runs.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def _insert_work(db, rows_a, rows_b) -> None:
 # --- the two measured runs (each in a child process) ---------------------------------------------------
 
 
-def run_ours(db_path: Path, out: Path) -> dict:
+def run_ours(db_path: Path, out: Path, fmt: str = "trl-preference") -> dict:
     from app import create_app
     from app.db import get_db
     from app.models import Project
@@ -120,7 +123,7 @@ def run_ours(db_path: Path, out: Path) -> dict:
     with app.app_context():
         factory = get_db().session_factory
         with factory() as session:
-            export = create_export(session, session.get(Project, 1), {"format": "trl-preference"}, None)  # commits
+            export = create_export(session, session.get(Project, 1), {"format": fmt}, None)  # commits
             export_id = export.id
         start = time.perf_counter()
         export = run_export(factory, export_id, out / "exports", "bench", progress_rows=100_000,
@@ -160,12 +163,12 @@ def run_bare(db_path: Path, out: Path) -> dict:
     return {"lines": lines, "seconds": time.perf_counter() - start, "annotations": read}
 
 
-def measure(kind: str, db_path: Path) -> dict:
+def measure(kind: str, db_path: Path, fmt: str = "trl-preference") -> dict:
     """Run one kind in a child process; its peak RSS comes from wait4 on that child alone."""
     out = Path(tempfile.mkdtemp(prefix=f"gw-export-{kind}-"))
     try:  # a million-row version is hundreds of MB: never leave it behind, even when a run fails
         child = subprocess.Popen([sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db_path),
-                                  "--out", str(out)], stdout=subprocess.PIPE)
+                                  "--out", str(out), "--format", fmt], stdout=subprocess.PIPE)
         data = child.stdout.read()
         _pid, status, usage = os.wait4(child.pid, 0)
         out_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -193,10 +196,13 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--db")
     parser.add_argument("--out")
+    parser.add_argument("--format", default="trl-preference", choices=["trl-preference", "openai-dpo", "hh-rlhf"])
     args = parser.parse_args()
     if args.child:
-        run = run_ours if args.child == "ours" else run_bare
-        print(json.dumps(run(Path(args.db), Path(args.out))))
+        if args.child == "ours":
+            print(json.dumps(run_ours(Path(args.db), Path(args.out), args.format)))
+        else:
+            print(json.dumps(run_bare(Path(args.db), Path(args.out))))
         return
     scratch = None if args.keep else Path(tempfile.mkdtemp(prefix="gw-export-db-"))
     db_path = Path(args.keep) if args.keep else scratch / "bench.sqlite3"
@@ -214,11 +220,11 @@ def _measure_all(args, db_path: Path) -> None:
         build_database(db_path, args.annotations)
         print(f"built {args.annotations:,} annotations in {time.perf_counter() - start:.1f} s ({db_path})")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f}")
+          f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f}; format {args.format}")
     results = {"ours": [], "bare": []}
     for _ in range(args.runs):  # interleaved, so both see the same machine state
         for kind in ("bare", "ours"):
-            results[kind].append(measure(kind, db_path))
+            results[kind].append(measure(kind, db_path, args.format))
     best = {kind: max(runs, key=lambda r: r["lines_per_second"]) for kind, runs in results.items()}
     for kind in ("bare", "ours"):
         r = best[kind]

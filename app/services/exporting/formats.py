@@ -301,10 +301,13 @@ PAIR_EXTRA_FIELDS = (
     ("chosen_id / rejected_id", "only with with_ids: the response ids"),
 )
 
-def consensus_pair_encoder(data_line: Callable[[object, object, object], dict]) -> Callable[[Plan], Callable | None]:
+def consensus_pair_encoder(data_line: Callable[[Group, bool, str, str], dict | None],
+                           accepts: Callable[[Group], bool] | None = None) -> Callable[[Plan], Callable | None]:
     """The fast path of a pair format under ``pairs=consensus`` without extra columns, for its common
-    item: two responses, every annotation answering the pair question. ``data_line(prompt, chosen,
-    rejected)`` makes the format's line from the prompt (or messages) and the two sides.
+    item: two responses, every annotation answering the pair question. ``data_line(group,
+    conversational, chosen text, rejected text)`` makes the format's line, or None for an item the
+    format's general function writes otherwise (a chat in a plain file); ``accepts(group)`` false
+    sends an item the format skips for its own reason to the general function, which counts it.
 
     ``encode(group, models)`` returns ``(data line, meta line)`` encoded, ``()`` when the item gives no
     row (a tie, counted), or None for any other item, which then takes ``build`` and the build's
@@ -325,7 +328,7 @@ def consensus_pair_encoder(data_line: Callable[[object, object, object], dict]) 
 
         def encode(group: Group, models: Counter):
             responses = group.responses
-            if len(responses) != 2:
+            if len(responses) != 2 or (accepts is not None and not accepts(group)):
                 return None
             try:
                 values = list(map(value_of, group.answers))
@@ -346,15 +349,9 @@ def consensus_pair_encoder(data_line: Callable[[object, object, object], dict]) 
                 good_text, bad_text = good["text"], bad["text"]
                 if good_text == bad_text:  # skipped and counted by the general path
                     return None
-                if conversational:
-                    line = data_line([{"role": m["role"], "content": m["content"]} for m in group.context],
-                                     [{"role": "assistant", "content": good_text}],
-                                     [{"role": "assistant", "content": bad_text}])
-                else:
-                    context = group.context
-                    if len(context) != 1 or context[0]["role"] != "user":
-                        return None  # the general path starts the file again with messages
-                    line = data_line(context[0]["content"], good_text, bad_text)
+                line = data_line(group, conversational, good_text, bad_text)
+                if line is None:
+                    return None
             if ties:
                 skipped["tie"] += ties
             if not found:
@@ -376,6 +373,17 @@ def consensus_pair_encoder(data_line: Callable[[object, object, object], dict]) 
 # --- pair formats ---------------------------------------------------------------------------------------
 
 
+def _trl_line(group: Group, conversational: bool, chosen: str, rejected: str) -> dict | None:
+    """trl-preference's line for the fast path (``trl_preference`` writes the same)."""
+    if conversational:
+        return {"prompt": messages(group), "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}]}
+    context = group.context
+    if len(context) != 1 or context[0]["role"] != "user":
+        return None  # the general path starts the file again with messages
+    return {"prompt": context[0]["content"], "chosen": chosen, "rejected": rejected}
+
+
 @export_format(
     "trl-preference", "TRL preference (DPO, reward modelling)", needs=_needs_pairs, plain_or_chat=True,
     features=lambda plan: [text_or_chat("prompt", plan), text_or_chat("chosen", plan), text_or_chat("rejected", plan),
@@ -384,7 +392,7 @@ def consensus_pair_encoder(data_line: Callable[[object, object, object], dict]) 
             ("chosen", "the better response (string, or a one-message list)"),
             ("rejected", "the worse response (string, or a one-message list)"),
             *PAIR_EXTRA_FIELDS),
-    encoder=consensus_pair_encoder(lambda p, c, r: {"prompt": p, "chosen": c, "rejected": r}),
+    encoder=consensus_pair_encoder(_trl_line),
 )
 def trl_preference(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -410,6 +418,9 @@ def trl_preference(group: Group, plan: Plan) -> list[dict]:
     fields=(("input", "{messages: [...]}: the conversation so far"),
             ("preferred_output", "[{role: assistant, content}]"),
             ("non_preferred_output", "[{role: assistant, content}]")),
+    encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: {
+        "input": {"messages": messages(group)}, "preferred_output": [{"role": "assistant", "content": chosen}],
+        "non_preferred_output": [{"role": "assistant", "content": rejected}]}),
 )
 def openai_dpo(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -448,6 +459,11 @@ def hh_transcript(group: Group) -> str:
     return "".join(parts)
 
 
+def hh_sides(transcript: str, chosen: str, rejected: str) -> dict:
+    """An hh-rlhf line: the transcript up to the last Assistant turn, ended by each response."""
+    return {"chosen": transcript + hh_escape(chosen), "rejected": transcript + hh_escape(rejected)}
+
+
 def starts_with_user(context: list[dict]) -> bool:
     """The first turn after any system messages is the user's (HH-RLHF transcripts open with Human)."""
     return next((m["role"] for m in context if m["role"] != "system"), "user") == "user"
@@ -460,6 +476,9 @@ def starts_with_user(context: list[dict]) -> bool:
     fields=(("chosen", "\\n\\nHuman: …\\n\\nAssistant: … ending with the better response"),
             ("rejected", "the same transcript ending with the worse response"),
             *PAIR_EXTRA_FIELDS),
+    encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: hh_sides(
+        hh_transcript(group) + ASSISTANT + " ", chosen, rejected),
+                                   accepts=lambda group: starts_with_user(group.context)),
 )
 def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     if not starts_with_user(group.context):
@@ -470,10 +489,8 @@ def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
         return []
     transcript = hh_transcript(group) + ASSISTANT + " "
     if not plan.extras:
-        return [{"chosen": transcript + hh_escape(c), "rejected": transcript + hh_escape(r), "_meta": meta}
-                for c, r, _m, meta in found]
-    return [add_pair_extras({"chosen": transcript + hh_escape(c), "rejected": transcript + hh_escape(r)},
-                            m, meta, group, plan) for c, r, m, meta in found]
+        return [{**hh_sides(transcript, c, r), "_meta": meta} for c, r, _m, meta in found]
+    return [add_pair_extras(hh_sides(transcript, c, r), m, meta, group, plan) for c, r, m, meta in found]
 
 
 # --- KTO ----------------------------------------------------------------------------------------------

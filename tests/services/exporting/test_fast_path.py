@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Annotation
+from app.services import projects as project_service
 from app.services import review as review_service
 from app.services.exporting import FORMATS
 from app.services.exporting import build as build_step
+from app.services.exporting.formats import Format
 from tests.factories import make_user
 
 from .conftest import annotate, make_project, with_members
@@ -35,12 +37,21 @@ def _items(chat: bool) -> list[tuple]:
 
 def _project(session, trainers, chat: bool):
     project = make_project(session, "pairwise", _items(chat), slug=f"fast-{int(chat)}")
+    extra = {}
+    if chat:  # a conversation that opens with the assistant (hh-rlhf skips it and counts it)
+        project.allow_assistant_first = True
+        project_service.add_item(session, project, external_id="opens-with-assistant",
+                                 prompt=[{"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Hi"}],
+                                 responses=[{"id": "a", "text": "One"}, {"id": "b", "text": "Two"}])
+        session.commit()
+        extra = {"opens-with-assistant": {"preference": 2, "rationale": "r"}}
     with_members(session, project, trainers)
     t1, t2 = trainers
     # ties, agreement and disagreement, strong and weak; the last item answered by one trainer only
     annotate(session, t1, project, {f"f{n:02d}": {"preference": (n % 7) - 3, "rationale": "r"} for n in range(24)}
-             | {"ranked": {"preference": 2, "rationale": "r"}})
-    annotate(session, t2, project, {f"f{n:02d}": {"preference": (n * 5 % 7) - 3, "rationale": "r"} for n in range(23)})
+             | {"ranked": {"preference": 2, "rationale": "r"}} | extra)
+    annotate(session, t2, project, {f"f{n:02d}": {"preference": (n * 5 % 7) - 3, "rationale": "r"} for n in range(23)}
+             | extra)
     reviewer = make_user(session, "reviewer")
     first = session.scalars(select(Annotation).where(Annotation.project_id == project.id).order_by(Annotation.id)).all()
     review_service.record_verdict(session, first[1].id, reviewer.id, "correct", "", {"preference": -3, "rationale": "x"})
@@ -49,12 +60,22 @@ def _project(session, trainers, chat: bool):
     return project
 
 
+ENCODED = ["trl-preference", "openai-dpo", "hh-rlhf"]
+
+
+def test_every_format_with_an_encoder_is_tested_here():
+    default = Format.__dataclass_fields__["encoder"].default
+    assert sorted(name for name, fmt in FORMATS.items() if fmt.encoder is not default) == sorted(ENCODED)
+
+
+@pytest.mark.parametrize("name", ENCODED)
 @pytest.mark.parametrize("chat", [False, True])
 @pytest.mark.parametrize("processes", [1, 2])
-def test_the_fast_path_writes_what_the_general_path_writes(build, session, trainers, monkeypatch, chat, processes):
+def test_the_fast_path_writes_what_the_general_path_writes(build, session, trainers, monkeypatch, chat, processes,
+                                                           name):
     project = _project(session, trainers, chat)
-    options = {"format": "trl-preference", "test_fraction": 0.25, "validation_fraction": 0.25}
-    fmt = FORMATS["trl-preference"]
+    options = {"format": name, "test_fraction": 0.25, "validation_fraction": 0.25}
+    fmt = FORMATS[name]
     used = []
 
     def counting(plan):
@@ -68,20 +89,22 @@ def test_the_fast_path_writes_what_the_general_path_writes(build, session, train
         return counted
 
     monkeypatch.setattr(build_step, "PARALLEL_MIN_ANNOTATIONS", 1)
-    monkeypatch.setitem(FORMATS, "trl-preference", replace(fmt, encoder=counting))
+    monkeypatch.setitem(FORMATS, name, replace(fmt, encoder=counting))
     fast = build(project, processes=processes, **options)
-    monkeypatch.setitem(FORMATS, "trl-preference", replace(fmt, encoder=lambda plan: None))
+    monkeypatch.setitem(FORMATS, name, replace(fmt, encoder=lambda plan: None))
     general = build(project, processes=processes, **options)
 
     if processes == 1:  # (a helper process's calls are not seen here)
         assert sum(used) >= 20  # the fast path wrote most items
-    assert fast.export.manifest["conversational"] is chat
+    assert fast.export.manifest["conversational"] is (chat if name == "trl-preference" else None)
     assert fast.export.manifest["files"] == general.export.manifest["files"]
     for entry in general.export.manifest["files"]:  # data, meta and items files, byte for byte
         assert fast.raw(entry["name"]) == general.raw(entry["name"]), entry["name"]
     for key in ("counts", "source_models", "annotators", "annotation_dates", "splits"):
         assert fast.export.manifest[key] == general.export.manifest[key], key
     assert fast.export.manifest["counts"]["skipped"]["tie"] > 0
+    if chat and name == "hh-rlhf":
+        assert any("starts with an assistant" in reason for reason in fast.export.manifest["counts"]["skipped"])
     assert set(fast.export.manifest["source_models"]) == {"model-a", "model-b"}
 
 
