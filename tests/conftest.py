@@ -88,7 +88,7 @@ class _SharedCompiledCache:
     dialect class and server version compile alike, so they share one cache here (keyed by the class
     and version instead of the instance) — as the ORM's own per-mapper cache is shared by engines."""
 
-    _store = LRUCache(20000)
+    _store = LRUCache(5000)  # the whole suite compiles a few hundred distinct statements a process
 
     @staticmethod
     def _key(key):
@@ -229,10 +229,20 @@ def _empty_sqlite_schema():
     return _EMPTY_SQLITE[0]
 
 
-# What PostgreSQL's catalog holds in the public schema: relations (tables, indexes, sequences) and
-# their columns. Equal to the figure taken after create_all means the schema is still the model's.
-_PG_FINGERPRINT = ("SELECT count(*), coalesce(sum(c.relnatts), 0) FROM pg_class c "
-                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")
+# What PostgreSQL's catalog holds in the public schema: its relations (tables, indexes, sequences),
+# every live column with its type, and its constraints. Equal to the figure taken after create_all
+# means the schema is still the model's.
+_PG_FINGERPRINT = """
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public'),
+       (SELECT md5(coalesce(string_agg(c.relname || '.' || a.attname || ':'
+                                       || format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull,
+                                       ',' ORDER BY c.relname, a.attnum), ''))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped),
+       (SELECT count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+        WHERE n.nspname = 'public')
+"""
 _PG_SCHEMAS: dict[str, tuple[tuple, str]] = {}  # database → (fingerprint, the statements that empty it)
 
 
