@@ -289,6 +289,9 @@ def _schema_app(database_url: str, tmp_path, **overrides):
     engine = get_db_engine(app)
     _fresh_schema(database_url, engine)
     yield app
+    executor = app.extensions.get("groundwork_jobs")  # in-process jobs end before their tables are emptied
+    if executor is not None:
+        executor.shutdown(wait=True, cancel_futures=True)
     _fresh_schema(database_url, engine)
     engine.dispose()
 

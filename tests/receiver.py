@@ -27,8 +27,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                # recorded on arrival: a sender that has its answer may look at once
                 with receiver.changed:
                     status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                    receiver.changed.notify_all()
                 if receiver.hold is not None:
                     receiver.hold.wait(30)
                 try:
@@ -40,9 +43,6 @@ class Receiver:
                     self.wfile.write(receiver.body)
                 except OSError:  # the client gave up (a timeout test)
                     pass
-                with receiver.changed:
-                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
-                    receiver.changed.notify_all()
 
             def log_message(self, *_args):
                 pass
