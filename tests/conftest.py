@@ -186,8 +186,7 @@ def database_url(request, tmp_path):
     url = request.getfixturevalue("postgres_url")
     if not {"app", "redis_app"} & set(request.fixturenames):
         engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        drop_postgres_schema(engine)
         engine.dispose()
     return url
 
@@ -246,6 +245,12 @@ SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relname
 _PG_SCHEMAS: dict[str, tuple[tuple, str]] = {}  # database → (fingerprint, the statements that empty it)
 
 
+def drop_postgres_schema(engine) -> None:
+    """Nothing left in the database's public schema: tables, types, sequences, alembic's version."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+
 def empty_postgres_schema(engine) -> None:
     """Leave the model's schema on ``engine``'s database, every table empty and every sequence
     restarted. Creating and dropping every table took ~350 ms a test; deleting the rows of a schema
@@ -259,8 +264,7 @@ def empty_postgres_schema(engine) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql(known[1])
         return
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    drop_postgres_schema(engine)
     Base.metadata.create_all(engine)
     with engine.connect() as conn:
         fingerprint = tuple(conn.exec_driver_sql(_PG_FINGERPRINT).one())
@@ -271,28 +275,23 @@ def empty_postgres_schema(engine) -> None:
     _PG_SCHEMAS[key] = (fingerprint, "; ".join(deletes + restarts))
 
 
-def _fresh_schema(database_url: str, engine=None) -> None:
-    """The empty schema for a test: SQLite's copied from a file made once (before the app opens it),
-    PostgreSQL's emptied in place (once the app's engine exists)."""
-    if database_url.startswith("sqlite:///"):
-        if engine is None:
-            shutil.copyfile(_empty_sqlite_schema(), database_url.removeprefix("sqlite:///"))
-    elif engine is not None:
-        empty_postgres_schema(engine)
-
-
 def _schema_app(database_url: str, tmp_path, **overrides):
-    """Yield an app on an empty schema; afterwards leave PostgreSQL's tables empty for the next test
-    (a SQLite file goes with the test's temporary folder)."""
-    _fresh_schema(database_url)
+    """Yield an app on an empty schema: SQLite's copied from a file made once, before the app opens it;
+    PostgreSQL's emptied in place, and emptied again afterwards for the next test (a SQLite file goes
+    with the test's temporary folder)."""
+    sqlite = database_url.startswith("sqlite:///")
+    if sqlite:
+        shutil.copyfile(_empty_sqlite_schema(), database_url.removeprefix("sqlite:///"))
     app = build_app(database_url, tmp_path, **overrides)
     engine = get_db_engine(app)
-    _fresh_schema(database_url, engine)
+    if not sqlite:
+        empty_postgres_schema(engine)
     yield app
     executor = app.extensions.get("groundwork_jobs")  # in-process jobs end before their tables are emptied
     if executor is not None:
         executor.shutdown(wait=True, cancel_futures=True)
-    _fresh_schema(database_url, engine)
+    if not sqlite:
+        empty_postgres_schema(engine)
     engine.dispose()
 
 
