@@ -459,6 +459,11 @@ def hh_transcript(group: Group) -> str:
     return "".join(parts)
 
 
+def hh_prompt(group: Group) -> str:
+    """The transcript up to the Assistant turn that each response ends."""
+    return hh_transcript(group) + ASSISTANT + " "
+
+
 def hh_sides(transcript: str, chosen: str, rejected: str) -> dict:
     """An hh-rlhf line: the transcript up to the last Assistant turn, ended by each response."""
     return {"chosen": transcript + hh_escape(chosen), "rejected": transcript + hh_escape(rejected)}
@@ -477,8 +482,7 @@ def starts_with_user(context: list[dict]) -> bool:
             ("rejected", "the same transcript ending with the worse response"),
             *PAIR_EXTRA_FIELDS),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: hh_sides(
-        hh_transcript(group) + ASSISTANT + " ", chosen, rejected),
-                                   accepts=lambda group: starts_with_user(group.context)),
+        hh_prompt(group), chosen, rejected), accepts=lambda group: starts_with_user(group.context)),
 )
 def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     if not starts_with_user(group.context):
@@ -487,7 +491,7 @@ def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
     if not found:
         return []
-    transcript = hh_transcript(group) + ASSISTANT + " "
+    transcript = hh_prompt(group)
     if not plan.extras:
         return [{**hh_sides(transcript, c, r), "_meta": meta} for c, r, _m, meta in found]
     return [add_pair_extras(hh_sides(transcript, c, r), m, meta, group, plan) for c, r, m, meta in found]
