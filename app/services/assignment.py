@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, case, event, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -605,14 +607,22 @@ def record_heartbeat(
     return assignment
 
 
+# Reads a request's answers once the door holds the task: (the task, the project's questions) -> raw answers.
+AnswerReader = Callable[[Task, list[Question]], Mapping[str, Any]]
+
 LATE_AND_TAKEN = "This task's time ran out and it went to someone else, so this answer could not be kept."
 
 
 def submit(
-    session: Session, assignment_id: int, trainer_id: int, raw_answers: dict, now: datetime | None = None,
-    rng: random.Random | None = None, project_id: int | None = None,
+    session: Session, assignment_id: int, trainer_id: int, raw_answers: Mapping[str, Any] | AnswerReader,
+    now: datetime | None = None, rng: random.Random | None = None, project_id: int | None = None,
+    project_slug: str | None = None,
 ) -> Annotation:
     """Store the trainer's answers for one assignment. Idempotent (a double click stores one answer).
+
+    ``raw_answers`` are the answers, or an ``AnswerReader`` that makes them from the task the door
+    locked and the project's questions (a form names responses by their letter on the page), so the
+    caller reads none of them first. ``project_slug`` names the project by the URL's slug, as for a heartbeat.
 
     A late submit (the lease lapsed) is kept while the item still has room for it; an item never
     gets more answers than its overlap. Raises ValidationError (nothing stored) when an answer breaks
@@ -621,7 +631,7 @@ def submit(
     transaction (review routing, the gold pause, pay); then it commits. The caller asks
     ``after_submit.statistics_due`` afterwards.
     """
-    task = _lock_task(session, assignment_id, trainer_id, project_id)
+    task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug)
     assignment, item, project = task.assignment, task.item, task.project
     now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
@@ -636,6 +646,8 @@ def submit(
         raise Conflict("this project is archived and takes no more answers")
     questions = project_questions(session, assignment.project_id, share_lock=True)
     try:
+        if callable(raw_answers):
+            raw_answers = raw_answers(task, questions)
         answers = question_rules.validate_answers(questions, raw_answers, item.responses or [])
     except ValidationError:
         session.rollback()

@@ -65,14 +65,19 @@ def _task_context(project: Project, assignment: Assignment | None, errors=None, 
     }
 
 
-def _parse_answers(project: Project, assignment_id: int, form) -> tuple[dict, list]:
-    """Form fields named ``answer.<key>``, converted by each question type's form parser (responses are
-    posted by their letter on the page, A, B, C…, and become the item's response ids here); and the
-    project's questions, which the next task's screen shows too."""
-    db = get_session()
-    assignment = queue.task_of(db, assignment_id, current_user.id, project.id)
-    questions = queue.project_questions(db, project.id)
-    return question_rules.parse_form_answers(questions, form, assignment.item.responses or []), questions
+class _FormAnswers:
+    """The posted ``answer.<key>`` fields, read inside the submit against the task the door locked
+    (``queue.AnswerReader``): each question type's form parser converts them, and responses posted by
+    their letter on the page (A, B, C…) become the item's response ids. Keeps the project and the
+    questions for the page that follows."""
+
+    def __init__(self, form):
+        self.form, self.project, self.questions, self.raw = form, None, None, {}
+
+    def __call__(self, task: queue.Task, questions: list) -> dict:
+        self.project, self.questions = task.project, questions
+        self.raw = question_rules.parse_form_answers(questions, self.form, task.item.responses or [])
+        return self.raw
 
 
 @bp.get("/")
@@ -117,18 +122,23 @@ def task(slug: str):
 @bp.post("/<slug>/tasks/<int:assignment_id>/submit")
 @require("trainer")
 def submit(slug: str, assignment_id: int):
-    project = _project_for_work(slug)
+    """The one door (``queue.submit``) finds the project by its slug with the membership and the task
+    in one statement, as a heartbeat does (not a member, or paused: 404 or 403 as on the workspace),
+    and the form is read against the questions and item it locked: nothing is looked up before."""
     db = get_session()
-    raw, questions = _parse_answers(project, assignment_id, request.form)
+    answers = _FormAnswers(request.form)
     try:
-        queue.submit(db, assignment_id, current_user.id, raw, project_id=project.id)
+        annotation = queue.submit(db, assignment_id, current_user.id, answers, project_slug=slug)
     except ValidationError as exc:
-        return _task_again(project, assignment_id, errors=exc.errors, answers=raw)
+        return _task_again(_project_for_work(slug), assignment_id, errors=exc.errors, answers=answers.raw)
     except Conflict as exc:
         # The lease lapsed and the slot went to someone else (or the task was skipped): say so, go on.
         if not htmx:
             raise
-        return _following(project, notice=str(exc), questions=questions), 409
+        return _following(_project_for_work(slug), notice=str(exc)), 409
+    # A repeated submit stored nothing and read no form: its project is looked up again.
+    project = answers.project or db.get(Project, annotation.project_id)
+    questions = answers.questions
     if after_submit.statistics_due(db, project):  # after the commit; services cannot start jobs
         enqueue(compute_stats, project.id)
     if not htmx:

@@ -1,6 +1,6 @@
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.models import Annotation
 from tests.conftest import csrf_token, login
@@ -57,13 +57,60 @@ def test_missing_answer_rerenders_the_task_with_an_inline_error(client, session)
 
 
 def test_double_submit_stores_one_annotation(client, session):
-    _trainer, project = _signed_in_trainer(client, session)
+    _trainer, project = _signed_in_trainer(client, session, items=3)
     page = client.get(f"/work/{project.slug}").get_data(as_text=True)
     token = csrf_token(client, f"/work/{project.slug}")
     url = _submit_url(page)
     for _ in range(2):
-        client.post(url, data={"answer.label": "no", "csrf_token": token}, headers={"HX-Request": "true"})
+        response = client.post(url, data={"answer.label": "no", "csrf_token": token}, headers={"HX-Request": "true"})
+        assert response.status_code == 200 and "Prompt number 2" in response.get_data(as_text=True)
     assert session.scalar(select(func.count(Annotation.id))) == 1
+
+
+def test_a_submit_reads_nothing_before_its_door(client, session):
+    """The project, the membership, the task, the item and the questions come from the one door's
+    locking read and the questions it locks: before it, only the signed-in user is read."""
+    _trainer, project = _signed_in_trainer(client, session, items=3)
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    token = csrf_token(client, f"/work/{project.slug}")
+    seen: list[str] = []
+
+    def executed(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    engine = session.get_bind()
+    event.listen(engine, "after_cursor_execute", executed)
+    try:
+        response = client.post(_submit_url(page), data={"answer.label": "yes", "csrf_token": token},
+                               headers={"HX-Request": "true"})
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+    assert response.status_code == 200 and "Prompt number 2" in response.get_data(as_text=True)
+    door = next(i for i, s in enumerate(seen) if "FROM project_members JOIN assignments" in s)
+    before = [s for s in seen[:door] if s.startswith("SELECT")]
+    assert len(before) == 1 and "FROM users" in before[0], "\n".join(seen[:door])
+    # The project row is read by the door only (a completing answer may still lock it: ``SELECT projects.id``).
+    assert not any(s.startswith("SELECT projects.id, projects.name") for s in seen), "\n".join(seen)
+
+
+def test_a_submit_through_another_project_or_while_paused_stores_nothing(client, session):
+    from app.models import ProjectMember
+
+    trainer, project = _signed_in_trainer(client, session)
+    other = make_label_project(session, trainers=[trainer])
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    token = csrf_token(client, f"/work/{project.slug}")
+    url = _submit_url(page)
+    data, htmx = {"answer.label": "yes", "csrf_token": token}, {"HX-Request": "true"}
+    assert client.post(url.replace(project.slug, other.slug), data=data, headers=htmx).status_code == 404
+    assert client.post(url.replace(project.slug, "no-such-project"), data=data, headers=htmx).status_code == 404
+    member = session.scalar(select(ProjectMember).where(ProjectMember.user_id == trainer.id,
+                                                        ProjectMember.project_id == project.id))
+    member.status = "paused"
+    session.commit()
+    response = client.post(url, data=data, headers=htmx)
+    assert response.status_code == 403 and "You are paused in this project" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count(Annotation.id))) == 0
 
 
 def test_submit_without_csrf_changes_nothing(client, session):
