@@ -133,6 +133,11 @@ class ProjectMember(Base):
     flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Gold answers before this moment no longer count against the member (set on reinstatement).
     reinstated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The trainer's sitting here (``assignment.session_progress``): their latest submit, and how many
+    # tasks they submitted since the last pause longer than ``assignment.SITTING_GAP``. Each submit
+    # moves both under the membership's lock, so the workspace reads one row however long the day.
+    last_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sitting_tasks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     project: Mapped[Project] = relationship()

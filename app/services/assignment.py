@@ -674,6 +674,7 @@ def submit(
     session.add(annotation)
     after_submit.run(after_submit.Submitted(
         session, assignment, annotation, item, project, task.flagged_reason, rng or _rng, now))
+    _move_sitting(session, assignment.project_id, trainer_id, now)  # its row is the door's, locked already
     session.commit()
     return annotation
 
@@ -733,24 +734,31 @@ SITTING_GAP = timedelta(minutes=30)
 
 
 def session_progress(session: Session, trainer_id: int, project_id: int, now: datetime | None = None) -> int:
-    """How many tasks the trainer submitted in this project in the current sitting.
+    """How many tasks the trainer submitted in this project in the current sitting: since the last
+    pause longer than SITTING_GAP, and none once such a pause has begun.
 
-    Counted from the database, not from a cookie, so parallel requests cannot reset it.
+    Kept on the membership by every submit (``_move_sitting``), in the database rather than a cookie
+    so parallel requests cannot reset it: one row read, however long the sitting.
     """
     now = now or utcnow()
-    count, previous, chunk = 0, now, 100
-    while True:
-        times = list(session.scalars(
-            select(Annotation.submitted_at)
-            .where(Annotation.trainer_id == trainer_id, Annotation.project_id == project_id)
-            .order_by(Annotation.submitted_at.desc())
-            .limit(chunk)
-            .offset(count)
-        ))
-        for submitted_at in times:
-            if previous - submitted_at > SITTING_GAP:
-                return count
-            count += 1
-            previous = submitted_at
-        if len(times) < chunk:
-            return count
+    row = session.execute(
+        select(ProjectMember.sitting_tasks, ProjectMember.last_submitted_at)
+        .where(ProjectMember.project_id == project_id, ProjectMember.user_id == trainer_id,
+               ProjectMember.role == "trainer")
+    ).first()
+    if row is None or row.last_submitted_at is None or now - row.last_submitted_at > SITTING_GAP:
+        return 0
+    return row.sitting_tasks
+
+
+def _move_sitting(session: Session, project_id: int, trainer_id: int, now: datetime) -> None:
+    """A submit at ``now`` goes on the trainer's sitting, or starts a new one after a long pause. The
+    membership row is the door's first lock, so two tabs' submits take turns here."""
+    member = (ProjectMember.project_id == project_id) & (ProjectMember.user_id == trainer_id) & \
+        (ProjectMember.role == "trainer")
+    session.execute(update(ProjectMember).where(member).values(
+        sitting_tasks=case((ProjectMember.last_submitted_at >= now - SITTING_GAP, ProjectMember.sitting_tasks + 1),
+                           else_=1),
+        # A submit stamped earlier than the latest (an import of past work) leaves the latest as it is.
+        last_submitted_at=case((ProjectMember.last_submitted_at > now, ProjectMember.last_submitted_at), else_=now),
+    ).execution_options(synchronize_session=False))

@@ -207,3 +207,61 @@ def test_upgrading_fills_the_progress_counters_and_billable_weeks_from_the_data(
             Base.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
+
+
+def test_upgrading_fills_each_trainers_sitting_from_their_answers(database_url):
+    """The sittings' migration counts back from each trainer's latest answer to the last pause longer
+    than the sitting gap, as ``session_progress`` counted before it was kept on the membership."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, text
+    from sqlalchemy.orm import Session
+
+    from app.models import ProjectMember
+    from app.services.assignment import session_progress
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "f3c1a7e5d9b2")
+        with engine.begin() as conn:
+            for uid in (1, 2, 3):
+                conn.execute(text(
+                    "INSERT INTO users (id, email, name, password_hash, status, created_at) "
+                    f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
+                "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
+            for mid, uid, role in [(1, 1, "trainer"), (2, 2, "trainer"), (3, 3, "reviewer")]:
+                conn.execute(text(
+                    "INSERT INTO project_members (id, project_id, user_id, role, status, created_at) "
+                    "VALUES (:id, 1, :uid, :role, 'active', '2026-11-20 10:00:00')"), {"id": mid, "uid": uid, "role": role})
+            # Trainer 1: two answers, a two-hour pause, then three answers at most 30 minutes apart.
+            times = ["2026-11-24 09:00:00", "2026-11-24 09:10:00", "2026-11-24 11:00:00", "2026-11-24 11:30:00",
+                     "2026-11-24 11:45:00"]
+            for n, at in enumerate(times, start=1):
+                conn.execute(text(
+                    "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                    "done_count, active_count, is_open, created_at) VALUES (:id, 1, :ext, '[]', '[]', '{}', false, 0, "
+                    "1, 0, true, '2026-11-20 10:00:00')"), {"id": n, "ext": f"i{n}"})
+                conn.execute(text(
+                    "INSERT INTO assignments (id, item_id, project_id, trainer_id, status, assigned_at, expires_at, "
+                    "active_seconds) VALUES (:id, :id, 1, 1, 'submitted', :at, :at, 60)"), {"id": n, "at": at})
+                conn.execute(text(
+                    "INSERT INTO annotations (assignment_id, item_id, project_id, trainer_id, answers, submitted_at, "
+                    "active_seconds, review_status, excluded) VALUES (:id, :id, 1, 1, '{}', :at, 60, 'unreviewed', "
+                    "false)"), {"id": n, "at": at})
+        upgrade(engine)
+        with Session(engine) as session:
+            kept = {m.user_id: (m.sitting_tasks, m.last_submitted_at) for m in session.scalars(select(ProjectMember))}
+            assert kept == {1: (3, datetime(2026, 11, 24, 11, 45, tzinfo=UTC)), 2: (0, None), 3: (0, None)}
+            assert session_progress(session, 1, 1, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)) == 3
+            assert session_progress(session, 1, 1, now=datetime(2026, 11, 24, 12, 20, tzinfo=UTC)) == 0
+        downgrade(engine, "f3c1a7e5d9b2")
+        assert "sitting_tasks" not in {c["name"] for c in inspect(engine).get_columns("project_members")}
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
