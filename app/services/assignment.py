@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, event, func, inspect, select, update
+from sqlalchemy import and_, bindparam, case, event, func, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer
 
@@ -649,7 +649,7 @@ def submit(
         if callable(raw_answers):
             raw_answers = raw_answers(task, questions)
         answers = question_rules.validate_answers(questions, raw_answers, item.responses or [])
-    except ValidationError:
+    except Exception:  # a broken answer (or a reader that failed): nothing written, the locks let go
         session.rollback()
         raise
     if _is_live(assignment, now) and project.status == "active":
@@ -756,9 +756,14 @@ def _move_sitting(session: Session, project_id: int, trainer_id: int, now: datet
     membership row is the door's first lock, so two tabs' submits take turns here."""
     member = (ProjectMember.project_id == project_id) & (ProjectMember.user_id == trainer_id) & \
         (ProjectMember.role == "trainer")
+    # Typed as the column: a bare datetime in a CASE goes to PostgreSQL as timestamptz, which the naive
+    # UTC column would take shifted by the connection's time zone.
+    at = literal(now, ProjectMember.last_submitted_at.type)
     session.execute(update(ProjectMember).where(member).values(
         sitting_tasks=case((ProjectMember.last_submitted_at >= now - SITTING_GAP, ProjectMember.sitting_tasks + 1),
                            else_=1),
-        # A submit stamped earlier than the latest (an import of past work) leaves the latest as it is.
-        last_submitted_at=case((ProjectMember.last_submitted_at > now, ProjectMember.last_submitted_at), else_=now),
+        # A submit stamped earlier than the latest (only a given ``now``: seeding, tests; a request reads
+        # the clock once the membership is locked) counts toward the current sitting and leaves the
+        # latest as it is.
+        last_submitted_at=case((ProjectMember.last_submitted_at > at, ProjectMember.last_submitted_at), else_=at),
     ).execution_options(synchronize_session=False))

@@ -8,7 +8,7 @@ Create Date: 2026-12-07 06:00:00
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
@@ -55,10 +55,13 @@ def upgrade() -> None:
               .where(annotations.c.trainer_id == members.c.user_id, annotations.c.project_id == members.c.project_id)
               .scalar_subquery())
     connection.execute(members.update().where(members.c.role == 'trainer').values(last_submitted_at=latest))
-    # Only a member's last sitting matters (the next submit after a long pause starts a new one).
+    # Only a sitting still going on needs counting: one whose last answer is older than the gap shows
+    # 0 and the member's next submit starts a new one, whatever it held. So this reads the answers of
+    # the trainers at work in the last half hour, not of everyone who ever worked.
+    going_on = datetime.now(UTC).replace(tzinfo=None) - SITTING_GAP
     rows = connection.execute(
         sa.select(members.c.id, members.c.project_id, members.c.user_id)
-        .where(members.c.role == 'trainer', members.c.last_submitted_at.is_not(None))
+        .where(members.c.role == 'trainer', members.c.last_submitted_at >= going_on)
     ).all()
     for member_id, project_id, trainer_id in rows:
         connection.execute(members.update().where(members.c.id == member_id)

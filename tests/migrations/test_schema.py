@@ -211,20 +211,26 @@ def test_upgrading_fills_the_progress_counters_and_billable_weeks_from_the_data(
 
 def test_upgrading_fills_each_trainers_sitting_from_their_answers(database_url):
     """The sittings' migration counts back from each trainer's latest answer to the last pause longer
-    than the sitting gap, as ``session_progress`` counted before it was kept on the membership."""
-    from datetime import UTC, datetime
+    than the sitting gap, as ``session_progress`` counted before it was kept on the membership; a
+    sitting that ended before the upgrade is left at 0 (it shows 0 and the next submit starts anew)."""
+    from datetime import timedelta
 
     from sqlalchemy import select, text
     from sqlalchemy.orm import Session
 
-    from app.models import ProjectMember
+    from app.models import ProjectMember, utcnow
     from app.services.assignment import session_progress
 
     engine = make_engine(database_url)
+    now = utcnow().replace(microsecond=0)
+
+    def ago(minutes: int) -> str:
+        return (now - timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+
     try:
         upgrade(engine, "f3c1a7e5d9b2")
         with engine.begin() as conn:
-            for uid in (1, 2, 3):
+            for uid in (1, 2, 3, 4):
                 conn.execute(text(
                     "INSERT INTO users (id, email, name, password_hash, status, created_at) "
                     f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
@@ -233,31 +239,35 @@ def test_upgrading_fills_each_trainers_sitting_from_their_answers(database_url):
                 "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
                 "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
                 "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
-            for mid, uid, role in [(1, 1, "trainer"), (2, 2, "trainer"), (3, 3, "reviewer")]:
+            for mid, uid, role in [(1, 1, "trainer"), (2, 2, "trainer"), (3, 3, "reviewer"), (4, 4, "trainer")]:
                 conn.execute(text(
                     "INSERT INTO project_members (id, project_id, user_id, role, status, created_at) "
                     "VALUES (:id, 1, :uid, :role, 'active', '2026-11-20 10:00:00')"), {"id": mid, "uid": uid, "role": role})
-            # Trainer 1: two answers, a two-hour pause, then three answers at most 30 minutes apart.
-            times = ["2026-11-24 09:00:00", "2026-11-24 09:10:00", "2026-11-24 11:00:00", "2026-11-24 11:30:00",
-                     "2026-11-24 11:45:00"]
-            for n, at in enumerate(times, start=1):
+            # Trainer 1: two answers, a long pause, then three at most 30 minutes apart, the last 10
+            # minutes ago. Trainer 4: a sitting that ended two hours ago. User 3 answered but is only a
+            # reviewer member here. Trainer 2 never answered.
+            answers = [(1, 200), (1, 190), (1, 70), (1, 40), (1, 10), (4, 130), (4, 120), (3, 5)]
+            for n, (trainer, minutes) in enumerate(answers, start=1):
                 conn.execute(text(
                     "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
                     "done_count, active_count, is_open, created_at) VALUES (:id, 1, :ext, '[]', '[]', '{}', false, 0, "
                     "1, 0, true, '2026-11-20 10:00:00')"), {"id": n, "ext": f"i{n}"})
                 conn.execute(text(
                     "INSERT INTO assignments (id, item_id, project_id, trainer_id, status, assigned_at, expires_at, "
-                    "active_seconds) VALUES (:id, :id, 1, 1, 'submitted', :at, :at, 60)"), {"id": n, "at": at})
+                    "active_seconds) VALUES (:id, :id, 1, :trainer, 'submitted', :at, :at, 60)"),
+                    {"id": n, "trainer": trainer, "at": ago(minutes)})
                 conn.execute(text(
                     "INSERT INTO annotations (assignment_id, item_id, project_id, trainer_id, answers, submitted_at, "
-                    "active_seconds, review_status, excluded) VALUES (:id, :id, 1, 1, '{}', :at, 60, 'unreviewed', "
-                    "false)"), {"id": n, "at": at})
+                    "active_seconds, review_status, excluded) VALUES (:id, :id, 1, :trainer, '{}', :at, 60, "
+                    "'unreviewed', false)"), {"id": n, "trainer": trainer, "at": ago(minutes)})
         upgrade(engine)
         with Session(engine) as session:
             kept = {m.user_id: (m.sitting_tasks, m.last_submitted_at) for m in session.scalars(select(ProjectMember))}
-            assert kept == {1: (3, datetime(2026, 11, 24, 11, 45, tzinfo=UTC)), 2: (0, None), 3: (0, None)}
-            assert session_progress(session, 1, 1, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)) == 3
-            assert session_progress(session, 1, 1, now=datetime(2026, 11, 24, 12, 20, tzinfo=UTC)) == 0
+            assert kept == {1: (3, now - timedelta(minutes=10)), 2: (0, None), 3: (0, None),
+                            4: (0, now - timedelta(minutes=120))}
+            assert session_progress(session, 1, 1, now=now) == 3
+            assert session_progress(session, 1, 1, now=now + timedelta(minutes=21)) == 0
+            assert session_progress(session, 4, 1, now=now) == 0
         downgrade(engine, "f3c1a7e5d9b2")
         assert "sitting_tasks" not in {c["name"] for c in inspect(engine).get_columns("project_members")}
     finally:

@@ -196,3 +196,58 @@ def test_passing_gold_keeps_the_trainer_working_and_failed_gold_goes_to_review(s
     assert queue.next_task(session, trainer.id, project) is not None
     reasons = [r for r in session.scalars(select(Annotation.review_reason).order_by(Annotation.id))]
     assert reasons[:4] == [None, "failed_gold", None, None]
+
+
+def test_a_sitting_goes_on_across_pauses_up_to_the_gap_and_no_further(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=6, trainers=[trainer])
+    start = utcnow() - timedelta(hours=5)
+    gap = queue.SITTING_GAP
+    # a pause of exactly the gap goes on; one second more starts a new sitting
+    moments = [start, start + gap, start + 2 * gap + timedelta(seconds=1), start + 2 * gap + timedelta(minutes=1)]
+    for when in moments:
+        a = queue.next_task(session, trainer.id, project, now=when)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"}, now=when)
+        if when == start + gap:
+            assert queue.session_progress(session, trainer.id, project.id, now=when) == 2
+    last = moments[-1]
+    assert queue.session_progress(session, trainer.id, project.id, now=last + gap) == 2
+    assert queue.session_progress(session, trainer.id, project.id, now=last + gap + timedelta(seconds=1)) == 0
+    # a submit stamped before the latest (seeding) counts toward the sitting and keeps the latest
+    a = queue.next_task(session, trainer.id, project, now=last)
+    queue.submit(session, a.id, trainer.id, {"label": "yes"}, now=last - timedelta(minutes=5))
+    assert queue.session_progress(session, trainer.id, project.id, now=last + gap) == 3
+
+
+def test_the_sitting_is_stored_in_utc_whatever_the_connection_s_time_zone(session):
+    """The submit's moment reaches the naive UTC column as itself, also where PostgreSQL's session time
+    zone is not UTC (a bare datetime in an expression would be read as timestamptz and shifted)."""
+    from sqlalchemy import event
+
+    from app.models import ProjectMember
+
+    engine = session.get_bind()
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    session.commit()
+
+    def new_york(dbapi_connection, _record, _proxy):
+        if engine.dialect.name == "postgresql":
+            dbapi_connection.execute("SET TIME ZONE 'America/New_York'")
+
+    session.close()
+    engine.dispose()
+    event.listen(engine, "checkout", new_york)
+    try:
+        when = utcnow().replace(microsecond=0) - timedelta(minutes=3)
+        a = queue.next_task(session, trainer.id, project, now=when)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"}, now=when)
+        if engine.dialect.name == "postgresql":
+            assert session.execute(select(func.current_setting("TimeZone"))).scalar() == "America/New_York"
+        stored = session.scalar(select(ProjectMember.last_submitted_at).where(ProjectMember.user_id == trainer.id))
+        assert stored == when
+        assert queue.session_progress(session, trainer.id, project.id) == 1
+    finally:
+        session.close()
+        event.remove(engine, "checkout", new_york)
+        engine.dispose()
