@@ -93,6 +93,20 @@ def test_a_submit_reads_nothing_before_its_door(client, session):
     assert not any(s.startswith("SELECT projects.id, projects.name") for s in seen), "\n".join(seen)
 
 
+def test_a_submit_of_a_skipped_task_says_so_and_shows_the_next_task(client, session):
+    _trainer, project = _signed_in_trainer(client, session, items=3)
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    token = csrf_token(client, f"/work/{project.slug}")
+    submit_url, htmx = _submit_url(page), {"HX-Request": "true"}
+    skipped = client.post(submit_url.replace("/submit", "/skip"), data={"reason": "unclear", "csrf_token": token},
+                          headers=htmx)
+    assert skipped.status_code == 200 and "Prompt number 2" in skipped.get_data(as_text=True)
+    response = client.post(submit_url, data={"answer.label": "yes", "csrf_token": token}, headers=htmx)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 409 and "skipped and cannot be submitted" in body and "Prompt number 2" in body
+    assert session.scalar(select(func.count(Annotation.id))) == 0
+
+
 def test_a_submit_through_another_project_or_while_paused_stores_nothing(client, session):
     from app.models import ProjectMember
 
