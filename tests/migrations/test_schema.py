@@ -141,6 +141,21 @@ def test_upgrading_gives_every_item_its_content_hash(database_url):
         engine.dispose()
 
 
+def _users_and_a_project(conn, user_ids) -> None:
+    """Users with these ids and project 1 (a work project, overlap 2), as rows of an older schema."""
+    from sqlalchemy import text
+
+    for uid in user_ids:
+        conn.execute(text(
+            "INSERT INTO users (id, email, name, password_hash, status, created_at) "
+            f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
+    conn.execute(text(
+        "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+        "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+        "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
+        "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
+
+
 def test_upgrading_fills_the_progress_counters_and_billable_weeks_from_the_data(database_url):
     """The counters' migration counts what is there: each project's items (gold apart, complete against
     its overlap) and each trainer's billable seconds per project and week, as the services count them."""
@@ -157,15 +172,7 @@ def test_upgrading_fills_the_progress_counters_and_billable_weeks_from_the_data(
     try:
         upgrade(engine, "d5b7e9a1c3f4")
         with engine.begin() as conn:
-            for uid in (1, 2):
-                conn.execute(text(
-                    "INSERT INTO users (id, email, name, password_hash, status, created_at) "
-                    f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
-            conn.execute(text(
-                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
-                "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
+            _users_and_a_project(conn, (1, 2))
             for item_id, gold, done, active in [(1, False, 2, 0), (2, False, 1, 1), (3, False, 0, 0), (4, True, 1, 0)]:
                 conn.execute(text(
                     "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
@@ -230,15 +237,7 @@ def test_upgrading_fills_each_trainers_sitting_from_their_answers(database_url):
     try:
         upgrade(engine, "f3c1a7e5d9b2")
         with engine.begin() as conn:
-            for uid in (1, 2, 3, 4):
-                conn.execute(text(
-                    "INSERT INTO users (id, email, name, password_hash, status, created_at) "
-                    f"VALUES ({uid}, 'u{uid}@example.test', 'U', 'x', 'active', '2026-11-20 10:00:00')"))
-            conn.execute(text(
-                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 2, "
-                "30, 0, 0, 3000, 600, '[]', 0, false, '2026-11-20 10:00:00')"))
+            _users_and_a_project(conn, (1, 2, 3, 4))
             for mid, uid, role in [(1, 1, "trainer"), (2, 2, "trainer"), (3, 3, "reviewer"), (4, 4, "trainer")]:
                 conn.execute(text(
                     "INSERT INTO project_members (id, project_id, user_id, role, status, created_at) "
