@@ -16,15 +16,16 @@ def is_admin(user: User) -> bool:
     return user.has_role("admin")
 
 
+def member_row(user_id: int, project_id: int, role: str = "trainer"):
+    """The condition that picks one membership row: this user in this project in this role."""
+    return (ProjectMember.project_id == project_id) & (ProjectMember.user_id == user_id) & (ProjectMember.role == role)
+
+
 def membership(session: Session, user: User | int, project: Project | int, role: str = "trainer") -> ProjectMember | None:
     """The one membership query: the user's membership in the project in this role (any status), or None."""
     user_id = user if isinstance(user, int) else user.id
     project_id = project if isinstance(project, int) else project.id
-    return session.scalar(
-        select(ProjectMember).where(
-            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role == role
-        )
-    )
+    return session.scalar(select(ProjectMember).where(member_row(user_id, project_id, role)))
 
 
 def worker_roles(project: Project) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from app.models import (
     utcnow,
 )
 
-from . import after_submit, pay
+from . import access, after_submit, pay
 from . import questions as question_rules
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
@@ -741,11 +741,8 @@ def session_progress(session: Session, trainer_id: int, project_id: int, now: da
     so parallel requests cannot reset it: one row read, however long the sitting.
     """
     now = now or utcnow()
-    row = session.execute(
-        select(ProjectMember.sitting_tasks, ProjectMember.last_submitted_at)
-        .where(ProjectMember.project_id == project_id, ProjectMember.user_id == trainer_id,
-               ProjectMember.role == "trainer")
-    ).first()
+    row = session.execute(select(ProjectMember.sitting_tasks, ProjectMember.last_submitted_at)
+                          .where(access.member_row(trainer_id, project_id))).first()
     if row is None or row.last_submitted_at is None or now - row.last_submitted_at > SITTING_GAP:
         return 0
     return row.sitting_tasks
@@ -754,12 +751,10 @@ def session_progress(session: Session, trainer_id: int, project_id: int, now: da
 def _move_sitting(session: Session, project_id: int, trainer_id: int, now: datetime) -> None:
     """A submit at ``now`` goes on the trainer's sitting, or starts a new one after a long pause. The
     membership row is the door's first lock, so two tabs' submits take turns here."""
-    member = (ProjectMember.project_id == project_id) & (ProjectMember.user_id == trainer_id) & \
-        (ProjectMember.role == "trainer")
     # Typed as the column: a bare datetime in a CASE goes to PostgreSQL as timestamptz, which the naive
     # UTC column would take shifted by the connection's time zone.
     at = literal(now, ProjectMember.last_submitted_at.type)
-    session.execute(update(ProjectMember).where(member).values(
+    session.execute(update(ProjectMember).where(access.member_row(trainer_id, project_id)).values(
         sitting_tasks=case((ProjectMember.last_submitted_at >= now - SITTING_GAP, ProjectMember.sitting_tasks + 1),
                            else_=1),
         # A submit stamped earlier than the latest (only a given ``now``: seeding, tests; a request reads
