@@ -5,7 +5,9 @@ request fails, and print the largest count that held.
     .venv/bin/python -m bench.load.capacity --db postgres
 
 SQLite is served as ``make run`` serves (``groundwork run``, jobs in-process); PostgreSQL by gunicorn
-(a worker per core, 8 threads each) with jobs through Redis and an RQ worker. One locust process
+(a worker per core, 8 threads each, a listening socket per worker: ``LOAD_GUNICORN_WORKERS``,
+``LOAD_GUNICORN_THREADS``, ``LOAD_GUNICORN_REUSE_PORT=0`` for one shared socket) with jobs through
+Redis and an RQ worker. One locust process
 drives every step (trainers sign in once, when they join): each step spawns up to its count, lets
 the newcomers settle, then measures. Think time is real by default (20–120 s a task, a beat every
 15 s: about 0.08 requests a second per trainer); ``--time-scale S`` divides think time and beat
@@ -30,7 +32,15 @@ import time
 from bench.load import check as load_check
 from bench.load.cpu import cpu_seconds, process_tree
 from bench.load.seed import seed
-from bench.load.server import BIN, GUNICORN_THREADS, GUNICORN_WORKERS, database, scratch_folder, serve
+from bench.load.server import (
+    BIN,
+    GUNICORN_REUSE_PORT,
+    GUNICORN_THREADS,
+    GUNICORN_WORKERS,
+    database,
+    scratch_folder,
+    serve,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS_FILE = os.path.join(os.path.dirname(__file__), "steps.py")
@@ -77,6 +87,8 @@ def main() -> None:
                        "LOAD_GATE_MS": str(args.gate_ms), "LOAD_STEPS_OUT": out,
                        "LOAD_SERVER_PIDS": ",".join(str(p.pid) for p in processes)}
                 server_pids = [p for proc in processes for p in process_tree(proc.pid)]
+                web_workers = [p for p in process_tree(processes[0].pid) if p != processes[0].pid]
+                worker_cpu = [cpu_seconds([p]) for p in web_workers]
                 server_cpu, started = cpu_seconds(server_pids), time.time()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 with open(os.path.join(folder, "locust.log"), "a") as log:
@@ -87,19 +99,21 @@ def main() -> None:
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 wall = time.time() - started
                 server_cpu = cpu_seconds([p for proc in processes for p in process_tree(proc.pid)]) - server_cpu
+                worker_cpu = [cpu_seconds([p]) - before_p for p, before_p in zip(web_workers, worker_cpu, strict=True)]
             locust_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             problems, summary = load_check.check(url, acks)
         with open(out) as f:
             results = [json.loads(line) for line in f]
-        report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary)
+        report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary, worker_cpu)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary) -> None:
+def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary, worker_cpu=()) -> None:
     load = os.getloadavg()
     setup = ("SQLite, groundwork run (threaded development server, in-process jobs)" if args.db == "sqlite"
-             else f"PostgreSQL, gunicorn {GUNICORN_WORKERS} workers × {GUNICORN_THREADS} threads, Redis + 1 RQ worker")
+             else f"PostgreSQL, gunicorn {GUNICORN_WORKERS} workers × {GUNICORN_THREADS} threads"
+                   f"{' (reuse-port)' if GUNICORN_REUSE_PORT else ''}, Redis + 1 RQ worker")
     print(f"# bench.load.capacity — {time.strftime('%Y-%m-%d %H:%M')} — {setup}")
     print(f"# {os.cpu_count()} cores, Python {platform.python_version()}, load average at the end "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; locust on the same machine")
@@ -130,6 +144,8 @@ def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary
     print()
     print(f"locust used {locust_cpu:.0f} s of CPU and the server {server_cpu:.0f} s over {wall:.0f} s of wall "
           f"time ({locust_cpu / wall:.2f} and {server_cpu / wall:.2f} cores)")
+    if worker_cpu:  # how evenly the web workers shared the requests
+        print("gunicorn workers, cores each: " + ", ".join(f"{c / wall:.2f}" for c in sorted(worker_cpu, reverse=True)))
     print(f"largest count that held: {best:,.0f} trainers" if best else "no step held")
     print(f"load check after the run: {'passed' if not problems else 'FAILED'} "
           f"({summary['acknowledged submits']:,} acknowledged submits, {summary['answers stored']:,} answers, "

@@ -14,12 +14,16 @@ import uuid
 from contextlib import contextmanager
 
 from bench.common import scratch_database
+from bench.load.cpu import process_tree
 
 BIN = os.path.dirname(sys.executable)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # gunicorn on a small box: a worker per core, threads for the requests that wait on the database.
 GUNICORN_WORKERS = int(os.environ.get("LOAD_GUNICORN_WORKERS", str(os.cpu_count() or 2)))
 GUNICORN_THREADS = int(os.environ.get("LOAD_GUNICORN_THREADS", "8"))
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
+# over them; with one shared socket, whichever worker wakes first takes a keep-alive client for good.
+GUNICORN_REUSE_PORT = os.environ.get("LOAD_GUNICORN_REUSE_PORT", "1") != "0"
 RQ_WORKERS = 1
 
 
@@ -49,6 +53,14 @@ def _wait_for(port: int, processes: list[subprocess.Popen], seconds: float = 60)
     raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {seconds:.0f} s")
 
 
+def _wait_for_workers(master: int, count: int, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while len(process_tree(master)) - 1 < count:
+        if time.time() > deadline:
+            raise RuntimeError(f"gunicorn did not start its {count} workers within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
 @contextmanager
 def serve(kind: str, database_url: str, folder: str, log=None):
     """Serve the app on a free port of 127.0.0.1; yields the base URL. SQLite: ``groundwork run``
@@ -72,13 +84,16 @@ def serve(kind: str, database_url: str, folder: str, log=None):
         env["REDIS_PREFIX"] = f"groundwork-load-{uuid.uuid4().hex[:8]}:"
         processes.append(subprocess.Popen(
             [os.path.join(BIN, "gunicorn"), "-w", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
-             "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "4096", "app:create_app()"],
+             "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "4096",
+             *(["--reuse-port"] if GUNICORN_REUSE_PORT else []), "app:create_app()"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
         for _ in range(RQ_WORKERS):
             processes.append(subprocess.Popen([os.path.join(BIN, "groundwork"), "worker"], env=env, stdout=log,
                                               stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
     try:
         _wait_for(port, processes)
+        if kind != "sqlite":  # with a socket per worker the port answers once the first worker is up
+            _wait_for_workers(processes[0].pid, GUNICORN_WORKERS)
         yield f"http://127.0.0.1:{port}", processes
     finally:
         for p in processes:

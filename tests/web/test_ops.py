@@ -411,10 +411,18 @@ def test_hsts_is_sent_over_https_only_when_set(tmp_path):
 # --- several gunicorn workers ------------------------------------------------------------------------
 
 
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on this port of 127.0.0.1 (Linux: /proc/net/tcp, state 0A)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return sum(1 for line in f.readlines()[1:] if line.split()[1] == local and line.split()[3] == "0A")
+
+
 @pytest.mark.slow
-def test_metrics_add_up_every_gunicorn_worker(tmp_path):
+@pytest.mark.parametrize("reuse_port", ["0", "1"], ids=["shared-socket", "socket-per-worker"])
+def test_metrics_add_up_every_gunicorn_worker(tmp_path, reuse_port):
     """gunicorn with two workers and gunicorn.conf.py: whichever worker answers /metrics reports the
-    requests both served."""
+    requests both served, whether the workers share one listening socket or each has its own."""
     import os
     import shutil
     import socket
@@ -438,6 +446,7 @@ def test_metrics_add_up_every_gunicorn_worker(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "GROUNDWORK_ENV": "production", "SECRET_KEY": "test", "DATABASE_URL": f"sqlite:///{database}",
            "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_REUSE_PORT": reuse_port,
            "PROMETHEUS_MULTIPROC_DIR": str(folder), "EXPORT_DIR": str(tmp_path / "exports")}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c",
@@ -459,10 +468,13 @@ def test_metrics_add_up_every_gunicorn_worker(tmp_path):
         pids = set()
         with ThreadPoolExecutor(16) as pool:
             while len(pids) < 2 and served < 2000:  # bursts of parallel requests, until both workers served
-                list(pool.map(lambda _: urllib.request.urlopen(f"{base}/healthz", timeout=10).read(), range(50)))
+                # With a socket per worker, a connection the kernel gave to a worker still loading the
+                # app waits in that worker's queue until it is ready (on a busy machine, seconds).
+                list(pool.map(lambda _: urllib.request.urlopen(f"{base}/healthz", timeout=60).read(), range(50)))
                 served += 50
                 pids = {p.stem.rsplit("_", 1)[1] for p in folder.glob("counter_*.db")}
         assert len(pids) == 2 and "999999" not in pids, pids
+        assert _listening_sockets(port) == (2 if reuse_port == "1" else 1)
         for _ in range(4):  # each scrape may land on either worker: every one reports the sum
             body = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
             assert samples(body, "groundwork_http_requests_total")[key] == before + served
