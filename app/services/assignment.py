@@ -462,10 +462,15 @@ class Task:
             if now > start:
                 assignment.active_seconds += round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
                 self.clock_at = now
-                # The Task keeps the clock itself: no need for the ORM to look for a loaded User to update.
-                session.execute(update(User).where(User.id == assignment.trainer_id).values(clock_at=now)
-                                .execution_options(synchronize_session=False))
+                # The Task keeps the clock itself, and the door holds the trainer's row: a plain UPDATE
+                # on the connection. Through the session it would first flush the assignment's pending
+                # change (an UPDATE of its own, then another at commit for the rest).
+                session.connection().execute(_CLOCK_UPDATE, {"trainer": assignment.trainer_id, "clock": now})
         assignment.last_heartbeat_at = now
+
+
+_users = User.__table__
+_CLOCK_UPDATE = update(_users).where(_users.c.id == bindparam("trainer")).values(clock_at=bindparam("clock"))
 
 
 _LOCK_STATEMENTS: dict[tuple[bool, bool, bool, bool], object] = {}

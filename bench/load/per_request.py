@@ -1,12 +1,13 @@
 """What one trainer request costs the server, in-process (no HTTP, no load): statements, database round
-trips (statements, commits and rollbacks, and connection pings) and CPU time.
+trips (statements, BEGIN on PostgreSQL, commits and rollbacks, and connection pings) and CPU time.
 
     .venv/bin/python -m bench.load.per_request --db sqlite|postgres [--requests 200]
 
 The capacity of a box is about its cores divided by the sum, over the request mix, of rate × CPU;
-on PostgreSQL each round trip also waits for the database process. Requests: a heartbeat, a submit
-through the HTMX door (stores the answer and claims and renders the next task), and a reload of the
-workspace (the live lease shown again).
+on PostgreSQL each round trip also waits for the database process. Requests: a heartbeat 15 s after
+the last (it counts that time and moves the trainer's clock), a submit through the HTMX door 15 s
+after the last beat (counts the stretch, stores the answer, claims and renders the next task), and a
+reload of the workspace (the live lease shown again).
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ import re
 import shutil
 import statistics
 import time
+from datetime import timedelta
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, select, update
 
 from app import create_app
 from app.db import get_db
+from app.models import Assignment, User, utcnow
 from bench.load.seed import seed
 from bench.load.server import database, scratch_folder
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 SUBMIT_RE = re.compile(r'hx-post="(/work/[^"]+/submit)"')
 BEAT_RE = re.compile(r'data-heartbeat-url="([^"]+)"')
+BEAT_RE_ID = re.compile(r"/tasks/(\d+)/heartbeat")
 
 
 def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, float, float, float]]:
@@ -41,6 +45,21 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
     token = TOKEN_RE.search(page).group(1)
     state = {"submit": SUBMIT_RE.search(page).group(1), "beat": BEAT_RE.search(page).group(1)}
     headers = {"X-CSRFToken": token, "HX-Request": "true"}
+
+    # A trainer's beat comes 15 s after the last one and counts that time (and a submit counts the
+    # stretch since the last beat): before each, on a connection of its own that is not measured,
+    # the task's heartbeat mark and the trainer's clock move 15 s back.
+    side = create_engine(url)
+    with side.begin() as conn:
+        trainer_id = conn.scalar(select(User.id).where(User.email == plan["trainers"][0]))
+
+    def rewind():
+        assignment_id = int(BEAT_RE_ID.search(state["beat"]).group(1))
+        with side.begin() as conn:
+            mark = conn.scalar(select(Assignment.last_heartbeat_at).where(Assignment.id == assignment_id))
+            back = (mark or utcnow()) - timedelta(seconds=15)  # a task just claimed: as if shown 15 s ago
+            conn.execute(update(Assignment).where(Assignment.id == assignment_id).values(last_heartbeat_at=back))
+            conn.execute(update(User).where(User.id == trainer_id).values(clock_at=back))
 
     def beat():
         assert client.post(state["beat"], headers=headers).status_code == 200
@@ -67,7 +86,8 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
         counts["round trips"] += 1
 
     event.listen(engine, "before_cursor_execute", statement)
-    for name in ("commit", "rollback"):
+    # psycopg sends BEGIN as a round trip of its own; SQLite's is a statement (counted above).
+    for name in ("commit", "rollback") + (("begin",) if engine.dialect.name == "postgresql" else ()):
         event.listen(engine, name, other)
     ping = engine.dialect.do_ping  # whoever pings (the pool, or our check of a rested connection) calls this
 
@@ -77,12 +97,17 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
 
     engine.dialect.do_ping = counted_ping
     results = {}
-    for name, fn in (("heartbeat", beat), ("submit (+ next task)", submit), ("workspace reload", reload)):
+    for name, fn, before in (("heartbeat", beat, rewind), ("submit (+ next task)", submit, rewind),
+                             ("workspace reload", reload, None)):
         for _ in range(10):  # warm up
             fn()
         counts.update({"statements": 0, "round trips": 0})
         cpu, wall = [], []
         for _ in range(requests):
+            if before is not None:
+                event.remove(engine, "before_cursor_execute", statement)
+                before()
+                event.listen(engine, "before_cursor_execute", statement)
             c0, w0 = time.process_time(), time.perf_counter()
             fn()
             cpu.append(time.process_time() - c0)
@@ -90,6 +115,7 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
         results[name] = (counts["statements"] / requests, counts["round trips"] / requests,
                          statistics.median(cpu) * 1000, statistics.median(wall) * 1000)
     engine.dispose()
+    side.dispose()
     return results
 
 

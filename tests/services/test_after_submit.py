@@ -300,3 +300,36 @@ def test_a_submit_stays_within_its_statement_budget(session):
     assert len(seen) <= SUBMIT_STATEMENTS[dialect], "\n".join(seen)
     annotation = session.scalar(select(Annotation))
     assert annotation.answers == {"label": "yes"} and annotation.review_reason is None
+
+
+def _writes(seen: list[str]) -> list[str]:
+    """The tables the statements wrote, in order (UPDATE, INSERT and DELETE only)."""
+    out = []
+    for statement in seen:
+        words = statement.split()
+        if words[0].upper() == "UPDATE":
+            out.append(words[1])
+        elif words[0].upper() in ("INSERT", "DELETE"):
+            out.append(words[2])
+    return out
+
+
+def test_time_counted_by_a_beat_or_a_submit_writes_the_assignment_once(session):
+    """The trainer's clock moves in a statement of its own; the assignment's new time, heartbeat mark
+    and lease (or status) go in one UPDATE, not one flushed early for the clock and another at commit."""
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    start = utcnow()
+    queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
+
+    beat = _statements(session, lambda: queue.record_heartbeat(session, a.id, trainer.id,
+                                                               now=start + timedelta(seconds=10)))
+    assert _writes(beat) == ["users", "assignments"], "\n".join(beat)
+    submit = _statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"},
+                                                       now=start + timedelta(seconds=25)))
+    assert _writes(submit).count("assignments") == 1 and _writes(submit).count("users") == 1, "\n".join(submit)
+    session.expire_all()
+    done = session.get(type(a), a.id)
+    assert done.status == "submitted" and done.active_seconds == 25
+    assert session.get(type(trainer), trainer.id).clock_at == start + timedelta(seconds=25)
