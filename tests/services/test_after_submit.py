@@ -333,3 +333,16 @@ def test_time_counted_by_a_beat_or_a_submit_writes_the_assignment_once(session):
     done = session.get(type(a), a.id)
     assert done.status == "submitted" and done.active_seconds == 25
     assert session.get(type(trainer), trainer.id).clock_at == start + timedelta(seconds=25)
+
+
+def test_time_counted_by_a_skip_writes_the_assignment_once(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    start = utcnow()
+    queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
+    seen = _statements(session, lambda: queue.skip(session, a.id, trainer.id, "unclear", now=start + timedelta(seconds=20)))
+    assert _writes(seen).count("assignments") == 1 and _writes(seen).count("users") == 1, "\n".join(seen)
+    session.expire_all()
+    skipped = session.get(type(a), a.id)
+    assert skipped.status == "skipped" and skipped.active_seconds == 20
