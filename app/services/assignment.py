@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, event, func, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -57,22 +58,41 @@ def _move_counters(session: Session, item_id: int, overlap: int, done: int = 0, 
     With ``needs_room`` the change happens only while the item is below its overlap (one conditional
     UPDATE, so two writers cannot both take the last slot); returns whether it happened.
     """
-    stmt = update(Item).where(Item.id == item_id)
-    if needs_room:
-        stmt = stmt.where(Item.done_count + Item.active_count < overlap)
-    row = session.execute(
-        stmt.values(
-            done_count=Item.done_count + done,
-            active_count=Item.active_count + active,
-            is_open=(Item.done_count + Item.active_count + (done + active)) < overlap,
-        ).returning(Item.project_id, Item.is_gold, Item.done_count, Item.active_count)
-    ).first()
+    if session.autoflush:  # as the ORM's own UPDATE would: what the session holds goes first
+        session.flush()
+    row = session.connection().execute(
+        _counter_update(needs_room), {"item": item_id, "overlap": overlap, "done": done, "active": active,
+                                      "moved": done + active}).first()
     if row is None:
         return False
+    loaded = session.identity_map.get(session.identity_key(Item, item_id))
+    if loaded is not None:  # the item in the session shows its new counters (the submit's hooks read them)
+        for name in ("done_count", "active_count", "is_open"):
+            set_committed_value(loaded, name, getattr(row, name))
     before = progress_of_item(row.done_count - done, row.active_count - active, overlap)
     after = progress_of_item(row.done_count, row.active_count, overlap)
     add_progress(session, row.project_id, row.is_gold, item_id, _minus(after, before))
     return True
+
+
+_COUNTER_UPDATES: dict[bool, object] = {}
+
+
+def _counter_update(needs_room: bool):
+    """``_move_counters``' statement, built once per shape with bound parameters, and run on the
+    session's connection: built and run through the ORM per call, it cost a sixth of a submit's CPU."""
+    stmt = _COUNTER_UPDATES.get(needs_room)
+    if stmt is None:
+        items = Item.__table__
+        stmt = update(items).where(items.c.id == bindparam("item"))
+        if needs_room:
+            stmt = stmt.where(items.c.done_count + items.c.active_count < bindparam("overlap"))
+        stmt = _COUNTER_UPDATES[needs_room] = stmt.values(
+            done_count=items.c.done_count + bindparam("done"),
+            active_count=items.c.active_count + bindparam("active"),
+            is_open=(items.c.done_count + items.c.active_count + bindparam("moved")) < bindparam("overlap"),
+        ).returning(items.c.project_id, items.c.is_gold, items.c.done_count, items.c.active_count, items.c.is_open)
+    return stmt
 
 
 # --- the project's progress counters ------------------------------------------------------------------
