@@ -5,7 +5,7 @@ request fails, and print the largest count that held.
     .venv/bin/python -m bench.load.capacity --db postgres
 
 SQLite is served as ``make run`` serves (``groundwork run``, jobs in-process); PostgreSQL by gunicorn
-(a worker per core, 8 threads each, a listening socket per worker: ``LOAD_GUNICORN_WORKERS``,
+(two workers per core, 4 threads each, a listening socket per worker: ``LOAD_GUNICORN_WORKERS``,
 ``LOAD_GUNICORN_THREADS``, ``LOAD_GUNICORN_REUSE_PORT=0`` for one shared socket) with jobs through
 Redis and an RQ worker. One locust process
 drives every step (trainers sign in once, when they join): each step spawns up to its count, lets
