@@ -12,11 +12,14 @@ and the command line alone decides. Each value can be set from the environment:
   waiting on the database, so threads serve more trainers per megabyte than processes.
 - ``GUNICORN_TIMEOUT`` (60): seconds a request may take before its worker is restarted.
 - ``GUNICORN_REUSE_PORT`` (off): ``1`` gives every worker a listening socket of its own
-  (``SO_REUSEPORT``), and the kernel spreads new connections evenly over them. With the one shared
-  socket, a keep-alive connection stays with whichever worker accepted it, and under load one worker
-  can end up with most of them (its threads then queue for its interpreter lock while another core
-  idles). The cost: a worker that exits (a restart, a timeout) drops the connections still waiting in
-  its own socket's queue, where a shared socket would hand them to another worker.
+  (``SO_REUSEPORT``), and the kernel spreads new connections over them by a hash of their
+  addresses: evenly when there are many, coarsely for a proxy that keeps only a few open. With the
+  one shared socket, a keep-alive connection stays with whichever worker accepted it, and under load
+  one worker can end up with most of them (its threads then queue for its interpreter lock while
+  another core idles). The costs: a worker that exits (a restart, a timeout) drops the connections
+  still waiting in its own socket's queue, where a shared socket would hand them to another worker;
+  and a second gunicorn started by mistake on the same address shares the traffic instead of
+  failing to bind. Any of ``1``, ``true``, ``yes``, ``on`` turns it on.
 - ``PROMETHEUS_MULTIPROC_DIR``: where the workers write their metrics so that ``/metrics`` adds them
   up. With more than one worker and none given, a fresh temporary folder is made at start.
 """
@@ -35,7 +38,7 @@ if os.environ.get("GROUNDWORK_ENV", "").strip().lower() == "production":
     timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
     graceful_timeout = 30
     keepalive = 5  # seconds an idle keep-alive connection from the proxy stays open
-    reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "0").strip() == "1"
+    reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "").strip().lower() in ("1", "true", "yes", "on")
     # The app writes its own line per request (with the request id; LOG_FORMAT=json for a
     # collector); gunicorn's access log would say the same again without it.
     accesslog = None

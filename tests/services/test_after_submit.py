@@ -346,3 +346,20 @@ def test_time_counted_by_a_skip_writes_the_assignment_once(session):
     session.expire_all()
     skipped = session.get(type(a), a.id)
     assert skipped.status == "skipped" and skipped.active_seconds == 20
+
+
+def test_a_submit_leaves_the_database_s_counters_on_the_item_the_session_holds(session):
+    """The counters the submit's hooks read on the item (``announce_completion``) are the row's after
+    the UPDATE, even when another answer moved them since the item was loaded."""
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=1, overlap=3, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    item = session.get(Item, a.item_id)
+    assert (item.done_count, item.active_count) == (0, 1)
+    session.connection().execute(  # another trainer's answer, committed meanwhile, unseen by the loaded item
+        update(Item.__table__).where(Item.__table__.c.id == item.id).values(done_count=1))
+    session.commit()
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    assert (item.done_count, item.active_count, item.is_open) == (2, 0, True)
+    session.expire_all()
+    assert (item.done_count, item.active_count, item.is_open) == (2, 0, True)
