@@ -283,35 +283,50 @@ def _reclaim_expired(session: Session, project: Project, now: datetime, trainer_
     return len(rows)
 
 
-def _membership_and_current(session: Session, trainer_id: int, project: Project, now: datetime) -> Assignment | None:
+_MEMBERSHIP_STATEMENTS: dict[bool, object] = {}
+
+
+def _membership_statement(lock: bool):
+    """The claim's first statement, built once per database kind (every workspace load and every
+    submit's next task runs it): the membership, the trainer's sitting, and their live lease if any."""
+    stmt = _MEMBERSHIP_STATEMENTS.get(lock)
+    if stmt is None:
+        stmt = (
+            select(ProjectMember.status, ProjectMember.flagged_reason, ProjectMember.sitting_tasks,
+                   ProjectMember.last_submitted_at, Assignment)
+            .select_from(ProjectMember)
+            .outerjoin(Assignment, and_(
+                Assignment.trainer_id == ProjectMember.user_id,
+                Assignment.project_id == ProjectMember.project_id,
+                Assignment.status == "active",  # at most one row: the one-live-lease index
+            ))
+            .where(ProjectMember.project_id == bindparam("project_id"), ProjectMember.user_id == bindparam("trainer_id"),
+                   ProjectMember.role == "trainer")
+        )
+        if lock:
+            stmt = stmt.with_for_update(of=ProjectMember, key_share=True)
+        _MEMBERSHIP_STATEMENTS[lock] = stmt
+    return stmt
+
+
+def _membership_and_current(session: Session, trainer_id: int, project: Project, now: datetime):
     """The two questions every claim asks first, in one round trip: may the trainer work here, and do
-    they already hold a task? Raises Paused or NotFound; returns the live assignment or None.
+    they already hold a task? Raises Paused or NotFound; returns (the live assignment or None, the
+    tasks done this sitting as of ``now``).
 
     The membership row is locked (PostgreSQL), so one trainer's parallel claims in a project queue
     behind each other and the second finds the first one's lease; the partial unique index on live
     leases is the guarantee behind it. A lease of theirs that lapsed is ended first (at most one live
     lease per trainer and project), with no extra statement when there is none.
     """
-    stmt = (
-        select(ProjectMember.status, ProjectMember.flagged_reason, Assignment)
-        .select_from(ProjectMember)
-        .outerjoin(Assignment, and_(
-            Assignment.trainer_id == ProjectMember.user_id,
-            Assignment.project_id == ProjectMember.project_id,
-            Assignment.status == "active",  # at most one row: the one-live-lease index
-        ))
-        .where(ProjectMember.project_id == project.id, ProjectMember.user_id == trainer_id,
-               ProjectMember.role == "trainer")
-    )
-    if not is_sqlite(session):
-        stmt = stmt.with_for_update(of=ProjectMember, key_share=True)
-    row = session.execute(stmt).first()
+    stmt = _membership_statement(lock=not is_sqlite(session))
+    row = session.execute(stmt, {"project_id": project.id, "trainer_id": trainer_id}).first()
     _check_membership(session, row)
     held = row.Assignment
     if held is not None and held.expires_at <= now:
         _reclaim_expired(session, project, now, trainer_id)
         held = None
-    return held
+    return held, _sitting(row.sitting_tasks, row.last_submitted_at, now)
 
 
 def _check_membership(session: Session, row) -> None:
@@ -357,17 +372,43 @@ def next_task(
 
     Reloading is safe: an unexpired active assignment is returned again. Commits.
     """
-    now = now or utcnow()
+    return _next(session, trainer_id, project, now or utcnow(), rng).assignment
+
+
+@dataclass
+class Shown:
+    """What the task screen shows, read in the claim's own transaction: the trainer's task (None when
+    the queue is empty) with its item loaded, and how many tasks they did this sitting (None when
+    nothing was read: the project is not active)."""
+
+    assignment: Assignment | None
+    done_this_session: int | None
+    questions: list[Question] | None = None
+
+
+def task_to_show(session: Session, trainer_id: int, project: Project, with_questions: bool = True,
+                 now: datetime | None = None) -> Shown:
+    """``next_task`` for the task screen: the item, the sitting and (``with_questions``) the project's
+    questions come with the claim, before its commit, instead of in a transaction of their own
+    afterwards. Commits."""
+    return _next(session, trainer_id, project, now or utcnow(), None, True, with_questions)
+
+
+def _next(session: Session, trainer_id: int, project: Project, now: datetime, rng: random.Random | None,
+          for_screen: bool = False, with_questions: bool = False) -> Shown:
     if project.status != "active":
-        return None
+        return Shown(None, None)
     for _attempt in range(3):
         begin_write(session)
         try:
-            assignment = _membership_and_current(session, trainer_id, project, now)
+            assignment, done = _membership_and_current(session, trainer_id, project, now)
             if assignment is None:
                 assignment = _claim(session, trainer_id, project, now, rng or _rng)
+            if for_screen and assignment is not None:
+                assignment.item  # noqa: B018 - loaded now, in this transaction, for the screen
+            questions = project_questions(session, project.id) if with_questions else None
             session.commit()
-            return assignment
+            return Shown(assignment, done, questions)
         except IntegrityError:
             # A claim racing a duplicate request: the (item, trainer) guard or the one-live-lease index.
             session.rollback()
@@ -765,12 +806,16 @@ def session_progress(session: Session, trainer_id: int, project_id: int, now: da
     Kept on the membership by every submit (``_move_sitting``), in the database rather than a cookie
     so parallel requests cannot reset it: one row read, however long the sitting.
     """
-    now = now or utcnow()
     row = session.execute(select(ProjectMember.sitting_tasks, ProjectMember.last_submitted_at)
                           .where(access.member_row(trainer_id, project_id))).first()
-    if row is None or row.last_submitted_at is None or now - row.last_submitted_at > SITTING_GAP:
+    return 0 if row is None else _sitting(row.sitting_tasks, row.last_submitted_at, now or utcnow())
+
+
+def _sitting(tasks: int, last_submitted_at: datetime | None, now: datetime) -> int:
+    """The membership's sitting as of ``now``: none once a pause longer than SITTING_GAP has begun."""
+    if last_submitted_at is None or now - last_submitted_at > SITTING_GAP:
         return 0
-    return row.sitting_tasks
+    return tasks
 
 
 def _move_sitting(session: Session, project_id: int, trainer_id: int, now: datetime) -> None:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Text, cast, delete, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -29,6 +30,11 @@ from .quality import aggregation
 
 STATS_EVERY = 50  # submissions between automatic recomputations…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
+# {engine: {project id: the figures' computed_at last read}}, so a submit in the minute after a
+# recomputation asks nothing (every submit asks ``recompute_due``). Figures are only ever replaced by
+# newer ones, so a remembered time answers "not due" where the row would too (two computations
+# finishing out of order delay the next by at most their gap); weak, so the memo goes with its engine.
+_computed_seen: WeakKeyDictionary = WeakKeyDictionary()
 LOW_AGREEMENT_ITEMS = 10
 
 
@@ -484,8 +490,14 @@ def recompute_due(session: Session, project: Project) -> bool:
     """
     from sqlalchemy import func
 
+    now = utcnow()
+    seen = _computed_seen.setdefault(session.get_bind(), {})
+    recent = seen.get(project.id)
+    if recent is not None and now - recent < STATS_MIN_INTERVAL:
+        return False  # the figures were at least this fresh when last read here: no read needed
     computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
-    if computed_at is not None and utcnow() - computed_at < STATS_MIN_INTERVAL:
+    if computed_at is not None and now - computed_at < STATS_MIN_INTERVAL:
+        seen[project.id] = computed_at
         return False
     stmt = select(func.count()).select_from(
         select(Annotation.id).where(Annotation.project_id == project.id).limit(STATS_EVERY).subquery()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.errors import Conflict, NotFound, ValidationError
@@ -133,12 +133,16 @@ def list_users(session: Session, limit: int, offset: int = 0) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name, User.id).limit(limit).offset(offset)))
 
 
+# Built once: a ``session.get`` with options makes a new statement (and its cache key) per request.
+_SESSION_USER = select(User).options(joinedload(User.role_rows)).where(User.id == bindparam("user_id"))
+
+
 def session_user(session: Session, user_id: int, version: int) -> User | None:
     """The user a session cookie names, while the account is active and the cookie carries the
     account's current session version (sign-out, a password change or an admin ends older ones).
     Read fresh on every request, with the roles in the same statement (every request pays for this
     one, so it is one round trip): a suspension or a revoked role holds from the next request on."""
-    user = session.get(User, user_id, options=[joinedload(User.role_rows)])
+    user = session.execute(_SESSION_USER, {"user_id": user_id}).unique().scalar_one_or_none()
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
-from app.models import Assignment, Project
+from app.models import Project
 from app.services import access, after_submit
 from app.services import assignment as queue
 from app.services import questions as question_rules
@@ -34,8 +34,13 @@ def _project_for_work(slug: str) -> Project:
     return project
 
 
-def _next_task(project: Project):
-    return queue.next_task(get_session(), current_user.id, project)
+def _shown(project: Project, questions=None) -> queue.Shown:
+    """The trainer's task with what its screen shows, read in the claim's transaction (the questions
+    too, unless the request already has them)."""
+    shown = queue.task_to_show(get_session(), current_user.id, project, with_questions=questions is None)
+    if questions is not None:
+        shown.questions = questions
+    return shown
 
 
 def _following(project: Project, **extra):
@@ -43,25 +48,27 @@ def _following(project: Project, **extra):
     work is kept and the fragment says so instead of answering 403."""
     questions = extra.pop("questions", None)
     try:
-        assignment = _next_task(project)
+        shown = _shown(project, questions)
     except queue.Paused as exc:
         said = extra.get("notice") or ("Your work was saved." if extra.get("just_submitted") else "")
-        assignment, extra = None, {**extra, "notice": f"{said} {exc}".strip()}
-    return render_template("work/_task.html", **_task_context(project, assignment, questions=questions), **extra)
+        shown, extra = queue.Shown(None, None, questions), {**extra, "notice": f"{said} {exc}".strip()}
+    return render_template("work/_task.html", **_task_context(project, shown), **extra)
 
 
-def _task_context(project: Project, assignment: Assignment | None, errors=None, answers=None,
-                  questions=None) -> dict:
-    """What the task screen shows; ``questions`` when the request already read them."""
+def _task_context(project: Project, shown: queue.Shown, errors=None, answers=None) -> dict:
+    """What the task screen shows. Whatever ``shown`` does not carry (the screen after a pause, a
+    project no longer active, a form sent back) is read here."""
     db = get_session()
+    assignment = shown.assignment
+    done = shown.done_this_session
     return {
         "project": project,
         "assignment": assignment,
         "item": assignment.item if assignment else None,
-        "questions": questions if questions is not None else queue.project_questions(db, project.id),
+        "questions": shown.questions if shown.questions is not None else queue.project_questions(db, project.id),
         "errors": errors or {},
         "answers": answers or {},
-        "done_this_session": queue.session_progress(db, current_user.id, project.id),
+        "done_this_session": done if done is not None else queue.session_progress(db, current_user.id, project.id),
     }
 
 
@@ -106,8 +113,7 @@ def feedback():
 @require("trainer")
 def workspace(slug: str):
     project = _project_for_work(slug)
-    assignment = _next_task(project)
-    return render_template("work/workspace.html", **_task_context(project, assignment))
+    return render_template("work/workspace.html", **_task_context(project, _shown(project)))
 
 
 @bp.get("/<slug>/task")
@@ -115,8 +121,7 @@ def workspace(slug: str):
 def task(slug: str):
     """The current task as a fragment (the workspace reloads it after an error or a lapsed lease)."""
     project = _project_for_work(slug)
-    assignment = _next_task(project)
-    return render_template("work/_task.html", **_task_context(project, assignment))
+    return render_template("work/_task.html", **_task_context(project, _shown(project)))
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/submit")
@@ -176,5 +181,5 @@ def skip(slug: str, assignment_id: int):
 def _task_again(project: Project, assignment_id: int, errors: dict, answers: dict | None = None):
     """The same task with the form's errors (422). Only ever the caller's own task in this project."""
     assignment = queue.task_of(get_session(), assignment_id, current_user.id, project.id)
-    context = _task_context(project, assignment, errors=errors, answers=answers)
+    context = _task_context(project, queue.Shown(assignment, None), errors=errors, answers=answers)
     return render_template("work/_task.html" if htmx else "work/workspace.html", **context), 422

@@ -259,10 +259,33 @@ def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(
     submit_one()
     submit_one()
     assert not after_submit.statistics_due(session, project)  # enough new work, but the figures are fresh
-    figures = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
-    figures.computed_at -= timedelta(minutes=2)
-    session.commit()
+    # Within that minute the answer is remembered: the next submits ask the database nothing.
+    assert _statements(session, lambda: after_submit.statistics_due(session, project)) == []
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
+    monkeypatch.setattr(stats_service, "utcnow", lambda: computed_at + timedelta(minutes=2))  # time passes
     assert after_submit.statistics_due(session, project)
+
+
+def test_the_remembered_freshness_is_per_database(session, monkeypatch):
+    """Another engine (another database, the same project id) reads its own figures."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as OrmSession
+
+    monkeypatch.setattr(stats_service, "STATS_EVERY", 1)
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    a = queue.next_task(session, trainer.id, project)
+    queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    assert not after_submit.statistics_due(session, project)  # fresh, and now remembered for this engine
+    other = create_engine(session.get_bind().url)
+    try:
+        with OrmSession(other) as second:
+            seen = _statements(second, lambda: after_submit.statistics_due(second, project))
+    finally:
+        other.dispose()
+    assert any("project_stats" in s for s in seen)
 
 
 # --- the whole submit --------------------------------------------------------------------------------

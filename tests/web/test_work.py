@@ -93,6 +93,54 @@ def test_a_submit_reads_nothing_before_its_door(client, session):
     assert not any(s.startswith("SELECT projects.id, projects.name") for s in seen), "\n".join(seen)
 
 
+def _transactions(session, call) -> list[list[str]]:
+    """The statements ``call`` ran, grouped by transaction: a group ends at each commit or rollback."""
+    engine = session.get_bind()
+    groups: list[list[str]] = [[]]
+
+    def ended(_conn):
+        groups.append([])
+
+    def executed(_conn, _cursor, statement, *_args):
+        groups[-1].append(" ".join(statement.split()))
+
+    listeners = (("commit", ended), ("rollback", ended), ("after_cursor_execute", executed))
+    for name, fn in listeners:
+        event.listen(engine, name, fn)
+    try:
+        call()
+    finally:
+        for name, fn in listeners:
+            event.remove(engine, name, fn)
+    return [g for g in groups if g]
+
+
+def test_the_task_screen_is_read_in_the_claims_own_transaction(client, session):
+    """After a submit, the next task's item and the sitting's count come with its claim, before the
+    claim commits: no transaction of their own afterwards. A workspace load reads the questions there too."""
+    _trainer, project = _signed_in_trainer(client, session, items=3)
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    token = csrf_token(client, f"/work/{project.slug}")
+    responses = []
+    groups = _transactions(session, lambda: responses.append(client.post(
+        _submit_url(page), data={"answer.label": "yes", "csrf_token": token}, headers={"HX-Request": "true"})))
+    fragment = responses[0].get_data(as_text=True)
+    assert "Prompt number 2" in fragment and "1 done this session" in fragment
+    submit = next(i for i, g in enumerate(groups) if any(s.startswith("INSERT INTO annotations") for s in g))
+    assert len(groups) == submit + 2, groups  # the submit, then the claim with all its screen shows
+    claim = groups[-1]
+    assert any(s.startswith("INSERT INTO assignments") for s in claim)
+    assert any("project_members.sitting_tasks" in s for s in claim)
+    assert any(s.startswith("SELECT items.id, items.project_id, items.external_id, items.context") for s in claim)
+
+    groups = _transactions(session, lambda: responses.append(client.get(f"/work/{project.slug}")))
+    assert "Prompt number 2" in responses[1].get_data(as_text=True)
+    claim = groups[-1]  # the held task shown again: membership, task, item and questions in one transaction
+    assert any("project_members.sitting_tasks" in s for s in claim)
+    assert any(s.startswith("SELECT items.id, items.project_id, items.external_id, items.context") for s in claim)
+    assert any("FROM questions" in s for s in claim), groups
+
+
 def test_a_submit_of_a_skipped_task_says_so_and_shows_the_next_task(client, session):
     _trainer, project = _signed_in_trainer(client, session, items=3)
     page = client.get(f"/work/{project.slug}").get_data(as_text=True)
