@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, event, func, inspect, literal, select, update
+from sqlalchemy import and_, bindparam, case, event, exists, func, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
-from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from app.models import (
     Annotation,
     Assignment,
@@ -36,10 +36,11 @@ from app.models import (
     ProjectMember,
     Question,
     User,
+    UserRole,
     utcnow,
 )
 
-from . import access, after_submit, pay
+from . import access, after_submit, pay, users
 from . import questions as question_rules
 
 # The server is the clock: each heartbeat adds at most this many seconds of active time.
@@ -540,14 +541,20 @@ _HEAVY_COLUMNS = (Item.context, Item.responses, Item.meta, Item.gold_answers, Pr
                   Project.citation, Project.required_domains)
 
 
-def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool):
+def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool, signed_in: bool = False):
     """The one door's statement for this shape, built once: heartbeats are most of the traffic, and
-    building the select (four joins, a row lock) cost more than running it."""
-    key = (by_id, by_slug, for_update, light)
+    building the select (four joins, a row lock) cost more than running it. ``signed_in`` adds what
+    the sign-in check needs of the trainer's row (status, session version, the trainer role)."""
+    key = (by_id, by_slug, for_update, light, signed_in)
     stmt = _LOCK_STATEMENTS.get(key)
     if stmt is None:
+        columns = [ProjectMember.status, ProjectMember.flagged_reason, Assignment, Item, Project, User.clock_at]
+        if signed_in:
+            columns += [User.status.label("user_status"), User.session_version.label("user_session_version"),
+                        exists().where(UserRole.user_id == User.id, UserRole.role == "trainer")
+                        .label("user_is_trainer")]
         stmt = (
-            select(ProjectMember.status, ProjectMember.flagged_reason, Assignment, Item, Project, User.clock_at)
+            select(*columns)
             .select_from(ProjectMember)
             .join(Assignment, and_(Assignment.project_id == ProjectMember.project_id,
                                    Assignment.trainer_id == ProjectMember.user_id))
@@ -570,7 +577,7 @@ def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool):
 
 
 def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id: int | None = None,
-               project_slug: str | None = None, light: bool = False) -> Task:
+               project_slug: str | None = None, light: bool = False, session_version: int | None = None) -> Task:
     """The caller's own assignment (in ``project_id`` when given), locked for this transaction — the
     one door submit, heartbeat and skip go through.
 
@@ -582,15 +589,24 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     ``project_slug`` names the project by the URL's slug instead of its id (a work project only, as
     the workspace serves), so a heartbeat needs no lookup of its own before this one. ``light`` leaves
     the item's texts and the project's long settings unread until something touches them.
+
+    ``session_version`` (a web request whose signed-in trainer was not read before: a heartbeat) makes
+    this statement the sign-in check too: the trainer's account active, that session version current,
+    the trainer role held, or Unauthorized after a rollback — the rule ``users.session_user`` applies.
     """
     begin_write(session)
-    stmt = _lock_statement(project_id is not None, project_slug is not None, not is_sqlite(session), light)
+    checks = session_version is not None
+    stmt = _lock_statement(project_id is not None, project_slug is not None, not is_sqlite(session), light, checks)
     params = {"assignment_id": assignment_id, "trainer_id": trainer_id}
     if project_id is not None:
         params["project_id"] = project_id
     if project_slug is not None:
         params["project_slug"] = project_slug
     row = session.execute(stmt, params).first()
+    if checks and row is not None and not (
+            users.session_holds(row.user_status, row.user_session_version, session_version) and row.user_is_trainer):
+        session.rollback()
+        raise Unauthorized("this session has ended: sign in again")
     _check_membership(session, row)
     return Task(row.Assignment, row.Item, row.Project, row.status, row.flagged_reason, row.clock_at)
 
@@ -631,7 +647,7 @@ def _renew(session: Session, assignment: Assignment, item: Item, project: Projec
 
 def record_heartbeat(
     session: Session, assignment_id: int, trainer_id: int, now: datetime | None = None, resume: bool = False,
-    project_id: int | None = None, project_slug: str | None = None,
+    project_id: int | None = None, project_slug: str | None = None, session_version: int | None = None,
 ) -> Assignment:
     """The workspace says the trainer is here and active. Commits.
 
@@ -641,11 +657,12 @@ def record_heartbeat(
     renewed without pay for the gap when its slot is still free, and otherwise stays expired.
 
     Heartbeats are most of a busy server's requests, so a beat is one locking read (the one door,
-    which checks the project, by id or by the URL's ``project_slug``, with the membership) and the
-    writes it needs: nothing else is looked up first.
+    which checks the project, by id or by the URL's ``project_slug``, with the membership, and with
+    ``session_version`` the signed-in trainer too) and the writes it needs: nothing else is looked up first.
     """
     try:
-        task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug, light=True)
+        task = _lock_task(session, assignment_id, trainer_id, project_id, project_slug, light=True,
+                          session_version=session_version)
     except OperationalError as exc:  # a deadlock victim: this beat is dropped, the next one counts
         session.rollback()
         if not is_deadlock(exc):

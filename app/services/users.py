@@ -143,9 +143,15 @@ def session_user(session: Session, user_id: int, version: int) -> User | None:
     Read fresh on every request, with the roles in the same statement (every request pays for this
     one, so it is one round trip): a suspension or a revoked role holds from the next request on."""
     user = session.execute(_SESSION_USER, {"user_id": user_id}).unique().scalar_one_or_none()
-    if user is None or not user.is_active or user.session_version != version:
+    if user is None or not session_holds(user.status, user.session_version, version):
         return None
     return user
+
+
+def session_holds(status: str, session_version: int, cookie_version: int) -> bool:
+    """Whether a session cookie carrying ``cookie_version`` still signs in an account with this status
+    and current session version (also checked inside a heartbeat's own locking read)."""
+    return status == "active" and session_version == cookie_version
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

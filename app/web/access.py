@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from functools import wraps
 
-from flask import Flask, abort, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_login import current_user
 
 from app.bounds import INT32
 from app.db import get_session
+from app.errors import Unauthorized
 from app.extensions import htmx, login_manager
 from app.models import User
 from app.services import users as user_service
@@ -21,15 +22,57 @@ from app.services import users as user_service
 PUBLIC = "public"
 
 
-def require(*roles: str):
-    """Allow signed-in users holding any of ``roles`` (any signed-in user when none are given)."""
+class Claimed:
+    """The person a session cookie names, not yet read: what a view ``require(..., at_door=True)``
+    gets as ``current_user``. Its own locking read checks them (account active, this session version
+    current, the role held); nothing else may rely on it, so it answers no role question."""
+
+    is_authenticated, is_active, is_anonymous = True, True, False
+
+    def __init__(self, user_id: int, session_version: int):
+        self.id, self.session_version = user_id, session_version
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    def has_role(self, *_roles: str) -> bool:
+        raise RuntimeError("a claimed session is checked by its view's own statement, not by role")
+
+
+_AT_DOOR = "_user_at_door"
+
+
+def require(*roles: str, at_door: bool = False):
+    """Allow signed-in users holding any of ``roles`` (any signed-in user when none are given).
+
+    ``at_door``: the view's service checks the session itself, in the locking read it makes anyway (a
+    heartbeat, most of a busy server's requests), so the user is not read first. The view gets a
+    ``Claimed`` as ``current_user``; if it fails for any reason, the usual check runs after all and
+    its answer comes first (401, 403), exactly as without ``at_door``; a session the view refused but
+    the usual check accepts (changed in between) has the view run again with the user read.
+    """
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            if at_door:
+                setattr(g, _AT_DOOR, True)
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
-            if roles and not current_user.has_role(*roles):
+            if isinstance(current_user._get_current_object(), Claimed):
+                try:
+                    return view(*args, **kwargs)
+                except Exception as exc:
+                    get_session().rollback()
+                    setattr(g, _AT_DOOR, False)
+                    g.pop("_login_user", None)  # read the user the usual way
+                    if not current_user.is_authenticated:
+                        return login_manager.unauthorized()
+                    if roles and not current_user.has_role(*roles):
+                        abort(403)
+                    if not isinstance(exc, Unauthorized):
+                        raise
+            elif roles and not current_user.has_role(*roles):
                 abort(403)
             return view(*args, **kwargs)
 
@@ -58,6 +101,8 @@ def register(app: Flask) -> None:
         if not (re.fullmatch(r"[0-9]{1,10}", user_id) and re.fullmatch(r"[0-9]{1,10}", version)) \
                 or int(user_id) > INT32[1]:
             return None
+        if g.get(_AT_DOOR) and session.get("_user_id") == session_id:  # the session's, not a remember cookie's
+            return Claimed(int(user_id), int(version))
         return user_service.session_user(get_session(), int(user_id), int(version))
 
     @login_manager.unauthorized_handler

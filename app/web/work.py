@@ -152,14 +152,14 @@ def submit(slug: str, assignment_id: int):
 
 
 @bp.post("/<slug>/tasks/<int:assignment_id>/heartbeat")
-@require("trainer")
+@require("trainer", at_door=True)
 def heartbeat(slug: str, assignment_id: int):
     """The page is visible and the trainer was active: the server counts the time. The one door
-    (``record_heartbeat``) checks the project by its slug with the membership and the task in one
-    statement (not a member, or paused: 404 or 403 as on the workspace)."""
+    (``record_heartbeat``) checks the signed-in trainer, the project by its slug, the membership and
+    the task in one statement (not a member, or paused: 404 or 403 as on the workspace)."""
     assignment = queue.record_heartbeat(
         get_session(), assignment_id, current_user.id, resume=request.form.get("resume") == "1",
-        project_slug=slug,
+        project_slug=slug, session_version=current_user.session_version,
     )
     return {"active_seconds": assignment.active_seconds, "status": assignment.status}
 

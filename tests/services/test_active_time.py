@@ -95,8 +95,8 @@ def project_service_add(session, project, user):
 
 
 def test_a_heartbeat_through_the_page_is_one_locking_read_and_its_writes(app, client, session, task):
-    """Heartbeats are most of the traffic: after the signed-in user is loaded, a beat reads only through
-    the one door (project by slug, membership, task, clock in one statement) — no separate project or
+    """Heartbeats are most of the traffic: a beat reads only through the one door (the signed-in
+    trainer, project by slug, membership, task, clock in one statement) — no separate user, project or
     membership lookup — and writes the clock and the lease."""
     from sqlalchemy import event
 
@@ -124,5 +124,6 @@ def test_a_heartbeat_through_the_page_is_one_locking_read_and_its_writes(app, cl
     assert response.status_code == 200
     reads = [s for s in seen if s.startswith("select")]
     assert not any(s.startswith(("select projects.", "select project_members.id")) for s in reads), seen
-    assert len(reads) == 2, seen  # the user with their roles, the one door
+    assert len(reads) == 1, seen  # the one door
+    assert not any(s.startswith("select users.") for s in reads), seen  # the user is checked by the door
     assert sum(s.startswith("update") for s in seen) <= 2, seen  # the clock and the lease

@@ -1,0 +1,138 @@
+"""A heartbeat's sign-in is checked at its door: the one locking read it makes anyway also checks the
+account (active), the session (its version current) and the trainer role, so a beat reads no user
+first. Every refusal answers as the usual check would, in the same order (401, then 403, then 404),
+and changes nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import event, select, update
+
+from app.models import Assignment, User, UserRole
+from app.services import users as user_service
+from app.web.access import Claimed
+from tests.conftest import csrf_token, login
+from tests.factories import PASSWORD, make_label_project, make_user
+
+BEAT_RE = re.compile(r'data-heartbeat-url="([^"]+)"')
+
+
+@pytest.fixture
+def beating(client, session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=3, trainers=[trainer])
+    login(client, trainer.email, PASSWORD)
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    url = BEAT_RE.search(page).group(1)
+    token = csrf_token(client, f"/work/{project.slug}")
+
+    def beat(url=url, **headers):
+        return client.post(url, data={"resume": "1"},
+                           headers={"X-CSRFToken": token, "Accept": "application/json", **headers})
+
+    assert beat().status_code == 200
+    return trainer, project, url, beat
+
+
+def _marks(session) -> list:
+    session.rollback()  # a fresh read (SQLite's snapshot would otherwise be the last one's)
+    return session.scalars(select(Assignment.last_heartbeat_at).order_by(Assignment.id)).all()
+
+
+def _statements(session, call) -> list[str]:
+    seen: list[str] = []
+    engine = session.get_bind()
+
+    def executed(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "after_cursor_execute", executed)
+    try:
+        call()
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+    return seen
+
+
+def test_a_beat_reads_no_user_before_its_door(session, beating):
+    _trainer, _project, _url, beat = beating
+    responses = []
+    seen = _statements(session, lambda: responses.append(beat()))
+    assert responses[0].status_code == 200
+    assert not any(s.startswith("SELECT users.") for s in seen), seen
+    door = [s for s in seen if "FROM project_members JOIN assignments" in s]
+    assert len(door) == 1 and "user_roles" in door[0] and "session_version" in door[0], seen
+
+
+def test_a_suspended_account_is_signed_out_at_the_door(session, beating):
+    """Status alone (the session version left as it was): the door's own check refuses it."""
+    trainer, _project, _url, beat = beating
+    before = _marks(session)
+    session.execute(update(User).where(User.id == trainer.id).values(status="suspended"))
+    session.commit()
+    assert beat().status_code == 401
+    htmx = beat(**{"HX-Request": "true"})
+    assert htmx.status_code == 401 and "/login" in htmx.headers["HX-Redirect"]
+    assert _marks(session) == before
+
+
+def test_an_ended_session_is_signed_out_at_the_door(session, beating):
+    trainer, _project, _url, beat = beating
+    before = _marks(session)
+    user_service.sign_out_everywhere(session, trainer, None)  # a new session version
+    assert beat().status_code == 401
+    assert _marks(session) == before
+
+
+def test_a_revoked_trainer_role_is_forbidden_at_the_door(session, beating):
+    """Still a member of the project, no longer a trainer: 403 as before, and no time."""
+    trainer, _project, _url, beat = beating
+    before = _marks(session)
+    session.execute(update(UserRole).where(UserRole.user_id == trainer.id).values(role="reviewer"))
+    session.commit()
+    assert beat().status_code == 403
+    assert _marks(session) == before
+
+
+def test_the_usual_check_answers_first_when_the_door_finds_no_task(app, session, beating):
+    """The door finds nothing for a task that is not the caller's: a trainer gets 404, but a signed-in
+    admin gets 403 and nobody gets 401, as without the check at the door."""
+    _trainer, _project, url, beat = beating
+    held = session.scalar(select(Assignment.id))
+    assert beat(url.replace(f"/tasks/{held}/", "/tasks/999999/")).status_code == 404
+    before = _marks(session)
+    for roles, expected in ((("admin",), 403), (("trainer",), 404), (("reviewer", "admin"), 403)):
+        person, other = make_user(session, *roles), app.test_client()
+        login(other, person.email, PASSWORD)
+        token = csrf_token(other, "/account/password")
+        answer = other.post(url, headers={"X-CSRFToken": token, "Accept": "application/json"})
+        assert answer.status_code == expected, roles
+    nobody = app.test_client()
+    token = csrf_token(nobody, "/login")
+    assert nobody.post(url, headers={"X-CSRFToken": token, "Accept": "application/json"}).status_code == 401
+    assert _marks(session) == before
+
+
+def test_a_session_the_door_refused_but_the_usual_check_accepts_beats_with_the_user_read(
+        session, beating, monkeypatch):
+    """A session that changed between the two checks (refused at the door, accepted when read): the
+    view runs again with the user read, and the beat counts."""
+    _trainer, _project, _url, beat = beating
+    answers = iter([False])
+    real = user_service.session_holds
+    monkeypatch.setattr(user_service, "session_holds", lambda *a: next(answers, real(*a)))
+    before = _marks(session)
+    responses = []
+    seen = _statements(session, lambda: responses.append(beat()))
+    assert responses[0].status_code == 200
+    assert any(s.startswith("SELECT users.") for s in seen), seen  # the usual read, after the refusal
+    assert _marks(session) != before, seen
+
+
+def test_a_claimed_session_answers_no_role_question():
+    claimed = Claimed(7, 3)
+    assert claimed.get_id() == "7:3" and claimed.is_authenticated
+    with pytest.raises(RuntimeError):
+        claimed.has_role("trainer")
