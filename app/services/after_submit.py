@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.db import is_sqlite
@@ -58,6 +58,13 @@ def count_pay(s: Submitted) -> None:
     pay.after_work(s.session, s.assignment, s.now)
 
 
+# Built once: every answer that completes its item asks.
+_WORK = (Item.project_id == bindparam("project")) & Item.is_gold.is_(False)
+_LOCK_PROJECT = select(Project.id).where(Project.id == bindparam("project")).with_for_update(key_share=True)
+_AN_OPEN_ITEM = select(Item.id).where(_WORK, Item.is_open.is_(True)).limit(1)
+_AN_UNFINISHED_ITEM = select(Item.id).where(_WORK, Item.done_count < bindparam("overlap")).limit(1)
+
+
 def announce_completion(s: Submitted) -> None:
     """The answer that brings a work project's last item to its overlap announces ``project.completed``
     (webhooks). Only an answer that completes its item asks (one indexed look-up for an open item,
@@ -65,13 +72,12 @@ def announce_completion(s: Submitted) -> None:
     two answers completing the last two items the later one waits for the other and sees both done."""
     if s.project.kind != "work" or s.item.is_gold or s.item.done_count != s.project.overlap:
         return  # the submit's counter UPDATE set done_count on the item in the session
+    params = {"project": s.project.id, "overlap": s.project.overlap}
     if not is_sqlite(s.session):
-        s.session.execute(select(Project.id).where(Project.id == s.project.id).with_for_update(key_share=True))
-    work = (Item.project_id == s.project.id) & Item.is_gold.is_(False)
-    if s.session.scalar(select(Item.id).where(work, Item.is_open.is_(True)).limit(1)) is not None or \
-            s.session.scalar(select(Item.id).where(work, Item.done_count < s.project.overlap).limit(1)) is not None:
+        s.session.execute(_LOCK_PROJECT, params)
+    if s.session.scalar(_AN_OPEN_ITEM, params) is not None or s.session.scalar(_AN_UNFINISHED_ITEM, params) is not None:
         return
-    items = s.session.scalar(select(func.count(Item.id)).where(work))
+    items = s.session.scalar(select(func.count(Item.id)).where(_WORK), params)
     webhooks.emit(s.session, s.project.id, "project.completed",
                   {"items": items, "overlap": s.project.overlap}, now=s.now)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, event, exists, func, inspect, literal, select, update
+from sqlalchemy import and_, bindparam, case, event, exists, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
@@ -472,30 +472,45 @@ def _pick_item(session: Session, trainer_id: int, project: Project, gold: bool |
 
     Work items stop at the project's overlap; gold items (honeypots) are shown to every trainer.
     """
-    seen = select(Assignment.item_id).where(Assignment.trainer_id == trainer_id, Assignment.project_id == project.id)
-    stmt = select(Item.id).where(Item.project_id == project.id, Item.id.not_in(seen))
-    if gold is False:
-        # is_open lets the index skip full items; the counter test re-checks under the row lock.
-        stmt = stmt.where(
-            Item.is_gold == False,  # noqa: E712 - same form as the index, so the planner uses it
-            Item.is_open == True,  # noqa: E712
-            Item.done_count + Item.active_count < project.overlap,
-        )
-    elif gold is True:
-        stmt = stmt.where(Item.is_gold == True)  # noqa: E712
-    stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
-    if not is_sqlite(session):
-        # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
-        stmt = stmt.with_for_update(skip_locked=True)
-    return session.scalar(stmt)
+    params = {"trainer": trainer_id, "project": project.id, "overlap": project.overlap}
+    return session.scalar(_pick_statement(gold, not is_sqlite(session)), params)
+
+
+_PICK_STATEMENTS: dict[tuple[bool | None, bool], object] = {}
+
+
+def _pick_statement(gold: bool | None, skip_locked: bool):
+    """``_pick_item``'s statement for this shape, built once (every claim runs it)."""
+    stmt = _PICK_STATEMENTS.get((gold, skip_locked))
+    if stmt is None:
+        seen = select(Assignment.item_id).where(Assignment.trainer_id == bindparam("trainer"),
+                                                Assignment.project_id == bindparam("project"))
+        stmt = select(Item.id).where(Item.project_id == bindparam("project"), Item.id.not_in(seen))
+        if gold is False:
+            # is_open lets the index skip full items; the counter test re-checks under the row lock.
+            stmt = stmt.where(
+                Item.is_gold == False,  # noqa: E712 - same form as the index, so the planner uses it
+                Item.is_open == True,  # noqa: E712
+                Item.done_count + Item.active_count < bindparam("overlap"),
+            )
+        elif gold is True:
+            stmt = stmt.where(Item.is_gold == True)  # noqa: E712
+        stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
+        if skip_locked:
+            # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
+            stmt = stmt.with_for_update(skip_locked=True)
+        _PICK_STATEMENTS[(gold, skip_locked)] = stmt
+    return stmt
 
 
 def project_questions(session: Session, project_id: int, share_lock: bool = False) -> list[Question]:
     """The project's questions in order; ``share_lock`` (a submit) holds them against an edit until commit."""
-    stmt = select(Question).where(Question.project_id == project_id).order_by(Question.position)
-    if share_lock and not is_sqlite(session):
-        stmt = stmt.with_for_update(read=True)
-    return list(session.scalars(stmt))
+    return list(session.scalars(_QUESTIONS[share_lock and not is_sqlite(session)], {"project": project_id}))
+
+
+# Built once (every submit and every task shown reads them): plain, and share-locked.
+_QUESTIONS = {False: select(Question).where(Question.project_id == bindparam("project")).order_by(Question.position)}
+_QUESTIONS[True] = _QUESTIONS[False].with_for_update(read=True)
 
 
 @dataclass
@@ -519,20 +534,38 @@ class Task:
         seconds. The clock moves with every counted stretch.
         """
         assignment = self.assignment
-        if assignment.last_heartbeat_at is not None:
-            start = max(assignment.last_heartbeat_at, self.clock_at or assignment.last_heartbeat_at)
-            if now > start:
-                assignment.active_seconds += round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
-                self.clock_at = now
-                # The Task keeps the clock itself, and the door holds the trainer's row: a plain UPDATE
-                # on the connection. Through the session it would first flush the assignment's pending
-                # change (an UPDATE of its own, then another at commit for the rest).
-                session.connection().execute(_CLOCK_UPDATE, {"trainer": assignment.trainer_id, "clock": now})
+        added = self.stretch(session, now)
+        if added is not None:
+            assignment.active_seconds += added
         assignment.last_heartbeat_at = now
+
+    def stretch(self, session: Session, now: datetime) -> int | None:
+        """The seconds the time since the last heartbeat adds (capped), with the trainer's clock moved to
+        ``now``; None when nothing counts. The assignment itself is left to the caller."""
+        assignment = self.assignment
+        if assignment.last_heartbeat_at is None:
+            return None
+        start = max(assignment.last_heartbeat_at, self.clock_at or assignment.last_heartbeat_at)
+        if now <= start:
+            return None
+        self.clock_at = now
+        # The Task keeps the clock itself, and the door holds the trainer's row: a plain UPDATE on the
+        # connection. Through the session it would first flush the assignment's pending change (an
+        # UPDATE of its own, then another at commit for the rest).
+        session.connection().execute(_CLOCK_UPDATE, {"trainer": assignment.trainer_id, "clock": now})
+        return round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
 
 
 _users = User.__table__
 _CLOCK_UPDATE = update(_users).where(_users.c.id == bindparam("trainer")).values(clock_at=bindparam("clock"))
+_assignments = Assignment.__table__
+# A beat on a live lease: its time, mark and lease in one statement built once (the ORM's flush of the
+# same UPDATE cost a heartbeat more than its locking read). Only a live lease takes it: a beat that
+# changes nothing billable (an active assignment is not billable), so the pay hooks have nothing to see.
+_BEAT_UPDATE = update(_assignments).where(_assignments.c.id == bindparam("assignment")).values(
+    active_seconds=bindparam("seconds", type_=_assignments.c.active_seconds.type),
+    last_heartbeat_at=bindparam("mark", type_=_assignments.c.last_heartbeat_at.type),
+    expires_at=bindparam("expires", type_=_assignments.c.expires_at.type))
 
 
 _LOCK_STATEMENTS: dict[tuple[bool, bool, bool, bool], object] = {}
@@ -674,11 +707,14 @@ def record_heartbeat(
         session.commit()  # a paused or archived project counts no time and renews nothing
         return assignment
     if _is_live(assignment, now):
-        if resume or assignment.last_heartbeat_at is None:
-            assignment.last_heartbeat_at = now
-        else:
-            task.count_time(session, now)
-        assignment.expires_at = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
+        seconds = assignment.active_seconds
+        if not resume and (added := task.stretch(session, now)) is not None:
+            seconds += added
+        expires = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
+        session.connection().execute(_BEAT_UPDATE, {"assignment": assignment.id, "seconds": seconds, "mark": now,
+                                                    "expires": expires})
+        for name, value in (("active_seconds", seconds), ("last_heartbeat_at", now), ("expires_at", expires)):
+            set_committed_value(assignment, name, value)
     elif assignment.status in ("active", "expired"):
         try:
             _renew(session, assignment, item, project, now)
@@ -838,14 +874,23 @@ def _sitting(tasks: int, last_submitted_at: datetime | None, now: datetime) -> i
 def _move_sitting(session: Session, project_id: int, trainer_id: int, now: datetime) -> None:
     """A submit at ``now`` goes on the trainer's sitting, or starts a new one after a long pause. The
     membership row is the door's first lock, so two tabs' submits take turns here."""
-    # Typed as the column: a bare datetime in a CASE goes to PostgreSQL as timestamptz, which the naive
-    # UTC column would take shifted by the connection's time zone.
-    at = literal(now, ProjectMember.last_submitted_at.type)
-    session.execute(update(ProjectMember).where(access.member_row(trainer_id, project_id)).values(
-        sitting_tasks=case((ProjectMember.last_submitted_at >= now - SITTING_GAP, ProjectMember.sitting_tasks + 1),
-                           else_=1),
-        # A submit stamped earlier than the latest (only a given ``now``: seeding, tests; a request reads
-        # the clock once the membership is locked) counts toward the current sitting and leaves the
-        # latest as it is.
-        last_submitted_at=case((ProjectMember.last_submitted_at > at, ProjectMember.last_submitted_at), else_=at),
-    ).execution_options(synchronize_session=False))
+    if session.autoflush:  # as the ORM's own UPDATE would: what the session holds goes first
+        session.flush()
+    session.connection().execute(_SITTING_UPDATE, {"project": project_id, "trainer": trainer_id,
+                                                   "since": now - SITTING_GAP, "at": now})
+
+
+_members = ProjectMember.__table__
+# Built once (every submit runs it). Typed as the column: a bare datetime in a CASE goes to PostgreSQL
+# as timestamptz, which the naive UTC column would take shifted by the connection's time zone.
+_at = bindparam("at", type_=_members.c.last_submitted_at.type)
+_SITTING_UPDATE = update(_members).where(
+    _members.c.project_id == bindparam("project"), _members.c.user_id == bindparam("trainer"),
+    _members.c.role == "trainer",
+).values(
+    sitting_tasks=case((_members.c.last_submitted_at >= bindparam("since", type_=_members.c.last_submitted_at.type),
+                        _members.c.sitting_tasks + 1), else_=1),
+    # A submit stamped earlier than the latest (only a given ``now``: seeding, tests; a request reads the
+    # clock once the membership is locked) counts toward the current sitting and leaves the latest as it is.
+    last_submitted_at=case((_members.c.last_submitted_at > _at, _members.c.last_submitted_at), else_=_at),
+)

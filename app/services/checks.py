@@ -14,7 +14,7 @@ import random
 import statistics
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.models import Annotation, Item, Project
@@ -47,16 +47,16 @@ def gold_accuracy(session: Session, trainer_id: int, project_id: int, since: dat
     return len(scores), (sum(scores) / len(scores) if scores else 1.0)
 
 
+# Built once: every submit asks (routing to review).
+_RECENT_SECONDS = (select(Annotation.active_seconds).where(Annotation.project_id == bindparam("project"))
+                   .order_by(Annotation.id.desc()).limit(FAST_HISTORY))
+
+
 def fast_threshold(session: Session, project_id: int) -> float | None:
     """A third of the median active seconds of the project's recent annotations, once there are enough."""
-    seconds = list(
-        session.scalars(
-            select(Annotation.active_seconds)
-            .where(Annotation.project_id == project_id)
-            .order_by(Annotation.id.desc())
-            .limit(FAST_HISTORY)
-        )
-    )
+    if session.autoflush:  # as an ORM query would (a submit's review routing reads with it off)
+        session.flush()
+    seconds = session.connection().execute(_RECENT_SECONDS, {"project": project_id}).scalars().all()
     if len(seconds) < FAST_MIN_HISTORY:
         return None
     return statistics.median(seconds) * FAST_SHARE_OF_MEDIAN

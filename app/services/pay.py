@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Date, and_, case, delete, event, func, insert, inspect, or_, select, update
+from sqlalchemy import Date, and_, bindparam, case, delete, event, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -579,14 +579,18 @@ def adjust(session: Session, trainer_id: int | None, project_id: int | None, amo
 # --- after work changes -----------------------------------------------------------------------------
 
 
+# Built once: every submit and skip asks.
+_WEEKS_SHEET = select(Timesheet).where(Timesheet.trainer_id == bindparam("trainer"),
+                                       Timesheet.project_id == bindparam("project"),
+                                       Timesheet.week_start == bindparam("week"))
+
+
 def after_work(session: Session, assignment: Assignment, now: datetime | None = None) -> None:
     """Called in the transaction of a submit or skip: late time for an approved week becomes an
     adjustment now, and a project that used up its budget pauses. Does not commit."""
     now = now or utcnow()
-    week = week_of(assignment.assigned_at)
-    sheet = session.scalar(select(Timesheet).where(
-        Timesheet.trainer_id == assignment.trainer_id, Timesheet.project_id == assignment.project_id,
-        Timesheet.week_start == week))
+    sheet = session.scalar(_WEEKS_SHEET, {"trainer": assignment.trainer_id, "project": assignment.project_id,
+                                          "week": week_of(assignment.assigned_at)})
     if sheet is not None:
         _late_time(session, sheet, now)
     project = session.get(Project, assignment.project_id)
