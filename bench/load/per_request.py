@@ -1,5 +1,7 @@
 """What one trainer request costs the server, in-process (no HTTP, no load): statements, database round
-trips (statements, BEGIN on PostgreSQL, commits and rollbacks, and connection pings) and CPU time.
+trips (statements, BEGIN on PostgreSQL, commits and rollbacks, and connection pings), CPU time, and
+Python function calls (counted by cProfile in a pass of its own: a measure of the work that does not
+drift with the machine's load, so two trees compare on a noisy day).
 
     .venv/bin/python -m bench.load.per_request --db sqlite|postgres [--requests 200]
 
@@ -13,7 +15,9 @@ reload of the workspace (the live lease shown again).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import re
 import shutil
 import statistics
@@ -112,8 +116,18 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
             fn()
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
+        # Python function calls a request (cProfile, a pass of its own): unlike CPU time, the same on a
+        # busy machine and a quiet one, so two trees compare on any day.
+        profiler, profiled = cProfile.Profile(), max(1, requests // 4)
+        for _ in range(profiled):
+            if before is not None:
+                before()
+            profiler.enable()
+            fn()
+            profiler.disable()
+        calls = pstats.Stats(profiler).total_calls / profiled
         results[name] = (counts["statements"] / requests, counts["round trips"] / requests,
-                         statistics.median(cpu) * 1000, statistics.median(wall) * 1000)
+                         statistics.median(cpu) * 1000, statistics.median(wall) * 1000, calls)
     engine.dispose()
     side.dispose()
     return results
@@ -134,9 +148,10 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"# bench.load.per_request — {time.strftime('%Y-%m-%d %H:%M')} — {args.db}, {args.requests} requests "
           f"each, in-process; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'request':<22} {'statements':>10} {'round trips':>11} {'CPU ms':>7} {'wall ms':>8}  (medians)")
-    for name, (stmts, trips, cpu, wall) in results.items():
-        print(f"{name:<22} {stmts:>10.1f} {trips:>11.1f} {cpu:>7.2f} {wall:>8.2f}")
+    print(f"{'request':<22} {'statements':>10} {'round trips':>11} {'CPU ms':>7} {'wall ms':>8} {'Python calls':>12}"
+          "  (CPU and wall: medians)")
+    for name, (stmts, trips, cpu, wall, calls) in results.items():
+        print(f"{name:<22} {stmts:>10.1f} {trips:>11.1f} {cpu:>7.2f} {wall:>8.2f} {calls:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,26 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path, session_factory_app=N
     assert response.get_json()["error"]["code"] == "rate_limited"
 
 
+def test_the_limit_is_the_apis_alone(tmp_path):
+    """Pages share nothing with the API's limit and never reach the limiter's storage; the API is
+    still limited after many pages."""
+    app = build_app(f"sqlite:///{tmp_path / 'limits.sqlite3'}", tmp_path, API_RATE_LIMIT="2 per minute")
+    with app.app_context():
+        from app.db import get_db
+        from app.models import Base
+
+        Base.metadata.create_all(get_db().engine)
+    limiter = app.extensions["api_limiter"]
+    looked_up, manager = [], limiter.limit_manager
+    real = manager.resolve_limits
+    manager.resolve_limits = lambda *a, **k: looked_up.append(a[1]) or real(*a, **k)
+    client = app.test_client()
+    assert all(client.get("/login").status_code == 200 for _ in range(5))
+    assert looked_up == []  # not even looked up for a page
+    statuses = [client.get("/api/v1/projects").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429] and looked_up
+
+
 def test_the_document_is_openapi_3_1_and_public(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
