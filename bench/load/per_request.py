@@ -116,6 +116,7 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
             fn()
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
+        statements, trips = counts["statements"] / requests, counts["round trips"] / requests
         # Python function calls a request (cProfile, a pass of its own): unlike CPU time, the same on a
         # busy machine and a quiet one, so two trees compare on any day.
         profiler, profiled = cProfile.Profile(), max(1, requests // 4)
@@ -126,8 +127,7 @@ def measure(url: str, folder: str, requests: int) -> dict[str, tuple[float, floa
             fn()
             profiler.disable()
         calls = pstats.Stats(profiler).total_calls / profiled
-        results[name] = (counts["statements"] / requests, counts["round trips"] / requests,
-                         statistics.median(cpu) * 1000, statistics.median(wall) * 1000, calls)
+        results[name] = (statements, trips, statistics.median(cpu) * 1000, statistics.median(wall) * 1000, calls)
     engine.dispose()
     side.dispose()
     return results
