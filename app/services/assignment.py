@@ -700,6 +700,8 @@ def record_heartbeat(
         session.rollback()
         if not is_deadlock(exc):
             raise
+        if session_version is not None:  # the sign-in was not checked: the caller checks it, then beats again
+            raise Unauthorized("the sign-in could not be checked: try again") from exc
         return task_of(session, assignment_id, trainer_id, project_id, project_slug)
     now = now or utcnow()  # read once the locks are held: a request that waited measures from now
     assignment, item, project = task.assignment, task.item, task.project

@@ -28,6 +28,7 @@ class Claimed:
     current, the role held); nothing else may rely on it, so it answers no role question."""
 
     is_authenticated, is_active, is_anonymous = True, True, False
+    unread = True  # what the error pages look for: they draw nobody rather than an unread claim
 
     def __init__(self, user_id: int, session_version: int):
         self.id, self.session_version = user_id, session_version
@@ -42,37 +43,52 @@ class Claimed:
 _AT_DOOR = "_user_at_door"
 
 
+def unread_session_version() -> int | None:
+    """For an ``at_door`` view: the session version its service must check, while the signed-in user
+    is an unread ``Claimed``; None once the user was read the usual way (nothing left to check)."""
+    user = current_user._get_current_object()
+    return user.session_version if isinstance(user, Claimed) else None
+
+
 def require(*roles: str, at_door: bool = False):
     """Allow signed-in users holding any of ``roles`` (any signed-in user when none are given).
 
     ``at_door``: the view's service checks the session itself, in the locking read it makes anyway (a
-    heartbeat, most of a busy server's requests), so the user is not read first. The view gets a
-    ``Claimed`` as ``current_user``; if it fails for any reason, the usual check runs after all and
-    its answer comes first (401, 403), exactly as without ``at_door``; a session the view refused but
-    the usual check accepts (changed in between) has the view run again with the user read.
+    heartbeat, most of a busy server's requests; its door checks the trainer role, so only
+    ``require("trainer", at_door=True)`` exists), and the user is not read first. The view gets a
+    ``Claimed`` as ``current_user`` — only for the session's own user id, never a remember cookie's;
+    if it fails for any reason, the usual check runs after all and its answer comes first (401, 403),
+    exactly as without ``at_door``; a session the view refused but the usual check accepts (changed
+    in between) has the view run again with the user read.
     """
+    if at_door and roles != ("trainer",):
+        raise ValueError("only the trainer's heartbeat door checks the sign-in itself")
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            if at_door:
-                setattr(g, _AT_DOOR, True)
-            if not current_user.is_authenticated:
+            if at_door:  # the id the session names now: a remember cookie's load does not match it
+                setattr(g, _AT_DOOR, session.get("_user_id"))
+            try:
+                authenticated = current_user.is_authenticated
+            finally:
+                g.pop(_AT_DOOR, None)  # honoured for this load only
+            if not authenticated:
                 return login_manager.unauthorized()
-            if isinstance(current_user._get_current_object(), Claimed):
+            if at_door and isinstance(current_user._get_current_object(), Claimed):
                 try:
                     return view(*args, **kwargs)
                 except Exception as exc:
                     get_session().rollback()
-                    setattr(g, _AT_DOOR, False)
                     g.pop("_login_user", None)  # read the user the usual way
                     if not current_user.is_authenticated:
                         return login_manager.unauthorized()
-                    if roles and not current_user.has_role(*roles):
+                    if not current_user.has_role(*roles):
                         abort(403)
                     if not isinstance(exc, Unauthorized):
                         raise
-            elif roles and not current_user.has_role(*roles):
+                return view(*args, **kwargs)  # the session changed in between: once more, with the user read
+            if roles and not current_user.has_role(*roles):
                 abort(403)
             return view(*args, **kwargs)
 
@@ -101,7 +117,7 @@ def register(app: Flask) -> None:
         if not (re.fullmatch(r"[0-9]{1,10}", user_id) and re.fullmatch(r"[0-9]{1,10}", version)) \
                 or int(user_id) > INT32[1]:
             return None
-        if g.get(_AT_DOOR) and session.get("_user_id") == session_id:  # the session's, not a remember cookie's
+        if session_id is not None and g.get(_AT_DOOR) == session_id:  # the session's own id, unread
             return Claimed(int(user_id), int(version))
         return user_service.session_user(get_session(), int(user_id), int(version))
 

@@ -48,6 +48,8 @@ def api_error(status: int, message: str, details: dict | None = None, headers: d
 
 
 def render_error(status: int, detail: str | None = None, headers: dict | None = None, details: dict | None = None):
+    if getattr(g.get("_login_user"), "unread", False):
+        _without_user()  # a session claim no check has read (``access.Claimed``) draws no page
     title, message = MESSAGES.get(status, ("Error", "An error occurred."))
     if is_api_request():
         return api_error(status, detail or message, details, headers)

@@ -16,7 +16,7 @@ from app.services import review as review_service
 from tasks import enqueue
 from tasks.jobs import compute_stats
 
-from .access import require
+from .access import require, unread_session_version
 from .paging import page_of
 
 bp = Blueprint("work", __name__, url_prefix="/work")
@@ -159,7 +159,7 @@ def heartbeat(slug: str, assignment_id: int):
     the task in one statement (not a member, or paused: 404 or 403 as on the workspace)."""
     assignment = queue.record_heartbeat(
         get_session(), assignment_id, current_user.id, resume=request.form.get("resume") == "1",
-        project_slug=slug, session_version=current_user.session_version,
+        project_slug=slug, session_version=unread_session_version(),
     )
     return {"active_seconds": assignment.active_seconds, "status": assignment.status}
 

@@ -131,6 +131,104 @@ def test_a_session_the_door_refused_but_the_usual_check_accepts_beats_with_the_u
     assert _marks(session) != before, seen
 
 
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_deadlock_at_the_door_leaves_the_sign_in_to_the_usual_check(session, beating, monkeypatch):
+    """A door that could not run checked nobody: an ended session gets 401 all the same, a current one
+    has its beat dropped (as any deadlocked beat) and answered 200."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.services import assignment as queue
+
+    trainer, _project, _url, beat = beating
+    real = queue._lock_task
+
+    def deadlocked(*args, **kwargs):
+        raise OperationalError("SELECT … FOR NO KEY UPDATE", {}, _Deadlock())
+
+    monkeypatch.setattr(queue, "_lock_task", deadlocked)
+    answer = beat()
+    assert answer.status_code == 200 and set(answer.get_json()) == {"active_seconds", "status"}
+    user_service.sign_out_everywhere(session, trainer, None)
+    assert beat().status_code == 401
+    monkeypatch.setattr(queue, "_lock_task", real)
+    assert beat().status_code == 401
+
+
+def test_a_remember_cookie_is_read_the_usual_way(app, session):
+    """Only the session's own user id is taken unread; a remember cookie's is read by the usual check."""
+    from flask_login import user_loaded_from_cookie
+    from flask_login.utils import encode_cookie
+
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer])
+    first = app.test_client()
+    login(first, trainer.email, PASSWORD)
+    url = BEAT_RE.search(first.get(f"/work/{project.slug}").get_data(as_text=True)).group(1)
+    with first.session_transaction() as signed_in:
+        fingerprint = signed_in["_id"]
+    other = app.test_client()
+    token = csrf_token(other, "/login")  # a session with a CSRF token and no user
+    session.rollback()
+    with app.app_context():
+        other.set_cookie("remember_token", encode_cookie(f"{trainer.id}:{trainer.session_version}"))
+    with other.session_transaction() as fresh:
+        fresh["_id"] = fingerprint
+    loaded = []
+
+    def seen(_app, user=None, **_kw):
+        loaded.append(type(user).__name__)
+
+    user_loaded_from_cookie.connect(seen)
+    try:
+        other.post(url, data={"resume": "1"}, headers={"X-CSRFToken": token, "Accept": "application/json"})
+    finally:
+        user_loaded_from_cookie.disconnect(seen)
+    assert "Claimed" not in loaded
+
+
+def test_only_an_at_door_view_takes_a_claim(app, session):
+    """A claim left on the request by mistake never opens another view: its role is asked of the
+    claim, which answers no role question (an error, not the page)."""
+    from flask import g
+    from flask import session as cookie_session
+
+    from app.web import access
+
+    trainer = make_user(session, "trainer")
+    ran = []
+
+    @access.require("admin")
+    def admin_only():
+        ran.append(True)
+        return "admin page"
+
+    with app.test_request_context("/"):
+        cookie_session["_user_id"] = f"{trainer.id}:{trainer.session_version}"
+        cookie_session["_id"] = app.login_manager._session_identifier_generator()
+        setattr(g, access._AT_DOOR, cookie_session["_user_id"])
+        with pytest.raises(Exception):  # noqa: B017 - 403 or the claim's refusal, never the page
+            admin_only()
+    assert ran == []
+    with pytest.raises(ValueError):
+        access.require("admin", at_door=True)
+
+
+def test_an_error_page_draws_nobody_rather_than_an_unread_claim(app):
+    """Something failing after the view (an after-request hook, saving the session) draws the error
+    page for nobody: the page's navigation would otherwise ask the claim for roles."""
+    from flask import g
+
+    from app.web.errors import render_error
+
+    with app.test_request_context("/work/x/tasks/1/heartbeat", method="POST"):
+        g._login_user = Claimed(1, 1)
+        body, status, _headers = render_error(500)
+        assert status == 500 and "<html" in body and "Sign out" not in body
+
+
 def test_a_claimed_session_answers_no_role_question():
     claimed = Claimed(7, 3)
     assert claimed.get_id() == "7:3" and claimed.is_authenticated
