@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from app.models import (
     Annotation,
@@ -22,6 +22,7 @@ from app.services import assignment as queue
 from app.services import stats as stats_service
 from app.services.after_submit import POST_SUBMIT_HOOKS, Submitted
 from tests.factories import make_label_project, make_user
+from tests.statements import statements
 
 MONDAY = date(2026, 11, 16)
 T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday in the week of MONDAY
@@ -260,7 +261,7 @@ def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(
     submit_one()
     assert not after_submit.statistics_due(session, project)  # enough new work, but the figures are fresh
     # Within that minute the answer is remembered: the next submits ask the database nothing.
-    assert _statements(session, lambda: after_submit.statistics_due(session, project)) == []
+    assert statements(session, lambda: after_submit.statistics_due(session, project)) == []
     computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
     monkeypatch.setattr(stats_service, "utcnow", lambda: computed_at + timedelta(minutes=2))  # time passes
     assert after_submit.statistics_due(session, project)
@@ -282,28 +283,13 @@ def test_the_remembered_freshness_is_per_database(session, monkeypatch):
     other = create_engine(session.get_bind().url)
     try:
         with OrmSession(other) as second:
-            seen = _statements(second, lambda: after_submit.statistics_due(second, project))
+            seen = statements(second, lambda: after_submit.statistics_due(second, project))
     finally:
         other.dispose()
     assert any("project_stats" in s for s in seen)
 
 
 # --- the whole submit --------------------------------------------------------------------------------
-
-
-def _statements(session, call) -> list[str]:
-    seen: list[str] = []
-    engine = session.get_bind()
-
-    def executed(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "after_cursor_execute", executed)
-    try:
-        call()
-    finally:
-        event.remove(engine, "after_cursor_execute", executed)
-    return seen
 
 
 # A plain submit (a work item, no time to count, no timesheet): the locking read, the questions,
@@ -318,7 +304,7 @@ def test_a_submit_stays_within_its_statement_budget(session):
     trainer = make_user(session, "trainer")
     project = make_label_project(session, items=2, trainers=[trainer])
     a = queue.next_task(session, trainer.id, project)
-    seen = _statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"}))
+    seen = statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"}))
     dialect = session.get_bind().dialect.name
     assert len(seen) <= SUBMIT_STATEMENTS[dialect], "\n".join(seen)
     annotation = session.scalar(select(Annotation))
@@ -346,10 +332,10 @@ def test_time_counted_by_a_beat_or_a_submit_writes_the_assignment_once(session):
     start = utcnow()
     queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
 
-    beat = _statements(session, lambda: queue.record_heartbeat(session, a.id, trainer.id,
+    beat = statements(session, lambda: queue.record_heartbeat(session, a.id, trainer.id,
                                                                now=start + timedelta(seconds=10)))
     assert _writes(beat) == ["users", "assignments"], "\n".join(beat)
-    submit = _statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"},
+    submit = statements(session, lambda: queue.submit(session, a.id, trainer.id, {"label": "yes"},
                                                        now=start + timedelta(seconds=25)))
     assert _writes(submit).count("assignments") == 1 and _writes(submit).count("users") == 1, "\n".join(submit)
     session.expire_all()
@@ -364,7 +350,7 @@ def test_time_counted_by_a_skip_writes_the_assignment_once(session):
     a = queue.next_task(session, trainer.id, project)
     start = utcnow()
     queue.record_heartbeat(session, a.id, trainer.id, now=start, resume=True)
-    seen = _statements(session, lambda: queue.skip(session, a.id, trainer.id, "unclear", now=start + timedelta(seconds=20)))
+    seen = statements(session, lambda: queue.skip(session, a.id, trainer.id, "unclear", now=start + timedelta(seconds=20)))
     assert _writes(seen).count("assignments") == 1 and _writes(seen).count("users") == 1, "\n".join(seen)
     session.expire_all()
     skipped = session.get(type(a), a.id)

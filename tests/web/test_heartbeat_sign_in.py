@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from app.models import Assignment, User, UserRole
 from app.services import users as user_service
 from app.web.access import Claimed
 from tests.conftest import csrf_token, login
 from tests.factories import PASSWORD, make_label_project, make_user
+from tests.statements import statements
 
 BEAT_RE = re.compile(r'data-heartbeat-url="([^"]+)"')
 
@@ -41,25 +42,10 @@ def _marks(session) -> list:
     return session.scalars(select(Assignment.last_heartbeat_at).order_by(Assignment.id)).all()
 
 
-def _statements(session, call) -> list[str]:
-    seen: list[str] = []
-    engine = session.get_bind()
-
-    def executed(_conn, _cursor, statement, *_args):
-        seen.append(" ".join(statement.split()))
-
-    event.listen(engine, "after_cursor_execute", executed)
-    try:
-        call()
-    finally:
-        event.remove(engine, "after_cursor_execute", executed)
-    return seen
-
-
 def test_a_beat_reads_no_user_before_its_door(session, beating):
     _trainer, _project, _url, beat = beating
     responses = []
-    seen = _statements(session, lambda: responses.append(beat()))
+    seen = statements(session, squeeze=True, call=lambda: responses.append(beat()))
     assert responses[0].status_code == 200
     assert not any(s.startswith("SELECT users.") for s in seen), seen
     door = [s for s in seen if "FROM project_members JOIN assignments" in s]
@@ -125,7 +111,7 @@ def test_a_session_the_door_refused_but_the_usual_check_accepts_beats_with_the_u
     monkeypatch.setattr(user_service, "session_holds", lambda *a: next(answers, real(*a)))
     before = _marks(session)
     responses = []
-    seen = _statements(session, lambda: responses.append(beat()))
+    seen = statements(session, squeeze=True, call=lambda: responses.append(beat()))
     assert responses[0].status_code == 200
     assert any(s.startswith("SELECT users.") for s in seen), seen  # the usual read, after the refusal
     assert _marks(session) != before, seen
