@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, event, exists, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
@@ -568,10 +568,12 @@ _BEAT_UPDATE = update(_assignments).where(_assignments.c.id == bindparam("assign
     expires_at=bindparam("expires", type_=_assignments.c.expires_at.type))
 
 
-_LOCK_STATEMENTS: dict[tuple[bool, bool, bool, bool], object] = {}
-# What a heartbeat never reads: an item's texts and a project's long settings (loaded if ever touched).
-_HEAVY_COLUMNS = (Item.context, Item.responses, Item.meta, Item.gold_answers, Project.instructions,
-                  Project.citation, Project.required_domains)
+_LOCK_STATEMENTS: dict[tuple[bool, bool, bool, bool, bool], object] = {}
+# What a heartbeat reads of the item and the project (anything else loads if ever touched): every
+# column read is a column described and converted, and a beat is most of a busy server's requests.
+_BEAT_COLUMNS = (load_only(Item.id, Item.project_id, Item.is_gold),
+                 load_only(Project.id, Project.slug, Project.kind, Project.status, Project.overlap,
+                           Project.lease_minutes))
 
 
 def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool, signed_in: bool = False):
@@ -604,7 +606,7 @@ def _lock_statement(by_id: bool, by_slug: bool, for_update: bool, light: bool, s
         if for_update:
             stmt = stmt.with_for_update(of=(ProjectMember, Assignment, User), key_share=True)
         if light:
-            stmt = stmt.options(*(defer(column) for column in _HEAVY_COLUMNS))
+            stmt = stmt.options(*_BEAT_COLUMNS)
         _LOCK_STATEMENTS[key] = stmt
     return stmt
 
@@ -620,8 +622,8 @@ def _lock_task(session: Session, assignment_id: int, trainer_id: int, project_id
     that order (the lock order above), FOR NO KEY UPDATE so rows that merely point at them go on.
     The trainer's row makes one person's clock and an approval of their pay take turns.
     ``project_slug`` names the project by the URL's slug instead of its id (a work project only, as
-    the workspace serves), so a heartbeat needs no lookup of its own before this one. ``light`` leaves
-    the item's texts and the project's long settings unread until something touches them.
+    the workspace serves), so a heartbeat needs no lookup of its own before this one. ``light`` reads
+    only what a heartbeat uses of the item and the project (the rest loads if something touches it).
 
     ``session_version`` (a web request whose signed-in trainer was not read before: a heartbeat) makes
     this statement the sign-in check too: the trainer's account active, that session version current,
