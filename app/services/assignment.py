@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, event, exists, func, inspect, select, update
@@ -284,30 +285,23 @@ def _reclaim_expired(session: Session, project: Project, now: datetime, trainer_
     return len(rows)
 
 
-_MEMBERSHIP_STATEMENTS: dict[bool, object] = {}
-
-
+@cache
 def _membership_statement(lock: bool):
     """The claim's first statement, built once per database kind (every workspace load and every
     submit's next task runs it): the membership, the trainer's sitting, and their live lease if any."""
-    stmt = _MEMBERSHIP_STATEMENTS.get(lock)
-    if stmt is None:
-        stmt = (
-            select(ProjectMember.status, ProjectMember.flagged_reason, ProjectMember.sitting_tasks,
-                   ProjectMember.last_submitted_at, Assignment)
-            .select_from(ProjectMember)
-            .outerjoin(Assignment, and_(
-                Assignment.trainer_id == ProjectMember.user_id,
-                Assignment.project_id == ProjectMember.project_id,
-                Assignment.status == "active",  # at most one row: the one-live-lease index
-            ))
-            .where(ProjectMember.project_id == bindparam("project_id"), ProjectMember.user_id == bindparam("trainer_id"),
-                   ProjectMember.role == "trainer")
-        )
-        if lock:
-            stmt = stmt.with_for_update(of=ProjectMember, key_share=True)
-        _MEMBERSHIP_STATEMENTS[lock] = stmt
-    return stmt
+    stmt = (
+        select(ProjectMember.status, ProjectMember.flagged_reason, ProjectMember.sitting_tasks,
+               ProjectMember.last_submitted_at, Assignment)
+        .select_from(ProjectMember)
+        .outerjoin(Assignment, and_(
+            Assignment.trainer_id == ProjectMember.user_id,
+            Assignment.project_id == ProjectMember.project_id,
+            Assignment.status == "active",  # at most one row: the one-live-lease index
+        ))
+        .where(ProjectMember.project_id == bindparam("project_id"), ProjectMember.user_id == bindparam("trainer_id"),
+               ProjectMember.role == "trainer")
+    )
+    return stmt.with_for_update(of=ProjectMember, key_share=True) if lock else stmt
 
 
 def _membership_and_current(session: Session, trainer_id: int, project: Project, now: datetime):
@@ -476,31 +470,24 @@ def _pick_item(session: Session, trainer_id: int, project: Project, gold: bool |
     return session.scalar(_pick_statement(gold, not is_sqlite(session)), params)
 
 
-_PICK_STATEMENTS: dict[tuple[bool | None, bool], object] = {}
-
-
+@cache
 def _pick_statement(gold: bool | None, skip_locked: bool):
     """``_pick_item``'s statement for this shape, built once (every claim runs it)."""
-    stmt = _PICK_STATEMENTS.get((gold, skip_locked))
-    if stmt is None:
-        seen = select(Assignment.item_id).where(Assignment.trainer_id == bindparam("trainer"),
-                                                Assignment.project_id == bindparam("project"))
-        stmt = select(Item.id).where(Item.project_id == bindparam("project"), Item.id.not_in(seen))
-        if gold is False:
-            # is_open lets the index skip full items; the counter test re-checks under the row lock.
-            stmt = stmt.where(
-                Item.is_gold == False,  # noqa: E712 - same form as the index, so the planner uses it
-                Item.is_open == True,  # noqa: E712
-                Item.done_count + Item.active_count < bindparam("overlap"),
-            )
-        elif gold is True:
-            stmt = stmt.where(Item.is_gold == True)  # noqa: E712
-        stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
-        if skip_locked:
-            # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
-            stmt = stmt.with_for_update(skip_locked=True)
-        _PICK_STATEMENTS[(gold, skip_locked)] = stmt
-    return stmt
+    seen = select(Assignment.item_id).where(Assignment.trainer_id == bindparam("trainer"),
+                                            Assignment.project_id == bindparam("project"))
+    stmt = select(Item.id).where(Item.project_id == bindparam("project"), Item.id.not_in(seen))
+    if gold is False:
+        # is_open lets the index skip full items; the counter test re-checks under the row lock.
+        stmt = stmt.where(
+            Item.is_gold == False,  # noqa: E712 - same form as the index, so the planner uses it
+            Item.is_open == True,  # noqa: E712
+            Item.done_count + Item.active_count < bindparam("overlap"),
+        )
+    elif gold is True:
+        stmt = stmt.where(Item.is_gold == True)  # noqa: E712
+    stmt = stmt.order_by(Item.priority.desc(), Item.id).limit(1)
+    # Concurrent claimers pass over each other's locked rows instead of queueing behind them.
+    return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
 
 
 def project_questions(session: Session, project_id: int, share_lock: bool = False) -> list[Question]:
