@@ -139,6 +139,8 @@ def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary
         print(f"{r['trainers'] * scale:>8,.0f} {r['trainers']:>5,} {rps:>6.1f} {rps / (r['trainers'] * scale):>6.3f} "
               f"{r['failures']:>4}  " + " ".join(f"{c:>10}" for c in cells)
               + f" {r['server_cores']:>6.2f} {r['locust_cores']:>6.2f} {r['load']:>5.1f}  {'yes' if r['held'] else 'NO'}")
+        for e in r.get("errors", ()):  # why a step failed, when it did
+            print(f"{'':>8} {'':>5}  {e['count']:,} × {e['endpoint']}: {e['error']}")
         if r["held"]:
             best = r["trainers"] * scale
     print()

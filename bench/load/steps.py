@@ -51,6 +51,13 @@ def snapshot(stats, seconds: float) -> dict:
     return endpoints
 
 
+def failures_seen(stats) -> list[dict]:
+    """What failed while the step was measured: endpoint, message and count, most frequent first."""
+    errors = [{"endpoint": e.name, "error": e.parse_error(e.error), "count": e.occurrences}
+              for e in stats.errors.values() if e.occurrences]
+    return sorted(errors, key=lambda e: -e["count"])
+
+
 class Steps(LoadTestShape):
     def __init__(self):
         super().__init__()
@@ -87,7 +94,8 @@ class Steps(LoadTestShape):
                     f.write(json.dumps({"trainers": STEPS[self.step], "seconds": seconds, "held": held,
                                         "worst_p95": worst, "failures": failures, "server_cores": server_cores,
                                         "locust_cores": locust_cores, "load": os.getloadavg()[0],
-                                        "endpoints": endpoints}) + "\n")
+                                        "endpoints": endpoints,
+                                        "errors": failures_seen(self.runner.stats)}) + "\n")
             if not held or self.step == len(STEPS) - 1:
                 return None
             self.step, self.phase, self.since = self.step + 1, "ramp", now
