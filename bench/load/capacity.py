@@ -38,6 +38,7 @@ from bench.load.server import (
     GUNICORN_THREADS,
     GUNICORN_WORKERS,
     database,
+    keepalive_of,
     scratch_folder,
     serve,
 )
@@ -60,6 +61,8 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=2,
                         help="new trainers a second while a step ramps (each signs in: a password hash)")
     parser.add_argument("--gate-ms", type=float, default=200)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch folder (database, server and locust logs) and print its path")
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")] if args.steps else DEFAULT_STEPS[args.db]
     if args.time_scale < 1 or any(s < 1 for s in steps):
@@ -85,6 +88,7 @@ def main() -> None:
                        "LOAD_STEPS": ",".join(map(str, users)), "LOAD_SPAWN_RATE": str(args.spawn_rate),
                        "LOAD_SETTLE": str(args.settle), "LOAD_MEASURE": str(args.measure),
                        "LOAD_GATE_MS": str(args.gate_ms), "LOAD_STEPS_OUT": out,
+                       "LOAD_SERVER_KEEPALIVE": str(keepalive_of(args.db)),
                        "LOAD_SERVER_PIDS": ",".join(str(p.pid) for p in processes)}
                 server_pids = [p for proc in processes for p in process_tree(proc.pid)]
                 web_workers = [p for p in process_tree(processes[0].pid) if p != processes[0].pid]
@@ -106,7 +110,10 @@ def main() -> None:
             results = [json.loads(line) for line in f]
         report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary, worker_cpu)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def report(args, results, scale, wall, locust_cpu, server_cpu, problems, summary, worker_cpu=()) -> None:

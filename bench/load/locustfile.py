@@ -12,6 +12,7 @@ and read the results); the settings come from the environment:
   trainer skips, walks away past the lease (no beats) before coming back, or opens Earnings.
 - ``LOAD_REVIEWERS`` / ``LOAD_ADMINS``: how many of the users are reviewers and the admin (weights
   fix them: ``fixed_count``).
+- ``LOAD_SERVER_KEEPALIVE``: seconds the server keeps an idle connection (0: until the client closes it).
 
 A trainer's life: sign in, claim (GET the workspace), a resume beat, beats every 15 s while
 thinking, then submit valid answers through the HTMX door (the answer comes back with the next
@@ -44,6 +45,7 @@ BEAT_SECONDS = float(os.environ.get("LOAD_BEAT_SECONDS", "15"))
 SKIP_SHARE = float(os.environ.get("LOAD_SKIP_SHARE", "0.1"))
 LAPSE_SHARE = float(os.environ.get("LOAD_LAPSE_SHARE", "0.03"))
 EARNINGS_SHARE = float(os.environ.get("LOAD_EARNINGS_SHARE", "0.1"))
+SERVER_KEEPALIVE = float(os.environ.get("LOAD_SERVER_KEEPALIVE") or 0)
 ALLOWED_HOSTS = {"127.0.0.1"}
 
 _numbers = {"trainer": itertools.count(), "reviewer": itertools.count()}
@@ -71,9 +73,30 @@ def _refuse_other_hosts(environment, **_kw):
 
 
 class Signed(FastHttpUser):
+    """A signed-in person's browser. Like a browser, it does not send a request on a connection the
+    server may be closing: a kept-alive connection idle for nearly the server's keep-alive is
+    dropped and a new one opened. (Otherwise a POST can race the server's close and fail with no
+    answer; a browser resends in that case, geventhttpclient rightly does not resend a POST.)"""
+
     abstract = True
     email = ""
     token = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if SERVER_KEEPALIVE > 0:
+            send, pool, idle_limit = self.client.request, self.client.client, max(0.0, SERVER_KEEPALIVE - 1.0)
+            last = [0.0]
+
+            def request(*a, **kw):
+                if time.monotonic() - last[0] > idle_limit:
+                    pool.close()  # its connections: the next request opens a new one (cookies stay)
+                try:
+                    return send(*a, **kw)
+                finally:
+                    last[0] = time.monotonic()
+
+            self.client.request = request
 
     def sign_in(self, email: str) -> None:
         self.email = email

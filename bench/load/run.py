@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bench.load import check as load_check
 from bench.load.seed import seed
-from bench.load.server import BIN, database, scratch_folder, serve
+from bench.load.server import BIN, database, keepalive_of, scratch_folder, serve
 
 LOCUSTFILE = os.path.join(os.path.dirname(__file__), "locustfile.py")
 
@@ -57,14 +57,15 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def locust_env(plan_path: str, acks_path: str, think: tuple[float, float], beat: float, reviewers: int) -> dict:
+def locust_env(plan_path: str, acks_path: str, think: tuple[float, float], beat: float, reviewers: int,
+               keepalive: float = 0) -> dict:
     return {**os.environ, "LOAD_PLAN": plan_path, "LOAD_ACKS": acks_path, "LOAD_THINK_MIN": str(think[0]),
             "LOAD_THINK_MAX": str(think[1]), "LOAD_BEAT_SECONDS": str(beat), "LOAD_REVIEWERS": str(reviewers),
-            "LOAD_ADMINS": "1"}
+            "LOAD_ADMINS": "1", "LOAD_SERVER_KEEPALIVE": str(keepalive)}
 
 
 def run_load(base_url: str, folder: str, plan_path: str, users: int, seconds: int, spawn_rate: float,
-             think: tuple[float, float], beat: float, reviewers: int) -> tuple[list[Row], str]:
+             think: tuple[float, float], beat: float, reviewers: int, keepalive: float = 0) -> tuple[list[Row], str]:
     """Run locust headless against base_url (127.0.0.1 only); returns its stats and the acks file."""
     acks = os.path.join(folder, "acks.jsonl")
     prefix = os.path.join(folder, "locust")
@@ -73,7 +74,7 @@ def run_load(base_url: str, folder: str, plan_path: str, users: int, seconds: in
         [os.path.join(BIN, "locust"), "-f", LOCUSTFILE, "--headless", "--host", base_url, "-u", str(total),
          "-r", str(spawn_rate), "-t", f"{seconds}s", "--csv", prefix, "--only-summary", "--stop-timeout", "5",
          "--loglevel", "WARNING", "--exit-code-on-error", "0"],
-        env=locust_env(plan_path, acks, think, beat, reviewers), check=True, cwd=folder,
+        env=locust_env(plan_path, acks, think, beat, reviewers, keepalive), check=True, cwd=folder,
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "locust.log"), "a"),
     )
     return read_stats(prefix), acks
@@ -101,7 +102,7 @@ def main() -> None:
                 json.dump(plan, f)
             with serve(args.db, url, folder) as (base_url, _):
                 rows, acks = run_load(base_url, folder, plan_path, args.users, args.seconds, args.spawn_rate,
-                                      tuple(args.think), args.beat, args.reviewers)
+                                      tuple(args.think), args.beat, args.reviewers, keepalive_of(args.db))
             print(f"# {args.users} trainers, {args.reviewers} reviewers, 1 admin, {args.seconds} s, {args.db}, "
                   f"think {args.think[0]:g}–{args.think[1]:g} s, a beat every {args.beat:g} s")
             print(table(rows))

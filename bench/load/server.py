@@ -25,6 +25,8 @@ GUNICORN_THREADS = int(os.environ.get("LOAD_GUNICORN_THREADS", "4"))
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
 # over them; with one shared socket, whichever worker wakes first takes a keep-alive client for good.
 GUNICORN_REUSE_PORT = os.environ.get("LOAD_GUNICORN_REUSE_PORT", "1") != "0"
+# Seconds gunicorn keeps an idle keep-alive connection open (the production gunicorn.conf.py's value).
+GUNICORN_KEEPALIVE = 5
 RQ_WORKERS = 1
 
 
@@ -62,6 +64,13 @@ def _wait_for_workers(master: int, count: int, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
+def keepalive_of(kind: str) -> float:
+    """Seconds the server keeps an idle connection before closing it (0: until the client closes it,
+    as the threaded development server does): the load clients open a new connection rather than
+    send on one the server may be closing (see ``locustfile.Signed``)."""
+    return 0 if kind == "sqlite" else GUNICORN_KEEPALIVE
+
+
 @contextmanager
 def serve(kind: str, database_url: str, folder: str, log=None):
     """Serve the app on a free port of 127.0.0.1; yields the base URL. SQLite: ``groundwork run``
@@ -86,6 +95,7 @@ def serve(kind: str, database_url: str, folder: str, log=None):
         processes.append(subprocess.Popen(
             [os.path.join(BIN, "gunicorn"), "-w", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS),
              "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "4096",
+             "--keep-alive", str(GUNICORN_KEEPALIVE),
              *(["--reuse-port"] if GUNICORN_REUSE_PORT else []), "app:create_app()"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
         for _ in range(RQ_WORKERS):
