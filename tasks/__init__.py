@@ -10,11 +10,13 @@ Webhook deliveries need no call at all: ``init_app`` listens to the app's sessio
 commit that emitted deliveries (``services.webhooks.emit``, the outbox) it queues their delivery.
 
 Redis being down never fails the request that queues a job: ``enqueue()`` logs it and returns a
-handle whose status is "delayed". Every job's work is remembered in the database (a queued version
+handle whose status is "delayed" (so does any other failure to hand a job over: the caller's work
+is committed by then, and must not be reported as failed). Every job's work is remembered in the database (a queued version
 or import, a pending delivery, statistics that are due), and ``sweep_overdue`` — at the start of
 every ``groundwork worker`` and then once a minute — queues again whatever waited longer than a
 minute. A job with a ``job_key`` (exports, imports) is queued under that id, so a sweep never queues
-a second copy of one that is still waiting or running.
+a second copy of one that is still waiting or running; processes asking for one at the same moment
+take turns under a short Redis lock, so it is queued once.
 """
 
 from __future__ import annotations
@@ -224,6 +226,10 @@ def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = 
             return _submit_rq(app, func, args, kwargs, queue, job_timeout)
         except redis_down():
             return _delayed(app, func, args)
+        except Exception:  # noqa: BLE001 - the caller's work is committed: a job not handed over waits for the sweep
+            app.logger.exception("could not queue job %s%r: delayed until the sweep queues it again",
+                                 getattr(func, "__name__", func), args)
+            return JobHandle(id="", backend="rq", status="delayed")
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
     _run_inline(app, handle, func, args, kwargs)
     return handle
@@ -251,30 +257,67 @@ def _meta() -> dict | None:
     return {"request_id": request_id} if request_id else None
 
 
+# How long a process may hold, and wait for, the turn to queue a keyed job (seconds).
+QUEUEING_LOCK_SECONDS = 10
+QUEUEING_WAIT_SECONDS = 5
+
+
 def _submit_rq(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str, job_timeout: int) -> JobHandle:
     """Queue on RQ. A job whose function has a ``job_key`` gets that id (prefixed): while a job of
-    that id is waiting or running, the same job is not queued twice (the sweep may ask again)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
+    that id is waiting or running, the same job is not queued twice (the sweep may ask again).
 
+    Every web process asks for the same keyed job at once when it falls due (each submit checks
+    whether the project's statistics are): looking for it, removing a finished one and queueing
+    it again happen under a lock of that id, so they ask one after another and it is queued once."""
     connection = redis_connection(app)
-    job_id = None
     key = getattr(func, "job_key", None)
-    if key is not None:
-        with app.app_context():
-            # RQ ids take letters, digits, "_" and "-" only.
-            job_id = re.sub(r"[^A-Za-z0-9_-]", "_", app.config["REDIS_PREFIX"] + key(*args, **kwargs))
-        try:
-            existing = Job.fetch(job_id, connection=connection)
-        except NoSuchJobError:
-            existing = None
+    if key is None:
+        job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, meta=_meta(), **kwargs)
+        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+    from redis.exceptions import LockError
+
+    with app.app_context():
+        # RQ ids take letters, digits, "_" and "-" only.
+        job_id = re.sub(r"[^A-Za-z0-9_-]", "_", app.config["REDIS_PREFIX"] + key(*args, **kwargs))
+    lock = connection.lock(f"{app.config['REDIS_PREFIX']}queueing:{job_id}", timeout=QUEUEING_LOCK_SECONDS,
+                           blocking_timeout=QUEUEING_WAIT_SECONDS)
+    if not lock.acquire():
+        raise RuntimeError(f"another process held the turn to queue {job_id} for over {QUEUEING_WAIT_SECONDS} s")
+    try:
+        existing = _fetch_job(job_id, connection)
         if existing is not None:
             status = existing.get_status(refresh=False)
             if status is not None and status.value in LIVE_STATES:
                 return JobHandle(id=existing.id, backend="rq", status=status.value, rq_job=existing)
-            existing.delete()  # finished, failed or stopped: this id is run again
-    job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, job_id=job_id, meta=_meta(), **kwargs)
-    return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+            _delete_job(existing)  # finished, failed or stopped: this id is run again
+        job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, job_id=job_id, meta=_meta(),
+                                            **kwargs)
+        return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # held past its timeout and taken by another process meanwhile: theirs now
+            pass
+
+
+def _fetch_job(job_id: str, connection):
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        return Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return None
+
+
+def _delete_job(job) -> None:
+    """Remove a finished job; one whose record expired (RQ keeps a result for a while) is gone already."""
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+    try:
+        job.delete()
+    except (InvalidJobOperation, NoSuchJobError):
+        pass
 
 
 def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwargs: dict) -> None:

@@ -1,11 +1,13 @@
 """The enqueue adapter runs a real job in-process without Redis, and through RQ with it."""
 
+import threading
+
 from sqlalchemy import select, update
 
 from app.db import get_db
 from app.models import Item
-from tasks import enqueue
-from tasks.jobs import recount_items
+from tasks import enqueue, get_queue
+from tasks.jobs import compute_stats, recount_items
 from tests.factories import make_label_project, make_user
 
 
@@ -54,3 +56,81 @@ def test_a_failing_inline_job_reports_failure_on_its_handle(app):
     with app.app_context():
         handle = enqueue(recount_items, 987654).wait(timeout=30)
     assert handle.status == "failed" and handle.error == "no project with id 987654"
+
+
+# --- keyed jobs: queued once, whoever asks and whenever ------------------------------------------------
+
+
+def _finished_stats_job(app, rq_worker) -> int:
+    """A project whose statistics job (a keyed job) has run and finished; returns the project's id."""
+    project_id = _project_with_wrong_counters(app)
+    with app.app_context():
+        handle = enqueue(compute_stats, project_id)
+    rq_worker(app)
+    assert handle.refresh().status == "finished"
+    return project_id
+
+
+def test_a_keyed_job_whose_record_vanishes_as_it_is_asked_for_again_is_queued(redis_app, rq_worker, monkeypatch):
+    """Between finding the finished job and removing it, its record goes (another process removed it,
+    or its kept result expired): it is queued again, not an error for the request that asked."""
+    from rq.job import Job
+
+    project_id = _finished_stats_job(redis_app, rq_worker)
+    fetch = Job.fetch.__func__
+
+    def fetch_then_vanish(cls, job_id, *args, **kwargs):
+        job = fetch(cls, job_id, *args, **kwargs)
+        job.connection.delete(job.key)  # what the other process does meanwhile
+        return job
+
+    monkeypatch.setattr(Job, "fetch", classmethod(fetch_then_vanish))
+    with redis_app.app_context():
+        handle = enqueue(compute_stats, project_id)
+        assert handle.status == "queued" and handle.rq_job is not None
+        assert get_queue(redis_app).count == 1
+    monkeypatch.undo()
+    rq_worker(redis_app)
+    assert handle.refresh().status == "finished"
+
+
+def test_processes_asking_for_a_keyed_job_at_once_queue_it_once(redis_app, rq_worker):
+    project_id = _finished_stats_job(redis_app, rq_worker)
+    asking = 8
+    start, handles, errors = threading.Barrier(asking), [], []
+
+    def ask():
+        try:
+            with redis_app.app_context():
+                start.wait(timeout=10)
+                handles.append(enqueue(compute_stats, project_id))
+        except Exception as exc:  # noqa: BLE001 - collected and shown by the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(asking)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert sorted({h.status for h in handles}) == ["queued"] and len(handles) == asking
+    assert len({h.id for h in handles}) == 1
+    with redis_app.app_context():
+        assert get_queue(redis_app).count == 1
+
+
+def test_a_job_that_cannot_be_handed_over_is_delayed_not_raised(redis_app, monkeypatch, caplog):
+    """The caller's work is committed before the hand-over: a failure there is logged and the job
+    left to the sweep, never raised into the request (which would report stored work as failed)."""
+    from rq.queue import Queue
+
+    project_id = _project_with_wrong_counters(redis_app)
+
+    def refuse(self, *args, **kwargs):
+        raise ValueError("the queue refused the job")
+
+    monkeypatch.setattr(Queue, "enqueue", refuse)
+    with redis_app.app_context(), caplog.at_level("ERROR"):
+        assert enqueue(recount_items, project_id).status == "delayed"
+        assert enqueue(compute_stats, project_id).status == "delayed"
+    assert "could not queue job recount_items" in caplog.text and "the queue refused the job" in caplog.text
