@@ -37,6 +37,7 @@ from .source import (
     annotation_conditions,
     corrections,
     count_annotations,
+    first_and_last_submitted,
     split_of,
     stream_groups,
 )
@@ -62,11 +63,6 @@ class PartResult:
     skipped: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)  # source model -> lines that hold one of its responses
     submitted: list = field(default_factory=list)  # [first, last] submitted_at of the annotations read
-
-    def add_dates(self, other: list) -> None:
-        if other:
-            self.submitted = [min(self.submitted[0], other[0]), max(self.submitted[1], other[1])] \
-                if self.submitted else list(other)
 
     @property
     def infos(self) -> list[FileInfo]:
@@ -220,7 +216,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     read = 0
     next_report = every
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
-                           full_rows=fmt.full_rows, snapshot=snapshot, dates=result.submitted)
+                           full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
     try:
         for group, read in groups:
@@ -347,6 +343,7 @@ def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan
                     path.unlink()
             plan.conversational = True
             plan.skipped.clear()
+    result.submitted = first_and_last_submitted(session, conditions)
     # Raw tables (the formats that keep every annotation) get a table of their annotators.
     if fmt.keeps_rejected and result.trainers:
         write_annotators(session, project_id, plan.pseudonym, result, work)
@@ -425,7 +422,6 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
             result.agreements.extend(part.agreements)
             result.skipped.update(part.skipped)
             result.models.update(part.models)
-            result.add_dates(part.submitted)
             for name, info in part.files.items():  # every file was copied while it was written
                 sinks[name].account(info["rows"])
         close_sinks(sinks, result, part=False)

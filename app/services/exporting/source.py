@@ -253,6 +253,17 @@ def count_annotations(session: Session, conditions: list) -> int:
     return session.scalar(select(func.count(Annotation.id)).where(and_(*conditions)))
 
 
+def first_and_last_submitted(session: Session, conditions: list) -> list:
+    """[first, last] ``submitted_at`` of the annotations the conditions pass, [] when none do: two
+    walks of the (project, submitted_at) index from either end, each stopping at its first row that
+    passes, rather than reading the instant of every row streamed."""
+    query = select(Annotation.submitted_at).where(and_(*conditions)).limit(1)
+    first = session.scalar(query.order_by(Annotation.submitted_at))
+    if first is None:
+        return []
+    return [first, session.scalar(query.order_by(Annotation.submitted_at.desc()))]
+
+
 def corrections(session: Session, project_id: int, snapshot: Snapshot) -> dict[int, dict]:
     """Reviewers' corrections of the project that the snapshot sees, latest per annotation: they
     replace the answers."""
@@ -339,23 +350,18 @@ def _batches_with_items(session: Session, annotations: RawQuery, items_query: Ra
 
 def stream_groups(
     session: Session, conditions: list, corrected: dict[int, dict], fetch_rows: int = FETCH_ROWS,
-    full_rows: bool = True, snapshot: Snapshot | None = None, dates: list | None = None,
+    full_rows: bool = True, snapshot: Snapshot | None = None,
 ) -> Iterator[tuple[Group, int]]:
     """Yield (group, annotations read so far) item by item, in item id then annotation id order.
 
     Annotations stream in batches; each batch's items come in one query. Values arrive as the
     driver gives them (JSON as text on SQLite, parsed on PostgreSQL) and are converted once, here,
     and only when used: this loop runs once per annotation. Review statuses are the snapshot's.
-    ``dates``, when given, ends as [first, last] ``submitted_at`` of the annotations read (as the
-    driver gives them, like SQL's min and max: a second pass over the project would cost more).
     """
     columns = [Annotation.id, Annotation.item_id, Annotation.trainer_id, Annotation.answers]
     if full_rows:  # what Row needs beyond the answers; most formats never read these
         status = snapshot.review_status() if snapshot is not None else Annotation.review_status
         columns += [Annotation.active_seconds, Annotation.gold_score, status, Annotation.submitted_at]
-    elif dates is not None:
-        columns.append(Annotation.submitted_at)
-    submitted_of = itemgetter(len(columns) - 1)
     stmt = select(*columns).where(and_(*conditions)).order_by(Annotation.item_id, Annotation.id)
     group: Group | None = None
     current = None
@@ -366,12 +372,6 @@ def stream_groups(
                                                                  Item.id <= bindparam("last")))
     for batch, items in _batches_with_items(session, RawQuery(session, stmt), items_query, fetch_rows):
         parse = loads if type(batch[0][3]) is str else None
-        if dates is not None:
-            first, last = min(map(submitted_of, batch)), max(map(submitted_of, batch))
-            if not dates:
-                dates += [first, last]
-            else:
-                dates[0], dates[1] = min(dates[0], first), max(dates[1], last)
         for item_id, run in groupby(batch, key=_item_of):
             run = list(run)
             if corrected:
