@@ -532,6 +532,8 @@ def recount(slug: str) -> None:
     handle = enqueue(recount_items, project.id)
     if handle.backend == "inline":
         handle.wait()
+    if handle.status == "delayed":  # nothing remembers a recount to run later
+        _fail(f"the recount was not queued ({handle.error}); run it again")
     if handle.backend == "rq":
         click.echo(f"queued job {handle.id}; a `groundwork worker` will run it")
     elif handle.status == "failed":

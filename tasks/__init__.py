@@ -10,13 +10,15 @@ Webhook deliveries need no call at all: ``init_app`` listens to the app's sessio
 commit that emitted deliveries (``services.webhooks.emit``, the outbox) it queues their delivery.
 
 Redis being down never fails the request that queues a job: ``enqueue()`` logs it and returns a
-handle whose status is "delayed" (so does any other failure to hand a job over: the caller's work
-is committed by then, and must not be reported as failed). Every job's work is remembered in the database (a queued version
+handle whose status is "delayed" (so does Redis or RQ refusing the hand-over, ``handover_failures``:
+the caller's work is committed by then, and must not be reported as failed; a caller whose job is
+not remembered anywhere tells its user). Every job's work is remembered in the database (a queued version
 or import, a pending delivery, statistics that are due), and ``sweep_overdue`` — at the start of
 every ``groundwork worker`` and then once a minute — queues again whatever waited longer than a
 minute. A job with a ``job_key`` (exports, imports) is queued under that id, so a sweep never queues
-a second copy of one that is still waiting or running; processes asking for one at the same moment
-take turns under a short Redis lock, so it is queued once.
+a second copy of one that is still waiting or running; processes asking for one that has finished
+take turns under a short Redis lock to remove it and queue it again, and RQ's atomic ``unique``
+enqueue refuses a second copy should a turn outlast its lock, so it is queued once.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class JobHandle:
 
     id: str
     backend: str  # "rq" or "inline"
-    status: str  # queued / started / finished / failed; "delayed" when Redis could not be reached
+    status: str  # queued / started / finished / failed; "delayed" when Redis could not take it (see error)
     result: Any = None
     error: str | None = None
     rq_job: Any = field(default=None, repr=False)
@@ -188,6 +190,8 @@ def enqueue_in(seconds: float, func: Callable, *args, job_timeout: int = 3600, q
                                                    meta=_meta(), **kwargs)
         except redis_down():
             return _delayed(app, func, args)
+        except handover_failures() as exc:
+            return _not_handed_over(app, func, args, exc)
         return JobHandle(id=job.id, backend="rq", status="scheduled", rq_job=job)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="scheduled")
     timers: set = app.extensions["groundwork_timers"]
@@ -226,10 +230,8 @@ def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = 
             return _submit_rq(app, func, args, kwargs, queue, job_timeout)
         except redis_down():
             return _delayed(app, func, args)
-        except Exception:  # noqa: BLE001 - the caller's work is committed: a job not handed over waits for the sweep
-            app.logger.exception("could not queue job %s%r: delayed until the sweep queues it again",
-                                 getattr(func, "__name__", func), args)
-            return JobHandle(id="", backend="rq", status="delayed")
+        except handover_failures() as exc:
+            return _not_handed_over(app, func, args, exc)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
     _run_inline(app, handle, func, args, kwargs)
     return handle
@@ -245,10 +247,33 @@ def redis_down() -> tuple[type[BaseException], ...]:
     return RedisConnectionError, RedisTimeoutError
 
 
+class QueueingBusy(Exception):
+    """Another process held the turn to queue this keyed job for longer than this one waits."""
+
+
+@functools.cache
+def handover_failures() -> tuple[type[BaseException], ...]:
+    """What Redis or RQ raise when they refuse a job (beyond being unreachable: out of memory, a
+    read-only replica, a job record that changed meanwhile). Imported on first use."""
+    from redis.exceptions import RedisError
+    from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+
+    return RedisError, InvalidJobOperation, NoSuchJobError, DuplicateJobError, QueueingBusy
+
+
+def _not_handed_over(app: Flask, func: Callable, args: tuple, exc: BaseException) -> JobHandle:
+    """Log why the job was not queued (with the traceback); the handle says so in plain words."""
+    busy = isinstance(exc, QueueingBusy)
+    (app.logger.warning if busy else app.logger.exception)(
+        "could not queue job %s%r: %s; delayed", getattr(func, "__name__", func), args, exc)
+    reason = str(exc) if busy else "the job queue refused it (the server's log says why)"
+    return JobHandle(id="", backend="rq", status="delayed", error=reason)
+
+
 def _delayed(app: Flask, func: Callable, args: tuple) -> JobHandle:
     app.logger.warning("Redis is unreachable: job %s%r is delayed until the sweep queues it again",
                        getattr(func, "__name__", func), args)
-    return JobHandle(id="", backend="rq", status="delayed")
+    return JobHandle(id="", backend="rq", status="delayed", error="the job queue is unreachable")
 
 
 def _meta() -> dict | None:
@@ -259,7 +284,7 @@ def _meta() -> dict | None:
 
 # How long a process may hold, and wait for, the turn to queue a keyed job (seconds).
 QUEUEING_LOCK_SECONDS = 10
-QUEUEING_WAIT_SECONDS = 5
+QUEUEING_WAIT_SECONDS = 1
 
 
 def _submit_rq(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str, job_timeout: int) -> JobHandle:
@@ -267,37 +292,63 @@ def _submit_rq(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str
     that id is waiting or running, the same job is not queued twice (the sweep may ask again).
 
     Every web process asks for the same keyed job at once when it falls due (each submit checks
-    whether the project's statistics are): looking for it, removing a finished one and queueing
-    it again happen under a lock of that id, so they ask one after another and it is queued once."""
+    whether the project's statistics are). A job waiting or running answers at once; removing a
+    finished one and queueing it again happen under a lock of that id, one process at a time, and
+    the enqueue itself is RQ's atomic ``unique`` one, so the job is queued once."""
     connection = redis_connection(app)
     key = getattr(func, "job_key", None)
     if key is None:
         job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, meta=_meta(), **kwargs)
         return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
-    from redis.exceptions import LockError
+    from redis.exceptions import LockError, RedisError
+    from rq.exceptions import DuplicateJobError
 
     with app.app_context():
         # RQ ids take letters, digits, "_" and "-" only.
         job_id = re.sub(r"[^A-Za-z0-9_-]", "_", app.config["REDIS_PREFIX"] + key(*args, **kwargs))
+    live = _live(_fetch_job(job_id, connection))
+    if live is not None:  # the usual answer while a job is due: no lock taken
+        return live
     lock = connection.lock(f"{app.config['REDIS_PREFIX']}queueing:{job_id}", timeout=QUEUEING_LOCK_SECONDS,
-                           blocking_timeout=QUEUEING_WAIT_SECONDS)
+                           sleep=0.01, blocking_timeout=QUEUEING_WAIT_SECONDS)
     if not lock.acquire():
-        raise RuntimeError(f"another process held the turn to queue {job_id} for over {QUEUEING_WAIT_SECONDS} s")
+        live = _live(_fetch_job(job_id, connection))
+        if live is not None:
+            return live
+        raise QueueingBusy(f"another process held the turn to queue {job_id} for over {QUEUEING_WAIT_SECONDS} s")
     try:
         existing = _fetch_job(job_id, connection)
         if existing is not None:
-            status = existing.get_status(refresh=False)
-            if status is not None and status.value in LIVE_STATES:
-                return JobHandle(id=existing.id, backend="rq", status=status.value, rq_job=existing)
+            live = _live(existing)
+            if live is not None:  # queued by the process whose turn came first
+                return live
             _delete_job(existing)  # finished, failed or stopped: this id is run again
-        job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, job_id=job_id, meta=_meta(),
-                                            **kwargs)
+        try:
+            job = get_queue(app, queue).enqueue(func, *args, job_timeout=job_timeout, job_id=job_id, meta=_meta(),
+                                                unique=True, **kwargs)
+        except DuplicateJobError:  # queued meanwhile by a process whose turn outlasted its lock
+            live = _live(_fetch_job(job_id, connection))
+            if live is None:
+                raise
+            return live
         return JobHandle(id=job.id, backend="rq", status="queued", rq_job=job)
     finally:
         try:
             lock.release()
-        except LockError:  # held past its timeout and taken by another process meanwhile: theirs now
+        except LockError:
+            app.logger.warning("the turn to queue %s outlasted its %s s lock", job_id, QUEUEING_LOCK_SECONDS)
+        except RedisError:  # the lock expires by itself; the job's fate was decided above
             pass
+
+
+def _live(job) -> JobHandle | None:
+    """A handle on ``job`` when it is waiting or running, else None."""
+    if job is None:
+        return None
+    status = job.get_status(refresh=False)
+    if status is not None and status.value in LIVE_STATES:
+        return JobHandle(id=job.id, backend="rq", status=status.value, rq_job=job)
+    return None
 
 
 def _fetch_job(job_id: str, connection):

@@ -365,8 +365,8 @@ def recompute_quality(slug: str):
         flash("Quality figures recomputed." if handle.status == "finished" else f"Recomputing failed: {handle.error}",
               "success" if handle.status == "finished" else "error")
     elif handle.status == "delayed":
-        flash("The job queue is unreachable: the figures are recomputed once it is back (the next submissions "
-              "find them due), or ask again then.", "error")
+        flash(f"Not queued: {handle.error}. The figures are recomputed once it takes jobs again (the next "
+              "submissions find them due), or ask again then.", "error")
     else:
         flash("Recomputing in the background; reload in a moment.", "info")
     return redirect(url_for("admin.quality", slug=slug))

@@ -406,6 +406,9 @@ def calibrate(assessment_slug: str):
     if found is None:
         return _back(assessment_slug)
     handle = enqueue(calibrate_assessment, found.id)  # ends this request's transaction: the job writes
+    if handle.status == "delayed":  # nothing remembers a calibration to run later
+        flash(f"Not queued: {handle.error}. Nothing was calibrated; try again in a minute.", "error")
+        return _back(assessment_slug, "#bank")
     if handle.backend != "inline":
         flash("Calibrating in the background; reload in a minute to see the new parameters.", "info")
         return _back(assessment_slug, "#bank")

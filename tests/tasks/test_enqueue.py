@@ -1,7 +1,9 @@
 """The enqueue adapter runs a real job in-process without Redis, and through RQ with it."""
 
 import threading
+import time
 
+import pytest
 from sqlalchemy import select, update
 
 from app.db import get_db
@@ -94,8 +96,20 @@ def test_a_keyed_job_whose_record_vanishes_as_it_is_asked_for_again_is_queued(re
     assert handle.refresh().status == "finished"
 
 
-def test_processes_asking_for_a_keyed_job_at_once_queue_it_once(redis_app, rq_worker):
+def test_processes_asking_for_a_keyed_job_at_once_queue_it_once(redis_app, rq_worker, monkeypatch):
+    """Eight processes find the finished job at the same moment (each look-up is slowed, so they all
+    overlap): one removes it and queues it again, the others find it queued."""
+    import tasks
+
     project_id = _finished_stats_job(redis_app, rq_worker)
+    fetch = tasks._fetch_job
+
+    def slow_fetch(job_id, connection):
+        job = fetch(job_id, connection)
+        time.sleep(0.05)  # the other processes look meanwhile
+        return job
+
+    monkeypatch.setattr(tasks, "_fetch_job", slow_fetch)
     asking = 8
     start, handles, errors = threading.Barrier(asking), [], []
 
@@ -107,30 +121,40 @@ def test_processes_asking_for_a_keyed_job_at_once_queue_it_once(redis_app, rq_wo
         except Exception as exc:  # noqa: BLE001 - collected and shown by the assertion
             errors.append(exc)
 
-    threads = [threading.Thread(target=ask) for _ in range(asking)]
+    threads = [threading.Thread(target=ask, daemon=True) for _ in range(asking)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
     assert errors == []
-    assert sorted({h.status for h in handles}) == ["queued"] and len(handles) == asking
-    assert len({h.id for h in handles}) == 1
+    assert [h.status for h in handles] == ["queued"] * asking
     with redis_app.app_context():
         assert get_queue(redis_app).count == 1
 
 
-def test_a_job_that_cannot_be_handed_over_is_delayed_not_raised(redis_app, monkeypatch, caplog):
-    """The caller's work is committed before the hand-over: a failure there is logged and the job
-    left to the sweep, never raised into the request (which would report stored work as failed)."""
+def test_a_job_redis_refuses_is_delayed_not_raised(redis_app, monkeypatch, caplog):
+    """The caller's work is committed before the hand-over: Redis refusing the job (out of memory, a
+    read-only replica) is logged and the handle says "delayed" with the reason, never raised into the
+    request (which would report stored work as failed). A bug in the call itself still raises."""
+    from redis.exceptions import ResponseError
     from rq.queue import Queue
 
     project_id = _project_with_wrong_counters(redis_app)
 
     def refuse(self, *args, **kwargs):
-        raise ValueError("the queue refused the job")
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
 
     monkeypatch.setattr(Queue, "enqueue", refuse)
     with redis_app.app_context(), caplog.at_level("ERROR"):
-        assert enqueue(recount_items, project_id).status == "delayed"
-        assert enqueue(compute_stats, project_id).status == "delayed"
-    assert "could not queue job recount_items" in caplog.text and "the queue refused the job" in caplog.text
+        for job in (recount_items, compute_stats):
+            handle = enqueue(job, project_id)
+            assert handle.status == "delayed" and handle.error == "the job queue refused it (the server's log says why)"
+    assert f"could not queue job recount_items({project_id},): OOM command not allowed" in caplog.text
+
+    def broken(self, *args, **kwargs):
+        raise TypeError("enqueue() got an unexpected keyword argument")
+
+    monkeypatch.setattr(Queue, "enqueue", broken)
+    with redis_app.app_context(), pytest.raises(TypeError):
+        enqueue(recount_items, project_id)
