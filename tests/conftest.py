@@ -7,6 +7,7 @@ with a loud reason — except under CI=true, where an unreachable server fails t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -205,6 +206,28 @@ def build_app(database_url: str, tmp_path, **overrides):
     app = create_app(config)
     app.jinja_env.bytecode_cache = _TEMPLATES
     return app
+
+
+@contextlib.contextmanager
+def redis_away_app(database_url: str, tmp_path):
+    """The app with Redis configured at a port nobody listens on, its schema created (and dropped
+    afterwards): every job hand-over finds Redis unreachable."""
+    import socket
+
+    from app.models import Base
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    app = build_app(database_url, tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+    with app.app_context():
+        engine = _app_db.get_db().engine
+    Base.metadata.create_all(engine)
+    try:
+        yield app
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
 
 
 _EMPTY_SQLITE: list = []  # the empty schema as a SQLite file, made once per test process

@@ -214,18 +214,10 @@ def test_payroll_prints_and_writes_the_weeks_csv(demo, tmp_path):
 def test_recount_fails_loudly_when_the_job_queue_is_unreachable(database_url, tmp_path):
     """Nothing remembers a recount to run later: when Redis cannot take it, the command says so and
     exits 1, never "queued"."""
-    import socket
-
+    from tests.conftest import redis_away_app
     from tests.factories import make_label_project
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    app = build_app(database_url, tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
-    with app.app_context():
-        engine = get_db().engine
-    Base.metadata.create_all(engine)
-    try:
+    with redis_away_app(database_url, tmp_path) as app:
         with app.app_context():
             session = get_db().session_factory()
             make_label_project(session, items=2, slug="recount-me")
@@ -234,5 +226,3 @@ def test_recount_fails_loudly_when_the_job_queue_is_unreachable(database_url, tm
         assert result.exit_code == 1
         assert "the recount was not queued (the job queue is unreachable); run it again" in result.output
         assert "queued job" not in result.output
-    finally:
-        Base.metadata.drop_all(engine)

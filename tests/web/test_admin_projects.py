@@ -267,21 +267,11 @@ def test_bad_dataset_settings_are_marked_on_the_form_and_change_nothing(client, 
 def test_recompute_with_the_job_queue_unreachable_says_so(database_url, tmp_path):
     """Redis away (a port nobody listens on): the admin is told the figures wait for the queue, not
     that they are being recomputed."""
-    import socket
-
     from app.db import get_db
-    from app.models import Base
-    from tests.conftest import build_app
+    from tests.conftest import redis_away_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    app = build_app(database_url, tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
-    with app.app_context():
-        engine = get_db().engine
-    Base.metadata.create_all(engine)
-    client = app.test_client()
-    try:
+    with redis_away_app(database_url, tmp_path) as app:
+        client = app.test_client()
         with app.app_context():
             session = get_db().session_factory()
             signed_in_admin(client, session)
@@ -291,6 +281,3 @@ def test_recompute_with_the_job_queue_unreachable_says_so(database_url, tmp_path
         body = client.post("/admin/projects/qual/quality/recompute", data={"csrf_token": token},
                            follow_redirects=True).get_data(as_text=True)
         assert "Not queued: the job queue is unreachable" in body and "Recomputing in the background" not in body
-    finally:
-        Base.metadata.drop_all(engine)
-        engine.dispose()
