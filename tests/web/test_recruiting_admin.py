@@ -465,6 +465,27 @@ def test_recalibrating_runs_the_job_and_says_what_happened(client, session):
     assert "Nothing calibrated: 0 candidates answered; calibration needs 20" in flashes(client, url)
 
 
+def test_a_calibration_the_job_queue_cannot_take_says_so(database_url, tmp_path):
+    """Nothing remembers a calibration to run later: with Redis away the admin is told it was not
+    queued, never "Calibrating in the background"."""
+    from app.db import get_db
+    from tests.conftest import redis_away_app
+
+    with redis_away_app(database_url, tmp_path) as app:
+        client = app.test_client()
+        with app.app_context():
+            session = get_db().session_factory()
+            signed_in_admin(client, session)
+            qualification(session, slug="away-quiz")
+            session.close()
+        url = "/admin/recruiting/assessments/away-quiz"
+        response = client.post(url + "/calibrate", data={"csrf_token": csrf_token(client, url)})
+        assert response.status_code == 303
+        said = flashes(client, url)
+        assert "Not queued: the job queue is unreachable. Nothing was calibrated" in said
+        assert "Calibrating in the background" not in said
+
+
 def test_posts_to_a_project_not_yet_an_assessment_ask_to_set_it_up(client, session):
     signed_in_admin(client, session)
     qualification(session, slug="bare", set_up=False)
