@@ -104,6 +104,33 @@ def test_meta_and_items_are_aligned_in_parallel_too(build, session, many_pairs, 
     assert set(models) == {"model-a", "model-b"} and models["model-a"] == parallel.export.row_count
 
 
+def test_writing_back_as_the_files_grow_changes_no_byte(build, many_pairs, monkeypatch):
+    """A version's own files ask the kernel to write them out as they grow (so the fsync at close has
+    little left): asked after every chunk here, in one process and in two, every file is the same and
+    its manifest sha256 is the file's."""
+    import hashlib
+    import os
+
+    from app.services.exporting import sinks
+
+    monkeypatch.setattr(build_step, "PARALLEL_MIN_ANNOTATIONS", 1)
+    before = {n: build(many_pairs, processes=n, format="trl-preference", test_fraction=0.25) for n in (1, 2)}
+    advised = []
+
+    def advise(fd, offset, length, advice):
+        advised.append((offset, length))
+        return os.posix_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(sinks, "WRITEBACK_BYTES", 1)
+    monkeypatch.setattr(sinks, "_ADVISE", advise)
+    for n in (1, 2):
+        after = build(many_pairs, processes=n, format="trl-preference", test_fraction=0.25)
+        for entry in after.export.manifest["files"]:
+            assert after.raw(entry["name"]) == before[n].raw(entry["name"]), entry["name"]
+            assert hashlib.sha256(after.raw(entry["name"])).hexdigest() == entry["sha256"]
+    assert advised and all(length > 0 for _offset, length in advised)
+
+
 def test_items_file_has_one_line_per_exported_item(build, session, trainers):
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
             {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Joke?"}]
