@@ -104,8 +104,9 @@ build_export.job_key = _export_key
 def sweep_overdue() -> dict:
     """Queue again what should have run a while ago: versions and imports queued over a minute (Redis
     was down, or lost its queue), versions whose worker stopped reporting (rebuilt, or failed after
-    ``exporting.MAX_RUNS`` runs), and overdue webhook deliveries. Queued by every worker at its start
-    and once a minute; statistics need nothing (the next submit finds them due)."""
+    ``exporting.MAX_RUNS`` runs), overdue webhook deliveries and, with a grader configured, the
+    suggestions finished interviews still wait for. Queued by every worker at its start and once a
+    minute; statistics need nothing (the next submit finds them due)."""
     from app.db import get_db
     from app.services import exporting, overdue
     from tasks import enqueue
@@ -115,12 +116,16 @@ def sweep_overdue() -> dict:
             recovered = exporting.recover_stalled(session, app.config["EXPORT_DIR"])
             exports = sorted(set(recovered.again) | set(exporting.overdue_queued(session)))
             imports = overdue.queued_imports(session)
+            suggestions = overdue.unsuggested_interviews(session) if app.config.get("GRADER_URL") else []
         for export_id in exports:
             enqueue(build_export, export_id)
         for import_id in imports:
             enqueue(import_items, import_id)
+        for interview_id in suggestions:
+            enqueue(suggest_grades, interview_id)
         enqueue(deliver_webhooks, [], sweep=True)
-        return {"exports": exports, "imports": imports, "failed_exports": recovered.failed}
+        return {"exports": exports, "imports": imports, "failed_exports": recovered.failed,
+                "suggestions": suggestions}
 
 
 def _sweep_key() -> str:
@@ -145,6 +150,13 @@ def suggest_grades(interview_id: int) -> dict:
             for answer_id in ids:
                 grading.suggest(session, answer_id, settings)
         return {"interview_id": interview_id, "suggested": len(ids)}
+
+
+def _suggest_key(interview_id: int) -> str:
+    return f"suggest-{interview_id}"
+
+
+suggest_grades.job_key = _suggest_key  # the interview's end and the sweep may both ask
 
 
 def calibrate_assessment(assessment_id: int) -> dict:

@@ -74,3 +74,39 @@ def test_a_failing_grader_leaves_a_reason_and_grading_goes_on(app, client, sessi
     assert "No model suggestion" in page
     saved = client.post(f"/grading/{answer.id}", data={"csrf_token": token(client, "/grading"), "grade": "0.25"})
     assert saved.status_code == 302
+
+
+def test_the_sweep_asks_for_suggestions_an_interview_still_waits_for(app, session, grader):  # noqa: F811
+    """The job asked for at an interview's end was lost (Redis down, or no grader then): a minute
+    later the sweep finds the answer still waiting and asks the model; a fresh interview is left to
+    its own job, and a grader-less install asks nothing."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import Interview, utcnow
+    from app.services import overdue
+    from tasks.jobs import sweep_overdue
+
+    assessment = make_assessment(session, "software", items=6, prompts=1, min_items=2, max_items=2)
+    user, interview = hand_in(session, assessment)
+    prompt = interviews.prompts_of(session, assessment.id)[0]
+    interviews.submit_written(session, user.id, interview.id, {prompt.id: "Bind the parameters."})  # no job queued
+    assert overdue.unsuggested_interviews(session) == []  # finished under a minute ago: its own job may run
+    session.execute(update(Interview).where(Interview.id == interview.id)
+                    .values(finished_at=utcnow() - timedelta(minutes=2)))
+    session.commit()
+    assert overdue.unsuggested_interviews(session) == [interview.id]
+    with app.app_context():
+        assert sweep_overdue()["suggestions"] == []  # no grader configured: nothing to ask
+
+    app.config.update(GRADER_URL=grader.url, GRADER_MODEL="grader-model", GRADER_TIMEOUT=5.0)
+    grader.reply(completion('{"grade": 0.7, "rationale": "Right fix."}'))
+    with app.app_context():
+        assert sweep_overdue()["suggestions"] == [interview.id]
+    app.extensions["groundwork_jobs"].shutdown(wait=True)  # the in-process job has run
+    app.extensions["groundwork_jobs"] = None
+    session.rollback()
+    answer = session.query(WrittenAnswer).one()
+    assert answer.suggested_grade == 0.7 and len(grader.requests) == 1
+    assert overdue.unsuggested_interviews(session) == []  # answered: the next sweep asks nothing
