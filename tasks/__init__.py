@@ -362,12 +362,13 @@ def _fetch_job(job_id: str, connection):
 
 
 def _delete_job(job) -> None:
-    """Remove a finished job; one whose record expired (RQ keeps a result for a while) is gone already."""
-    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+    """Remove a finished job; one whose record expired (RQ keeps a result for a while) is gone already
+    (RQ's ``delete`` then fails reading its status)."""
+    from rq.exceptions import InvalidJobOperation
 
     try:
         job.delete()
-    except (InvalidJobOperation, NoSuchJobError):
+    except InvalidJobOperation:
         pass
 
 
