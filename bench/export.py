@@ -2,10 +2,14 @@
 
 Measures, each in its own child process (so peak RSS is that run's alone):
 - ours: the real export path (`run_export`: count, stream, map, write, hash, manifest, card, rename);
-- bare: a bare loop over the same rows (sqlite3 cursor + orjson, the same join and order), the
-  fastest a Python exporter could hope for.
+- bare: a bare loop over the same rows (sqlite3 cursor + orjson, the same join and order) writing
+  only the data file, the fastest a Python exporter of that one file could hope for;
+- floor (with ``--floor``): a tight loop writing the same three files a version holds (data, meta,
+  items), byte for byte, each hashed, in two processes over two halves of the items with no merge
+  and none of ours' generality (filters, corrections, other shapes, progress): what no Python
+  exporter of these files can beat on this machine. Its files are checked against ours.
 
-    .venv/bin/python -m bench.export [--annotations 1000000] [--keep /path/bench.sqlite3] [--format NAME]
+    .venv/bin/python -m bench.export [--annotations 1000000] [--keep /path/bench.sqlite3] [--format NAME] [--floor]
 
 ``--format`` times another pair format (openai-dpo, hh-rlhf) on the same rows; the bare loop still
 writes trl-preference's lines, so compare it within one format's runs.
@@ -14,6 +18,8 @@ writes trl-preference's lines, so compare it within one format's runs.
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
 import json
 import os
 import platform
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from pathlib import Path
 
@@ -130,7 +136,8 @@ def run_ours(db_path: Path, out: Path, fmt: str = "trl-preference") -> dict:
                             processes=app.config["EXPORT_PROCESSES"])
         seconds = time.perf_counter() - start
     return {"lines": export.row_count, "seconds": seconds, "sha256": export.sha256,
-            "annotations": export.manifest["counts"]["annotations_read"]}
+            "annotations": export.manifest["counts"]["annotations_read"],
+            "files": {f["name"]: f["sha256"] for f in export.manifest["files"]}}
 
 
 def run_bare(db_path: Path, out: Path) -> dict:
@@ -161,6 +168,103 @@ def run_bare(db_path: Path, out: Path) -> dict:
                 buffer = []
         handle.write(b"".join(buffer))
     return {"lines": lines, "seconds": time.perf_counter() - start, "annotations": read}
+
+
+FLOOR_FILES = ("train.jsonl", "train.meta.jsonl", "items.jsonl")
+
+
+def _floor_range(db_path: Path, out: Path, first: int, last: int, name) -> tuple[int, int]:
+    """Write items [first, last)'s three files into ``out``: trl-preference's consensus lines, their
+    meta lines and the items' lines, hashed as written. Knows the bench data's shape (one user turn,
+    two responses, one preference question, nothing filtered) and nothing else. ``name`` gives a
+    trainer's pseudonym. Returns (lines, read)."""
+    db = sqlite3.connect(db_path)
+    rows = db.execute("SELECT id, item_id, trainer_id, answers FROM annotations WHERE project_id = 1 AND excluded = 0 "
+                      "AND item_id >= ? AND item_id < ? ORDER BY item_id, id", (first, last))
+    item_cursor = db.cursor()
+    loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    handles = [open(out / n, "wb") for n in FLOOR_FILES]  # noqa: SIM115 - closed below
+    digests = [hashlib.sha256() for _ in FLOOR_FILES]
+    data, meta, items_out = buffers = [[], [], []]
+    items, fetched_to = {}, first - 1
+    lines = read = 0
+    for item_id, run in groupby(chain.from_iterable(iter(lambda: rows.fetchmany(5000), [])), key=itemgetter(1)):
+        run = list(run)
+        read += len(run)
+        values = [loads(r[3])["preference"] for r in run]
+        total = sum(values)
+        if total == 0:
+            continue
+        if item_id > fetched_to:
+            fetched_to = item_id + 2499
+            items = {i[0]: i for i in item_cursor.execute(
+                "SELECT id, external_id, context, responses, metadata, is_gold FROM items WHERE id >= ? AND id <= ?",
+                (item_id, fetched_to))}
+        _id, external_id, context, responses, metadata, is_gold = items[item_id]
+        prompt = loads(context)[0]["content"]
+        responses = loads(responses)
+        a, b = responses
+        good, bad = (a, b) if total < 0 else (b, a)
+        voters = sum(1 for v in values if (v < 0 if total < 0 else v > 0))
+        data.append(dumps({"prompt": prompt, "chosen": good["text"], "rejected": bad["text"]}, option=newline))
+        meta.append(dumps({"item_id": external_id, "response_ids": [good["id"], bad["id"]],
+                           "models": [good.get("model"), bad.get("model")], "annotation_ids": [r[0] for r in run],
+                           "annotators": [name[r[2]] for r in run], "agreement": voters / len(values),
+                           "n_annotators": len(values)}, option=newline))
+        items_out.append(dumps({"item_id": external_id, "prompt": prompt, "responses": [
+            {"id": r["id"], "text": r["text"], "model": r.get("model")} for r in responses],
+            "metadata": loads(metadata), "is_gold": bool(is_gold)}, option=newline))
+        lines += 1
+        if len(data) == 512:
+            for n, buffer in enumerate(buffers):
+                chunk = b"".join(buffer)
+                handles[n].write(chunk)
+                digests[n].update(chunk)
+                buffer.clear()
+    for n, buffer in enumerate(buffers):
+        chunk = b"".join(buffer)
+        handles[n].write(chunk)
+        digests[n].update(chunk)
+        handles[n].close()
+    return lines, read
+
+
+def run_floor(db_path: Path, out: Path) -> dict:
+    """Two processes, one half of the items each (by annotation count), three files each, no merge."""
+    from app.services.exporting.source import Pseudonyms  # ours' pseudonyms, imported before the timing
+
+    db = sqlite3.connect(db_path)
+    total = db.execute("SELECT count(*) FROM annotations WHERE project_id = 1").fetchone()[0]
+    middle = db.execute("SELECT item_id FROM annotations WHERE project_id = 1 ORDER BY item_id LIMIT 1 OFFSET ?",
+                        (total // 2,)).fetchone()[0]
+    end = db.execute("SELECT max(id) FROM items").fetchone()[0] + 1
+    db.close()
+    halves = [out / "half-0", out / "half-1"]
+    for half in halves:
+        half.mkdir()
+    gc.disable()  # as ours does around its loop
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the second half
+        try:
+            lines, read = _floor_range(db_path, halves[1], middle, end, Pseudonyms("bench"))
+            (halves[1] / "counts").write_text(f"{lines} {read}")
+        finally:
+            os._exit(0)
+    try:
+        lines, read = _floor_range(db_path, halves[0], 1, middle, Pseudonyms("bench"))
+    finally:
+        os.waitpid(pid, 0)
+        gc.enable()
+    seconds = time.perf_counter() - start
+    more_lines, more_read = map(int, (halves[1] / "counts").read_text().split())
+    files = {}
+    for name in FLOOR_FILES:  # outside the timing: what one file of both halves would hash to
+        digest = hashlib.sha256()
+        for half in halves:
+            digest.update((half / name).read_bytes())
+        files[name] = digest.hexdigest()
+    return {"lines": lines + more_lines, "seconds": seconds, "annotations": read + more_read, "files": files}
 
 
 def measure(kind: str, db_path: Path, fmt: str = "trl-preference") -> dict:
@@ -197,10 +301,13 @@ def main() -> None:
     parser.add_argument("--db")
     parser.add_argument("--out")
     parser.add_argument("--format", default="trl-preference", choices=["trl-preference", "openai-dpo", "hh-rlhf"])
+    parser.add_argument("--floor", action="store_true", help="also time the floor (trl-preference only)")
     args = parser.parse_args()
     if args.child:
         if args.child == "ours":
             print(json.dumps(run_ours(Path(args.db), Path(args.out), args.format)))
+        elif args.child == "floor":
+            print(json.dumps(run_floor(Path(args.db), Path(args.out))))
         else:
             print(json.dumps(run_bare(Path(args.db), Path(args.out))))
         return
@@ -221,14 +328,15 @@ def _measure_all(args, db_path: Path) -> None:
         print(f"built {args.annotations:,} annotations in {time.perf_counter() - start:.1f} s ({db_path})")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.2f}; format {args.format}")
-    results = {"ours": [], "bare": []}
-    for _ in range(args.runs):  # interleaved, so both see the same machine state
-        for kind in ("bare", "ours"):
+    kinds = ("bare", "floor", "ours") if args.floor and args.format == "trl-preference" else ("bare", "ours")
+    results = {kind: [] for kind in kinds}
+    for _ in range(args.runs):  # interleaved, so every kind sees the same machine state
+        for kind in kinds:
             results[kind].append(measure(kind, db_path, args.format))
     best = {kind: max(runs, key=lambda r: r["lines_per_second"]) for kind, runs in results.items()}
-    for kind in ("bare", "ours"):
+    for kind in kinds:
         r = best[kind]
-        print(f"{kind:>4}: {r['lines']:,} lines from {r['annotations']:,} annotations in {r['seconds']:.2f} s = "
+        print(f"{kind:>5}: {r['lines']:,} lines from {r['annotations']:,} annotations in {r['seconds']:.2f} s = "
               f"{r['lines_per_second']:,.0f} lines/s, {r['annotations_per_second']:,.0f} annotations/s, "
               f"{r['output_mb']:.0f} MB written, {r['cpu_seconds']:.2f} CPU s, peak RSS {r['peak_rss_mb']:.0f} MB "
               f"(best of {args.runs}; all: " + ", ".join(f"{x['lines_per_second']:,.0f}" for x in results[kind])
@@ -238,6 +346,10 @@ def _measure_all(args, db_path: Path) -> None:
           f"load average now {os.getloadavg()[0]:.2f}")
     if best["ours"]["lines"] != best["bare"]["lines"]:
         print(f"!! line counts differ: ours {best['ours']['lines']}, bare {best['bare']['lines']}")
+    if "floor" in best:
+        same = all(r["files"] == {name: best["ours"]["files"][name] for name in FLOOR_FILES} for r in results["floor"])
+        print(f"ours / floor = {best['ours']['lines_per_second'] / best['floor']['lines_per_second']:.2f}; the floor's "
+              f"files are {'byte-identical to' if same else '!! NOT the same as'} ours (sha256 of each file)")
 
 
 if __name__ == "__main__":
