@@ -22,6 +22,7 @@ from app.models import (
     PROJECT_STATUSES,
     Annotation,
     ImportJob,
+    Invitation,
     Item,
     ItemProgress,
     Project,
@@ -514,14 +515,20 @@ def content_id(context: list, responses: list) -> str:
     return "sha256:" + digest[:32]
 
 
-# Characters that show nothing: read as spaces when texts are compared or checked for emptiness.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
+# Characters that show nothing, read as spaces when texts are compared or checked for emptiness:
+# every format character (zero-width spaces and joiners, direction marks and embeddings, the byte
+# order mark, soft hyphens, tags), the fillers and blanks that are letters or symbols only by category
+# (Hangul fillers, the braille blank), variation selectors and the combining grapheme joiner.
+_BLANK_LOOKING = (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0,
+                  *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))
+_INVISIBLE = dict.fromkeys([c for c in range(0x20000) if unicodedata.category(chr(c)) == "Cf"]
+                           + [*range(0xE0000, 0xE0080), *_BLANK_LOOKING], " ")
 
 
 def plain_text(text: str) -> str:
     """A text as a reader sees it, for comparing texts and finding empty ones: Unicode NFC (a
-    composed and a decomposed "é" are one letter), invisible characters (zero-width spaces and
-    joiners, the byte order mark, soft hyphens) as spaces, and every run of spacing as one space."""
+    composed and a decomposed "é" are one letter), invisible characters (``_INVISIBLE``) as spaces,
+    and every run of spacing as one space."""
     return " ".join(unicodedata.normalize("NFC", text).translate(_INVISIBLE).split())
 
 
@@ -626,7 +633,22 @@ def _set_member_status(session: Session, member: ProjectMember, status: str, act
                 session.execute(select(ProjectMember.id).where(ProjectMember.id == member.id)
                                 .with_for_update(key_share=True))
             release_leases(session, member.user_id, session.get(Project, member.project_id))
+        if status in ("paused", "removed"):
+            _withdraw_invitations(session, member, status, actor_id)
         member.status = status
+
+
+def _withdraw_invitations(session: Session, member: ProjectMember, status: str, actor_id: int | None) -> None:
+    """Pausing or removing someone takes back their pending invitations to the project: an offer made
+    before the decision must not undo it (accepting reinstates a removed member). Audited."""
+    pending = session.scalars(select(Invitation).where(
+        Invitation.project_id == member.project_id, Invitation.user_id == member.user_id,
+        Invitation.status == "pending")).all()
+    now = utcnow()
+    for invitation in pending:
+        invitation.status, invitation.responded_at = "withdrawn", now
+        audit.record(session, actor_id, "invitation.withdraw", "project", member.project_id,
+                     {"invitation_id": invitation.id, "user_id": member.user_id, "because": f"member {status}"})
 
 
 def progress(session: Session, project: Project) -> dict:

@@ -55,28 +55,36 @@ def options_for(raw: Mapping[str, Any]) -> ExportOptions:
     return parse_options(raw, FORMATS)
 
 
-def plan_for(session: Session, project: Project, options: ExportOptions) -> tuple[Format, Plan]:
-    """The format and its plan, or a ValidationError saying what the project lacks for it."""
+def plan_for(session: Session, project: Project, options: ExportOptions,
+             seen_at: datetime | None = None) -> tuple[Format, Plan]:
+    """The format and its plan, or a ValidationError saying what the project lacks for it. A build
+    passes its snapshot's instant (``as_of`` when given) as ``seen_at``: the project as it stood then
+    decides plain or message lists, so a rebuild ``as_of`` a version's instant writes its schema."""
     fmt = FORMATS[options.format]
     plan = Plan(options=options, questions=[QuestionSpec.of(q) for q in project_questions(session, project.id)])
     problem = fmt.needs(plan)
     if problem:
         kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})
-    # Message lists from the first line when asked for, or when the project holds any chat (gold or
-    # not, answered or not): a version's schema never depends on which items passed the filters.
-    plan.conversational = options.conversational or bool(project.always_messages) or has_chats(session, project.id)
+    # Message lists from the first line when asked for, or when the project held any chat at the
+    # snapshot (gold or not, answered or not): a version's schema never depends on which items passed
+    # the filters, nor on chats imported after its instant.
+    plan.conversational = (options.conversational or bool(project.always_messages)
+                           or has_chats(session, project.id, seen_at))
     plan.language = project.language or ""
     plan.domain = (project.required_domains or [""])[0]
     return fmt, plan
 
 
-def has_chats(session: Session, project_id: int) -> bool:
-    """Whether any item of the project is more than one user turn (a small partial index answers)."""
+def has_chats(session: Session, project_id: int, created_by: datetime | None = None) -> bool:
+    """Whether any item of the project (created by ``created_by``, when given) is more than one user
+    turn (a small partial index answers: it holds the chats only)."""
     # "IS false", the partial index's own condition: SQLite uses the index only for that spelling
     # (SQLAlchemy writes "IS 0" there, and SQLite then walks every item of the project).
-    chat = Item.single_turn.is_(literal_column("false"))
-    return session.scalar(select(Item.id).where(Item.project_id == project_id, chat).limit(1)) is not None
+    conditions = [Item.project_id == project_id, Item.single_turn.is_(literal_column("false"))]
+    if created_by is not None:
+        conditions.append(Item.created_at <= created_by)
+    return session.scalar(select(Item.id).where(*conditions).limit(1)) is not None
 
 
 def available_formats(session: Session, project: Project) -> dict[str, str | None]:
@@ -348,7 +356,7 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
             # One read transaction from here on (SQLite: one WAL snapshot); the snapshot's ids and
             # instant bound what helper processes read too.
             snapshot = Snapshot.take(session, options.as_of)
-            fmt, plan = plan_for(session, project, options)
+            fmt, plan = plan_for(session, project, options, snapshot.as_of or snapshot.instant)
             named = named_conditions(session, project.id, options, fmt.keeps_rejected, snapshot)
             result = write_all(session, session_factory, project.id, fmt, plan, snapshot, work, secret, progress,
                                fetch_rows, processes, [c for _n, c in named])

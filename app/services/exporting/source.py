@@ -19,10 +19,11 @@ from operator import itemgetter
 import orjson
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.models import Annotation, Item, ProjectMember, Review, TrainerStats, utcnow
 
+from ..projects import plain_text
 from .options import ExportOptions, instant_text
 
 FETCH_ROWS = 5000
@@ -102,9 +103,12 @@ SPLITS = ("train", "validation", "test")
 
 
 def split_of(context: list, test_fraction: float, validation_fraction: float) -> str:
-    """The item's split, by a hash of its prompt (the context as canonical JSON), not of its id: two
-    items with the same prompt always land in the same split, so no prompt is both trained and tested on."""
-    digest = hashlib.sha256(orjson.dumps(context, option=orjson.OPT_SORT_KEYS)).digest()
+    """The item's split, by a hash of its prompt, not of its id: each turn's role and text as a reader
+    sees it (``projects.plain_text``: spacing, invisible characters and composition do not count, as
+    for repeated items). Two items with the same prompt always land in the same split, so no prompt
+    is both trained and tested on."""
+    prompt = [[m.get("role"), plain_text(m.get("content") or "")] for m in context]
+    digest = hashlib.sha256(orjson.dumps(prompt)).digest()
     share = int.from_bytes(digest[:8], "big") / 2**64
     if share < test_fraction:
         return "test"
@@ -225,23 +229,35 @@ def named_conditions(session: Session, project_id: int, options: ExportOptions, 
     if options.exclude_gold:
         gold_items = select(Item.id).where(Item.project_id == project_id, Item.is_gold.is_(True))
         conditions.append(("exclude_gold", Annotation.item_id.not_in(gold_items)))
-    if not keep_rejected and (repeats := _repeated_items(session, project_id)) is not None:
+    if not keep_rejected and (repeats := _repeated_items(session, project_id, not options.exclude_gold)) is not None:
         conditions.append(("repeated_items", Annotation.item_id.not_in(repeats)))
     conditions.extend(_trainer_filter(session, project_id, options))
     return conditions
 
 
-def _repeated_items(session: Session, project_id: int):
-    """SQL: the work items that repeat an older work item's prompt and responses
-    (``projects.content_hash``), or None when there are none (the usual case: the importer refuses
-    them, so only items kept from before, or added another way, can). A training file takes each
-    question once: the oldest item's annotations, never two items' rows that could disagree."""
-    work = (Item.project_id == project_id, Item.is_gold.is_(False), Item.content_hash.is_not(None))
-    repeated = select(Item.content_hash).where(*work).group_by(Item.content_hash).having(func.count() > 1)
-    if session.scalar(select(repeated.exists())) is not True:
+def _repeated_items(session: Session, project_id: int, with_gold: bool = False):
+    """SQL: the items that repeat an older item's prompt and responses (``projects.content_hash``),
+    among the work items, or among all items when gold is exported too; None when there are none (the
+    usual case: the importer refuses a repeated work item, so only items kept from before, or added
+    another way, can; a gold item may repeat a work item). A training file takes each question once:
+    the oldest item's annotations, never two items' rows that could disagree."""
+    hashed = (Item.project_id == project_id, Item.content_hash.is_not(None))
+    work = (*hashed, Item.is_gold.is_(False))
+    repeated_work = select(Item.content_hash).where(*work).group_by(Item.content_hash).having(func.count() > 1)
+    found = session.scalar(select(repeated_work.exists())) is True
+    if with_gold and not found:  # a gold item with a twin: a few index look-ups, one per gold item
+        gold, twin = aliased(Item), aliased(Item)
+        twins = select(twin.id).where(twin.project_id == project_id, twin.is_gold.in_((False, True)),
+                                      twin.content_hash == gold.content_hash, twin.id != gold.id)
+        found = session.scalar(select(select(gold.id).where(
+            gold.project_id == project_id, gold.is_gold.is_(True), gold.content_hash.is_not(None), twins.exists(),
+        ).exists())) is True
+    if not found:
         return None
-    oldest = select(func.min(Item.id)).where(*work, Item.content_hash.in_(repeated)).group_by(Item.content_hash)
-    return select(Item.id).where(*work, Item.content_hash.in_(repeated), Item.id.not_in(oldest))
+    scope = hashed if with_gold else work
+    repeated = select(Item.content_hash).where(*scope).group_by(Item.content_hash).having(func.count() > 1)
+    oldest = select(func.min(Item.id)).where(*scope, Item.content_hash.in_(repeated)).group_by(Item.content_hash)
+    return select(Item.id).where(*scope, Item.content_hash.in_(repeated), Item.id.not_in(oldest))
 
 
 def annotation_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,

@@ -158,9 +158,11 @@ def test_items_file_has_one_line_per_exported_item(build, session, trainers):
 
 
 def test_splits_are_by_prompt_so_a_prompt_never_crosses_them(build, session, trainers):
-    # 30 prompts, each asked by two items with different ids
-    items = [(f"d{n}-{copy}", f"Prompt {n}", [{"id": "a", "text": f"A{copy}"}, {"id": "b", "text": f"B{copy}"}])
-             for n in range(30) for copy in (1, 2)]
+    # 30 prompts, each asked by three items with different ids; two write it with other spacing or an
+    # invisible character (the same prompt to a reader, and to the repeated-items rule)
+    spelled = {1: "Prompt {n}", 2: "Prompt  {n} ", 3: "Prompt\u200b {n}\u200e"}
+    items = [(f"d{n}-{copy}", spelled[copy].format(n=n), [{"id": "a", "text": f"A{copy}"}, {"id": "b", "text": f"B{copy}"}])
+             for n in range(30) for copy in (1, 2, 3)]
     project = make_project(session, "pairwise", items, overlap=1, slug="dupes")
     with_members(session, project, trainers[:1])
     annotate(session, trainers[0], project, {x[0]: {"preference": -1} for x in items})
@@ -173,7 +175,7 @@ def test_splits_are_by_prompt_so_a_prompt_never_crosses_them(build, session, tra
             prompts.setdefault(line["item_id"].split("-")[0], set()).add(split)
     assert len(prompts) == 30 and all(len(splits) == 1 for splits in prompts.values())
     counts = manifest["counts"]
-    assert counts["train_items"] + counts["validation_items"] + counts["test_items"] == counts["items"] == 60
+    assert counts["train_items"] + counts["validation_items"] + counts["test_items"] == counts["items"] == 90
     assert counts["validation_rows"] == manifest["splits"]["validation"]["rows"] > 0
     assert counts["rows"] == counts["train_rows"] + counts["validation_rows"] + counts["test_rows"]
 

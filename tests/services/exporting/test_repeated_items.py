@@ -5,7 +5,7 @@ another way)."""
 import io
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.models import Item
 from app.services import importing
@@ -61,9 +61,16 @@ def test_invisible_and_composed_characters_make_no_new_text(session):
         {"prompt": "Q", "responses": ["Hi there", "Hi\u200bthere"]},
         {"prompt": "Q", "responses": ["Hi there", "\ufeffHi there"]},
         {"prompt": "Q", "responses": ["caf\u00e9", "cafe\u0301"]},
+        {"prompt": "\u2060\u200f", "responses": ["a", "b"]},               # word joiner, direction mark
+        {"prompt": "\u2800\u3164", "responses": ["a", "b"]},               # braille blank, Hangul filler
+        {"prompt": "Q", "responses": ["Hi there", "Hi there\u200e"]},       # a direction mark
+        {"prompt": "Q", "responses": ["ok", "\u202a\ufe0f"]},              # an embedding, a selector
+        {"prompt": "Q", "responses": ["Hi", "\U000e0041Hi"]},               # a tag character
+        {"prompt": "Q\u200e", "responses": ["\U0001f468\u200d\U0001f469", "\U0001f468\U0001f469"]},  # emoji differ
     ), "jsonl")
     assert [(e.line, e.field) for e in report.errors] == [
-        (1, "prompt"), (2, "responses[2]"), (3, "responses[2]"), (4, "responses[2]")]
+        (1, "prompt"), (2, "responses[2]"), (3, "responses[2]"), (4, "responses[2]"), (5, "prompt"), (6, "prompt"),
+        (7, "responses[2]"), (8, "responses[2]"), (9, "responses[2]")]
 
 
 def test_a_training_file_takes_a_repeated_question_once(session, build, trainers):
@@ -96,3 +103,32 @@ def test_a_training_file_takes_a_repeated_question_once(session, build, trainers
     assert sorted({r["item_id"] for r in raw}) == ["other", "same1", "same2"]
     built = build(project, format="trl-preference")
     assert built.export.manifest["counts"]["annotations_read"] == 4
+
+
+def test_a_gold_item_repeating_a_work_item_gives_no_second_row_when_gold_is_exported(session, build, trainers):
+    """Gold may repeat a work item (the importer allows it). With gold in the version, the twins are
+    one question: the older item's row only, never a reversed pair or the same row twice."""
+    project = make_project(session, "pairwise", [
+        ("work", "Same prompt?", ["Answer one", "Answer two"]),
+        ("gold", "Same prompt?", ["Answer two", "Answer one"]),
+        ("agreed", "Agreed prompt?", ["Yes", "No"]),
+        ("agreed-gold", "Agreed prompt?", ["Yes", "No"]),
+    ])
+    with_members(session, project, trainers)
+    for trainer in trainers:
+        annotate(session, trainer, project, {"work": {"preference": -2, "rationale": "one"},
+                                             "gold": {"preference": -2, "rationale": "two"},
+                                             "agreed": {"preference": 2, "rationale": "no"},
+                                             "agreed-gold": {"preference": 2, "rationale": "no"}})
+    session.execute(update(Item).where(Item.project_id == project.id, Item.external_id.in_(("gold", "agreed-gold")))
+                    .values(is_gold=True))
+    session.commit()
+    for name in ("trl-preference", "hh-rlhf"):
+        built = build(project, format=name, exclude_gold=False)
+        assert len(built.lines()) == 2, name
+        assert sorted(m["item_id"] for m in built.lines("train.meta.jsonl")) == ["agreed", "work"], name
+    pairs = build(project, format="trl-preference", exclude_gold=False).lines()
+    assert sorted((p["chosen"], p["rejected"]) for p in pairs) == [("Answer one", "Answer two"), ("No", "Yes")]
+    kto = build(project, format="trl-kto", exclude_gold=False).lines()
+    assert len({(k["prompt"], k["completion"]) for k in kto}) == len(kto) == 4
+    assert sorted(m["item_id"] for m in build(project, format="trl-preference").lines("train.meta.jsonl")) == ["agreed", "work"]

@@ -40,15 +40,21 @@ def test_as_of_rebuilds_a_version_byte_for_byte_after_new_work_and_verdicts(buil
     before = {name: build(pairs_project, processes=processes, format=name, test_fraction=0.5)
               for name in FORMATS_CHECKED}
     instant = before["raw"].export.manifest["snapshot"]["instant"]
-    # Later: new items and annotations, and a verdict of every kind on the old work.
+    assert not before["trl-preference"].export.manifest["conversational"]
+    # Later: new items (one a chat, which makes new versions write message lists) and annotations,
+    # and a verdict of every kind on the old work.
     for n in (3, 4):
         add_item(session, pairs_project, prompt=f"Q{n}", responses=[{"id": "a", "text": f"A{n}"},
                                                                     {"id": "b", "text": f"B{n}"}],
                  external_id=f"p{n}")
+    add_item(session, pairs_project, prompt=[{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "Q5"}],
+             responses=[{"id": "a", "text": "A5"}, {"id": "b", "text": "B5"}], external_id="p5")
     session.commit()
     for k, trainer in enumerate(trainers):
         annotate(session, trainer, pairs_project, {"p3": {"preference": 2 - k, "rationale": "r"},
-                                                   "p4": {"preference": -3, "rationale": "r"}})
+                                                   "p4": {"preference": -3, "rationale": "r"},
+                                                   "p5": {"preference": 1, "rationale": "r"}})
     review_service.record_verdict(session, first_rows[0].id, reviewer.id, "reject", "Not careful")
     review_service.record_verdict(session, first_rows[1].id, reviewer.id, "correct", "",
                                   {"preference": 3, "rationale": "fixed"})
