@@ -26,6 +26,16 @@ JSON_MAX_DEPTH = 32
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})")
+
+
+def decimal_number(text: str | None) -> float | None:
+    """A number typed as text, ASCII only (``0.75``, ``-2``, ``.5``), else None. ``float()`` alone
+    also takes other scripts' digits, exponents, underscores, ``nan`` and ``inf``."""
+    text = (text or "").strip()
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
 def text_problem(value: str) -> str | None:
     """Why a string cannot be stored, or None."""
     found = _BAD_TEXT.search(value)

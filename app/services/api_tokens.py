@@ -90,6 +90,20 @@ def revoke(session: Session, user_id: int, token_id: int, now: datetime | None =
     return token
 
 
+def revoke_all(session: Session, user_id: int, actor_id: int | None, because: str,
+               now: datetime | None = None) -> int:
+    """Revoke every live token of ``user_id`` (when their access ends: a password change or reset, an
+    admin ending their sessions, a suspension); audited once, with the count. Does not commit.
+    Returns how many were revoked."""
+    revoked = session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow()).execution_options(synchronize_session="fetch")
+    ).rowcount
+    if revoked:
+        audit.record(session, actor_id, "api_token.revoke_all", "user", user_id, {"tokens": revoked, "because": because})
+    return revoked
+
+
 def is_live(token: ApiToken, now: datetime) -> bool:
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 

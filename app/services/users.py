@@ -16,7 +16,7 @@ from app.errors import Conflict, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
 from app.models.users import USER_STATUSES
 
-from . import audit
+from . import api_tokens, audit
 
 _hasher = PasswordHasher()
 # A hash of a random password, verified against when the e-mail is unknown, so timing does not
@@ -190,6 +190,13 @@ def end_sessions(session: Session, user: User) -> None:
     session.refresh(user, ["session_version"])
 
 
+def end_access(session: Session, user: User, actor_id: int | None, because: str) -> None:
+    """Every cookie issued to ``user`` so far stops working, and so does every API token they made
+    (a token made from a copied cookie must not outlive what ended the cookie). Does not commit."""
+    end_sessions(session, user)
+    api_tokens.revoke_all(session, user.id, actor_id, because)
+
+
 def sign_out(session: Session, user: User) -> None:
     """The person signs out: this cookie, every copy of it and their other sessions end. Commits."""
     end_sessions(session, user)
@@ -197,14 +204,14 @@ def sign_out(session: Session, user: User) -> None:
 
 
 def sign_out_everywhere(session: Session, user: User, actor_id: int | None) -> None:
-    """An admin ends every session of ``user``, audited. Commits."""
-    end_sessions(session, user)
+    """An admin ends every session and API token of ``user``, audited. Commits."""
+    end_access(session, user, actor_id, "signed out everywhere")
     audit.record(session, actor_id, "user.sign_out_everywhere", "user", user.id)
     session.commit()
 
 
 def set_status(session: Session, user: User, status: str, actor_id: int | None) -> User:
-    """Suspend (which also signs them out everywhere) or reactivate an account. Commits."""
+    """Suspend (which also ends their sessions and API tokens) or reactivate an account. Commits."""
     if status not in USER_STATUSES:
         raise ValidationError({"status": f"must be one of {', '.join(USER_STATUSES)}"})
     if user.id == actor_id and status != "active":
@@ -213,13 +220,14 @@ def set_status(session: Session, user: User, status: str, actor_id: int | None) 
         audit.record(session, actor_id, "user.status", "user", user.id, {"from": user.status, "to": status})
         user.status = status
         if status != "active":
-            end_sessions(session, user)
+            end_access(session, user, actor_id, f"account {status}")
     session.commit()
     return user
 
 
 def change_password(session: Session, user: User, current: str, new: str, confirm: str) -> User:
-    """The signed-in person changes their password; every other session of theirs ends. Commits."""
+    """The signed-in person changes their password; every other session of theirs and every API
+    token they made end. Commits."""
     errors = {}
     if not check_password(user, current or ""):
         errors["current"] = "is not your current password"
@@ -232,7 +240,7 @@ def change_password(session: Session, user: User, current: str, new: str, confir
     if errors:
         raise ValidationError(errors)
     user.password_hash = hash_password(new)
-    end_sessions(session, user)
+    end_access(session, user, user.id, "password changed")
     audit.record(session, user.id, "user.password_change", "user", user.id)
     session.commit()
     return user
@@ -273,7 +281,8 @@ def reset_for(session: Session, token: str, now: datetime | None = None) -> tupl
 
 
 def reset_password(session: Session, token: str, new: str, confirm: str, now: datetime | None = None) -> User:
-    """Set a new password through a one-time link: the link is spent, every session ends. Commits."""
+    """Set a new password through a one-time link: the link is spent, every session and API token
+    ends. Commits."""
     now = now or utcnow()
     reset, user = reset_for(session, token, now)
     if problem := password_problem(new or ""):
@@ -285,7 +294,7 @@ def reset_password(session: Session, token: str, new: str, confirm: str, now: da
     if spent != 1:
         raise NotFound("this reset link is not valid any more")
     user.password_hash = hash_password(new)
-    end_sessions(session, user)
+    end_access(session, user, None, "password reset")
     audit.record(session, None, "user.password_reset", "user", user.id, {"reset": reset.id})
     session.commit()
     return user

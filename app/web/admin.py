@@ -25,6 +25,7 @@ from tasks.jobs import import_items as import_job
 from . import project_forms
 from .access import require
 from .client import managed_project
+from .inputs import whole_number
 from .paging import page_of
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -93,7 +94,7 @@ def person_status(user_id: int):
 def person_sign_out(user_id: int):
     user = _person_or_404(user_id)
     user_service.sign_out_everywhere(get_session(), user, current_user.id)
-    flash(f"{user.name} is signed out of every browser.", "success")
+    flash(f"{user.name} is signed out of every browser, and their API tokens are revoked.", "success")
     return redirect(url_for("admin.person", user_id=user.id), code=303)
 
 
@@ -219,10 +220,9 @@ def question_row():
     type_name = request.args.get("type") or next(iter(QUESTION_TYPES))
     if type_name not in QUESTION_TYPES:
         abort(400, f"unknown question type {type_name!r}")
-    try:
-        n = int(request.args.get("n", "0"))
-    except ValueError:
-        abort(400, "n must be a number")
+    n = whole_number(request.args.get("n", "0"), digits=3, signed=False)
+    if n is None:
+        abort(400, "n must be a whole number from 0 to 999")
     question = {
         "key": request.args.get("key", f"q{n + 1}"), "type": type_name, "title": request.args.get("title", ""),
         "help": request.args.get("help", ""), "required": True,

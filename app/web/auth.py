@@ -140,7 +140,8 @@ def change_password():
             errors = exc.errors
         else:
             login_user(current_user, fresh=True)  # this browser carries the new session version
-            flash("Your password is changed. Every other browser signed in as you has been signed out.", "success")
+            flash("Your password is changed. Every other browser signed in as you has been signed out, and your API "
+                  "tokens are revoked: make new ones on the API tokens page.", "success")
             return redirect(url_for("auth.change_password"), code=303)
     return render_template("auth/password.html", errors=errors), 422 if errors else 200
 

@@ -29,6 +29,16 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def whole_number(raw: str | None, digits: int = 9, signed: bool = True) -> int | None:
+    """A whole number typed into a form or a query string: ASCII digits (after an optional minus when
+    ``signed``), at most ``digits`` of them, else None. Never ``str.isdigit()`` or a bare ``int()``:
+    both also take other scripts' digits, and isdigit() superscripts that int() then refuses."""
+    raw = (raw or "").strip()
+    if not re.fullmatch(rf"{'-?' if signed else ''}[0-9]{{1,{digits}}}", raw):
+        return None
+    return int(raw)
+
+
 def row_id(raw: str | None) -> int | None:
     """A row id typed into a form (a select's value, a ticked box): 1 … 2³¹−1, else None."""
     raw = (raw or "").strip()

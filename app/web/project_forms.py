@@ -5,30 +5,26 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from app.bounds import decimal_number
 from app.services.money import MAX_BUDGET_CENTS, MAX_RATE_CENTS, AmountError, parse_amount
 from app.services.questions import QUESTION_TYPES
+
+from .inputs import whole_number
 
 QUESTION_FIELD = re.compile(r"q-([0-9]{1,3})-key")
 DATE_FIELD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _int(form, name: str, errors: dict, label: str | None = None):
-    raw = (form.get(name) or "").strip()
-    try:
-        return int(raw)
-    except ValueError:
+    value = whole_number(form.get(name))
+    if value is None:
         errors[label or name] = "must be a whole number"
-        return None
+    return value
 
 
 def _percent(form, name: str, errors: dict):
-    raw = (form.get(name) or "0").strip().rstrip("%")
-    try:
-        value = float(raw)
-    except ValueError:
-        errors[name] = "must be a percentage from 0 to 100"
-        return None
-    if not 0 <= value <= 100:
+    value = decimal_number((form.get(name) or "0").strip().removesuffix("%"))
+    if value is None or not 0 <= value <= 100:
         errors[name] = "must be a percentage from 0 to 100"
         return None
     return value / 100

@@ -3,12 +3,12 @@ and validity dashboard, the domain taxonomy, and each assessment's settings and 
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.bounds import decimal_number
 from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
@@ -80,11 +80,8 @@ def _board_filters(args, known_domains: dict[str, str]) -> tuple[dict, dict[str,
         filters["language"] = language
     raw = (args.get("min_score") or "").strip()
     if raw:
-        try:
-            value = float(raw) if len(raw) <= 10 else math.nan
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or not 0 <= value <= 1:
+        value = decimal_number(raw) if len(raw) <= 10 else None
+        if value is None or not 0 <= value <= 1:
             errors["min_score"] = f"The minimum score must be a number from 0 to 1, like 0.6 (not “{raw[:20]}”); showing every score."
         else:
             filters["min_score"] = value

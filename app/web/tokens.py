@@ -10,6 +10,7 @@ from app.errors import ValidationError
 from app.services import api_tokens
 
 from .access import require
+from .inputs import whole_number
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
@@ -35,10 +36,10 @@ def create():
               "read_only": "read_only" in request.form}
     days = values["expires_in_days"]
     try:
-        if days and not (days.isdigit() and len(days) <= 5):
+        if days and whole_number(days, digits=5, signed=False) is None:
             raise ValidationError({"expires_in_days": "must be a whole number of days, or empty for no expiry"})
         new = api_tokens.create(db, current_user, values["name"], read_only=values["read_only"],
-                                expires_in_days=int(days) if days else None)
+                                expires_in_days=whole_number(days, digits=5, signed=False))
     except ValidationError as exc:
         db.rollback()
         return _page(exc.errors, values, status=422)

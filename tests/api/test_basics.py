@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from app.models import ApiToken, utcnow
+from app.models import ApiToken, AuditEvent, utcnow
 from app.services import api_tokens
+from app.services import users as user_service
 from tests.conftest import build_app
 
 from .conftest import Api, token_for
@@ -43,6 +45,39 @@ def test_a_suspended_account_token_is_401(api, api_world, session):
     api_world.world.trainer.status = "suspended"
     session.commit()
     assert api.get("/api/v1/projects", as_="trainer").status_code == 401
+
+
+@pytest.mark.parametrize("ending", ["password change", "password reset", "sign out everywhere", "suspension"])
+def test_what_ends_someones_sessions_for_cause_revokes_their_tokens(api, api_world, session, ending):
+    """A token made from a copied cookie must not outlive what ended the cookie, and a suspended
+    account's tokens do not come back with the account."""
+    world = api_world.world
+    trainer, admin = world.trainer, world.admin
+    assert api.get("/api/v1/projects", as_="trainer").status_code == 200
+    if ending == "password change":
+        trainer.password_hash = user_service.hash_password("old password 123")
+        session.commit()
+        user_service.change_password(session, trainer, "old password 123", "new password 456", "new password 456")
+    elif ending == "password reset":
+        link = user_service.issue_reset_link(session, trainer, admin.id)
+        user_service.reset_password(session, link, "new password 456", "new password 456")
+    elif ending == "sign out everywhere":
+        user_service.sign_out_everywhere(session, trainer, admin.id)
+    else:
+        user_service.set_status(session, trainer, "suspended", admin.id)
+        user_service.set_status(session, trainer, "active", admin.id)
+    assert api.get("/api/v1/projects", as_="trainer").status_code == 401
+    assert all(t.revoked_at is not None for t in api_tokens.tokens_of(session, trainer.id))
+    assert api.get("/api/v1/projects", as_="admin").status_code == 200  # nobody else's
+    assert session.scalar(select(AuditEvent.data).where(AuditEvent.action == "api_token.revoke_all"))["tokens"] == 1
+    session.rollback()  # end this read before writing (the requests wrote meanwhile)
+    fresh = token_for(session, trainer, "after")
+    assert api.client.get("/api/v1/projects", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+def test_signing_out_of_one_browser_keeps_the_tokens(api, api_world, session):
+    user_service.sign_out(session, api_world.world.trainer)
+    assert api.get("/api/v1/projects", as_="trainer").status_code == 200
 
 
 def test_the_database_holds_no_token_in_clear(api_world, session):

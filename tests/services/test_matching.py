@@ -357,19 +357,34 @@ def test_a_withdrawn_invitation_cannot_be_accepted(session, invited):
     assert membership(session, project, trainer) is None
 
 
-def test_accepting_reinstates_a_removed_trainer_but_not_a_paused_one(session):
+def test_accepting_an_invitation_made_after_a_removal_reinstates_the_trainer(session):
     project = medical(session, domains=())
-    removed, paused = make_user(session, "trainer"), make_user(session, "trainer")
+    removed = make_user(session, "trainer")
     project_service.set_member_status(session, project_service.add_member(session, project, removed), "removed")
-    invitations = matching.invite(session, project, [removed.id, paused.id], None).created
-    project_service.set_member_status(session, project_service.add_member(session, project, paused), "paused")
-    by_user = {i.user_id: i for i in invitations}
-    matching.respond(session, by_user[removed.id].id, removed, accept=True)
+    invitation = matching.invite(session, project, [removed.id], None).created[0]  # after the decision
+    matching.respond(session, invitation.id, removed, accept=True)
     assert membership(session, project, removed).status == "active"
-    with pytest.raises(Conflict, match="paused"):
-        matching.respond(session, by_user[paused.id].id, paused, accept=True)
-    assert membership(session, project, paused).status == "paused"
-    assert session.get(Invitation, by_user[paused.id].id).status == "pending"
+
+
+@pytest.mark.parametrize("decision", ["removed", "paused"])
+def test_removing_or_pausing_a_member_withdraws_the_invitations_made_before(session, decision):
+    """An offer made before an admin removed or paused someone cannot undo that decision."""
+    project = medical(session, domains=())
+    admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
+    invitation = matching.invite(session, project, [trainer.id], admin.id).created[0]
+    other_project = medical(session, domains=())
+    elsewhere = matching.invite(session, other_project, [trainer.id], admin.id).created[0]
+    member = project_service.add_member(session, project, trainer)
+    project_service.set_member_status(session, member, decision, admin.id)
+    assert session.get(Invitation, invitation.id).status == "withdrawn"
+    with pytest.raises(Conflict, match="withdrawn"):
+        matching.respond(session, invitation.id, trainer, accept=True)
+    assert membership(session, project, trainer).status == decision
+    assert ("invitation.withdraw", admin.id) in [(a, actor) for actor, a in session.execute(
+        select(AuditEvent.actor_id, AuditEvent.action).where(AuditEvent.action == "invitation.withdraw"))]
+    assert session.get(Invitation, elsewhere.id).status == "pending"  # another project's offer stands
+    matching.respond(session, elsewhere.id, trainer, accept=True)
+    assert membership(session, other_project, trainer).status == "active"
 
 
 def test_a_trainers_invitations_list_pending_first_then_recent(session):

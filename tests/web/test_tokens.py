@@ -36,7 +36,12 @@ def test_bad_input_is_refused_with_the_field_and_nothing_is_made(client, session
     csrf = token(client, "/account/tokens/")
     for form, field in (({"name": ""}, "is required"), ({"name": "x" * 101}, "at most 100"),
                         ({"name": "ok", "expires_in_days": "0"}, "between 1 and"),
-                        ({"name": "ok", "expires_in_days": "soon"}, "whole number")):
+                        ({"name": "ok", "expires_in_days": "soon"}, "whole number"),
+                        # digits str.isdigit() takes: superscripts (int() refuses them), other scripts'
+                        ({"name": "ok", "expires_in_days": "1\u00b2"}, "whole number"),
+                        ({"name": "ok", "expires_in_days": "\u2460"}, "whole number"),
+                        ({"name": "ok", "expires_in_days": "\u0663"}, "whole number"),
+                        ({"name": "ok", "expires_in_days": "+3"}, "whole number")):
         response = _create(client, csrf, **form)
         assert response.status_code == 422
         assert field in response.get_data(as_text=True)

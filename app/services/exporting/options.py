@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from app.bounds import decimal_number
 from app.errors import ValidationError
 
 # consensus: one row per item pair in the direction of the mean preference (Bradley-Terry order for
@@ -74,10 +75,12 @@ def _bool(name: str, value: Any, errors: dict) -> bool:
 def _fraction(name: str, value: Any, errors: dict, *, upper_open: bool = False) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        errors[name] = f"must be a number between 0 and 1, not {value!r}"
+    if isinstance(value, str):
+        number = decimal_number(value)
+    else:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None:
+        errors[name] = f"must be a number between 0 and 1, not {str(value)[:40]!r}"
         return None
     if number != number or not 0 <= number <= 1 or (upper_open and number >= 1):
         errors[name] = "must be between 0 and 1" + (" (and below 1)" if upper_open else "")

@@ -31,7 +31,7 @@ class RatingType(QuestionType):
         if not isinstance(anchors, dict):
             return ["anchors must map scale points to descriptions"]
         for point, text in anchors.items():
-            if not re.fullmatch(r"-?\d{1,4}", str(point)) or not lo <= int(point) <= hi:
+            if not re.fullmatch(r"-?[0-9]{1,4}", str(point)) or not lo <= int(point) <= hi:
                 return [f"anchor {str(point)[:10]!r} is not a point of the scale {lo}–{hi}"]
             if not isinstance(text, str) or len(text) > ANCHOR_MAX:
                 return [f"anchor {str(point)[:10]!r} must be text of at most {ANCHOR_MAX} characters"]

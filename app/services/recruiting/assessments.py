@@ -9,7 +9,6 @@ estimated it from answers; after that a level is only a label and the estimate s
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bounds import decimal_number
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -186,11 +186,8 @@ def _number(raw, setting: Setting) -> int | float | None | str:
         if not re.fullmatch(r"[0-9]{1,6}", text) or not setting.low <= int(text) <= setting.high:
             return f"must be a whole number {span}"
         return int(text)
-    try:
-        value = float(text) if len(text) <= 12 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not setting.low <= value <= setting.high:
+    value = decimal_number(text)
+    if value is None or not setting.low <= value <= setting.high:
         return f"must be a number {span}" + (", or empty" if setting.optional else "")
     return round(value, 4)
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.bounds import decimal_number
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import Application, Assessment, Interview, Project, WrittenAnswer, WrittenPrompt, utcnow
@@ -72,11 +73,10 @@ def get(session: Session, answer_id: int) -> Grading:
 def parse_grade(text: str) -> float:
     """'0.75' (or '75%') → 0.75; a field error otherwise."""
     raw = (text or "").strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise ValidationError({"grade": "must be a number from 0 to 1, like 0.75"}) from None
-    if not raw or len(raw) > 10 or value != value or not 0 <= value <= 1:
+    value = decimal_number(raw[:-1] if raw.endswith("%") else raw)
+    if value is not None and raw.endswith("%"):
+        value /= 100
+    if value is None or len(raw) > 10 or not 0 <= value <= 1:
         raise ValidationError({"grade": "must be a number from 0 to 1, like 0.75"})
     return round(value, 2)
 

@@ -371,8 +371,9 @@ def _answer(session: Session, invitation: Invitation, status: str, now: datetime
 def respond(session: Session, invitation_id: int, user: User, accept: bool, now: datetime | None = None) -> Invitation:
     """The invitee accepts or declines a pending invitation. Anyone else's invitation is NotFound; one
     already answered (or withdrawn) is a Conflict saying so. Accepting makes them an active trainer
-    member (a removed membership is reinstated; a paused one is refused until an admin reinstates
-    it), at the invitation's rate when it differs from the project's. Audited
+    member (a membership removed before the invitation is reinstated; removing or pausing someone
+    withdraws the invitations made before, ``projects.set_member_status``; a paused one is refused
+    until an admin reinstates it), at the invitation's rate when it differs from the project's. Audited
     (``invitation.accept`` / ``invitation.decline``). Commits."""
     now = now or utcnow()
     begin_write(session)
