@@ -195,6 +195,22 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path, session_factory_app=N
     assert response.get_json()["error"]["code"] == "rate_limited"
 
 
+def test_made_up_tokens_share_their_addresss_limit(tmp_path, session):
+    """A well-formed token gets its own allowance only if it is real: each refused one counts against
+    the address, so a client cannot mint a fresh allowance per request. A real token keeps its own."""
+    app = build_app(f"sqlite:///{tmp_path / 'limits.sqlite3'}", tmp_path, API_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        from app.db import get_db
+        from app.models import Base
+
+        Base.metadata.create_all(get_db().engine)
+    client = app.test_client()
+    made_up = [f"gw_{n:08d}_" + "x" * 43 for n in range(5)]
+    statuses = [client.get("/api/v1/projects", headers={"Authorization": f"Bearer {t}"}).status_code for t in made_up]
+    assert statuses == [401, 401, 401, 429, 429]
+    assert client.get("/api/v1/projects").status_code == 429  # the address has spent its allowance
+
+
 def test_the_limit_is_the_apis_alone(tmp_path):
     """Pages share nothing with the API's limit and never reach the limiter's storage; the API is
     still limited after many pages."""

@@ -23,7 +23,15 @@ def _rate_key() -> str:
     raw = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if api_tokens.TOKEN_RE.fullmatch(raw):
         return "token:" + api_tokens.digest(raw)[:32]
+    return _address_key()
+
+
+def _address_key() -> str:
     return "address:" + (get_remote_address() or "-")
+
+
+def _refused(response) -> bool:
+    return response.status_code == 401
 
 
 def init_app(app: Flask) -> None:
@@ -38,6 +46,10 @@ def init_app(app: Flask) -> None:
         storage_options={"socket_connect_timeout": 2, "socket_timeout": 2} if app.config.get("REDIS_URL") else {},
     )
     limiter.limit(lambda: app.config["API_RATE_LIMIT"])(bp)
+    # A made-up token is well formed, so it would get an allowance of its own: every refused request
+    # (401) also counts against its address, so guessing or spraying tokens meets the address's limit.
+    limiter.limit(lambda: app.config["API_RATE_LIMIT"], key_func=_address_key, deduct_when=_refused,
+                  scope="api-refused")(bp)
     # Only the API has limits: every other request skips the limiter's look-up of its (empty) limits,
     # which cost a page or a heartbeat about 3 % of its CPU.
     limiter.request_filter(lambda: request.blueprint != bp.name)
