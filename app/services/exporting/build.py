@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from app.models import Annotation, TrainerStats
 
-from .formats import Format, NeedsConversational, Plan, group_agreement
+from .formats import Format, NeedsConversational, Plan, group_agreement, prompt_key
 from .sinks import CsvSink, FileInfo, JsonlSink, ParquetSink, follow_parts
 from .source import (
     SPLITS,
@@ -51,6 +51,11 @@ _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
+class RepeatedPrompt(Exception):  # noqa: N818 - a signal to start again, like NeedsConversational
+    """Two items of a consensus pair file share a prompt, so their rows could repeat or reverse each
+    other: the version starts again in one process that checks every pair (``Plan.pair_digests``)."""
+
+
 @dataclass
 class PartResult:
     """What one range produced: its files' facts and the figures the manifest adds up."""
@@ -63,6 +68,8 @@ class PartResult:
     skipped: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)  # source model -> lines that hold one of its responses
     submitted: list = field(default_factory=list)  # [first, last] submitted_at of the annotations read
+    # hash() of each prompt that gave rows, when pair rows are watched (compared across processes)
+    prompts: set = field(default_factory=set)
 
     @property
     def infos(self) -> list[FileInfo]:
@@ -215,6 +222,9 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     items = Counter()
     read = 0
     next_report = every
+    # A consensus pair file notes each prompt that gives rows: a second item with one of them starts the
+    # version again with every pair checked (the usual project asks each prompt once: a hash a row).
+    prompts = result.prompts if fmt.pair_rows and plan.consensus and plan.pair_digests is None else None
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
@@ -235,6 +245,8 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
             if encode is not None and (encoded := encode(group, models)) is not None:
                 if not encoded:
                     continue
+                if prompts is not None:
+                    _note_prompt(prompts, group)
                 split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
                 data_line[split](encoded[0])
                 meta_line[split](encoded[1])
@@ -247,6 +259,8 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
                 lines = list(lines)
             if not lines:
                 continue
+            if prompts is not None:
+                _note_prompt(prompts, group)
             split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
             encoded = meta_lines(group, lines, pseudonym, models)
             write_data[split](lines)
@@ -268,6 +282,13 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
         return result, sinks
     close_sinks(sinks, result, part)
     return result, None
+
+
+def _note_prompt(prompts: set, group) -> None:
+    key = hash(prompt_key(group))  # a rare false alarm only costs the checked rebuild
+    if key in prompts:
+        raise RepeatedPrompt(f"item {group.external_id!r} repeats an earlier item's prompt")
+    prompts.add(key)
 
 
 def close_sinks(sinks: dict, result: PartResult, part: bool) -> None:
@@ -306,6 +327,8 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, snapshot: Snapshot, c
         pipe.send(("ok", result))
     except NeedsConversational as exc:
         pipe.send(("conversational", str(exc)))
+    except RepeatedPrompt as exc:
+        pipe.send(("repeated", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the export
         pipe.send(("error", f"{type(exc).__name__}: {exc}", getattr(exc, "errno", None)))
     finally:
@@ -338,11 +361,18 @@ def write_all(session, session_factory, project_id: int, fmt: Format, plan: Plan
         except NeedsConversational:
             if plan.conversational:
                 raise
-            for path in work.iterdir():
-                if path.is_file():
-                    path.unlink()
             plan.conversational = True
-            plan.skipped.clear()
+        except RepeatedPrompt:
+            if plan.pair_digests is not None:
+                raise
+            plan.pair_digests = set()  # every pair checked against every other: one process keeps them all
+            points = []
+        for path in work.iterdir():
+            if path.is_file():
+                path.unlink()
+        plan.skipped.clear()
+        if plan.pair_digests is not None:
+            plan.pair_digests.clear()
     result.submitted = first_and_last_submitted(session, conditions)
     # Raw tables (the formats that keep every annotation) get a table of their annotators.
     if fmt.keeps_rejected and result.trainers:
@@ -407,15 +437,22 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
             if outcomes[-1][0] != "ok":
                 break
         for status, payload, *errno in outcomes:
-            if status in ("conversational", "error"):
+            if status in ("conversational", "repeated", "error"):
                 for sink in sinks.values():
                     sink.abandon()
                 if status == "conversational":
                     raise NeedsConversational(payload)
+                if status == "repeated":
+                    raise RepeatedPrompt(payload)
                 if errno and errno[0] is not None:  # a full disk in a helper reads as one here too
                     raise OSError(errno[0], payload)
                 raise RuntimeError(payload)
         for _status, part in outcomes:
+            if not result.prompts.isdisjoint(part.prompts):  # a prompt in two ranges
+                for sink in sinks.values():
+                    sink.abandon()
+                raise RepeatedPrompt("two ranges of items share a prompt")
+            result.prompts |= part.prompts
             result.read += part.read
             result.items.update(part.items)
             result.trainers.update(part.trainers)

@@ -386,7 +386,9 @@ def _rules(fmt, manifest: dict) -> list[str]:
                     f"fitted to all the item's rankings, paired as `{ranking}` (all_pairs: every better/worse "
                     "pair; best_vs_worst: the top group against the bottom group; best_vs_rest: the top group "
                     "against every other). A pair whose consensus is a tie is dropped (counted under *Not "
-                    "exported*). So no pair appears twice, and never in both orders.")
+                    "exported*). So no pair appears twice, and never in both orders, also across items that "
+                    "ask the same prompt: the first item (oldest) to give a pair of texts keeps it, and a later "
+                    "one's is dropped (counted).")
         else:
             text = ("**Pairs (per_annotation).** One row for each direction the item's annotators gave a pair, "
                     "once, whatever the number of annotators who gave it (ties dropped): a pair annotators "

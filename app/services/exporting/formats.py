@@ -18,6 +18,7 @@ that make a file load cleanly in ``datasets`` and TRL are kept by construction:
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class Plan:
     skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
     language: str = "en"  # the project's language (helpsteer3-preference's column)
     domain: str = ""  # the project's first required domain, or "" (helpsteer3-preference's column)
+    # Every consensus pair written so far, as digests (``pair_digest``), when items of the version share
+    # a prompt (``build.RepeatedPrompt``): a pair another item already gave is left out. None otherwise.
+    pair_digests: set | None = None
 
     def __post_init__(self):
         def used_as(role: str) -> list[QuestionSpec]:
@@ -126,6 +130,8 @@ class Format:
     # ``consensus_pair_encoder``), or None where the plan needs ``build``; it must write exactly what
     # ``build`` and the build's meta line would.
     encoder: Callable[[Plan], Callable | None] = lambda plan: None
+    # Writes ``pairs``' rows: in consensus, each (prompt, pair of texts) at most once in the file.
+    pair_rows: bool = False
 
 
 FORMATS: dict[str, Format] = {}
@@ -218,6 +224,20 @@ def line_meta(group: Group, response_ids: list[str], annotation_ids: list[int], 
     return meta
 
 
+def prompt_key(group: Group):
+    """The item's prompt as written, hashable: the one user turn's text, or the turns' (role, text)."""
+    context = group.context
+    if len(context) == 1 and context[0]["role"] == "user":
+        return context[0]["content"]
+    return tuple((m["role"], m["content"]) for m in context)
+
+
+def pair_digest(prompt, texts: tuple[str, str]) -> bytes:
+    """A consensus pair whichever way round, under its prompt: two items asking the same prompt with
+    the same two responses give one digest."""
+    return hashlib.blake2b(orjson.dumps([prompt, sorted(texts)]), digest_size=16).digest()
+
+
 def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
     """(chosen text, rejected text, margin, _meta) of the item under the pair options.
 
@@ -225,7 +245,8 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
     under the ``ranking_pairs`` strategy, agreement = share of the item's annotators whose own answer
     orders the pair that way. Per annotation: each direction some annotator gave, once, with
     n_annotators = how many gave it. Ties give no row; nor does a pair whose texts repeat one already
-    written for the item (or, in consensus, reverse it) or are the same text.
+    written for the item (or, in consensus, reverse it) or are the same text; nor, in consensus, one
+    that another item with the same prompt gave first (``plan.pair_digests``, when prompts repeat).
     """
     values, annotation_ids = answered(group, plan.pair_key)
     if not values:
@@ -240,6 +261,8 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
         return []
     n, text, lines = len(values), group.text_of, []
     seen = set() if len(found) > 1 else None
+    taken = plan.pair_digests if consensus else None
+    prompt = prompt_key(group) if taken is not None else None
     for chosen, rejected, margin, voters in found:
         texts = (text(chosen), text(rejected))
         if texts[0] == texts[1]:
@@ -250,6 +273,12 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
                 plan.skipped["pair repeating another of the item (same texts)"] += 1
                 continue
             seen.add(texts)
+        if taken is not None:
+            digest = pair_digest(prompt, texts)
+            if digest in taken:
+                plan.skipped["pair another item with the same prompt gave first (same texts)"] += 1
+                continue
+            taken.add(digest)
         if consensus:
             meta = line_meta(group, [chosen, rejected], annotation_ids, len(voters) / n, n)
         else:
@@ -316,7 +345,7 @@ def consensus_pair_encoder(data_line: Callable[[Group, bool, str, str], dict | N
     """
 
     def make(plan: Plan):
-        if not plan.consensus or plan.extras or plan.pair_kind is None:
+        if not plan.consensus or plan.extras or plan.pair_kind is None or plan.pair_digests is not None:
             return None
         kind_pairs, options, strategy = plan.pair_kind.pairs, plan.pair_options, plan.ranking_pairs
         conversational, skipped, name_of = plan.conversational, plan.skipped, plan.pseudonym
@@ -392,7 +421,7 @@ def _trl_line(group: Group, conversational: bool, chosen: str, rejected: str) ->
             ("chosen", "the better response (string, or a one-message list)"),
             ("rejected", "the worse response (string, or a one-message list)"),
             *PAIR_EXTRA_FIELDS),
-    encoder=consensus_pair_encoder(_trl_line),
+    encoder=consensus_pair_encoder(_trl_line), pair_rows=True,
 )
 def trl_preference(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -420,7 +449,7 @@ def trl_preference(group: Group, plan: Plan) -> list[dict]:
             ("non_preferred_output", "[{role: assistant, content}]")),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: {
         "input": {"messages": messages(group)}, "preferred_output": [{"role": "assistant", "content": chosen}],
-        "non_preferred_output": [{"role": "assistant", "content": rejected}]}),
+        "non_preferred_output": [{"role": "assistant", "content": rejected}]}), pair_rows=True,
 )
 def openai_dpo(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -483,6 +512,7 @@ def starts_with_user(context: list[dict]) -> bool:
             *PAIR_EXTRA_FIELDS),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: hh_sides(
         hh_prompt(group), chosen, rejected), accepts=lambda group: starts_with_user(group.context)),
+    pair_rows=True,
 )
 def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     if not starts_with_user(group.context):

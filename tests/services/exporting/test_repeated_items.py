@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from app.models import Item
 from app.services import importing
 from app.services import projects as project_service
+from app.services.exporting import build as build_step
 from app.services.presets import preset_questions
 
 from .conftest import annotate, make_project, with_members
@@ -132,3 +133,51 @@ def test_a_gold_item_repeating_a_work_item_gives_no_second_row_when_gold_is_expo
     kto = build(project, format="trl-kto", exclude_gold=False).lines()
     assert len({(k["prompt"], k["completion"]) for k in kto}) == len(kto) == 4
     assert sorted(m["item_id"] for m in build(project, format="trl-preference").lines("train.meta.jsonl")) == ["agreed", "work"]
+
+
+def test_items_sharing_a_prompt_never_give_a_pair_twice_or_both_ways(session, build, trainers, monkeypatch):
+    """Items asking one prompt with overlapping responses (the importer takes them: their response
+    sets differ) give each pair of texts once, from the first item that gives it, in every consensus
+    pair format and whatever the number of processes; per_annotation (weighting) keeps each item's."""
+    monkeypatch.setattr(build_step, "PARALLEL_MIN_ANNOTATIONS", 1)
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    items = [("r1", "What is DNS?", ["Alpha answer", "Beta answer", "Gamma answer"]),
+             *[(f"filler{n}", f"Filler {n}?", [f"Yes {n}", f"No {n}"]) for n in range(8)],
+             ("r2", "What is DNS?", ["Alpha answer", "Beta answer"]),     # a subset, ranked the other way
+             ("r3", "What is DNS?", ["Beta answer", "Gamma answer"]),    # a subset, ranked the same way
+             ("chat1", chat, ["Hey", "Hello"]),
+             ("chat2", chat, ["Hello", "Hey", "Yo"])]                     # reverses chat1's pair
+    project = with_members(session, make_project(session, "ranking", items), trainers)
+    first_two = [["r1"], ["r2"]]
+    answers = {external_id: {"ranking": [["r1"], ["r2"], ["r3"]] if len(responses) == 3 else first_two,
+                             "rationale": ""} for external_id, _prompt, responses in items}
+    answers["r2"]["ranking"] = [["r2"], ["r1"]]
+    for trainer in trainers:
+        annotate(session, trainer, project, answers)
+
+    def key(prompt, chosen, rejected):
+        return orjson.dumps(prompt), frozenset((orjson.dumps(chosen), orjson.dumps(rejected)))
+
+    for name in ("trl-preference", "hh-rlhf", "openai-dpo"):
+        one, two = (build(project, format=name, processes=n) for n in (1, 2))
+        for f in one.export.manifest["files"]:
+            assert one.raw(f["name"]) == two.raw(f["name"]), (name, f["name"])
+        lines = one.lines()
+        if name == "trl-preference":
+            keys = [key(line["prompt"], line["chosen"], line["rejected"]) for line in lines]
+            ordered = [(line["prompt"], line["chosen"], line["rejected"]) for line in lines]
+            dns = [{"role": "user", "content": "What is DNS?"}]  # the file holds chats: message lists
+            assert (dns, [{"role": "assistant", "content": "Alpha answer"}],
+                    [{"role": "assistant", "content": "Beta answer"}]) in ordered
+        elif name == "hh-rlhf":
+            keys = [frozenset((line["chosen"], line["rejected"])) for line in lines]
+        else:
+            keys = [key(line["input"], line["preferred_output"], line["non_preferred_output"]) for line in lines]
+        assert len(keys) == len(set(keys)), name
+        skipped = one.export.manifest["counts"]["skipped"]
+        assert skipped["pair another item with the same prompt gave first (same texts)"] == 3, name  # r2, r3, chat2
+        meta = one.lines("train.meta.jsonl")
+        assert "r2" not in {m["item_id"] for m in meta} and len(meta) == len(lines)
+        assert "r2" not in {i["item_id"] for i in one.lines("items.jsonl")}
+    weighted = build(project, format="trl-preference", pairs="per_annotation", with_ids=True).lines()
+    assert {line["item_id"] for line in weighted} >= {"r1", "r2", "r3", "chat1", "chat2"}
