@@ -201,15 +201,17 @@ def _header_problems(header: list[str]) -> list[tuple[str, str]]:
 
 def _csv_rows(reader, header, response_columns, stream) -> Iterator[tuple[int, int, Any]]:
     while True:
+        # A record's line is where it starts: a quoted cell may hold line breaks, and the reader's
+        # line_num is then the record's last line.
+        number = reader.line_num + 1
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             # The reader cannot go on past a broken row: report it and stop (the file is refused).
-            yield reader.line_num, 0, LineProblems([("", f"not valid CSV ({exc})")])
+            yield number, 0, LineProblems([("", f"not valid CSV ({exc})")])
             return
-        number = reader.line_num
         position = stream.tell() if stream.seekable() else 0
         if not any(cell.strip() for cell in cells):
             continue

@@ -125,6 +125,17 @@ def test_csv_errors_name_the_line_and_column(session):
     assert count_items(session, project) == 0
 
 
+def test_a_csv_record_spanning_lines_is_named_by_its_first_line(session):
+    project = pairwise_project(session)
+    data = io.BytesIO(b'prompt,response_1,response_2,metadata\n'
+                      b'"two\nlines",a,b,\n'                     # lines 2-3
+                      b'"three\nmore\nlines",a,b,{not json\n'    # lines 4-6
+                      b'\n'                                       # line 7, blank
+                      b'ok,a,"b\nb",{bad\n')                      # lines 8-9
+    report = importing.import_file(session, project, data, "csv")
+    assert [(e.line, e.field) for e in report.errors] == [(4, "metadata"), (8, "metadata")]
+
+
 def test_unknown_csv_column_is_reported(session):
     project = make_label_project(session, items=0)
     report = importing.import_file(session, project, io.BytesIO(b"prompt,colour\nx,red\n"), "csv")
