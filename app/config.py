@@ -45,6 +45,20 @@ def _proxies(value: str | None) -> int:
     return int(raw)
 
 
+_HOST = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _hosts(value: str | None) -> list[str] | None:
+    """TRUSTED_HOSTS: the host names requests may name (comma-separated; ".example.org" takes its
+    subdomains too), or None to take any (development, or a proxy that already checks)."""
+    hosts = [h.strip() for h in (value or "").split(",") if h.strip()]
+    for host in hosts:
+        if len(host) > 253 or not _HOST.fullmatch(host):
+            raise ConfigError(f"TRUSTED_HOSTS takes host names separated by commas (like groundwork.example.org, "
+                              f"or .example.org for its subdomains too), not {host[:60]!r}")
+    return hosts or None
+
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 METRICS_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
@@ -136,6 +150,9 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         # How many reverse proxies sit in front of the app; their X-Forwarded-For/-Proto/-Host are
         # believed, nobody else's (0: the connection's own address is the client's).
         "TRUSTED_PROXIES": _proxies(env.get("TRUSTED_PROXIES")),
+        # The Host a request may name (Flask answers any other with 400): links the app writes in
+        # full (reset links, the API's Location and status URLs) take the request's host.
+        "TRUSTED_HOSTS": _hosts(env.get("TRUSTED_HOSTS")),
         "SQL_ECHO": _bool(env.get("SQL_ECHO"), False),
         # Dataset versions are written here (a folder per version); keep it on a disk with room.
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),

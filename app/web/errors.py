@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -53,6 +54,8 @@ def render_error(status: int, detail: str | None = None, headers: dict | None = 
     title, message = MESSAGES.get(status, ("Error", "An error occurred."))
     if is_api_request():
         return api_error(status, detail or message, details, headers)
+    if request_ctx.url_adapter is None:  # refused before routing (a Host not in TRUSTED_HOSTS): no page links
+        return f"{status} {title}: {detail or message}\n", status, {"Content-Type": "text/plain; charset=utf-8"}
     context = {"status": status, "title": title, "message": detail or message}
     if htmx:
         body = render_template("errors/_error.html", **context)
