@@ -68,12 +68,14 @@ def test_operations_settings_are_checked(tmp_path, name, value, message):
 def test_trusted_hosts_are_parsed_checked_and_enforced(tmp_path):
     from tests.conftest import build_app
 
-    assert load_config(tmp_path, {})["TRUSTED_HOSTS"] is None
-    parsed = load_config(tmp_path, {"TRUSTED_HOSTS": " groundwork.example.org, .example.net ,127.0.0.1:5000"})
+    KEY = {"SECRET_KEY": "k" * 32}  # noqa: N806
+
+    assert load_config(tmp_path, KEY)["TRUSTED_HOSTS"] is None
+    parsed = load_config(tmp_path, {**KEY, "TRUSTED_HOSTS": " groundwork.example.org, .example.net ,127.0.0.1:5000"})
     assert parsed["TRUSTED_HOSTS"] == ["groundwork.example.org", ".example.net", "127.0.0.1:5000"]
     for bad in ("evil.example/x", "a b", "host\r\nX: y", "x" * 300):
         with pytest.raises(ConfigError, match="TRUSTED_HOSTS"):
-            load_config(tmp_path, {"TRUSTED_HOSTS": bad})
+            load_config(tmp_path, {**KEY, "TRUSTED_HOSTS": bad})
     app = build_app(f"sqlite:///{tmp_path / 'hosts.sqlite3'}", tmp_path, TRUSTED_HOSTS=["groundwork.test"])
     client = app.test_client()
     assert client.get("/login", headers={"Host": "groundwork.test"}).status_code == 200
