@@ -222,9 +222,11 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     items = Counter()
     read = 0
     next_report = every
-    # A consensus pair file notes each prompt that gives rows: a second item with one of them starts the
-    # version again with every pair checked (the usual project asks each prompt once: a hash a row).
-    prompts = result.prompts if fmt.pair_rows and plan.consensus and plan.pair_digests is None else None
+    # A consensus pair file (and KTO) notes each prompt that gives rows: a second item with one of them
+    # starts the version again with every pair checked (the usual project asks each prompt once: a
+    # hash a row).
+    watched = (fmt.pair_rows and plan.consensus) or fmt.completion_rows
+    prompts = result.prompts if watched and plan.pair_digests is None else None
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector

@@ -413,7 +413,9 @@ def _rules(fmt, manifest: dict) -> list[str]:
                 "the bottom group undesirable, the middle is dropped, and an item whose consensus ties every "
                 "response gives nothing (a preference's consensus is the mean's direction). From a label question "
                 "with desirable labels: the item's majority label decides. A completion repeating another of the "
-                "item's texts is written once."]
+                "item's texts is written once, and across items that ask the same prompt the oldest item's label "
+                "of a completion stands (a later item's is dropped and counted), so no completion is both "
+                "desirable and undesirable."]
     if family == "sft":
         return ["**Completions.** Each row is the conversation ending with an assistant turn: a rewrite an "
                 "annotator wrote that differs from the responses (each distinct rewrite once), or, where the "

@@ -79,8 +79,9 @@ class Plan:
     skipped: Counter = field(default_factory=Counter)  # lines not written, by reason (for the manifest)
     language: str = "en"  # the project's language (helpsteer3-preference's column)
     domain: str = ""  # the project's first required domain, or "" (helpsteer3-preference's column)
-    # Every consensus pair written so far, as digests (``pair_digest``), when items of the version share
-    # a prompt (``build.RepeatedPrompt``): a pair another item already gave is left out. None otherwise.
+    # Every consensus pair (or KTO completion) written so far, as digests (``pair_digest``), when items
+    # of the version share a prompt (``build.RepeatedPrompt``): one another item already gave is left
+    # out. None otherwise.
     pair_digests: set | None = None
 
     def __post_init__(self):
@@ -132,6 +133,8 @@ class Format:
     encoder: Callable[[Plan], Callable | None] = lambda plan: None
     # Writes ``pairs``' rows: in consensus, each (prompt, pair of texts) at most once in the file.
     pair_rows: bool = False
+    # Labels completions (KTO): each (prompt, completion) at most once in the file, whatever the mode.
+    completion_rows: bool = False
 
 
 FORMATS: dict[str, Format] = {}
@@ -232,9 +235,9 @@ def prompt_key(group: Group):
     return tuple((m["role"], m["content"]) for m in context)
 
 
-def pair_digest(prompt, texts: tuple[str, str]) -> bytes:
-    """A consensus pair whichever way round, under its prompt: two items asking the same prompt with
-    the same two responses give one digest."""
+def pair_digest(prompt, texts: tuple[str, ...]) -> bytes:
+    """A consensus pair whichever way round (or a KTO completion, one text), under its prompt: two
+    items asking the same prompt with the same responses give one digest."""
     return hashlib.blake2b(orjson.dumps([prompt, sorted(texts)]), digest_size=16).digest()
 
 
@@ -599,6 +602,7 @@ def majority_labelled(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
             ("label", "bool: true when desirable (one label per prompt and completion)"),
             ("agreement / n_annotators", "only with with_agreement: share of annotators placing the response so"),
             ("item_id / completion_id", "only with with_ids")),
+    completion_rows=True,
 )
 def trl_kto(group: Group, plan: Plan) -> list[dict]:
     found = ordered_labels(group, plan) if plan.pair_question is not None else majority_labelled(group, plan)
@@ -606,7 +610,15 @@ def trl_kto(group: Group, plan: Plan) -> list[dict]:
         return []
     p = prompt(group, plan)
     lines = []
+    taken = plan.pair_digests
+    asked = prompt_key(group) if taken is not None else None
     for text, good, meta in found:
+        if taken is not None:  # items sharing a prompt: the oldest to label a completion keeps it
+            digest = pair_digest(asked, (text,))
+            if digest in taken:
+                plan.skipped["kto: completion another item with the same prompt labelled first"] += 1
+                continue
+            taken.add(digest)
         line = {"prompt": p, "completion": completion(text, plan), "label": good}
         if plan.with_agreement:
             line["agreement"], line["n_annotators"] = meta["agreement"], meta["n_annotators"]

@@ -181,3 +181,15 @@ def test_items_sharing_a_prompt_never_give_a_pair_twice_or_both_ways(session, bu
         assert "r2" not in {i["item_id"] for i in one.lines("items.jsonl")}
     weighted = build(project, format="trl-preference", pairs="per_annotation", with_ids=True).lines()
     assert {line["item_id"] for line in weighted} >= {"r1", "r2", "r3", "chat1", "chat2"}
+    # KTO (one label per prompt and completion, whatever the mode): the oldest item's label stands
+    one, two = (build(project, format="trl-kto", processes=n) for n in (1, 2))
+    assert one.raw() == two.raw() and one.raw("train.meta.jsonl") == two.raw("train.meta.jsonl")
+    labels = [(orjson.dumps(line["prompt"]), orjson.dumps(line["completion"]), line["label"]) for line in one.lines()]
+    assert len({(p, c) for p, c, _ in labels}) == len(labels)
+    dns = orjson.dumps([{"role": "user", "content": "What is DNS?"}])
+    assert {(c, good) for p, c, good in labels if p == dns} == {
+        (orjson.dumps([{"role": "assistant", "content": "Alpha answer"}]), True),     # r1's top
+        (orjson.dumps([{"role": "assistant", "content": "Gamma answer"}]), False),    # r1's bottom
+        (orjson.dumps([{"role": "assistant", "content": "Beta answer"}]), True)}      # r2's top (r1's middle)
+    assert one.export.manifest["counts"]["skipped"][
+        "kto: completion another item with the same prompt labelled first"] == 4  # r2's A, r3's B and C, chat2's Hello
