@@ -511,6 +511,7 @@ class Task:
     member_status: str
     flagged_reason: str | None
     clock_at: datetime | None
+    counted_to: datetime | None = None  # where the last ``stretch`` left the clock
 
     def count_time(self, session: Session, now: datetime) -> None:
         """Add the time since the last heartbeat, capped, and move the heartbeat mark to now.
@@ -527,20 +528,31 @@ class Task:
         assignment.last_heartbeat_at = now
 
     def stretch(self, session: Session, now: datetime) -> int | None:
-        """The seconds the time since the last heartbeat adds (capped), with the trainer's clock moved to
-        ``now``; None when nothing counts. The assignment itself is left to the caller."""
+        """The whole seconds the time since the last heartbeat adds (capped), with the trainer's clock
+        moved to the instant they count up to (``counted_to``); None when nothing counts. The fraction
+        of a second left over counts in the next stretch, so beats however frequent add up to the time
+        that passed, never more (rounding each one up paid a beat every half second double). A stretch
+        past the cap counts the cap and no more: the rest was a gap. The assignment itself is left to
+        the caller, which sets its heartbeat mark to ``counted_to``."""
         assignment = self.assignment
+        self.counted_to = now
         if assignment.last_heartbeat_at is None:
             return None
         start = max(assignment.last_heartbeat_at, self.clock_at or assignment.last_heartbeat_at)
         if now <= start:
             return None
-        self.clock_at = now
+        elapsed = (now - start).total_seconds()
+        if elapsed >= HEARTBEAT_CAP_SECONDS:
+            seconds = HEARTBEAT_CAP_SECONDS
+        else:
+            seconds = int(elapsed)
+            self.counted_to = start + timedelta(seconds=seconds)
+        self.clock_at = self.counted_to
         # The Task keeps the clock itself, and the door holds the trainer's row: a plain UPDATE on the
         # connection. Through the session it would first flush the assignment's pending change (an
         # UPDATE of its own, then another at commit for the rest).
-        session.connection().execute(_CLOCK_UPDATE, {"trainer": assignment.trainer_id, "clock": now})
-        return round(min((now - start).total_seconds(), HEARTBEAT_CAP_SECONDS))
+        session.connection().execute(_CLOCK_UPDATE, {"trainer": assignment.trainer_id, "clock": self.counted_to})
+        return seconds
 
 
 _users = User.__table__
@@ -698,13 +710,13 @@ def record_heartbeat(
         session.commit()  # a paused or archived project counts no time and renews nothing
         return assignment
     if _is_live(assignment, now):
-        seconds = assignment.active_seconds
+        seconds, mark = assignment.active_seconds, now
         if not resume and (added := task.stretch(session, now)) is not None:
-            seconds += added
+            seconds, mark = seconds + added, task.counted_to  # a fraction of a second left counts next time
         expires = max(assignment.expires_at, now + timedelta(minutes=project.lease_minutes))
-        session.connection().execute(_BEAT_UPDATE, {"assignment": assignment.id, "seconds": seconds, "mark": now,
+        session.connection().execute(_BEAT_UPDATE, {"assignment": assignment.id, "seconds": seconds, "mark": mark,
                                                     "expires": expires})
-        for name, value in (("active_seconds", seconds), ("last_heartbeat_at", now), ("expires_at", expires)):
+        for name, value in (("active_seconds", seconds), ("last_heartbeat_at", mark), ("expires_at", expires)):
             set_committed_value(assignment, name, value)
     elif assignment.status in ("active", "expired"):
         try:

@@ -196,7 +196,11 @@ def _target_date(value, errors: dict[str, str]) -> datetime | None:
         if value.tzinfo is None:
             errors["target_date"] = "must be a date, or an instant with its time zone"
             return None
-        return value.astimezone(UTC)
+        try:  # an offset can move the first or last instant Python holds out of its range
+            return value.astimezone(UTC)
+        except OverflowError:
+            errors["target_date"] = "must be a date or an instant between the years 1 and 9999 in UTC"
+            return None
     if isinstance(value, date):
         return datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
     errors["target_date"] = "must be a date like 2027-03-31"

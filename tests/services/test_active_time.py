@@ -127,3 +127,28 @@ def test_a_heartbeat_through_the_page_is_one_locking_read_and_its_writes(app, cl
     assert len(reads) == 1, seen  # the one door
     assert not any(s.startswith("select users.") for s in reads), seen  # the user is checked by the door
     assert sum(s.startswith("update") for s in seen) <= 2, seen  # the clock and the lease
+
+
+@pytest.mark.parametrize("every", [0.52, 0.49, 1.5, 7.3, 14.99])
+def test_beats_however_frequent_add_up_to_the_time_that_passed_never_more(session, task, every):
+    """Each beat counts whole seconds and leaves the fraction for the next: a beat every half second
+    (rounded up, each was paid a whole second) adds what passed, give or take the last fraction."""
+    trainer, _project, a, t0 = task
+    beat(session, trainer, a, t0, resume=True)
+    beats = int(18 / every) + 1  # under the per-task cap of a short project, over 18 s in all
+    for k in range(1, beats + 1):
+        seconds = beat(session, trainer, a, t0 + timedelta(seconds=every * k))
+    passed = every * beats
+    assert int(passed) - 1 <= seconds <= passed
+
+
+def test_two_tabs_beating_out_of_step_are_paid_the_time_once(session):
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=2, trainers=[trainer], lease_minutes=10)
+    t0 = utcnow()
+    first = queue.next_task(session, trainer.id, project, now=t0)
+    beat(session, trainer, first, t0, resume=True)
+    for k in range(1, 9):  # a second tab's beats land between this one's
+        beat(session, trainer, first, t0 + timedelta(seconds=15 * k))
+        beat(session, trainer, first, t0 + timedelta(seconds=15 * k + 7.3))
+    assert beat(session, trainer, first, t0 + timedelta(seconds=135)) == 135

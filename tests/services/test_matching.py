@@ -1,6 +1,6 @@
 """Matching vetted trainers to a project: who is eligible, how they rank, invitations and staffing."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, func, select
@@ -467,3 +467,8 @@ def test_a_target_date_is_the_end_of_that_day_in_utc(session):
     assert "target_date" in caught.value.errors
     with pytest.raises(ValidationError):
         project_service.update_project(session, project, name=project.name, target_date=datetime(2027, 1, 1))
+    for extreme in (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+                    datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1)))):
+        with pytest.raises(ValidationError) as caught:  # moved out of Python's range by the offset
+            project_service.update_project(session, project, name=project.name, target_date=extreme)
+        assert "between the years" in caught.value.errors["target_date"]

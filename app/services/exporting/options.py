@@ -108,10 +108,14 @@ def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False) -
                     when += timedelta(days=1, microseconds=-1)
             else:
                 when = datetime.fromisoformat(text.replace("z", "Z"))
-        except ValueError:
+        except (ValueError, OverflowError):  # the last day of year 9999 has no end
             errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z "
                             f"or an offset such as +02:00; none means UTC), not {str(value)[:40]!r}")
             return None
+    # The years first: an offset moves the first and last instants Python can hold out of its range.
+    if not 1999 <= when.year <= 2101:
+        errors[name] = "must be between the years 2000 and 2100"
+        return None
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if not 2000 <= when.year <= 2100:
         errors[name] = "must be between the years 2000 and 2100"

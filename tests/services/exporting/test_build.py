@@ -157,6 +157,12 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "pairs": "all"}, "pairs", "consensus, per_annotation"),
     ({"format": "raw", "as_of": "2099-01-01T00:00:00Z"}, "as_of", "must not be in the future"),
     ({"format": "raw", "as_of": "2026-12-01 at noon"}, "as_of", "an offset such as +02:00"),
+    # the first and last instants Python holds, moved out of its range by an offset, or past its last day
+    ({"format": "raw", "as_of": "0001-01-01T00:00:00+01:00"}, "as_of", "between the years 2000 and 2100"),
+    ({"format": "raw", "date_from": "0001-01-01T00:30:00+01:00"}, "date_from", "between the years 2000 and 2100"),
+    ({"format": "raw", "date_to": "9999-12-31T23:59:59-01:00"}, "date_to", "between the years 2000 and 2100"),
+    ({"format": "raw", "date_to": "9999-12-31"}, "date_to", "between the years 2000 and 2100"),
+    ({"format": "raw", "date_from": "2100-12-31T23:30:00-01:00"}, "date_from", "between the years 2000 and 2100"),
     ({"format": "helpsteer"}, "format", "needs at least one rating question"),
     ({"format": "openai-sft"}, "format", "rewrite"),
 ])
