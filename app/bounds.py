@@ -36,6 +36,20 @@ def decimal_number(text: str | None) -> float | None:
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 
+def one_line_problem(value: str) -> str | None:
+    """Why a name shown to others is not one line of plain text, or None: line breaks, tabs, control
+    characters and invisible formatting (zero-width characters, direction overrides that reorder what
+    follows: ``str.isprintable``) have no place in one."""
+    if not value.isprintable():
+        return "must be one line of text (no line breaks, tabs, control or invisible formatting characters)"
+    return None
+
+
+def has_visible(text: str) -> bool:
+    """Whether a text shows anything: one character that is printable and not a space."""
+    return any(c.isprintable() and not c.isspace() for c in text)
+
+
 def text_problem(value: str) -> str | None:
     """Why a string cannot be stored, or None."""
     found = _BAD_TEXT.search(value)

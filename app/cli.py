@@ -452,6 +452,7 @@ def payroll(week: str, csv_path: str | None, slug: str | None, status: str | Non
     from app.services import pay
     from app.services.money import format_cents
     from app.services.projects import get_by_slug
+    from app.services.spreadsheets import csv_text
 
     session = get_session()
     try:
@@ -461,10 +462,10 @@ def payroll(week: str, csv_path: str | None, slug: str | None, status: str | Non
         _fail(str(exc))
     frame = pay.payroll_frame(session, monday, project_id, status)
     if csv_path == "-":
-        click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+        click.echo(csv_text(frame), nl=False)
         return
     if csv_path:
-        frame.to_csv(csv_path, index=False, lineterminator="\n")
+        Path(csv_path).write_text(csv_text(frame), encoding="utf-8", newline="")
     total = frame.attrs.get("total_cents", 0)
     click.echo(f"{pay.week_label(monday)}: {len(frame)} timesheet(s), total {format_cents(total)}"
                + (f"; written to {csv_path}" if csv_path else ""))

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.bounds import has_visible
 from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from app.models import (
@@ -808,8 +809,8 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
          project_id: int | None = None) -> Assignment:
     """Record a skip with its reason and free the slot for someone else. Commits."""
     reason = (reason or "").strip()
-    if not reason or len(reason) > SKIP_REASON_MAX:
-        raise ValidationError({"reason": "say why you skip this task" if not reason
+    if not has_visible(reason) or len(reason) > SKIP_REASON_MAX:  # invisible characters say nothing
+        raise ValidationError({"reason": "say why you skip this task" if not has_visible(reason)
                                else f"at most {SKIP_REASON_MAX} characters"})
     task = _lock_task(session, assignment_id, trainer_id, project_id)
     assignment, project = task.assignment, task.project

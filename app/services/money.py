@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # Bounds every amount a person types must keep (cents). Past them the figure is a typo or a probe,
@@ -16,12 +17,18 @@ class AmountError(ValueError):
     pass
 
 
+_AMOUNT = re.compile(r"[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)?(?:\.[0-9]+)?")
+
+
 def parse_amount(text: str, *, signed: bool = False, max_cents: int = MAX_BUDGET_CENTS) -> int:
     """'37.50' -> 3750. At most two decimals and ``max_cents`` in size; negative only when ``signed``
     ('-12.00' for a correction). Anything else raises AmountError with a message for the form."""
-    raw = (text or "").strip().replace(",", "")
-    if len(raw) > 30:
+    typed = (text or "").strip()
+    # ASCII digits, thousands in groups of three when marked: Decimal() alone also takes other
+    # scripts' digits, exponents, underscores and "NaN", and dropping every comma took "1,0,0" as 100.
+    if len(typed) > 30 or not _AMOUNT.fullmatch(typed):
         raise AmountError("must be an amount like 37.50")
+    raw = typed.replace(",", "")
     try:
         value = Decimal(raw)
     except InvalidOperation:

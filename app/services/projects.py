@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.bounds import text_problem
+from app.bounds import one_line_problem, text_problem
 from app.db import is_sqlite
 from app.errors import NotFound, ValidationError
 from app.models import (
@@ -212,8 +212,8 @@ def _check_name(name: str, errors: dict[str, str]) -> None:
         errors["name"] = "is required"
     elif len(name.strip()) > NAME_MAX:
         errors["name"] = f"must be at most {NAME_MAX} characters"
-    elif any(not c.isprintable() for c in name.strip()):
-        errors["name"] = "must be one line of text (no line breaks, tabs or control characters)"
+    elif problem := one_line_problem(name.strip()):
+        errors["name"] = problem
 
 
 QUESTIONS_MAX = 50

@@ -4,6 +4,11 @@ A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return i
 LibreOffice and Google Sheets (OWASP "CSV injection"); trainers' text and names can start that way.
 Such a cell gets a leading apostrophe, which spreadsheets show as text. Plain numbers ("-2.50") are
 left alone. Used for the payroll CSV; dataset files keep every text exactly as written.
+
+Every CSV the app writes (payroll, dataset versions) comes from ``csv_text``: rows end with CRLF, as
+RFC 4180 has it, which is also what makes the writer quote a cell holding a lone carriage return (it
+quotes the line end's characters only; with a bare newline, a CR in a name or an answer ended the
+row early for every reader and started a forged one).
 """
 
 from __future__ import annotations
@@ -12,6 +17,14 @@ import re
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?")
+
+
+CSV_LINE_END = "\r\n"
+
+
+def csv_text(frame, header: bool = True) -> str:
+    """The frame as CSV text: no index, CRLF line ends, any cell with a CR or LF quoted."""
+    return frame.to_csv(index=False, header=header, lineterminator=CSV_LINE_END)
 
 
 def safe_cell(value):

@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from app.bounds import one_line_problem
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
 from app.models.users import USER_STATUSES
@@ -65,12 +66,14 @@ def password_problem(password: str) -> str | None:
 
 def validate_new_account(email: str, name: str, password: str, roles) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not EMAIL_RE.fullmatch(email) or len(email) > EMAIL_MAX:
-        errors["email"] = "is not an e-mail address"
+    if not EMAIL_RE.fullmatch(email) or len(email) > EMAIL_MAX or not email.isprintable():
+        errors["email"] = "is not an e-mail address"  # invisible characters would make a look-alike
     if not name.strip():
         errors["name"] = "is required"
     elif len(name.strip()) > NAME_MAX:
         errors["name"] = f"must be at most {NAME_MAX} characters"
+    elif problem := one_line_problem(name.strip()):
+        errors["name"] = problem
     if problem := password_problem(password):
         errors["password"] = problem
     unknown = sorted(set(roles) - set(ROLES))

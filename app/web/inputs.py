@@ -23,7 +23,11 @@ JSON_BODY_MAX = 256 * 1024
 
 
 class IdConverter(IntegerConverter):
-    """``<int:…>`` in our URLs is a row id: 1 … 2³¹−1. Anything else matches no route, so it is a 404."""
+    """``<int:…>`` in our URLs is a row id: 1 … 2³¹−1, in ASCII digits with no leading zero (werkzeug's
+    own ``\\d+`` takes other scripts' digits, and a zero-padded id would be a second address for a row).
+    Anything else matches no route, so it is a 404."""
+
+    regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map, fixed_digits=0, min=1, max=INT32[1], signed=False):  # noqa: A002 - werkzeug's names
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)

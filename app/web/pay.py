@@ -14,6 +14,7 @@ from app.models.pay import TIMESHEET_STATUSES
 from app.services import pay
 from app.services import projects as project_service
 from app.services.money import format_cents
+from app.services.spreadsheets import csv_text
 
 from .access import require
 from .inputs import row_id
@@ -153,7 +154,7 @@ def payroll_csv():
         abort(422, description=error)
     frame = pay.payroll_frame(get_session(), week, project.id if project else None, status)
     name = f"payroll-{pay.week_label(week)}{'-' + project.slug if project else ''}.csv"
-    return Response(frame.to_csv(index=False, lineterminator="\n"), mimetype="text/csv",
+    return Response(csv_text(frame), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}"})
 
 

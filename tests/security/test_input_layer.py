@@ -65,6 +65,20 @@ def test_ids_beyond_the_column_range_are_404(client, session, world, path, big):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("spelled", ["\u0663", "\uff13", "\U0001d7e1", "0{id}", "00{id}", "+{id}", "{id}.0"])
+def test_an_id_is_written_one_way_only(client, session, world, spelled):
+    """A row id in a URL is ASCII digits without a leading zero: another script's digit, a fullwidth
+    one or a padded id names no row (a second address for a row would dodge per-URL rules)."""
+    sign_in(client, world.admin)
+    trainer = world.trainer.id
+    assert client.get(f"/admin/projects/alpha/trainers/{trainer}").status_code == 200
+    if not spelled.startswith(("0", "+")) and "{" not in spelled:  # a digit of another script: the id 3
+        trainer = 3
+        assert client.get("/admin/projects/alpha/trainers/3").status_code in (200, 404)
+    response = client.get(f"/admin/projects/alpha/trainers/{spelled.format(id=trainer)}")
+    assert response.status_code == 404
+
+
 @pytest.mark.parametrize("page", ["-1", "0", str(10**20), "abc", "99999"])
 @pytest.mark.parametrize("path", ["/admin/people", "/admin/audit", "/work/feedback", "/admin/projects/alpha/exports/"])
 def test_page_numbers_out_of_range_are_404(client, session, world, path, page):
@@ -79,7 +93,10 @@ def test_payroll_weeks_out_of_range_are_422(client, session, world, week):
     assert client.get(f"/admin/payroll.csv?week={week}").status_code == 422
 
 
-@pytest.mark.parametrize("amount", ["1e30", "-1e30", "99999999999999", "NaN", "Infinity", "1e-30"])
+@pytest.mark.parametrize("amount", ["1e30", "-1e30", "99999999999999", "NaN", "Infinity", "1e-30",
+                                    # other scripts' digits, fullwidth digits, an exponent, underscores,
+                                    # commas that do not mark thousands
+                                    "\u0663", "\uff11\uff12", "1e1", "1_0", "1,0,0", "0.0001e2"])
 def test_absurd_amounts_are_422(client, session, world, amount):
     sign_in(client, world.admin)
     response = client.post("/admin/payroll/adjust", data={

@@ -19,6 +19,21 @@ def test_bad_account_input_reports_every_field(session):
     assert set(err.value.errors) == {"email", "name", "password", "role"}
 
 
+@pytest.mark.parametrize(("email", "name", "field"), [
+    ("ok@example.test", "Admin \u202eevil\u202c", "name"),       # a direction override reorders what follows
+    ("ok@example.test", "Two\nlines", "name"),
+    ("ok@example.test", "Mallory\r=2+3", "name"),                # a CR ended CSV rows early
+    ("ok@example.test", "Bell\x07\x1b[31m", "name"),
+    ("ok@example.test", "Zero\u200bwidth", "name"),
+    ("admin\u200b@groundwork.test", "Look Alike", "email"),       # looks exactly like admin@groundwork.test
+    ("admin@groundwork.test\u200e", "Look Alike", "email"),
+])
+def test_names_and_emails_are_one_line_of_visible_text(session, email, name, field):
+    with pytest.raises(ValidationError) as err:
+        user_service.create_user(session, email, name, "long-enough-pw", ["trainer"])
+    assert set(err.value.errors) == {field}
+
+
 def test_passwords_are_argon2_hashed_and_checked(session):
     user = make_user(session, "reviewer", password="a-long-password")
     assert user.password_hash.startswith("$argon2")

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import timedelta
 
+import pandas as pd
 from sqlalchemy import select
 
 from app.models import PayAdjustment, Project, Timesheet, utcnow
@@ -59,6 +60,20 @@ def test_payroll_approve_mark_paid_and_csv(client, session):
         "billable_seconds": "600", "billable_hours": "0.1667", "rate": "36.00", "amount": "6.00", "adjustments": "0.00",
         "total": "6.00", "status": "paid", "paid_reference": "TX-1"}]
     assert client.get("/admin/payroll?week=someday").status_code == 422
+
+
+def test_a_carriage_return_in_a_name_stays_inside_its_cell(client, session):
+    """A name from before names were checked may hold a lone CR: the CSV quotes it, so no reader ends
+    the row there and starts a forged one (with a formula) from the rest."""
+    admin, trainer, project = _setup(session)
+    trainer.name = "Mallory\r=2+3"
+    session.commit()
+    _work(session, trainer, project, 600)
+    login(client, admin.email, PASSWORD)
+    body = client.get(f"/admin/payroll.csv?week={pay.week_label(pay.week_of(utcnow()))}").get_data()
+    rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    assert len(rows) == 2 and rows[1][2] == "Mallory\r=2+3"
+    assert pd.read_csv(io.BytesIO(body), keep_default_na=False)["trainer_name"].tolist() == ["Mallory\r=2+3"]
 
 
 def test_adjustment_form_checks_its_input(client, session):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import orjson
 
+from ..spreadsheets import csv_text
+
 # Lines per chunk handed to the writer thread: big chunks mean few GIL hand-overs between threads.
 BUFFER_LINES = 512
 TABLE_CHUNK = 50_000
@@ -293,7 +295,7 @@ class CsvSink(_TableSink):
     def _write_frame(self, frame, first: bool) -> None:
         # Dataset files keep every text exactly (a markdown list starts with "- "); only the payroll
         # CSV, made for spreadsheets, neutralises formulas.
-        data = frame.to_csv(index=False, header=first, lineterminator="\n").encode()
+        data = csv_text(frame, header=first).encode()
         self._handle.write(data)
         self._digest.update(data)
         self.bytes += len(data)

@@ -312,3 +312,20 @@ def test_a_csv_version_keeps_na_like_strings_as_its_card_says(build, session, tr
     folder = _folder(built.folder, tmp_path / ".hf")["train"]  # the folder: the card's config passes them
     assert sorted(folder["item_id"]) == ["NaN", "null"] and sorted(folder["answer_rationale"]) == ["NA", "None"]
     assert set(folder["gold_score"]) == {None} and folder.features["gold_score"].dtype == "float64"
+
+
+def test_a_carriage_return_in_an_answer_stays_in_its_csv_cell(build, session, trainers, tmp_path):
+    """A lone CR in a trainer's text is quoted (rows end with CRLF): pandas and `datasets` read the
+    manifest's rows, and no forged row starts with what followed it."""
+    pandas = pytest.importorskip("pandas")
+    project = make_project(session, "pairwise", [("q1", "Q1", ["A1", "B1"]), ("q2", "Q2", ["A2", "B2"])],
+                           overlap=1, slug="carriage")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"q1": {"preference": -1, "rationale": "B wins\r=2+3"},
+                                             "q2": {"preference": 2, "rationale": "line\nbreak"}})
+    built = build(project, format="csv")
+    frame = pandas.read_csv(built.folder / "train.csv", keep_default_na=False, na_values=[""])
+    assert len(frame) == built.export.row_count == 2
+    assert sorted(frame["answer_rationale"]) == ["B wins\r=2+3", "line\nbreak"]
+    loaded = _folder(built.folder, tmp_path / ".hf")["train"]
+    assert sorted(loaded["answer_rationale"]) == ["B wins\r=2+3", "line\nbreak"]
