@@ -13,6 +13,7 @@ from app.services import access, after_submit
 from app.services import assignment as queue
 from app.services import questions as question_rules
 from app.services import review as review_service
+from app.services.recruiting import applications
 from tasks import enqueue
 from tasks.jobs import compute_stats
 
@@ -96,7 +97,9 @@ def index():
         (p, done.get(p.id, 0), status == "paused")
         for p, status in access.workable_projects(db, current_user, include_paused=True)
     ]
-    return render_template("work/index.html", rows=rows)
+    # The link to "My application" only where there is one: a trainer added directly has none.
+    applied = applications.application_of(db, current_user.id) is not None
+    return render_template("work/index.html", rows=rows, applied=applied)
 
 
 @bp.get("/feedback")

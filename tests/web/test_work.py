@@ -2,9 +2,9 @@ import re
 
 from sqlalchemy import event, func, select
 
-from app.models import Annotation
+from app.models import Annotation, Domain, UserRole
 from tests.conftest import csrf_token, login
-from tests.factories import PASSWORD, make_label_project, make_user
+from tests.factories import PASSWORD, make_applicant, make_label_project, make_user
 from tests.html import assert_inert
 
 HOSTILE_PROMPT = (
@@ -28,6 +28,19 @@ def test_trainer_sees_their_projects(client, session):
     _trainer, project = _signed_in_trainer(client, session)
     page = client.get("/work/").get_data(as_text=True)
     assert project.name in page and "0 tasks done by you here" in page
+
+
+def test_my_application_is_linked_only_for_a_trainer_who_applied(app, client, session):
+    _trainer, _project = _signed_in_trainer(client, session)
+    assert "/candidate" not in client.get("/work/").get_data(as_text=True)  # added directly: no application
+    session.add(Domain(slug="medicine", name="Medicine"))
+    session.commit()
+    applicant = make_applicant(session)
+    applicant.role_rows.append(UserRole(role="trainer"))
+    session.commit()
+    other = app.test_client()
+    login(other, applicant.email, PASSWORD)
+    assert 'href="/candidate"' in other.get("/work/").get_data(as_text=True)
 
 
 def test_submit_over_htmx_returns_the_next_task_as_a_fragment(client, session):
