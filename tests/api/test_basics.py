@@ -158,6 +158,26 @@ def test_each_role_lists_only_its_projects(api):
     assert slugs("stranger") == slugs("applicant") == set()
 
 
+@pytest.mark.parametrize("change", [{"overlap": "3"}, {"overlap": 3.0}, {"gold_rate": "1e-1"},
+                                    {"show_model_names": "yes"}, {"show_model_names": 1}, {"overlap": True}])
+def test_a_body_takes_each_value_as_its_json_type(api, change):
+    """A number sent as text, a whole number as a float, a boolean as a word or a number: 422, nothing
+    changed (the schema declares the types; coercing them hid client bugs)."""
+    before = api.get("/api/v1/projects/alpha").get_json()["settings"]
+    response = api.patch("/api/v1/projects/alpha", json=change)
+    assert response.status_code == 422, response.get_json()
+    assert api.get("/api/v1/projects/alpha").get_json()["settings"] == before
+    (name, _value), = change.items()
+    typed = {"overlap": 3, "gold_rate": 0.1, "show_model_names": True}[name]
+    assert api.patch("/api/v1/projects/alpha", json={name: typed}).status_code == 200  # the same, typed
+
+
+@pytest.mark.parametrize("limit", ["+5", " 5", "5.0", "\u0665", "1e1"])
+def test_a_query_number_is_ascii_digits(api, limit):
+    assert api.get("/api/v1/projects", query_string={"limit": limit}).status_code == 422
+    assert api.get("/api/v1/projects", query_string={"limit": "5"}).status_code == 200
+
+
 def test_a_client_sees_budget_but_not_settings_and_others_see_neither(api):
     client = api.get("/api/v1/projects/alpha", as_="client").get_json()
     assert client["budget"] is not None and client["settings"] is None

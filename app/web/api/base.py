@@ -13,10 +13,11 @@ import binascii
 import re
 from functools import wraps
 from importlib.metadata import version
+from typing import Annotated
 
 import orjson
 from flask import Blueprint, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
 
@@ -39,7 +40,16 @@ class UnsupportedMediaType(ServiceError):
 
 
 class In(BaseModel):
-    """A request body or query: unknown fields are an error, not silently dropped."""
+    """A request body: unknown fields are an error, not silently dropped, and values are taken as the
+    JSON types they are declared as (strict: "3" is no number, "yes" no boolean, "1e-1" no fraction;
+    an instant is the one kind of text that becomes a value)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: unknown parameters are an error; its values are text, read as their types
+    (numbers in ASCII digits only: ``ascii_count``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,8 +65,15 @@ class ErrorBody(BaseModel):
     error: Problem
 
 
-class PageQuery(In):
-    limit: int = Field(50, ge=1, le=200, description="Rows per page")
+def ascii_count(value):
+    """A query's number as sent: ASCII digits only ("+5", " 5" and "5.0" name no count)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+        raise ValueError("must be a whole number written in digits 0-9")
+    return value
+
+
+class PageQuery(Query):
+    limit: Annotated[int, BeforeValidator(ascii_count)] = Field(50, ge=1, le=200, description="Rows per page")
     cursor: str | None = Field(None, max_length=200, description="next_cursor from the previous page")
 
 

@@ -28,6 +28,7 @@ from tasks.jobs import import_items as import_job
 from .base import (
     In,
     PageQuery,
+    Query,
     UnsupportedMediaType,
     allow,
     before_validation,
@@ -158,7 +159,7 @@ class ItemList(BaseModel):
     next_cursor: str | None
 
 
-class PushQuery(In):
+class PushQuery(Query):
     update: bool = Field(False, description="Update items whose external_id is already in the project (unless "
                                             "someone has worked on them) instead of skipping them")
 

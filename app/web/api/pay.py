@@ -15,7 +15,7 @@ from app.models.pay import TIMESHEET_STATUSES
 from app.services import pay
 from app.services import projects as project_service
 
-from .base import In, allow, bp, responses, spec, user
+from .base import Query, allow, bp, responses, spec, user
 
 
 class PayAdjustmentOut(BaseModel):
@@ -79,7 +79,7 @@ class PayrollOut(BaseModel):
     totals: PayrollTotals
 
 
-class PayrollQuery(In):
+class PayrollQuery(Query):
     week: str | None = Field(None, max_length=40, description="Any date of the week (2026-11-25) or an ISO week "
                                                               "(2026-W48); the current week when left out")
     project: str | None = Field(None, max_length=80, description="Only this project (its slug)")

@@ -4,22 +4,23 @@ pseudonym their dataset files carry; only admins get user ids as well."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import current_app
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from app.db import get_session
 from app.services import access, client_view
 
-from .base import In, allow, bp, responses, spec, user
+from .base import Query, allow, ascii_count, bp, responses, spec, user
 from .projects import managed_project
 
 
-class QualityQuery(In):
+class QualityQuery(Query):
     sort: Literal[client_view.SORTABLE] = Field("annotations", description="Column the trainer rows are sorted by")  # type: ignore[valid-type]
     order: Literal["asc", "desc"] = "desc"
-    limit: int = Field(200, ge=1, le=1000, description="Trainer rows at most (trainers_total says how many there are)")
+    limit: Annotated[int, BeforeValidator(ascii_count)] = Field(
+        200, ge=1, le=1000, description="Trainer rows at most (trainers_total says how many there are)")
 
 
 class QuestionQuality(BaseModel):
