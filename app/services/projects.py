@@ -533,6 +533,8 @@ def plain_text(text: str) -> str:
     """A text as a reader sees it, for comparing texts and finding empty ones: Unicode NFC (a
     composed and a decomposed "é" are one letter), invisible characters (``_INVISIBLE``) as spaces,
     and every run of spacing as one space."""
+    if text.isascii():  # no composition and no invisible character to read: only the spacing
+        return " ".join(text.split())
     return " ".join(unicodedata.normalize("NFC", text).translate(_INVISIBLE).split())
 
 

@@ -127,6 +127,7 @@ LABEL = {"key": "label", "type": "label", "title": "Label?", "options": {"labels
 RATING = {"key": "score", "type": "rating", "title": "Score", "options": {"min": 1, "max": 5}}
 PREF = {"key": "pref", "type": "preference", "title": "Which?", "options": {"scale": 3}}
 RANK = {"key": "rank", "type": "ranking", "title": "Rank", "options": {"allow_ties": True}}
+TEXT = {"key": "notes", "type": "text", "title": "Notes", "options": {"min_chars": 0, "mode": "critique"}}
 
 
 @pytest.mark.parametrize(("question", "options"), [
@@ -136,6 +137,7 @@ RANK = {"key": "rank", "type": "ranking", "title": "Rank", "options": {"allow_ti
     (RATING, {"min": 2, "max": 5}),
     (PREF, {"scale": 2}),
     (RANK, {"allow_ties": False}),
+    (TEXT, {"min_chars": 0, "mode": "rewrite"}),  # every critique would become a training answer
 ])
 def test_breaking_option_edits_are_refused_once_answers_exist(session, question, options):
     project = _answered(session, [question])

@@ -227,6 +227,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     # hash a row).
     watched = (fmt.pair_rows and plan.consensus) or fmt.completion_rows
     prompts = result.prompts if watched and plan.pair_digests is None else None
+    prompt_of = plan.prompt_of = fmt.row_prompt or prompt_key
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
@@ -248,7 +249,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
                 if not encoded:
                     continue
                 if prompts is not None:
-                    _note_prompt(prompts, group)
+                    _note_prompt(prompts, group, prompt_of)
                 split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
                 data_line[split](encoded[0])
                 meta_line[split](encoded[1])
@@ -262,7 +263,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
             if not lines:
                 continue
             if prompts is not None:
-                _note_prompt(prompts, group)
+                _note_prompt(prompts, group, prompt_of)
             split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
             encoded = meta_lines(group, lines, pseudonym, models)
             write_data[split](lines)
@@ -286,8 +287,8 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     return result, None
 
 
-def _note_prompt(prompts: set, group) -> None:
-    key = hash(prompt_key(group))  # a rare false alarm only costs the checked rebuild
+def _note_prompt(prompts: set, group, prompt_of) -> None:
+    key = hash(prompt_of(group))  # a rare false alarm only costs the checked rebuild
     if key in prompts:
         raise RepeatedPrompt(f"item {group.external_id!r} repeats an earlier item's prompt")
     prompts.add(key)

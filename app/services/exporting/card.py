@@ -110,22 +110,22 @@ META_MEANINGS = {
         "label question: share of them who gave the item's majority label",
         "how many annotators answered that question (the share's denominator)"),
     ("sft", None): (
-        "a rewrite row: the item's first response (the one rewritten); a consensus-best row: that response",
+        "a rewrite row: empty (the text is the annotator's, no response's); a consensus-best row: that response",
         "a rewrite row: the annotations that wrote that rewrite; a consensus-best row: those that answered the "
         "question deciding it",
         "null on a rewrite row; on a consensus-best row the share of those annotators whose own answer puts the "
         "response in their own top group (or who gave the majority label)",
         "a rewrite row: how many annotators wrote it; a consensus-best row: how many answered the deciding question"),
     ("rewrites", None): (
-        "the item's first response (the one rewritten)",
+        "empty: the text is the annotator's rewrite, no response's",
         "the annotations that wrote that rewrite",
         "always null",
         "how many annotators wrote that rewrite"),
     ("ratings", "consensus"): (
         "the rated response",
-        "the annotations averaged into the row (those that gave every rating)",
+        "the annotations that gave at least one rating (each column is the mean of those that gave it)",
         "always null (no agreement is computed for ratings)",
-        "how many annotations were averaged"),
+        "how many annotations gave at least one rating"),
     ("ratings", "per_annotation"): ("the rated response", _ONE_ANNOTATION, "always null", "always 1"),
     ("annotations", None): (_ALL_RESPONSES, _ONE_ANNOTATION, "always null (one row per annotation)", "always 1"),
     ("items", None): (

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 import orjson
 
@@ -83,6 +84,7 @@ class Plan:
     # of the version share a prompt (``build.RepeatedPrompt``): one another item already gave is left
     # out. None otherwise.
     pair_digests: set | None = None
+    prompt_of: Callable[[Group], Any] | None = None  # the format's row prompt (``Format.row_prompt``), set by the build
 
     def __post_init__(self):
         def used_as(role: str) -> list[QuestionSpec]:
@@ -135,6 +137,9 @@ class Format:
     pair_rows: bool = False
     # Labels completions (KTO): each (prompt, completion) at most once in the file, whatever the mode.
     completion_rows: bool = False
+    # What its rows show as the prompt, as a reader sees it, when not the item's turns (``prompt_key``):
+    # two items whose rows look the same are one prompt to the checks above.
+    row_prompt: Callable[[Group], Any] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -228,17 +233,34 @@ def line_meta(group: Group, response_ids: list[str], annotation_ids: list[int], 
 
 
 def prompt_key(group: Group):
-    """The item's prompt as written, hashable: the one user turn's text, or the turns' (role, text)."""
+    """The item's prompt as a reader sees it (``projects.plain_text``: spacing, invisible characters and
+    composition do not count, as for repeated items and the split), hashable: the one user turn's
+    text, or the turns' (role, text)."""
     context = group.context
     if len(context) == 1 and context[0]["role"] == "user":
-        return context[0]["content"]
-    return tuple((m["role"], m["content"]) for m in context)
+        return plain_text(context[0]["content"])
+    return tuple((m["role"], plain_text(m["content"])) for m in context)
 
 
 def pair_digest(prompt, texts: tuple[str, ...]) -> bytes:
-    """A consensus pair whichever way round (or a KTO completion, one text), under its prompt: two
-    items asking the same prompt with the same responses give one digest."""
-    return hashlib.blake2b(orjson.dumps([prompt, sorted(texts)]), digest_size=16).digest()
+    """A consensus pair whichever way round (or a KTO completion, one text), under its prompt, texts
+    as a reader sees them: two items asking the same prompt with the same responses give one digest."""
+    return hashlib.blake2b(orjson.dumps([prompt, sorted(map(plain_text, texts))]), digest_size=16).digest()
+
+
+def given_before(group: Group, plan: Plan, texts: tuple[str, ...], reason: str) -> bool:
+    """Whether an earlier item with the same prompt already gave a row of these texts (a pair, or a
+    completion), when the version checks it (``plan.pair_digests``: prompts repeat); counts the drop
+    under ``reason``. The first to give one keeps it."""
+    taken = plan.pair_digests
+    if taken is None:
+        return False
+    digest = pair_digest((plan.prompt_of or prompt_key)(group), texts)
+    if digest in taken:
+        plan.skipped[reason] += 1
+        return True
+    taken.add(digest)
+    return False
 
 
 def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
@@ -264,8 +286,6 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
         return []
     n, text, lines = len(values), group.text_of, []
     seen = set() if len(found) > 1 else None
-    taken = plan.pair_digests if consensus else None
-    prompt = prompt_key(group) if taken is not None else None
     for chosen, rejected, margin, voters in found:
         texts = (text(chosen), text(rejected))
         if texts[0] == texts[1]:
@@ -276,12 +296,8 @@ def pairs(group: Group, plan: Plan) -> list[tuple[str, str, float, dict]]:
                 plan.skipped["pair repeating another of the item (same texts)"] += 1
                 continue
             seen.add(texts)
-        if taken is not None:
-            digest = pair_digest(prompt, texts)
-            if digest in taken:
-                plan.skipped["pair another item with the same prompt gave first (same texts)"] += 1
-                continue
-            taken.add(digest)
+        if consensus and given_before(group, plan, texts, "pair another item with the same prompt gave first (same texts)"):
+            continue
         if consensus:
             meta = line_meta(group, [chosen, rejected], annotation_ids, len(voters) / n, n)
         else:
@@ -480,14 +496,16 @@ def hh_transcript(group: Group) -> str:
     parts, pending_system = [], []
     for m in group.context:
         if m["role"] == "system":
-            pending_system.append(hh_escape(m["content"]))
+            pending_system.append(m["content"])
         elif m["role"] == "user":
-            parts.append(HUMAN + " " + "\n\n".join([*pending_system, hh_escape(m["content"])]))
+            # Escaped once joined: the blank line joining a system message to a turn that starts with
+            # "Assistant:" makes a turn marker that neither piece holds alone.
+            parts.append(HUMAN + " " + hh_escape("\n\n".join([*pending_system, m["content"]])))
             pending_system = []
         else:
             parts.append(ASSISTANT + " " + hh_escape(m["content"]))
     if pending_system:
-        parts.append(HUMAN + " " + "\n\n".join(pending_system))
+        parts.append(HUMAN + " " + hh_escape("\n\n".join(pending_system)))
     return "".join(parts)
 
 
@@ -515,7 +533,7 @@ def starts_with_user(context: list[dict]) -> bool:
             *PAIR_EXTRA_FIELDS),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: hh_sides(
         hh_prompt(group), chosen, rejected), accepts=lambda group: starts_with_user(group.context)),
-    pair_rows=True,
+    pair_rows=True, row_prompt=lambda group: plain_text(hh_prompt(group)),
 )
 def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     if not starts_with_user(group.context):
@@ -610,15 +628,9 @@ def trl_kto(group: Group, plan: Plan) -> list[dict]:
         return []
     p = prompt(group, plan)
     lines = []
-    taken = plan.pair_digests
-    asked = prompt_key(group) if taken is not None else None
     for text, good, meta in found:
-        if taken is not None:  # items sharing a prompt: the oldest to label a completion keeps it
-            digest = pair_digest(asked, (text,))
-            if digest in taken:
-                plan.skipped["kto: completion another item with the same prompt labelled first"] += 1
-                continue
-            taken.add(digest)
+        if given_before(group, plan, (text,), "kto: completion another item with the same prompt labelled first"):
+            continue
         line = {"prompt": p, "completion": completion(text, plan), "label": good}
         if plan.with_agreement:
             line["agreement"], line["n_annotators"] = meta["agreement"], meta["n_annotators"]
@@ -637,20 +649,21 @@ def rewrites(group: Group, plan: Plan) -> list[tuple[str, dict]]:
     no response in its meta line (its text is the trainer's, not a model's); one that only repeats a
     response (spacing aside) is not a rewrite and is counted as dropped."""
     originals = {plain_text(r["text"]) for r in group.responses}
-    found: dict[str, list[int]] = {}
+    found: dict[str, tuple[str, list[int]]] = {}  # as a reader sees it -> (the first spelling, annotations)
     for row, answers in zip(group.rows, group.answers, strict=True):
         for q in plan.rewrites:
             text = (answers.get(q.key) or "").strip()
             if not text:
                 continue
-            if plain_text(text) in originals:
+            seen_as = plain_text(text)
+            if seen_as in originals:
                 plan.skipped["rewrite identical to a response"] += 1
                 continue
-            ids = found.setdefault(text, [])
+            _text, ids = found.setdefault(seen_as, (text, []))
             if not ids or ids[-1] != row[0]:
                 ids.append(row[0])
     return [(text, {"response_ids": [], "annotation_ids": ids, "agreement": None, "n_annotators": len(ids)})
-            for text, ids in found.items()]
+            for text, ids in found.values()]
 
 
 def approved_response(group: Group, plan: Plan) -> tuple[str, dict] | None:
@@ -688,6 +701,7 @@ def _needs_sft(plan: Plan) -> str | None:
     fields=(("messages", "the conversation ending with an assistant turn: a trainer's rewrite, or the "
                          "consensus-best response of the item"),
             ("item_id", "only with with_ids")),
+    completion_rows=True,
 )
 def trl_sft(group: Group, plan: Plan) -> list[dict]:
     context = messages(group)
@@ -697,6 +711,8 @@ def trl_sft(group: Group, plan: Plan) -> list[dict]:
         found.append(best)
     lines = []
     for text, meta in found:
+        if given_before(group, plan, (text,), "sft: completion another item with the same prompt gave first"):
+            continue
         line = {"messages": [*context, {"role": "assistant", "content": text}]}
         if plan.with_ids:
             line["item_id"] = group.external_id
@@ -713,11 +729,13 @@ def _needs_rewrites(plan: Plan) -> str | None:
     "openai-sft", "OpenAI supervised fine-tuning (rewrites)", needs=_refuses_extra_keys(_needs_rewrites), min_rows=10,
     features=lambda plan: [messages_feature("messages")],
     fields=(("messages", "the conversation ending with a trainer's rewrite as the assistant turn"),),
+    completion_rows=True,
 )
 def openai_sft(group: Group, plan: Plan) -> list[dict]:
     context = messages(group)
     return [{"messages": [*context, {"role": "assistant", "content": text}], "_meta": meta}
-            for text, meta in rewrites(group, plan)]
+            for text, meta in rewrites(group, plan)
+            if not given_before(group, plan, (text,), "sft: completion another item with the same prompt gave first")]
 
 
 # --- ratings ------------------------------------------------------------------------------------------

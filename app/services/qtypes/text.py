@@ -27,6 +27,12 @@ class TextType(QuestionType):
         return {"min_chars": int_field(form, f"{prefix}min_chars", errors, f"{label}.min_chars"),
                 "mode": form.get(f"{prefix}mode", "critique")}
 
+    def breaks_answers(self, old, new):
+        was, now = old.get("mode", "critique"), new.get("mode", "critique")
+        if was != now:  # a critique read as a rewrite would become a training answer
+            return f"a {was} question cannot become a {now} question once answers exist"
+        return None
+
     def response_range(self, options):
         return (1, 9) if options.get("mode") == "rewrite" else self.responses
 
