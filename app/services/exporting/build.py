@@ -17,6 +17,7 @@ import gc
 import multiprocessing
 import os
 import signal
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -68,8 +69,9 @@ class PartResult:
     skipped: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)  # source model -> lines that hold one of its responses
     submitted: list = field(default_factory=list)  # [first, last] submitted_at of the annotations read
-    # hash() of each prompt that gave rows, when pair rows are watched (compared across processes)
-    prompts: set = field(default_factory=set)
+    # hash() of each prompt that gave rows, when rows are watched, in item order (a helper sends them as
+    # the bytes of the array); ``repeats_prompts`` checks them all once every range is written
+    prompts: array = field(default_factory=lambda: array("q"))
 
     @property
     def infos(self) -> list[FileInfo]:
@@ -222,12 +224,16 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     items = Counter()
     read = 0
     next_report = every
-    # A consensus pair file (and KTO) notes each prompt that gives rows: a second item with one of them
-    # starts the version again with every pair checked (the usual project asks each prompt once: a
-    # hash a row).
+    # A consensus pair file (and KTO, SFT) notes the hash of each prompt that gives rows; once every range
+    # is written, a hash seen twice starts the version again with every row checked (the usual project
+    # asks each prompt once: a hash a row, appended, costs little; a set here cost ~1 µs an item).
     watched = (fmt.pair_rows and plan.consensus) or fmt.completion_rows
     prompts = result.prompts if watched and plan.pair_digests is None else None
     prompt_of = plan.prompt_of = fmt.row_prompt or prompt_key
+    # One plain ASCII user turn already reads as a reader sees it (``projects.plain_text`` would give it
+    # back unchanged): its hash is ``prompt_key``'s, without the normalising.
+    fast_prompts = fmt.row_prompt is None
+    note_prompt = prompts.append if prompts is not None else None
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)
     gc.disable()  # the loop makes millions of short-lived objects and no cycles: spare the collector
@@ -248,8 +254,13 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
             if encode is not None and (encoded := encode(group, models)) is not None:
                 if not encoded:
                     continue
-                if prompts is not None:
-                    _note_prompt(prompts, group, prompt_of)
+                if prompts is not None:  # inline: once per item of a million-row export
+                    context = group.context
+                    text = context[0]["content"] if fast_prompts and len(context) == 1 else None
+                    key = hash(text if text is not None and context[0]["role"] == "user" and text.isascii()
+                               and text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]
+                               else prompt_of(group))
+                    note_prompt(key)
                 split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
                 data_line[split](encoded[0])
                 meta_line[split](encoded[1])
@@ -263,7 +274,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
             if not lines:
                 continue
             if prompts is not None:
-                _note_prompt(prompts, group, prompt_of)
+                note_prompt(hash(prompt_of(group)))
             split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
             encoded = meta_lines(group, lines, pseudonym, models)
             write_data[split](lines)
@@ -287,11 +298,11 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     return result, None
 
 
-def _note_prompt(prompts: set, group, prompt_of) -> None:
-    key = hash(prompt_of(group))  # a rare false alarm only costs the checked rebuild
-    if key in prompts:
-        raise RepeatedPrompt(f"item {group.external_id!r} repeats an earlier item's prompt")
-    prompts.add(key)
+def repeats_prompts(*hashes: array) -> bool:
+    """Whether a prompt's hash comes twice in the ranges' notes (a rare false alarm, two prompts with
+    one hash, only costs the checked rebuild)."""
+    count = sum(len(h) for h in hashes)
+    return count > 1 and len(set().union(*hashes)) != count
 
 
 def close_sinks(sinks: dict, result: PartResult, part: bool) -> None:
@@ -327,11 +338,10 @@ def _child(pipe, session_factory, fmt: Format, plan: Plan, snapshot: Snapshot, c
             result, _ = write_range(session, fmt, plan, snapshot, conditions, folder_path, fetch_rows, report,
                                     every=5000, part=True, threaded=False)
         progress_value.value = result.read
+        result.prompts = result.prompts.tobytes()  # one block: pickling 10⁵ Python ints costs the merge
         pipe.send(("ok", result))
     except NeedsConversational as exc:
         pipe.send(("conversational", str(exc)))
-    except RepeatedPrompt as exc:
-        pipe.send(("repeated", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the export
         pipe.send(("error", f"{type(exc).__name__}: {exc}", getattr(exc, "errno", None)))
     finally:
@@ -404,6 +414,8 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
                  fetch_rows):
     if not points:
         result, _ = write_range(session, fmt, plan, snapshot, conditions, work, fetch_rows, progress, progress.every)
+        if repeats_prompts(result.prompts):
+            raise RepeatedPrompt("items share a prompt")
         progress(result.read)
         return result
     bounds = [None, *points, None]
@@ -440,22 +452,23 @@ def _write_parts(session, session_factory, fmt, plan, snapshot, conditions, poin
             if outcomes[-1][0] != "ok":
                 break
         for status, payload, *errno in outcomes:
-            if status in ("conversational", "repeated", "error"):
+            if status in ("conversational", "error"):
                 for sink in sinks.values():
                     sink.abandon()
                 if status == "conversational":
                     raise NeedsConversational(payload)
-                if status == "repeated":
-                    raise RepeatedPrompt(payload)
                 if errno and errno[0] is not None:  # a full disk in a helper reads as one here too
                     raise OSError(errno[0], payload)
                 raise RuntimeError(payload)
         for _status, part in outcomes:
-            if not result.prompts.isdisjoint(part.prompts):  # a prompt in two ranges
-                for sink in sinks.values():
-                    sink.abandon()
-                raise RepeatedPrompt("two ranges of items share a prompt")
-            result.prompts |= part.prompts
+            theirs = array("q")
+            theirs.frombytes(part.prompts)
+            part.prompts = theirs
+        if repeats_prompts(result.prompts, *(part.prompts for _status, part in outcomes)):
+            for sink in sinks.values():
+                sink.abandon()
+            raise RepeatedPrompt("items share a prompt")
+        for _status, part in outcomes:
             result.read += part.read
             result.items.update(part.items)
             result.trainers.update(part.trainers)
