@@ -759,6 +759,9 @@ def submit(
     now = now or utcnow()  # once the locks are held (see record_heartbeat)
     if assignment.status == "submitted":  # a double click or a retried request: the first answer stands
         existing = session.scalar(select(Annotation).where(Annotation.assignment_id == assignment.id))
+        if _changes_answer(task, session, raw_answers, existing):
+            session.rollback()
+            raise Conflict("this task is already submitted, with other answers: the first answers stand")
         session.commit()
         return existing
     if assignment.status == "skipped":
@@ -841,6 +844,21 @@ def release_leases(session: Session, trainer_id: int | None, project: Project, n
     for item_id, n in sorted(Counter(r.item_id for r in rows).items()):  # items by id: the lock order
         _move_counters(session, item_id, project.overlap, active=-n)
     return len(rows)
+
+
+def _changes_answer(task: Task, session: Session, raw_answers, existing: Annotation | None) -> bool:
+    """Whether a submit of a task already submitted sends other answers than the stored ones (a client
+    changing its mind is told so; a repeat of the same answers, or one that is no valid answer at all,
+    is the double click or retry the first answer stands for)."""
+    if existing is None:
+        return False
+    questions = project_questions(session, task.assignment.project_id)
+    try:
+        answers = raw_answers(task, questions) if callable(raw_answers) else raw_answers
+        answers = question_rules.validate_answers(questions, answers, task.item.responses or [])
+    except Exception:  # noqa: BLE001 - a broken repeat changes nothing and is no new answer
+        return False
+    return answers != existing.answers
 
 
 def submitted_counts(session: Session, trainer_id: int) -> dict[int, int]:

@@ -236,10 +236,12 @@ def test_a_repeated_submit_stores_one_answer_and_says_200(client, session):
     task = api.post(f"{BASE}/labels/tasks/next", as_="t0").get_json()
     url = f"{BASE}/labels/tasks/{task['assignment_id']}/submit"
     first = api.post(url, as_="t0", json={"answers": {"label": "yes"}})
-    again = api.post(url, as_="t0", json={"answers": {"label": "no"}})
+    again = api.post(url, as_="t0", json={"answers": {"label": "yes"}})  # a retry
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.get_json()["annotation_id"] == again.get_json()["annotation_id"]
     assert first.get_json()["next"]["assignment_id"] == again.get_json()["next"]["assignment_id"]  # the same lease
+    changed = api.post(url, as_="t0", json={"answers": {"label": "no"}})  # another answer: not saved, and said
+    assert changed.status_code == 409 and "first answers stand" in changed.get_json()["error"]["message"]
     assert session.scalars(select(Annotation.answers)).all() == [{"label": "yes"}]
 
 

@@ -50,14 +50,20 @@ def test_overlap_is_respected_and_nobody_sees_an_item_twice(session):
     assert session.scalar(select(func.count(Annotation.id))) == 4
 
 
-def test_submit_is_idempotent(session):
+def test_submit_is_idempotent_and_says_so_when_the_answers_differ(session):
+    """A double click or a retry (the same answers, or none that are valid) gets the first answer; a
+    client sending other answers is told the first ones stand, not that it saved."""
     trainer = make_user(session, "trainer")
     project = make_label_project(session, items=2, trainers=[trainer])
     a = queue.next_task(session, trainer.id, project)
     first = queue.submit(session, a.id, trainer.id, {"label": "yes"})
-    second = queue.submit(session, a.id, trainer.id, {"label": "no"})
-    assert second.id == first.id and second.answers == {"label": "yes"}
+    again = queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    broken = queue.submit(session, a.id, trainer.id, {"label": "maybe"})
+    assert again.id == broken.id == first.id and again.answers == {"label": "yes"}
+    with pytest.raises(Conflict, match="first answers stand"):
+        queue.submit(session, a.id, trainer.id, {"label": "no"})
     assert session.scalar(select(func.count(Annotation.id))) == 1
+    assert session.get(Annotation, first.id).answers == {"label": "yes"}
     assert session.get(Item, a.item_id).done_count == 1
 
 
