@@ -83,6 +83,9 @@ PROJECT_SETTINGS = {
     "quality_bonus_min_accuracy": (float, 0.0, 1.0),
 }
 NULLABLE_SETTINGS = {"quality_bonus_percent", "quality_bonus_min_accuracy"}
+# What decides a trainer's pay in the project: a member of it never changes these (another admin does).
+PAY_SETTINGS = {"hourly_rate_cents", "quality_bonus_percent", "quality_bonus_min_accuracy",
+                "max_billable_seconds_per_task", "gold_rate"}
 
 
 def _check_settings(settings: dict, errors: dict[str, str]) -> dict:
@@ -335,9 +338,10 @@ def update_project(
                         errors[f"questions[{i}].options"] = f"{problem} (answers already exist)"
         _check_questions(questions, errors)
     changed = {k: v for k, v in clean.items() if getattr(project, k) != v}
-    if not errors and actor_id is not None and {"hourly_rate_cents", "quality_bonus_percent"} & set(changed) \
+    if not errors and actor_id is not None and (paid := sorted(PAY_SETTINGS & set(changed))) \
             and access.membership(session, actor_id, project) is not None:
-        errors["hourly_rate_cents"] = "you are a trainer of this project: another admin sets its pay"
+        for name in paid:
+            errors[name] = "you are a trainer of this project: another admin sets what decides its pay"
     if errors:
         session.rollback()
         raise ValidationError(errors)

@@ -69,6 +69,14 @@ def check_request() -> None:
     if request.is_json:
         if (request.content_length or 0) > JSON_BODY_MAX:
             abort(413, description=f"A JSON body may be at most {JSON_BODY_MAX // 1024} KB.")
+        if request.content_length is None:
+            # A chunked body gives no length to check: read one byte past the limit at most, so a
+            # longer one is refused (413) before anything is parsed, whoever sends it. What was read
+            # is the body the views get (werkzeug's own cache of it).
+            body = request.stream.read(JSON_BODY_MAX + 1)
+            if len(body) > JSON_BODY_MAX:
+                abort(413, description=f"A JSON body may be at most {JSON_BODY_MAX // 1024} KB.")
+            request._cached_data = body
         body = request.get_data(cache=True)
         if body:
             try:

@@ -178,6 +178,16 @@ def test_a_query_number_is_ascii_digits(api, limit):
     assert api.get("/api/v1/projects", query_string={"limit": "5"}).status_code == 200
 
 
+def test_project_wide_progress_is_not_a_trainers(api):
+    """Progress counts move for work items only: around a claim they would point a trainer at gold."""
+    assert api.get("/api/v1/projects/alpha", as_="trainer").get_json()["progress"] is None
+    for caller in ("admin", "client", "reviewer"):
+        response = api.get("/api/v1/projects/alpha", as_=caller)
+        if response.status_code == 200:
+            assert response.get_json()["progress"]["total"] >= 0, caller
+    assert api.get("/api/v1/projects/alpha", as_="admin").get_json()["progress"] is not None
+
+
 def test_a_client_sees_budget_but_not_settings_and_others_see_neither(api):
     client = api.get("/api/v1/projects/alpha", as_="client").get_json()
     assert client["budget"] is not None and client["settings"] is None

@@ -472,6 +472,22 @@ def test_an_admin_does_not_enrol_themselves_or_set_their_own_rate(session):
     assert event.data["changed"]["hourly_rate_cents"] == [0, 4000]  # the audit says from what to what
 
 
+@pytest.mark.parametrize("change", [{"max_billable_seconds_per_task": 86400}, {"gold_rate": 0.5},
+                                    {"quality_bonus_percent": 10, "quality_bonus_min_accuracy": 0.0}])
+def test_a_member_changes_nothing_that_decides_their_pay(session, change):
+    """The billable cap, the bonus threshold and the gold share decide a trainer's pay as much as the
+    rate: an admin who is a trainer of the project sets none of them; another admin may."""
+    boss, admin = make_user(session, "admin", "trainer"), make_user(session, "admin")
+    project = make_label_project(session, items=1, slug="capped")
+    project_service.add_member(session, project, boss, "trainer", actor_id=admin.id)
+    session.commit()
+    with pytest.raises(ValidationError) as caught:
+        project_service.update_project(session, project, name=project.name, actor_id=boss.id, **change)
+    assert set(caught.value.errors) <= set(change) and caught.value.errors
+    session.rollback()
+    project_service.update_project(session, project, name=project.name, actor_id=admin.id, **change)
+
+
 @pytest.mark.parametrize("name,slug", [("New", "new"), ("Earnings", "earnings"), ("Feedback", "feedback")])
 def test_project_slugs_never_take_a_word_our_addresses_use(session, name, slug):
     project = project_service.create_project(session, name=name, status="active",
@@ -600,6 +616,20 @@ def test_a_json_body_larger_than_the_cap_is_refused_unread(client, session):
     body = b"[" + b"{}," * 200_000 + b"{}]"
     response = client.post("/login", data=body, content_type="application/json", headers={"X-CSRFToken": csrf})
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/login", "/healthz", "/api/v1/projects"])
+def test_a_chunked_json_body_past_the_cap_is_refused_before_it_is_parsed(client, path):
+    """Sent chunked, a body has no Content-Length to check: the stream is read one byte past the cap at
+    most, whoever sends it and wherever."""
+    body = b"[" + b"1.5," * 200_000 + b"1.5]"
+    chunked = {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "X-CSRFToken": csrf_token(client)}
+    response = client.post(path, input_stream=io.BytesIO(body), headers=chunked,
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    small = client.post(path, input_stream=io.BytesIO(b"[1]"), headers=chunked,
+                        environ_overrides={"wsgi.input_terminated": True})
+    assert small.status_code != 413
 
 
 def test_parallel_wrong_passwords_cannot_outrun_the_limit(app, session):

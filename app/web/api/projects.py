@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from app.db import get_session
 from app.errors import NotFound
 from app.models import PROJECT_KINDS, PROJECT_STATUSES, Project
-from app.services import access, pay
+from app.services import access, pay, review
 from app.services import projects as project_service
 
 from .base import In, PageQuery, allow, bp, decode_cursor, page, responses, spec, user
@@ -68,7 +68,9 @@ class ProjectSummary(BaseModel):
 class ProjectOut(ProjectSummary):
     instructions: str
     questions: list[QuestionOut]
-    progress: Progress
+    progress: Progress | None = Field(None, description="Admins, clients and reviewers: a trainer's own "
+                                                        "figures are in the task answers (project-wide counts move "
+                                                        "only for work items, so they would point out gold)")
     budget: BudgetOut | None = Field(None, description="Admins and clients only")
     dataset: ProjectDataset | None = Field(None, description="What the dataset cards cite (admins and clients)")
     settings: dict[str, Any] | None = Field(None, description="Admins only")
@@ -151,12 +153,16 @@ def project_out(project: Project) -> ProjectOut:
     admin = access.is_admin(user())
     manages = admin or access.is_client(db, user(), project)
     spent = pay.project_spend(db, project) if manages else 0
+    # Project-wide counts move for work items only: watched around a claim they tell a trainer which
+    # task is gold, so a trainer (who does not also review it) sees none, as on the pages.
+    counts = manages or (review.can_review(db, user(), project)
+                         and access.membership(db, user(), project) is None)
     return ProjectOut(
         slug=project.slug, name=project.name, kind=project.kind, status=project.status,
         created_at=project.created_at, instructions=project.instructions or "",
         questions=[QuestionOut(key=q.key, type=q.type, title=q.title, help=q.help or "", options=q.options or {},
                                required=q.required) for q in project.questions],
-        progress=Progress(**project_service.progress(db, project)),
+        progress=Progress(**project_service.progress(db, project)) if counts else None,
         budget=BudgetOut(budget_cents=project.budget_cents, spent_cents=spent,
                          share=spent / project.budget_cents if project.budget_cents else 0.0) if manages else None,
         dataset=ProjectDataset(license=project.license or "", citation=project.citation or "",
