@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.bounds import json_problem
+from app.bounds import has_visible, json_problem, one_line_problem
 from app.errors import ValidationError
 
 from .qtypes import QUESTION_TYPES, AnswerError, Responses, ranks_of, response_letter, type_of
@@ -31,10 +31,12 @@ def check_question(key: str, type_name: str, title: str, options: Mapping[str, A
     errors: dict[str, str] = {}
     if not KEY_RE.fullmatch(key or ""):
         errors["key"] = "must start with a letter and hold only a-z, 0-9 and _ (at most 64)"
-    if not (title or "").strip():
+    if not has_visible(title or ""):
         errors["title"] = "is required"
     elif len(title.strip()) > TITLE_MAX:
         errors["title"] = f"must be at most {TITLE_MAX} characters"
+    elif problem := one_line_problem(title.strip()):
+        errors["title"] = problem
     if len(help or "") > HELP_MAX:
         errors["help"] = f"must be at most {HELP_MAX:,} characters"
     if type_name not in QUESTION_TYPES:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.bounds import has_visible
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import VERDICTS, Annotation, Item, Project, ProjectMember, Review, User, utcnow
@@ -157,7 +158,7 @@ def record_verdict(
         raise Conflict(ALREADY_REVIEWED)
     errors: dict[str, str] = {}
     clean = None
-    if verdict == "reject" and not comment:
+    if verdict == "reject" and not has_visible(comment):  # invisible characters say nothing
         errors["comment"] = "say what is wrong, so the trainer can learn from it"
     if verdict == "correct":
         questions = project_questions(session, annotation.project_id, share_lock=True)

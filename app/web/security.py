@@ -22,7 +22,7 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
+    if request.endpoint != "static":  # pages, fragments, the API's JSON, CSV and export files hold people's data
         response.headers.setdefault("Cache-Control", "no-store")
     # Browsers honour HSTS only over HTTPS; behind a proxy, request.is_secure needs TRUSTED_PROXIES.
     hsts = current_app.config.get("HSTS_SECONDS", 0)

@@ -178,6 +178,20 @@ def test_adding_a_label_and_rewording_stay_allowed_once_answers_exist(session):
     assert project.questions[0].options["labels"] == ["yes", "no", "unsure"]
 
 
+@pytest.mark.parametrize(("question", "field"), [
+    ({**LABEL, "options": {"labels": ["safe", "safe\u200b"]}}, "options"),     # two labels that look one
+    ({**LABEL, "options": {"labels": ["sa\u202efe", "unsafe"]}}, "options"),   # a direction override
+    ({**LABEL, "options": {"labels": ["\u200b", "b"]}}, "options"),            # an invisible label
+    ({**LABEL, "options": {"labels": ["e\u0301", "\u00e9"]}}, "options"),      # é twice, composed and not
+    ({**LABEL, "title": "T\u202eevil\nline2"}, "title"),
+    ({**LABEL, "title": "\u200b"}, "title"),
+])
+def test_question_titles_and_labels_are_visible_one_line_text(session, question, field):
+    with pytest.raises(ValidationError) as caught:
+        project_service.create_project(session, name="Looks", status="active", questions=[question])
+    assert any(field in key for key in caught.value.errors), caught.value.errors
+
+
 # --- members --------------------------------------------------------------------------------------
 
 

@@ -655,3 +655,11 @@ def test_parallel_wrong_passwords_cannot_outrun_the_limit(app, session):
     for th in threads:
         th.join(timeout=60)
     assert statuses.count(401) <= limit and statuses.count(429) >= limit * 2
+
+
+def test_nothing_but_static_files_may_be_stored_by_a_cache(client):
+    """Pages, fragments, the API's JSON and the CSV and export downloads hold people's data and pay."""
+    for path in ("/login", "/api/v1/openapi.json", "/api/v1/projects", "/healthz"):
+        assert client.get(path).headers.get("Cache-Control") == "no-store", path
+    static = client.get("/static/favicon.svg")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("Cache-Control", "")

@@ -42,6 +42,8 @@ def test_reject_needs_a_reason_and_correct_becomes_the_adjudicated_answer(sessio
     _trainer, reviewer, project, annotations = reviewed_project
     with pytest.raises(ValidationError, match="say what is wrong"):
         review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "  ")
+    with pytest.raises(ValidationError):  # invisible characters say nothing to the trainer either
+        review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "\u200b\u200e")
     review_service.record_verdict(session, annotations[0].id, reviewer.id, "reject", "The response is unsafe.")
     with pytest.raises(ValidationError) as err:
         review_service.record_verdict(session, annotations[1].id, reviewer.id, "correct", "", {"label": "maybe"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itertools import combinations
 
+from app.bounds import has_visible, one_line_problem
+
 from ..quality import agreement, consensus
 from .base import AnswerError, QuestionType, Units, lines, quoted, skip_safe
 
@@ -15,11 +17,16 @@ def check_labels(options) -> list[str]:
     labels = options.get("labels")
     if not isinstance(labels, list) or len(labels) < 2:
         return ["labels must be a list of at least 2 labels"]
-    if any(not isinstance(x, str) or not x.strip() for x in labels):
+    if any(not isinstance(x, str) or not has_visible(x) for x in labels):
         return ["labels must be non-empty strings"]
     if any(len(x) > LABEL_MAX for x in labels):
         return [f"a label may have at most {LABEL_MAX} characters"]
-    if len(set(labels)) != len(labels):
+    if any(one_line_problem(x) for x in labels):
+        return ["a label must be one line of visible text (no line breaks, control or invisible formatting characters)"]
+    # Two labels a reader cannot tell apart (spacing, composition) would be two classes that look one.
+    from ..projects import plain_text  # here: projects reads the question types when it loads
+
+    if len({plain_text(x) for x in labels}) != len(labels):
         return ["labels must not repeat a label"]
     if len(labels) > LABELS_MAX:
         return [f"at most {LABELS_MAX} labels"]
