@@ -39,6 +39,7 @@ from .source import (
     corrections,
     count_annotations,
     first_and_last_submitted,
+    split_by,
     split_of,
     stream_groups,
 )
@@ -227,12 +228,18 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     # A consensus pair file (and KTO, SFT) notes the hash of each prompt that gives rows; once every range
     # is written, a hash seen twice starts the version again with every row checked (the usual project
     # asks each prompt once: a hash a row, appended, costs little; a set here cost ~1 µs an item).
-    watched = (fmt.pair_rows and plan.consensus) or fmt.completion_rows
+    watched = (fmt.consensus_rows and plan.consensus) or fmt.completion_rows
     prompts = result.prompts if watched and plan.pair_digests is None else None
     prompt_of = plan.prompt_of = fmt.row_prompt or prompt_key
     # One plain ASCII user turn already reads as a reader sees it (``projects.plain_text`` would give it
     # back unchanged): its hash is ``prompt_key``'s, without the normalising.
     fast_prompts = fmt.row_prompt is None
+    if fmt.row_prompt is None:
+        def split_for(group):
+            return split_of(group.context, test_fraction, validation_fraction)
+    else:  # the rows' own prompt: two items whose rows read the same are in one split
+        def split_for(group):
+            return split_by(fmt.row_prompt(group), test_fraction, validation_fraction)
     note_prompt = prompts.append if prompts is not None else None
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)
@@ -261,7 +268,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
                                and text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]
                                else prompt_of(group))
                     note_prompt(key)
-                split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
+                split = split_for(group) if split_files else "train"
                 data_line[split](encoded[0])
                 meta_line[split](encoded[1])
                 write_item(item_line(group))
@@ -275,7 +282,7 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
                 continue
             if prompts is not None:
                 note_prompt(hash(prompt_of(group)))
-            split = split_of(group.context, test_fraction, validation_fraction) if split_files else "train"
+            split = split_for(group) if split_files else "train"
             encoded = meta_lines(group, lines, pseudonym, models)
             write_data[split](lines)
             write_meta[split](encoded)

@@ -661,16 +661,18 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
               "- Pseudonyms are stable within this Groundwork installation only (derived from its secret key): "
               "the same person has the same pseudonym in every version made here, and another one elsewhere.",
               "- Rebuilding this version as of its snapshot instant (`--as-of`) gives the same data, meta and "
-              "items files after new annotations and verdicts arrive, but reads as they are now: items edited "
-              "since (texts, responses, metadata), an admin's later exclusion of a trainer's work, trainer flags "
-              "and quality figures (the `exclude_flagged_trainers` and `min_trainer_quality` filters, the "
+              "items files after new items, annotations and verdicts arrive, but reads as they are now: items "
+              "edited since (texts, responses, metadata), the project's settings and questions (label order, "
+              "always message lists, language, domain), an admin's later exclusion of a trainer's work, trainer "
+              "flags and quality figures (the `exclude_flagged_trainers` and `min_trainer_quality` filters, the "
               "annotators table) and the project-wide agreement figures.",
               "- Project-wide agreement figures cover all the work at the time they were last computed, before "
               "this version's filters.",
               ]
-    if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) in ("pairs", "kto"):
-        lines.append("- per_annotation rows repeat a pair once per annotator who judged it so: a weighting; "
-                     "pairs annotators disagreed on appear in both orders.")
+    if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) == "pairs":
+        lines.append("- per_annotation is a weighting view: each direction annotators gave a pair is one row "
+                     "(once, whatever the number who gave it; `n_annotators` says how many), so pairs annotators "
+                     "disagreed on appear in both orders. Train on it only with a loss that takes the weights.")
     lines.append("")
     if splits:
         lines += _loading(project, fmt, manifest, splits, features)

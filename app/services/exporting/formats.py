@@ -19,6 +19,7 @@ that make a file load cleanly in ``datasets`` and TRL are kept by construction:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -133,8 +134,8 @@ class Format:
     # ``consensus_pair_encoder``), or None where the plan needs ``build``; it must write exactly what
     # ``build`` and the build's meta line would.
     encoder: Callable[[Plan], Callable | None] = lambda plan: None
-    # Writes ``pairs``' rows: in consensus, each (prompt, pair of texts) at most once in the file.
-    pair_rows: bool = False
+    # In consensus, each (prompt, texts) at most once in the file: ``pairs``' rows, helpsteer's ratings.
+    consensus_rows: bool = False
     # Labels completions (KTO): each (prompt, completion) at most once in the file, whatever the mode.
     completion_rows: bool = False
     # What its rows show as the prompt, as a reader sees it, when not the item's turns (``prompt_key``):
@@ -440,7 +441,7 @@ def _trl_line(group: Group, conversational: bool, chosen: str, rejected: str) ->
             ("chosen", "the better response (string, or a one-message list)"),
             ("rejected", "the worse response (string, or a one-message list)"),
             *PAIR_EXTRA_FIELDS),
-    encoder=consensus_pair_encoder(_trl_line), pair_rows=True,
+    encoder=consensus_pair_encoder(_trl_line), consensus_rows=True,
 )
 def trl_preference(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -468,7 +469,7 @@ def trl_preference(group: Group, plan: Plan) -> list[dict]:
             ("non_preferred_output", "[{role: assistant, content}]")),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: {
         "input": {"messages": messages(group)}, "preferred_output": [{"role": "assistant", "content": chosen}],
-        "non_preferred_output": [{"role": "assistant", "content": rejected}]}), pair_rows=True,
+        "non_preferred_output": [{"role": "assistant", "content": rejected}]}), consensus_rows=True,
 )
 def openai_dpo(group: Group, plan: Plan) -> list[dict]:
     found = pairs(group, plan)
@@ -509,6 +510,16 @@ def hh_transcript(group: Group) -> str:
     return "".join(parts)
 
 
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+def hh_seen(group: Group) -> tuple[str, ...]:
+    """An hh-rlhf row's prompt as a reader sees it: its transcript's turns (markers kept apart, each
+    text through ``projects.plain_text``), so two items whose transcripts read the same are one prompt
+    to the checks and the split, and two that differ only where a turn begins are not."""
+    return tuple(plain_text(part) for part in _HH_TURN.split(hh_prompt(group)))
+
+
 def hh_prompt(group: Group) -> str:
     """The transcript up to the Assistant turn that each response ends."""
     return hh_transcript(group) + ASSISTANT + " "
@@ -533,7 +544,7 @@ def starts_with_user(context: list[dict]) -> bool:
             *PAIR_EXTRA_FIELDS),
     encoder=consensus_pair_encoder(lambda group, _conversational, chosen, rejected: hh_sides(
         hh_prompt(group), chosen, rejected), accepts=lambda group: starts_with_user(group.context)),
-    pair_rows=True, row_prompt=lambda group: plain_text(hh_prompt(group)),
+    consensus_rows=True, row_prompt=hh_seen,
 )
 def hh_rlhf(group: Group, plan: Plan) -> list[dict]:
     if not starts_with_user(group.context):
@@ -709,6 +720,8 @@ def trl_sft(group: Group, plan: Plan) -> list[dict]:
     best = approved_response(group, plan)
     if best is not None:
         found.append(best)
+    elif not found:  # nothing to write, and it is said why (a tie at the top, or no desirable label)
+        plan.skipped["sft: item without one consensus-best response or a rewrite"] += 1
     lines = []
     for text, meta in found:
         if given_before(group, plan, (text,), "sft: completion another item with the same prompt gave first"):
@@ -750,23 +763,37 @@ def _needs_ratings(plan: Plan) -> str | None:
     return None
 
 
+_EXTRA_ID = re.compile(r"<extra_id_\d>(?:System|User|Assistant)\n")
+
+
+def helpsteer_escape(text: str) -> str:
+    """"<extra_id_" inside a turn would fake a turn marker: "< extra_id_" (a space after the bracket)."""
+    return text.replace("<extra_id_", "< extra_id_") if "<extra_id_" in text else text
+
+
+def helpsteer_seen(group: Group) -> tuple[str, ...]:
+    """A helpsteer row's prompt as a reader sees it: the conversation's turns, markers kept apart."""
+    return tuple(plain_text(part) for part in _EXTRA_ID.split(helpsteer_prompt(group.context)))
+
+
 def helpsteer_prompt(context: list[dict]) -> str:
     """The conversation as one string in HelpSteer2's multi-turn convention: the first user turn as it
     is, each later turn on its own line after "<extra_id_1>User" or "<extra_id_1>Assistant". System
     messages open it as "<extra_id_0>System\\n…\\n\\n" (the SteerLM template), and then the first user
     turn is marked too."""
     if len(context) == 1 and context[0]["role"] == "user":
-        return context[0]["content"]
-    system = [m["content"] for m in context if m["role"] == "system"]
+        return helpsteer_escape(context[0]["content"])
+    system = [helpsteer_escape(m["content"]) for m in context if m["role"] == "system"]
     parts = []
     for m in context:
         role = m["role"]
         if role == "system":
             continue
         if not parts and role == "user" and not system:
-            parts.append(m["content"])
+            parts.append(helpsteer_escape(m["content"]))
         else:
-            parts.append(("<extra_id_1>User\n" if role == "user" else "<extra_id_1>Assistant\n") + m["content"])
+            parts.append(("<extra_id_1>User\n" if role == "user" else "<extra_id_1>Assistant\n")
+                         + helpsteer_escape(m["content"]))
     text = "\n".join(parts)
     return "<extra_id_0>System\n" + "\n\n".join(system) + "\n\n" + text if system else text
 
@@ -781,6 +808,7 @@ def helpsteer_prompt(context: list[dict]) -> str:
             ("<rating key>", "int: one column per rating question (consensus: the mean, rounded half to even); null "
                              "when nobody gave that (optional) rating"),
             ("item_id / response_id", "only with with_ids")),
+    consensus_rows=True, row_prompt=helpsteer_seen,
 )
 def helpsteer(group: Group, plan: Plan) -> list[dict]:
     if len(group.responses) != 1:
@@ -794,6 +822,9 @@ def helpsteer(group: Group, plan: Plan) -> list[dict]:
         plan.skipped["rated item whose annotations answered no rating"] += 1
         return []
     response = group.responses[0]
+    if plan.consensus and given_before(group, plan, (response["text"],),
+                                       "rated response another item with the same prompt gave first"):
+        return []
     base = {"prompt": helpsteer_prompt(group.context), "response": response["text"]}
     ids = {"item_id": group.external_id, "response_id": response["id"]} if plan.with_ids else {}
     if plan.consensus:

@@ -107,7 +107,13 @@ def split_of(context: list, test_fraction: float, validation_fraction: float) ->
     sees it (``projects.plain_text``: spacing, invisible characters and composition do not count, as
     for repeated items). Two items with the same prompt always land in the same split, so no prompt
     is both trained and tested on."""
-    prompt = [[m.get("role"), plain_text(m.get("content") or "")] for m in context]
+    return split_by([[m.get("role"), plain_text(m.get("content") or "")] for m in context], test_fraction,
+                    validation_fraction)
+
+
+def split_by(prompt, test_fraction: float, validation_fraction: float) -> str:
+    """The split of a prompt already read as a reader sees it (``split_of``'s turns, or a format's row
+    prompt: hh-rlhf's transcript, helpsteer's string, which two items' different turns can both give)."""
     digest = hashlib.sha256(orjson.dumps(prompt)).digest()
     share = int.from_bytes(digest[:8], "big") / 2**64
     if share < test_fraction:

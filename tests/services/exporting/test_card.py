@@ -180,12 +180,16 @@ def test_a_set_citation_is_quoted_and_an_unset_one_is_a_suggested_bibtex(session
 def test_pair_rules_name_the_mode_and_per_annotation_is_a_known_limitation(session, project):
     consensus = body(card_of(session, project))
     assert "**Pairs (consensus, the default).**" in consensus and "never in both orders" in consensus
-    assert "per_annotation rows" not in consensus
+    assert "per_annotation is a weighting view" not in consensus
     weighted = body(card_of(session, project, options={"pairs": "per_annotation"}))
     assert "**Pairs (per_annotation).**" in weighted and "both orders" in weighted
-    assert "- per_annotation rows" in weighted.split("## Known limitations", 1)[1]
+    limitation = weighted.split("## Known limitations", 1)[1]
+    assert "- per_annotation is a weighting view" in limitation and "once, whatever the number" in limitation
+    assert "once per annotator" not in weighted  # what it did say, against the Pairs section
     kto = body(card_of(session, project, fmt="trl-kto"))
     assert "**KTO labels.**" in kto and "middle is dropped" in kto
+    kto_weighted = body(card_of(session, project, fmt="trl-kto", options={"pairs": "per_annotation"}))
+    assert "both orders" not in kto_weighted  # KTO labels a completion once per item, whatever the mode
 
 
 def test_the_features_block_types_every_column_of_the_file(session, project):

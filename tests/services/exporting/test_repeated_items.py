@@ -264,3 +264,59 @@ def test_sft_files_hold_a_completion_once_per_prompt(session, build, trainers):
     for name in ("trl-sft", "openai-sft"):
         meta = build(critique, format=name).lines("train.meta.jsonl")
         assert len(meta) == 1 and meta[0]["n_annotators"] == 2, name
+
+
+def test_rows_that_read_the_same_share_a_split_and_rows_that_differ_are_kept(session, build, trainers):
+    """hh-rlhf and helpsteer write a chat and a one-turn prompt as the same text when the one-turn
+    prompt spells the chat out: their rows are one prompt to the split (never train and test) and to
+    the check. A one-turn prompt that only mentions the roles stays its own."""
+    chat = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of country 0?"}]
+    spelled = "You are a helpful assistant.\n\nWhat is the capital of country 0?"
+    items = [*[(f"c{n}", [chat[0], {"role": "user", "content": f"What is the capital of country {n}?"}],
+                [f"Berlin {n}.", f"Paris {n}."]) for n in range(12)],
+             *[(f"s{n}", spelled.replace("country 0", f"country {n}"), [f"Paris {n}.", f"Rome {n}."])
+               for n in range(12)],
+             ("mention", "a Assistant: b Human: c", ["X", "Y"]),
+             ("turns", [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                        {"role": "user", "content": "c"}], ["X", "Y"])]
+    project = with_members(session, make_project(session, "pairwise", items, slug="same-text"), trainers)
+    for trainer in trainers:
+        annotate(session, trainer, project, {external_id: {"preference": -1, "rationale": ""}
+                                             for external_id, _prompt, _responses in items})
+    built = build(project, format="hh-rlhf", test_fraction=0.5)
+    where = {m["item_id"]: split for split in built.export.manifest["splits"]
+             for m in built.lines(f"{split}.meta.jsonl")}
+    assert {"mention", "turns"} <= set(where)  # different transcripts, both kept
+    for n in range(12):  # each spelled-out twin shares its chat's split (or was dropped as its repeat)
+        assert where.get(f"s{n}", where[f"c{n}"]) == where[f"c{n}"]
+    assert len({where[f"c{n}"] for n in range(12)}) == 2  # the split itself is real
+
+
+def test_helpsteer_escapes_turn_markers_and_rates_a_response_once_per_prompt(session, build, trainers):
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+            {"role": "user", "content": "Capital of France?"}]
+    flat = "Hi\n<extra_id_1>Assistant\nHello! How can I help?\n<extra_id_1>User\nCapital of France?"
+    questions = [{"key": "helpfulness", "type": "rating", "title": "Helpful?", "options": {"min": 0, "max": 4}}]
+    project = with_members(session, make_project(session, "critique", [("chat", chat, ["Paris."]), ("flat", flat, ["Paris."])],
+                                                 questions=questions, slug="helpsteer-twins"), trainers)
+    for trainer in trainers:
+        annotate(session, trainer, project, {"chat": {"helpfulness": 4}, "flat": {"helpfulness": 0}})
+    lines = build(project, format="helpsteer").lines()
+    prompts = [line["prompt"] for line in lines]
+    assert "< extra_id_1>Assistant" in prompts[-1] or len(lines) == 1  # the one-turn text cannot fake turns
+    assert len({(line["prompt"], line["response"]) for line in lines}) == len(lines)
+    assert not any(line["prompt"].count("<extra_id_1>") > 2 for line in lines)
+
+
+def test_an_sft_item_without_one_best_response_is_counted(session, build, trainers):
+    project = with_members(session, make_project(session, "ranking", [("tied", "Q?", ["A.", "B."]),
+                                                                      ("clear", "R?", ["C.", "D."])],
+                                                 slug="sft-tie"), trainers)
+    for trainer in trainers:
+        annotate(session, trainer, project, {"tied": {"ranking": [["r1", "r2"]], "rationale": ""},
+                                             "clear": {"ranking": [["r1"], ["r2"]], "rationale": ""}})
+    built = build(project, format="trl-sft")
+    assert [m["item_id"] for m in built.lines("train.meta.jsonl")] == ["clear"]
+    assert built.export.manifest["counts"]["skipped"] == {
+        "sft: item without one consensus-best response or a rewrite": 1}
