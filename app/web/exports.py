@@ -17,6 +17,7 @@ from tasks.jobs import build_export
 
 from .access import require
 from .client import is_staff, managed_project
+from .inputs import failed_precondition
 from .paging import page_of
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/projects/<slug>/exports")
@@ -146,6 +147,10 @@ def download(slug: str, export_id: int, name: str):
     if not path.is_file():
         abort(404)
     # send_file streams the file in blocks, with ETag and range requests (a dropped download resumes).
-    return send_file(path, mimetype=exporting.media_type(name), as_attachment=True,
-                     download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
-                     max_age=0)
+    response = send_file(path, mimetype=exporting.media_type(name), as_attachment=True,
+                         download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
+                         max_age=0)
+    if failed_precondition(path, response):
+        response.close()
+        return "", 412
+    return response

@@ -33,6 +33,15 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def failed_precondition(path, response) -> bool:
+    """Whether a download's If-Match or If-Unmodified-Since fails (werkzeug answers If-Match with 412
+    but still sends the file, and does not read If-Unmodified-Since): the caller sends an empty 412."""
+    since = request.if_unmodified_since
+    if since is not None and int(path.stat().st_mtime) > since.timestamp():
+        return True
+    return response.status_code == 412
+
+
 def whole_number(raw: str | None, digits: int = 9, signed: bool = True) -> int | None:
     """A whole number typed into a form or a query string: ASCII digits (after an optional minus when
     ``signed``), at most ``digits`` of them, else None. Never ``str.isdigit()`` or a bare ``int()``:

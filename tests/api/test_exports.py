@@ -98,6 +98,12 @@ def test_downloads_carry_an_etag_and_serve_ranges(api, annotated):
     unchanged = api.get(url, headers={"If-None-Match": etag})
     assert unchanged.status_code == 304 and unchanged.get_data() == b"" and unchanged.headers["ETag"] == etag
     assert api.get(url, headers={"If-None-Match": '"something-else"'}).status_code == 200
+    # Preconditions that fail send nothing but the 412; those that hold send the file.
+    for failing in ({"If-Match": '"nope"'}, {"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}):
+        refused = api.get(url, headers=failing)
+        assert refused.status_code == 412 and refused.get_data() == b"", failing
+    for holding in ({"If-Match": etag}, {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
+        assert api.get(url, headers=holding).get_data() == body, holding
     part = api.get(url, headers={"Range": "bytes=10-29"})
     assert part.status_code == 206 and part.get_data() == body[10:30]
     assert part.headers["Content-Range"] == f"bytes 10-29/{len(body)}"

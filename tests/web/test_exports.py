@@ -69,6 +69,8 @@ def test_admin_builds_a_version_and_downloads_it(client, session):
     assert download.headers["ETag"]
     partial = client.get(url + "/files/train.jsonl", headers={"Range": "bytes=0-9"})
     assert partial.status_code == 206 and partial.get_data() == body[:10]  # a dropped download resumes
+    refused = client.get(url + "/files/train.jsonl", headers={"If-Match": '"nope"'})
+    assert refused.status_code == 412 and refused.get_data() == b""
     detail = client.get(url).get_data(as_text=True)
     assert 'data-testid="dataset-card"' in detail and "Manifest" in detail and trainer.email not in detail
     history = client.get("/admin/projects/web-pairs/exports/").get_data(as_text=True)

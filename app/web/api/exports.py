@@ -25,6 +25,7 @@ from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
 from tasks import enqueue
 from tasks.jobs import build_export
 
+from ..inputs import failed_precondition
 from .base import (
     COMMON_ERRORS,
     ErrorBody,
@@ -217,6 +218,9 @@ def download_export_file(export_id: int, name: str):
                          download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
                          max_age=0, response_class=PlainResponse,
                          use_x_sendfile=current_app.config.get("USE_X_SENDFILE", False))
+    if failed_precondition(path, response):
+        response.close()
+        return PlainResponse(status=412), 412
     # A plain werkzeug response passes through the validation layer untouched (a Flask one would be
     # read whole into memory there) and Flask adopts it as it is, so the file goes out block by block;
     # its status (200, 206 or 304) is given again, since the layer would otherwise set 200.
