@@ -54,8 +54,9 @@ _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 class RepeatedPrompt(Exception):  # noqa: N818 - a signal to start again, like NeedsConversational
-    """Two items of a consensus pair file share a prompt, so their rows could repeat or reverse each
-    other: the version starts again in one process that checks every pair (``Plan.pair_digests``)."""
+    """Two items of a watched file (consensus pairs or ratings, KTO, SFT) share a prompt, so their rows
+    could repeat or contradict each other: the version starts again in one process that checks every
+    row (``Plan.pair_digests``, ``formats.given_before``)."""
 
 
 @dataclass

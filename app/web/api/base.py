@@ -26,6 +26,8 @@ from app.errors import Forbidden, ServiceError, Unauthorized, ValidationError
 from app.models import ApiToken, User
 from app.services import api_tokens
 
+from ..inputs import whole_number
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PUBLIC = "public"
@@ -67,7 +69,7 @@ class ErrorBody(BaseModel):
 
 def ascii_count(value):
     """A query's number as sent: ASCII digits only ("+5", " 5" and "5.0" name no count)."""
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+    if isinstance(value, str) and (value != value.strip() or whole_number(value, signed=False) is None):
         raise ValueError("must be a whole number written in digits 0-9")
     return value
 
