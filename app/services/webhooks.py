@@ -25,7 +25,9 @@ import base64
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -183,8 +185,10 @@ def new_secret() -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a webhook's address, or None. Only http and https, with a host, in printable
-    ASCII without spaces, at most URL_MAX characters. Private and loopback addresses are allowed: a
-    self-hosted install posting to a service beside it is the common case, and only admins add them."""
+    ASCII without spaces, at most URL_MAX characters, not at an address ``refused_address`` refuses (a
+    host name is checked at each delivery, on the address it resolves to). Private and loopback
+    addresses are allowed: a self-hosted install posting to a service beside it is the common case, and
+    only admins add them."""
     if not url:
         return "enter the address to post events to"
     if len(url) > URL_MAX:
@@ -200,6 +204,9 @@ def url_problem(url: str) -> str | None:
         return "must start with http:// or https://"
     if not parts.hostname:
         return "must name a host"
+    problem = refused_address(parts.hostname)
+    if problem:
+        return problem
     return None
 
 
@@ -459,7 +466,84 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host on this network": Linux connects it to itself
+
+
+class RefusedAddress(OSError):
+    """The receiver's address is one no webhook is sent to (``refused_address``)."""
+
+
+def refused_address(address: str) -> str | None:
+    """Why no webhook goes to this IP address, or None. Link-local addresses (the cloud metadata services
+    live there), multicast, unspecified and reserved ones are never a receiver; an IPv4 address written
+    as IPv6 counts as itself. Private and loopback addresses are allowed (``url_problem``)."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_link_local:  # before loopback and private, which would let it through
+        return f"{ip} is a link-local address, where webhooks are not sent"
+    if ip.is_loopback:  # (::1 lies in a reserved block)
+        return None
+    for refused, name in ((ip.is_multicast, "a multicast"), (ip.is_unspecified or ip in _THIS_NETWORK, "an unspecified"),
+                          (ip.is_reserved, "a reserved")):
+        if refused:
+            return f"{ip} is {name} address, where webhooks are not sent"
+    return None
+
+
+def _guarded_connection(address, timeout=socket.getdefaulttimeout(), source_address=None):  # noqa: B008 - as socket's
+    """``socket.create_connection`` that connects only to addresses ``refused_address`` allows. The host
+    name is resolved here, once, and the socket connects to the address that was checked, so a name that
+    resolves elsewhere a moment later changes nothing."""
+    host, port = address
+    error: OSError | None = None
+    for family, kind, proto, _name, where in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        problem = refused_address(where[0])
+        if problem:
+            error = RefusedAddress(problem)
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # noqa: SLF001 - the sentinel socket itself uses
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(where)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError(f"{host} has no address")
+
+
+class _GuardedHTTP(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_connection
+
+
+class _GuardedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _guarded_connection
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):  # noqa: ANN001 - urllib's signature
+        return self.do_open(_GuardedHTTP, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):  # noqa: ANN001 - urllib's signature
+        return self.do_open(_GuardedHTTPS, req, context=self._context)
+
+
+# No proxy from the environment either: the receiver's own address is the one checked.
+_opener = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}), _GuardedHTTPHandler,
+                                      _GuardedHTTPSHandler)
 
 
 def _clean(text: str, limit: int) -> str:
@@ -487,8 +571,9 @@ def _reason(exc: BaseException) -> str:
 def post(url: str, body: bytes, headers: dict, timeout: float) -> Reply:
     """POST with the standard library: no redirect followed, ``timeout`` seconds for the whole exchange.
     A user and password in the address (``https://user:pass@host/…``) go as HTTP basic authentication."""
-    if url_problem(url):  # checked when it was registered; the scheme is checked again before any request
-        return Reply(None, error="the webhook's address is not an http(s) URL")
+    problem = url_problem(url)  # checked when it was registered, and again before any request
+    if problem:
+        return Reply(None, error=f"not sent: the address {problem}")
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
         credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
@@ -510,6 +595,8 @@ def post(url: str, body: bytes, headers: dict, timeout: float) -> Reply:
                  else f"HTTP {exc.code}")
         return Reply(exc.code, text, error)
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, RefusedAddress):
+            return Reply(None, error=f"not sent: {exc.reason}")
         if isinstance(exc.reason, TimeoutError):
             return Reply(None, error=f"no answer within {timeout:g} s")
         reason = _reason(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason)

@@ -290,6 +290,33 @@ def test_webhook_addresses_are_http_or_https_and_bounded(session):
         assert hook.url == url and hook.events == ["export.completed", "project.completed"]
         assert hook.secret.startswith("whsec_") and len(hook.secret) > 40
     assert len(webhooks.webhooks_of(session, project)) == 4
+    # never a link-local (cloud metadata), multicast, unspecified or reserved address, however written
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/",
+                "http://224.0.0.1/", "http://0.0.0.0:8080/", "http://[::]/", "http://255.255.255.255/",
+                "http://240.0.0.1/"):
+        with pytest.raises(ValidationError) as refused:
+            webhooks.create_webhook(session, project, url, ["export.completed"], admin.id)
+        assert "where webhooks are not sent" in refused.value.errors["url"], url
+
+
+@pytest.mark.parametrize("url", ["http://2852039166/latest/meta-data/", "http://0251.0376.0251.0376/", "http://0/",
+                                 "http://0.1.2.3/", "http://169.254.169.254./", "http://0x7f000001.0/"])
+def test_a_refused_address_written_as_a_name_is_refused_when_it_resolves(url):
+    """Forms the address check cannot read as an IP (decimal, octal, a bare 0) resolve to one at delivery,
+    and the connection is refused before any byte is sent; a form the resolver does not read either is
+    an ordinary failure to connect."""
+    reply = webhooks.post(url, b"{}", {"Content-Type": "application/json"}, 2.0)
+    assert reply.code is None
+    if url in ("http://169.254.169.254./", "http://0x7f000001.0/"):
+        assert reply.error.startswith("could not connect"), reply.error
+    else:
+        assert reply.error.startswith("not sent: ") and "where webhooks are not sent" in reply.error, reply.error
+
+
+def test_the_connection_check_lets_loopback_through(receivers):
+    receiver = receivers(204)
+    reply = webhooks.post(receiver.url.replace("127.0.0.1", "localhost"), b"{}", {}, 5.0)
+    assert reply.code == 204 and len(receiver.wait_for(1)) == 1
 
 
 def test_rotating_the_secret_signs_later_attempts_with_the_new_one(session, receivers, by_hand):
