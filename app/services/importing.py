@@ -34,6 +34,9 @@ from .assignment import add_progress, progress_of_item, project_questions
 from .projects import content_hash, content_id, is_single_turn, plain_text
 from .questions import response_count_range, validate_answers
 
+# What two texts may differ by and still be one (``projects.plain_text``), as error messages say it.
+_ASIDE = "spacing, invisible characters and look-alike forms such as full-width letters aside"
+
 log = logging.getLogger(__name__)
 FORMATS = ("jsonl", "csv", "json")  # json: one array of items, each item's position its "line"
 ROLES = ("system", "user", "assistant")
@@ -568,7 +571,7 @@ class ItemRules:
         for i, r in enumerate(clean, start=1):
             same = seen.setdefault(plain_text(r["text"]), i)
             if same != i:
-                problems.append((f"responses[{i}]", f"is the same text as responses[{same}] (spacing aside); "
+                problems.append((f"responses[{i}]", f"is the same text as responses[{same}] ({_ASIDE}); "
                                                     "responses to compare must differ"))
                 return None
         lo, hi = self.min_responses, self.max_responses
@@ -724,14 +727,14 @@ class _SameContent:
         key, external_id = row["content_hash"], row["external_id"]
         first = self.in_file.setdefault(key, (number, external_id))
         if first[0] != number and first[1] != external_id:
-            return f"the same prompt and responses as line {first[0]} (spacing aside); each item must differ"
+            return f"the same prompt and responses as line {first[0]} ({_ASIDE}); each item must differ"
         if int(key[:16], 16) in self.known:
             other = self.session.scalar(select(Item.external_id).where(
                 Item.project_id == self.project.id, Item.content_hash == key, Item.is_gold.is_(False),
                 Item.external_id != external_id).limit(1))
             if other is not None:
-                return (f"the same prompt and responses as item {other[:80]!r}, already in the project "
-                        "(spacing aside); each item must differ")
+                return (f"the same prompt and responses as item {other[:80]!r}, already in the project ({_ASIDE}); "
+                        "each item must differ")
         return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -533,13 +534,43 @@ _INVISIBLE = dict.fromkeys([c for c in range(0x20000) if unicodedata.category(ch
                            + [*range(0xE0000, 0xE0080), *_BLANK_LOOKING], " ")
 
 
+# Compatibility forms a reader cannot tell from their plain letters: full- and half-width forms,
+# ligatures and the other <compat> forms ("ﬁ", "…", "µ"), Arabic presentation forms, small and
+# vertical forms, the no-break ones. Not superscripts, subscripts, fractions, circled, squared or
+# styled (<font>) letters: "x²" and "x2", "ℝ" and "R" say different things.
+_LOOK_ALIKE_TAGS = ("<wide>", "<narrow>", "<compat>", "<initial>", "<medial>", "<final>", "<isolated>", "<small>",
+                    "<vertical>", "<noBreak>")
+
+
+@functools.cache
+def _unusual() -> tuple[frozenset[str], dict[int, str]]:
+    """(every character that is, or decomposes into, a look-alike form or an invisible character; the
+    table mapping each look-alike to its compatibility equivalent (NFKC) and each invisible character
+    to a space). Made once, on the first text that is not ASCII (every look-alike lies below U+20000):
+    most texts hold none of them, and skip the translation."""
+    table = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x80, 0x20000)
+             if unicodedata.decomposition(chr(c)).startswith(_LOOK_ALIKE_TAGS)}
+    table.update(_INVISIBLE)
+    odd = {chr(c) for c in table}
+    # a character without a decomposition is its own NFD: only the others can hide an odd one
+    odd.update(chr(c) for c in range(0x80, 0x20000)
+               if unicodedata.decomposition(chr(c)) and not odd.isdisjoint(unicodedata.normalize("NFD", chr(c))))
+    return frozenset(odd), table
+
+
 def plain_text(text: str) -> str:
-    """A text as a reader sees it, for comparing texts and finding empty ones: Unicode NFC (a
-    composed and a decomposed "é" are one letter), invisible characters (``_INVISIBLE``) as spaces,
-    and every run of spacing as one space."""
+    """A text as a reader sees it, for comparing texts and finding empty ones: look-alike compatibility
+    forms as their plain letters (``_LOOK_ALIKE_TAGS``: "Ｈｉ" is "Hi", "ﬁne" is "fine"), Unicode NFC (a
+    composed and a decomposed "é" are one letter), invisible characters (``_INVISIBLE``) as spaces, and
+    every run of spacing as one space. Case, punctuation and every other character count: "Café?",
+    "café?" and "Café" are three texts."""
     if text.isascii():  # no composition and no invisible character to read: only the spacing
         return " ".join(text.split())
-    return " ".join(unicodedata.normalize("NFC", text).translate(_INVISIBLE).split())
+    text = unicodedata.normalize("NFC", text)
+    odd, table = _unusual()
+    if not odd.isdisjoint(text):  # decomposed first, so "ẛ" reads as "ṡ", as "ſ" + dot does
+        text = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(table))
+    return " ".join(text.split())
 
 
 def is_single_turn(context: list[dict]) -> bool:

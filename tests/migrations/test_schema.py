@@ -141,6 +141,47 @@ def test_upgrading_gives_every_item_its_content_hash(database_url):
         engine.dispose()
 
 
+def test_upgrading_makes_every_content_hash_again_with_the_rule_as_it_stands(database_url):
+    """Hashes made by the first rule (six invisible characters, no look-alike forms) are made again:
+    a full-width twin and one with an invisible operator now share the plain item's hash."""
+    from sqlalchemy import text
+
+    from app.services.projects import content_hash
+
+    engine = make_engine(database_url)
+    responses = [{"id": "a", "text": "Yes."}, {"id": "b", "text": "No."}]
+    prompts = ["Hello there?", "\uff28\uff45\uff4c\uff4c\uff4f there?", "Hello\u2062there?"]
+    try:
+        upgrade(engine, "c7f3a9d2e5b1")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
+                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            for n, prompt in enumerate(prompts, start=1):
+                conn.execute(text(
+                    "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
+                    "done_count, active_count, is_open, created_at) VALUES (:id, 1, :ext, :ctx, :resp, '{}', false, "
+                    "0, 0, 0, true, '2026-11-20 10:00:00')"),
+                    {"id": n, "ext": f"i{n}", "resp": orjson.dumps(responses).decode(),
+                     "ctx": orjson.dumps([{"role": "user", "content": prompt}]).decode()})
+        upgrade(engine, "a9e4c2b7d1f5")
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT content_hash FROM items ORDER BY id")).scalars().all()
+        assert len(set(before)) == 3  # the first rule told them apart
+        upgrade(engine)
+        with engine.connect() as conn:
+            after = conn.execute(text("SELECT content_hash FROM items ORDER BY id")).scalars().all()
+        assert after == [content_hash([{"role": "user", "content": p}], responses) for p in prompts]
+        assert len(set(after)) == 1 and after[0] == before[0]
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
+
+
 def _users_and_a_project(conn, user_ids) -> None:
     """Users with these ids and project 1 (a work project, overlap 2), as rows of an older schema."""
     from sqlalchemy import text

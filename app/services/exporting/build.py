@@ -255,8 +255,9 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
                     report(read)
             if min_agreement is not None:
                 value = group_agreement(group, plan)
-                if value is None or value < min_agreement:
-                    skipped["item below min_agreement"] += 1
+                if value is None or value < min_agreement:  # unknown (one answer): not shown to agree
+                    skipped["item below min_agreement" if value is not None
+                            else "item whose agreement is unknown (one answer) under min_agreement"] += 1
                     continue
                 agreements.append(value)
             if encode is not None and (encoded := encode(group, models)) is not None:

@@ -669,6 +669,12 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
               "- Project-wide agreement figures cover all the work at the time they were last computed, before "
               "this version's filters.",
               ]
+    if (manifest.get("filters") or {}).get("pairs", "consensus") == "consensus" and FAMILIES.get(fmt.name) == "pairs":
+        lines.append("- The consensus direction is the mean preference's (the Bradley–Terry order's for rankings), "
+                     "so a strong minority can outweigh a weak majority (answers -1, -1, +3 choose the second "
+                     "response). Each row's `agreement` (in the meta file, or as a column with `with_agreement`) is "
+                     "the share of the item's annotators whose own answer orders the pair that way: keep rows at "
+                     "0.5 or more for pairs most annotators back. `min_agreement` filters items, not rows.")
     if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) == "pairs":
         lines.append("- per_annotation is a weighting view: each direction annotators gave a pair is one row "
                      "(once, whatever the number who gave it; `n_annotators` says how many), so pairs annotators "

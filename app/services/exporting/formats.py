@@ -484,12 +484,18 @@ def openai_dpo(group: Group, plan: Plan) -> list[dict]:
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 
 
+# Two line breaks of any kind before a marker: readers that turn "\r\n" and a lone "\r" into "\n" (text
+# mode, most pipelines) would read them as the blank line of a real turn.
+_HH_MARKER = re.compile(r"(\r\n|\r|\n)(\r\n|\r|\n)(?=Human:|Assistant:)")
+
+
 def hh_escape(text: str) -> str:
     """A turn marker inside content would fake a turn: "\\n\\nHuman:" becomes "\\n\\n Human:" (and the
-    same for Assistant), a space after the blank line, which no HH-RLHF parser splits on."""
-    if "\n\n" not in text:
+    same for Assistant, and for the blank line written with "\\r\\n" or "\\r"), a space after the
+    blank line, which no HH-RLHF parser splits on, even after it normalises line ends."""
+    if "Human:" not in text and "Assistant:" not in text:
         return text
-    return text.replace(HUMAN, "\n\n Human:").replace(ASSISTANT, "\n\n Assistant:")
+    return _HH_MARKER.sub(r"\1\2 ", text)
 
 
 def hh_transcript(group: Group) -> str:
@@ -822,10 +828,10 @@ def helpsteer(group: Group, plan: Plan) -> list[dict]:
         plan.skipped["rated item whose annotations answered no rating"] += 1
         return []
     response = group.responses[0]
-    if plan.consensus and given_before(group, plan, (response["text"],),
-                                       "rated response another item with the same prompt gave first"):
+    text = helpsteer_escape(response["text"])  # as the prompt's turns: no "<extra_id_" fakes a turn after it
+    if plan.consensus and given_before(group, plan, (text,), "rated response another item with the same prompt gave first"):
         return []
-    base = {"prompt": helpsteer_prompt(group.context), "response": response["text"]}
+    base = {"prompt": helpsteer_prompt(group.context), "response": text}
     ids = {"item_id": group.external_id, "response_id": response["id"]} if plan.with_ids else {}
     if plan.consensus:
         ratings = {}

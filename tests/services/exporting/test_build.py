@@ -121,6 +121,18 @@ def test_min_agreement_keeps_items_whose_annotators_agree(build, pairs_project):
     assert built.export.manifest["agreement"]["mean_item_agreement"] == 1.0
 
 
+def test_min_agreement_counts_an_item_with_one_answer_as_unknown_not_low(build, session, pairs_project, trainers):
+    from app.services import projects as project_service
+
+    project_service.add_item(session, pairs_project, external_id="p3", prompt="Q3",
+                             responses=[{"id": "a", "text": "A3"}, {"id": "b", "text": "B3"}])
+    session.commit()
+    annotate(session, trainers[0], pairs_project, {"p3": {"preference": 2, "rationale": "r"}})
+    skipped = build(pairs_project, format="raw", min_agreement=0.9).export.manifest["counts"]["skipped"]
+    assert skipped == {"item below min_agreement": 1,
+                       "item whose agreement is unknown (one answer) under min_agreement": 1}
+
+
 def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
     t1, t2 = trainers
     member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == pairs_project.id,

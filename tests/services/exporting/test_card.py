@@ -181,10 +181,13 @@ def test_pair_rules_name_the_mode_and_per_annotation_is_a_known_limitation(sessi
     consensus = body(card_of(session, project))
     assert "**Pairs (consensus, the default).**" in consensus and "never in both orders" in consensus
     assert "per_annotation is a weighting view" not in consensus
+    majority = consensus.split("## Known limitations", 1)[1]
+    assert "a strong minority can outweigh a weak majority" in majority and "keep rows at 0.5" in majority
     weighted = body(card_of(session, project, options={"pairs": "per_annotation"}))
     assert "**Pairs (per_annotation).**" in weighted and "both orders" in weighted
     limitation = weighted.split("## Known limitations", 1)[1]
     assert "- per_annotation is a weighting view" in limitation and "once, whatever the number" in limitation
+    assert "strong minority" not in limitation
     assert "once per annotator" not in weighted  # what it did say, against the Pairs section
     kto = body(card_of(session, project, fmt="trl-kto"))
     assert "**KTO labels.**" in kto and "middle is dropped" in kto

@@ -12,6 +12,7 @@ from app.models import Item
 from app.services import importing
 from app.services import projects as project_service
 from app.services.exporting import build as build_step
+from app.services.exporting.source import split_of
 from app.services.presets import preset_questions
 from app.services.projects import plain_text
 
@@ -74,6 +75,60 @@ def test_invisible_and_composed_characters_make_no_new_text(session):
     assert [(e.line, e.field) for e in report.errors] == [
         (1, "prompt"), (2, "responses[2]"), (3, "responses[2]"), (4, "responses[2]"), (5, "prompt"), (6, "prompt"),
         (7, "responses[2]"), (8, "responses[2]"), (9, "responses[2]")]
+
+
+def test_look_alike_forms_make_no_new_text_and_meaningful_differences_do(session):
+    """Full- and half-width forms, ligatures and Arabic presentation forms read as their plain letters
+    (``projects.plain_text``); superscripts, styled letters, case and punctuation still count."""
+    project = pairs_project(session)
+    report = importing.import_file(session, project, jsonl(
+        {"prompt": "Hello there?", "responses": ["Yes.", "No."]},
+        {"prompt": "\uff28\uff45\uff4c\uff4c\uff4f there?", "responses": ["Yes.", "No."]},  # full-width
+        {"prompt": "Q1", "responses": ["fine", "\ufb01ne"]},                                   # a ligature
+        {"prompt": "\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "responses": ["a", "b"]},
+        {"prompt": "\ufe8d\ufedf\ufecc\ufeae\ufe91\ufef4\ufe94", "responses": ["a", "b"]},  # presentation forms
+        {"prompt": "\u30ac", "responses": ["a", "b"]},
+        {"prompt": "\uff76\uff9e", "responses": ["a", "b"]},                                  # half-width + mark
+        {"prompt": "Q2", "responses": ["x\u00b2", "x2"]},                                    # these stay distinct
+        {"prompt": "Q3", "responses": ["\u211d", "R"]},
+        {"prompt": "Q4", "responses": ["Caf\u00e9?", "caf\u00e9?"]},
+        {"prompt": "Q5", "responses": ["Fact 3 is wrong", "Fact 3 is wrong."]},
+        {"prompt": "Q6", "responses": ["\u1e9b", "\u017f\u0307"]},                         # "ẛ" is "ſ" + dot
+    ), "jsonl")
+    assert [(e.line, e.field) for e in report.errors] == [(2, "content"), (3, "responses[2]"), (5, "content"),
+                                                          (7, "content"), (12, "responses[2]")]
+    assert report.inserted == 0  # a file with errors changes nothing
+
+
+def test_look_alike_prompts_are_one_prompt_to_the_pair_and_kto_checks(session, build, trainers):
+    """A full-width spelling of a prompt (added around the importer), answered the other way: one
+    direction per pair and one label per completion across the two, and one split."""
+    project = make_project(session, "pairwise", [
+        ("plain", "Hello there?", ["Yes.", "No."]),
+        ("wide", "\uff28\uff45\uff4c\uff4c\uff4f there?", ["Yes.", "Maybe."]),
+        ("lig", "Q1", ["\ufb01ne", "bad"]),
+        ("lig2", "Q1", ["fine", "worse"]),
+    ])
+    with_members(session, project, trainers)
+    for trainer in trainers:
+        annotate(session, trainer, project, {"plain": {"preference": -3, "rationale": "r"},
+                                             "wide": {"preference": 3, "rationale": "r"},
+                                             "lig": {"preference": -3, "rationale": "r"},
+                                             "lig2": {"preference": 3, "rationale": "r"}})
+    kto = build(project, format="trl-kto").lines()
+    seen = {}
+    for row in kto:
+        key = (plain_text(row["prompt"]), plain_text(row["completion"]))
+        assert seen.setdefault(key, row["label"]) == row["label"], key
+    assert len(seen) == len(kto)
+    pairs = build(project, format="trl-preference").lines()
+    directions = {(plain_text(p["prompt"]), plain_text(p["chosen"]), plain_text(p["rejected"])) for p in pairs}
+    assert not {(q, r, c) for q, c, r in directions} & directions  # never one pair both ways
+    # one prompt to the split: whatever the fractions, both spellings land together
+    plain = [{"role": "user", "content": "Hello there?"}]
+    wide = [{"role": "user", "content": "\uff28\uff45\uff4c\uff4c\uff4f there?"}]
+    for n in range(1, 20):
+        assert split_of(plain, n / 40, n / 40) == split_of(wide, n / 40, n / 40)
 
 
 def test_a_training_file_takes_a_repeated_question_once(session, build, trainers):
