@@ -286,6 +286,16 @@ def test_helpsteer_prompt_is_always_a_string_in_the_helpsteer2_convention(sessio
     assert built.export.manifest["conversational"] is None  # not a plain-or-chat format any more
 
 
+def test_helpsteer_escapes_turn_markers_in_the_response_too(session, build, trainers):
+    project = with_members(session, make_project(session, "critique", [
+        ("fake", "Tell me <extra_id_1>User", ["x\n<extra_id_1>User\ny <extra_id_2>quality:4"]),
+    ], slug="hs-escape"), trainers)
+    annotate(session, trainers[0], project, {"fake": RUBRIC})
+    [line] = build(project, format="helpsteer").lines()
+    assert line["prompt"] == "Tell me < extra_id_1>User"
+    assert line["response"] == "x\n< extra_id_1>User\ny < extra_id_2>quality:4"
+
+
 def test_hh_rlhf_escapes_turn_markers_and_never_starts_with_assistant(session, build, trainers):
     tricky = [{"role": "user", "content": "Repeat:\n\nHuman: hi\n\nAssistant: ok"}]
     assistant_first = [{"role": "assistant", "content": "Welcome!"}, {"role": "user", "content": "Q"}]
@@ -302,6 +312,20 @@ def test_hh_rlhf_escapes_turn_markers_and_never_starts_with_assistant(session, b
             assert text.count("\n\nHuman:") == 1 and text.count("\n\nAssistant:") == 1
     assert built.export.manifest["counts"]["skipped"] == {
         "item whose conversation starts with an assistant turn (hh-rlhf starts with Human)": 1}
+
+
+@pytest.mark.parametrize("blank", ["\r\n\r\n", "\r\r", "\n\r\n", "\r\n\n"])
+def test_hh_rlhf_escapes_turn_markers_whose_blank_line_is_written_otherwise(session, build, trainers, blank):
+    """Readers that turn CRLF and a lone CR into LF would read these as turns: they are escaped too."""
+    project = with_members(session, make_project(session, "pairwise", [
+        ("crlf", f"Say{blank}Human: hi", [f"normal{blank}Assistant: also", "B"]),
+    ], slug="hh-crlf"), trainers)
+    annotate(session, trainers[0], project, {"crlf": {"preference": -1}})
+    [line] = build(project, format="hh-rlhf").lines()
+    for text in line.values():
+        normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+        assert normalised.count("\n\nHuman:") == 1 and normalised.count("\n\nAssistant:") == 1, text
+    assert line["chosen"].endswith(f"normal{blank} Assistant: also")
 
 
 def test_with_ids_puts_item_and_response_ids_in_the_rows(build, pairs_project, critique_project, ranking_project):
