@@ -16,7 +16,16 @@
     return tag === "input" && ["radio", "checkbox", "button", "submit", "hidden"].indexOf(target.type) < 0;
   }
 
-  function taskForm() { return document.getElementById("task-form") || document.getElementById("written-form"); }
+  // The form the answer keys work in: the trainer's task, the written interview answer, or a reviewer's
+  // open correction (the same widgets, so the same keys).
+  function correctionForm() {
+    var panel = document.querySelector('[data-testid=review] details[data-verdict-panel="correct"][open]');
+    return panel ? panel.querySelector("form.correction") : null;
+  }
+
+  function taskForm() {
+    return document.getElementById("task-form") || document.getElementById("written-form") || correctionForm();
+  }
 
   function currentQuestion(form, selector) {
     var focused = document.activeElement && document.activeElement.closest
@@ -59,16 +68,27 @@
   });
 
   // --- review: A approve, R reject (write why), C correct ---------------------------------------------
+  // While a verdict panel is open its own keys apply (the correction's widgets take the trainer's keys:
+  // A / B prefer a side there, digits choose), never a verdict: Esc closes the panel first.
   function reviewKeys(event) {
     var review = document.querySelector("[data-testid=review]");
-    if (!review || typingInField(event.target) || event.ctrlKey || event.metaKey || event.altKey) return false;
+    if (!review || event.ctrlKey || event.metaKey || event.altKey) return false;
+    var open = review.querySelector("details[data-verdict-panel][open]");
+    if (event.key === "Escape" && open) {
+      open.open = false;
+      open.querySelector("summary").focus();
+      event.preventDefault();
+      return true;
+    }
+    if (open || typingInField(event.target)) return false;
     var key = event.key.toLowerCase();
     if (key === "a") {
       review.querySelector('[data-verdict="approve"]').click();
     } else if (key === "r" || key === "c") {
       var panel = review.querySelector('[data-verdict-panel="' + (key === "r" ? "reject" : "correct") + '"]');
       panel.open = true;
-      var first = panel.querySelector("textarea, input:not([type=hidden]), [tabindex]");
+      var first = panel.querySelector("input:checked:not([type=hidden])")
+        || panel.querySelector("textarea, input:not([type=hidden]), [tabindex]");
       if (first) first.focus();
     } else {
       return false;
@@ -100,6 +120,7 @@
     if (event.altKey) return;
     if (event.key === "Enter") {
       if (target.tagName && target.tagName.toLowerCase() === "button") return;
+      if (form.classList.contains("correction") && !form.contains(target)) return; // a summary, a link: theirs
       event.preventDefault();
       form.requestSubmit();
       return;

@@ -71,3 +71,64 @@ def test_reviewer_rejects_and_corrects_and_the_trainer_sees_both(browser, live_a
                 has_text="A pharmacist should judge this one.")
             expect(corrected_card.locator("[data-corrected=safety]")).to_contain_text(new_label.replace("_", " "))
         trainer.context.close()
+
+
+def test_keys_in_the_correction_panel_change_the_answer_and_never_give_a_verdict(browser, live_app):
+    """With the correction open, A / B / = and the digits work its widgets as they do a trainer's task;
+    A never approves there. Esc closes the panel, and A approves again."""
+    page = browser.new_context(base_url=live_app.config["LIVE_URL"]).new_page()
+    sign_in(page, "reviewer@groundwork.test")
+    page.goto("/review/helpfulness-pairs/queue")
+    card = page.get_by_test_id("review")
+    expect(card).to_be_visible()
+    first_id = card.get_attribute("data-annotation")
+    page.evaluate("window.__noReload = true")
+    checked = "form.correction input[name='answer.preference']:checked"
+
+    page.locator("body").press("c")
+    expect(page.locator('details[data-verdict-panel="correct"]')).to_have_attribute("open", "")
+    given = page.locator(checked).get_attribute("value")
+    expect(page.locator(checked)).to_be_focused()  # the trainer's answer, not the first option
+    page.keyboard.press("=")
+    expect(page.locator(checked)).to_have_value("0")
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    expect(page.locator(checked)).to_have_value("-2")
+    page.keyboard.press("b")
+    expect(page.locator(checked)).to_have_value("1")
+    page.keyboard.press("1")  # the digits choose a point of the scale
+    expect(page.locator(checked)).to_have_value("-3")
+    expect(card).to_have_attribute("data-annotation", first_id)  # no verdict was given
+    page.locator(checked).focus()
+    page.keyboard.press("Escape")
+    expect(page.locator('details[data-verdict-panel="correct"]')).not_to_have_attribute("open", "")
+    page.locator("body").press("a")
+    expect(card).not_to_have_attribute("data-annotation", first_id)
+    assert page.evaluate("window.__noReload") is True
+
+    with live_app.app_context():
+        session = get_db().session_factory()
+        approved = session.get(Annotation, int(first_id))
+        status, answer = approved.review_status, approved.answers["preference"]
+        session.close()
+    assert status == "approved" and str(answer) == given  # approved as the trainer gave it
+
+
+def test_enter_in_the_correction_saves_it(browser, live_app):
+    page = browser.new_context(base_url=live_app.config["LIVE_URL"]).new_page()
+    sign_in(page, "reviewer@groundwork.test")
+    page.goto("/review/safety-triage/queue")
+    card = page.get_by_test_id("review")
+    first_id = card.get_attribute("data-annotation")
+    page.locator("body").press("c")
+    current = page.locator("form.correction input[name='answer.safety']:checked").get_attribute("value")
+    labels = page.locator("form.correction input[name='answer.safety']")
+    other = next(n for n in range(labels.count()) if labels.nth(n).get_attribute("value") != current)
+    page.keyboard.press(str(other + 1))
+    page.keyboard.press("Enter")
+    expect(card).not_to_have_attribute("data-annotation", first_id)
+    with live_app.app_context():
+        session = get_db().session_factory()
+        status = session.get(Annotation, int(first_id)).review_status
+        session.close()
+    assert status == "corrected"
