@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.bounds import has_visible, one_line_problem
 from app.errors import NotFound, ValidationError
 from app.models import ApiToken, User, utcnow
 
@@ -48,10 +49,12 @@ def create(session: Session, user: User, name: str, read_only: bool = False, exp
     now = now or utcnow()
     name = (name or "").strip()
     errors: dict[str, str] = {}
-    if not name:
+    if not has_visible(name):
         errors["name"] = "is required (say what the token is for)"
     elif len(name) > NAME_MAX:
         errors["name"] = f"must be at most {NAME_MAX} characters"
+    elif problem := one_line_problem(name):
+        errors["name"] = problem
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         errors["expires_in_days"] = f"must be between 1 and {MAX_EXPIRY_DAYS} days, or empty for no expiry"
     live = session.scalar(select(func.count()).select_from(ApiToken)

@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.bounds import INT32, JSON_MAX_DEPTH, json_problem, text_problem
+from app.bounds import INT32, JSON_MAX_DEPTH, has_visible, json_problem, one_line_problem, text_problem
 from app.db import begin_write, is_sqlite
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
 from app.models import Assignment, ImportJob, Item, Project, utcnow
@@ -555,8 +555,11 @@ class ItemRules:
                 response = {"id": rid, "text": text}
                 if r.get("model") is not None:
                     model = r["model"]
-                    if not isinstance(model, str) or len(model) > MODEL_MAX or text_problem(model):
+                    if not isinstance(model, str) or not has_visible(model) or len(model) > MODEL_MAX or text_problem(model):
                         problems.append((f"responses[{i}].model", f"must be a name of at most {MODEL_MAX} characters"))
+                        return None
+                    if problem := one_line_problem(model):  # shown to trainers when the project names models
+                        problems.append((f"responses[{i}].model", problem))
                         return None
                     response["model"] = model
                 clean.append(response)
@@ -592,10 +595,10 @@ class ItemRules:
         if external_id is not None:
             if isinstance(external_id, int) and not isinstance(external_id, bool):
                 external_id = str(external_id)
-            if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > EXTERNAL_ID_MAX:
+            if not isinstance(external_id, str) or not has_visible(external_id) or len(external_id) > EXTERNAL_ID_MAX:
                 problems.append(("external_id", f"must be a non-empty string of at most {EXTERNAL_ID_MAX} characters"))
                 external_id = None
-            elif problem := text_problem(external_id):
+            elif problem := text_problem(external_id) or one_line_problem(external_id):  # shown to others
                 problems.append(("external_id", problem))
                 external_id = None
         metadata = record.get("metadata", {})

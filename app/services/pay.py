@@ -25,6 +25,7 @@ from sqlalchemy import Date, and_, bindparam, case, delete, event, func, insert,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.bounds import has_visible, one_line_problem
 from app.db import adding_upsert, begin_write, is_sqlite
 from app.errors import Conflict, ValidationError
 from app.models import (
@@ -469,10 +470,12 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
     """Approved timesheets become paid, with the payment's reference. Commits; returns how many.
     Nobody marks their own pay paid; a timesheet someone else marked first is a Conflict."""
     reference = (reference or "").strip()
-    if not reference:
+    if not has_visible(reference):
         raise ValidationError({"reference": "give the payment reference (e.g. the bank transfer id)"})
     if len(reference) > REFERENCE_MAX:
         raise ValidationError({"reference": f"at most {REFERENCE_MAX} characters"})
+    if problem := one_line_problem(reference):  # shown to the trainer and in the payroll CSV
+        raise ValidationError({"reference": problem})
     ids = sorted(set(timesheet_ids))
     begin_write(session)
     chunks = [ids[n:n + ID_CHUNK] for n in range(0, len(ids), ID_CHUNK)]
@@ -513,7 +516,7 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
     errors = {}
     if kind not in ("bonus", "correction"):
         errors["kind"] = "must be bonus or correction"
-    if not reason:
+    if not has_visible(reason):
         errors["reason"] = "say why (the trainer sees it)"
     elif len(reason) > ADJUSTMENT_REASON_MAX:
         errors["reason"] = f"at most {ADJUSTMENT_REASON_MAX} characters"

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import http.client
 import ipaddress
+import re
 import secrets
 import socket
 import time
@@ -204,9 +205,43 @@ def url_problem(url: str) -> str | None:
         return "must start with http:// or https://"
     if not parts.hostname:
         return "must name a host"
+    if problem := _host_problem(parts.netloc.rpartition("@")[2], parts.port):
+        return problem
     problem = refused_address(parts.hostname)
     if problem:
         return problem
+    return None
+
+
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9_.-]+))(?::[0-9]{1,5})?")
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _host_problem(host_port: str, port: int | None) -> str | None:
+    """Why the address's host and port cannot be connected to, or None: a bracketed IPv6 address, or
+    a name of dot-separated labels (letters, digits, hyphens inside, at most 63 each, an IDNA label
+    that decodes), and a port from 1 to 65535."""
+    found = _HOST.fullmatch(host_port)
+    if found is None:
+        return "is not a valid address (the host must be a name or an IP address, then an optional :port)"
+    if port == 0:
+        return "must not use port 0"
+    if found["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(found["ip6"])
+        except ValueError:
+            return "is not a valid address (the IPv6 address in brackets is not one)"
+        return None
+    name = found["name"].removesuffix(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return "is not a valid address (each part of the host name is 1–63 letters, digits or inner hyphens)"
+    for label in labels:
+        if label.lower().startswith("xn--"):
+            try:
+                label.encode("ascii").decode("idna")
+            except UnicodeError:
+                return "is not a valid address (an internationalised part of the host name does not decode)"
     return None
 
 

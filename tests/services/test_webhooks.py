@@ -274,6 +274,9 @@ def test_webhook_addresses_are_http_or_https_and_bounded(session):
         ("http://exa mple.org/", "printable ASCII"), ("http://exämple.org/", "printable ASCII"),
         ("http://example.org:99999/", "not a valid address"), ("http://[::1/", "not a valid address"),
         ("https://example.org/" + "x" * 2000, "at most 2000"),
+        ("http://[::1]x/", "not a valid address"), ("http://[v1.x]/", "not a valid address"),
+        ("http://h:0/", "port 0"), ("http://xn--/", "not a valid address"), ("http://a..b/", "not a valid address"),
+        ("http://-a.example/", "not a valid address"), ("http://xn--0.example/", "does not decode"),
     ]:
         with pytest.raises(ValidationError) as refused:
             webhooks.create_webhook(session, project, url, ["export.completed"], admin.id)

@@ -152,8 +152,10 @@ def test_mark_paid_needs_a_reference_and_an_approved_sheet(session):
     member(session, p, trainer)
     work(session, trainer, p, 100)
     [sheet] = pay.approve(session, MONDAY, None, admin.id, now=T0 + timedelta(days=1))
-    with pytest.raises(ValidationError):
-        pay.mark_paid(session, [sheet.id], "  ", admin.id)
+    for blank_or_hidden in ("  ", "\u200b", "\u2060 \u200b", "SEPA\u202e42", "SEPA\n42"):
+        with pytest.raises(ValidationError) as refused:
+            pay.mark_paid(session, [sheet.id], blank_or_hidden, admin.id)
+        assert "reference" in refused.value.errors, repr(blank_or_hidden)
     assert pay.mark_paid(session, [sheet.id], "SEPA-2026-0042", admin.id) == 1
     session.refresh(sheet)
     assert (sheet.status, sheet.paid_reference) == ("paid", "SEPA-2026-0042")
@@ -179,6 +181,9 @@ def test_adjustments_and_the_quality_bonus(session):
     with pytest.raises(ValidationError) as caught:
         pay.add_adjustment(session, trainer.id, p.id, 0, "", admin.id)
     assert set(caught.value.errors) == {"reason", "amount"}
+    with pytest.raises(ValidationError) as caught:  # a reason that shows nothing says nothing
+        pay.add_adjustment(session, trainer.id, p.id, 100, "\u200b\u2060", admin.id, now=T0 + timedelta(days=8))
+    assert set(caught.value.errors) == {"reason"}
 
 
 def test_earnings_sum_states_and_effective_rate(session):
