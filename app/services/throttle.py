@@ -144,6 +144,11 @@ class LoginThrottle:
                 verdict = Verdict(False, retry or self.window)
         return verdict
 
+    def not_checked(self, address: str, email: str, device: str | None = None) -> None:
+        """The attempt ended before any password was checked: it does not count."""
+        for key, _limit in self._limits(address, email, device):
+            self.counter.decr(key)
+
     def succeeded(self, address: str, email: str, device: str | None = None) -> None:
         """The attempt was right: it no longer counts, and the account's count starts again."""
         limits = self._limits(address, email, device)

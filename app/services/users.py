@@ -232,14 +232,17 @@ def change_password(session: Session, user: User, current: str, new: str, confir
     """The signed-in person changes their password; every other session of theirs and every API
     token they made end. Commits."""
     errors = {}
-    if not check_password(user, current or ""):
-        errors["current"] = "is not your current password"
-    elif problem := password_problem(new or ""):
+    # The new password's own checks first, on what was typed: none of them says whether ``current`` is
+    # right, so the form cannot be used to test guesses of it without changing it (and the caller
+    # counts every wrong one, as a failed sign-in).
+    if problem := password_problem(new or ""):
         errors["new"] = problem
     elif new != confirm:
         errors["confirm"] = "does not match the new password"
     elif new == current:
         errors["new"] = "is the same as the current password"
+    elif not check_password(user, current or ""):
+        errors["current"] = "is not your current password"
     if errors:
         raise ValidationError(errors)
     user.password_hash = hash_password(new)

@@ -132,13 +132,26 @@ def change_password():
     errors = {}
     if request.method == "POST":
         db = get_session()
+        # A check of the current password is a sign-in attempt: counted before it is made, on the same
+        # counters as the sign-in page (this address, and this address with this account).
+        throttle = current_app.extensions["login_throttle"]
+        address, email = request.remote_addr or "unknown", current_user.email
+        verdict = throttle.attempt(address, email)
+        if not verdict.allowed:
+            minutes = max(1, round(verdict.retry_after / 60))
+            return render_error(
+                429, f"Too many wrong passwords. Try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
+                {"Retry-After": str(verdict.retry_after)})
         try:
             user_service.change_password(db, current_user, request.form.get("current", ""),
                                          request.form.get("new", ""), request.form.get("confirm", ""))
         except ValidationError as exc:
             db.rollback()
             errors = exc.errors
+            if "current" not in errors:  # refused before the current password was checked
+                throttle.not_checked(address, email)
         else:
+            throttle.succeeded(address, email)
             login_user(current_user, fresh=True)  # this browser carries the new session version
             flash("Your password is changed. Every other browser signed in as you has been signed out, and your API "
                   "tokens are revoked: make new ones on the API tokens page.", "success")

@@ -105,6 +105,34 @@ def test_password_change_needs_the_current_password_and_ends_other_sessions(app,
     assert _login(app.test_client(), trainer.email, "a-brand-new-secret").status_code == 302
 
 
+def test_guesses_of_the_current_password_count_as_failed_sign_ins(app, client, session):
+    """The password form is no oracle: every wrong current password counts on the sign-in counters
+    (429 past the limit, the right one included), a right guess is not told apart by the new
+    password's checks (they come first, on what was typed), and refusals made before the check cost
+    nothing."""
+    trainer = make_user(session, "trainer")
+    sign_in(client, trainer)
+    csrf = token(client, "/account/password")
+
+    def change(current, new="a-brand-new-secret", confirm=None):
+        return client.post("/account/password", data={"csrf_token": csrf, "current": current, "new": new,
+                                                      "confirm": new if confirm is None else confirm})
+
+    same = change(PASSWORD, new=PASSWORD)  # the new one equals what was typed as current, right or not
+    guess = change("wrong-guess-1", new="wrong-guess-1")
+    assert same.status_code == guess.status_code == 422
+    assert "same as the current password" in same.get_data(as_text=True)
+    assert "same as the current password" in guess.get_data(as_text=True)
+    for _ in range(10):  # refused before the current password is checked: not counted
+        assert change("whatever", confirm="different").status_code == 422
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    for n in range(limit):
+        assert change(f"wrong-guess-{n}").status_code == 422
+    refused = change(PASSWORD)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert _login(app.test_client(), trainer.email, PASSWORD).status_code == 429  # one counter for both doors
+
+
 def test_admin_signs_a_person_out_everywhere_and_suspends_them(app, client, session):
     admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
     device = app.test_client()
