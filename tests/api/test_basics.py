@@ -241,6 +241,33 @@ def test_made_up_tokens_share_their_addresss_limit(tmp_path, session):
     assert client.get("/api/v1/projects").status_code == 429  # the address has spent its allowance
 
 
+def test_one_persons_tokens_share_one_allowance(tmp_path):
+    """Making more tokens buys no more requests: past each token's first request, they all count as
+    their owner."""
+    app = build_app(f"sqlite:///{tmp_path / 'limits.sqlite3'}", tmp_path, API_RATE_LIMIT="4 per minute")
+    with app.app_context():
+        from app.db import get_db
+        from app.models import Base
+        from app.services import api_tokens
+        from tests.factories import make_user
+
+        Base.metadata.create_all(get_db().engine)
+        session = get_db().session_factory()
+        owner, other = make_user(session, "trainer"), make_user(session, "trainer")
+        mine = [api_tokens.create(session, owner, f"token {n}").secret for n in range(3)]
+        theirs = api_tokens.create(session, other, "theirs").secret
+        session.close()
+    client = app.test_client()
+
+    def call(secret):
+        return client.get("/api/v1/projects", headers={"Authorization": f"Bearer {secret}"}).status_code
+
+    assert [call(secret) for secret in mine] == [200, 200, 200]  # each one's first request: on its own
+    assert [call(mine[0]), call(mine[1]), call(mine[2]), call(mine[0])] == [200, 200, 200, 200]
+    assert [call(mine[1]), call(mine[2])] == [429, 429]  # four a minute for the person, over three tokens
+    assert call(theirs) == 200  # someone else's allowance is their own
+
+
 def test_the_limit_is_the_apis_alone(tmp_path):
     """Pages share nothing with the API's limit and never reach the limiter's storage; the API is
     still limited after many pages."""

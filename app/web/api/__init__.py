@@ -11,18 +11,23 @@ from app.extensions import csrf
 from app.services import api_tokens
 
 from . import docs, exports, items, members, pay, projects, quality, reviews, work  # noqa: F401 - routes
-from .base import authenticate, bp
+from .base import TOKEN_USERS, authenticate, bp
 
 bp.before_request(authenticate)
 csrf.exempt(bp)  # no session cookie is accepted here: a token in a header is the only credential
 
 
 def _rate_key() -> str:
-    """Limits are per token (its digest) or, without a well-formed token, per address (after ProxyFix)."""
+    """Limits are per person: a token this process has seen counts as its user (``base.TOKEN_USERS``),
+    so several tokens share one allowance; a token not seen yet counts on its own (its first request
+    teaches the map, and a bad one is refused and counted on its address too); without a well-formed
+    token, per address (after ProxyFix)."""
     header = request.headers.get("Authorization", "")
     raw = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if api_tokens.TOKEN_RE.fullmatch(raw):
-        return "token:" + api_tokens.digest(raw)[:32]
+        key = api_tokens.digest(raw)[:32]
+        owner = TOKEN_USERS.get(key)
+        return f"user:{owner}" if owner is not None else "token:" + key
     return _address_key()
 
 

@@ -131,10 +131,24 @@ def authenticate() -> None:
     if found is None:
         raise Unauthorized("The token is unknown, revoked or expired, or its account is suspended.")
     g.api_user, g.api_token = found
+    note_token_user(g.api_token.token_hash, g.api_user.id)
     form = request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
     if request.method in WRITE_METHODS and not getattr(view, "large_body", False) \
             and (form or (request.content_length and request.mimetype != "application/json")):
         raise UnsupportedMediaType("Send the body as JSON (Content-Type: application/json).")
+
+
+# Whose each token seen here is (its digest's start → user id): the rate limit counts per person, not
+# per token, since anyone may make several. A token's owner never changes, so nothing goes stale;
+# the map is emptied when it grows past its bound.
+TOKEN_USERS: dict[str, int] = {}
+TOKEN_USERS_MAX = 100_000
+
+
+def note_token_user(token_hash: str, user_id: int) -> None:
+    if len(TOKEN_USERS) >= TOKEN_USERS_MAX:
+        TOKEN_USERS.clear()
+    TOKEN_USERS[token_hash[:32]] = user_id
 
 
 def user() -> User:
