@@ -565,7 +565,8 @@ def demo() -> None:
 
 
 @click.command("worker")
-@click.option("--queue", "queues", multiple=True, help="Queue name(s) to work (default: default).")
+@click.option("--queue", "queues", multiple=True,
+              help="Queue name(s) to work, in order (default: default, then webhooks).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @with_appcontext
 def worker(queues: tuple[str, ...], burst: bool) -> None:

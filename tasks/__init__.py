@@ -41,6 +41,10 @@ from sqlalchemy import event
 from app.errors import plain_reason
 
 DEFAULT_QUEUE = "default"
+# Webhook deliveries have a queue (and, in-process, threads) of their own: a receiver that answers
+# slowly or never holds up other deliveries at most, never an export, an import or the statistics.
+WEBHOOK_QUEUE = "webhooks"
+QUEUES = (DEFAULT_QUEUE, WEBHOOK_QUEUE)
 INLINE_WORKERS = 2
 SWEEP_EVERY_SECONDS = 60  # at most this often a delivery job also picks up overdue webhook deliveries
 REDIS_CONNECT_TIMEOUT = 2  # seconds: an unreachable Redis must not hold a request for long
@@ -125,7 +129,7 @@ def dispatch_deliveries(app: Flask, delivery_ids: list[int]) -> None:
     if sweep:
         app.extensions["groundwork_webhook_sweep"] = now
     try:
-        _submit(app, deliver_webhooks, (list(delivery_ids),), {"sweep": sweep})
+        _submit(app, deliver_webhooks, (list(delivery_ids),), {"sweep": sweep}, WEBHOOK_QUEUE)
     except Exception:  # noqa: BLE001 - Redis unreachable, a shut-down pool: the sweep catches up
         app.logger.exception("could not queue webhook deliveries %s; the next sweep sends them", delivery_ids)
 
@@ -144,11 +148,24 @@ def get_queue(app: Flask | None = None, name: str = DEFAULT_QUEUE):
     return Queue(queue_name(app, name), connection=redis_connection(app))
 
 
-def _executor(app: Flask) -> ThreadPoolExecutor:
+def _executor(app: Flask, queue: str = DEFAULT_QUEUE) -> ThreadPoolExecutor:
+    """The in-process threads of a queue: two for the default queue, two for webhook deliveries."""
+    name = "groundwork_jobs" if queue != WEBHOOK_QUEUE else "groundwork_webhook_jobs"
     with app.extensions["groundwork_jobs_lock"]:
-        if app.extensions["groundwork_jobs"] is None:
-            app.extensions["groundwork_jobs"] = ThreadPoolExecutor(max_workers=INLINE_WORKERS, thread_name_prefix="groundwork-job")
-        return app.extensions["groundwork_jobs"]
+        if app.extensions.get(name) is None:
+            app.extensions[name] = ThreadPoolExecutor(max_workers=INLINE_WORKERS,
+                                                      thread_name_prefix=f"groundwork-{queue}")
+        return app.extensions[name]
+
+
+def stop_inline_jobs(app: Flask, cancel: bool = False) -> None:
+    """Wait for the in-process jobs of every queue to end (``cancel``: those not started never run);
+    a job queued afterwards starts fresh threads."""
+    for name in ("groundwork_jobs", "groundwork_webhook_jobs"):
+        executor = app.extensions.get(name)
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=cancel)
+            app.extensions[name] = None
 
 
 def _hand_over() -> None:
@@ -199,7 +216,7 @@ def enqueue_in(seconds: float, func: Callable, *args, job_timeout: int = 3600, q
     def fire() -> None:
         timers.discard(timer)
         try:
-            _run_inline(app, handle, func, args, kwargs)
+            _run_inline(app, handle, func, args, kwargs, queue)
         except Exception:  # noqa: BLE001 - the pool was shut down (the app is going away)
             app.logger.exception("could not start the delayed job %s", getattr(func, "__name__", func))
 
@@ -233,7 +250,7 @@ def _submit(app: Flask, func: Callable, args: tuple, kwargs: dict, queue: str = 
         except handover_failures() as exc:
             return _not_handed_over(app, func, args, exc)
     handle = JobHandle(id=uuid.uuid4().hex, backend="inline", status="queued")
-    _run_inline(app, handle, func, args, kwargs)
+    _run_inline(app, handle, func, args, kwargs, queue)
     return handle
 
 
@@ -372,7 +389,8 @@ def _delete_job(job) -> None:
         pass
 
 
-def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwargs: dict) -> None:
+def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwargs: dict,
+                queue: str = DEFAULT_QUEUE) -> None:
     handle.status = "queued"
     counts = app.extensions["groundwork_jobs_counts"]
     lock = app.extensions["groundwork_jobs_lock"]
@@ -396,7 +414,7 @@ def _run_inline(app: Flask, handle: JobHandle, func: Callable, args: tuple, kwar
                 with lock:
                     counts["failed"] += 1
 
-    handle.future = _executor(app).submit(run)
+    handle.future = _executor(app, queue).submit(run)
 
 
 def queue_sweep(app: Flask) -> JobHandle:
@@ -419,7 +437,7 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False,
     connection = redis_connection(app)
     if connection is None:
         raise RuntimeError("REDIS_URL is not set: jobs run in-process, there is nothing for a worker to do")
-    names = [queue_name(app, q) for q in (queues or [DEFAULT_QUEUE])]
+    names = [queue_name(app, q) for q in (queues or QUEUES)]  # in order: a job waiting on the first goes first
     base = SimpleWorker if simple else Worker
 
     class SweepingWorker(base):

@@ -109,7 +109,7 @@ def sweep_overdue() -> dict:
     minute; statistics need nothing (the next submit finds them due)."""
     from app.db import get_db
     from app.services import exporting, overdue
-    from tasks import enqueue
+    from tasks import WEBHOOK_QUEUE, enqueue
 
     with job_app() as app:
         with get_db().session_factory() as session:
@@ -123,7 +123,7 @@ def sweep_overdue() -> dict:
             enqueue(import_items, import_id)
         for interview_id in suggestions:
             enqueue(suggest_grades, interview_id)
-        enqueue(deliver_webhooks, [], sweep=True)
+        enqueue(deliver_webhooks, [], sweep=True, queue=WEBHOOK_QUEUE)
         return {"exports": exports, "imports": imports, "failed_exports": recovered.failed,
                 "suggestions": suggestions}
 
@@ -174,7 +174,7 @@ def deliver_webhooks(delivery_ids: list[int], sweep: bool = False) -> dict:
     that failed with attempts left. With ``sweep``, overdue deliveries go too (a lost dispatch or retry)."""
     from app.db import get_db
     from app.services import webhooks
-    from tasks import enqueue_in
+    from tasks import WEBHOOK_QUEUE, enqueue_in
 
     with job_app() as app:
         settings = webhooks.DeliverySettings.from_config(app.config)
@@ -192,6 +192,6 @@ def deliver_webhooks(delivery_ids: list[int], sweep: bool = False) -> dict:
                     results[str(delivery_id)] = "error"
                     continue
                 if outcome.retry_in is not None:
-                    enqueue_in(outcome.retry_in, deliver_webhooks, [delivery_id])
+                    enqueue_in(outcome.retry_in, deliver_webhooks, [delivery_id], queue=WEBHOOK_QUEUE)
                 results[str(delivery_id)] = outcome.status
         return results

@@ -310,9 +310,9 @@ def _schema_app(database_url: str, tmp_path, **overrides):
     if not sqlite:
         empty_postgres_schema(engine)
     yield app
-    executor = app.extensions.get("groundwork_jobs")  # in-process jobs end before their tables are emptied
-    if executor is not None:
-        executor.shutdown(wait=True, cancel_futures=True)
+    from tasks import stop_inline_jobs
+
+    stop_inline_jobs(app, cancel=True)  # in-process jobs end before their tables are emptied
     if not sqlite:
         empty_postgres_schema(engine)
     engine.dispose()

@@ -74,7 +74,6 @@ class Receiver:
 
 def drain(app) -> None:
     """Wait for the app's in-process jobs to finish (a job it queues afterwards starts a fresh pool)."""
-    executor = app.extensions.get("groundwork_jobs")
-    if executor is not None:
-        executor.shutdown(wait=True)
-        app.extensions["groundwork_jobs"] = None
+    from tasks import stop_inline_jobs
+
+    stop_inline_jobs(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.models import DatasetExport
+from app.models import DatasetExport, utcnow
 from app.services import exporting
 from app.services import projects as project_service
 from app.services.exporting.source import Pseudonyms
@@ -188,8 +189,34 @@ def test_a_version_that_is_not_finished_has_no_files_yet(api, api_world, session
     assert api.get(f"/api/v1/exports/{export.id}/files/train.jsonl").status_code == 404
 
 
+def _made_and_failed(session, project) -> int:
+    """A version that is no longer pending (a project builds only a few at a time)."""
+    export = exporting.create_export(session, project, {"format": "raw"}, None)
+    export.status = "failed"
+    session.commit()
+    return export.id
+
+
+def test_a_project_builds_a_few_versions_at_a_time(api, api_world, session):
+    """Anyone who may ask for a version (a client too) cannot queue without end: past three queued or
+    running, a 409 until one is done; another project is not held up, and a stalled one stops counting."""
+    project = api_world.world.project
+    queued = [exporting.create_export(session, project, {"format": "raw"}, None) for _ in range(3)]
+    refused = api.post(URL, json={"format": "raw"}, as_="client")
+    assert refused.status_code == 409 and "3 versions of this project are being built" in \
+        refused.get_json()["error"]["message"]
+    assert exporting.create_export(session, api_world.world.other, {"format": "raw"}, None).status == "queued"
+    queued[0].status = "done"
+    session.commit()
+    assert exporting.create_export(session, project, {"format": "raw"}, None).status == "queued"
+    queued[1].progress_at = queued[1].created_at = utcnow() - timedelta(minutes=10)  # stopped reporting
+    session.commit()
+    assert exporting.create_export(session, project, {"format": "raw"}, None).status == "queued"
+    assert session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project.id)) == 5
+
+
 def test_versions_are_listed_newest_first_by_cursor(api, api_world, session):
-    made = [exporting.create_export(session, api_world.world.project, {"format": "raw"}, None).id for _ in range(5)]
+    made = [_made_and_failed(session, api_world.world.project) for _ in range(5)]
     exporting.create_export(session, api_world.world.other, {"format": "raw"}, None)
     seen, cursor = [], None
     while True:

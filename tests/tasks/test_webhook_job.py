@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.db import get_db
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.services import webhooks
-from tasks import get_queue
+from tasks import WEBHOOK_QUEUE, get_queue
 from tests.conftest import build_app, get_db_engine
 from tests.factories import make_label_project
 from tests.receiver import Receiver, drain
@@ -87,8 +87,8 @@ def test_delivery_runs_through_redis_and_an_rq_worker(redis_app, rq_worker):
         session, project, hook = _world(redis_app, receiver.url)
         webhooks.emit(session, project.id, "export.completed", {"export_id": 1})
         session.commit()
-        with redis_app.app_context():
-            assert get_queue(redis_app).count == 1  # queued by the commit, waiting for a worker
+        with redis_app.app_context():  # queued by the commit on the deliveries' own queue, waiting for a worker
+            assert get_queue(redis_app, WEBHOOK_QUEUE).count == 1 and get_queue(redis_app).count == 0
         assert receiver.requests == []
         rq_worker(redis_app)  # the first attempt fails; its retry is queued and run in the same burst
         requests = receiver.wait_for(2)
@@ -103,10 +103,39 @@ def test_delivery_runs_through_redis_and_an_rq_worker(redis_app, rq_worker):
         session.commit()
         rq_worker(redis_app)
         with redis_app.app_context():
-            assert get_queue(redis_app).scheduled_job_registry.count == 1
+            assert get_queue(redis_app, WEBHOOK_QUEUE).scheduled_job_registry.count == 1
         pending = [r for r in _deliveries(session) if r.status == "pending"]
         assert [(r.attempts, r.response_code) for r in pending] == [(1, 500)]
         assert pending[0].next_attempt_at > utcnow()
         session.close()
     finally:
+        receiver.close()
+
+
+def test_a_receiver_that_never_answers_holds_up_no_other_job(database_url, tmp_path):
+    """In-process, deliveries have threads of their own: with every delivery thread stuck on a
+    receiver that does not answer, a job of the default queue (an export, an import) still runs."""
+    import threading
+
+    from app.models import Base
+    from tasks import enqueue
+
+    app = build_app(database_url, tmp_path, WEBHOOK_TIMEOUT=20)
+    Base.metadata.create_all(get_db_engine(app))
+    hold = threading.Event()
+    receiver = Receiver((200,), hold=hold)
+    try:
+        session, project, _hook = _world(app, receiver.url)
+        for n in range(4):  # more deliveries than delivery threads
+            webhooks.emit(session, project.id, "export.completed", {"export_id": n})
+            session.commit()
+        receiver.wait_for(2)  # both delivery threads are now waiting on the receiver
+        with app.test_request_context():
+            handle = enqueue(sum, [1, 2, 3])
+        handle.wait(timeout=5)
+        assert handle.status == "finished" and handle.result == 6
+        assert len(receiver.requests) == 2  # the other deliveries still wait for a delivery thread
+    finally:
+        hold.set()
+        drain(app)
         receiver.close()

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "groundwork-export/1"
 TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
+MAX_PENDING_EXPORTS = 3  # versions of one project queued or running at once (``create_export``)
 DOWNLOADABLE = ("manifest.json", "README.md")
 FINISHED = ("done", "empty")  # a version in one of these never changes
 QUEUED_OVERDUE_SECONDS = 60  # a version queued this long without starting is queued again by the sweep
@@ -104,6 +105,17 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     # once another connection (a webhook delivery, say) has committed meanwhile.
     begin_write(session)
     plan_for(session, project, options)
+    # A project builds a few versions at a time: more would only wait behind them, and anyone who may
+    # ask for one (a client too) could fill the job queue and the disk. One that stopped reporting no
+    # longer counts (``is_stalled``: it can be run again).
+    since = utcnow() - timedelta(seconds=STALLED_AFTER_SECONDS)
+    pending = session.scalar(select(func.count(DatasetExport.id)).where(
+        DatasetExport.project_id == project.id, DatasetExport.status.in_(("queued", "running")),
+        func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) >= since))
+    if pending >= MAX_PENDING_EXPORTS:
+        session.rollback()
+        raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
+                       "is done")
     export = DatasetExport(project_id=project.id, format=options.format, filters=options.as_dict(),
                            status="queued", created_by=actor_id)
     session.add(export)
