@@ -90,3 +90,11 @@ def test_the_demo_client_reads_quality_and_downloads_the_latest_version_without_
 
     assert len(seen) >= 5
     assert [(status, url) for status, url in answers if status >= 500] == []
+
+
+def test_the_api_reference_fits_the_window_and_renders_its_markdown(page, live_app):
+    sign_in(page, "client@groundwork.test")
+    page.goto(live_app.config["LIVE_URL"] + "/api/v1/")
+    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 1
+    intro = page.locator("main .markdown").first
+    assert "`" not in intro.inner_text() and intro.locator("code").count() >= 1
