@@ -270,17 +270,7 @@ def create_project(
     """Create a project with its questions; every field is checked before anything is written. Commits."""
     slug = slug or slugify(name)
     errors: dict[str, str] = {}
-    _check_name(name, errors)
-    if not SLUG_RE.fullmatch(slug):
-        errors["slug"] = "must be lower-case letters, digits and dashes"
-    elif slug in RESERVED_SLUGS:
-        errors["slug"] = f"{slug!r} is a word the site's own addresses use; choose another"
-    if kind not in PROJECT_KINDS:
-        errors["kind"] = f"must be one of {', '.join(PROJECT_KINDS)}"
-    clean = _check_settings({"status": status, **settings}, errors)
-    _check_questions(questions, errors)
-    if not errors and session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
-        errors["slug"] = f"{slug!r} is taken by another project"
+    clean = _check_new(session, name, slug, kind, questions, {"status": status, **settings}, errors)
     if errors:
         raise ValidationError(errors)
     project = Project(name=name.strip(), slug=slug, kind=kind, **clean)
@@ -290,6 +280,38 @@ def create_project(
     audit.record(session, actor_id, "project.create", "project", project.id, {"slug": slug})
     session.commit()
     return project
+
+
+def _check_new(session: Session, name: str, slug: str, kind: str, questions: list[dict], settings: dict,
+               errors: dict) -> dict:
+    """Every check of a new project, into ``errors``; returns the settings as stored."""
+    _check_name(name, errors)
+    if not SLUG_RE.fullmatch(slug):
+        errors["slug"] = "must be lower-case letters, digits and dashes"
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = f"{slug!r} is a word the site's own addresses use; choose another"
+    elif session.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+        errors["slug"] = f"{slug!r} is taken by another project"
+    if kind not in PROJECT_KINDS:
+        errors["kind"] = f"must be one of {', '.join(PROJECT_KINDS)}"
+    clean = _check_settings(settings, errors)
+    _check_questions(questions, errors)
+    return clean
+
+
+def project_problems(session: Session, *, name: str, questions: list[dict], slug: str | None = None,
+                     kind: str | None = None, **settings) -> dict[str, str]:
+    """What ``create_project`` (with ``slug`` and ``kind``) or an edit would refuse in these fields,
+    without writing anything: a form that could not read some of its fields shows these too, so
+    every problem is marked at once. Fields left out are not checked."""
+    errors: dict[str, str] = {}
+    if kind is None:  # an edit: the slug and kind stay
+        _check_name(name, errors)
+        _check_settings(settings, errors)
+        _check_questions(questions, errors)
+    else:
+        _check_new(session, name, slug or slugify(name), kind, questions, settings, errors)
+    return errors
 
 
 def has_annotations(session: Session, project: Project) -> bool:

@@ -173,9 +173,13 @@ def new_project():
     questions = project_forms.read_questions(request.form, errors)
     settings = project_forms.read_settings(request.form, errors)
     values = request.form.to_dict()
-    if errors:
-        return _render_project_form(None, values, questions, errors, 422)
     db = get_session()
+    if errors:  # the fields it could read are checked too: every problem is marked at once
+        problems = project_service.project_problems(
+            db, name=request.form.get("name", ""), slug=(request.form.get("slug") or "").strip() or None,
+            kind=request.form.get("kind", "work"), questions=questions, **settings)
+        db.rollback()
+        return _render_project_form(None, values, questions, {**_form_errors(problems), **errors}, 422)
     try:
         project = project_service.create_project(
             db, name=request.form.get("name", ""), slug=(request.form.get("slug") or "").strip() or None,
@@ -200,8 +204,11 @@ def edit_project(slug: str):
     questions = project_forms.read_questions(request.form, errors)
     settings = project_forms.read_settings(request.form, errors)
     values = request.form.to_dict()
-    if errors:
-        return _render_project_form(project, values, questions, errors, 422, locked)
+    if errors:  # the fields it could read are checked too: every problem is marked at once
+        problems = project_service.project_problems(db, name=request.form.get("name", ""), questions=questions,
+                                                    **settings)
+        db.rollback()
+        return _render_project_form(project, values, questions, {**_form_errors(problems), **errors}, 422, locked)
     try:
         project_service.update_project(
             db, project, name=request.form.get("name", ""), questions=questions, actor_id=current_user.id, **settings

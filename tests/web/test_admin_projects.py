@@ -57,11 +57,15 @@ def test_bad_project_form_shows_every_problem_and_creates_nothing(client, sessio
     response = client.post("/admin/projects/new", data={**data, "csrf_token": token})
     body = response.get_data(as_text=True)
     assert response.status_code == 422
+    # the fields the form could not read, and at once the others the service refuses
     assert "must be a whole number" in body and "may have at most two decimals" in body
-    assert session.scalar(select(func.count(Project.id))) == 0
-    data = project_form(**{"q-0-scale": "9", "q-1-key": "Bad Key"})
-    body = client.post("/admin/projects/new", data={**data, "csrf_token": token}).get_data(as_text=True)
     assert "scale must be a whole number from 1 to 5" in body and "must start with a letter" in body
+    assert "Please fix the 5 problems" in body
+    assert session.scalar(select(func.count(Project.id))) == 0
+    data = project_form(name="", slug="new", overlap="0", gold_rate="150", hourly_rate="-5", license="not a licence!",
+                        language="english!!")
+    body = client.post("/admin/projects/new", data={**data, "csrf_token": token}).get_data(as_text=True)
+    assert "Please fix the 7 problems" in body, re.findall(r"Please fix[^<]*", body)
     assert session.scalar(select(func.count(Project.id))) == 0
 
 
