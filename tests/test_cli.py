@@ -226,3 +226,30 @@ def test_recount_fails_loudly_when_the_job_queue_is_unreachable(database_url, tm
         assert result.exit_code == 1
         assert "the recount was not queued (the job queue is unreachable); run it again" in result.output
         assert "queued job" not in result.output
+
+
+@pytest.mark.slow  # seeds the whole demo once per database
+def test_the_demo_reads_the_same_whatever_the_day(demo):
+    """Early in a week the demo's work is dated back into the week before (so its timesheets can be
+    approved); what is about the present still is: trainer3's task is open right now, and Payroll
+    opens on the week whose timesheets are in every state, bonus included."""
+    from sqlalchemy import select
+
+    from app.models import Assignment, PayAdjustment, User, utcnow
+    from app.services import pay
+    from app.services.demo import demo_now
+    from tests.conftest import login
+
+    session = demo.session
+    session.rollback()
+    trainer3 = session.scalar(select(User).where(User.email == "trainer3@groundwork.test"))
+    open_now = session.scalars(select(Assignment).where(Assignment.trainer_id == trainer3.id,
+                                                        Assignment.status == "active")).all()
+    assert any(a.expires_at.replace(tzinfo=None) > utcnow().replace(tzinfo=None) for a in open_now)
+    week = pay.week_of(demo_now())
+    assert {a.week_start for a in session.scalars(select(PayAdjustment))} == {week}
+    assert pay.latest_week(session, pay.week_of(utcnow())) == week
+    client = demo.app.test_client()
+    login(client, "admin@groundwork.test", "groundwork-demo")
+    page = client.get("/admin/payroll").get_data(as_text=True)
+    assert pay.week_label(week) in page and "DEMO-TRANSFER-0001" in page

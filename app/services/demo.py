@@ -368,11 +368,12 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
             seconds = 25 + (k * 17) % 80
             _spend(session, a, trainer.id, when, seconds)
             queue.submit(session, a.id, trainer.id, {"safety": chosen}, now=when + timedelta(seconds=seconds), rng=rng)
-    # A skipped task, a lease that lapsed, and a task open right now.
+    # A skipped task, a lease that lapsed, and a task open right now (the real now, whatever the day:
+    # leases run on the clock).
     a = queue.next_task(session, t3.id, project, now=now - timedelta(hours=3))
     queue.skip(session, a.id, t3.id, "Needs a pharmacist to judge the dosage", now=now - timedelta(hours=3))
-    queue.next_task(session, t2.id, project, now=now - timedelta(hours=2))
-    queue.next_task(session, t3.id, project, now=now)
+    queue.next_task(session, t2.id, project, now=utcnow() - timedelta(hours=2))
+    queue.next_task(session, t3.id, project, now=utcnow())
     assert items  # the project has items to work on
 
 
@@ -456,7 +457,8 @@ def _seed_pay(session: Session, people: dict[str, User], rlhf: dict[str, Project
     sheets = pay.approve(session, week, [(t2.id, pairwise.id), (t2.id, ranking.id), (t3.id, pairwise.id)], admin.id)
     paid = [s.id for s in sheets if s.trainer_id == t2.id and s.project_id == pairwise.id]
     pay.mark_paid(session, paid, "DEMO-TRANSFER-0001", admin.id)
-    pay.add_adjustment(session, t3.id, critique.id, 1500, "Thorough rewrites on the critique project", admin.id)
+    pay.add_adjustment(session, t3.id, critique.id, 1500, "Thorough rewrites on the critique project", admin.id,
+                       now=demo_now())  # in the week of the timesheets
     spent = pay.project_spend(session, critique)
     critique.budget_cents = max(100, round(spent / 0.85))  # 85 % used: the payroll page warns
     session.commit()

@@ -769,6 +769,14 @@ class Payroll:
                 "seconds": sum(r.billable_seconds for r in self.lines)}
 
 
+def latest_week(session: Session, up_to: date) -> date:
+    """The latest week, up to ``up_to``, with work, a timesheet or an adjustment (what Payroll opens on:
+    early in a week, the one before, whose timesheets wait to be approved); ``up_to`` when none has."""
+    found = [session.scalar(select(func.max(column)).where(column <= up_to))
+             for column in (BillableWeek.week_start, Timesheet.week_start, PayAdjustment.week_start)]
+    return max((w for w in found if w is not None), default=up_to)
+
+
 def payroll(session: Session, week: date, project_id: int | None = None, status: str | None = None) -> Payroll:
     rows = [line for line in lines(session, week, week, project_id=project_id) if status in (None, line.status)]
     people = users_by_id(session, {r.trainer_id for r in rows})

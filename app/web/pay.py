@@ -34,8 +34,8 @@ def earnings():
 
 def _week_arg() -> tuple:
     raw = request.values.get("week", "").strip()
-    if not raw:
-        return pay.week_of(utcnow()), None
+    if not raw:  # this week, or the latest one before it with anything to pay
+        return pay.latest_week(get_session(), pay.week_of(utcnow())), None
     try:
         return pay.parse_week(raw), None
     except ValidationError as exc:
