@@ -285,3 +285,28 @@ def test_recompute_with_the_job_queue_unreachable_says_so(database_url, tmp_path
         body = client.post("/admin/projects/qual/quality/recompute", data={"csrf_token": token},
                            follow_redirects=True).get_data(as_text=True)
         assert "Not queued: the job queue is unreachable" in body and "Recomputing in the background" not in body
+
+
+def test_the_project_page_says_what_its_pace_means(client, session):
+    """A project with no items has no ETA to be "done" with; an interview project has no overlap to
+    reach, so none of the pace figures show; failed imports say "nothing was imported" once."""
+    from app.models import ImportJob
+    from app.services import projects as project_service
+
+    signed_in_admin(client, session)
+    empty = project_service.create_project(session, name="Empty one", slug="empty-one", questions=[
+        {"key": "q", "type": "label", "title": "Q", "options": {"labels": ["a", "b"]}}])
+    page = client.get(f"/admin/projects/{empty.slug}").get_data(as_text=True)
+    assert "ETA: <strong>no items yet</strong>" in page
+    interview = project_service.create_project(session, name="An interview", slug="an-interview", kind="qualification",
+                                               questions=[{"key": "q", "type": "label", "title": "Q",
+                                                           "options": {"labels": ["a", "b"]}}])
+    page = client.get(f"/admin/projects/{interview.slug}").get_data(as_text=True)
+    assert "ETA:" not in page and "annotations still needed" not in page
+    job = ImportJob(project_id=empty.id, filename="x.jsonl", path="x.jsonl", format="jsonl", status="failed", lines=3,
+                    error_count=3,
+                    errors=[], message="3 problem(s) found; nothing was imported")
+    session.add(job)
+    session.commit()
+    fragment = client.get(f"/admin/imports/{job.id}/progress").get_data(as_text=True)
+    assert fragment.lower().count("nothing was imported") == 1 and "3 problems found" in fragment
