@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONType, UTCDateTime, utcnow
@@ -15,10 +15,13 @@ class DatasetExport(Base):
     """One dataset version of a project: its files, manifest and card. Immutable once done."""
 
     __tablename__ = "dataset_exports"
-    __table_args__ = (Index("ix_dataset_exports_project_created", "project_id", "created_at"),)
+    __table_args__ = (Index("ix_dataset_exports_project_created", "project_id", "created_at"),
+                      UniqueConstraint("project_id", "version", name="uq_dataset_exports_project_version"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # The project's own count of versions, 1, 2, 3…: what pages, cards and citations call it (v3).
+    version: Mapped[int] = mapped_column(Integer)
     format: Mapped[str] = mapped_column(String(40))
     filters: Mapped[dict] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="queued")

@@ -215,6 +215,17 @@ def test_a_project_builds_a_few_versions_at_a_time(api, api_world, session):
     assert session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project.id)) == 5
 
 
+def test_versions_are_numbered_per_project(api, api_world, session):
+    """v1, v2… in each project, whatever other projects made meanwhile: the number pages, cards and
+    citations use."""
+    first = _made_and_failed(session, api_world.world.project)
+    _made_and_failed(session, api_world.world.other)
+    second = _made_and_failed(session, api_world.world.project)
+    listed = {v["id"]: v["version"] for v in api.get(URL).get_json()["data"]}
+    assert listed == {first: 1, second: 2}
+    assert api.get(f"/api/v1/exports/{second}").get_json()["version"] == 2
+
+
 def test_versions_are_listed_newest_first_by_cursor(api, api_world, session):
     made = [_made_and_failed(session, api_world.world.project) for _ in range(5)]
     exporting.create_export(session, api_world.world.other, {"format": "raw"}, None)
@@ -301,7 +312,7 @@ def test_bad_instants_and_splits_are_refused_by_field(api, api_world, session):
 
 def test_an_empty_version_reports_why_and_has_no_files(api, api_world, session):
     reasons = ["min_agreement 0.9: 4 of 4 items agreed less"]
-    export = DatasetExport(project_id=api_world.world.project.id, format="raw", status="empty",
+    export = DatasetExport(project_id=api_world.world.project.id, version=1, format="raw", status="empty",
                            filters={"format": "raw"}, manifest={"files": [], "empty_reasons": reasons})
     session.add(export)
     session.commit()

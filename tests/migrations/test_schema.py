@@ -182,6 +182,36 @@ def test_upgrading_makes_every_content_hash_again_with_the_rule_as_it_stands(dat
         engine.dispose()
 
 
+def test_upgrading_numbers_each_projects_versions_in_the_order_they_were_made(database_url):
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "b8d2f4a6c9e1")
+        with engine.begin() as conn:
+            for project_id in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+                    "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+                    "min_qualification_score, show_model_names, created_at) VALUES (:id, :name, :slug, 'work', 'active', "
+                    "'', 1, 30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"),
+                    {"id": project_id, "name": f"P{project_id}", "slug": f"p{project_id}"})
+            for export_id, project_id in ((1, 1), (2, 2), (3, 1), (4, 1), (5, 2)):
+                conn.execute(text(
+                    "INSERT INTO dataset_exports (id, project_id, format, filters, status, rows_expected, rows_read, "
+                    "row_count, bytes, attempts, created_at) VALUES (:id, :project, 'raw', '{}', 'done', 0, 0, 0, 0, 0, "
+                    "'2026-11-20 10:00:00')"), {"id": export_id, "project": project_id})
+        upgrade(engine)
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT id, version FROM dataset_exports ORDER BY id")).all()
+        assert [tuple(v) for v in versions] == [(1, 1), (2, 1), (3, 2), (4, 3), (5, 2)]
+    finally:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
+
+
 def _users_and_a_project(conn, user_ids) -> None:
     """Users with these ids and project 1 (a work project, overlap 2), as rows of an older schema."""
     from sqlalchemy import text

@@ -96,7 +96,7 @@ def test_bad_options_show_every_problem_and_create_nothing(client, session):
 def test_files_outside_the_manifest_and_unfinished_versions_are_404(client, session):
     _admin(client, session)
     project, _ = _project(session)
-    export = DatasetExport(project_id=project.id, format="raw", filters={"format": "raw"}, status="running")
+    export = DatasetExport(project_id=project.id, version=1, format="raw", filters={"format": "raw"}, status="running")
     session.add(export)
     session.commit()
     base = f"/admin/projects/web-pairs/exports/{export.id}"
@@ -110,7 +110,7 @@ def test_files_outside_the_manifest_and_unfinished_versions_are_404(client, sess
 def test_a_failed_version_can_be_run_again(client, session):
     _admin(client, session)
     project, _ = _project(session)
-    export = DatasetExport(project_id=project.id, format="raw", status="failed", error="RuntimeError: disk full",
+    export = DatasetExport(project_id=project.id, version=1, format="raw", status="failed", error="RuntimeError: disk full",
                            filters={"format": "raw", "exclude_gold": True})
     session.add(export)
     session.commit()
@@ -169,7 +169,7 @@ def test_splits_that_leave_no_training_data_are_refused_on_the_form(client, sess
 
 def _empty_version(session, project) -> DatasetExport:
     export = DatasetExport(
-        project_id=project.id, format="trl-preference", status="empty", filters={"format": "trl-preference"},
+        project_id=project.id, version=1, format="trl-preference", status="empty", filters={"format": "trl-preference"},
         finished_at=utcnow(), manifest={"files": [], "empty_reasons": [
             "min_agreement 0.9: 2 of 2 items agreed less", "no annotation was submitted before as_of"]})
     session.add(export)

@@ -116,12 +116,17 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
         session.rollback()
         raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
                        "is done")
-    export = DatasetExport(project_id=project.id, format=options.format, filters=options.as_dict(),
+    # The next version number of the project, under its row's lock (PostgreSQL; SQLite's write lock is
+    # held already), so two versions asked for at once get two numbers.
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+    version = (session.scalar(select(func.max(DatasetExport.version)).where(DatasetExport.project_id == project.id))
+               or 0) + 1
+    export = DatasetExport(project_id=project.id, version=version, format=options.format, filters=options.as_dict(),
                            status="queued", created_by=actor_id)
     session.add(export)
     session.flush()
     audit.record(session, actor_id, "export.create", "project", project.id,
-                 {"export_id": export.id, "format": options.format})
+                 {"export_id": export.id, "version": version, "format": options.format})
     session.commit()
     return export
 
@@ -323,8 +328,8 @@ class _Progress:
             session.commit()
 
 
-def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int]:
-    """Mark the version running and return (project, options, attempt number).
+def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int, int]:
+    """Mark the version running and return (project, options, attempt number, version number).
 
     Every run is a numbered attempt: a retry while an earlier run is still alive (a slow worker
     taken for dead) supersedes it, and the earlier run's progress, failure or completion no longer
@@ -342,7 +347,7 @@ def _start(session_factory, export_id: int) -> tuple[Project, ExportOptions, int
         project = session.get(Project, export.project_id)
         session.commit()
         session.expunge(project)
-        return project, options_for(export.filters), export.attempts
+        return project, options_for(export.filters), export.attempts, export.version
 
 
 def run_export(session_factory, export_id: int, root: str | os.PathLike, secret: str,
@@ -350,7 +355,7 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
     """Build one version: stream, write to a temporary folder, rename into place, then mark it done
     (or empty: no row, only the manifest saying why and the card). Works in sessions of its own from
     ``session_factory`` and commits each step."""
-    project, options, attempt = _start(session_factory, export_id)
+    project, options, attempt, version = _start(session_factory, export_id)
     root = Path(root)
     final = root / str(project.id) / str(export_id)
     partial_root = root / TMP_FOLDER
@@ -384,7 +389,7 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
                 path.unlink()
             result.files.clear()
         seconds = time.perf_counter() - started
-        manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds)
+        manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds, version)
         manifest.update(provenance)
         if reasons:
             manifest["empty_reasons"] = reasons
@@ -512,7 +517,7 @@ def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> 
 
 
 def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: PartResult, stats, export_id: int,
-              seconds: float) -> dict:
+              seconds: float, version: int | None = None) -> dict:
     data = result.data_files()
     rows = {info.name.split(".")[0]: info.rows for info in data}
     agreement = {}
@@ -533,6 +538,7 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
     return {
         "schema_version": SCHEMA_VERSION,
         "export_id": export_id,
+        "version": version,
         "project": {"slug": project.slug, "name": project.name},
         "format": fmt.name,
         "conversational": plan.conversational if fmt.plain_or_chat else None,

@@ -439,6 +439,11 @@ def _filters(manifest: dict) -> str:
     return ", ".join(changed) if changed else "the defaults"
 
 
+def _version(manifest: dict):
+    """The version's number in its project (manifests made before versions were numbered: its id)."""
+    return manifest.get("version") or manifest.get("export_id", "")
+
+
 def _citation(project, fmt, manifest: dict) -> list[str]:
     citation = (project.citation or "").strip()
     if citation:
@@ -446,13 +451,13 @@ def _citation(project, fmt, manifest: dict) -> list[str]:
     snapshot = manifest.get("snapshot") or {}
     when = snapshot.get("instant") or manifest.get("created_at") or ""
     year = when[:4] if re.match(r"\d{4}", when) else "????"
-    key = re.sub(r"[^A-Za-z0-9]+", "_", f"{project.slug}_{manifest.get('export_id', '')}").strip("_")
+    key = re.sub(r"[^A-Za-z0-9]+", "_", f"{project.slug}_{_version(manifest)}").strip("_")
     title = re.sub(r"[{}\\]", "", _one_line(project.name))
     bibtex = "\n".join([
         f"@misc{{{key},",
         f"  title        = {{{{{title}}}}},",
         f"  year         = {{{year}}},",
-        f"  note         = {{Dataset version {manifest.get('export_id', '')}, format {fmt.name}, "
+        f"  note         = {{Dataset version {_version(manifest)}, format {fmt.name}, "
         "exported with Groundwork},",
         "}",
     ])
@@ -564,7 +569,7 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
                   *[f"- {_one_line(reason)}" for reason in empty], ""]
     lines += [
         f"Human feedback collected with Groundwork in the project `{project.slug}`, exported as `{fmt.name}` "
-        f"(schema `{manifest.get('schema_version')}`, export #{manifest.get('export_id')}). Annotators are paid "
+        f"(schema `{manifest.get('schema_version')}`, version {_version(manifest)}, export #{manifest.get('export_id')}). Annotators are paid "
         "domain experts, named here only by stable pseudonyms.",
         "",
         f"Language: {', '.join(languages(project.language)) or 'not stated'}.",

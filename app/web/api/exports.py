@@ -98,6 +98,7 @@ class FileOut(BaseModel):
 
 class ExportSummary(BaseModel):
     id: int
+    version: int = Field(description="The project's own number of this version (1, 2, 3…), as pages and cards name it")
     format: str
     status: Literal[EXPORT_STATUSES] = Field(  # type: ignore[valid-type]
         description="queued, running, done, empty (finished with no row: the manifest's empty_reasons say why, and "
@@ -155,7 +156,7 @@ def _files(export: DatasetExport) -> list[FileOut]:
 
 
 def _summary(export: DatasetExport) -> dict:
-    return dict(id=export.id, format=export.format, status=export.status, row_count=export.row_count,
+    return dict(id=export.id, version=export.version, format=export.format, status=export.status, row_count=export.row_count,
                 bytes=export.bytes, sha256=export.sha256, created_at=export.created_at,
                 finished_at=export.finished_at, files=_files(export))
 
