@@ -158,6 +158,17 @@ CSV_KEEP = {"keep_default_na": False, "na_values": [""]}
 CSV_KEEP_ARGS = 'keep_default_na=False, na_values=[""]'
 
 
+def _text_columns(features) -> dict[str, str]:
+    """The string columns of a CSV version, as the reader's ``dtype``: read as text, not guessed ("001"
+    stays "001", and labels "1" and "1.0" stay two)."""
+    return {f["name"]: "str" for f in features if f.get("dtype") == "string"}
+
+
+def _csv_args(features) -> str:
+    """``pandas.read_csv``'s arguments for a CSV version: keep what looks like null, read text as text."""
+    return f"{CSV_KEEP_ARGS}, dtype={_text_columns(features)!r}"
+
+
 def size_category(rows: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
@@ -315,7 +326,9 @@ def _header(project, fmt, manifest: dict, splits, features) -> list[str]:
     data["tags"] = ["human-feedback", "groundwork", fmt.name]
     configs = []
     extension = fmt.extension
-    keep = CSV_KEEP if extension == "csv" else {}
+    # A CSV version's default config also carries the features: the csv builder then reads text columns as
+    # text (it derives pandas' dtypes from them) instead of guessing numbers and casting them back.
+    keep = {**CSV_KEEP, "features": features} if extension == "csv" else {}
     if splits:
         configs.append({"config_name": "default",
                         "data_files": [{"split": name, "path": s["file"]} for name, s in splits], **keep})
@@ -514,7 +527,8 @@ def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
     metas = {name: f"{FOLDER}/{s['meta_file']}" for name, s in splits if s.get("meta_file")}
     annotators = _annotators_file(manifest)
     loader = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}.get(extension, "json")
-    keep = f", {CSV_KEEP_ARGS}" if extension == "csv" else ""
+    # The csv builder reads text columns as text when given the features (it derives pandas' dtypes from them).
+    keep = f", features=DATA, {CSV_KEEP_ARGS}" if extension == "csv" else ""
     code = [f'dataset = load_dataset("{FOLDER}")  # splits: {", ".join(names)}; columns typed by this card',
             f'dataset = load_dataset("{loader}", data_files={_j(files)}{keep})  # the files alone']
     if extension == "jsonl":
@@ -526,7 +540,8 @@ def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
     else:
         # One folder loads with one builder: the .jsonl files beside csv or parquet data load with the json
         # builder, typed here (a column null throughout would otherwise be typed null).
-        code = ["from datasets import Features, Sequence, Value, load_dataset", "", *code, ""]
+        code = ["from datasets import Features, Sequence, Value, load_dataset", "",
+                *(_py_features("DATA", features) if extension == "csv" else []), *code, ""]
         if metas:
             code += [*_py_features("META", META_FEATURES),
                      f'meta = load_dataset("json", data_files={_j(metas)}, features=META)  # provenance, line by line']
@@ -536,7 +551,8 @@ def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
                      "features=ANNOTATORS)  # who annotated, by pseudonym"]
         if extension == "csv":
             code += ["", "import pandas", "",
-                     *[f'frame = pandas.read_csv("{path}", {CSV_KEEP_ARGS})  # {name}' for name, path in files.items()]]
+                     *[f'frame = pandas.read_csv("{path}", {_csv_args(features)})  # {name}'
+                       for name, path in files.items()]]
     lines = ["## How to load it", "", *_fenced("\n".join(code), "python"), ""]
     if extension != "jsonl":
         lines += ["`datasets` reads every config of a folder with the one builder the data files call for, so the "
@@ -546,8 +562,10 @@ def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
         lines += ['In the CSV file an empty cell is null (an empty text is written the same way); pandas, and so '
                   '`datasets`\' csv reader, also reads "NA", "N/A", "NaN", "nan", "null", "NULL", "None"… as null by '
                   'default, so an item id "NaN" would come back null. This card\'s default config passes '
-                  '`keep_default_na: false` and `na_values: [""]`, so loading the folder keeps them as written; pass '
-                  f"`{CSV_KEEP_ARGS}` yourself to `pandas.read_csv` or `load_dataset(\"csv\", …)`, as shown.", ""]
+                  '`keep_default_na: false` and `na_values: [""]`, so loading the folder keeps them as written, and '
+                  "reads the text columns as text (`dtype`), so an id \"001\" stays \"001\" and labels \"1\" and "
+                  "\"1.0\" stay two; pass the same to `pandas.read_csv` or `load_dataset(\"csv\", …)` yourself, as "
+                  "shown.", ""]
     lines += [_joining(project, fmt, manifest, features) + " Loading the files alone lets `datasets` guess the "
               "types, and a column that is null throughout a file is then typed null: load the folder instead.", ""]
     return lines

@@ -300,9 +300,9 @@ def test_a_csv_version_keeps_na_like_strings_as_its_card_says(build, session, tr
     path = built.folder / "train.csv"
     assert pandas.read_csv(path)["item_id"].isna().all()  # what pandas does by default: the reason for the card
     _header, body = _card(built.folder)
-    assert 'pandas.read_csv("path/to/this/folder/train.csv", keep_default_na=False, na_values=[""])' in body
-    assert ('load_dataset("csv", data_files={"train": "path/to/this/folder/train.csv"}, keep_default_na=False, '
-            'na_values=[""])') in body
+    assert 'pandas.read_csv("path/to/this/folder/train.csv", keep_default_na=False, na_values=[""], dtype={' in body
+    assert ('load_dataset("csv", data_files={"train": "path/to/this/folder/train.csv"}, features=DATA, '
+            'keep_default_na=False, na_values=[""])') in body
     scope = _run_loading_code(built.folder, tmp_path, monkeypatch)  # the documented calls, as written
     frame = scope["frame"]
     assert sorted(frame["item_id"]) == ["NaN", "null"] and sorted(frame["answer_rationale"]) == ["NA", "None"]
@@ -312,6 +312,27 @@ def test_a_csv_version_keeps_na_like_strings_as_its_card_says(build, session, tr
     folder = _folder(built.folder, tmp_path / ".hf")["train"]  # the folder: the card's config passes them
     assert sorted(folder["item_id"]) == ["NaN", "null"] and sorted(folder["answer_rationale"]) == ["NA", "None"]
     assert set(folder["gold_score"]) == {None} and folder.features["gold_score"].dtype == "float64"
+
+
+def test_a_csv_version_keeps_numeric_looking_text_as_written(build, session, trainers, tmp_path, monkeypatch):
+    """Ids "001" and "1e3" and labels "1" and "1.0" are text: read by the card's config and its
+    examples, they stay as written (the reader would otherwise guess numbers, then cast them back)."""
+    questions = [{"key": "verdict", "type": "label", "title": "Verdict?", "options": {"labels": ["1", "2", "1.0"]}}]
+    project = make_project(session, "labelling", [
+        ("001", "Q1", ["R1"]), ("010", "Q2", ["R2"]), ("1e3", "Q3", ["R3"]),
+    ], overlap=1, slug="numeric-text", questions=questions)
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"001": {"verdict": "1"}, "010": {"verdict": "1.0"},
+                                             "1e3": {"verdict": "2"}})
+    built = build(project, format="csv")
+    expected = {"001": "1", "010": "1.0", "1e3": "2"}
+    scope = _run_loading_code(built.folder, tmp_path, monkeypatch)  # the documented calls, as written
+    frame = scope["frame"]
+    assert dict(zip(frame["item_id"], frame["answer_verdict"], strict=True)) == expected
+    alone = scope["dataset"]["train"]
+    assert dict(zip(alone["item_id"], alone["answer_verdict"], strict=True)) == expected
+    folder = _folder(built.folder, tmp_path / ".hf")["train"]
+    assert dict(zip(folder["item_id"], folder["answer_verdict"], strict=True)) == expected
 
 
 def test_a_carriage_return_in_an_answer_stays_in_its_csv_cell(build, session, trainers, tmp_path):
