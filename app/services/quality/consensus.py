@@ -154,13 +154,16 @@ def distinct_pairs(orders: Sequence[Sequence[Sequence[str]]], strategy: str):
     [(chosen, rejected, mean rank gap of its voters, voters)]. Both directions of a pair may appear
     (annotators disagreed): this is the per-annotation weighting, not a consensus."""
     ranks = [positions(groups) for groups in orders]
+    own = [{(c, r): None for c, r, _gap in pairs_from_groups(groups, strategy)} for groups in orders]
     seen: dict[tuple[str, str], None] = {}
-    for groups in orders:
-        for c, r, _gap in pairs_from_groups(groups, strategy):
-            seen.setdefault((c, r))
+    for pairs in own:
+        for pair in pairs:  # each answer's pairs in its own order: first seen, first written
+            seen.setdefault(pair)
     found = []
     for c, r in seen:
-        voters = _voters(ranks, c, r)
+        # The answers whose own pairs under the strategy hold it: best_vs_worst never pairs a middle
+        # response, so an annotator who ranked c above r only in passing did not give this row.
+        voters = tuple(n for n, pairs in enumerate(own) if (c, r) in pairs)
         found.append((c, r, sum(ranks[n][r] - ranks[n][c] for n in voters) / len(voters), voters))
     return found
 

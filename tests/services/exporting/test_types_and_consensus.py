@@ -132,6 +132,21 @@ def test_distinct_pairs_give_each_direction_once_with_its_voters():
     assert consensus.distinct_pairs(orders, "all_pairs") == [("a", "b", 1.0, (0, 1)), ("b", "a", 1.0, (2,))]
 
 
+def test_distinct_pairs_count_only_the_answers_whose_own_pairs_hold_them():
+    """Under best_vs_worst an annotator gives only their top-against-bottom pairs: one who ranked r1
+    above r3 in passing did not give the r1 > r3 row (nor its weight, nor its meta line)."""
+    from app.services.quality import consensus
+
+    orders = [[["r1"], ["r2"], ["r3"], ["r4"], ["r5"]], [["r2"], ["r1"], ["r3"], ["r5"], ["r4"]],
+              [["r1", "r2"], ["r3", "r4", "r5"]]]
+    worst = {(c, r): voters for c, r, _gap, voters in consensus.distinct_pairs(orders, "best_vs_worst")}
+    assert worst == {("r1", "r5"): (0, 2), ("r2", "r4"): (1, 2), ("r1", "r3"): (2,), ("r1", "r4"): (2,),
+                     ("r2", "r3"): (2,), ("r2", "r5"): (2,)}
+    rest = {(c, r): voters for c, r, _gap, voters in consensus.distinct_pairs(orders, "best_vs_rest")}
+    assert rest[("r2", "r5")] == (1, 2) and rest[("r1", "r2")] == (0,)  # t1's best_vs_rest never pairs r2 with r5
+    assert {(c, r) for c, r, _g, _v in consensus.distinct_pairs(orders, "all_pairs")} >= set(worst)
+
+
 def test_order_ends_top_desirable_bottom_undesirable_middle_counted():
     from app.services.quality import consensus
 
