@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.bounds import INT32, JSON_MAX_DEPTH, has_visible, json_problem, one_line_problem, text_problem
 from app.db import begin_write, is_sqlite
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
-from app.models import Assignment, ImportJob, Item, Project, utcnow
+from app.models import Assignment, ImportJob, Item, Project, UserRole, utcnow
 
 from . import audit, webhooks
 from .assignment import add_progress, progress_of_item, project_questions
@@ -473,9 +473,10 @@ def _chat_problem(turns: list[dict], assistant_first: bool = False) -> tuple[str
 class ItemRules:
     """What an item of one project must look like: built once per import from the questions."""
 
-    def __init__(self, questions, assistant_first: bool = False):
+    def __init__(self, questions, assistant_first: bool = False, gold_allowed: bool = True):
         self.questions = questions
         self.assistant_first = assistant_first  # the project's allow_assistant_first
+        self.gold_allowed = gold_allowed  # ``sets_gold``: gold answers come from admins only
         self.min_responses, self.max_responses = response_count_range(questions)
 
     def _context(self, record: dict, problems: list) -> list[dict] | None:
@@ -620,7 +621,9 @@ class ItemRules:
             problems.append(("priority", f"must be between {INT32[0]:,} and {INT32[1]:,}"))
         gold = record.get("gold")
         clean_gold = None
-        if gold is not None:
+        if gold is not None and not self.gold_allowed:
+            problems.append(("gold", NOT_YOURS_TO_GOLD))
+        elif gold is not None:
             if not isinstance(gold, dict) or not gold:
                 problems.append(("gold", "must be an object of answers keyed by question key"))
             elif problem := json_problem(gold):
@@ -662,17 +665,34 @@ def _worked_on(project: Project):
         Item.project_id == project.id, select(Assignment.id).where(Assignment.item_id == Item.id).exists())
 
 
+def sets_gold(session: Session, actor_id: int | None) -> bool:
+    """Whether an import by ``actor_id`` may set gold answers: an admin's, or the command line's (no
+    actor). Gold decides trainers' accuracy and pauses them, so a client's items never carry any."""
+    return actor_id is None or session.scalar(
+        select(UserRole.user_id).where(UserRole.user_id == actor_id, UserRole.role == "admin")) is not None
+
+
+NOT_YOURS_TO_GOLD = "only an admin sets gold answers (they decide trainers' accuracy); leave gold out"
+
+
 def validate_file(session: Session, project: Project, source, fmt: str, progress: ProgressFn | None = None,
-                  max_errors: int = MAX_REPORTED_ERRORS, update_existing: bool = False) -> ImportReport:
+                  max_errors: int = MAX_REPORTED_ERRORS, update_existing: bool = False,
+                  gold_allowed: bool = True) -> ImportReport:
     """First pass: check every line, report up to ``max_errors`` problems and count them all.
 
     With ``update_existing``, a line for an item somebody already worked on is a problem: its
-    answers were given to the text it has now.
+    answers were given to the text it has now. Without ``gold_allowed`` (``sets_gold``), a line with
+    gold answers is a problem, and so is one that would update a gold item.
     """
-    rules = ItemRules(project_questions(session, project.id), project.allow_assistant_first)
+    rules = ItemRules(project_questions(session, project.id), project.allow_assistant_first, gold_allowed)
     report = ImportReport()
     seen: dict[str, int] = {}
     frozen = set(session.scalars(_worked_on(project))) if update_existing else set()
+    if update_existing and not gold_allowed:
+        frozen_gold = set(session.scalars(select(Item.external_id).where(Item.project_id == project.id,
+                                                                          Item.is_gold.is_(True))))
+    else:
+        frozen_gold = set()
     same = _SameContent(session, project)
     stream, close = _open(source)
     last_progress = 0
@@ -695,6 +715,9 @@ def validate_file(session: Session, project: Project, source, fmt: str, progress
                 if row["external_id"] in frozen:
                     raise LineProblems([("external_id", f"{row['external_id'][:80]!r} was already worked on and "
                                                         "cannot be changed; import it under a new external_id")])
+                if row["external_id"] in frozen_gold:
+                    raise LineProblems([("external_id", f"{row['external_id'][:80]!r} is a gold item: "
+                                                        + NOT_YOURS_TO_GOLD.split(";")[0])])
                 if not row["is_gold"] and (problem := same.check(row, number)):
                     raise LineProblems([("content", problem)])
             except LineProblems as problems:
@@ -918,7 +941,8 @@ def import_now(session: Session, project: Project, source: IO[bytes], fmt: str, 
     transaction, audited like an upload. On any problem nothing is written and ``BatchRefused``
     names them. Commits."""
     start = source.tell()
-    report = validate_file(session, project, source, fmt, update_existing=update_existing)
+    report = validate_file(session, project, source, fmt, update_existing=update_existing,
+                           gold_allowed=sets_gold(session, actor_id))
     if not report.ok:
         session.rollback()
         raise BatchRefused(report)
@@ -1034,6 +1058,7 @@ def run_import_job(session_factory, import_id: int) -> None:
         raise ValidationError({"import": f"no import {import_id}"})
     project = session.get(Project, job.project_id)
     path, fmt, update_existing = job.path, job.format, job.update_existing
+    gold_allowed = sets_gold(session, job.created_by)  # who uploaded it, read before the job starts
     begin_write(session)
     started = session.execute(
         update(ImportJob).where(ImportJob.id == import_id, ImportJob.status == "queued")
@@ -1061,7 +1086,8 @@ def run_import_job(session_factory, import_id: int) -> None:
     work = session_factory()
     values: dict = {}
     try:
-        report = validate_file(work, project, path, fmt, progress, update_existing=update_existing)
+        report = validate_file(work, project, path, fmt, progress, update_existing=update_existing,
+                               gold_allowed=gold_allowed)
         work.rollback()
         if report.ok:
             progress("writing", 0, 0)

@@ -83,6 +83,29 @@ def test_a_client_pushes_json_lines(api, api_world, session):
     assert again["imported"] == 0 and again["skipped"] == 2
 
 
+def test_only_an_admin_sets_gold_answers(app, api, api_world, session):
+    """Gold decides trainers' accuracy and pauses them: a client's line with gold is refused, inline or
+    as a job, and so is a client's update of a gold item; an admin's goes in."""
+    gold = [{**good(1, prefix="gold")[0], "gold": {"label": "yes"}}]
+    refused = push(api, gold, as_="client")
+    assert refused.status_code == 422, refused.get_json()
+    assert "only an admin sets gold answers" in str(refused.get_json()["error"])
+    app.config["API_INLINE_ITEMS_BYTES"] = 10  # the same through an import job
+    queued = push(api, gold, as_="client")
+    assert queued.status_code == 202
+    status = wait_for_import(api, queued.get_json()["status_url"], as_="client")
+    assert status["status"] == "failed" and [e["field"] for e in status["errors"]] == ["gold"]
+    app.config["API_INLINE_ITEMS_BYTES"] = 1 << 20
+    assert push(api, gold).status_code == 201  # the admin's
+    session.commit()
+    assert session.scalar(select(Item.is_gold).where(Item.external_id == "gold-1")) is True
+    plain = [{k: v for k, v in gold[0].items() if k != "gold"}]  # the client would turn it into work
+    changed = push(api, plain, as_="client", url=URL + "?update=true")
+    assert changed.status_code == 422 and "is a gold item" in str(changed.get_json()["error"])
+    session.commit()
+    assert session.scalar(select(Item.is_gold).where(Item.external_id == "gold-1")) is True
+
+
 def test_update_true_updates_known_items(api, api_world, session):
     assert push(api, good(1)).status_code == 201
     changed = [{**good(1)[0], "prompt": "Question one, reworded?"}]

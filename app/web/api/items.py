@@ -71,7 +71,8 @@ class ItemIn(In):
                                               description="Texts, or {id, text, model}; as many as the "
                                                           "project's questions need")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Up to 64 KB as JSON")
-    gold: dict[str, Any] | None = Field(None, description="Known answers by question key: a gold item")
+    gold: dict[str, Any] | None = Field(None, description="Known answers by question key: a gold item (admins only; "
+                                                          "a client's line with gold is refused)")
     priority: int = Field(0, ge=INT32[0], le=INT32[1], description="Higher is served first")
 
 
