@@ -156,6 +156,9 @@ def record_verdict(
         raise ValidationError({"verdict": "you cannot review your own work"})
     if annotation.review_status != "unreviewed":
         raise Conflict(ALREADY_REVIEWED)
+    if annotation.excluded:  # left the queue with its trainer's exclusion: nothing to judge any more
+        raise Conflict("this work was excluded from the project's data (its trainer's work was set aside); "
+                       "there is nothing to review")
     errors: dict[str, str] = {}
     clean = None
     if verdict == "reject" and not has_visible(comment):  # invisible characters say nothing
@@ -174,7 +177,8 @@ def record_verdict(
     # Conditional: of two verdicts racing, the second finds the status changed and changes nothing.
     taken = session.execute(
         update(Annotation)
-        .where(Annotation.id == annotation.id, Annotation.review_status == "unreviewed")
+        .where(Annotation.id == annotation.id, Annotation.review_status == "unreviewed",
+               Annotation.excluded.is_(False))
         .values(review_status=STATUS_FOR[verdict])
     ).rowcount
     if taken != 1:

@@ -38,6 +38,19 @@ def test_failed_gold_jumps_the_queue(session, reviewed_project):
     assert review_service.next_for_review(session, project.id, reviewer.id).id == annotations[2].id
 
 
+def test_excluded_work_takes_no_verdict(session, reviewed_project):
+    """Excluding a trainer's work takes it out of the queue, and out of reach of a verdict by its id."""
+    _trainer, reviewer, _project, annotations = reviewed_project
+    annotations[0].excluded = True
+    session.commit()
+    for verdict, comment in (("approve", ""), ("reject", "bad")):
+        with pytest.raises(Conflict, match="excluded"):
+            review_service.record_verdict(session, annotations[0].id, reviewer.id, verdict, comment)
+        session.rollback()
+    assert session.scalar(select(Review.id).where(Review.annotation_id == annotations[0].id)) is None
+    assert session.get(Annotation, annotations[0].id).review_status == "unreviewed"
+
+
 def test_reject_needs_a_reason_and_correct_becomes_the_adjudicated_answer(session, reviewed_project):
     _trainer, reviewer, project, annotations = reviewed_project
     with pytest.raises(ValidationError, match="say what is wrong"):
