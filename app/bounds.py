@@ -45,6 +45,20 @@ def one_line_problem(value: str) -> str | None:
     return None
 
 
+# Control characters other than tab and line breaks (C0, DEL, C1), and the direction embeddings and
+# overrides, which reorder what follows them on screen: a text shown to someone else can show one thing
+# and say another (isolates and marks, which right-to-left writing needs, stay).
+_NOT_PLAIN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e]")
+
+
+def plain_text_problem(value: str) -> str | None:
+    """Why a free text shown to others (a message, a reason, an answer, a prompt) is not plain text, or
+    None: line breaks and tabs are fine, control characters and direction overrides are not."""
+    if _NOT_PLAIN.search(value) is not None:
+        return "must be plain text (no control characters or direction overrides)"
+    return None
+
+
 def has_visible(text: str) -> bool:
     """Whether a text shows anything: one character that is printable and not a space."""
     return any(c.isprintable() and not c.isspace() for c in text)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.bounds import has_visible
+from app.bounds import has_visible, plain_text_problem
 from app.db import adding_upsert, begin_write, insert_for, is_deadlock, is_sqlite
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from app.models import (
@@ -815,6 +815,8 @@ def skip(session: Session, assignment_id: int, trainer_id: int, reason: str, now
     if not has_visible(reason) or len(reason) > SKIP_REASON_MAX:  # invisible characters say nothing
         raise ValidationError({"reason": "say why you skip this task" if not has_visible(reason)
                                else f"at most {SKIP_REASON_MAX} characters"})
+    if problem := plain_text_problem(reason):  # admins and reviewers read it
+        raise ValidationError({"reason": problem})
     task = _lock_task(session, assignment_id, trainer_id, project_id)
     assignment, project = task.assignment, task.project
     now = now or utcnow()  # once the locks are held (see record_heartbeat)

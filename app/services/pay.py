@@ -25,7 +25,7 @@ from sqlalchemy import Date, and_, bindparam, case, delete, event, func, insert,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.bounds import has_visible, one_line_problem
+from app.bounds import has_visible, one_line_problem, plain_text_problem
 from app.db import adding_upsert, begin_write, is_sqlite
 from app.errors import Conflict, ValidationError
 from app.models import (
@@ -520,6 +520,8 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
         errors["reason"] = "say why (the trainer sees it)"
     elif len(reason) > ADJUSTMENT_REASON_MAX:
         errors["reason"] = f"at most {ADJUSTMENT_REASON_MAX} characters"
+    elif problem := plain_text_problem(reason):  # the trainer reads it
+        errors["reason"] = problem
     if not isinstance(amount_cents, int) or abs(amount_cents) > MAX_ADJUSTMENT_CENTS:
         errors["amount"] = f"must be at most {format_cents(MAX_ADJUSTMENT_CENTS)}"
     elif amount_cents == 0:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.bounds import has_visible
+from app.bounds import has_visible, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import VERDICTS, Annotation, Item, Project, ProjectMember, Review, User, utcnow
@@ -148,6 +148,8 @@ def record_verdict(
         raise ValidationError({"verdict": f"must be one of {', '.join(VERDICTS)}"})
     if len(comment) > COMMENT_MAX:
         raise ValidationError({"comment": f"at most {COMMENT_MAX:,} characters"})
+    if problem := plain_text_problem(comment):  # the trainer reads it
+        raise ValidationError({"comment": problem})
     begin_write(session)
     annotation = session.get(Annotation, annotation_id, populate_existing=True)
     if annotation is None:

@@ -232,9 +232,10 @@ def test_reject_needs_a_reason_the_candidate_sees(session, medicine):
     admin = make_user(session, "admin")
     user = make_applicant(session)
     application = applications.application_of(session, user.id)
-    with pytest.raises(ValidationError):
-        vetting.reject(session, application.id, admin.id, "  ")
-    session.rollback()
+    for blank_or_hidden in ("  ", "\u200b\u2060", "Fine\u202e.enif toN", "bell\x07"):
+        with pytest.raises(ValidationError):
+            vetting.reject(session, application.id, admin.id, blank_or_hidden)
+        session.rollback()
     vetting.reject(session, application.id, admin.id, "Not enough clinical experience yet.")
     session.refresh(application)
     assert application.stage == "rejected" and application.reason == "Not enough clinical experience yet."
@@ -342,6 +343,18 @@ def test_written_answers_after_the_time_box_do_not_count(session, medicine):
     assert answer.text == "" and answer.grade == 0.0 and answer.graded_by is None
     session.refresh(interview)
     assert interview.status == "done" and interview.written_score == 0.0
+
+
+def test_a_written_answer_shows_something_and_hides_nothing(session, medicine):
+    user = make_applicant(session)
+    interview = take_items(session, user, interviews.start(session, user.id, medicine.id))
+    prompt_id = interviews.prompts_of(session, medicine.id)[0].id
+    for hidden in ("\u200b\u200b", "Looks right\u202e.gnorw si tI", "ring\x07"):
+        with pytest.raises(ValidationError) as refused:
+            interviews.submit_written(session, user.id, interview.id, {prompt_id: hidden})
+        assert f"written.{prompt_id}" in refused.value.errors
+        session.rollback()
+    assert session.query(WrittenAnswer).count() == 0
 
 
 def test_an_answer_from_a_stale_read_is_refused_not_a_crash(session, app, medicine):

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bounds import plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -145,8 +146,8 @@ def check_form(session: Session, form: ApplicationForm) -> tuple[dict, dict[str,
     credentials = (form.credentials or "").strip()
     if len(credentials) > CREDENTIALS_MAX:
         errors["credentials"] = f"must be at most {CREDENTIALS_MAX:,} characters"
-    elif any(ord(c) < 32 and c not in "\n\r\t" for c in credentials):
-        errors["credentials"] = "must be plain text"
+    elif problem := plain_text_problem(credentials):
+        errors["credentials"] = problem
     timezone = (form.timezone or "").strip() or "UTC"
     if len(timezone) > 64 or timezone not in _timezones():
         errors["timezone"] = "must be a time zone like Europe/Lisbon or America/New_York"

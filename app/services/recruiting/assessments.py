@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.bounds import decimal_number
+from app.bounds import decimal_number, has_visible, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -259,16 +259,16 @@ def _check_prompt(values: Mapping) -> dict:
     errors: dict[str, str] = {}
     prompt = str(values.get("prompt") or "").replace("\r\n", "\n").strip()
     rubric = str(values.get("rubric") or "").replace("\r\n", "\n").strip()
-    if not prompt:
+    if not has_visible(prompt):  # a question of invisible characters asks nothing
         errors["prompt"] = "is required"
     elif len(prompt) > PROMPT_MAX:
         errors["prompt"] = f"must be at most {PROMPT_MAX:,} characters (it has {len(prompt):,})"
-    elif any(ord(c) < 32 and c not in "\n\t" for c in prompt):
-        errors["prompt"] = "must be plain text"
+    elif problem := plain_text_problem(prompt):
+        errors["prompt"] = problem
     if len(rubric) > RUBRIC_MAX:
         errors["rubric"] = f"must be at most {RUBRIC_MAX:,} characters (it has {len(rubric):,})"
-    elif any(ord(c) < 32 and c not in "\n\t" for c in rubric):
-        errors["rubric"] = "must be plain text"
+    elif problem := plain_text_problem(rubric):
+        errors["rubric"] = problem
     max_chars = _number(values.get("max_chars"), Setting(int, *MAX_CHARS_RANGE))
     if isinstance(max_chars, str):
         errors["max_chars"] = max_chars.replace("is required", f"is required ({MAX_CHARS_RANGE[0]}–{MAX_CHARS_RANGE[1]:,})")

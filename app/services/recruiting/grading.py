@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.bounds import decimal_number
+from app.bounds import decimal_number, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import Application, Assessment, Interview, Project, WrittenAnswer, WrittenPrompt, utcnow
@@ -90,7 +90,7 @@ def grade(session: Session, answer_id: int, value: float, note: str, actor_id: i
     if not 0 <= value <= 1:
         raise ValidationError({"grade": "must be a number from 0 to 1"})
     note = (note or "").strip()
-    if len(note) > NOTE_MAX or any(ord(c) < 32 and c not in "\n\r\t" for c in note):
+    if len(note) > NOTE_MAX or plain_text_problem(note):
         raise ValidationError({"note": f"must be plain text of at most {NOTE_MAX:,} characters"})
     begin_write(session)
     found = get(session, answer_id)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bounds import has_visible, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -332,11 +333,11 @@ def submit_written(session: Session, user_id: int, interview_id: int, texts: dic
     errors, answers = {}, {}
     for prompt in prompts:
         text = (texts.get(prompt.id) or "").replace("\r\n", "\n").strip()
-        if any(ord(c) < 32 and c not in "\n\t" for c in text) or "\x00" in text:
-            errors[f"written.{prompt.id}"] = "must be plain text"
+        if problem := plain_text_problem(text):
+            errors[f"written.{prompt.id}"] = problem
         elif len(text) > prompt.max_chars:
             errors[f"written.{prompt.id}"] = f"must be at most {prompt.max_chars:,} characters (it has {len(text):,})"
-        elif not text and not late:
+        elif not has_visible(text) and not late:  # invisible characters say nothing
             errors[f"written.{prompt.id}"] = "write an answer"
         answers[prompt.id] = text
     if errors and not late:

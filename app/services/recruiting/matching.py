@@ -48,7 +48,7 @@ from sqlalchemy import case, exists, func, null, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.bounds import text_problem
+from app.bounds import plain_text_problem, text_problem
 from app.db import begin_write, is_sqlite
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -286,7 +286,7 @@ def _check_terms(project: Project, rate_cents, hours, message, errors: dict[str,
         errors["message"] = "must be text"
     elif len(message) > MESSAGE_MAX:
         errors["message"] = f"must be at most {MESSAGE_MAX:,} characters (it has {len(message):,})"
-    elif problem := text_problem(message):
+    elif problem := text_problem(message) or plain_text_problem(message):  # the trainer reads it
         errors["message"] = problem
 
 

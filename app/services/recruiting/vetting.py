@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bounds import has_visible, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, ValidationError
 from app.models import (
@@ -134,12 +135,12 @@ def interviews_passed(session: Session, application_id: int) -> list[Interview]:
 
 def _reason(reason: str, required: bool) -> str:
     reason = (reason or "").strip()
-    if required and not reason:
+    if required and not has_visible(reason):  # invisible characters say nothing
         raise ValidationError({"reason": "say why: the candidate sees this reason"})
     if len(reason) > REASON_MAX:
         raise ValidationError({"reason": f"must be at most {REASON_MAX:,} characters"})
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in reason):
-        raise ValidationError({"reason": "must be plain text"})
+    if problem := plain_text_problem(reason):
+        raise ValidationError({"reason": problem})
     return reason
 
 
