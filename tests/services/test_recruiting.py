@@ -10,6 +10,7 @@ from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
     Application,
     ApplicationStage,
+    Assessment,
     AuditEvent,
     Interview,
     InterviewResponse,
@@ -266,6 +267,23 @@ def test_the_board_filters_by_domain_language_and_score(session, medicine):
     assert vetting.board(session, min_score=0.5).counts["applied"] == 0
 
 
+def test_a_failed_interviews_domain_is_not_qualified_by_hand(session, medicine):
+    """The hand-qualified domains are those no assessment covers: failing one's interview leaves it
+    unqualified, not open to a hand score."""
+    admin = make_user(session, "admin")
+    user = make_applicant(session, ("medicine",))
+    interview = interviews.start(session, user.id, medicine.id)
+    take_items(session, user, interview, right=False)
+    prompt_id = interviews.prompts_of(session, medicine.id)[0].id
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Not sure."})
+    grading.grade(session, session.query(WrittenAnswer).one().id, 0.1, "", admin.id)
+    application = applications.application_of(session, user.id)
+    assert vetting.unassessed_domains(session, application) == []
+    with pytest.raises(ValidationError):
+        vetting.vet(session, application.id, admin.id, manual={"medicine": 0.9})
+    session.rollback()
+
+
 def test_a_domain_without_an_assessment_can_be_qualified_by_hand(session, medicine):
     admin = make_user(session, "admin")
     from app.models import Domain
@@ -343,6 +361,22 @@ def test_written_answers_after_the_time_box_do_not_count(session, medicine):
     assert answer.text == "" and answer.grade == 0.0 and answer.graded_by is None
     session.refresh(interview)
     assert interview.status == "done" and interview.written_score == 0.0
+
+
+def test_guessing_the_choices_never_passes_without_the_written_part(session, medicine):
+    """Every choice right but a written answer graded under half marks: the score may reach the pass
+    mark, the interview does not pass (choices can be guessed well enough; a written answer cannot)."""
+    reviewer = make_user(session, "reviewer")
+    user = make_applicant(session)
+    interview = take_items(session, user, interviews.start(session, user.id, medicine.id), right=True)
+    prompt_id = interviews.prompts_of(session, medicine.id)[0].id
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "No idea, sorry."})
+    answer = session.query(WrittenAnswer).filter_by(interview_id=interview.id).one()
+    grading.grade(session, answer.id, 0.4, "misses the point", reviewer.id)
+    session.refresh(interview)
+    assessment = session.get(Assessment, medicine.id)
+    assert interview.score >= assessment.pass_score and interview.passed is False
+    assert vetting.WRITTEN_PASS_MIN == 0.5
 
 
 def test_a_written_answer_shows_something_and_hides_nothing(session, medicine):

@@ -43,6 +43,10 @@ from . import applications
 
 REASON_MAX = 1000
 BOARD_COLUMN_LIMIT = 50
+# The adaptive part's items are choices, which answering one way every time can get right often enough
+# to pass on (a bank with more "correct" keys than "incorrect" ones); a written part cannot be guessed.
+# An interview with written prompts passes only when their mean grade reaches this as well.
+WRITTEN_PASS_MIN = 0.5
 
 
 def score_interview(session: Session, interview: Interview) -> None:
@@ -63,7 +67,8 @@ def score_interview(session: Session, interview: Interview) -> None:
         interview.score = round(percentile, 4)
     # Stopped by the clock before its minimum length, it measured too little to pass on.
     measured = not (interview.stop_reason == "time" and interview.items_done < assessment.min_items)
-    interview.passed = measured and interview.score >= assessment.pass_score
+    written_ok = not grades or interview.written_score >= WRITTEN_PASS_MIN
+    interview.passed = measured and written_ok and interview.score >= assessment.pass_score
 
 
 def refresh(session: Session, application: Application, now: datetime) -> None:
@@ -145,10 +150,11 @@ def _reason(reason: str, required: bool) -> str:
 
 
 def unassessed_domains(session: Session, application: Application) -> list[str]:
-    """The application's domains no passed interview covers: the admin may qualify these by hand
-    (a domain with no assessment yet, judged from the profile and credentials)."""
-    passed = {session.get(Assessment, i.assessment_id).domain for i in interviews_passed(session, application.id)}
-    return [d for d in application.domains or [] if d not in passed]
+    """The application's domains no assessment covers yet: the admin may qualify these by hand, judged
+    from the profile and credentials. A domain with an assessment is qualified by passing it, never
+    by hand (so not after failing it either)."""
+    assessed = set(session.scalars(select(Assessment.domain).where(Assessment.domain.in_(application.domains or []))))
+    return [d for d in application.domains or [] if d not in assessed]
 
 
 def vet(session: Session, application_id: int, actor_id: int, reason: str = "",
