@@ -68,7 +68,9 @@ FILE_ROLES = {
     "items": "one line per exported item: `item_id`, `prompt` (one user turn) or `context` (messages), "
              "`responses` [{id, text, model}], `metadata`, `is_gold`",
     "annotators": "one line per annotator: `trainer` (pseudonym), `annotations` in this version, "
-                  "`gold_accuracy` and `consensus_agreement` (null when unknown)",
+                  "`gold_accuracy` and `consensus_agreement` (null when unknown): the project's quality "
+                  "figures as last computed, over the answers as the trainers gave them (before reviewers' "
+                  "corrections) and all their work, not this version's filters",
 }
 META_FIELDS = (
     ("item_id", "the item's external id"),

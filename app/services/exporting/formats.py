@@ -728,6 +728,8 @@ def trl_sft(group: Group, plan: Plan) -> list[dict]:
         found.append(best)
     elif not found:  # nothing to write, and it is said why (a tie at the top, or no desirable label)
         plan.skipped["sft: item without one consensus-best response or a rewrite"] += 1
+    elif plan.pair_question is not None or plan.options.desirable_labels:  # its rewrites only: said too
+        plan.skipped["sft: item without one consensus-best response (its rewrites written)"] += 1
     lines = []
     for text, meta in found:
         if given_before(group, plan, (text,), "sft: completion another item with the same prompt gave first"):

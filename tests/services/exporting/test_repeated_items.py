@@ -375,3 +375,20 @@ def test_an_sft_item_without_one_best_response_is_counted(session, build, traine
     assert [m["item_id"] for m in built.lines("train.meta.jsonl")] == ["clear"]
     assert built.export.manifest["counts"]["skipped"] == {
         "sft: item without one consensus-best response or a rewrite": 1}
+
+
+def test_an_sft_item_with_rewrites_but_no_best_response_says_so(session, build, trainers):
+    """Opposite rankings tie the item: its rewrite is written, and the best-response row it could not
+    give is counted, not silently missing."""
+    questions = [{"key": "ranking", "type": "ranking", "title": "Rank", "options": {}},
+                 {"key": "better", "type": "text", "title": "Rewrite", "options": {"mode": "rewrite"},
+                  "required": False}]
+    project = with_members(session, make_project(session, "ranking", [("split", "Q?", ["A.", "B."])],
+                                                 questions=questions, slug="sft-rewrite-tie"), trainers)
+    first, second = trainers
+    annotate(session, first, project, {"split": {"ranking": [["r1"], ["r2"]], "better": "A, but better."}})
+    annotate(session, second, project, {"split": {"ranking": [["r2"], ["r1"]]}})
+    built = build(project, format="trl-sft")
+    assert [line["messages"][-1]["content"] for line in built.lines()] == ["A, but better."]
+    assert built.export.manifest["counts"]["skipped"] == {
+        "sft: item without one consensus-best response (its rewrites written)": 1}
