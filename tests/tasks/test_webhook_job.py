@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.db import get_db
+from app.db import begin_write, get_db
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.services import webhooks
 from tasks import WEBHOOK_QUEUE, get_queue
@@ -127,6 +127,7 @@ def test_a_receiver_that_never_answers_holds_up_no_other_job(database_url, tmp_p
     try:
         session, project, _hook = _world(app, receiver.url)
         for n in range(4):  # more deliveries than delivery threads
+            begin_write(session)  # the write lock first, as the services take it: delivery threads write too
             webhooks.emit(session, project.id, "export.completed", {"export_id": n})
             session.commit()
         receiver.wait_for(2)  # both delivery threads are now waiting on the receiver

@@ -41,10 +41,11 @@ def majority_label(values: Sequence, labels: Sequence[str]) -> tuple[str, float]
 
 
 def label_set(values: Sequence[Sequence[str]], labels: Sequence[str]) -> tuple[list[str], float]:
-    """Labels chosen by more than half of the annotators (in the question's order), and the mean
-    over labels of the share on the winning side."""
+    """Labels chosen by more than half of the annotators, sorted as an answer is (a multi-label answer
+    is stored sorted, so a consensus equal to an answer compares equal), and the mean over labels of
+    the share on the winning side."""
     shares = {x: sum(x in v for v in values) / len(values) for x in labels}
-    return [x for x in labels if shares[x] > 0.5], statistics.fmean(max(s, 1 - s) for s in shares.values())
+    return sorted(x for x in labels if shares[x] > 0.5), statistics.fmean(max(s, 1 - s) for s in shares.values())
 
 
 def same(a, b) -> float:

@@ -167,3 +167,15 @@ def test_preference_pairs_by_mode_and_card_meaning():
     assert "-3 to +3: negative means the first response (A) is better" in kind.card_meaning({"scale": 3})
     ranking = type_of(type("Q", (), {"type": "ranking"})())
     assert "best first" in ranking.card_meaning({"allow_ties": True})
+
+
+def test_a_multi_label_consensus_is_sorted_as_its_answers_are():
+    """Answers are stored sorted; the consensus of agreeing answers equals them, whatever the labels'
+    order in the question."""
+    from app.services.qtypes import QUESTION_TYPES
+
+    kind = QUESTION_TYPES["multi_label"]
+    options = {"labels": ["zeta", "alpha", "mid"]}
+    answers = [kind.clean_answer(options, ["zeta", "alpha"], []) for _ in range(3)]
+    agreed, _share = kind.consensus(options, answers, [])
+    assert answers[0] == ["alpha", "zeta"] and agreed == answers[0]
