@@ -40,11 +40,7 @@ def test_upgrading_keeps_existing_work(database_url):
             conn.execute(text(
                 "INSERT INTO users (id, email, name, password_hash, status, created_at) "
                 "VALUES (1, 'a@example.test', 'A', 'x', 'active', '2026-11-20 10:00:00')"))
-            conn.execute(text(
-                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
-                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            _project_row(conn)
             conn.execute(text(
                 "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
                 "done_count, active_count, is_open, created_at) VALUES (1, 1, 'i1', '[]', '[]', '{}', false, 0, 0, 0, "
@@ -114,11 +110,7 @@ def test_upgrading_gives_every_item_its_content_hash(database_url):
     try:
         upgrade(engine, "c7f3a9d2e5b1")
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
-                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            _project_row(conn)
             for n, (ctx, resp) in enumerate([(context, responses), (context, responses[::-1])], start=1):
                 conn.execute(text(
                     "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
@@ -154,11 +146,7 @@ def test_upgrading_makes_every_content_hash_again_with_the_rule_as_it_stands(dat
     try:
         upgrade(engine, "c7f3a9d2e5b1")
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                "min_qualification_score, show_model_names, created_at) VALUES (1, 'P', 'p', 'work', 'active', '', 1, "
-                "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"))
+            _project_row(conn)
             for n, prompt in enumerate(prompts, start=1):
                 conn.execute(text(
                     "INSERT INTO items (id, project_id, external_id, context, responses, metadata, is_gold, priority, "
@@ -190,12 +178,7 @@ def test_upgrading_numbers_each_projects_versions_in_the_order_they_were_made(da
         upgrade(engine, "b8d2f4a6c9e1")
         with engine.begin() as conn:
             for project_id in (1, 2):
-                conn.execute(text(
-                    "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
-                    "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
-                    "min_qualification_score, show_model_names, created_at) VALUES (:id, :name, :slug, 'work', 'active', "
-                    "'', 1, 30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"),
-                    {"id": project_id, "name": f"P{project_id}", "slug": f"p{project_id}"})
+                _project_row(conn, project_id)
             for export_id, project_id in ((1, 1), (2, 2), (3, 1), (4, 1), (5, 2)):
                 conn.execute(text(
                     "INSERT INTO dataset_exports (id, project_id, format, filters, status, rows_expected, rows_read, "
@@ -210,6 +193,19 @@ def test_upgrading_numbers_each_projects_versions_in_the_order_they_were_made(da
             Base.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
+
+
+def _project_row(conn, project_id: int = 1) -> None:
+    """Project ``project_id`` (slug p<id>, overlap 1), as a row of an older schema."""
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO projects (id, name, slug, kind, status, instructions, overlap, lease_minutes, gold_rate, "
+        "review_rate, hourly_rate_cents, max_billable_seconds_per_task, required_domains, "
+        "min_qualification_score, show_model_names, created_at) VALUES (:id, :name, :slug, 'work', 'active', '', 1, "
+        "30, 0, 0, 3000, 1800, '[]', 0, false, '2026-11-20 10:00:00')"),
+        {"id": project_id, "name": "P" if project_id == 1 else f"P{project_id}",
+         "slug": "p" if project_id == 1 else f"p{project_id}"})
 
 
 def _users_and_a_project(conn, user_ids) -> None:
