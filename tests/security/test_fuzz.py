@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event
 
 from app.db import get_db
-from tasks import INLINE_WORKERS
+from tasks import stop_inline_jobs
 from tests.conftest import csrf_token
 
 from .conftest import routes, sign_in, token
@@ -140,13 +140,9 @@ class CommittedWrites:
 
 
 def _idle(app) -> None:
-    """Wait for in-process jobs (stats after a submit…), so their writes belong to their request."""
-    executor = app.extensions.get("groundwork_jobs")
-    if executor is not None:
-        for done in [executor.submit(lambda: None) for _ in range(INLINE_WORKERS)]:
-            done.result(timeout=120)
-        executor.shutdown(wait=True)  # every job already submitted has finished
-        app.extensions["groundwork_jobs"] = None
+    """Wait for in-process jobs of every queue (stats after a submit, a webhook's test delivery…), so
+    their writes belong to their request."""
+    stop_inline_jobs(app)  # every job already submitted has finished
 
 
 # examples per route where the visitor gets past the door (besides the sweep of every edge value)
