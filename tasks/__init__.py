@@ -2,7 +2,8 @@
 
 With ``REDIS_URL`` set, jobs go to an RQ queue and run in ``groundwork worker`` processes. Without
 it, the same call runs the job in one of two background threads of this process (like two
-workers: a long import does not hold up an export), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
+workers: a long import does not hold up an export; webhook deliveries have two threads of their own,
+as they have a queue of their own on RQ), so the zero-setup install needs no Redis. Jobs get ids and plain values, never ORM
 objects. ``enqueue_in()`` runs one later: on RQ's scheduler (``groundwork worker`` runs it), or on a
 timer thread of this process.
 
