@@ -275,16 +275,17 @@ def settle(api, export_id: int) -> str:
 
 
 def test_the_new_options_reach_the_version_as_the_form_sends_them(api, api_world, session):
+    idle = api.post(URL, json={"format": "raw", "with_ids": True, "margin": True})  # raw rows have their ids
+    assert idle.status_code == 422 and set(idle.get_json()["error"]["details"]) == {"with_ids", "margin"}
     response = api.post(URL, json={
-        "format": "raw", "with_ids": True, "with_agreement": True, "validation_fraction": 0.1, "test_fraction": 0.1,
+        "format": "raw", "validation_fraction": 0.1, "test_fraction": 0.1,
         "date_from": "2026-01-01", "date_to": "2026-03-01", "as_of": "2026-03-01T12:00:00.250000Z"})
     assert response.status_code == 202, response.get_json()
     session.commit()
     export = session.get(DatasetExport, response.get_json()["export_id"])
     assert export.filters["pairs"] == "consensus"  # the default
-    assert {k: export.filters[k] for k in ("with_ids", "with_agreement", "validation_fraction", "date_from",
-                                           "date_to", "as_of")} == {
-        "with_ids": True, "with_agreement": True, "validation_fraction": 0.1,
+    assert {k: export.filters[k] for k in ("validation_fraction", "date_from", "date_to", "as_of")} == {
+        "validation_fraction": 0.1,
         "date_from": "2026-01-01T00:00:00.000000Z",
         "date_to": "2026-03-01T23:59:59.999999Z",  # a bare day takes the whole day
         "as_of": "2026-03-01T12:00:00.250000Z"}

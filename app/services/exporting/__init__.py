@@ -9,6 +9,7 @@ nothing at its final path; running it again starts from scratch.
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import logging
 import os
@@ -104,7 +105,12 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     # The write lock before the first read: on SQLite a transaction that read cannot start writing
     # once another connection (a webhook delivery, say) has committed meanwhile.
     begin_write(session)
-    plan_for(session, project, options)
+    fmt, plan = plan_for(session, project, options)
+    idle = {name: f"adds no column to {fmt.name}; leave it out" for name in COLUMN_OPTIONS
+            if getattr(options, name) and _adds_nothing(fmt, plan, name)}
+    if idle:  # an option that changes nothing would be recorded in the manifest as if it had
+        session.rollback()
+        raise ValidationError(idle)
     # A project builds a few versions at a time: more would only wait behind them, and anyone who may
     # ask for one (a client too) could fill the job queue and the disk. One that stopped reporting no
     # longer counts (``is_stalled``: it can be run again).
@@ -129,6 +135,18 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
                  {"export_id": export.id, "version": version, "format": options.format})
     session.commit()
     return export
+
+
+# Options that add columns to a format's rows (``Plan.extras``).
+COLUMN_OPTIONS = ("margin", "with_agreement", "with_ids")
+
+
+def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
+    """Whether the column option ``name`` leaves the format's columns as they are under this plan."""
+    off = copy.copy(plan)
+    setattr(off, name, False)
+    off.extras = off.margin or off.with_ids or off.with_agreement
+    return fmt.features(off) == fmt.features(plan)
 
 
 def retry_export(session: Session, project: Project, export_id: int) -> DatasetExport:

@@ -285,3 +285,15 @@ def test_a_superseded_attempt_does_not_finish_the_version(app, session, pairs_pr
     assert done.status == "done" and done.attempts == 3
     with pytest.raises(ValidationError, match="never changes"):
         exporting.run_export(factory, export.id, app.config["EXPORT_DIR"], app.config["SECRET_KEY"])
+
+
+def test_a_column_option_that_adds_no_column_is_refused(session, pairs_project):
+    """margin adds nothing to KTO rows, with_ids nothing to a raw table (its rows carry their ids): asked
+    for, they are refused rather than recorded in the manifest as if they had done something."""
+    for fmt, option in (("trl-kto", "margin"), ("raw", "with_ids"), ("raw", "with_agreement")):
+        with pytest.raises(ValidationError) as refused:
+            create_export(session, pairs_project, {"format": fmt, option: True}, None)
+        assert refused.value.errors == {option: f"adds no column to {fmt}; leave it out"}
+        session.rollback()
+    made = create_export(session, pairs_project, {"format": "trl-preference", "margin": True, "with_ids": True}, None)
+    assert made.filters["margin"] is True and made.filters["with_ids"] is True
