@@ -145,7 +145,6 @@ def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
     """Whether the column option ``name`` leaves the format's columns as they are under this plan."""
     off = copy.copy(plan)
     setattr(off, name, False)
-    off.extras = off.margin or off.with_ids or off.with_agreement
     return fmt.features(off) == fmt.features(plan)
 
 

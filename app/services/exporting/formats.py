@@ -109,7 +109,11 @@ class Plan:
         self.ranking_pairs = self.options.ranking_pairs
         self.margin, self.with_ids = self.options.margin, self.options.with_ids
         self.with_agreement = self.options.with_agreement
-        self.extras = self.margin or self.with_ids or self.with_agreement
+
+    @property
+    def extras(self) -> bool:
+        """Whether a column option adds columns to the rows (read once per item at most)."""
+        return self.margin or self.with_ids or self.with_agreement
 
 
 @dataclass(frozen=True)
