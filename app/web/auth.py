@@ -91,12 +91,7 @@ def login():
         device = _known_device(email)
         verdict = throttle.attempt(address, email, device)
         if not verdict.allowed:
-            minutes = max(1, round(verdict.retry_after / 60))
-            return render_error(
-                429,
-                f"Too many failed sign-in attempts. Try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
-                {"Retry-After": str(verdict.retry_after)},
-            )
+            return _too_many(verdict, "Too many failed sign-in attempts.")
         db = get_session()
         user = user_service.authenticate(db, email, password)
         if user is None:
@@ -126,6 +121,13 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+def _too_many(verdict, what: str):
+    """The 429 of a refused sign-in attempt: what happened, and when to try again (Retry-After)."""
+    minutes = max(1, round(verdict.retry_after / 60))
+    return render_error(429, f"{what} Try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
+                        {"Retry-After": str(verdict.retry_after)})
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 @require()
 def change_password():
@@ -138,10 +140,7 @@ def change_password():
         address, email = request.remote_addr or "unknown", current_user.email
         verdict = throttle.attempt(address, email)
         if not verdict.allowed:
-            minutes = max(1, round(verdict.retry_after / 60))
-            return render_error(
-                429, f"Too many wrong passwords. Try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
-                {"Retry-After": str(verdict.retry_after)})
+            return _too_many(verdict, "Too many wrong passwords.")
         try:
             user_service.change_password(db, current_user, request.form.get("current", ""),
                                          request.form.get("new", ""), request.form.get("confirm", ""))
