@@ -25,6 +25,7 @@ def create_app(overrides: dict | None = None, environ: dict | None = None, web: 
     overrides = dict(overrides or {})
     instance = Path(overrides.pop("INSTANCE_PATH", app.instance_path))
     instance.mkdir(parents=True, exist_ok=True)
+    app.instance_path = str(instance)  # everything the app keeps (uploads, versions, its key) goes under it
     env = dict(os.environ if environ is None else environ)
     # Settings that are also environment variables go through the same parsing as the environment.
     for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "REDIS_PREFIX", "GROUNDWORK_ENV"):

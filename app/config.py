@@ -156,6 +156,8 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "SQL_ECHO": _bool(env.get("SQL_ECHO"), False),
         # Dataset versions are written here (a folder per version); keep it on a disk with room.
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),
+        # Uploads wait here for their import job (each is removed when its job ends, however it ends).
+        "IMPORT_DIR": env.get("IMPORT_DIR") or str(instance_path / "imports"),
         # How often (in annotations read) a running export saves its progress.
         "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
         # Processes a large JSONL export is split across (this one plus forked helpers).

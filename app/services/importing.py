@@ -905,9 +905,20 @@ def create_job(session: Session, project: Project, filename: str, save: Callable
     if fmt is not None and fmt not in FORMATS:
         raise ValidationError({"format": f"must be one of {', '.join(FORMATS)}"})
     fmt = fmt or detect_format(filename)
+    try:
+        _check_room(session, project)  # before the upload is read: a full project does not take its bytes
+    finally:
+        session.rollback()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.{fmt}"
     save(path)
+    try:
+        begin_write(session)
+        _check_room(session, project)  # again, under the write lock: two uploads at once count each other
+    except BaseException:
+        session.rollback()
+        path.unlink(missing_ok=True)
+        raise
     job = ImportJob(project_id=project.id, created_by=actor_id, filename=_shown_name(filename, fmt), path=str(path), format=fmt,
                     update_existing=update_existing, bytes_total=path.stat().st_size)
     session.add(job)
@@ -915,6 +926,18 @@ def create_job(session: Session, project: Project, filename: str, save: Callable
     audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
     session.commit()
     return job
+
+
+def _check_room(session: Session, project: Project) -> None:
+    """A project runs a few imports at a time (anyone who may upload, a client too, could otherwise
+    queue any number of uploads, each kept on disk until its job runs): a Conflict past
+    MAX_RUNNING_IMPORTS. One that stalled does not count (the caller has failed it already)."""
+    running = session.scalars(select(ImportJob).where(ImportJob.project_id == project.id,
+                                                      ImportJob.status.in_(RUNNING))).all()
+    alive = sum(1 for job in running if stalled_reason(job) is None)
+    if alive >= MAX_RUNNING_IMPORTS:
+        raise Conflict(f"{alive} imports of this project are under way; upload another once one of them has "
+                       "finished")
 
 
 class BatchRefused(ValidationError):
@@ -974,6 +997,7 @@ def _shown_name(filename: str, fmt: str) -> str:
 
 
 RUNNING = ("queued", "validating", "writing")
+MAX_RUNNING_IMPORTS = 3  # uploads of one project waiting or running at once (``create_job``)
 # A running import shows a sign of life at least every megabyte or chunk; this long without one,
 # its process is gone (killed, restarted) and the import is marked failed. Queued ones wait longer.
 STALLED_AFTER = timedelta(minutes=10)
@@ -1038,8 +1062,15 @@ def fail_stalled_imports(session: Session, now: datetime | None = None, only: in
         session.commit()
         if taken:
             undo_import(session, job.id)
+            _remove_upload(job.path)
             count += 1
     return count
+
+
+def _remove_upload(path: str) -> None:
+    """An upload's file goes when its job ends, however it ends (done, refused, failed, abandoned)."""
+    if path:
+        Path(path).unlink(missing_ok=True)
 
 
 def run_import_job(session_factory, import_id: int) -> None:
@@ -1132,5 +1163,4 @@ def run_import_job(session_factory, import_id: int) -> None:
                             .values(finished_at=utcnow(), progress_at=utcnow(), **values))
             session.commit()
         session.close()
-        if not values and os.path.exists(path):
-            os.remove(path)
+        _remove_upload(path)

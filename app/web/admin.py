@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import ValidationError
+from app.errors import Conflict, ValidationError
 from app.models import ImportJob, Project, User
 from app.services import audit_log, importing, trainers
 from app.services import projects as project_service
@@ -298,10 +298,12 @@ def import_items(slug: str):
         return page("Choose a file to import.", 422)
     try:
         job = importing.create_job(db, project, upload.filename, upload.save,
-                                   Path(current_app.instance_path) / "imports", current_user.id,
+                                   Path(current_app.config["IMPORT_DIR"]), current_user.id,
                                    update_existing=request.form.get("update") == "on")
     except ValidationError as exc:
         return page(exc.errors.get("file") or str(exc), 422)
+    except Conflict as exc:
+        return page(str(exc), 409)
     enqueue(import_job, job.id)
     return redirect(url_for("admin.import_status", import_id=job.id))
 

@@ -215,3 +215,58 @@ def test_pages_only_read_a_stalled_import_and_an_admin_stops_it(client, session,
     assert session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id)) == 0
     again = client.post(f"/admin/imports/{job.id}/abandon", data={"csrf_token": token})
     assert again.status_code == 409
+
+
+def _upload(session, project, folder, data=b'{"prompt": "p", "responses": ["a"]}\n', actor_id=None):
+    return importing.create_job(session, project, "items.jsonl", lambda path: path.write_bytes(data), folder, actor_id)
+
+
+def test_an_upload_is_removed_however_its_job_ends(app, session, tmp_path, monkeypatch):
+    """Done, refused line by line, failed while writing, abandoned as stalled: the file goes each time
+    (a refused upload used to stay on disk for good, so repeated bad uploads filled it)."""
+    project = make_label_project(session, items=0, slug="leftovers")
+    folder = tmp_path / "imports"
+    with app.app_context():
+        factory = get_db().session_factory
+    done = _upload(session, project, folder)
+    refused = _upload(session, project, folder, b'{"prompt": "", "responses": ["a"], "surprise": 1}\n')
+    for job in (done, refused):
+        importing.run_import_job(factory, job.id)
+    failing = _upload(session, project, folder, b'{"prompt": "q", "responses": ["a"]}\n')
+    monkeypatch.setattr(importing, "write_items", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        importing.run_import_job(factory, failing.id)
+    session.expire_all()
+    assert [session.get(ImportJob, j.id).status for j in (done, refused, failing)] == ["done", "failed", "failed"]
+    stalled = _upload(session, project, folder)
+    stalled.status, stalled.started_at = "writing", utcnow() - timedelta(hours=2)
+    stalled.progress_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    assert importing.fail_stalled_imports(session) == 1
+    assert list(folder.iterdir()) == []
+
+
+def test_a_project_runs_a_few_imports_at_a_time(client, session, tmp_path):
+    """Past MAX_RUNNING_IMPORTS waiting or running uploads of one project, another is a 409 and its
+    bytes are not kept; a stalled one stops counting, and other projects are not held up."""
+    admin = make_user(session, "admin")
+    project = make_label_project(session, items=0, slug="busy")
+    other = make_label_project(session, items=0, slug="quiet")
+    folder = tmp_path / "imports"
+    jobs = [_upload(session, project, folder) for _ in range(importing.MAX_RUNNING_IMPORTS)]
+    with pytest.raises(importing.Conflict, match="imports of this project are under way"):
+        _upload(session, project, folder)
+    assert len(list(folder.iterdir())) == importing.MAX_RUNNING_IMPORTS
+    _upload(session, other, folder)
+    login(client, admin.email, PASSWORD)
+    client.application.config["IMPORT_DIR"] = str(folder)
+    token = csrf_token(client, "/admin/projects/busy/import")
+    refused = client.post("/admin/projects/busy/import", data={
+        "csrf_token": token, "file": (io.BytesIO(b'{"prompt": "p", "responses": ["a"]}\n'), "more.jsonl")})
+    assert refused.status_code == 409 and "under way" in refused.text
+    assert len(list(folder.iterdir())) == importing.MAX_RUNNING_IMPORTS + 1
+    session.rollback()  # a new snapshot: the request wrote meanwhile
+    jobs[0].status, jobs[0].created_at = "queued", utcnow() - timedelta(hours=2)  # never started: stalled
+    session.commit()
+    importing.fail_stalled_imports(session)
+    assert _upload(session, project, folder).status == "queued"

@@ -214,7 +214,7 @@ def push_items(slug: str):
         return ImportDone(import_id=job.id, status=job.status, imported=job.inserted, updated=job.updated,
                           skipped=job.skipped, lines=job.lines, status_url=url), 201, {"Location": url}
     job = importing.create_job(db, project, name, lambda path: _save(head, request.stream, path),
-                               Path(current_app.instance_path) / "imports", user().id,
+                               Path(current_app.config["IMPORT_DIR"]), user().id,
                                update_existing=query.update, fmt=fmt)
     enqueue(import_job, job.id)
     url = _status_url(job)
