@@ -8,8 +8,10 @@ so a value one database would refuse is refused on both, with a message naming t
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import unicodedata
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, SmallInteger, String, Text, event
@@ -59,8 +61,34 @@ def plain_text_problem(value: str) -> str | None:
     return None
 
 
+# Characters that show nothing, read as spaces when texts are compared or checked for emptiness:
+# every format character (zero-width spaces and joiners, direction marks and embeddings, the byte
+# order mark, soft hyphens, tags), the fillers and blanks that are letters or symbols only by category
+# (Hangul fillers, the braille blank), variation selectors and the combining grapheme joiner.
+_BLANK_LOOKING = (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0,
+                  *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))
+
+
+@functools.cache
+def invisible_table() -> dict[int, str]:
+    """``str.translate`` table: every character that shows nothing to a space. Made on first use."""
+    return dict.fromkeys([c for c in range(0x20000) if unicodedata.category(chr(c)) == "Cf"]
+                         + [*range(0xE0000, 0xE0080), *_BLANK_LOOKING], " ")
+
+
+def shown(text: str) -> str:
+    """What a text shows: invisible characters (``invisible_table``) and control characters dropped
+    as spaces, every run of spacing one space, nothing at either end."""
+    if not text.isascii():
+        text = text.translate(invisible_table())
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def has_visible(text: str) -> bool:
-    """Whether a text shows anything: one character that is printable and not a space."""
+    """Whether a text shows anything: one character that is printable, not a space and not one of the
+    characters that show nothing (zero-width spaces, fillers, the braille blank: ``invisible_table``)."""
+    if not text.isascii():
+        text = text.translate(invisible_table())
     return any(c.isprintable() and not c.isspace() for c in text)
 
 

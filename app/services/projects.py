@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.bounds import one_line_problem, text_problem
+from app.bounds import invisible_table, one_line_problem, text_problem
 from app.db import is_sqlite
 from app.errors import NotFound, ValidationError
 from app.models import (
@@ -448,6 +448,7 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
     problem = member_problem(project, user, role)
     if problem:
         raise ValidationError({"role" if role not in MEMBER_ROLES else "email": problem})
+    _check_not_both(session, project.id, user.id, role)
     member = access.membership(session, user, project, role)
     if member is None:
         member = ProjectMember(project_id=project.id, user_id=user.id, role=role, status="active")
@@ -455,6 +456,25 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
         session.flush()
         audit.record(session, actor_id, "member.add", "project", project.id, {"user_id": user.id, "role": role})
     return member
+
+
+# A reviewer of a project sees its gold answers and judges its trainers' work: nobody is both on one
+# project (a trainer who reviews would learn which items are gold, and what their answers are).
+_EXCLUSIVE = {"trainer": "reviewer", "reviewer": "trainer"}
+
+
+def _check_not_both(session: Session, project_id: int, user_id: int, role: str) -> None:
+    """A ValidationError when the person holds, on this project, the role that excludes ``role`` (a
+    removed membership holds nothing)."""
+    other = _EXCLUSIVE.get(role)
+    if other is None:
+        return
+    held = session.scalar(select(ProjectMember.id).where(
+        ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role == other,
+        ProjectMember.status != "removed"))
+    if held is not None:
+        raise ValidationError({"email": f"this person is a {other} of this project; a {role} of it cannot be one too "
+                                        f"(a reviewer sees the gold answers): remove them as {other} first"})
 
 
 def enrol(session: Session, project: Project, email: str, role: str, actor_id: int | None) -> tuple[User, ProjectMember]:
@@ -546,16 +566,6 @@ def content_id(context: list, responses: list) -> str:
     return "sha256:" + digest[:32]
 
 
-# Characters that show nothing, read as spaces when texts are compared or checked for emptiness:
-# every format character (zero-width spaces and joiners, direction marks and embeddings, the byte
-# order mark, soft hyphens, tags), the fillers and blanks that are letters or symbols only by category
-# (Hangul fillers, the braille blank), variation selectors and the combining grapheme joiner.
-_BLANK_LOOKING = (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0,
-                  *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))
-_INVISIBLE = dict.fromkeys([c for c in range(0x20000) if unicodedata.category(chr(c)) == "Cf"]
-                           + [*range(0xE0000, 0xE0080), *_BLANK_LOOKING], " ")
-
-
 # Compatibility forms a reader cannot tell from their plain letters: full- and half-width forms,
 # ligatures and the other <compat> forms ("ﬁ", "…", "µ"), Arabic presentation forms, small and
 # vertical forms, the no-break ones. Not superscripts, subscripts, fractions, circled, squared or
@@ -572,7 +582,7 @@ def _unusual() -> tuple[frozenset[str], dict[int, str]]:
     most texts hold none of them, and skip the translation."""
     table = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x80, 0x20000)
              if unicodedata.decomposition(chr(c)).startswith(_LOOK_ALIKE_TAGS)}
-    table.update(_INVISIBLE)
+    table.update(invisible_table())
     odd = {chr(c) for c in table}
     # a character without a decomposition is its own NFD: only the others can hide an odd one
     odd.update(chr(c) for c in range(0x80, 0x20000)
@@ -583,7 +593,7 @@ def _unusual() -> tuple[frozenset[str], dict[int, str]]:
 def plain_text(text: str) -> str:
     """A text as a reader sees it, for comparing texts and finding empty ones: look-alike compatibility
     forms as their plain letters (``_LOOK_ALIKE_TAGS``: "Ｈｉ" is "Hi", "ﬁne" is "fine"), Unicode NFC (a
-    composed and a decomposed "é" are one letter), invisible characters (``_INVISIBLE``) as spaces, and
+    composed and a decomposed "é" are one letter), invisible characters (``bounds.invisible_table``) as spaces, and
     every run of spacing as one space. Case, punctuation and every other character count: "Café?",
     "café?" and "Café" are three texts."""
     if text.isascii():  # no composition and no invisible character to read: only the spacing
@@ -686,6 +696,8 @@ def _set_member_status(session: Session, member: ProjectMember, status: str, act
             {"user_id": member.user_id, "role": member.role, "from": member.status, "to": status,
              "flag": member.flagged_reason},
         )
+        if status != "removed" and member.status == "removed":
+            _check_not_both(session, member.project_id, member.user_id, member.role)
         if status == "active" and member.status in ("paused", "removed"):
             # Reinstated: the flag goes, and earlier gold answers stop counting against them.
             member.flagged_reason, member.flagged_at, member.reinstated_at = None, None, utcnow()

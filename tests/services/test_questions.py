@@ -102,6 +102,24 @@ def test_text_is_trimmed_and_needs_its_minimum_length():
         validate_answers([CRITIQUE], {"critique": "short"})
 
 
+@pytest.mark.parametrize("text", ["\u200b\u200b\u200b", "\u2060\u2060", "\ufeff", "\u3164", "\u2800 \u200d"])
+def test_a_text_answer_of_only_invisible_characters_is_refused(text):
+    """Zero-width spaces, joiners, fillers and the braille blank show nothing: as a rewrite they would
+    become a training answer of silence, required or not."""
+    rewrite = q("rewrite", "text", {"min_chars": 0, "mode": "rewrite"}, required=False)
+    with pytest.raises(ValidationError, match="shows nothing"):
+        validate_answers([rewrite], {"rewrite": text}, ["r1"])
+
+
+def test_a_text_answer_counts_the_characters_a_reader_sees():
+    padded = "short" + "\u200b" * 30 + "  " * 10 + "x"  # 7 characters as read ("short x")
+    with pytest.raises(ValidationError, match=r"at least 20 characters \(7 so far\)"):
+        validate_answers([CRITIQUE], {"critique": padded})
+    with pytest.raises(ValidationError, match="plain text"):
+        validate_answers([CRITIQUE], {"critique": "A long enough critique \u202eof the answer"})
+    assert validate_answers([CRITIQUE], {"critique": "كلام واضح \u200fوكافٍ للنقد هنا تماما"})  # marks stay
+
+
 def test_form_values_are_converted_by_each_type():
     from werkzeug.datastructures import MultiDict
 

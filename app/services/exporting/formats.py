@@ -677,6 +677,9 @@ def rewrites(group: Group, plan: Plan) -> list[tuple[str, dict]]:
             if not text:
                 continue
             seen_as = plain_text(text)
+            if not seen_as:  # only invisible characters (stored before answers were checked for them)
+                plan.skipped["rewrite with nothing visible"] += 1
+                continue
             if seen_as in originals:
                 plan.skipped["rewrite identical to a response"] += 1
                 continue
@@ -775,7 +778,7 @@ def _needs_ratings(plan: Plan) -> str | None:
     return None
 
 
-_EXTRA_ID = re.compile(r"<extra_id_\d>(?:System|User|Assistant)\n")
+_EXTRA_ID = re.compile(r"(<extra_id_\d>(?:System|User|Assistant)\n)")  # the group: split keeps each marker
 
 
 def helpsteer_escape(text: str) -> str:
@@ -784,7 +787,8 @@ def helpsteer_escape(text: str) -> str:
 
 
 def helpsteer_seen(group: Group) -> tuple[str, ...]:
-    """A helpsteer row's prompt as a reader sees it: the conversation's turns, markers kept apart."""
+    """A helpsteer row's prompt as a reader sees it: the conversation's turns, each marker kept apart
+    as itself (which role said a turn is part of what the prompt says)."""
     return tuple(plain_text(part) for part in _EXTRA_ID.split(helpsteer_prompt(group.context)))
 
 
@@ -990,18 +994,26 @@ def _table(group: Group, plan: Plan) -> Iterator[dict]:
 
 
 TABLE_DTYPES = {"int": "int64", "float": "float64"}
+# CSV has no null integer: an answer left out (an optional question, or one added after some answers) is
+# an empty cell, which pandas, and so `datasets`' csv reader, cannot put in an int64 column. A CSV
+# version's whole-number answers are float64 columns, whichever version has a blank.
+CSV_DTYPES = {"int": "float64", "float": "float64"}
 
 
-def _table_features(plan: Plan) -> list[dict]:
+def _table_features(plan: Plan, dtypes: dict[str, str] = TABLE_DTYPES) -> list[dict]:
     return [col("item_id", "string"), col("trainer", "string"), col("submitted_at", "string"),
             col("active_seconds", "int64"), col("gold_score", "float64"), col("review_status", "string"),
-            *[col(f"answer_{q.key}", TABLE_DTYPES.get(q.kind.column_kind, "string")) for q in plan.questions]]
+            *[col(f"answer_{q.key}", dtypes.get(q.kind.column_kind, "string")) for q in plan.questions]]
+
+
+def _csv_features(plan: Plan) -> list[dict]:
+    return _table_features(plan, CSV_DTYPES)
 
 
 TABLE_FIELDS = (("item_id", "the item's external id"), ("trainer", "pseudonym"), ("submitted_at", "ISO 8601 UTC"),
                 ("active_seconds", "int"), ("gold_score", "float, empty off gold"), ("review_status", "status"),
                 ("answer_<key>", "one column per question; lists as JSON strings"))
 export_format("csv", "Raw annotations as CSV (pandas)", extension="csv", keeps_rejected=True, full_rows=True,
-              features=_table_features, fields=TABLE_FIELDS)(_table)
+              features=_csv_features, fields=TABLE_FIELDS)(_table)
 export_format("parquet", "Raw annotations as Parquet", extension="parquet", keeps_rejected=True, full_rows=True,
               features=_table_features, fields=TABLE_FIELDS)(_table)

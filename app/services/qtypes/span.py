@@ -14,6 +14,8 @@ from itertools import combinations
 
 import orjson
 
+from app.bounds import plain_text_problem
+
 from ..quality import consensus
 from .base import AnswerError, Units, quoted
 from .labels import LabelList
@@ -97,6 +99,8 @@ class SpanType(LabelList):
             comment = "" if span.get("comment") is None else span["comment"]
             if not isinstance(comment, str) or len(comment) > COMMENT_MAX:
                 raise AnswerError(f"span {n}: the comment must be text of at most {COMMENT_MAX} characters")
+            if problem := plain_text_problem(comment):
+                raise AnswerError(f"span {n}: the comment {problem}")
             if (rid, start, end, label) in seen:
                 raise AnswerError(f"span {n} repeats another span")
             seen.add((rid, start, end, label))

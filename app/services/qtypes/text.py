@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.bounds import has_visible, plain_text_problem, shown
+
 from .base import AnswerError, QuestionType, int_field, is_int
 
 TEXT_MAX_CHARS = 20_000
@@ -53,9 +55,15 @@ class TextType(QuestionType):
         if not isinstance(value, str):
             raise AnswerError("must be text")
         value = value.replace("\r\n", "\n").strip()
-        min_chars = options.get("min_chars", 0)
-        if len(value) < min_chars:
-            raise AnswerError(f"write at least {min_chars} characters ({len(value)} so far)")
         if len(value) > TEXT_MAX_CHARS:
             raise AnswerError(f"at most {TEXT_MAX_CHARS} characters")
+        if problem := plain_text_problem(value):
+            raise AnswerError(problem)
+        if value and not has_visible(value):  # zero-width spaces, fillers: a rewrite of them would train silence
+            raise AnswerError("shows nothing: it holds only invisible characters")
+        # Characters as a reader counts them: invisible ones and runs of spacing do not pad a short answer.
+        written = len(shown(value))
+        min_chars = options.get("min_chars", 0)
+        if written < min_chars:
+            raise AnswerError(f"write at least {min_chars} characters ({written} so far)")
         return value

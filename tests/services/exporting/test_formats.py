@@ -7,7 +7,9 @@ import io
 import orjson
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
+from app.models import Annotation
 from app.services.exporting import FORMATS
 
 from .conftest import CRITIQUE_SPAN, CRITIQUE_TEXT, annotate, make_project, with_members
@@ -370,6 +372,23 @@ def test_a_rewrite_repeating_a_response_is_counted_and_a_rewrite_names_no_respon
     built = build(project, format="openai-sft")
     assert [line["messages"][-1]["content"] for line in built.lines()] == ["New text"]
     assert built.export.manifest["counts"]["skipped"] == {"rewrite identical to a response": 1}
+
+
+def test_a_stored_rewrite_that_shows_nothing_is_counted_not_trained_on(session, build, trainers):
+    """Rewrites of only invisible characters are refused when answered; one stored before that (or by
+    hand) is not an assistant turn: it is counted as dropped."""
+    project = with_members(session, make_project(session, "critique", [("c1", "Explain X", ["Orig text"])],
+                                                 slug="blank-rewrites"), trainers)
+    keys = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+    ratings = dict(zip(keys, (2, 2, 2, 2, 2), strict=True))
+    annotate(session, trainers[0], project, {"c1": {**ratings, "critique": CRITIQUE_TEXT, "rewrite": "placeholder"}})
+    annotate(session, trainers[1], project, {"c1": {**ratings, "critique": CRITIQUE_TEXT, "rewrite": "New text"}})
+    stored = session.scalars(select(Annotation).where(Annotation.trainer_id == trainers[0].id)).one()
+    stored.answers = {**stored.answers, "rewrite": "\u200b\u2060\u3164"}
+    session.commit()
+    built = build(project, format="trl-sft")
+    assert [line["messages"][-1]["content"] for line in built.lines()] == ["New text"]
+    assert built.export.manifest["counts"]["skipped"] == {"rewrite with nothing visible": 1}
     (meta,) = built.lines("train.meta.jsonl")
     assert meta["response_ids"] == [] and meta["models"] == [] and len(meta["annotation_ids"]) == 1
 
@@ -386,3 +405,17 @@ def test_line_separators_inside_texts_are_escaped_so_line_n_is_row_n(session, bu
     assert built.lines()[0] == {"prompt": "Para\u2028graph?", "chosen": "One\u2029two", "rejected": "Three"}
     items = (built.folder / "items.jsonl").read_bytes()
     assert len(items.decode().splitlines()) == 1
+
+
+def test_helpsteer_prompts_that_differ_only_by_who_spoke_are_two_prompts():
+    """Reading a helpsteer prompt as a reader sees it keeps the turn markers: an assistant's "Hi"
+    before the question and a system message "Hi" are different prompts (the same text otherwise)."""
+    from types import SimpleNamespace
+
+    from app.services.exporting.formats import helpsteer_seen
+
+    def seen(*turns):
+        return helpsteer_seen(SimpleNamespace(context=[{"role": r, "content": c} for r, c in turns]))
+
+    assert seen(("assistant", "Hi"), ("user", "A")) != seen(("system", "Hi"), ("user", "A"))
+    assert seen(("system", "Hi"), ("user", "A  b")) == seen(("system", "Hi\u200b"), ("user", "A b"))

@@ -335,6 +335,31 @@ def test_a_csv_version_keeps_numeric_looking_text_as_written(build, session, tra
     assert dict(zip(folder["item_id"], folder["answer_verdict"], strict=True)) == expected
 
 
+def test_a_csv_version_with_an_unanswered_number_loads_as_its_card_says(build, session, trainers, tmp_path,
+                                                                        monkeypatch):
+    """An optional rating one trainer left out is an empty cell: the card's features (float64 for
+    whole-number answers in CSV) load it as null, by the folder and by the card's own calls."""
+    questions = [{"key": "helpfulness", "type": "rating", "title": "Helpful?", "options": {"min": 1, "max": 5}},
+                 {"key": "verbosity", "type": "rating", "title": "Verbose?", "options": {"min": 1, "max": 5},
+                  "required": False}]
+    project = make_project(session, "labelling", [("a1", "Q1", ["R1"]), ("a2", "Q2", ["R2"])], overlap=1,
+                           slug="blank-number", questions=questions)
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"a1": {"helpfulness": 4, "verbosity": 2}, "a2": {"helpfulness": 5}})
+    built = build(project, format="csv")
+    expected = {"a1": (4, 2), "a2": (5, None)}
+    folder = _folder(built.folder, tmp_path / ".hf")["train"]
+    assert folder.features["answer_verbosity"].dtype == "float64"
+    assert {r["item_id"]: (r["answer_helpfulness"], r["answer_verbosity"]) for r in folder} == expected
+    scope = _run_loading_code(built.folder, tmp_path, monkeypatch)
+    alone = scope["dataset"]["train"]
+    assert {r["item_id"]: (r["answer_helpfulness"], r["answer_verbosity"]) for r in alone} == expected
+    frame = scope["frame"]
+    assert frame.set_index("item_id")["answer_verbosity"].isna().to_dict() == {"a1": False, "a2": True}
+    parquet = build(project, format="parquet")  # Parquet holds a null integer: int64 there
+    assert _folder(parquet.folder, tmp_path / ".hf2")["train"].features["answer_verbosity"].dtype == "int64"
+
+
 def test_a_carriage_return_in_an_answer_stays_in_its_csv_cell(build, session, trainers, tmp_path):
     """A lone CR in a trainer's text is quoted (rows end with CRLF): pandas and `datasets` read the
     manifest's rows, and no forged row starts with what followed it."""
