@@ -32,11 +32,15 @@ ALREADY_REVIEWED = "This work has already been reviewed by someone else; the fir
 
 
 def can_review(session: Session, user: User, project: Project) -> bool:
-    """Who may review a project: an admin, or an active reviewer member of it."""
+    """Who may review a project: an admin, or an active reviewer member of it who does not also train
+    on it (memberships refuse that; this holds for any made before)."""
     if access.is_admin(user):
         return True
     member = access.membership(session, user, project, role="reviewer")
-    return member is not None and member.status == "active"
+    if member is None or member.status != "active":
+        return False
+    trains = access.membership(session, user, project, role="trainer")
+    return trains is None or trains.status == "removed"
 
 
 def project_for_review(session: Session, user: User, slug: str) -> Project:
@@ -54,6 +58,7 @@ def reviewable_projects(session: Session, user: User) -> list[Project]:
         stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(
             ProjectMember.user_id == user.id, ProjectMember.role == "reviewer", ProjectMember.status == "active"
         )
+        return [p for p in session.scalars(stmt) if can_review(session, user, p)]
     return list(session.scalars(stmt))
 
 

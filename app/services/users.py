@@ -195,9 +195,13 @@ def end_sessions(session: Session, user: User) -> None:
 
 def end_access(session: Session, user: User, actor_id: int | None, because: str) -> None:
     """Every cookie issued to ``user`` so far stops working, and so does every API token they made
-    (a token made from a copied cookie must not outlive what ended the cookie). Does not commit."""
+    (a token made from a copied cookie must not outlive what ended the cookie) and every reset link
+    not used yet (one that leaked would otherwise undo a password change, or outlive a suspension and
+    work again once the account is reactivated). Does not commit."""
     end_sessions(session, user)
     api_tokens.revoke_all(session, user.id, actor_id, because)
+    session.execute(update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+                    .values(used_at=utcnow()))
 
 
 def sign_out(session: Session, user: User) -> None:

@@ -502,6 +502,27 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host on this network": Linux connects it to itself
+# Cloud metadata services that do not live at a link-local address: Alibaba Cloud's (in the shared
+# 100.64/10 block, which also carries VPNs, so the block itself stays allowed), AWS's IPv6 one (a
+# unique-local address) and Azure's host endpoint (a public one).
+_METADATA = frozenset(map(ipaddress.ip_address, ("100.100.100.200", "fd00:ec2::254", "168.63.129.16")))
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64's well-known and local-use ones):
+# a gateway translates them to that IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for, or None: mapped (``::ffff:a.b.c.d``), 6to4 (``2002::/16``),
+    Teredo (its client) and NAT64 forms all reach it."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 class RefusedAddress(OSError):
@@ -510,14 +531,20 @@ class RefusedAddress(OSError):
 
 def refused_address(address: str) -> str | None:
     """Why no webhook goes to this IP address, or None. Link-local addresses (the cloud metadata services
-    live there), multicast, unspecified and reserved ones are never a receiver; an IPv4 address written
-    as IPv6 counts as itself. Private and loopback addresses are allowed (``url_problem``)."""
+    live there) and the metadata services that live elsewhere (``_METADATA``), multicast, unspecified and
+    reserved ones are never a receiver; an IPv6 address that carries an IPv4 one (mapped, 6to4, Teredo,
+    NAT64) counts as that address too. Private and loopback addresses are allowed (``url_problem``)."""
     try:
         ip = ipaddress.ip_address(address.partition("%")[0])
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and (inner := _embedded_ipv4(ip)) is not None:
+        if problem := refused_address(str(inner)):
+            return problem
+        if ip.ipv4_mapped is not None:
+            ip = inner
+    if ip in _METADATA:
+        return f"{ip} is a cloud metadata service, where webhooks are not sent"
     if ip.is_link_local:  # before loopback and private, which would let it through
         return f"{ip} is a link-local address, where webhooks are not sent"
     if ip.is_loopback:  # (::1 lies in a reserved block)

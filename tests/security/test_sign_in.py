@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from app.models import AuditEvent, User
@@ -179,3 +180,24 @@ def test_a_one_time_reset_link_works_once(app, client, session):
     assert stranger.get(link).status_code == 404  # used once
     assert _login(app.test_client(), trainer.email, "reset-by-the-link").status_code == 302
     assert app.test_client().get("/reset/not-a-real-token-at-all").status_code == 404
+
+
+@pytest.mark.parametrize("ending", ["password change", "suspension", "sign out everywhere"])
+def test_whatever_ends_access_spends_the_reset_links_not_used_yet(session, ending):
+    """A reset link that leaked must not undo a password change, nor work again once a suspended
+    account is reactivated: everything that ends sessions and tokens spends the links too."""
+    from app.errors import NotFound
+    from app.services import users as user_service
+
+    admin, trainer = make_user(session, "admin"), make_user(session, "trainer")
+    link = user_service.issue_reset_link(session, trainer, admin.id)
+    assert user_service.reset_for(session, link)[1].id == trainer.id
+    if ending == "password change":
+        user_service.change_password(session, trainer, PASSWORD, "a-brand-new-password", "a-brand-new-password")
+    elif ending == "suspension":
+        user_service.set_status(session, trainer, "suspended", admin.id)
+        user_service.set_status(session, trainer, "active", admin.id)
+    else:
+        user_service.sign_out_everywhere(session, trainer, admin.id)
+    with pytest.raises(NotFound):
+        user_service.reset_for(session, link)

@@ -229,6 +229,25 @@ def test_auto_vet_above_the_threshold_is_audited_without_an_actor(session):
     assert session.query(Qualification).filter_by(user_id=user.id, domain="software").count() == 1
 
 
+def test_auto_vet_never_vets_an_interview_that_did_not_pass(session):
+    """A low threshold, an interview stopped by the clock after two items (too few to measure): its
+    score passes the threshold, but it did not pass, so the application waits for a person."""
+    assessment = make_assessment(session, "software", items=20, prompts=0, min_items=6, max_items=10,
+                                 auto_vet_score=0.0)
+    user = make_applicant(session, ("software",))
+    interview = interviews.start(session, user.id, assessment.id)
+    for _ in range(2):
+        interviews.answer(session, user.id, interview.id, interview.current_item_id, {"label": "yes"})
+        session.refresh(interview)
+    interviews.finish_time_up(session, user.id, interview.id, now=interview.deadline_at + timedelta(seconds=1))
+    session.refresh(interview)
+    assert interview.status == "done" and interview.passed is False and interview.score >= 0.0
+    application = applications.application_of(session, user.id)
+    assert application.stage == "ready"
+    assert not session.get(User, user.id).has_role("trainer")
+    assert session.query(Qualification).filter_by(user_id=user.id).count() == 0
+
+
 def test_reject_needs_a_reason_the_candidate_sees(session, medicine):
     admin = make_user(session, "admin")
     user = make_applicant(session)

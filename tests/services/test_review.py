@@ -97,3 +97,33 @@ def test_pages_count_the_queue_only_so_far(session, reviewed_project, monkeypatc
     monkeypatch.setattr(review_service, "QUEUE_SHOWN", 2)
     assert review_service.queue_shown(session, project.id, reviewer.id) == "2+"
     assert review_service.queue_size(session, project.id, reviewer.id) == 3  # the API's count stays exact
+
+
+def test_nobody_both_trains_on_and_reviews_one_project(session, reviewed_project):
+    """A reviewer sees the gold answers: a trainer of the project may not become its reviewer, nor the
+    other way round, nor come back as one; a removed membership holds nothing. Someone made both before
+    this rule reviews nothing of it."""
+    from app.models import ProjectMember
+    from app.services import projects as project_service
+
+    trainer, reviewer, project, _annotations = reviewed_project
+    both = make_user(session, "trainer", "reviewer")
+    project_service.add_member(session, project, both, "trainer")
+    with pytest.raises(ValidationError, match="a trainer of this project"):
+        project_service.add_member(session, project, both, "reviewer")
+    session.rollback()
+    member = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id)).one()
+    project_service.set_member_status(session, member, "removed", None)
+    project_service.add_member(session, project, both, "reviewer")  # no longer a trainer of it
+    reviewing = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id,
+                                                            ProjectMember.role == "reviewer")).one()
+    with pytest.raises(ValidationError, match="a reviewer of this project"):
+        project_service.set_member_status(session, member, "active", None)  # back as a trainer: refused
+    session.rollback()
+    assert review_service.can_review(session, both, project)
+    # made both before the rule (written directly): the review queue is closed to them
+    session.add(ProjectMember(project_id=project.id, user_id=trainer.id, role="reviewer", status="active"))
+    session.commit()
+    assert not review_service.can_review(session, trainer, project)
+    assert project not in review_service.reviewable_projects(session, trainer)
+    assert reviewing.status == "active"

@@ -288,15 +288,19 @@ def test_webhook_addresses_are_http_or_https_and_bounded(session):
         webhooks.create_webhook(session, project, "https://example.org/", ["trainer.renamed"], admin.id)
     # a self-hosted install posts to services beside it: private and loopback addresses are allowed
     for url in ("http://10.0.0.5:8080/hook", "http://localhost/x", "https://hooks.example.org/a?b=c",
-                "http://[::1]:9000/"):
+                "http://[::1]:9000/", "http://100.64.0.7/"):  # (a VPN's shared block stays allowed)
         hook = webhooks.create_webhook(session, project, url, ["project.completed", "export.completed"], admin.id)
         assert hook.url == url and hook.events == ["export.completed", "project.completed"]
         assert hook.secret.startswith("whsec_") and len(hook.secret) > 40
-    assert len(webhooks.webhooks_of(session, project)) == 4
+    assert len(webhooks.webhooks_of(session, project)) == 5
     # never a link-local (cloud metadata), multicast, unspecified or reserved address, however written
     for url in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/",
                 "http://224.0.0.1/", "http://0.0.0.0:8080/", "http://[::]/", "http://255.255.255.255/",
-                "http://240.0.0.1/"):
+                "http://240.0.0.1/",
+                # IPv6 forms that carry a link-local IPv4 address (6to4, NAT64), and metadata services
+                # outside the link-local blocks (Alibaba, AWS over IPv6, Azure)
+                "http://[2002:a9fe:a9fe::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://100.100.100.200/",
+                "http://[fd00:ec2::254]/", "http://168.63.129.16/"):
         with pytest.raises(ValidationError) as refused:
             webhooks.create_webhook(session, project, url, ["export.completed"], admin.id)
         assert "where webhooks are not sent" in refused.value.errors["url"], url

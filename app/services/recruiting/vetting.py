@@ -97,8 +97,11 @@ def refresh(session: Session, application: Application, now: datetime) -> None:
                          if stage == "ready" else None)
     if stage == "ready":
         thresholds = [session.get(Assessment, i.assessment_id).auto_vet_score for i in interviews]
+        # Only a candidate who passed every interview: a score past the threshold from an interview that
+        # did not pass (stopped by the clock before it measured enough, a written part under half marks)
+        # vets nobody, whatever the threshold.
         if all(t is not None for t in thresholds) and all(
-                i.score >= t for i, t in zip(interviews, thresholds, strict=True)):
+                i.passed and i.score >= t for i, t in zip(interviews, thresholds, strict=True)):
             _vet(session, application, None, f"auto-vet: every score reached its threshold "
                                              f"({', '.join(f'{i.score:.2f} ≥ {t:.2f}' for i, t in zip(interviews, thresholds, strict=True))})",
                  now, automatic=True)
