@@ -389,7 +389,7 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
 
     worker_thread = threading.Thread(target=build)
     worker_thread.start()
-    with click.progressbar(length=100, label=f"export #{export.id} ({fmt})", file=sys.stderr) as bar:
+    with click.progressbar(length=100, label=f"version v{export.version} ({fmt}, export #{export.id})", file=sys.stderr) as bar:
         shown = 0
         while worker_thread.is_alive():
             worker_thread.join(0.5)
@@ -399,12 +399,12 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
             shown = max(shown, percent)
         bar.update(100 - shown)
     if "error" in outcome:
-        _fail(f"export #{export.id} failed: {outcome['error']}")
+        _fail(f"version v{export.version} (export #{export.id}) failed: {outcome['error']}")
     done = outcome["export"]
     folder = Path(app.config["EXPORT_DIR"]) / done.path
     manifest = done.manifest
     if done.status == "empty":
-        click.echo(f"export #{done.id} is empty: no row passed the filters, so it has no data file.", err=True)
+        click.echo(f"version v{done.version} (export #{done.id}) is empty: no row passed the filters, so it has no data file.", err=True)
         for reason in manifest.get("empty_reasons", []):
             click.echo(f"  - {reason}", err=True)
         click.echo(f"manifest and card in {folder}", err=True)
@@ -425,10 +425,10 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
                 name = target if split == "train" else target.with_name(f"{target.stem}.{split}{target.suffix}")
                 shutil.copyfile(folder / entry["file"], name)
         except OSError as exc:
-            _fail(f"export #{done.id} is built (in {folder}) but could not be copied to {out}: {exc.strerror}")
+            _fail(f"version v{done.version} (export #{done.id}) is built (in {folder}) but could not be copied to {out}: {exc.strerror}")
     counts = manifest["counts"]
     per_split = ", ".join(f"{entry['rows']} {split}" for split, entry in splits.items())
-    click.echo(f"export #{done.id}: {counts['rows']} rows ({per_split}) from {counts['annotations_read']} "
+    click.echo(f"version v{done.version} (export #{done.id}): {counts['rows']} rows ({per_split}) from {counts['annotations_read']} "
                f"annotations, {manifest['annotators']} annotators", err=True)
     for entry in manifest["files"]:
         click.echo(f"  {entry['name']:<24} {entry['role']:<10} {entry['rows']:>9} lines", err=True)

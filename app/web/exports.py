@@ -148,7 +148,7 @@ def download(slug: str, export_id: int, name: str):
         abort(404)
     # send_file streams the file in blocks, with ETag and range requests (a dropped download resumes).
     response = send_file(path, mimetype=exporting.media_type(name), as_attachment=True,
-                         download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
+                         download_name=exporting.download_name(project, export, name), conditional=True,
                          max_age=0)
     if failed_precondition(path, response):
         response.close()

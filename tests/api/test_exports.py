@@ -77,7 +77,7 @@ def test_the_admin_builds_a_version_over_http_and_the_file_matches_the_cli_byte_
     download = api.get(files[name]["url"])
     assert download.status_code == 200
     assert download.mimetype == exporting.media_type(name)
-    assert f"alpha-v{version['id']}-{fmt}-{name}" in download.headers["Content-Disposition"]
+    assert f"alpha-v{version['version']}-{fmt}-{name}" in download.headers["Content-Disposition"]
     served = download.get_data()
     assert len(served) == files[name]["bytes"] == int(download.headers["Content-Length"])
     assert hashlib.sha256(served).hexdigest() == files[name]["sha256"] == version["sha256"]

@@ -12,7 +12,7 @@ from app.models import AuditEvent, DatasetExport, utcnow
 from app.services import exporting
 from app.services import projects as project_service
 from tests.conftest import csrf_token, login
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_label_project, make_user
 from tests.services.exporting.conftest import annotate, make_project, with_members
 
 
@@ -41,6 +41,24 @@ def _wait_done(client, url: str) -> str:
             return response.get_data(as_text=True)
         time.sleep(0.1)
     raise AssertionError("export did not finish")
+
+
+def test_a_downloaded_file_is_named_by_the_version_number_its_pages_show(client, session):
+    """Versions are numbered per project (v1, v2…); the export id (in URLs) is the installation's. A
+    download is named by the number people see, not by the id."""
+    _admin(client, session)
+    project, _trainer = _project(session)
+    other = make_label_project(session, items=0, slug="earlier-one")
+    session.add(DatasetExport(project_id=other.id, version=1, format="raw", status="failed"))  # takes an id
+    session.commit()
+    token = csrf_token(client, "/admin/projects/web-pairs/exports/")
+    url = client.post("/admin/projects/web-pairs/exports/", data={
+        "csrf_token": token, "format": "trl-preference", "test_fraction": ""}).headers["Location"]
+    _wait_done(client, url)
+    export = session.scalars(select(DatasetExport).where(DatasetExport.project_id == project.id)).one()
+    assert export.version == 1 and export.id != 1
+    disposition = client.get(url + "/files/train.jsonl").headers["Content-Disposition"]
+    assert "web-pairs-v1-trl-preference-train.jsonl" in disposition
 
 
 def test_admin_builds_a_version_and_downloads_it(client, session):

@@ -279,6 +279,12 @@ def media_type(name: str) -> str:
     return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
 
 
+def download_name(project: Project, export: DatasetExport, name: str) -> str:
+    """What a downloaded file is called: the project, the version's number as its pages show it (v1, v2…
+    in each project), the format and the file, e.g. ``triage-v3-trl-preference-train.jsonl``."""
+    return f"{project.slug}-v{export.version}-{export.format}-{name}"
+
+
 def version_files(root: str | os.PathLike, export: DatasetExport) -> list[dict]:
     """A finished version's files: the files its manifest lists (name, rows, bytes, sha256, role:
     data, meta, items or annotators), then the manifest and the dataset card with their sizes.

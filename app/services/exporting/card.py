@@ -589,7 +589,7 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
                   *[f"- {_one_line(reason)}" for reason in empty], ""]
     lines += [
         f"Human feedback collected with Groundwork in the project `{project.slug}`, exported as `{fmt.name}` "
-        f"(schema `{manifest.get('schema_version')}`, version {_version(manifest)}, export #{manifest.get('export_id')}). Annotators are paid "
+        f"(schema `{manifest.get('schema_version')}`, version {_version(manifest)} of the project; export id {manifest.get('export_id')} in its URLs and the API). Annotators are paid "
         "domain experts, named here only by stable pseudonyms.",
         "",
         f"Language: {', '.join(languages(project.language)) or 'not stated'}.",

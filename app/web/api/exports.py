@@ -216,7 +216,7 @@ def download_export_file(export_id: int, name: str):
     if not path.is_file():
         raise NotFound(f"no file {name!r} in this export")
     response = send_file(path, request.environ, mimetype=exporting.media_type(name), as_attachment=True,
-                         download_name=f"{project.slug}-v{export.id}-{export.format}-{name}", conditional=True,
+                         download_name=exporting.download_name(project, export, name), conditional=True,
                          max_age=0, response_class=PlainResponse,
                          use_x_sendfile=current_app.config.get("USE_X_SENDFILE", False))
     if failed_precondition(path, response):

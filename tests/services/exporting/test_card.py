@@ -258,7 +258,7 @@ def test_a_built_version_carries_the_card(build, session, pairs_project):
     assert meta["license"] == "cc-by-4.0" and meta["pretty_name"] == pairs_project.name
     assert [c["config_name"] for c in meta["configs"]][0] == "default"
     assert "### `preference`: Which response is better?" in card and "### `rationale`: Why?" in card
-    assert "**suggested**" in card and f"export #{built.export.id}" in card
+    assert "**suggested**" in card and f"export id {built.export.id} in its URLs" in card
 
 
 def test_a_built_empty_version_has_a_card_that_says_why(build, session, pairs_project):
