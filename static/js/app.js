@@ -101,6 +101,15 @@
   document.addEventListener("keydown", function (event) {
     if (reviewKeys(event)) return;
     var form = taskForm();
+    // Ctrl+Enter (Cmd+Enter) in a text box of any other form sends that form: a rejection's reason, a
+    // skip's reason, a written answer, a grading note — as it sends the task from anywhere in the task.
+    var own = event.target.form;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && own && own !== form
+        && typingInField(event.target)) {
+      event.preventDefault();
+      own.requestSubmit();
+      return;
+    }
     var dialog = document.getElementById("shortcuts-help");
     if (!form) return;
     if (dialog && dialog.open) return; // Esc closes it natively
