@@ -439,3 +439,13 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first (the fuzzing, the browser's, the whole demo's), the many short ones after:
+    pytest-xdist hands tests out in this order, so the short ones fill both cores to the end instead of
+    one core finishing a long test alone while the other waits."""
+    def weight(item) -> int:
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("browser") else 2
+
+    items.sort(key=weight)  # stable: the order within each kind stays as collected
