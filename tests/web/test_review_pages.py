@@ -178,3 +178,25 @@ def test_a_paused_reviewer_member_gets_404(client, session):
     session.commit()
     login(client, reviewer.email, PASSWORD)
     assert client.get(f"/review/{project.slug}/queue").status_code == 404
+
+
+def test_feedback_shows_the_responses_that_were_judged(client, session):
+    """Two items may share a prompt: the feedback names the responses of the one that was judged."""
+    from app.services import review as review_service
+
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=0, trainers=[trainer], slug="twins")
+    project_service.add_item(session, project, prompt="Is this safe?", responses=["Take two tablets."],
+                             external_id="t1")
+    session.commit()
+    held = queue.next_task(session, trainer.id, project)
+    annotation = queue.submit(session, held.id, trainer.id, {"label": "yes"})
+    project_service.add_item(session, project, prompt="Is this safe?", responses=["Take the whole bottle."],
+                             external_id="t2")
+    session.commit()
+    review_service.record_verdict(session, annotation.id, reviewer.id, "reject", "read the dose again")
+    session.commit()
+    login(client, trainer.email, PASSWORD)
+    page = client.get("/work/feedback").get_data(as_text=True)
+    assert 'data-testid="feedback-responses"' in page and "Take two tablets." in page
+    assert "Take the whole bottle." not in page
