@@ -21,7 +21,7 @@ from . import access, pay
 from . import projects as project_service
 from .exporting.source import Pseudonyms
 from .qtypes import FIGURE_NAMES
-from .stats import project_figures
+from .stats import answers_since, project_figures
 
 # Columns the trainer table sorts by ("trainer" is the pseudonym).
 SORTABLE = ("trainer", "annotations", "gold_accuracy", "consensus_agreement", "reliability", "approval_rate",
@@ -64,6 +64,7 @@ class Quality:
 
     computed_at: datetime | None = None
     annotations: int = 0
+    answers_since: int = 0  # answers submitted after the figures were computed (not in them yet)
     trainers_count: int = 0
     items_annotated: int = 0
     median_seconds: float | None = None
@@ -96,7 +97,7 @@ def quality(session: Session, project: Project, secret: str, sort: str = "annota
     sorted by ``sort`` (one of SORTABLE), at most ``limit`` of them; ``with_ids`` adds user ids."""
     stats = project_figures(session, project)
     if stats is None:
-        return Quality()
+        return Quality(answers_since=answers_since(session, project, None))
     f = stats.figures or {}
     name = Pseudonyms(secret)
     rows = [
@@ -115,7 +116,8 @@ def quality(session: Session, project: Project, secret: str, sort: str = "annota
     ordered = valued + sorted((r for r in rows if getattr(r, column) is None), key=lambda r: r.pseudonym)
     histogram = [_count(n) for n in (f.get("gold_accuracy_histogram") or [])][:5]
     return Quality(
-        computed_at=stats.computed_at, annotations=stats.annotations, trainers_count=_count(f.get("trainers")),
+        computed_at=stats.computed_at, annotations=stats.annotations,
+        answers_since=answers_since(session, project, stats.computed_at), trainers_count=_count(f.get("trainers")),
         items_annotated=_count(f.get("items_annotated")), median_seconds=_number(f.get("median_seconds")),
         gold_answers=_count(f.get("gold_answers")),
         gold_accuracy_histogram=histogram + [0] * (5 - len(histogram)),

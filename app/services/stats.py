@@ -12,10 +12,10 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Text, cast, delete, select, tuple_, update
+from sqlalchemy import Text, cast, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -28,7 +28,8 @@ from .checks import fast_threshold
 from .qtypes import Responses, Units, type_of
 from .quality import aggregation
 
-STATS_EVERY = 50  # submissions between automatic recomputations…
+STATS_EVERY = 50  # submissions between automatic recomputations (fewer while the project is small: a
+STATS_SHARE = 10  # tenth of the answers the figures hold, at least one, so a small project's stay current)…
 STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however busy the project
 # {engine: {project id: the figures' computed_at last read}}, so a submit in the minute after a
 # recomputation asks nothing (every submit asks ``recompute_due``). Figures are only ever replaced by
@@ -482,32 +483,37 @@ def project_figures(session: Session, project: Project) -> ProjectStats | None:
 
 
 def recompute_due(session: Session, project: Project) -> bool:
-    """True when STATS_EVERY submissions arrived since the stored figures were computed, and those
-    figures are older than STATS_MIN_INTERVAL.
+    """True when enough submissions arrived since the stored figures were computed — STATS_EVERY, or a
+    STATS_SHARE-th of the answers the figures hold when that is fewer (at least one: a project with no
+    figures gets them at its first answer) — and those figures are older than STATS_MIN_INTERVAL.
 
-    Counts only annotations newer than the figures (an index range), so it stays cheap however
-    large the project grows.
+    Counts only annotations newer than the figures (an index range, at most STATS_EVERY of them), so it
+    stays cheap however large the project grows.
     """
-    from sqlalchemy import func
-
     now = utcnow()
     seen = _computed_seen.setdefault(session.get_bind(), {})
     recent = seen.get(project.id)
     if recent is not None and now - recent < STATS_MIN_INTERVAL:
         return False  # the figures were at least this fresh when last read here: no read needed
-    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
+    stored = session.execute(select(ProjectStats.computed_at, ProjectStats.annotations)
+                             .where(ProjectStats.project_id == project.id)).first()
+    computed_at, counted = stored if stored is not None else (None, 0)
     if computed_at is not None and now - computed_at < STATS_MIN_INTERVAL:
         seen[project.id] = computed_at
         return False
-    stmt = select(func.count()).select_from(
-        select(Annotation.id).where(Annotation.project_id == project.id).limit(STATS_EVERY).subquery()
-        if computed_at is None
-        else select(Annotation.id)
-        .where(Annotation.project_id == project.id, Annotation.submitted_at > computed_at)
-        .limit(STATS_EVERY)
-        .subquery()
-    )
-    return session.scalar(stmt) >= STATS_EVERY
+    needed = max(1, min(STATS_EVERY, (counted or 0) // STATS_SHARE))
+    return answers_since(session, project, computed_at, needed) >= needed
+
+
+def answers_since(session: Session, project: Project, computed_at: datetime | None, limit: int | None = None) -> int:
+    """How many of the project's answers were submitted after ``computed_at`` (every one when None),
+    counted up to ``limit``: the ones its quality figures do not hold yet."""
+    newer = select(Annotation.id).where(Annotation.project_id == project.id)
+    if computed_at is not None:
+        newer = newer.where(Annotation.submitted_at > computed_at)
+    if limit is not None:
+        newer = newer.limit(limit)
+    return session.scalar(select(func.count()).select_from(newer.subquery()))
 
 
 def exclude_trainer_work(

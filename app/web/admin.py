@@ -357,8 +357,10 @@ def quality(slug: str):
     sort = request.args.get("sort", "annotations")
     sort = sort if sort in SORTABLE else "annotations"
     descending = request.args.get("dir", "desc") != "asc"
+    stats = stats_service.project_figures(db, project)
     return render_template(
-        "admin/quality.html", project=project, stats=stats_service.project_figures(db, project),
+        "admin/quality.html", project=project, stats=stats,
+        since=stats_service.answers_since(db, project, stats.computed_at) if stats else 0,
         trainers=stats_service.trainer_table(db, project, sort, descending), sort=sort, descending=descending,
         sortable=SORTABLE,
     )

@@ -40,23 +40,29 @@ def test_figures_for_a_labelling_project(session):
     assert reasons == {"low_agreement"}
 
 
-def test_recompute_is_due_every_fifty_submissions_at_most_once_a_minute(session, monkeypatch):
+def test_recompute_is_due_after_a_tenth_more_answers_or_fifty_at_most_once_a_minute(session, monkeypatch):
     from datetime import timedelta
 
     from app.models import ProjectStats
 
     project, trainers = label_work(session, [["yes"] * 3], items=6, overlap=1)
-    assert not stats_service.recompute_due(session, project)
-    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)
-    assert stats_service.recompute_due(session, project)
-    stats_service.compute_project_stats(session, project)
-    session.commit()
-    for _ in range(2):
+
+    def submit_one():
         a = queue.next_task(session, trainers[0].id, project)
         queue.submit(session, a.id, trainers[0].id, {"label": "no"})
-    assert not stats_service.recompute_due(session, project)  # enough new work, but the figures are fresh
+
+    assert stats_service.recompute_due(session, project)  # no figures yet: the first answers make them
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    submit_one()
+    assert not stats_service.recompute_due(session, project)  # new work, but the figures are fresh
     computed_at = session.scalar(select(ProjectStats.computed_at))
     monkeypatch.setattr(stats_service, "utcnow", lambda: computed_at + timedelta(minutes=2))  # time passes
+    assert stats_service.recompute_due(session, project)  # the figures hold 3 answers: one more is a tenth
+    monkeypatch.setattr(stats_service, "STATS_SHARE", 1)  # a share as large as the figures (3 answers)…
+    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)  # …capped at STATS_EVERY: 2 new answers are due
+    assert not stats_service.recompute_due(session, project)
+    submit_one()
     assert stats_service.recompute_due(session, project)
 
 

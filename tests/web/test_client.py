@@ -7,13 +7,14 @@ import io
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
 
 import orjson
 from sqlalchemy import select
 
 from app.db import get_db
-from app.models import Item, Project, ProjectMember, User, UserRole
+from app.models import Annotation, DatasetExport, Item, Project, ProjectMember, ProjectStats, User, UserRole
 from app.services import assignment as queue
 from app.services import exporting
 from app.services import projects as project_service
@@ -109,7 +110,8 @@ def test_the_client_sees_their_project_its_budget_and_its_versions(app, client, 
     index = client.get("/client/").get_data(as_text=True)
     assert "Project acme-labels" in index and "rival-labels" not in index
     assert 'href="/client/"' in index and ">My projects<" in index  # the nav link
-    assert f"v{w.export_id}" in index  # the latest version
+    latest = session.get(DatasetExport, w.export_id)
+    assert f">v{latest.version}</a>" in index  # the latest version, by the number its pages show
     page = client.get("/client/acme-labels")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -149,6 +151,22 @@ def test_the_quality_page_names_trainers_by_their_dataset_pseudonym_only(app, cl
     rows = re.findall(r'data-testid="trainer-row"><td><code>([^<]+)</code>', by_name)
     assert rows == sorted(pseudonym(t.id) for t in w.trainers)
     assert client.get("/client/acme-labels/quality?sort=name&dir=sideways").status_code == 200  # unknown: default
+    assert 'data-testid="answers-since"' not in html  # the figures hold every answer
+
+
+def test_the_quality_pages_say_how_many_answers_the_figures_do_not_hold_yet(app, client, session):
+    w = make_client_world(app, session)
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == w.project.id))
+    newer = session.scalars(select(Annotation).where(Annotation.project_id == w.project.id)).all()[:3]
+    for annotation in newer:
+        annotation.submitted_at = computed_at + timedelta(seconds=5)
+    session.commit()
+    sign_in(client, w.client_user)
+    html = client.get("/client/acme-labels/quality").get_data(as_text=True)
+    assert 'data-testid="answers-since"' in html and "3 newer answers are not in these figures yet" in html
+    admin = sign_in(app.test_client(), w.admin)
+    html = admin.get("/admin/projects/acme-labels/quality").get_data(as_text=True)
+    assert "3 newer answers are not in these figures yet" in html
 
 
 def test_no_page_a_client_can_reach_shows_a_trainer(app, client, session):
