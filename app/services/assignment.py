@@ -872,6 +872,48 @@ def submitted_counts(session: Session, trainer_id: int) -> dict[int, int]:
     ).all())
 
 
+@dataclass
+class RecentTask:
+    """One of a trainer's latest tasks, as My work lists it: where, what it asked (a short excerpt),
+    its state (open, lapsed, skipped, submitted) and when that happened (an open task: until when it is
+    held). Nothing that tells gold from work."""
+
+    project: Project
+    excerpt: str
+    state: str
+    when: datetime
+    reason: str | None = None
+
+
+RECENT_TASKS = 10
+EXCERPT_CHARS = 90
+
+
+def recent_tasks(session: Session, trainer_id: int, limit: int = RECENT_TASKS,
+                 now: datetime | None = None) -> list[RecentTask]:
+    """The trainer's latest tasks, newest first: held, lapsed (a lease that ran out, swept or not yet),
+    skipped with its reason, submitted."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(Assignment, Project, Item.context).join(Project, Project.id == Assignment.project_id)
+        .join(Item, Item.id == Assignment.item_id).where(Assignment.trainer_id == trainer_id)
+        .order_by(Assignment.assigned_at.desc(), Assignment.id.desc()).limit(limit)).all()
+    tasks = []
+    for assignment, project, context in rows:
+        last = context[-1]["content"] if context else ""
+        excerpt = " ".join(last.split())
+        excerpt = excerpt if len(excerpt) <= EXCERPT_CHARS else excerpt[: EXCERPT_CHARS - 1] + "…"
+        if assignment.status == "active" and assignment.expires_at > now:
+            state, when = "open", assignment.expires_at
+        elif assignment.status in ("active", "expired"):
+            state, when = "lapsed", assignment.expires_at
+        else:
+            state, when = assignment.status, assignment.finished_at or assignment.assigned_at
+        tasks.append(RecentTask(project, excerpt, state, when,
+                                assignment.skip_reason if assignment.status == "skipped" else None))
+    return tasks
+
+
 # A pause longer than this ends a sitting: "done this session" counts back to it.
 SITTING_GAP = timedelta(minutes=30)
 

@@ -371,7 +371,8 @@ def _seed_work(session: Session, project: Project, people: dict[str, User]) -> N
     # A skipped task, a lease that lapsed, and a task open right now (the real now, whatever the day:
     # leases run on the clock).
     a = queue.next_task(session, t3.id, project, now=now - timedelta(hours=3))
-    queue.skip(session, a.id, t3.id, "Needs a pharmacist to judge the dosage", now=now - timedelta(hours=3))
+    queue.skip(session, a.id, t3.id, "Outside what I can judge with confidence",
+               now=now - timedelta(hours=3))
     queue.next_task(session, t2.id, project, now=utcnow() - timedelta(hours=2))
     queue.next_task(session, t3.id, project, now=utcnow())
     assert items  # the project has items to work on

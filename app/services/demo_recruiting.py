@@ -247,7 +247,10 @@ def _work(session: Session, project: Project, user: User, theta: float, start: d
         gold = (item.gold_answers or {}).get("verdict")
         right = rng.random() < 0.5 + 0.5 * _slope(theta, 0.5, 2.5)
         answer = gold if (gold and right) else ("incorrect" if gold == "correct" else "correct")
-        when += timedelta(seconds=rng.randint(40, 120))
+        spent = rng.randint(40, 120)
+        assignment.active_seconds = spent  # what its heartbeats would have counted: the pilot is paid work
+        session.commit()
+        when += timedelta(seconds=spent)
         queue.submit(session, assignment.id, user.id, {"verdict": answer}, now=when)
 
 

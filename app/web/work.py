@@ -99,7 +99,8 @@ def index():
     ]
     # The link to "My application" only where there is one: a trainer added directly has none.
     applied = applications.application_of(db, current_user.id) is not None
-    return render_template("work/index.html", rows=rows, applied=applied)
+    recent = queue.recent_tasks(db, current_user.id) if current_user.has_role("trainer") else []
+    return render_template("work/index.html", rows=rows, applied=applied, recent=recent)
 
 
 @bp.get("/feedback")

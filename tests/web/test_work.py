@@ -30,6 +30,30 @@ def test_trainer_sees_their_projects(client, session):
     assert project.name in page and "0 tasks done by you here" in page
 
 
+def test_my_latest_tasks_show_open_lapsed_skipped_and_submitted_work(client, session):
+    """My work lists the trainer's latest tasks in the states a lease goes through, newest first,
+    without telling gold from work."""
+    from datetime import timedelta
+
+    from app.models import utcnow
+    from app.services import assignment as queue
+
+    trainer, project = _signed_in_trainer(client, session, items=4, slug="states")
+    now = utcnow()
+    done = queue.next_task(session, trainer.id, project, now=now - timedelta(hours=5))
+    queue.submit(session, done.id, trainer.id, {"label": "yes"}, now=now - timedelta(hours=5))
+    skipped = queue.next_task(session, trainer.id, project, now=now - timedelta(hours=4))
+    queue.skip(session, skipped.id, trainer.id, "outside what I know", now=now - timedelta(hours=4))
+    queue.next_task(session, trainer.id, project, now=now - timedelta(hours=3))  # left: its lease lapsed
+    page = client.get("/work/").get_data(as_text=True)
+    assert re.findall(r'data-state="(\w+)"', page) == ["lapsed", "skipped", "submitted"]
+    assert "skipped: outside what I know" in page and "it went back to the queue" in page
+    client.get("/work/states")  # opening the project holds a task again
+    page = client.get("/work/").get_data(as_text=True)
+    assert re.findall(r'data-state="(\w+)"', page)[0] == "open" and "held until" in page
+    assert "is_gold" not in page and "data-item" not in page
+
+
 def test_my_application_is_linked_only_for_a_trainer_who_applied(app, client, session):
     _trainer, _project = _signed_in_trainer(client, session)
     assert "/candidate" not in client.get("/work/").get_data(as_text=True)  # added directly: no application
