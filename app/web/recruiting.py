@@ -158,11 +158,15 @@ def _done(interview_id: int):
 def answer(interview_id: int):
     db = get_session()
     screen = interviews.screen(db, interview_id, current_user.id)
-    item_id = row_id(request.form.get("item_id"))
-    if item_id is None:
-        raise ValidationError({"item_id": "is missing; reload the page"})
-    raw = {}
-    if screen.item is not None and screen.item.id == item_id:
+    # The form names its question by its number in the interview, not by the bank's item id: ids follow
+    # the order the bank was filled in (often by difficulty), so the next one would tell the candidate
+    # whether the last answer was right.
+    number = row_id(request.form.get("question"))
+    if number is None:
+        raise ValidationError({"question": "is missing; reload the page"})
+    raw, item_id = {}, 0  # no item: refused as already answered (a double click, an old tab)
+    if screen.item is not None and number == screen.interview.items_done + 1:
+        item_id = screen.item.id
         raw = question_rules.parse_form_answers(screen.questions, request.form, screen.item.responses or [])
     return _step(interview_id, raw, lambda: interviews.answer(db, current_user.id, interview_id, item_id, raw))
 

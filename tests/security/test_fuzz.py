@@ -63,7 +63,7 @@ FIELDS = {
     "pay.adjust": ["week", "amount", "trainer", "adjust_project", "reason", "kind", "project", "status"],
     "recruiting.apply": ["name", "email", "password", "domains", "languages", "years_experience", "credentials",
                          "timezone", "availability_hours_per_week", "desired_rate", "consent"],
-    "recruiting.answer": ["item_id", "answer.label", "answer."],
+    "recruiting.answer": ["question", "answer.label", "answer."],
     "recruiting.written": ["written.1", "written.2", "written.x", "written."],
     "recruiting.grade": ["grade", "note"],
     "recruiting_admin.vet": ["note"],

@@ -60,12 +60,14 @@ def test_the_interview_over_http_with_a_double_click(client, session):
     started = client.post(f"/candidate/assessments/{assessment.id}/start", data={"csrf_token": csrf})
     assert started.status_code == 302
     url = started.headers["Location"]
-    for _ in range(10):
+    for n in range(1, 11):
         page = client.get(url).get_data(as_text=True)
-        found = re.search(r'name="item_id" value="(\d+)"', page)
+        found = re.search(r'name="question" value="(\d+)"', page)
         if not found:
             break
-        data = {"csrf_token": csrf, "item_id": found.group(1), "answer.label": "yes"}
+        assert found.group(1) == str(n)  # its number in the interview, never the bank's item id
+        assert "item_id" not in page
+        data = {"csrf_token": csrf, "question": found.group(1), "answer.label": "yes"}
         assert client.post(url + "/answer", data=data).status_code == 302
         again = client.post(url + "/answer", data=data)  # the same item again: refused, shown the current one
         said = again.get_data(as_text=True)
