@@ -477,15 +477,19 @@ def _check_not_both(session: Session, project_id: int, user_id: int, role: str) 
                                         f"(a reviewer sees the gold answers): remove them as {other} first"})
 
 
-def enrol(session: Session, project: Project, email: str, role: str, actor_id: int | None) -> tuple[User, ProjectMember]:
+def enrol(session: Session, project: Project, email: str, role: str,
+          actor_id: int | None) -> tuple[User, ProjectMember, bool]:
     """The admin's "add member" form: the account with that e-mail becomes an active ``role`` member
     (added, or reinstated when it was paused or removed), if it may be one (``member_problem``).
+    Returns the person, the membership and whether anything changed (False: they were one already).
     One transaction; commits."""
     user = _account_by_email(session, email)
+    already = access.membership(session, user, project, role)
+    was_active = already is not None and already.status == "active"
     member = _add_member(session, project, user, role, actor_id)
     _set_member_status(session, member, "active", actor_id)
     session.commit()
-    return user, member
+    return user, member, not was_active
 
 
 def join(session: Session, project: Project, user: User, actor_id: int | None) -> ProjectMember:

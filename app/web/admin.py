@@ -253,9 +253,10 @@ def add_member(slug: str):
     project = _project_or_404(slug)
     role = request.form.get("role", "trainer")
     try:
-        user, _member = project_service.enrol(db, project, request.form.get("email", ""), role,
-                                              actor_id=current_user.id)
-        flash(f"{user.name} is now a {role} on this project.", "success")
+        user, _member, changed = project_service.enrol(db, project, request.form.get("email", ""), role,
+                                                       actor_id=current_user.id)
+        flash(f"{user.name} is now a {role} on this project." if changed
+              else f"{user.name} is already a {role} on this project; nothing changed.", "success" if changed else "info")
     except ValidationError as exc:
         db.rollback()
         flash(" ".join(exc.errors.values()) + ".", "error")

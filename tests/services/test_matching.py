@@ -107,6 +107,19 @@ def test_a_project_without_required_domains_takes_every_active_trainer(session):
     assert candidates.rows[0].score == pytest.approx((0.15 * 1.0 + 0.3 * 0.5) / 0.45)
 
 
+def test_reviewers_of_the_project_and_assessments_have_no_candidates(session):
+    """A reviewer of the project cannot also train on it, so they are nobody to invite; an assessment
+    takes no trainers at all, and its staffing page says so."""
+    project = medical(session, domains=())
+    trainer, both = make_user(session, "trainer"), make_user(session, "trainer", "reviewer")
+    project_service.add_member(session, project, both, "reviewer")
+    assert ids(matching.eligible(session, project)) == [trainer.id]
+    assessment = make_label_project(session, kind="qualification")
+    candidates = matching.eligible(session, assessment)
+    assert ids(candidates) == [] and matching.count_eligible(session, assessment) == 0
+    assert "candidates take it as an interview" in matching.no_candidates_reason(assessment, candidates)
+
+
 def test_nobody_qualified_says_so_with_the_domains_and_the_minimum(session):
     project = medical(session, domains=("medicine",))
     make_user(session, "trainer")

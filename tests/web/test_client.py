@@ -287,6 +287,9 @@ def test_an_admin_adds_a_client_member_from_the_project_page(app, client, sessio
     response = client.post("/admin/projects/rival-labels/members", follow_redirects=True,
                            data={"email": newcomer.email, "role": "client", "csrf_token": token})
     assert "Nia Newclient is now a client on this project." in response.get_data(as_text=True)
+    response = client.post("/admin/projects/rival-labels/members", follow_redirects=True,
+                           data={"email": newcomer.email, "role": "client", "csrf_token": token})
+    assert "Nia Newclient is already a client on this project; nothing changed." in response.get_data(as_text=True)
     # Only accounts holding the client role become clients.
     response = client.post("/admin/projects/rival-labels/members", follow_redirects=True,
                            data={"email": w.trainers[0].email, "role": "client", "csrf_token": token})

@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, exists, func, null, select, update
+from sqlalchemy import case, exists, false, func, null, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -186,11 +186,15 @@ def _trainers():
 
 
 def _people_filter(project: Project):
-    """Active trainers who are not trainer members (removed ones aside) and have no pending invitation."""
+    """Active trainers who are neither trainer nor reviewer members (removed ones aside: nobody is both,
+    and a trainer member is staffed already) and have no pending invitation; nobody for an assessment,
+    which has no trainers."""
+    if project.kind == "qualification":
+        return [false()]
     return [
         *_trainers(),
         ~exists().where(ProjectMember.project_id == project.id, ProjectMember.user_id == User.id,
-                        ProjectMember.role == "trainer", ProjectMember.status != "removed"),
+                        ProjectMember.role.in_(("trainer", "reviewer")), ProjectMember.status != "removed"),
         ~exists().where(Invitation.project_id == project.id, Invitation.user_id == User.id,
                         Invitation.status == "pending"),
     ]
@@ -254,6 +258,8 @@ def eligible(session: Session, project: Project, *, page: int = 1, per_page: int
 
 def no_candidates_reason(project: Project, candidates: Candidates) -> str:
     """What the empty candidates table says, and what to do about it."""
+    if project.kind == "qualification":
+        return "An assessment has no trainers to staff: candidates take it as an interview (Recruiting)."
     if candidates.qualified == 0:
         if _required(project):
             return (f"No trainer is qualified in {' and '.join(_required(project))} at "

@@ -59,14 +59,17 @@ def list_members(slug: str):
 
 @bp.post("/projects/<slug>/members")
 @allow("admin")
-@spec.validate(json=MemberAdd, resp=responses(HTTP_201=MemberOut, errors=(409,)), tags=["members"])
+@spec.validate(json=MemberAdd, resp=responses(HTTP_201=MemberOut, HTTP_200=MemberOut, errors=(409,)),
+               tags=["members"])
 def add_member(slug: str, json: MemberAdd):
-    """Make an account a member in a role (admins): added, or reinstated when paused or removed. The same
-    rules as the project page: trainers hold the trainer role, clients the client role, and nobody
-    adds themselves as a paid trainer."""
+    """Make an account a member in a role (admins): added, or reinstated when paused or removed (201), or
+    left as it is when it is an active member in that role already (200). The same rules as the project
+    page: trainers hold the trainer role, clients the client role, nobody adds themselves as a paid
+    trainer, and nobody is both trainer and reviewer of one project."""
     project = visible_project(slug)
-    person, member = project_service.enrol(get_session(), project, json.email, json.role, actor_id=user().id)
-    return member_out(member, person), 201
+    person, member, changed = project_service.enrol(get_session(), project, json.email, json.role,
+                                                    actor_id=user().id)
+    return member_out(member, person), 201 if changed else 200
 
 
 @bp.patch("/projects/<slug>/members/<int:member_id>")
