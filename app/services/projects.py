@@ -658,24 +658,30 @@ class ProjectSummary:
     kind: str
     status: str
     questions: int
-    items: int
+    items: int  # every item, gold included
     annotations: int
+    gold: int = 0  # of the items, gold ones
 
 
-def project_summaries(session: Session) -> list[ProjectSummary]:
-    """slug, kind, status, question, item and annotation counts of every project, by slug."""
+def project_summaries(session: Session, by_name: bool = False) -> list[ProjectSummary]:
+    """slug, kind, status, question, item (and gold item) and annotation counts of every project, by
+    slug (or by name, as people read them)."""
     q_counts = dict(session.execute(select(Question.project_id, func.count()).group_by(Question.project_id)).all())
     # From the progress counters: every answer given is an annotation (the submit adds both).
-    i_counts, a_counts = {}, {}
-    for project_id, items, done in session.execute(
-        select(ItemProgress.project_id, func.sum(ItemProgress.items), func.sum(ItemProgress.done))
-        .group_by(ItemProgress.project_id)
+    i_counts, a_counts, g_counts = {}, {}, {}
+    for project_id, is_gold, items, done in session.execute(
+        select(ItemProgress.project_id, ItemProgress.is_gold, func.sum(ItemProgress.items), func.sum(ItemProgress.done))
+        .group_by(ItemProgress.project_id, ItemProgress.is_gold)
     ):
-        i_counts[project_id], a_counts[project_id] = int(items or 0), int(done or 0)
+        i_counts[project_id] = i_counts.get(project_id, 0) + int(items or 0)
+        a_counts[project_id] = a_counts.get(project_id, 0) + int(done or 0)
+        if is_gold:
+            g_counts[project_id] = int(items or 0)
+    order = (func.lower(Project.name), Project.slug) if by_name else (Project.slug,)
     return [
         ProjectSummary(p.slug, p.name, p.kind, p.status, q_counts.get(p.id, 0), i_counts.get(p.id, 0),
-                       a_counts.get(p.id, 0))
-        for p in session.scalars(select(Project).order_by(Project.slug))
+                       a_counts.get(p.id, 0), g_counts.get(p.id, 0))
+        for p in session.scalars(select(Project).order_by(*order))
     ]
 
 

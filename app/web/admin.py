@@ -37,7 +37,7 @@ PAGE_SIZE = 50
 @require("admin")
 def index():
     db = get_session()
-    return render_template("admin/index.html", projects=project_service.project_summaries(db))
+    return render_template("admin/index.html", projects=project_service.project_summaries(db, by_name=True))
 
 
 @bp.get("/projects/<slug>")

@@ -35,7 +35,7 @@ from .. import audit, webhooks
 from ..assignment import project_questions
 from .build import PartResult, splits_of, write_all
 from .card import dataset_card
-from .formats import FORMATS, Format, Plan, QuestionSpec, desirable_question
+from .formats import FORMATS, Format, OptionProblem, Plan, QuestionSpec, desirable_question
 from .options import ExportOptions, instant_text, parse_options
 from .source import FETCH_ROWS, Snapshot, count_annotations, named_conditions
 
@@ -65,6 +65,8 @@ def plan_for(session: Session, project: Project, options: ExportOptions,
     fmt = FORMATS[options.format]
     plan = Plan(options=options, questions=[QuestionSpec.of(q) for q in project_questions(session, project.id)])
     problem = fmt.needs(plan)
+    if isinstance(problem, OptionProblem):
+        raise ValidationError({problem.field: str(problem)})
     if problem:
         kinds = ", ".join(sorted({q.type for q in plan.questions})) or "no questions"
         raise ValidationError({"format": f"{fmt.name} {problem}; this project has {kinds}"})

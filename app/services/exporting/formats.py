@@ -580,14 +580,24 @@ def _needs_kto(plan: Plan) -> str | None:
     return _check_desirable(plan)
 
 
+class OptionProblem(str):
+    """What a format needs that is an option of the version's, not something the project lacks: the
+    caller names ``field`` (the option) in its error instead of the format."""
+
+    field = "desirable_labels"
+
+
 def _check_desirable(plan: Plan) -> str | None:
     labels = plan.label_question.options["labels"]
     chosen = plan.options.desirable_labels
+    title = plan.label_question.key
     if not chosen:
-        return f"choose which labels of {plan.label_question.key!r} are desirable (from {', '.join(labels)})"
+        return OptionProblem(f"choose which labels of the question {title!r} count as desirable for KTO "
+                             f"(its labels: {', '.join(labels)})")
     unknown = [x for x in chosen if x not in labels]
     if unknown:
-        return f"desirable label(s) {', '.join(unknown)} are not labels of {plan.label_question.key!r} ({', '.join(labels)})"
+        return OptionProblem(f"{', '.join(unknown)} {'is not a label' if len(unknown) == 1 else 'are not labels'} "
+                             f"of the question {title!r} (its labels: {', '.join(labels)})")
     return None
 
 

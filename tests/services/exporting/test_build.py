@@ -190,10 +190,13 @@ def test_bad_options_are_refused_and_nothing_is_created(session, pairs_project, 
 def test_a_label_project_must_say_which_labels_are_desirable_for_kto(session, label_project):
     with pytest.raises(ValidationError) as caught:
         create_export(session, label_project, {"format": "trl-kto"}, None)
-    assert "choose which labels of 'verdict' are desirable (from yes, no)" in caught.value.errors["format"]
+    # an option to set, named as that field (not a lack of the project's, named as the format)
+    assert caught.value.errors == {"desirable_labels": "choose which labels of the question 'verdict' count as "
+                                                       "desirable for KTO (its labels: yes, no)"}
     with pytest.raises(ValidationError) as caught:
         create_export(session, label_project, {"format": "trl-kto", "desirable_labels": "maybe"}, None)
-    assert "maybe" in caught.value.errors["format"]
+    assert caught.value.errors == {"desirable_labels": "maybe is not a label of the question 'verdict' "
+                                                       "(its labels: yes, no)"}
 
 
 def test_manifest_and_card(build, pairs_project):
