@@ -162,6 +162,8 @@ def _executor(app: Flask, queue: str = DEFAULT_QUEUE) -> ThreadPoolExecutor:
 def stop_inline_jobs(app: Flask, cancel: bool = False) -> None:
     """Wait for the in-process jobs of every queue to end (``cancel``: those not started never run);
     a job queued afterwards starts fresh threads."""
+    if cancel:
+        cancel_scheduled(app)  # and those waiting on a timer never start
     for name in ("groundwork_jobs", "groundwork_webhook_jobs"):
         executor = app.extensions.get(name)
         if executor is not None:

@@ -67,6 +67,32 @@ def compute_stats(project_id: int) -> dict:
             return {"project_id": project_id, "annotations": stats.annotations}
 
 
+def compute_stats_if_due(project_id: int) -> dict:
+    """Recompute a project's figures if they are due by then (asked for a minute after a burst)."""
+    from app.db import get_db
+    from app.models import Project
+    from app.services.stats import recompute_due
+
+    with job_app():
+        with get_db().session_factory() as session:
+            project = session.get(Project, project_id)
+            due = project is not None and recompute_due(session, project)
+            session.rollback()
+    return compute_stats(project_id) if due else {"project_id": project_id, "due": False}
+
+
+def queue_statistics(session, project) -> None:
+    """After a submit committed: the project's figures now when they are due, or once, a minute after
+    the last computation, when answers arrive while they are fresh (``after_submit``)."""
+    from app.services import after_submit
+    from tasks import enqueue, enqueue_in
+
+    if after_submit.statistics_due(session, project):
+        enqueue(compute_stats, project.id)
+    elif (wait := after_submit.statistics_later(session, project)) is not None:
+        enqueue_in(wait, compute_stats_if_due, project.id)
+
+
 def _stats_key(project_id: int) -> str:
     return f"stats-{project_id}"
 
@@ -105,8 +131,9 @@ def sweep_overdue() -> dict:
     """Queue again what should have run a while ago: versions and imports queued over a minute (Redis
     was down, or lost its queue), versions whose worker stopped reporting (rebuilt, or failed after
     ``exporting.MAX_RUNS`` runs), overdue webhook deliveries and, with a grader configured, the
-    suggestions finished interviews still wait for. Queued by every worker at its start and once a
-    minute; statistics need nothing (the next submit finds them due)."""
+    suggestions finished interviews still wait for, and quality figures that are due though no submit
+    came to ask (a burst of answers inside the minute after the last computation, then nothing). Queued
+    by every worker at its start and once a minute."""
     from app.db import get_db
     from app.services import exporting, overdue
     from tasks import WEBHOOK_QUEUE, enqueue
@@ -117,6 +144,9 @@ def sweep_overdue() -> dict:
             exports = sorted(set(recovered.again) | set(exporting.overdue_queued(session)))
             imports = overdue.queued_imports(session)
             suggestions = overdue.unsuggested_interviews(session) if app.config.get("GRADER_URL") else []
+            statistics = overdue.statistics_behind(session)
+        for project_id in statistics:
+            enqueue(compute_stats, project_id)
         for export_id in exports:
             enqueue(build_export, export_id)
         for import_id in imports:
@@ -125,7 +155,7 @@ def sweep_overdue() -> dict:
             enqueue(suggest_grades, interview_id)
         enqueue(deliver_webhooks, [], sweep=True, queue=WEBHOOK_QUEUE)
         return {"exports": exports, "imports": imports, "failed_exports": recovered.failed,
-                "suggestions": suggestions}
+                "suggestions": suggestions, "statistics": statistics}
 
 
 def _sweep_key() -> str:

@@ -106,3 +106,11 @@ def statistics_due(session: Session, project: Project) -> bool:
     from . import stats  # stats imports assignment, which imports this module
 
     return stats.recompute_due(session, project)
+
+
+def statistics_later(session: Session, project: Project) -> float | None:
+    """When ``statistics_due`` said no because the figures are fresh: in how many seconds to look again
+    (``tasks.jobs.compute_stats_if_due``), once per computation; None: nothing to ask for. Reads only."""
+    from . import stats
+
+    return stats.recompute_later(session, project)

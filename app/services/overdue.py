@@ -3,18 +3,18 @@
 Every job's work is remembered in the database, so a job lost before it ran (Redis down when it was
 queued, a queue lost with its server) is found again here and queued again. Exports keep their own
 rule beside their runs (``exporting.overdue_queued``, ``exporting.recover_stalled``); webhook
-deliveries theirs (``webhooks.overdue``); imports, and the grading model's suggestions for finished
-interviews, are read here.
+deliveries theirs (``webhooks.overdue``); imports, quality figures a burst of answers left behind,
+and the grading model's suggestions for finished interviews, are read here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.models import ImportJob, Interview, WrittenAnswer, utcnow
+from app.models import Annotation, ImportJob, Interview, Project, ProjectStats, WrittenAnswer, utcnow
 
 QUEUED_OVERDUE = timedelta(minutes=1)
 
@@ -39,5 +39,21 @@ def unsuggested_interviews(session: Session, now: datetime | None = None, limit:
         select(Interview.id).where(Interview.status == "done", Interview.finished_at < (now or utcnow()) - QUEUED_OVERDUE,
                                    waiting)
         .order_by(Interview.id).limit(limit)))
+    session.rollback()
+    return ids
+
+
+def statistics_behind(session: Session, limit: int = 100) -> list[int]:
+    """Projects whose quality figures are due (``stats.recompute_due``) though no submit asked since: a
+    burst of answers inside the minute after the last computation, then nothing. Only projects with an
+    answer newer than their figures are asked. Reads only."""
+    from .stats import recompute_due  # the figures' own rule
+
+    newer = exists().where(Annotation.project_id == Project.id,
+                           Annotation.submitted_at > func.coalesce(ProjectStats.computed_at, datetime(1970, 1, 1)))
+    projects = list(session.scalars(
+        select(Project).outerjoin(ProjectStats, ProjectStats.project_id == Project.id).where(newer)
+        .order_by(Project.id).limit(limit)))
+    ids = [p.id for p in projects if recompute_due(session, p)]
     session.rollback()
     return ids

@@ -36,6 +36,8 @@ STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however 
 # newer ones, so a remembered time answers "not due" where the row would too (two computations
 # finishing out of order delay the next by at most their gap); weak, so the memo goes with its engine.
 _computed_seen: WeakKeyDictionary = WeakKeyDictionary()
+# {engine: {project id: the computed_at a later recomputation was asked for}} (``recompute_later``).
+_later_asked: WeakKeyDictionary = WeakKeyDictionary()
 LOW_AGREEMENT_ITEMS = 10
 
 
@@ -503,6 +505,23 @@ def recompute_due(session: Session, project: Project) -> bool:
         return False
     needed = max(1, min(STATS_EVERY, (counted or 0) // STATS_SHARE))
     return answers_since(session, project, computed_at, needed) >= needed
+
+
+def recompute_later(session: Session, project: Project) -> float | None:
+    """After a submit that found the figures too fresh to recompute (``recompute_due`` False within
+    STATS_MIN_INTERVAL): the seconds until they may be, once per computation (later submits of that
+    minute get None), so a burst of answers with nothing after it is not left out of them for good.
+    The job that runs then asks ``recompute_due`` again. Reads only what ``recompute_due`` remembered."""
+    engine = session.get_bind()
+    computed_at = _computed_seen.get(engine, {}).get(project.id)
+    if computed_at is None:
+        return None
+    wait = (computed_at + STATS_MIN_INTERVAL - utcnow()).total_seconds()
+    asked = _later_asked.setdefault(engine, {})
+    if wait <= 0 or asked.get(project.id) == computed_at:
+        return None
+    asked[project.id] = computed_at
+    return wait + 1  # a second past the interval, so the figures are no longer fresh when it runs
 
 
 def answers_since(session: Session, project: Project, computed_at: datetime | None, limit: int | None = None) -> int:

@@ -9,13 +9,12 @@ from app.db import get_session
 from app.errors import Conflict, ValidationError
 from app.extensions import htmx
 from app.models import Project
-from app.services import access, after_submit
+from app.services import access
 from app.services import assignment as queue
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services.recruiting import applications
-from tasks import enqueue
-from tasks.jobs import compute_stats
+from tasks.jobs import queue_statistics
 
 from .access import require, unread_session_version
 from .paging import page_of
@@ -148,8 +147,7 @@ def submit(slug: str, assignment_id: int):
     # A repeated submit stored nothing and read no form: its project is looked up again.
     project = answers.project or db.get(Project, annotation.project_id)
     questions = answers.questions
-    if after_submit.statistics_due(db, project):  # after the commit; services cannot start jobs
-        enqueue(compute_stats, project.id)
+    queue_statistics(db, project)  # after the commit; services cannot start jobs
     if not htmx:
         return redirect(url_for("work.workspace", slug=slug))
     return _following(project, just_submitted=True, questions=questions)

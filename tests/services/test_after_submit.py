@@ -268,6 +268,35 @@ def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(
     assert after_submit.statistics_due(session, project)
 
 
+def test_a_burst_inside_the_fresh_minute_asks_once_for_figures_a_minute_later(session, monkeypatch):
+    """Answers that arrive while the figures are fresh, with nothing after them, would stay out of the
+    figures for good: the first such submit asks for a look once the minute is over (one ask per
+    computation); by then the figures are due and get recomputed."""
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=6, trainers=[trainer])
+
+    def submit_one():
+        a = queue.next_task(session, trainer.id, project)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+    submit_one()
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    submit_one()
+    assert not after_submit.statistics_due(session, project)  # fresh
+    wait = after_submit.statistics_later(session, project)
+    assert wait is not None and 55 < wait <= 61
+    submit_one()
+    assert not after_submit.statistics_due(session, project)
+    assert after_submit.statistics_later(session, project) is None  # asked once for this computation
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
+    monkeypatch.setattr(stats_service, "utcnow", lambda: computed_at + timedelta(seconds=wait))  # the minute is over
+    assert after_submit.statistics_due(session, project)  # 2 new answers over the 1 held: due
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    assert session.scalar(select(ProjectStats.annotations).where(ProjectStats.project_id == project.id)) == 3
+
+
 def test_the_remembered_freshness_is_per_database(session, monkeypatch):
     """Another engine (another database, the same project id) reads its own figures."""
     from sqlalchemy import create_engine

@@ -114,3 +114,34 @@ def test_sign_in_counts_go_on_in_memory_while_redis_is_unreachable():
     assert throttle.attempt("10.0.0.2", "a@example.test").allowed  # per address, as with Redis
     throttle.succeeded("10.0.0.1", "a@example.test")
     assert throttle.attempt("10.0.0.1", "a@example.test").allowed
+
+
+def test_the_sweep_recomputes_figures_a_burst_left_behind(app, session):
+    """Answers after the figures, and nothing since to ask for them: the sweep finds the project (its
+    figures are due) and recomputes them; fresh figures, or none missing, are left alone."""
+    from app.models import ProjectStats
+    from app.services import assignment as queue
+    from app.services.stats import compute_project_stats
+
+    trainer = make_user(session, "trainer")
+    behind = make_label_project(session, items=4, trainers=[trainer], slug="behind")
+    current = make_label_project(session, items=2, trainers=[trainer], slug="current")
+    for project in (behind, current):
+        task = queue.next_task(session, trainer.id, project)
+        queue.submit(session, task.id, trainer.id, {"label": "yes"})
+        compute_project_stats(session, project)
+        session.commit()
+    task = queue.next_task(session, trainer.id, behind)
+    queue.submit(session, task.id, trainer.id, {"label": "no"})
+    session.execute(update(ProjectStats).where(ProjectStats.project_id == behind.id)
+                    .values(computed_at=utcnow() - timedelta(minutes=5)))
+    session.commit()
+    assert overdue.statistics_behind(session) == [behind.id]
+    with app.app_context():
+        assert sweep_overdue()["statistics"] == [behind.id]
+        from tasks import stop_inline_jobs
+        stop_inline_jobs(app)  # the recomputation ran
+    session.rollback()
+    held = dict(session.execute(select(ProjectStats.project_id, ProjectStats.annotations)).all())
+    assert held == {behind.id: 2, current.id: 1}
+    assert overdue.statistics_behind(session) == []

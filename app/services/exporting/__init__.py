@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError, plain_reason
-from app.models import DatasetExport, Item, Project, ProjectStats, utcnow
+from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions
@@ -394,6 +394,9 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
     progress = _Progress(session_factory, export_id, attempt, max(1, progress_rows))
     started = time.perf_counter()
     try:
+        if options.min_trainer_quality is not None:  # the filter reads the figures: they hold every answer
+            with session_factory() as session:
+                _refresh_figures(session, project.id)
         with session_factory() as session:
             # One read transaction from here on (SQLite: one WAL snapshot); the snapshot's ids and
             # instant bound what helper processes read too.
@@ -409,12 +412,13 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
             }
             reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, result, snapshot)
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
+            behind = _answers_after(session, project.id, stats.computed_at, snapshot) if stats else 0
         if reasons:  # no row: no file at all, so nothing in the folder fails to load
             for path in work.iterdir():
                 path.unlink()
             result.files.clear()
         seconds = time.perf_counter() - started
-        manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds, version)
+        manifest = _manifest(project, options, fmt, plan, result, stats, export_id, seconds, version, behind)
         manifest.update(provenance)
         if reasons:
             manifest["empty_reasons"] = reasons
@@ -541,8 +545,27 @@ def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> 
         pass
 
 
+def _refresh_figures(session: Session, project_id: int) -> None:
+    """Recompute the project's quality figures when an answer is newer than them (a version filtered by
+    trainer quality must judge every trainer who answered, on all they answered). Commits."""
+    from ..stats import answers_since, compute_project_stats
+
+    project = session.get(Project, project_id)
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project_id))
+    if answers_since(session, project, computed_at, limit=1):
+        compute_project_stats(session, project)
+    session.rollback()
+
+
+def _answers_after(session: Session, project_id: int, computed_at: datetime, snapshot: Snapshot) -> int:
+    """Answers the snapshot sees that the project's figures do not hold (submitted after them)."""
+    return session.scalar(select(func.count()).select_from(Annotation).where(
+        Annotation.project_id == project_id, Annotation.submitted_at > computed_at,
+        Annotation.id <= snapshot.max_annotation_id, Annotation.submitted_at <= (snapshot.as_of or snapshot.instant)))
+
+
 def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: PartResult, stats, export_id: int,
-              seconds: float, version: int | None = None) -> dict:
+              seconds: float, version: int | None = None, behind: int = 0) -> dict:
     data = result.data_files()
     rows = {info.name.split(".")[0]: info.rows for info in data}
     agreement = {}
@@ -550,7 +573,7 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
         agreement["mean_item_agreement"] = sum(result.agreements) / len(result.agreements)
     if stats is not None:
         agreement["project"] = {
-            "computed_at": stats.computed_at.isoformat(),
+            "computed_at": stats.computed_at.isoformat(), "answers_after": behind,
             "questions": [{k: v for k, v in q.items() if k not in ("title",)}
                           for q in (stats.figures or {}).get("questions", [])],
         }

@@ -623,8 +623,9 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     if splits:
         lines += ["| split | file | rows | items |", "|---|---|---|---|",
                   *[f"| {name} | `{s['file']}` | {s['rows']} | {_figure(s.get('items'))} |" for name, s in splits], ""]
-    lines.append(f"Annotations read: {counts.get('annotations_read', 0)}. Annotator pool: {manifest.get('annotators', 0)}"
-                 " people.")
+    pool = manifest.get("annotators", 0)
+    lines.append(f"Annotations read: {counts.get('annotations_read', 0)}. Annotator pool: {pool} "
+                 f"{'person' if pool == 1 else 'people'}.")
     if counts.get("skipped"):
         lines += ["", "Not exported: " + ", ".join(f"{n} × {why}" for why, n in counts["skipped"].items()) + "."]
     lines.append("")
@@ -633,9 +634,14 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     lines += ["## Agreement", ""]
     if "mean_item_agreement" in agreement:
         lines.append(f"Mean share of agreeing annotator pairs per exported item: {agreement['mean_item_agreement']:.3f}.")
-    project_figures = (agreement.get("project") or {}).get("questions") or []
+    whole = agreement.get("project") or {}
+    project_figures = whole.get("questions") or []
     if project_figures:
-        lines += ["", "Project-wide figures (all work, before this version's filters):", "",
+        behind = whole.get("answers_after") or 0
+        when = str(whole.get("computed_at", ""))[:16].replace("T", " ")
+        lines += ["", f"Project-wide figures (all work as computed {when} UTC, before this version's filters"
+                  + (f"; {behind} later answer{'s are' if behind != 1 else ' is'} not in them" if behind else "")
+                  + "):", "",
                   "| question | type | items with 2+ | figures |", "|---|---|---|---|"]
         for q in project_figures:
             shown = "; ".join(f"{label} {_figure(q[name])}" for name, label in FIGURE_NAMES.items() if name in q)

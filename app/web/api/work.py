@@ -17,12 +17,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from app.db import get_session
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import ASSIGNMENT_STATUSES, Assignment, Item, Project, Question
-from app.services import access, after_submit
+from app.services import access
 from app.services import assignment as queue
 from app.services import projects as project_service
 from app.services import questions as question_rules
-from tasks import enqueue
-from tasks.jobs import compute_stats
+from tasks.jobs import queue_statistics
 
 from .base import In, allow, bp, responses, spec, user
 from .projects import QuestionOut
@@ -198,8 +197,7 @@ def submit_task(slug: str, assignment_id: int, json: SubmitIn):
     except ValidationError as exc:
         raise ValidationError({f"answers.{key}" if key else "answers": message
                                for key, message in exc.errors.items()}) from None
-    if after_submit.statistics_due(db, project):  # after the commit; services cannot start jobs
-        enqueue(compute_stats, project.id)
+    queue_statistics(db, project)  # after the commit; services cannot start jobs
     after = following(project)
     return SubmitOut(annotation_id=annotation.id, next=after.next, notice=after.notice), 200 if repeated else 201
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.errors import ValidationError
-from app.models import Annotation, DatasetExport, Item, ProjectMember, TrainerStats, utcnow
+from app.models import Annotation, DatasetExport, Item, ProjectMember, ProjectStats, TrainerStats, utcnow
 from app.services import review as review_service
 from app.services.exporting import FORMATS, create_export
 from app.services.exporting import build as build_step
@@ -139,7 +139,9 @@ def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
                                                         ProjectMember.user_id == t1.id))
     member.flagged_reason = "failed gold"
     session.add_all([TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.95),
-                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, consensus_agreement=0.4)])
+                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, consensus_agreement=0.4),
+                     # figures computed after every answer: the filter reads these as they are
+                     ProjectStats(project_id=pairs_project.id, annotations=4, figures={}, computed_at=utcnow())])
     session.commit()
     flagged_out = build(pairs_project, format="raw", exclude_flagged_trainers=True).lines()
     assert {x["trainer"] for x in flagged_out} == {pseudonym(t2.id)}
@@ -300,3 +302,25 @@ def test_a_column_option_that_adds_no_column_is_refused(session, pairs_project):
         session.rollback()
     made = create_export(session, pairs_project, {"format": "trl-preference", "margin": True, "with_ids": True}, None)
     assert made.filters["margin"] is True and made.filters["with_ids"] is True
+
+
+def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_every_answer(session, build, trainers):
+    """Figures computed after the first trainer's answers, then the second trainer answered (a burst,
+    nothing after it): a version filtered by trainer quality recomputes them first, so a threshold of
+    0 keeps everyone; the card says when the project-wide figures were computed and what they miss."""
+    from app.services.stats import compute_project_stats
+
+    questions = [{"key": "verdict", "type": "label", "title": "Good?", "options": {"labels": ["yes", "no"]}}]
+    project = make_project(session, "labelling", [("l1", "Q1", ["Resp 1"]), ("l2", "Q2", ["Resp 2"])],
+                           questions=questions, slug="stale-figures")
+    with_members(session, project, trainers)
+    annotate(session, trainers[0], project, {"l1": {"verdict": "yes"}, "l2": {"verdict": "yes"}})
+    compute_project_stats(session, project)
+    session.commit()
+    annotate(session, trainers[1], project, {"l1": {"verdict": "yes"}, "l2": {"verdict": "no"}})
+    plain = build(project, format="raw")
+    assert plain.export.manifest["agreement"]["project"]["answers_after"] == 2  # not recomputed: no filter reads them
+    assert "2 later answers are not in them" in (plain.folder / "README.md").read_text()
+    filtered = build(project, format="raw", min_trainer_quality=0.0)
+    assert filtered.export.manifest["counts"]["annotations_read"] == 4  # both trainers, all their answers
+    assert filtered.export.manifest["agreement"]["project"]["answers_after"] == 0
