@@ -84,6 +84,12 @@ def shown(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
+def without_controls(value: str) -> str:
+    """The text less what ``plain_text_problem`` refuses (control characters, direction overrides): for a
+    text someone may have copied in without seeing those (a rewrite starts as the response's text)."""
+    return _NOT_PLAIN.sub("", value)
+
+
 def has_visible(text: str) -> bool:
     """Whether a text shows anything: one character that is printable, not a space and not one of the
     characters that show nothing (zero-width spaces, fillers, the braille blank: ``invisible_table``)."""

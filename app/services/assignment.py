@@ -883,6 +883,7 @@ class RecentTask:
     state: str
     when: datetime
     reason: str | None = None
+    workable: bool = False  # the project is active and so is their membership: a link to work on makes sense
 
 
 RECENT_TASKS = 10
@@ -894,10 +895,17 @@ def recent_tasks(session: Session, trainer_id: int, limit: int = RECENT_TASKS,
     """The trainer's latest tasks, newest first: held, lapsed (a lease that ran out, swept or not yet),
     skipped with its reason, submitted."""
     now = now or utcnow()
+    # The latest ids first, from the assignments alone (the trainer's index); then only those are joined
+    # to their items. Only projects they are still a member of (a removed trainer's is closed to them).
+    member = select(ProjectMember.project_id).where(ProjectMember.user_id == trainer_id,
+                                                    ProjectMember.role == "trainer", ProjectMember.status != "removed")
+    latest = (select(Assignment.id).where(Assignment.trainer_id == trainer_id, Assignment.project_id.in_(member))
+              .order_by(Assignment.assigned_at.desc(), Assignment.id.desc()).limit(limit).subquery())
     rows = session.execute(
-        select(Assignment, Project, Item.context).join(Project, Project.id == Assignment.project_id)
-        .join(Item, Item.id == Assignment.item_id).where(Assignment.trainer_id == trainer_id)
-        .order_by(Assignment.assigned_at.desc(), Assignment.id.desc()).limit(limit)).all()
+        select(Assignment, Project, Item.context).join(latest, latest.c.id == Assignment.id)
+        .join(Project, Project.id == Assignment.project_id).join(Item, Item.id == Assignment.item_id)
+        .order_by(Assignment.assigned_at.desc(), Assignment.id.desc())).all()
+    active = set(session.scalars(member.where(ProjectMember.status == "active")))
     tasks = []
     for assignment, project, context in rows:
         last = context[-1]["content"] if context else ""
@@ -905,12 +913,13 @@ def recent_tasks(session: Session, trainer_id: int, limit: int = RECENT_TASKS,
         excerpt = excerpt if len(excerpt) <= EXCERPT_CHARS else excerpt[: EXCERPT_CHARS - 1] + "…"
         if assignment.status == "active" and assignment.expires_at > now:
             state, when = "open", assignment.expires_at
-        elif assignment.status in ("active", "expired"):
-            state, when = "lapsed", assignment.expires_at
+        elif assignment.status in ("active", "expired"):  # ran out, or released early (a pause, an archive)
+            state, when = "lapsed", min(assignment.finished_at or assignment.expires_at, assignment.expires_at)
         else:
             state, when = assignment.status, assignment.finished_at or assignment.assigned_at
         tasks.append(RecentTask(project, excerpt, state, when,
-                                assignment.skip_reason if assignment.status == "skipped" else None))
+                                assignment.skip_reason if assignment.status == "skipped" else None,
+                                project.status == "active" and project.id in active))
     return tasks
 
 

@@ -21,7 +21,7 @@ from . import access, pay
 from . import projects as project_service
 from .exporting.source import Pseudonyms
 from .qtypes import FIGURE_NAMES
-from .stats import answers_since, project_figures
+from .stats import SINCE_SHOWN_MAX, answers_since, project_figures
 
 # Columns the trainer table sorts by ("trainer" is the pseudonym).
 SORTABLE = ("trainer", "annotations", "gold_accuracy", "consensus_agreement", "reliability", "approval_rate",
@@ -97,7 +97,7 @@ def quality(session: Session, project: Project, secret: str, sort: str = "annota
     sorted by ``sort`` (one of SORTABLE), at most ``limit`` of them; ``with_ids`` adds user ids."""
     stats = project_figures(session, project)
     if stats is None:
-        return Quality(answers_since=answers_since(session, project, None))
+        return Quality(answers_since=answers_since(session, project, None, SINCE_SHOWN_MAX))
     f = stats.figures or {}
     name = Pseudonyms(secret)
     rows = [
@@ -117,7 +117,7 @@ def quality(session: Session, project: Project, secret: str, sort: str = "annota
     histogram = [_count(n) for n in (f.get("gold_accuracy_histogram") or [])][:5]
     return Quality(
         computed_at=stats.computed_at, annotations=stats.annotations,
-        answers_since=answers_since(session, project, stats.computed_at), trainers_count=_count(f.get("trainers")),
+        answers_since=answers_since(session, project, stats.computed_at, SINCE_SHOWN_MAX), trainers_count=_count(f.get("trainers")),
         items_annotated=_count(f.get("items_annotated")), median_seconds=_number(f.get("median_seconds")),
         gold_answers=_count(f.get("gold_answers")),
         gold_accuracy_histogram=histogram + [0] * (5 - len(histogram)),

@@ -911,20 +911,22 @@ def create_job(session: Session, project: Project, filename: str, save: Callable
         session.rollback()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.{fmt}"
-    save(path)
-    try:
+    try:  # from the first byte to the commit: a file with no job row pointing at it is removed
+        save(path)
         begin_write(session)
-        _check_room(session, project)  # again, under the write lock: two uploads at once count each other
+        if not is_sqlite(session):  # two uploads at once count each other (SQLite's write lock does that)
+            session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
+        _check_room(session, project)  # again, now that the upload is in
+        job = ImportJob(project_id=project.id, created_by=actor_id, filename=_shown_name(filename, fmt),
+                        path=str(path), format=fmt, update_existing=update_existing, bytes_total=path.stat().st_size)
+        session.add(job)
+        session.flush()
+        audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
+        session.commit()
     except BaseException:
         session.rollback()
         path.unlink(missing_ok=True)
         raise
-    job = ImportJob(project_id=project.id, created_by=actor_id, filename=_shown_name(filename, fmt), path=str(path), format=fmt,
-                    update_existing=update_existing, bytes_total=path.stat().st_size)
-    session.add(job)
-    session.flush()
-    audit.record(session, actor_id, "items.import", "project", project.id, {"file": job.filename, "import": job.id})
-    session.commit()
     return job
 
 

@@ -455,6 +455,8 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
         session.add(member)
         session.flush()
         audit.record(session, actor_id, "member.add", "project", project.id, {"user_id": user.id, "role": role})
+    if role == "reviewer":  # an offer to train on it made before cannot be taken up any more
+        _withdraw_invitations(session, member, "made reviewer", actor_id)
     return member
 
 
@@ -463,16 +465,25 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
 _EXCLUSIVE = {"trainer": "reviewer", "reviewer": "trainer"}
 
 
-def _check_not_both(session: Session, project_id: int, user_id: int, role: str) -> None:
-    """A ValidationError when the person holds, on this project, the role that excludes ``role`` (a
-    removed membership holds nothing)."""
+def excluding_role(session: Session, project_id: int, user_id: int, role: str) -> str | None:
+    """The role the person holds on this project that excludes ``role`` (trainer and reviewer exclude
+    each other; a removed membership holds nothing), or None. On PostgreSQL the person's row is locked
+    first, so two requests making them trainer and reviewer at once take turns and the second sees
+    the first."""
     other = _EXCLUSIVE.get(role)
     if other is None:
-        return
+        return None
+    if not is_sqlite(session):
+        session.execute(select(User.id).where(User.id == user_id).with_for_update())
     held = session.scalar(select(ProjectMember.id).where(
         ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role == other,
         ProjectMember.status != "removed"))
-    if held is not None:
+    return other if held is not None else None
+
+
+def _check_not_both(session: Session, project_id: int, user_id: int, role: str) -> None:
+    """A ValidationError for the admin when ``excluding_role`` finds one."""
+    if other := excluding_role(session, project_id, user_id, role):
         raise ValidationError({"email": f"this person is a {other} of this project; a {role} of it cannot be one too "
                                         f"(a reviewer sees the gold answers): remove them as {other} first"})
 
@@ -700,14 +711,14 @@ def _set_member_status(session: Session, member: ProjectMember, status: str, act
         raise ValidationError({"status": f"must be one of {', '.join(MEMBER_STATUSES)}"})
     if member.status != status and actor_id is not None and member.user_id == actor_id:
         raise ValidationError({"status": "nobody may change their own membership; another admin does it"})
+    if member.status != status and status != "removed" and member.status == "removed":
+        _check_not_both(session, member.project_id, member.user_id, member.role)  # before anything is written
     if member.status != status:
         audit.record(
             session, actor_id, "member.status", "project", member.project_id,
             {"user_id": member.user_id, "role": member.role, "from": member.status, "to": status,
              "flag": member.flagged_reason},
         )
-        if status != "removed" and member.status == "removed":
-            _check_not_both(session, member.project_id, member.user_id, member.role)
         if status == "active" and member.status in ("paused", "removed"):
             # Reinstated: the flag goes, and earlier gold answers stop counting against them.
             member.flagged_reason, member.flagged_at, member.reinstated_at = None, None, utcnow()

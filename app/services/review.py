@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.bounds import has_visible, plain_text_problem
@@ -55,10 +55,11 @@ def reviewable_projects(session: Session, user: User) -> list[Project]:
     """The projects ``user`` may review, by name: every one for an admin."""
     stmt = select(Project).order_by(Project.name)
     if not access.is_admin(user):
-        stmt = stmt.join(ProjectMember, ProjectMember.project_id == Project.id).where(
-            ProjectMember.user_id == user.id, ProjectMember.role == "reviewer", ProjectMember.status == "active"
-        )
-        return [p for p in session.scalars(stmt) if can_review(session, user, p)]
+        trains = exists().where(ProjectMember.project_id == Project.id, ProjectMember.user_id == user.id,
+                                ProjectMember.role == "trainer", ProjectMember.status != "removed")
+        stmt = stmt.where(exists().where(
+            ProjectMember.project_id == Project.id, ProjectMember.user_id == user.id,
+            ProjectMember.role == "reviewer", ProjectMember.status == "active"), ~trains)
     return list(session.scalars(stmt))
 
 

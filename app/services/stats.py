@@ -524,6 +524,9 @@ def recompute_later(session: Session, project: Project) -> float | None:
     return wait + 1  # a second past the interval, so the figures are no longer fresh when it runs
 
 
+SINCE_SHOWN_MAX = 10_000  # pages count the answers their figures miss up to this many ("10,000 or more")
+
+
 def answers_since(session: Session, project: Project, computed_at: datetime | None, limit: int | None = None) -> int:
     """How many of the project's answers were submitted after ``computed_at`` (every one when None),
     counted up to ``limit``: the ones its quality figures do not hold yet."""

@@ -504,8 +504,9 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host on this network": Linux connects it to itself
 # Cloud metadata services that do not live at a link-local address: Alibaba Cloud's (in the shared
 # 100.64/10 block, which also carries VPNs, so the block itself stays allowed), AWS's IPv6 one (a
-# unique-local address) and Azure's host endpoint (a public one).
-_METADATA = frozenset(map(ipaddress.ip_address, ("100.100.100.200", "fd00:ec2::254", "168.63.129.16")))
+# unique-local address), Azure's host endpoint (a public one) and Oracle Cloud's older one.
+_METADATA = frozenset(map(ipaddress.ip_address, ("100.100.100.200", "fd00:ec2::254", "168.63.129.16",
+                                                   "192.0.0.192")))
 # IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64's well-known and local-use ones):
 # a gateway translates them to that IPv4 address.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -513,7 +514,8 @@ _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one stands for, or None: mapped (``::ffff:a.b.c.d``), 6to4 (``2002::/16``),
-    Teredo (its client) and NAT64 forms all reach it."""
+    Teredo (its client) and NAT64 forms all reach it. (NAT64's block is also reserved, so those are refused
+    whatever they carry; unwrapped, the refusal names the address they stand for.)"""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     if ip.sixtofour is not None:

@@ -361,7 +361,8 @@ def quality(slug: str):
     stats = stats_service.project_figures(db, project)
     return render_template(
         "admin/quality.html", project=project, stats=stats,
-        since=stats_service.answers_since(db, project, stats.computed_at) if stats else 0,
+        since=stats_service.answers_since(db, project, stats.computed_at, stats_service.SINCE_SHOWN_MAX) if stats else 0,
+        since_max=stats_service.SINCE_SHOWN_MAX,
         trainers=stats_service.trainer_table(db, project, sort, descending), sort=sort, descending=descending,
         sortable=SORTABLE,
     )

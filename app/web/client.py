@@ -13,6 +13,7 @@ from app.errors import NotFound
 from app.models import Project
 from app.services import access, client_view
 from app.services.projects import get_by_slug
+from app.services.stats import SINCE_SHOWN_MAX
 
 from .access import require
 
@@ -76,4 +77,5 @@ def quality(slug: str):
     sort = sort if sort in client_view.SORTABLE else "annotations"
     descending = request.args.get("dir", "desc") != "asc"
     figures = client_view.quality(get_session(), project, current_app.config["SECRET_KEY"], sort, descending)
-    return render_template("client/quality.html", project=project, q=figures, sort=sort, descending=descending)
+    return render_template("client/quality.html", project=project, q=figures, sort=sort, descending=descending,
+                           since_max=SINCE_SHOWN_MAX)

@@ -105,9 +105,13 @@
     // skip's reason, a written answer, a grading note — as it sends the task from anywhere in the task.
     var own = event.target.form;
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && own && own !== form
-        && typingInField(event.target)) {
-      event.preventDefault();
-      own.requestSubmit();
+        && event.target.tagName && event.target.tagName.toLowerCase() === "textarea") {
+      // with the form's own first button (a form whose buttons post elsewhere, formaction, is left alone)
+      var button = own.querySelector("button[type=submit], button:not([type])");
+      if (button && !button.hasAttribute("formaction")) {
+        event.preventDefault();
+        own.requestSubmit(button);
+      }
       return;
     }
     var dialog = document.getElementById("shortcuts-help");
@@ -156,12 +160,19 @@
   });
 
   // --- text boxes: live character count -----------------------------------------------------------
+  // Counted as the server counts (bounds.shown): characters that show nothing (format characters,
+  // fillers, the braille blank, variation selectors) and control characters read as spaces, every run
+  // of spacing as one space, nothing at either end, in code points (an emoji is one).
+  var SHOWS_NOTHING = /[\p{Cf}\p{Cc}\u034F\u115F\u1160\u17B4\u17B5\u2800\u3164\uFFA0\u180B-\u180F\uFE00-\uFE0F\u{E0100}-\u{E01EF}]/gu;
+  function shownLength(text) {
+    return Array.from(text.replace(SHOWS_NOTHING, " ").replace(/\s+/g, " ").trim()).length;
+  }
   function updateCount(textarea) {
     var fs = textarea.closest("fieldset");
     var out = fs && fs.querySelector("[data-char-count]");
     if (!out) return;
     var min = parseInt(textarea.getAttribute("data-min-chars") || "0", 10);
-    var n = textarea.value.trim().length;
+    var n = shownLength(textarea.value);
     out.textContent = n + " characters" + (min ? " (at least " + min + ")" : "");
     out.classList.toggle("short", n < min);
   }

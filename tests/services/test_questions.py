@@ -115,8 +115,9 @@ def test_a_text_answer_counts_the_characters_a_reader_sees():
     padded = "short" + "\u200b" * 30 + "  " * 10 + "x"  # 7 characters as read ("short x")
     with pytest.raises(ValidationError, match=r"at least 20 characters \(7 so far\)"):
         validate_answers([CRITIQUE], {"critique": padded})
-    with pytest.raises(ValidationError, match="plain text"):
-        validate_answers([CRITIQUE], {"critique": "A long enough critique \u202eof the answer"})
+    # control characters and direction overrides are dropped (nobody sees them; a rewrite may carry them in)
+    assert validate_answers([CRITIQUE], {"critique": "A long enough critique \u202eof the\x0b answer"}) == {
+        "critique": "A long enough critique of the answer"}
     assert validate_answers([CRITIQUE], {"critique": "كلام واضح \u200fوكافٍ للنقد هنا تماما"})  # marks stay
 
 

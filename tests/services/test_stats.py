@@ -77,3 +77,29 @@ def test_excluding_a_trainers_work_is_audited_and_leaves_the_figures(session):
     session.commit()
     assert stats.annotations == 2
     assert {t.trainer_id for t in session.scalars(select(TrainerStats))} == {trainers[0].id}
+
+
+def test_a_project_of_thirty_answers_is_due_after_three_more(session, monkeypatch):
+    """The share in between the floor and the cap: figures holding 30 answers are due after 3 more (a
+    tenth), not after 2."""
+    from datetime import timedelta
+
+    from app.models import ProjectStats
+
+    trainer = make_user(session, "trainer")
+    project = make_label_project(session, items=40, trainers=[trainer])
+
+    def submit(n):
+        for _ in range(n):
+            a = queue.next_task(session, trainer.id, project)
+            queue.submit(session, a.id, trainer.id, {"label": "yes"})
+
+    submit(30)
+    stats_service.compute_project_stats(session, project)
+    session.commit()
+    computed_at = session.scalar(select(ProjectStats.computed_at))
+    monkeypatch.setattr(stats_service, "utcnow", lambda: computed_at + timedelta(minutes=2))
+    submit(2)
+    assert not stats_service.recompute_due(session, project)
+    submit(1)
+    assert stats_service.recompute_due(session, project)

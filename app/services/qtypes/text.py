@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.bounds import has_visible, plain_text_problem, shown
+from app.bounds import has_visible, shown, without_controls
 
 from .base import AnswerError, QuestionType, int_field, is_int
 
@@ -54,11 +54,11 @@ class TextType(QuestionType):
     def clean_answer(self, options, value, responses):
         if not isinstance(value, str):
             raise AnswerError("must be text")
-        value = value.replace("\r\n", "\n").strip()
+        # Control characters and direction overrides are dropped, not refused: nobody sees them, and a
+        # rewrite starts as the response's own text, which may hold some the trainer could never find.
+        value = without_controls(value.replace("\r\n", "\n")).strip()
         if len(value) > TEXT_MAX_CHARS:
             raise AnswerError(f"at most {TEXT_MAX_CHARS} characters")
-        if problem := plain_text_problem(value):
-            raise AnswerError(problem)
         if value and not has_visible(value):  # zero-width spaces, fillers: a rewrite of them would train silence
             raise AnswerError("shows nothing: it holds only invisible characters")
         # Characters as a reader counts them: invisible ones and runs of spacing do not pad a short answer.

@@ -61,8 +61,9 @@ class QualityOut(BaseModel):
     project: str
     computed_at: datetime | None = Field(description="When the figures were computed; null before the first time")
     annotations: int
-    answers_since: int = Field(description="Answers submitted after the figures were computed, not in them yet "
-                                           "(figures are recomputed as answers arrive, at most once a minute)")
+    answers_since: int = Field(description="Answers submitted after the figures were computed, not in them yet, "
+                                           "counted up to 10,000 (figures are recomputed as answers arrive, at "
+                                           "most once a minute)")
     trainers_count: int
     items_annotated: int
     median_seconds: float | None
