@@ -250,6 +250,28 @@ def users_create(email: str, name: str | None, roles: tuple[str, ...], password:
     click.echo(f"created user {user.id} {user.email} ({', '.join(sorted(user.roles))})")
 
 
+@users.command("reset-link")
+@click.argument("email")
+@with_appcontext
+def users_reset_link(email: str) -> None:
+    """Print a one-time password link for EMAIL, valid for a day (an admin's account gets one only here)."""
+    from app.db import get_session
+    from app.errors import ServiceError
+    from app.services.users import find_by_email, issue_reset_link
+
+    session = get_session()
+    user = find_by_email(session, email)
+    if user is None:
+        _fail(f"no account with the e-mail {email}")
+    try:
+        token = issue_reset_link(session, user, None)
+    except ServiceError as exc:
+        session.rollback()
+        _fail(str(exc))
+    click.echo(f"one-time password link for {user.email}, valid for a day: /reset/{token} (on this "
+               "installation's address)")
+
+
 # --- projects -------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.bounds import one_line_problem
-from app.errors import Conflict, NotFound, ValidationError
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
 from app.models.users import USER_STATUSES
 
@@ -256,13 +256,22 @@ def change_password(session: Session, user: User, current: str, new: str, confir
     return user
 
 
+ADMIN_RESET_ON_SERVER = ("an admin's one-time password link is made on the server: "
+                         "groundwork users reset-link EMAIL")
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_reset_link(session: Session, user: User, actor_id: int | None, now: datetime | None = None) -> str:
     """A one-time password reset token for ``user``, valid for a day; earlier unused ones stop working.
-    Returns the token (shown once to the admin, who passes it on); only its hash is stored. Commits."""
+    Returns the token (shown once to the admin, who passes it on); only its hash is stored. Commits.
+
+    An admin's account gets one only from the command line (``actor_id`` None): from the people page,
+    one admin could take over another's account, and with it the rules that need "another admin"."""
+    if actor_id is not None and user.has_role("admin"):
+        raise Forbidden(ADMIN_RESET_ON_SERVER)
     now = now or utcnow()
     session.execute(update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
                     .values(used_at=now))

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import Conflict, ValidationError
+from app.errors import Conflict, Forbidden, ValidationError
 from app.models import ImportJob, Project, User
 from app.services import audit_log, importing, trainers
 from app.services import projects as project_service
@@ -103,7 +103,11 @@ def person_sign_out(user_id: int):
 def person_reset_link(user_id: int):
     """A one-time password link, shown once on this page (there is no mail server to send it)."""
     user = _person_or_404(user_id)
-    token = user_service.issue_reset_link(get_session(), user, current_user.id)
+    try:
+        token = user_service.issue_reset_link(get_session(), user, current_user.id)
+    except Forbidden as exc:
+        flash(f"No link made: {exc}.", "error")
+        return redirect(url_for("admin.person", user_id=user.id), code=303)
     return _person_page(user, reset_link=url_for("auth.reset", token=token, _external=True))
 
 

@@ -201,3 +201,24 @@ def test_whatever_ends_access_spends_the_reset_links_not_used_yet(session, endin
         user_service.sign_out_everywhere(session, trainer, admin.id)
     with pytest.raises(NotFound):
         user_service.reset_for(session, link)
+
+
+def test_an_admins_reset_link_is_made_only_on_the_server(app, client, session):
+    """One admin must not take over another's account through a reset link (and with it the rules that
+    need "another admin"): the people page refuses, the command line makes one."""
+    from app.cli import users_reset_link
+    from app.models import PasswordReset
+
+    admin, other = make_user(session, "admin"), make_user(session, "admin")
+    sign_in(client, admin)
+    page = client.get(f"/admin/people/{other.id}").get_data(as_text=True)
+    assert 'data-testid="admin-reset-note"' in page and f"/admin/people/{other.id}/reset-link" not in page
+    csrf = token(client, f"/admin/people/{other.id}")
+    refused = client.post(f"/admin/people/{other.id}/reset-link", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "made on the server" in refused.get_data(as_text=True) and "/reset/" not in refused.get_data(as_text=True)
+    session.expire_all()
+    assert session.scalar(select(PasswordReset.id).where(PasswordReset.user_id == other.id)) is None
+    printed = app.test_cli_runner().invoke(users_reset_link, [other.email])
+    assert printed.exit_code == 0 and "/reset/" in printed.output
+    link = re.search(r"(/reset/[A-Za-z0-9_\-]+)", printed.output).group(1)
+    assert app.test_client().get(link).status_code == 200
