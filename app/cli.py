@@ -394,7 +394,8 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     raw["format"], raw["exclude_gold"] = fmt, not include_gold
     try:
         project = get_by_slug(session, slug)
-        export = exporting.create_export(session, project, raw, actor_id=None)
+        export = exporting.create_export(session, project, raw, actor_id=None,
+                                         **exporting.disk_limits(current_app.config))
     except ServiceError as exc:
         _fail(str(exc))
     app = current_app._get_current_object()

@@ -158,6 +158,9 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance_path / "exports"),
         # Uploads wait here for their import job (each is removed when its job ends, however it ends).
         "IMPORT_DIR": env.get("IMPORT_DIR") or str(instance_path / "imports"),
+        # Free space a new dataset version must leave on the disk of EXPORT_DIR, beside its own size
+        # (estimated by the project's largest version): a version is refused (507) without it.
+        "EXPORT_MIN_FREE_MB": int(env.get("EXPORT_MIN_FREE_MB", "256")),
         # How often (in annotations read) a running export saves its progress.
         "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
         # Processes a large JSONL export is split across (this one plus forked helpers).

@@ -54,3 +54,9 @@ class Conflict(ServiceError):
     """The request was fine but the state has moved on (someone else acted first, a lease lapsed)."""
 
     status = 409
+
+
+class InsufficientStorage(ServiceError):
+    """The server's disk has no room for what was asked (a dataset version)."""
+
+    status = 507

@@ -22,6 +22,7 @@ MESSAGES = {
     415: ("Unsupported media type", "The body is not in a format this address accepts."),
     416: ("Range not satisfiable", "The byte range asked for is not in the file."),
     503: ("Busy", "The database is busy or unreachable for a moment. Please try again."),
+    507: ("No room", "The server's disk has no room for that."),
     422: ("Invalid input", "Some of what you sent is not valid."),
     429: ("Too many attempts", "Too many attempts. Please wait and try again."),
     500: ("Something went wrong", "An unexpected error happened. It has been logged; please try again."),
@@ -31,7 +32,7 @@ MESSAGES = {
 # The API's machine-readable code for each status.
 API_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "invalid", 429: "rate_limited", 500: "internal",
-             503: "unavailable"}
+             503: "unavailable", 507: "insufficient_storage"}
 
 
 def is_api_request() -> bool:

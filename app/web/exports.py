@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import NotFound, ValidationError
+from app.errors import NotFound, ServiceError, ValidationError
 from app.models import DatasetExport, Project
 from app.services import client_view, exporting
 from app.services import users as user_service
@@ -85,10 +85,13 @@ def create(slug: str):
     project = _project(slug)
     raw = _form_options(request.form)
     try:
-        export = exporting.create_export(db, project, raw, current_user.id)
+        export = exporting.create_export(db, project, raw, current_user.id, **exporting.disk_limits(current_app.config))
     except ValidationError as exc:
         db.rollback()
         return render_template("exports/index.html", **_page_context(project, raw, exc.errors)), 422
+    except ServiceError as exc:  # too many at once or this hour, no room on the disk: said on the form
+        db.rollback()
+        return render_template("exports/index.html", **_page_context(project, raw, {"": str(exc)})), exc.status
     enqueue(build_export, export.id)
     return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
 

@@ -28,7 +28,7 @@ from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
-from app.errors import Conflict, NotFound, ValidationError, plain_reason
+from app.errors import Conflict, InsufficientStorage, NotFound, ValidationError, plain_reason
 from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, utcnow
 
 from .. import audit, webhooks
@@ -44,6 +44,7 @@ SCHEMA_VERSION = "groundwork-export/1"
 TMP_FOLDER = ".partial"
 STALLED_AFTER_SECONDS = 120
 MAX_PENDING_EXPORTS = 3  # versions of one project queued or running at once (``create_export``)
+MAX_VERSIONS_PER_HOUR = 20  # versions one project may be asked for in an hour (each is a full copy on disk)
 DOWNLOADABLE = ("manifest.json", "README.md")
 FINISHED = ("done", "empty")  # a version in one of these never changes
 QUEUED_OVERDUE_SECONDS = 60  # a version queued this long without starting is queued again by the sweep
@@ -100,9 +101,11 @@ def available_formats(session: Session, project: Project) -> dict[str, str | Non
     return {name: fmt.needs(plan) for name, fmt in FORMATS.items()}
 
 
-def create_export(session: Session, project: Project, raw_options: Mapping[str, Any], actor_id: int | None) -> DatasetExport:
+def create_export(session: Session, project: Project, raw_options: Mapping[str, Any], actor_id: int | None,
+                  root: str | os.PathLike | None = None, min_free_bytes: int = 0) -> DatasetExport:
     """Check the options against the project and add a queued version. Commits (the caller enqueues
-    ``build_export`` with its id)."""
+    ``build_export`` with its id). With ``root`` (where versions are written), a version is refused
+    when the disk there lacks room for one as large as the project's largest, plus ``min_free_bytes``."""
     options = options_for(raw_options)
     # The write lock before the first read: on SQLite a transaction that read cannot start writing
     # once another connection (a webhook delivery, say) has committed meanwhile.
@@ -124,6 +127,16 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
         session.rollback()
         raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
                        "is done")
+    # Every version is a full copy on disk: a project is asked for a bounded number an hour, and none
+    # starts without room for one as large as its largest.
+    recent = session.scalar(select(func.count(DatasetExport.id)).where(
+        DatasetExport.project_id == project.id, DatasetExport.created_at >= utcnow() - timedelta(hours=1)))
+    if recent >= MAX_VERSIONS_PER_HOUR:
+        session.rollback()
+        raise Conflict(f"{recent} versions of this project were asked for in the last hour, the most it takes; "
+                       "ask again later (each version is a full copy on the server's disk)")
+    if root is not None:
+        _check_room(session, project, Path(root), min_free_bytes)
     # The next version number of the project, under its row's lock (PostgreSQL; SQLite's write lock is
     # held already), so two versions asked for at once get two numbers.
     session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
@@ -543,6 +556,39 @@ def _fail(session_factory, export_id: int, attempt: int, exc: BaseException) -> 
                 session.commit()
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+def disk_limits(config: Mapping[str, Any]) -> dict:
+    """``create_export``'s room check from the app's settings (EXPORT_DIR, EXPORT_MIN_FREE_MB)."""
+    return {"root": config["EXPORT_DIR"], "min_free_bytes": int(config.get("EXPORT_MIN_FREE_MB", 0)) * 1024 * 1024}
+
+
+def _check_room(session: Session, project: Project, root: Path, min_free_bytes: int) -> None:
+    """InsufficientStorage when the disk holding ``root`` has less free space than the project's largest
+    version (all its files) plus ``min_free_bytes``. Rolls back before raising."""
+    largest = 0
+    for manifest in session.scalars(select(DatasetExport.manifest).where(
+            DatasetExport.project_id == project.id, DatasetExport.status == "done")
+            .order_by(DatasetExport.bytes.desc()).limit(3)):
+        largest = max(largest, sum(int(f.get("bytes") or 0) for f in (manifest or {}).get("files", [])))
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < largest + min_free_bytes:
+        session.rollback()
+        raise InsufficientStorage(
+            f"not enough disk space for another version: {_size(free)} free, and this project's largest version "
+            f"took {_size(largest)} (the server keeps {_size(min_free_bytes)} free); remove old versions' folders "
+            "or give the server more room")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
 
 
 def _refresh_figures(session: Session, project_id: int) -> None:

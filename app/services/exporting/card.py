@@ -567,7 +567,10 @@ def _loading(project, fmt, manifest: dict, splits, features) -> list[str]:
                   '`keep_default_na: false` and `na_values: [""]`, so loading the folder keeps them as written, and '
                   "reads the text columns as text (`dtype`), so an id \"001\" stays \"001\" and labels \"1\" and "
                   "\"1.0\" stay two; pass the same to `pandas.read_csv` or `load_dataset(\"csv\", …)` yourself, as "
-                  "shown.", ""]
+                  "shown.", "",
+                  "Cells hold the annotators' text exactly as written, so a cell may start with `=`, `+`, `-` or `@`: "
+                  "read the file with a CSV reader (pandas, `datasets`), not a spreadsheet program, which could run "
+                  "such a cell as a formula.", ""]
     lines += [_joining(project, fmt, manifest, features) + " Loading the files alone lets `datasets` guess the "
               "types, and a column that is null throughout a file is then typed null: load the folder instead.", ""]
     return lines

@@ -169,12 +169,15 @@ def _managed_export(export_id: int) -> tuple[DatasetExport, Project]:
 
 @bp.post("/projects/<slug>/exports")
 @allow("admin", "client")
-@spec.validate(json=ExportCreate, resp=responses(HTTP_202=ExportQueued), tags=["exports"])
+@spec.validate(json=ExportCreate, resp=responses(HTTP_202=ExportQueued, errors=(409, 507)), tags=["exports"])
 def create_export(slug: str, json: ExportCreate):
-    """Build a new dataset version (admins and the project's clients); it runs in the background."""
+    """Build a new dataset version (admins and the project's clients); it runs in the background. A
+    project builds at most 3 at a time and is asked for at most 20 an hour (409); a version that would
+    leave the server's disk short of room is refused (507)."""
     project = managed_project(slug)
     # as text, like the form's: the options parser checks every value the same way whoever sends it
-    export = exporting.create_export(get_session(), project, json.model_dump(mode="json", exclude_none=True), user().id)
+    export = exporting.create_export(get_session(), project, json.model_dump(mode="json", exclude_none=True), user().id,
+                                     **exporting.disk_limits(current_app.config))
     enqueue(build_export, export.id)
     url = url_for("api.get_export", export_id=export.id, _external=True)
     return ExportQueued(export_id=export.id, status=export.status, status_url=url), 202, {"Location": url}

@@ -6,7 +6,7 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.errors import ValidationError
 from app.models import Annotation, DatasetExport, Item, ProjectMember, ProjectStats, TrainerStats, utcnow
@@ -324,3 +324,36 @@ def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_ever
     filtered = build(project, format="raw", min_trainer_quality=0.0)
     assert filtered.export.manifest["counts"]["annotations_read"] == 4  # both trainers, all their answers
     assert filtered.export.manifest["agreement"]["project"]["answers_after"] == 0
+
+
+def test_versions_are_bounded_by_the_hour_and_by_the_room_on_disk(session, build, pairs_project, tmp_path,
+                                                                   monkeypatch):
+    """Each version is a full copy on disk: a project is asked for at most MAX_VERSIONS_PER_HOUR an
+    hour, and a version that would leave the disk short of room for one as large as its largest (plus
+    the reserve) is refused before anything is queued."""
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from app.errors import Conflict, InsufficientStorage
+    from app.services import exporting
+
+    first = build(pairs_project, format="raw")
+    size = sum(f["bytes"] for f in first.export.manifest["files"])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _path: usage(10**12, 0, size + 1000))
+    with pytest.raises(InsufficientStorage, match="not enough disk space"):
+        create_export(session, pairs_project, {"format": "raw"}, None, root=tmp_path / "exports", min_free_bytes=2000)
+    assert session.scalar(select(func.count(DatasetExport.id))) == 1  # nothing queued
+    create_export(session, pairs_project, {"format": "raw"}, None, root=tmp_path / "exports", min_free_bytes=500)
+    session.execute(update(DatasetExport).values(status="done"))  # none pending: only the hourly bound speaks
+    session.commit()
+    monkeypatch.setattr(exporting, "MAX_VERSIONS_PER_HOUR", 3)
+    create_export(session, pairs_project, {"format": "raw"}, None)
+    session.execute(update(DatasetExport).values(status="done"))
+    session.commit()
+    with pytest.raises(Conflict, match="in the last hour"):
+        create_export(session, pairs_project, {"format": "raw"}, None)
+    session.rollback()
+    session.execute(update(DatasetExport).values(created_at=utcnow() - timedelta(hours=2)))
+    session.commit()
+    assert create_export(session, pairs_project, {"format": "raw"}, None).status == "queued"

@@ -349,6 +349,7 @@ def test_a_csv_version_with_an_unanswered_number_loads_as_its_card_says(build, s
     built = build(project, format="csv")
     expected = {"a1": (4, 2), "a2": (5, None)}
     folder = _folder(built.folder, tmp_path / ".hf")["train"]
+    assert "not a spreadsheet program" in (built.folder / "README.md").read_text()  # cells kept as written
     assert folder.features["answer_verbosity"].dtype == "float64"
     assert {r["item_id"]: (r["answer_helpfulness"], r["answer_verbosity"]) for r in folder} == expected
     scope = _run_loading_code(built.folder, tmp_path, monkeypatch)
