@@ -111,8 +111,7 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     # once another connection (a webhook delivery, say) has committed meanwhile.
     begin_write(session)
     fmt, plan = plan_for(session, project, options)
-    idle = {name: f"adds no column to {fmt.name}; leave it out" for name in COLUMN_OPTIONS
-            if getattr(options, name) and _adds_nothing(fmt, plan, name)}
+    idle = _idle_options(fmt, plan, options)
     if idle:  # an option that changes nothing would be recorded in the manifest as if it had
         session.rollback()
         raise ValidationError(idle)
@@ -161,6 +160,28 @@ def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
     off = copy.copy(plan)
     setattr(off, name, False)
     return fmt.features(off) == fmt.features(plan)
+
+
+# The formats that read which labels are desirable (KTO from a label question; SFT's approved responses).
+DESIRABLE_READERS = ("trl-kto", "trl-sft")
+
+
+def _idle_options(fmt: Format, plan: Plan, options: ExportOptions) -> dict[str, str]:
+    """The options given that would change nothing in this format for this project, each with why: they
+    would be recorded in the manifest (and said in the card) as if they had done something."""
+    idle = {name: f"adds no column to {fmt.name}; leave it out" for name in COLUMN_OPTIONS
+            if getattr(options, name) and _adds_nothing(fmt, plan, name)}
+    if options.conversational:
+        plain, chat = copy.copy(plan), copy.copy(plan)
+        plain.conversational, chat.conversational = False, True
+        if fmt.features(plain) == fmt.features(chat):
+            idle["conversational"] = f"{fmt.name} writes no message lists; leave it out"
+    if options.desirable_labels and (fmt.name not in DESIRABLE_READERS or plan.label_question is None
+                                     or (fmt.name == "trl-kto" and plan.pair_question is not None)):
+        idle["desirable_labels"] = (f"{fmt.name} does not read desirable labels for this project (KTO reads them "
+                                    "from a label question when no preference or ranking decides, SFT from a label "
+                                    "question); leave them out")
+    return idle
 
 
 def retry_export(session: Session, project: Project, export_id: int) -> DatasetExport:

@@ -179,6 +179,10 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "date_from": "2100-12-31T23:30:00-01:00"}, "date_from", "between the years 2000 and 2100"),
     ({"format": "helpsteer"}, "format", "needs at least one rating question"),
     ({"format": "openai-sft"}, "format", "rewrite"),
+    # options that would change nothing here, and be recorded as if they had
+    ({"format": "raw", "conversational": True}, "conversational", "writes no message lists"),
+    ({"format": "trl-preference", "desirable_labels": "good"}, "desirable_labels", "does not read desirable labels"),
+    ({"format": "trl-kto", "desirable_labels": "good"}, "desirable_labels", "does not read desirable labels"),
 ])
 def test_bad_options_are_refused_and_nothing_is_created(session, pairs_project, options, field, words):
     before = session.scalar(select(DatasetExport.id).limit(1))
