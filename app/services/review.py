@@ -28,7 +28,7 @@ REASON_TITLES = {
 }
 STATUS_FOR = {"approve": "approved", "reject": "rejected", "correct": "corrected"}
 COMMENT_MAX = 2000
-ALREADY_REVIEWED = "This work has already been reviewed by someone else; the first verdict stands."
+ALREADY_REVIEWED = "This work has already been reviewed; the first verdict stands."
 
 
 def can_review(session: Session, user: User, project: Project) -> bool:

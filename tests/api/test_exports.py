@@ -305,6 +305,7 @@ def test_bad_instants_and_splits_are_refused_by_field(api, api_world, session):
 
     assert list(details({"date_to": "March"})) == ["date_to"]
     assert list(details({"as_of": "soon"})) == ["as_of"]
+    assert "an offset such as +02:00" in details({"as_of": "yesterday"})["as_of"]  # the parser's words, as date_from's
     assert list(details({"validation_fraction": 0.6, "test_fraction": 0.4})) == ["validation_fraction"]
     assert list(details({"with_ids": "sometimes"})) == ["with_ids"]
     session.commit()

@@ -336,8 +336,9 @@ def _refuses_extra_keys(needs: Callable[[Plan], str | None]) -> Callable[[Plan],
     def check(plan: Plan) -> str | None:
         extra = [name for name in ("with_ids", "with_agreement") if getattr(plan.options, name)]
         if extra:
-            return (f"cannot take {' or '.join(extra)}: the OpenAI API rejects lines with extra keys "
-                    f"(the ids and agreement of every line are in the .meta.jsonl file beside the data file)")
+            return OptionProblem(f"{plan.options.format} cannot take {' or '.join(extra)}: the OpenAI API rejects "
+                                 "lines with extra keys (the ids and agreement of every line are in the .meta.jsonl "
+                                 "file beside the data file)", field=extra[0])
         return needs(plan)
 
     return check
@@ -584,7 +585,12 @@ class OptionProblem(str):
     """What a format needs that is an option of the version's, not something the project lacks: the
     caller names ``field`` (the option) in its error instead of the format."""
 
-    field = "desirable_labels"
+    field: str
+
+    def __new__(cls, text: str, field: str = "desirable_labels"):
+        made = super().__new__(cls, text)
+        made.field = field
+        return made
 
 
 def _check_desirable(plan: Plan) -> str | None:

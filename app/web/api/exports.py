@@ -71,8 +71,10 @@ class ExportCreate(In):
                                   examples=["2026-12-01", "2026-12-01T09:30:00Z"])
     date_to: str | None = Field(None, max_length=40, description=f"Submitted at or before: {INSTANT}; a bare date "
                                                                  "takes the whole day", examples=["2026-12-06"])
-    as_of: datetime | None = Field(None, strict=False, description="Rebuild the data as it stood at this instant (UTC without a "
-                                                     "zone); a version's manifest gives its snapshot instant")
+    as_of: str | None = Field(None, max_length=40, description="Rebuild the data as it stood at this instant (an ISO "
+                                                              "instant; UTC without a zone); a version's manifest gives "
+                                                              "its snapshot instant",
+                              examples=["2026-12-06T17:20:00.000000Z"])
     test_fraction: float | None = Field(None, ge=0, lt=1, description="Share of items in a test split")
     validation_fraction: float | None = Field(None, ge=0, lt=1, description="Share of items in a validation split "
                                                                             "(with test_fraction below 1)")

@@ -104,7 +104,7 @@ def test_openai_formats_refuse_extra_keys(session, build, pairs_project, critiqu
     project = pairs_project if fmt == "openai-dpo" else critique_project
     with pytest.raises(ValidationError) as caught:
         create_export(session, project, {"format": fmt, option: True}, actor_id=None)
-    assert "OpenAI API rejects lines with extra keys" in str(caught.value.errors["format"])
+    assert "OpenAI API rejects lines with extra keys" in caught.value.errors[option]  # the option named, not the format
     assert FORMATS[fmt].min_rows == 10
 
 
