@@ -242,9 +242,8 @@ def test_count_pay_writes_nothing_for_an_open_week_within_budget(session):
 # --- after the commit: statistics_due ----------------------------------------------------------------
 
 
-def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(session, monkeypatch):
-    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)
-    monkeypatch.setattr(stats_service, "STATS_SHARE", 1)  # the cap, not a small project's share, decides here
+def _one_trainer_project(session):
+    """A trainer, a six-item project and a way to submit their next task."""
     trainer = make_user(session, "trainer")
     project = make_label_project(session, items=6, trainers=[trainer])
 
@@ -252,6 +251,13 @@ def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(
         a = queue.next_task(session, trainer.id, project)
         queue.submit(session, a.id, trainer.id, {"label": "yes"})
 
+    return project, submit_one
+
+
+def test_statistics_are_due_every_stats_every_submissions_at_most_once_a_minute(session, monkeypatch):
+    monkeypatch.setattr(stats_service, "STATS_EVERY", 2)
+    monkeypatch.setattr(stats_service, "STATS_SHARE", 1)  # the cap, not a small project's share, decides here
+    project, submit_one = _one_trainer_project(session)
     submit_one()
     assert after_submit.statistics_due(session, project)  # no figures yet: the first answer makes them
     submit_one()
@@ -272,13 +278,7 @@ def test_a_burst_inside_the_fresh_minute_asks_once_for_figures_a_minute_later(se
     """Answers that arrive while the figures are fresh, with nothing after them, would stay out of the
     figures for good: the first such submit asks for a look once the minute is over (one ask per
     computation); by then the figures are due and get recomputed."""
-    trainer = make_user(session, "trainer")
-    project = make_label_project(session, items=6, trainers=[trainer])
-
-    def submit_one():
-        a = queue.next_task(session, trainer.id, project)
-        queue.submit(session, a.id, trainer.id, {"label": "yes"})
-
+    project, submit_one = _one_trainer_project(session)
     submit_one()
     stats_service.compute_project_stats(session, project)
     session.commit()
