@@ -16,4 +16,5 @@ ROWS = {
     ("GET", "api.list_members"): row(),  # the people list: never a client's
     ("POST", "api.add_member"): row(admin=422, admin_ro=403),
     ("PATCH", "api.update_member"): row(admin=422, admin_ro=403),  # the trainer's membership of world.project
+    ("PUT", "api.set_member_work"): row(admin=422, admin_ro=403),  # the same membership; an empty body
 }

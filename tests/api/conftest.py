@@ -46,6 +46,9 @@ class Api:
     def patch(self, url, as_="admin", **kwargs):
         return self.request("PATCH", url, as_, **kwargs)
 
+    def put(self, url, as_="admin", **kwargs):
+        return self.request("PUT", url, as_, **kwargs)
+
 
 def token_for(session, user, name: str = "tests", read_only: bool = False) -> str:
     return api_tokens.create(session, user, name, read_only=read_only).secret

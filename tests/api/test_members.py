@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import Assignment, AuditEvent, ProjectMember
+from app.models import Annotation, Assignment, AuditEvent, ProjectMember
 from app.services import assignment as queue
+from app.services import projects as project_service
 from tests.factories import make_user
 
 URL = "/api/v1/projects/alpha/members"
@@ -94,3 +95,27 @@ def test_nobody_changes_their_own_membership(api, api_world, session):
     assert refused.status_code == 422 and "status" in refused.get_json()["error"]["details"]
     session.expire_all()
     assert session.get(ProjectMember, mine).status == "active"
+
+
+def test_an_admin_excludes_a_trainers_work_and_includes_it_again(api, api_world, session):
+    """The trainer page's button over the API: every annotation of that trainer in the project leaves
+    the dataset (and comes back), audited; only a trainer membership, and never one's own."""
+    world = api_world.world
+    held = queue.next_task(session, world.trainer.id, world.project)
+    queue.submit(session, held.id, world.trainer.id, {"label": "yes"})
+    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == world.project.id,
+                                                        ProjectMember.user_id == world.trainer.id))
+    url = f"{URL}/{member.id}/work"
+    out = api.put(url, json={"excluded": True})
+    assert out.status_code == 200 and out.get_json() == {
+        "member_id": member.id, "user_id": world.trainer.id, "excluded": True, "annotations_changed": 1}
+    session.rollback()  # a new snapshot: see what the request committed
+    assert session.scalars(select(Annotation.excluded).where(Annotation.trainer_id == world.trainer.id)).all() == [True]
+    assert api.put(url, json={"excluded": True}).get_json()["annotations_changed"] == 0  # nothing more to change
+    assert api.put(url, json={"excluded": False}).get_json()["annotations_changed"] == 1
+    assert api.put(url, as_="admin_ro", json={"excluded": True}).status_code == 403
+    assert api.put(url, json={"excluded": "yes please"}).status_code == 422
+    session.rollback()  # a new snapshot before writing: the requests wrote meanwhile
+    reviewing = project_service.add_member(session, world.project, make_user(session, "reviewer"), "reviewer")
+    refused = api.put(f"{URL}/{reviewing.id}/work", json={"excluded": True})
+    assert refused.status_code == 422 and "member_id" in refused.get_json()["error"]["details"]

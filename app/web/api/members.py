@@ -1,4 +1,5 @@
-"""API: a project's members (admins) — list them, add one by e-mail, pause, reinstate or remove one."""
+"""API: a project's members (admins) — list them, add one by e-mail, pause, reinstate or remove one, exclude a
+trainer's work or include it again."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.db import get_session
+from app.errors import ValidationError
 from app.models import MEMBER_ROLES, MEMBER_STATUSES
 from app.services import projects as project_service
+from app.services import trainers
 from app.services import users as user_service
 
 from .base import In, allow, bp, responses, spec, user
@@ -83,3 +86,31 @@ def update_member(slug: str, member_id: int, json: MemberChange):
     member = project_service.get_member(db, project, member_id)
     project_service.set_member_status(db, member, json.status, actor_id=user().id)
     return member_out(member, user_service.find_by_id(db, member.user_id))
+
+
+class WorkExclusion(In):
+    excluded: bool = Field(description="true: leave every annotation of this trainer in the project out of the "
+                                       "dataset, quality figures and pay; false: take them back in")
+
+
+class WorkExclusionOut(BaseModel):
+    member_id: int
+    user_id: int
+    excluded: bool
+    annotations_changed: int = Field(description="How many of their annotations this request changed")
+
+
+@bp.put("/projects/<slug>/members/<int:member_id>/work")
+@allow("admin")
+@spec.validate(json=WorkExclusion, resp=responses(HTTP_200=WorkExclusionOut), tags=["members"])
+def set_member_work(slug: str, member_id: int, json: WorkExclusion):
+    """Exclude a trainer member's work from the project, or include it again (admins; never one's own):
+    every annotation of theirs there, with the pay it settles — as the trainer page's button does."""
+    db = get_session()
+    project = visible_project(slug)
+    member = project_service.get_member(db, project, member_id)
+    if member.role != "trainer":
+        raise ValidationError({"member_id": "only a trainer member's work can be excluded"})
+    changed = trainers.set_work_excluded(db, project, member.user_id, user().id, excluded=json.excluded)
+    return WorkExclusionOut(member_id=member.id, user_id=member.user_id, excluded=json.excluded,
+                            annotations_changed=changed)
