@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.bounds import has_visible, plain_text_problem
@@ -31,16 +31,19 @@ COMMENT_MAX = 2000
 ALREADY_REVIEWED = "This work has already been reviewed; the first verdict stands."
 
 
+def _reviews(user_id: int):
+    """The condition on ``Project`` that the person reviews it: an active reviewer member of it who does
+    not also train on it (memberships refuse that; this holds for any made before)."""
+    member = (ProjectMember.project_id == Project.id, ProjectMember.user_id == user_id)
+    return and_(exists().where(*member, ProjectMember.role == "reviewer", ProjectMember.status == "active"),
+                ~exists().where(*member, ProjectMember.role == "trainer", ProjectMember.status != "removed"))
+
+
 def can_review(session: Session, user: User, project: Project) -> bool:
-    """Who may review a project: an admin, or an active reviewer member of it who does not also train
-    on it (memberships refuse that; this holds for any made before)."""
+    """Who may review a project: an admin, or someone it ``_reviews``."""
     if access.is_admin(user):
         return True
-    member = access.membership(session, user, project, role="reviewer")
-    if member is None or member.status != "active":
-        return False
-    trains = access.membership(session, user, project, role="trainer")
-    return trains is None or trains.status == "removed"
+    return session.scalar(select(Project.id).where(Project.id == project.id, _reviews(user.id))) is not None
 
 
 def project_for_review(session: Session, user: User, slug: str) -> Project:
@@ -55,11 +58,7 @@ def reviewable_projects(session: Session, user: User) -> list[Project]:
     """The projects ``user`` may review, by name: every one for an admin."""
     stmt = select(Project).order_by(Project.name)
     if not access.is_admin(user):
-        trains = exists().where(ProjectMember.project_id == Project.id, ProjectMember.user_id == user.id,
-                                ProjectMember.role == "trainer", ProjectMember.status != "removed")
-        stmt = stmt.where(exists().where(
-            ProjectMember.project_id == Project.id, ProjectMember.user_id == user.id,
-            ProjectMember.role == "reviewer", ProjectMember.status == "active"), ~trains)
+        stmt = stmt.where(_reviews(user.id))
     return list(session.scalars(stmt))
 
 

@@ -605,11 +605,14 @@ def _check_room(session: Session, project: Project, root: Path, min_free_bytes: 
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+    """Bytes as people read them: ``512 bytes``, ``3.2 MB``."""
+    if n < 1024:
+        return f"{n:,} bytes"
+    for unit in ("KB", "MB"):
         n /= 1024
-    return f"{n:,.1f} GB"
+        if n < 1024:
+            return f"{n:,.1f} {unit}"
+    return f"{n / 1024:,.1f} GB"
 
 
 def _refresh_figures(session: Session, project_id: int) -> None:
