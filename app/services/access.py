@@ -6,7 +6,7 @@ Page-level rules are declared on each route with ``web.access.require(...)``; ob
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from app.models import Project, ProjectMember, User
@@ -72,8 +72,16 @@ def is_client(session: Session, user: User, project: Project) -> bool:
     identity or pay."""
     if not (user.is_active and user.has_role("client")):
         return False
-    member = membership(session, user, project, role="client")
-    return member is not None and member.status == "active"
+    return session.scalar(select(Project.id).where(Project.id == project.id, member_not_training(user.id, "client"))) is not None
+
+
+def member_not_training(user_id: int, role: str):
+    """The condition on ``Project`` that the person is an active ``role`` member of it (its reviewer or
+    client) who does not also train on it: memberships refuse that, since reviewers and clients see
+    the gold answers; this holds for any made before."""
+    member = (ProjectMember.project_id == Project.id, ProjectMember.user_id == user_id)
+    return and_(exists().where(*member, ProjectMember.role == role, ProjectMember.status == "active"),
+                ~exists().where(*member, ProjectMember.role == "trainer", ProjectMember.status != "removed"))
 
 
 def client_projects(session: Session, user: User) -> list[Project]:
@@ -81,9 +89,7 @@ def client_projects(session: Session, user: User) -> list[Project]:
     if not (user.is_active and user.has_role("client")):
         return []
     return list(session.scalars(
-        select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
-        .where(ProjectMember.user_id == user.id, ProjectMember.role == "client", ProjectMember.status == "active",
-               Project.kind == "work")
+        select(Project).where(member_not_training(user.id, "client"), Project.kind == "work")
         .order_by(Project.created_at.desc(), Project.id.desc())))
 
 

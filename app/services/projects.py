@@ -455,37 +455,38 @@ def _add_member(session: Session, project: Project, user: User, role: str, actor
         session.add(member)
         session.flush()
         audit.record(session, actor_id, "member.add", "project", project.id, {"user_id": user.id, "role": role})
-    if role == "reviewer":  # an offer to train on it made before cannot be taken up any more
-        _withdraw_invitations(session, member, "made reviewer", actor_id)
+    if "trainer" in _EXCLUSIVE[role]:  # an offer to train on it made before cannot be taken up any more
+        _withdraw_invitations(session, member, f"made {role}", actor_id)
     return member
 
 
-# A reviewer of a project sees its gold answers and judges its trainers' work: nobody is both on one
-# project (a trainer who reviews would learn which items are gold, and what their answers are).
-_EXCLUSIVE = {"trainer": "reviewer", "reviewer": "trainer"}
+# A reviewer of a project sees its gold answers and judges its trainers' work; a client sees its items
+# (gold marked), every answer and the exports: nobody who trains on a project is either (a trainer who
+# did would learn which items are gold, and what their answers are).
+_EXCLUSIVE = {"trainer": ("reviewer", "client"), "reviewer": ("trainer",), "client": ("trainer",)}
 
 
 def excluding_role(session: Session, project_id: int, user_id: int, role: str) -> str | None:
-    """The role the person holds on this project that excludes ``role`` (trainer and reviewer exclude
-    each other; a removed membership holds nothing), or None. On PostgreSQL the person's row is locked
-    first, so two requests making them trainer and reviewer at once take turns and the second sees
-    the first."""
-    other = _EXCLUSIVE.get(role)
-    if other is None:
+    """The role the person holds on this project that excludes ``role`` (a trainer of a project is
+    neither its reviewer nor its client; a removed membership holds nothing), or None. On PostgreSQL
+    the person's row is locked first, so two requests giving them two such roles at once take turns
+    and the second sees the first."""
+    others = _EXCLUSIVE.get(role)
+    if not others:
         return None
     if not is_sqlite(session):
         session.execute(select(User.id).where(User.id == user_id).with_for_update())
-    held = session.scalar(select(ProjectMember.id).where(
-        ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role == other,
-        ProjectMember.status != "removed"))
-    return other if held is not None else None
+    return session.scalar(select(ProjectMember.role).where(
+        ProjectMember.project_id == project_id, ProjectMember.user_id == user_id, ProjectMember.role.in_(others),
+        ProjectMember.status != "removed").order_by(ProjectMember.id).limit(1))
 
 
 def _check_not_both(session: Session, project_id: int, user_id: int, role: str) -> None:
     """A ValidationError for the admin when ``excluding_role`` finds one."""
     if other := excluding_role(session, project_id, user_id, role):
         raise ValidationError({"email": f"this person is a {other} of this project; a {role} of it cannot be one too "
-                                        f"(a reviewer sees the gold answers): remove them as {other} first"})
+                                        "(its reviewers and clients see the gold answers and everyone's work): "
+                                        f"remove them as {other} first"})
 
 
 def enrol(session: Session, project: Project, email: str, role: str,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.bounds import has_visible, plain_text_problem
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
-from app.models import VERDICTS, Annotation, Item, Project, ProjectMember, Review, User, utcnow
+from app.models import VERDICTS, Annotation, Item, Project, Review, User, utcnow
 
 from . import access
 from .assignment import project_questions
@@ -32,11 +32,8 @@ ALREADY_REVIEWED = "This work has already been reviewed; the first verdict stand
 
 
 def _reviews(user_id: int):
-    """The condition on ``Project`` that the person reviews it: an active reviewer member of it who does
-    not also train on it (memberships refuse that; this holds for any made before)."""
-    member = (ProjectMember.project_id == Project.id, ProjectMember.user_id == user_id)
-    return and_(exists().where(*member, ProjectMember.role == "reviewer", ProjectMember.status == "active"),
-                ~exists().where(*member, ProjectMember.role == "trainer", ProjectMember.status != "removed"))
+    """The condition on ``Project`` that the person reviews it (``access.member_not_training``)."""
+    return access.member_not_training(user_id, "reviewer")
 
 
 def can_review(session: Session, user: User, project: Project) -> bool:

@@ -326,16 +326,17 @@ def test_accepting_at_the_project_rate_sets_no_override(session):
     assert membership(session, project, trainer).rate_override_cents is None
 
 
-def test_made_reviewer_of_the_project_an_invitation_to_train_on_it_is_withdrawn(session, invited):
-    """Nobody both reviews and trains on one project: enrolling the invitee as its reviewer takes the
-    offer back (accepting then says so), and an invitation that slipped through is refused with a
-    reason the trainer can read, before anything is written."""
+@pytest.mark.parametrize("role", ["reviewer", "client"])
+def test_made_reviewer_or_client_of_the_project_an_invitation_to_train_on_it_is_withdrawn(session, invited, role):
+    """Nobody who trains on a project reviews it or is its client (both see the gold answers): enrolling
+    the invitee as either takes the offer back (accepting then says so), and an invitation that slipped
+    through is refused with a reason the trainer can read, before anything is written."""
     from app.models import UserRole
 
     project, trainer, admin, invitation = invited
-    trainer.role_rows.append(UserRole(role="reviewer"))
+    trainer.role_rows.append(UserRole(role=role))
     session.commit()
-    project_service.enrol(session, project, trainer.email, "reviewer", admin.id)
+    project_service.enrol(session, project, trainer.email, role, admin.id)
     session.refresh(invitation)
     assert invitation.status == "withdrawn"
     with pytest.raises(Conflict):
@@ -343,11 +344,11 @@ def test_made_reviewer_of_the_project_an_invitation_to_train_on_it_is_withdrawn(
     session.rollback()
     invitation.status = "pending"  # one left pending (made before this rule)
     session.commit()
-    with pytest.raises(Conflict, match="you review this project"):
+    with pytest.raises(Conflict, match=f"you are a {role} of this project, and nobody who is one trains on it"):
         matching.respond(session, invitation.id, trainer, accept=True)
     session.rollback()
     assert session.get(Invitation, invitation.id).status == "pending"
-    assert membership(session, project, trainer).role == "reviewer"
+    assert membership(session, project, trainer).role == role
 
 
 def test_a_second_click_on_accept_is_a_conflict_that_says_so(session, invited):

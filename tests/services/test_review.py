@@ -127,3 +127,35 @@ def test_nobody_both_trains_on_and_reviews_one_project(session, reviewed_project
     assert not review_service.can_review(session, trainer, project)
     assert project not in review_service.reviewable_projects(session, trainer)
     assert reviewing.status == "active"
+
+
+def test_nobody_both_trains_on_a_project_and_is_its_client(session, reviewed_project):
+    """A client sees a project's items (gold marked), every answer and its exports: a trainer of it may
+    not become its client, nor a client its trainer, nor come back as one; someone made both before
+    this rule is not its client (no client page, API or export of it)."""
+    from app.models import ProjectMember
+    from app.services import access
+    from app.services import projects as project_service
+
+    trainer, _reviewer, project, _annotations = reviewed_project
+    both = make_user(session, "trainer", "client")
+    project_service.add_member(session, project, both, "trainer")
+    with pytest.raises(ValidationError, match="a trainer of this project; a client of it cannot be one too"):
+        project_service.add_member(session, project, both, "client")
+    session.rollback()
+    member = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id)).one()
+    project_service.set_member_status(session, member, "removed", None)
+    project_service.add_member(session, project, both, "client")
+    assert access.is_client(session, both, project) and project in access.client_projects(session, both)
+    with pytest.raises(ValidationError, match="a client of this project; a trainer of it cannot be one too"):
+        project_service.set_member_status(session, member, "active", None)
+    session.rollback()
+    with pytest.raises(ValidationError, match="a client of this project"):
+        project_service.enrol(session, project, both.email, "trainer", None)
+    session.rollback()
+    # made both before the rule (written directly): the project is not theirs as a client
+    member.status = "active"
+    session.commit()
+    assert not access.is_client(session, both, project)
+    assert project not in access.client_projects(session, both)
+    assert trainer.id != both.id

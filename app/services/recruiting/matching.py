@@ -403,10 +403,10 @@ def respond(session: Session, invitation_id: int, user: User, accept: bool, now:
         if member is not None and member.status == "paused":
             session.rollback()
             raise Conflict("You are paused in this project; an admin can reinstate you.")
-        if project_service.excluding_role(session, project.id, user.id, "trainer"):
+        if other := project_service.excluding_role(session, project.id, user.id, "trainer"):
             session.rollback()
-            raise Conflict("This invitation cannot be accepted: you review this project, and nobody both "
-                           "reviews and trains on one project.")
+            raise Conflict(f"This invitation cannot be accepted: you are a {other} of this project, and nobody "
+                           f"who is one trains on it.")
     _answer(session, invitation, "accepted" if accept else "declined", now)
     if accept:
         # The admin who invited allowed the membership (the invitee cannot add themselves).
