@@ -26,9 +26,14 @@ DEVICE_DAYS = 365
 DEVICE_ACCOUNTS = 5
 
 
+NEXT_MAX = 2000  # a path to come back to; longer is no link of ours
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never send someone to another host after login."""
-    if not target:
+    """Only same-site paths: never send someone to another host after login. A path with a control
+    character goes nowhere: ``urlsplit`` drops tabs and line breaks before looking, and a line break
+    cannot be a header's value."""
+    if not target or len(target) > NEXT_MAX or any(c < " " or c == "\x7f" for c in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import func, select
 
 from app.models import User
@@ -58,6 +59,22 @@ def test_login_never_redirects_off_site(client, session):
         "/login", data={"email": trainer.email, "password": PASSWORD, "csrf_token": token, "next": "//evil.example/x"}
     )
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/work/\nx", "/\r\n//evil.example", "/work/\tx", "/x\x7f", "/" + "a" * 2001])
+def test_a_next_path_with_a_control_character_or_too_long_goes_home(client, session, target):
+    """urlsplit drops tabs and line breaks before looking, and a line break cannot be a header: such a
+    path (or one longer than any of ours) is dropped, signed in or not, and never an error."""
+    trainer = make_user(session, "trainer")
+    page = client.get("/login", query_string={"next": target})
+    assert page.status_code == 200 and 'name="next" value=""' in page.get_data(as_text=True)
+    token = csrf_token(client)
+    response = client.post("/login", data={"email": trainer.email, "password": PASSWORD, "csrf_token": token,
+                                           "next": target})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    again = client.get("/login", query_string={"next": target})  # signed in now
+    assert again.status_code == 302 and again.headers["Location"] == "/"
+    assert client.get("/login", query_string={"next": "/work/"}).headers["Location"] == "/work/"
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
