@@ -361,7 +361,8 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
 @click.option("--with-ids", is_flag=True, help="Put item_id (and chosen_id / rejected_id) into the training rows.")
 @click.option("--with-agreement", is_flag=True, help="Add agreement and n_annotators columns to pair rows.")
 @click.option("--reviewed-only", is_flag=True, help="Only annotations a reviewer approved or corrected.")
-@click.option("--min-agreement", type=float, help="Only items whose annotators agree at least this much (0-1).")
+@click.option("--min-agreement", type=float, help="Only items whose annotators agree at least this much (0-1): the share of pairs of them who "
+                   "gave the same answer (2 of 3 agreeing is 1/3), not the rows' agreement column.")
 @click.option("--exclude-flagged-trainers", is_flag=True, help="Leave out trainers flagged or paused here.")
 @click.option("--include-gold", is_flag=True, help="Export gold items too (left out by default).")
 @click.option("--min-trainer-quality", type=float, help="Only trainers with gold accuracy (or agreement) ≥ this.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from app.db import get_session
@@ -67,6 +67,7 @@ def _page_context(project: Project, form_values: dict | None = None, errors: dic
         "project": project, "history": history, "creators": creators, "page": page.number,
         "pages": page.pages, "total": total, "formats": exporting.FORMATS,
         "available": exporting.available_formats(db, project), "pair_modes": PAIR_MODES,
+        "applicable": exporting.applicable_options(db, project),
         "ranking_pairs": RANKING_PAIRS, "label_question": label_question, "values": values,
         "errors": errors or {}, "stalled": {e.id for e in history if exporting.is_stalled(e)},
     }
@@ -136,7 +137,13 @@ def progress(slug: str, export_id: int):
 def retry(slug: str, export_id: int):
     """Run a failed or stalled version again (a worker was killed, the disk filled up, …)."""
     project = _project(slug)
-    export = exporting.retry_export(get_session(), project, export_id)
+    db = get_session()
+    try:
+        export = exporting.retry_export(db, project, export_id, **exporting.disk_limits(current_app.config))
+    except ServiceError as exc:  # not in a state to, too many being built, no room: said on the version's page
+        db.rollback()
+        flash(str(exc), "error")
+        return detail(slug, export_id), exc.status
     enqueue(build_export, export.id)
     return redirect(url_for("exports.detail", slug=project.slug, export_id=export.id), code=303)
 

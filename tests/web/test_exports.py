@@ -105,7 +105,7 @@ def test_bad_options_show_every_problem_and_create_nothing(client, session):
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "min_agreement</strong>: must be between 0 and 1" in page and "date_from</strong>: must be a date" in page
-    assert 'name="min_agreement" min="0" max="1" step="0.05" value="2" aria-invalid="true"' in page  # input kept
+    assert 'name="min_agreement" min="0" max="1" step="0.05" value="2" aria-describedby="min-agreement-help" aria-invalid="true"' in page  # input kept
     response = client.post("/admin/projects/web-pairs/exports/", data={"csrf_token": token, "format": "helpsteer"})
     assert response.status_code == 422 and "helpsteer needs at least one rating question" in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(DatasetExport)) == 0
@@ -168,6 +168,32 @@ def test_the_form_offers_the_new_options_and_they_reach_the_version(client, sess
         "test_fraction": 0.2, "date_from": "2026-01-01T00:00:00.000000Z", "date_to": "2026-12-06T10:00:30.000000Z",
         "as_of": "2026-12-01T03:04:00.000000Z"}
     _wait_done(client, response.headers["Location"])  # finished one way or another before the test ends
+
+
+def test_the_form_offers_only_the_options_some_format_of_the_project_acts_on(client, session):
+    """A label project has no pair rows: no pair mode, ranking strategy or margin on its form (its KTO
+    rows take agreement and ids); a pairwise project has the pair options but no ranking strategy; a
+    ranking project has all."""
+    from tests.services.exporting.conftest import make_project as exporting_project
+
+    _admin(client, session)
+    _project(session)
+    label = make_label_project(session, slug="web-labels")
+    ranked = exporting_project(session, "ranking", [("r1", "Q", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"},
+                                                                 {"id": "c", "text": "C"}])], slug="web-ranks")
+    fields = ('name="pairs"', 'name="ranking_pairs"', 'name="margin"', 'name="with_agreement"', 'name="with_ids"')
+
+    def offered(slug):
+        page = client.get(f"/admin/projects/{slug}/exports/").get_data(as_text=True)
+        return [field for field in fields if field in page]
+
+    assert offered(label.slug) == ['name="with_agreement"', 'name="with_ids"']
+    assert offered("web-pairs") == ['name="pairs"', 'name="margin"', 'name="with_agreement"', 'name="with_ids"']
+    assert offered(ranked.slug) == list(fields)
+    token = csrf_token(client, f"/admin/projects/{label.slug}/exports/")
+    refused = client.post(f"/admin/projects/{label.slug}/exports/",
+                          data={"csrf_token": token, "format": "raw", "pairs": "per_annotation"})
+    assert refused.status_code == 422 and "raw has no pair rows for it to choose" in refused.get_data(as_text=True)
 
 
 def test_splits_that_leave_no_training_data_are_refused_on_the_form(client, session):

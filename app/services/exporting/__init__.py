@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import func, literal_column, not_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -95,9 +95,8 @@ def has_chats(session: Session, project_id: int, created_by: datetime | None = N
 def available_formats(session: Session, project: Project) -> dict[str, str | None]:
     """Each format, with why this project cannot produce it (None when it can)."""
     questions = [QuestionSpec.of(q) for q in project_questions(session, project.id)]
-    label_question = desirable_question(questions)
-    labels = tuple(label_question.options.get("labels", ())) if label_question else ()
-    plan = Plan(options=ExportOptions(format="raw", desirable_labels=labels), questions=questions)
+    plan = Plan(options=ExportOptions(format="raw", desirable_labels=_all_desirable_labels(questions)),
+                questions=questions)
     return {name: fmt.needs(plan) for name, fmt in FORMATS.items()}
 
 
@@ -118,14 +117,7 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     # A project builds a few versions at a time: more would only wait behind them, and anyone who may
     # ask for one (a client too) could fill the job queue and the disk. One that stopped reporting no
     # longer counts (``is_stalled``: it can be run again).
-    since = utcnow() - timedelta(seconds=STALLED_AFTER_SECONDS)
-    pending = session.scalar(select(func.count(DatasetExport.id)).where(
-        DatasetExport.project_id == project.id, DatasetExport.status.in_(("queued", "running")),
-        func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) >= since))
-    if pending >= MAX_PENDING_EXPORTS:
-        session.rollback()
-        raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
-                       "is done")
+    _check_pending(session, project)
     # Every version is a full copy on disk: a project is asked for a bounded number an hour, and none
     # starts without room for one as large as its largest.
     recent = session.scalar(select(func.count(DatasetExport.id)).where(
@@ -162,6 +154,41 @@ def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
     return fmt.features(off) == fmt.features(plan)
 
 
+# Options that choose which rows a format writes, each read by the formats naming it (``Format.modes``).
+MODE_OPTIONS = ("pairs", "ranking_pairs")
+
+
+def reads_mode(fmt: Format, plan: Plan, name: str) -> bool:
+    """Whether the row-mode option ``name`` can change the format's rows for this project: the
+    ranking strategies only where its pairs come from a ranking."""
+    if name not in fmt.modes:
+        return False
+    return name != "ranking_pairs" or (plan.pair_kind is not None and plan.pair_kind.pairs_by_strategy)
+
+
+def applicable_options(session: Session, project: Project) -> set[str]:
+    """The column and row-mode options that some format this project can produce would act on: what
+    the export form offers (the rest would be refused as changing nothing)."""
+    questions = [QuestionSpec.of(q) for q in project_questions(session, project.id)]
+    labels = _all_desirable_labels(questions)
+    found = set()
+    for fmt in FORMATS.values():
+        if fmt.needs(Plan(options=ExportOptions(format=fmt.name, desirable_labels=labels), questions=questions)):
+            continue
+        plan = Plan(options=ExportOptions(format=fmt.name, desirable_labels=labels, margin=True, with_ids=True,
+                                          with_agreement=True), questions=questions)
+        found.update(name for name in COLUMN_OPTIONS if not _adds_nothing(fmt, plan, name))
+        found.update(name for name in MODE_OPTIONS if reads_mode(fmt, plan, name))
+    return found
+
+
+def _all_desirable_labels(questions: list[QuestionSpec]) -> tuple[str, ...]:
+    """Every label of the question KTO and SFT would read desirable labels from (none without one):
+    a format that needs some chosen is available, whichever are."""
+    label_question = desirable_question(questions)
+    return tuple(label_question.options.get("labels", ())) if label_question else ()
+
+
 # The formats that read which labels are desirable (KTO from a label question; SFT's approved responses).
 DESIRABLE_READERS = ("trl-kto", "trl-sft")
 
@@ -176,6 +203,12 @@ def _idle_options(fmt: Format, plan: Plan, options: ExportOptions) -> dict[str, 
         plain.conversational, chat.conversational = False, True
         if fmt.features(plain) == fmt.features(chat):
             idle["conversational"] = f"{fmt.name} writes no message lists; leave it out"
+    defaults = ExportOptions(format=fmt.name)
+    for name in MODE_OPTIONS:
+        default = getattr(defaults, name)
+        if getattr(options, name) != default and not reads_mode(fmt, plan, name):
+            idle[name] = (f"{fmt.name} has no pair rows for it to choose" if name not in fmt.modes
+                          else "this project has no ranking question") + f"; leave it as {default}"
     if options.desirable_labels and (fmt.name not in DESIRABLE_READERS or plan.label_question is None
                                      or (fmt.name == "trl-kto" and plan.pair_question is not None)):
         idle["desirable_labels"] = (f"{fmt.name} does not read desirable labels for this project (KTO reads them "
@@ -184,13 +217,33 @@ def _idle_options(fmt: Format, plan: Plan, options: ExportOptions) -> dict[str, 
     return idle
 
 
-def retry_export(session: Session, project: Project, export_id: int) -> DatasetExport:
+def _check_pending(session: Session, project: Project) -> None:
+    """A Conflict when the project has ``MAX_PENDING_EXPORTS`` versions queued or running (one that
+    stopped reporting no longer counts: ``is_stalled``, it can be run again). Rolls back first."""
+    since = utcnow() - timedelta(seconds=STALLED_AFTER_SECONDS)
+    pending = session.scalar(select(func.count(DatasetExport.id)).where(
+        DatasetExport.project_id == project.id, DatasetExport.status.in_(("queued", "running")),
+        func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) >= since))
+    if pending >= MAX_PENDING_EXPORTS:
+        session.rollback()
+        raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
+                       "is done")
+
+
+def retry_export(session: Session, project: Project, export_id: int, root: str | os.PathLike | None = None,
+                 min_free_bytes: int = 0) -> DatasetExport:
     """Queue a failed or stalled version again (a worker was killed, the disk filled up, …); a finished
-    one never changes, and one that is running is left to run. Commits (the caller enqueues it)."""
+    one never changes, and one that is running is left to run. A run again meets the limits a new
+    version does (versions being built, room on the disk under ``root``). Commits (the caller enqueues
+    it)."""
     begin_write(session)
     export = get_export(session, project, export_id)
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
+    if export.status == "failed":  # a stalled one is counted among those being built already
+        _check_pending(session, project)
+    if root is not None:
+        _check_room(session, project, Path(root), min_free_bytes)
     export.status, export.error = "queued", None
     export.progress_at = utcnow()  # queued since (the sweep queues it again if no worker starts it)
     session.commit()
@@ -445,6 +498,8 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
                 "annotation_dates": annotation_dates(result.submitted),
             }
             reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, result, snapshot)
+            if not reasons:
+                result.skipped.update(filtered_out(session, named, options))
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
             behind = _answers_after(session, project.id, stats.computed_at, snapshot) if stats else 0
         if reasons:  # no row: no file at all, so nothing in the folder fails to load
@@ -531,6 +586,32 @@ FILTER_REASONS = {
     "min_trainer_quality": "were by trainers whose quality is unknown or below {min_trainer_quality} "
                            "(min_trainer_quality)",
 }
+
+
+# The SQL filters a version's manifest counts in ``skipped`` (an empty version says it in its reasons):
+# the ones that leave out annotations the person asking may not know are there. Each is rare, so its
+# count (the annotations it removes from those passing every other filter) is a few index look-ups.
+COUNTED_FILTERS = {
+    "repeated_items": "annotation on an item repeating an older item's prompt and responses (the oldest "
+                      "item's annotations are kept)",
+    "exclude_flagged_trainers": "annotation by a trainer flagged, paused or removed in this project "
+                                "(exclude_flagged_trainers)",
+    "min_trainer_quality": "annotation by a trainer whose quality is unknown or below {min_trainer_quality} "
+                           "(min_trainer_quality)",
+}
+
+
+def filtered_out(session: Session, named: list, options: ExportOptions) -> dict[str, int]:
+    """What each of ``COUNTED_FILTERS`` left out of a version, as ``skipped`` entries (none at 0)."""
+    found = {}
+    for index, (name, condition) in enumerate(named):
+        if name not in COUNTED_FILTERS:
+            continue
+        others = [c for i, (_n, c) in enumerate(named) if i != index]
+        removed = count_annotations(session, [*others, not_(condition)])
+        if removed:
+            found[COUNTED_FILTERS[name].format(**options.__dict__)] = removed
+    return found
 
 
 def empty_reasons(session: Session, named: list, options: ExportOptions, fmt: Format, result: PartResult,

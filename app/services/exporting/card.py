@@ -14,7 +14,7 @@ import json
 import re
 
 from ..qtypes import FIGURE_NAMES, type_of
-from .options import ExportOptions
+from .options import MIN_AGREEMENT_MEANING, ExportOptions
 
 TASKS = {
     "trl-preference": "reinforcement-learning", "openai-dpo": "reinforcement-learning",
@@ -680,6 +680,8 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
 
     snapshot = manifest.get("snapshot") or {}
     lines += ["## How this version was built", "", f"Options: {_filters(manifest)}.", ""]
+    if (manifest.get("filters") or {}).get("min_agreement") is not None:
+        lines += [f"`min_agreement` {MIN_AGREEMENT_MEANING}.", ""]
     if snapshot:
         lines += [f"Snapshot: the data as it stood at {snapshot.get('instant')} (highest annotation id "
                   f"{_figure(snapshot.get('max_annotation_id'))}, highest review id "

@@ -140,6 +140,10 @@ class Format:
     encoder: Callable[[Plan], Callable | None] = lambda plan: None
     # In consensus, each (prompt, texts) at most once in the file: ``pairs``' rows, helpsteer's ratings.
     consensus_rows: bool = False
+    # The row-mode options it reads: "pairs" (a row per consensus or per annotation), "ranking_pairs"
+    # (which pairs of a ranking become rows). Any other format given one off its default is refused:
+    # the manifest would record it as if it had changed the rows.
+    modes: tuple[str, ...] = ()
     # Labels completions (KTO): each (prompt, completion) at most once in the file, whatever the mode.
     completion_rows: bool = False
     # What its rows show as the prompt, as a reader sees it, when not the item's turns (``prompt_key``):
@@ -148,6 +152,9 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {}
+
+# What the pair formats read: the pair mode, and which pairs of a ranking are rows.
+PAIR_MODE_OPTIONS = ("pairs", "ranking_pairs")
 
 
 def export_format(name: str, title: str, **kwargs):
@@ -440,6 +447,7 @@ def _trl_line(group: Group, conversational: bool, chosen: str, rejected: str) ->
 
 @export_format(
     "trl-preference", "TRL preference (DPO, reward modelling)", needs=_needs_pairs, plain_or_chat=True,
+    modes=PAIR_MODE_OPTIONS,
     features=lambda plan: [text_or_chat("prompt", plan), text_or_chat("chosen", plan), text_or_chat("rejected", plan),
                            *pair_extras(plan, "chosen_id", "rejected_id")],
     fields=(("prompt", "the prompt: a string, or a list of {role, content} messages in conversational files"),
@@ -467,6 +475,7 @@ def trl_preference(group: Group, plan: Plan) -> list[dict]:
 
 @export_format(
     "openai-dpo", "OpenAI preference fine-tuning (DPO)", needs=_refuses_extra_keys(_needs_pairs), min_rows=10,
+    modes=PAIR_MODE_OPTIONS,
     features=lambda plan: [{"name": "input", "struct": [messages_feature("messages")]},
                            messages_feature("preferred_output"), messages_feature("non_preferred_output")],
     fields=(("input", "{messages: [...]}: the conversation so far"),
@@ -547,7 +556,7 @@ def starts_with_user(context: list[dict]) -> bool:
 
 
 @export_format(
-    "hh-rlhf", "Anthropic HH-RLHF transcripts", needs=_needs_pairs,
+    "hh-rlhf", "Anthropic HH-RLHF transcripts", needs=_needs_pairs, modes=PAIR_MODE_OPTIONS,
     features=lambda plan: [col("chosen", "string"), col("rejected", "string"),
                            *pair_extras(plan, "chosen_id", "rejected_id")],
     fields=(("chosen", "\\n\\nHuman: …\\n\\nAssistant: … ending with the better response"),
@@ -831,7 +840,7 @@ def helpsteer_prompt(context: list[dict]) -> str:
 
 
 @export_format(
-    "helpsteer", "HelpSteer2-style rubric ratings", needs=_needs_ratings,
+    "helpsteer", "HelpSteer2-style rubric ratings", needs=_needs_ratings, modes=("pairs",),
     features=lambda plan: [col("prompt", "string"), col("response", "string"),
                            *[col(q.key, "int64") for q in plan.ratings],
                            *([col("item_id", "string"), col("response_id", "string")] if plan.with_ids else [])],

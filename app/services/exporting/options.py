@@ -20,6 +20,13 @@ PAIR_MODES = ("consensus", "per_annotation")
 RANKING_PAIRS = ("all_pairs", "best_vs_worst", "best_vs_rest")
 BOOL_FIELDS = ("conversational", "margin", "reviewed_only", "exclude_flagged_trainers", "exclude_gold", "with_ids",
                "with_agreement")
+# What min_agreement measures, said alike by the form, the CLI, the API and the card: an item's
+# agreement is not the share of annotators behind a row (the rows' ``agreement``), and 2 of 3 agreeing
+# is 1/3 of the pairs, so a threshold read as "most annotators agree" would drop such items.
+MIN_AGREEMENT_MEANING = ("keeps items whose agreement on their first compared question is at least this (0-1): the "
+                         "share of pairs of their annotators who gave the same answer (2 of 3 agreeing is 1/3; "
+                         "an item with one answer has none and is left out); not the rows' agreement column, "
+                         "the share of annotators behind a row")
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -88,10 +95,17 @@ def _fraction(name: str, value: Any, errors: dict, *, upper_open: bool = False) 
     return number
 
 
-def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False) -> datetime | None:
+def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False, bare_day: bool = True) -> datetime | None:
     """A UTC instant from an ISO 8601 date or date-time (naive means UTC). A bare day is its start,
-    or with ``end_of_day`` its last microsecond (``--to 2026-12-01`` takes the whole day)."""
+    or with ``end_of_day`` its last microsecond (``--to 2026-12-01`` takes the whole day); without
+    ``bare_day`` it is refused (which instant of the day would be a guess)."""
     if value is None or value == "":
+        return None
+    if not bare_day and ((isinstance(value, date) and not isinstance(value, datetime))
+                         or (isinstance(value, str) and len(value.strip()) == 10)):
+        errors[name] = (f"must be an instant, a date with a time (YYYY-MM-DDTHH:MM[:SS[.ffffff]], UTC unless it has "
+                        f"Z or an offset), not the bare day {str(value).strip()[:10]!r}: which instant of the day "
+                        "would be a guess (its start leaves out all of that day's work)")
         return None
     if isinstance(value, datetime):
         when = value
@@ -169,7 +183,7 @@ def parse_options(raw: Mapping[str, Any], formats: Mapping[str, Any]) -> ExportO
         errors["validation_fraction"] = "test_fraction and validation_fraction together must stay below 1"
     values["date_from"] = _instant("date_from", raw.get("date_from"), errors)
     values["date_to"] = _instant("date_to", raw.get("date_to"), errors, end_of_day=True)
-    values["as_of"] = _instant("as_of", raw.get("as_of"), errors)
+    values["as_of"] = _instant("as_of", raw.get("as_of"), errors, bare_day=False)
     if values["as_of"] and values["as_of"] > datetime.now(UTC):
         errors["as_of"] = "must not be in the future: leave it out for the data as it stands now"
     if values["date_from"] and values["date_to"] and values["date_from"] > values["date_to"]:

@@ -124,6 +124,9 @@ class QuestionType:
     responses: tuple[int, int] = (0, 9)  # how many responses an item needs for this question
     comparable: bool = True  # has a consensus and an agreement (free text has neither)
     side_by_side: bool = False  # its item's two responses are shown side by side (a preference)
+    # Its pairs come from an order of many responses, so the exports' ``ranking_pairs`` strategies
+    # (all pairs, best against worst, best against the rest) choose which of them are rows.
+    pairs_by_strategy: bool = False
     # What an annotation without an answer counts as in consensus and agreement: None leaves it out;
     # spans count it as "nothing marked" (an empty answer is never stored).
     unanswered: Any = None

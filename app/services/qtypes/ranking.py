@@ -30,6 +30,7 @@ class RankingType(QuestionType):
     defaults = {"allow_ties": True}
     responses = (2, 9)
     exports = frozenset({"pairs"})
+    pairs_by_strategy = True
     script = "js/qtypes/ranking.js"
 
     def check_options(self, options):

@@ -21,7 +21,7 @@ from app.db import get_session
 from app.errors import NotFound
 from app.models import EXPORT_STATUSES, DatasetExport, Project
 from app.services import exporting
-from app.services.exporting.options import PAIR_MODES, RANKING_PAIRS
+from app.services.exporting.options import MIN_AGREEMENT_MEANING, PAIR_MODES, RANKING_PAIRS
 from tasks import enqueue
 from tasks.jobs import build_export
 
@@ -64,7 +64,7 @@ class ExportCreate(In):
     reviewed_only: bool | None = Field(None, description="Only annotations a reviewer approved or corrected")
     exclude_flagged_trainers: bool | None = None
     exclude_gold: bool | None = Field(None, description="Leave gold items out (default true)")
-    min_agreement: float | None = Field(None, ge=0, le=1)
+    min_agreement: float | None = Field(None, ge=0, le=1, description=f"Only some items: {MIN_AGREEMENT_MEANING}")
     min_trainer_quality: float | None = Field(None, ge=0, le=1)
     # Text, not typed dates: a bare day given for date_to means through its end, which only the parser knows.
     date_from: str | None = Field(None, max_length=40, description=f"Submitted at or after: {INSTANT}",

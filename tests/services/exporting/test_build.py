@@ -119,6 +119,10 @@ def test_min_agreement_keeps_items_whose_annotators_agree(build, pairs_project):
     assert {x["item_id"] for x in built.lines()} == {"p1"}
     assert built.export.manifest["counts"]["skipped"] == {"item below min_agreement": 1}
     assert built.export.manifest["agreement"]["mean_item_agreement"] == 1.0
+    card = (built.folder / "README.md").read_text()
+    assert "`min_agreement` keeps items whose agreement on their first compared question" in card
+    assert "2 of 3 agreeing is 1/3" in card
+    assert "`min_agreement`" not in (build(pairs_project, format="raw").folder / "README.md").read_text()
 
 
 def test_min_agreement_counts_an_item_with_one_answer_as_unknown_not_low(build, session, pairs_project, trainers):
@@ -143,10 +147,17 @@ def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
                      # figures computed after every answer: the filter reads these as they are
                      ProjectStats(project_id=pairs_project.id, annotations=4, figures={}, computed_at=utcnow())])
     session.commit()
-    flagged_out = build(pairs_project, format="raw", exclude_flagged_trainers=True).lines()
-    assert {x["trainer"] for x in flagged_out} == {pseudonym(t2.id)}
-    quality = build(pairs_project, format="raw", min_trainer_quality=0.9).lines()
-    assert {x["trainer"] for x in quality} == {pseudonym(t1.id)}
+    flagged_out = build(pairs_project, format="raw", exclude_flagged_trainers=True)
+    assert {x["trainer"] for x in flagged_out.lines()} == {pseudonym(t2.id)}
+    quality = build(pairs_project, format="raw", min_trainer_quality=0.9)
+    assert {x["trainer"] for x in quality.lines()} == {pseudonym(t1.id)}
+    # what each left out is counted (the others' leftovers: t1's two answers, then t2's two)
+    assert flagged_out.export.manifest["counts"]["skipped"] == {
+        "annotation by a trainer flagged, paused or removed in this project (exclude_flagged_trainers)": 2}
+    assert quality.export.manifest["counts"]["skipped"] == {
+        "annotation by a trainer whose quality is unknown or below 0.9 (min_trainer_quality)": 2}
+    both = build(pairs_project, format="raw", min_trainer_quality=0.9, exclude_flagged_trainers=True)
+    assert both.export.status == "empty"  # said in its reasons instead
 
 
 def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
@@ -171,6 +182,8 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "pairs": "all"}, "pairs", "consensus, per_annotation"),
     ({"format": "raw", "as_of": "2099-01-01T00:00:00Z"}, "as_of", "must not be in the future"),
     ({"format": "raw", "as_of": "2026-12-01 at noon"}, "as_of", "an offset such as +02:00"),
+    ({"format": "raw", "as_of": "2026-12-01"}, "as_of", "not the bare day '2026-12-01'"),
+    ({"format": "raw", "as_of": " 2026-12-01 "}, "as_of", "which instant of the day would be a guess"),
     # the first and last instants Python holds, moved out of its range by an offset, or past its last day
     ({"format": "raw", "as_of": "0001-01-01T00:00:00+01:00"}, "as_of", "between the years 2000 and 2100"),
     ({"format": "raw", "date_from": "0001-01-01T00:30:00+01:00"}, "date_from", "between the years 2000 and 2100"),
@@ -308,6 +321,36 @@ def test_a_column_option_that_adds_no_column_is_refused(session, pairs_project):
     assert made.filters["margin"] is True and made.filters["with_ids"] is True
 
 
+def test_a_row_mode_that_changes_no_row_is_refused(session, pairs_project, ranking_project, label_project):
+    """The pair mode is read by the pair formats and helpsteer only (KTO and SFT take the consensus
+    whatever the mode; raw tables keep every annotation), and the ranking strategies only where pairs
+    come from a ranking: a mode off its default anywhere else is refused, named and why, and nothing is
+    written."""
+    refusals = [
+        (pairs_project, "trl-kto", "pairs", "per_annotation", "trl-kto has no pair rows for it to choose; leave it as consensus"),
+        (pairs_project, "trl-sft", "pairs", "per_annotation", "trl-sft has no pair rows for it to choose; leave it as consensus"),
+        (pairs_project, "raw", "pairs", "per_annotation", "raw has no pair rows for it to choose; leave it as consensus"),
+        (label_project, "aggregated", "pairs", "per_annotation",
+         "aggregated has no pair rows for it to choose; leave it as consensus"),
+        (pairs_project, "trl-preference", "ranking_pairs", "best_vs_worst",
+         "this project has no ranking question; leave it as all_pairs"),
+        (ranking_project, "trl-kto", "ranking_pairs", "best_vs_rest",
+         "trl-kto has no pair rows for it to choose; leave it as all_pairs"),
+    ]
+    before = session.scalar(select(func.count(DatasetExport.id)))
+    for project, fmt, option, value, why in refusals:
+        with pytest.raises(ValidationError) as refused:
+            create_export(session, project, {"format": fmt, option: value}, None)
+        assert refused.value.errors == {option: why}, (fmt, option)
+        session.rollback()
+    assert session.scalar(select(func.count(DatasetExport.id))) == before
+    made = [create_export(session, ranking_project, {"format": "hh-rlhf", "pairs": "per_annotation",
+                                                     "ranking_pairs": "best_vs_worst"}, None),
+            create_export(session, pairs_project, {"format": "trl-preference", "pairs": "per_annotation"}, None)]
+    assert [(m.filters["pairs"], m.filters["ranking_pairs"]) for m in made] == [
+        ("per_annotation", "best_vs_worst"), ("per_annotation", "all_pairs")]
+
+
 def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_every_answer(session, build, trainers):
     """Figures computed after the first trainer's answers, then the second trainer answered (a burst,
     nothing after it): a version filtered by trainer quality recomputes them first, so a threshold of
@@ -361,3 +404,35 @@ def test_versions_are_bounded_by_the_hour_and_by_the_room_on_disk(session, build
     session.execute(update(DatasetExport).values(created_at=utcnow() - timedelta(hours=2)))
     session.commit()
     assert create_export(session, pairs_project, {"format": "raw"}, None).status == "queued"
+
+
+
+def test_running_a_failed_version_again_meets_the_limits_a_new_one_does(session, build, pairs_project, tmp_path,
+                                                                        monkeypatch):
+    """A failed version run again takes as much disk as a new one and joins those being built: refused
+    (nothing changed) short of room, or with MAX_PENDING_EXPORTS versions being built already."""
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from app.errors import Conflict, InsufficientStorage
+    from app.services import exporting
+
+    size = sum(f["bytes"] for f in build(pairs_project, format="raw").export.manifest["files"])
+    failed = DatasetExport(project_id=pairs_project.id, version=2, format="raw", status="failed", error="disk full",
+                           filters={"format": "raw", "exclude_gold": True})
+    session.add(failed)
+    session.commit()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _path: usage(10**12, 0, size + 1000))
+    with pytest.raises(InsufficientStorage, match="not enough disk space"):
+        exporting.retry_export(session, pairs_project, failed.id, root=tmp_path / "exports", min_free_bytes=2000)
+    assert session.get(DatasetExport, failed.id).status == "failed"
+    monkeypatch.setattr(exporting, "MAX_PENDING_EXPORTS", 1)
+    create_export(session, pairs_project, {"format": "raw"}, None)  # one being built
+    with pytest.raises(Conflict, match="being built"):
+        exporting.retry_export(session, pairs_project, failed.id, root=tmp_path / "exports", min_free_bytes=500)
+    session.expire_all()
+    assert session.get(DatasetExport, failed.id).status == "failed"
+    monkeypatch.setattr(exporting, "MAX_PENDING_EXPORTS", 2)
+    again = exporting.retry_export(session, pairs_project, failed.id, root=tmp_path / "exports", min_free_bytes=500)
+    assert again.status == "queued"

@@ -123,17 +123,15 @@ def test_trl_kto_splits_consensus_pairs(build, pairs_project):
         {"prompt": "Q2", "completion": "A2", "label": False},
     ]
     assert build(pairs_project, format="trl-kto").lines() == expected
-    assert build(pairs_project, format="trl-kto", pairs="per_annotation").lines() == expected  # whatever the mode
 
 
 def test_trl_kto_from_labels_takes_the_majority_label(build, label_project):
-    # l2 is a tie (yes 1, no 1), which goes to the label listed first; one line per item in either mode
-    for mode in ("consensus", "per_annotation"):
-        built = build(label_project, format="trl-kto", desirable_labels="yes", pairs=mode, with_agreement=True)
-        assert built.lines() == [
-            {"prompt": "Q1", "completion": "Resp 1", "label": True, "agreement": 1.0, "n_annotators": 2},
-            {"prompt": "Q2", "completion": "Resp 2", "label": True, "agreement": 0.5, "n_annotators": 2},
-        ]
+    # l2 is a tie (yes 1, no 1), which goes to the label listed first; one line per item
+    built = build(label_project, format="trl-kto", desirable_labels="yes", with_agreement=True)
+    assert built.lines() == [
+        {"prompt": "Q1", "completion": "Resp 1", "label": True, "agreement": 1.0, "n_annotators": 2},
+        {"prompt": "Q2", "completion": "Resp 2", "label": True, "agreement": 0.5, "n_annotators": 2},
+    ]
     assert [x["label"] for x in build(label_project, format="trl-kto", desirable_labels="no").lines()] == [False, False]
 
 

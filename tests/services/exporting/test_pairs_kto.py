@@ -142,9 +142,10 @@ def kto_labels(lines):
     return labels
 
 
-@pytest.mark.parametrize("mode", ["consensus", "per_annotation"])
-def test_kto_from_preferences_one_label_per_completion_by_consensus(build, disagreeing_pairs, mode):
-    built = build(disagreeing_pairs, format="trl-kto", pairs=mode, with_agreement=True)
+def test_kto_from_preferences_one_label_per_completion_by_consensus(build, disagreeing_pairs):
+    """KTO labels by consensus whatever the pair mode, so it is refused the per-annotation mode
+    (``test_build``'s idle options) and writes one label per completion."""
+    built = build(disagreeing_pairs, format="trl-kto", with_agreement=True)
     assert kto_labels(built.lines()) == {
         ("Q2", "A2"): True, ("Q2", "B2"): False, ("Q3", "B3"): True, ("Q3", "A3"): False,
         ("Q4", "A4"): True, ("Q4", "B4"): False,

@@ -161,6 +161,15 @@ def test_a_training_file_takes_a_repeated_question_once(session, build, trainers
     assert sorted({r["item_id"] for r in raw}) == ["other", "same1", "same2"]
     built = build(project, format="trl-preference")
     assert built.export.manifest["counts"]["annotations_read"] == 4
+    repeated = ("annotation on an item repeating an older item's prompt and responses (the oldest item's "
+                "annotations are kept)")
+    assert built.export.manifest["counts"]["skipped"] == {repeated: 2}  # said, not silent
+    assert f"{repeated}" in (built.folder / "README.md").read_text()
+    assert repeated not in raw_manifest(build(project, format="raw"))  # a raw table keeps both
+
+
+def raw_manifest(built) -> dict:
+    return built.export.manifest["counts"]["skipped"]
 
 
 def test_a_gold_item_repeating_a_work_item_gives_no_second_row_when_gold_is_exported(session, build, trainers):
@@ -187,8 +196,11 @@ def test_a_gold_item_repeating_a_work_item_gives_no_second_row_when_gold_is_expo
         assert sorted(m["item_id"] for m in built.lines("train.meta.jsonl")) == ["agreed", "work"], name
     pairs = build(project, format="trl-preference", exclude_gold=False).lines()
     assert sorted((p["chosen"], p["rejected"]) for p in pairs) == [("Answer one", "Answer two"), ("No", "Yes")]
-    kto = build(project, format="trl-kto", exclude_gold=False).lines()
-    assert len({(k["prompt"], k["completion"]) for k in kto}) == len(kto) == 4
+    kto = build(project, format="trl-kto", exclude_gold=False)
+    assert len({(k["prompt"], k["completion"]) for k in kto.lines()}) == len(kto.lines()) == 4
+    assert kto.export.manifest["counts"]["skipped"] == {
+        "annotation on an item repeating an older item's prompt and responses (the oldest item's annotations "
+        "are kept)": 4}  # both gold twins' two annotations each
     assert sorted(m["item_id"] for m in build(project, format="trl-preference").lines("train.meta.jsonl")) == ["agreed", "work"]
 
 
