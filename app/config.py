@@ -71,6 +71,14 @@ def _choice(name: str, value: str | None, default: str, choices: tuple[str, ...]
     return raw
 
 
+def _currency(value: str | None) -> str:
+    """The currency every amount is in: an ISO 4217 code (USD by default)."""
+    raw = (value or "USD").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", raw):
+        raise ConfigError(f"CURRENCY must be a three-letter ISO 4217 code such as USD or EUR, not {raw[:20]!r}")
+    return raw
+
+
 def _metrics_token(value: str | None) -> str | None:
     raw = (value or "").strip()
     if not raw:
@@ -165,6 +173,8 @@ def load_config(instance_path: Path, environ: dict[str, str] | None = None) -> d
         "EXPORT_PROGRESS_ROWS": int(env.get("EXPORT_PROGRESS_ROWS", "20000")),
         # Processes a large JSONL export is split across (this one plus forked helpers).
         "EXPORT_PROCESSES": int(env.get("EXPORT_PROCESSES") or min(2, os.cpu_count() or 1)),
+        # The currency of every rate, budget and payment (shown beside amounts; one per installation).
+        "CURRENCY": _currency(env.get("CURRENCY")),
         # Applications one address may send per hour (the public /apply form).
         "APPLY_MAX_PER_HOUR": int(env.get("APPLY_MAX_PER_HOUR", "5")),
         # Optional model-assisted grading of written answers: any OpenAI-compatible chat endpoint.

@@ -59,6 +59,8 @@ def test_operations_settings_are_parsed(tmp_path):
     ("HSTS_SECONDS", "-1", "HSTS_SECONDS must be a whole number"),
     ("HSTS_SECONDS", "99999999", "HSTS_SECONDS must be a whole number"),
     ("PROMETHEUS_MULTIPROC_DIR", "/no/such/folder", "PROMETHEUS_MULTIPROC_DIR must be an existing folder"),
+    ("CURRENCY", "dollars", "CURRENCY must be a three-letter ISO 4217 code"),
+    ("CURRENCY", "€", "CURRENCY must be a three-letter ISO 4217 code"),
 ])
 def test_operations_settings_are_checked(tmp_path, name, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -81,3 +83,8 @@ def test_trusted_hosts_are_parsed_checked_and_enforced(tmp_path):
     assert client.get("/login", headers={"Host": "groundwork.test"}).status_code == 200
     refused = client.get("/admin", headers={"Host": "evil.example"})
     assert refused.status_code == 400 and "evil.example" not in refused.headers.get("Location", "")
+
+
+def test_the_currency_is_a_code_shown_beside_amounts(tmp_path):
+    assert load_config(tmp_path, {"SECRET_KEY": "s"})["CURRENCY"] == "USD"
+    assert load_config(tmp_path, {"SECRET_KEY": "s", "CURRENCY": " eur "})["CURRENCY"] == "EUR"

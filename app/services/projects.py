@@ -689,12 +689,21 @@ def project_summaries(session: Session, by_name: bool = False) -> list[ProjectSu
         a_counts[project_id] = a_counts.get(project_id, 0) + int(done or 0)
         if is_gold:
             g_counts[project_id] = int(items or 0)
-    order = (func.lower(Project.name), Project.slug) if by_name else (Project.slug,)
-    return [
+    found = [
         ProjectSummary(p.slug, p.name, p.kind, p.status, q_counts.get(p.id, 0), i_counts.get(p.id, 0),
                        a_counts.get(p.id, 0), g_counts.get(p.id, 0))
-        for p in session.scalars(select(Project).order_by(*order))
+        for p in session.scalars(select(Project).order_by(Project.slug))
     ]
+    if by_name:  # "Batch 2" before "Batch 10", whatever the case
+        found.sort(key=lambda summary: (natural_key(summary.name), summary.slug))
+    return found
+
+
+def natural_key(text: str) -> tuple:
+    """A name as people sort it: case aside, and runs of digits by their value ("Batch 2" before
+    "Batch 10")."""
+    return tuple((0, int(part), "") if part.isdecimal() else (1, 0, part)
+                 for part in re.split(r"(\d+)", unicodedata.normalize("NFKC", text).casefold()) if part)
 
 
 def set_member_status(

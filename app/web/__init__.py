@@ -77,6 +77,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["thousands"] = lambda n: f"{int(n):,}"
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["cents"] = format_cents
+    app.jinja_env.globals["currency"] = app.config.get("CURRENCY", "USD")
     app.jinja_env.filters["hours"] = lambda seconds: f"{(seconds or 0) / 3600:.2f}"
     app.jinja_env.globals["question_template"] = lambda question: type_of(question).template
     app.jinja_env.globals["figure_names"] = FIGURE_NAMES

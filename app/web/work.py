@@ -11,6 +11,7 @@ from app.extensions import htmx
 from app.models import Project
 from app.services import access
 from app.services import assignment as queue
+from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services.recruiting import applications
@@ -92,8 +93,10 @@ class _FormAnswers:
 def index():
     db = get_session()
     done = queue.submitted_counts(db, current_user.id)
+    # What is left in each project (its counters: a few rows each), so a card with nothing to do says
+    # so instead of offering to start.
     rows = [
-        (p, done.get(p.id, 0), status == "paused")
+        (p, done.get(p.id, 0), status == "paused", project_service.progress(db, p))
         for p, status in access.workable_projects(db, current_user, include_paused=True)
     ]
     # The link to "My application" only where there is one: a trainer added directly has none.

@@ -30,6 +30,20 @@ def project_form(**overrides):
     return data
 
 
+def test_the_projects_list_reads_in_name_order_numbers_by_value(client, session):
+    from app.services import projects as project_service
+
+    signed_in_admin(client, session)
+    for slug, name in (("b10", "Batch 10"), ("b2", "batch 2"), ("a", "Audit"), ("b1", "Batch 1")):
+        project = make_label_project(session, slug=slug, items=0)
+        project.name = name
+    session.commit()
+    page = client.get("/admin/").get_data(as_text=True)
+    assert [m for m in re.findall(r'href="/admin/projects/([\w-]+)"', page) if m in ("a", "b1", "b2", "b10")][:4] == [
+        "a", "b1", "b2", "b10"]
+    assert project_service.natural_key("Batch ２") < project_service.natural_key("batch 10")  # full-width digits too
+
+
 def test_admin_creates_a_project_from_the_form(client, session):
     signed_in_admin(client, session)
     page = client.get("/admin/projects/new?preset=ranking").get_data(as_text=True)

@@ -151,3 +151,19 @@ def test_project_form_sets_the_quality_bonus_and_budget_pause(client, session):
     session.refresh(saved)
     assert (saved.quality_bonus_percent, saved.quality_bonus_min_accuracy, saved.pause_at_budget) == (10, 0.9, False)
     assert saved.budget_cents == 10000
+
+
+def test_amounts_say_their_currency(app, client, session):
+    """Every page with pay or budget figures names the installation's currency (CURRENCY)."""
+    admin, trainer, project = _setup(session, budget=100_00)
+    _work(session, trainer, project, 900)
+    app.jinja_env.globals["currency"] = "EUR"  # as create_app sets it from CURRENCY=EUR
+    login(client, trainer.email, PASSWORD)
+    earnings = client.get("/work/earnings").get_data(as_text=True)
+    assert 'data-testid="currency">EUR<' in earnings and "EUR/h" in earnings
+    staff = app.test_client()
+    login(staff, admin.email, PASSWORD)
+    payroll = staff.get("/admin/payroll", follow_redirects=True).get_data(as_text=True)
+    assert 'data-testid="currency">EUR<' in payroll and "Budget (EUR)" in payroll
+    assert "Hourly rate <small class=\"muted\">(EUR)</small>" in staff.get(
+        f"/admin/projects/{project.slug}/edit").get_data(as_text=True)

@@ -32,6 +32,25 @@ def test_trainer_sees_their_projects(client, session):
     assert project.name in page and "0 tasks done by you here" in page
 
 
+def test_a_project_with_nothing_to_do_says_so_instead_of_offering_to_start(client, session):
+    """My work offers "Start working" only where items still want answers: a project without items,
+    or whose items all have their answers, says which."""
+    from app.services import assignment as queue
+
+    trainer, project = _signed_in_trainer(client, session, items=1, slug="one-item")
+    empty = make_label_project(session, items=0, trainers=[trainer], slug="no-items")
+    cards = client.get("/work/").get_data(as_text=True).split('<article class="card">')[1:]
+    card = {slug: next(c for c in cards if f"/work/{slug}" in c) for slug in ("one-item", "no-items")}
+    assert "Start working" in card["one-item"] and "No items yet" in card["no-items"]
+    assert "Start working" not in card["no-items"]
+    task = queue.next_task(session, trainer.id, project)
+    queue.submit(session, task.id, trainer.id, {"label": "yes"})
+    page = client.get("/work/").get_data(as_text=True)
+    done_card = next(c for c in page.split('<article class="card">')[1:] if "/work/one-item" in c)
+    assert "Every item has all its answers" in done_card and "Start working" not in done_card
+    assert empty.slug == "no-items"
+
+
 def test_my_latest_tasks_show_open_lapsed_skipped_and_submitted_work(client, session):
     """My work lists the trainer's latest tasks in the states a lease goes through, newest first,
     without telling gold from work."""

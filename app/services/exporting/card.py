@@ -711,6 +711,11 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
                      "response). Each row's `agreement` (in the meta file, or as a column with `with_agreement`) is "
                      "the share of the item's annotators whose own answer orders the pair that way: keep rows at "
                      "0.5 or more for pairs most annotators back. `min_agreement` filters items, not rows.")
+    if fmt.name == "trl-sft" and plan is not None and plan.pair_question is not None:
+        lines.append("- Each item's consensus-best response is a target on its own: items that share a prompt "
+                     "may give that prompt different targets, and one of them may be a response the annotators "
+                     "of another such item placed lower (a completion is written once per prompt). Check the "
+                     "meta file's `item_id` where prompts repeat.")
     if (manifest.get("filters") or {}).get("pairs") == "per_annotation" and FAMILIES.get(fmt.name) == "pairs":
         lines.append("- per_annotation is a weighting view: each direction annotators gave a pair is one row "
                      "(once, whatever the number who gave it; `n_annotators` says how many), so pairs annotators "

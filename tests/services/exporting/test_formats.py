@@ -137,8 +137,12 @@ def test_trl_kto_from_labels_takes_the_majority_label(build, label_project):
 
 def test_trl_sft_rewrites_and_consensus_best(build, critique_project, pairs_project):
     assert build(critique_project, format="trl-sft").lines() == [{"messages": user("Explain X") + assistant("Better answer")}]
-    assert build(pairs_project, format="trl-sft").lines() == [
+    from_pairs = build(pairs_project, format="trl-sft")
+    assert from_pairs.lines() == [
         {"messages": user("Q1") + assistant("A1")}, {"messages": user("Q2") + assistant("B2")}]
+    limitation = "consensus-best response is a target on its own"
+    assert limitation in (from_pairs.folder / "README.md").read_text()
+    assert limitation not in (build(critique_project, format="trl-sft").folder / "README.md").read_text()
 
 
 def test_openai_sft_is_rewrites_only(build, critique_project):
