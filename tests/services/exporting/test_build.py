@@ -351,10 +351,14 @@ def test_a_row_mode_that_changes_no_row_is_refused(session, pairs_project, ranki
         ("per_annotation", "best_vs_worst"), ("per_annotation", "all_pairs")]
 
 
-def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_every_answer(session, build, trainers):
+def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_every_answer(session, build, trainers,
+                                                                                         monkeypatch):
     """Figures computed after the first trainer's answers, then the second trainer answered (a burst,
     nothing after it): a version filtered by trainer quality recomputes them first, so a threshold of
-    0 keeps everyone; the card says when the project-wide figures were computed and what they miss."""
+    0 keeps everyone; on a project too large to recompute them for any version, the card says when
+    the project-wide figures were computed and what they miss; on a small one any version brings them
+    up to date."""
+    from app.services import exporting
     from app.services.stats import compute_project_stats
 
     questions = [{"key": "verdict", "type": "label", "title": "Good?", "options": {"labels": ["yes", "no"]}}]
@@ -365,12 +369,20 @@ def test_a_trainer_quality_filter_judges_every_trainer_on_figures_that_hold_ever
     compute_project_stats(session, project)
     session.commit()
     annotate(session, trainers[1], project, {"l1": {"verdict": "yes"}, "l2": {"verdict": "no"}})
+    monkeypatch.setattr(exporting, "FIGURES_INLINE_MAX", 3)  # this project (4 answers) counts as large
     plain = build(project, format="raw")
     assert plain.export.manifest["agreement"]["project"]["answers_after"] == 2  # not recomputed: no filter reads them
     assert "2 later answers are not in them" in (plain.folder / "README.md").read_text()
     filtered = build(project, format="raw", min_trainer_quality=0.0)
     assert filtered.export.manifest["counts"]["annotations_read"] == 4  # both trainers, all their answers
     assert filtered.export.manifest["agreement"]["project"]["answers_after"] == 0
+    monkeypatch.setattr(exporting, "FIGURES_INLINE_MAX", 4)  # small now: any version brings them up to date
+    session.execute(update(ProjectStats).where(ProjectStats.project_id == project.id)
+                    .values(computed_at=utcnow() - timedelta(hours=1)))
+    session.commit()
+    small = build(project, format="raw")
+    assert small.export.manifest["agreement"]["project"]["answers_after"] == 0
+    assert "later answers are not in them" not in (small.folder / "README.md").read_text()
 
 
 def test_versions_are_bounded_by_the_hour_and_by_the_room_on_disk(session, build, pairs_project, tmp_path,

@@ -252,7 +252,11 @@ def test_a_file_under_its_consumers_minimum_is_warned_about(build, pairs_project
         f"openai-dpo: train.jsonl has {rows} rows; {FORMATS['openai-dpo'].title} needs at least 10 examples."]
 
 
-def test_raw_versions_carry_an_annotators_table(build, session, pairs_project, trainers, pseudonym):
+def test_raw_versions_carry_an_annotators_table(build, session, pairs_project, trainers, pseudonym, monkeypatch):
+    """The table copies each trainer's figures as they stand (set here, so no version recomputes them)."""
+    from app.services import exporting
+
+    monkeypatch.setattr(exporting, "FIGURES_INLINE_MAX", -1)
     t1, t2 = trainers
     session.add(TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.9, consensus_agreement=0.5))
     session.commit()
