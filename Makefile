@@ -33,13 +33,13 @@ run: $(VENV)/.installed
 ## test: install the dev extras, check the layer contracts, run the whole suite (SQLite + PostgreSQL, inline + RQ, browser)
 test: $(VENV)/.dev-installed
 	$(BIN)/lint-imports
-	$(TESTENV) $(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(TESTENV) $(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 ## check: the inner loop, under a minute: lint, the layer contracts, and the fast tests (SQLite, no browser)
 check: $(VENV)/.dev-installed
 	$(BIN)/ruff check app tasks tests bench migrations
 	$(BIN)/lint-imports
-	$(TESTENV) $(BIN)/python -m pytest -n auto -q -m "not postgres and not redis and not browser and not slow" $(PYTEST_ARGS)
+	$(TESTENV) $(BIN)/python -m pytest -n auto --dist worksteal -q -m "not postgres and not redis and not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check app tasks tests bench migrations

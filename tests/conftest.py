@@ -444,7 +444,9 @@ def browser():
 def pytest_collection_modifyitems(config, items):
     """The long tests first (the fuzzing, the browser's, the whole demo's), the many short ones after:
     pytest-xdist hands tests out in this order, so the short ones fill both cores to the end instead of
-    one core finishing a long test alone while the other waits."""
+    one core finishing a long test alone while the other waits. The Makefile runs it with
+    ``--dist worksteal``: a worker that runs out takes tests still queued for the other, where the
+    default hands out fixed batches and one worker could sit idle for minutes at the end."""
     def weight(item) -> int:
         return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("browser") else 2
 

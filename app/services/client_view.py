@@ -21,7 +21,7 @@ from . import access, pay
 from . import projects as project_service
 from .exporting.source import Pseudonyms
 from .qtypes import FIGURE_NAMES
-from .stats import SINCE_SHOWN_MAX, answers_since, project_figures
+from .stats import SINCE_SHOWN_MAX, answers_since, project_figures, verdicts_behind
 
 # Columns the trainer table sorts by ("trainer" is the pseudonym).
 SORTABLE = ("trainer", "annotations", "gold_accuracy", "consensus_agreement", "reliability", "approval_rate",
@@ -65,6 +65,7 @@ class Quality:
     computed_at: datetime | None = None
     annotations: int = 0
     answers_since: int = 0  # answers submitted after the figures were computed (not in them yet)
+    verdicts_since: int = 0  # reviewers' verdicts given after the figures were computed (not in them yet)
     trainers_count: int = 0
     items_annotated: int = 0
     median_seconds: float | None = None
@@ -117,7 +118,8 @@ def quality(session: Session, project: Project, secret: str, sort: str = "annota
     histogram = [_count(n) for n in (f.get("gold_accuracy_histogram") or [])][:5]
     return Quality(
         computed_at=stats.computed_at, annotations=stats.annotations,
-        answers_since=answers_since(session, project, stats.computed_at, SINCE_SHOWN_MAX), trainers_count=_count(f.get("trainers")),
+        answers_since=answers_since(session, project, stats.computed_at, SINCE_SHOWN_MAX),
+        verdicts_since=verdicts_behind(session, project, stats), trainers_count=_count(f.get("trainers")),
         items_annotated=_count(f.get("items_annotated")), median_seconds=_number(f.get("median_seconds")),
         gold_answers=_count(f.get("gold_answers")),
         gold_accuracy_histogram=histogram + [0] * (5 - len(histogram)),

@@ -441,6 +441,14 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
     return approved
 
 
+def sheets_total(session: Session, week: date, sheets: list[Timesheet]) -> tuple[int, int]:
+    """(pay, adjustments) of these timesheets of ``week``, in cents: what the payroll's Total column
+    shows for their lines, bonuses and corrections included (a quality bonus added at approval too)."""
+    keys = {(s.trainer_id, s.project_id) for s in sheets}
+    found = [line for line in lines(session, week, week, trainer_id=None) if (line.trainer_id, line.project_id) in keys]
+    return sum(line.amount_cents for line in found), sum(line.adjustments_cents for line in found)
+
+
 def _quality_bonus(session: Session, sheet: Timesheet, actor_id: int | None) -> None:
     """The project's optional bonus: +percent of the week's pay when gold accuracy that week ≥ threshold."""
     project = session.get(Project, sheet.project_id)

@@ -20,7 +20,17 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import ValidationError
-from app.models import Annotation, Item, Project, ProjectMember, ProjectStats, TrainerStats, User, utcnow
+from app.models import (
+    Annotation,
+    Item,
+    Project,
+    ProjectMember,
+    ProjectStats,
+    Review,
+    TrainerStats,
+    User,
+    utcnow,
+)
 
 from . import pay
 from .assignment import project_questions
@@ -287,6 +297,9 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
     from orjson import loads
 
     now = utcnow()
+    # The verdicts these figures see at most (any project's: one look-up of the key): a later one makes
+    # them due again (``verdicts_since``), as the review counts and approval rates read verdicts.
+    reviews_to = session.scalar(select(func.max(Review.id))) or 0
     questions = project_questions(session, project.id)
     comparable = [_Question(q, type_of(q), q.options or {}, q.key, type_of(q).unanswered,
                             type_of(q).item_rules(q.options or {}))
@@ -440,6 +453,7 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
             {"item_id": i, "external_id": external_ids[i], "agreement": s} for s, i in low
         ],
         "review": review,
+        "reviews_to": reviews_to,
     }
 
     # Everything is computed: now take the write lock (SQLite) just for storing the results.
@@ -504,7 +518,9 @@ def recompute_due(session: Session, project: Project) -> bool:
         seen[project.id] = computed_at
         return False
     needed = max(1, min(STATS_EVERY, (counted or 0) // STATS_SHARE))
-    return answers_since(session, project, computed_at, needed) >= needed
+    if answers_since(session, project, computed_at, needed) >= needed:
+        return True
+    return computed_at is not None and verdicts_since(session, project, _reviews_to(session, project), 1) > 0
 
 
 def recompute_later(session: Session, project: Project) -> float | None:
@@ -525,6 +541,29 @@ def recompute_later(session: Session, project: Project) -> float | None:
 
 
 SINCE_SHOWN_MAX = 10_000  # pages count the answers their figures miss up to this many ("10,000 or more")
+
+
+def _reviews_to(session: Session, project: Project) -> int:
+    """The highest verdict id the project's stored figures saw (0 for figures from before they kept it)."""
+    figures = session.scalar(select(ProjectStats.figures).where(ProjectStats.project_id == project.id))
+    return int((figures or {}).get("reviews_to") or 0)
+
+
+def verdicts_since(session: Session, project: Project, reviews_to: int, limit: int | None = None) -> int:
+    """How many verdicts on the project's answers came after the figures that saw verdicts up to
+    ``reviews_to`` (a range of the verdicts' key: only the newer ones are read), up to ``limit``."""
+    newer = (select(Review.id).join(Annotation, Annotation.id == Review.annotation_id)
+             .where(Review.id > reviews_to, Annotation.project_id == project.id))
+    if limit is not None:
+        newer = newer.limit(limit)
+    return session.scalar(select(func.count()).select_from(newer.subquery()))
+
+
+def verdicts_behind(session: Session, project: Project, stats: ProjectStats | None) -> int:
+    """Verdicts the stored figures do not hold yet (what a quality page says beside the answers)."""
+    if stats is None:
+        return 0
+    return verdicts_since(session, project, int((stats.figures or {}).get("reviews_to") or 0), SINCE_SHOWN_MAX)
 
 
 def answers_since(session: Session, project: Project, computed_at: datetime | None, limit: int | None = None) -> int:

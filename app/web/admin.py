@@ -366,6 +366,7 @@ def quality(slug: str):
     return render_template(
         "admin/quality.html", project=project, stats=stats,
         since=stats_service.answers_since(db, project, stats.computed_at, stats_service.SINCE_SHOWN_MAX) if stats else 0,
+        verdicts=stats_service.verdicts_behind(db, project, stats),
         since_max=stats_service.SINCE_SHOWN_MAX,
         trainers=stats_service.trainer_table(db, project, sort, descending), sort=sort, descending=descending,
         sortable=SORTABLE,

@@ -105,8 +105,10 @@ def approve():
     except ValidationError as exc:
         flash(str(exc), "error")
         return _back(week)
+    earned, adjusted = pay.sheets_total(get_session(), week, approved)
+    extra = f" ({format_cents(earned)} for the time, {format_cents(adjusted)} in adjustments)" if adjusted else ""
     flash(f"Approved {len(approved)} timesheet(s) of {pay.week_label(week)}: "
-          f"{format_cents(sum(s.amount_cents for s in approved))}. They are locked now.", "success")
+          f"{format_cents(earned + adjusted)}{extra}. They are locked now.", "success")
     return _back(week)
 
 

@@ -263,8 +263,38 @@
     }, 1000);
   }
 
+  // Work not sent yet is not lost without a word: the task's answers as served are remembered, and
+  // leaving the page (reload, a link, closing the tab) while they differ asks first. A task sent back
+  // with a problem counts as changed. Sending a form (the answer, a skip) leaves without asking.
+  var served = null;   // {form, state}: state null when the form came back with a problem
+  var sending = false;
+
+  function formState(form) {
+    var parts = [];
+    new FormData(form).forEach(function (value, key) {
+      if (key !== "csrf_token") parts.push(key + "=" + (typeof value === "string" ? value : value.name));
+    });
+    return parts.join("&");
+  }
+
+  function rememberServed() {
+    var form = document.getElementById("task-form") || document.getElementById("written-form");
+    if (!form) { served = null; return; }
+    served = { form: form, state: form.querySelector(".field-error, [aria-invalid=true]") ? null : formState(form) };
+  }
+
+  document.addEventListener("submit", function () { sending = true; }, true);
+  document.addEventListener("htmx:afterRequest", function () { sending = false; });
+  window.addEventListener("beforeunload", function (event) {
+    if (sending || !served || !document.body.contains(served.form)) return;
+    if (served.state !== null && formState(served.form) === served.state) return;
+    event.preventDefault();
+    event.returnValue = "";  // the browser asks "Leave site? Changes you made may not be saved."
+  });
+
   function initTask(root) {
     Array.prototype.forEach.call(root.querySelectorAll("textarea[data-min-chars]"), updateCount);
+    rememberServed();
     startTask();
   }
 
@@ -274,12 +304,17 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "review") {
       Array.prototype.forEach.call(event.detail.target.querySelectorAll("textarea[data-min-chars]"), updateCount);
+      // A verdict sent back with a problem (a rejection without its reason): its open panel's field with
+      // the error takes the keys, so the reviewer types the reason and sends it again with Ctrl+Enter.
+      var invalid = event.detail.target.querySelector("details[open] [aria-invalid=true]");
+      if (invalid) invalid.focus({ preventScroll: true });
       window.scrollTo({ top: 0 });
     }
     if (event.detail.target && event.detail.target.id === "interview") {
       // The next interview question (or the written part): focus it, or the first error, from the top.
       var next = event.detail.target.querySelector("[aria-invalid=true], #task-form, #written-form textarea");
       if (next) next.focus({ preventScroll: true });
+      rememberServed();
       window.scrollTo({ top: 0 });
     }
     if (event.detail.target && event.detail.target.id === "task") {

@@ -28,8 +28,10 @@ def test_reviewer_rejects_and_corrects_and_the_trainer_sees_both(browser, live_a
     expect(comment).to_be_focused()
     reviewer.get_by_role("button", name="Reject", exact=True).click()
     expect(reviewer.locator(".field-error")).to_contain_text("say what is wrong")  # a reason is required
-    reviewer.locator("[data-verdict-comment]").fill("This advice is dangerous: the label should be unsafe.")
-    reviewer.locator("[data-verdict-comment]").press("Control+Enter")  # sends the reason, as in a task
+    # The reason's field has the keys again: typing goes into it, Ctrl+Enter sends it, as in a task.
+    expect(reviewer.locator("[data-verdict-comment]")).to_be_focused()
+    reviewer.keyboard.type("This advice is dangerous: the label should be unsafe.")
+    reviewer.keyboard.press("Control+Enter")
     expect(card).not_to_have_attribute("data-annotation", str(rejected_id))
     corrected_id = int(card.get_attribute("data-annotation"))
 

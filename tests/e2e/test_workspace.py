@@ -63,3 +63,30 @@ def test_a_double_clicked_submit_stores_one_annotation(page, live_app):
     expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
     page.wait_for_timeout(300)  # give a second request, if one had been sent, time to land
     assert _annotations_of(live_app, "trainer1@groundwork.test") == [{"safety": "safe"}]
+
+
+def test_leaving_a_task_with_an_answer_not_sent_asks_first(page, live_app):
+    """An answer chosen but not sent: following a link asks before leaving (dismissed here, so the
+    task stays, answer and all); after sending it, or with nothing changed, links just go."""
+    sign_in(page, "trainer1@groundwork.test")
+    page.goto("/work/safety-triage")
+    task = page.get_by_test_id("task")
+    expect(task).to_be_visible()
+    page.wait_for_load_state("load")
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    page.keyboard.press("2")
+    chosen = page.locator("input[name='answer.safety'][value='unsafe']")
+    expect(chosen).to_be_checked()
+    page.get_by_role("link", name="My work").click()
+    for _ in range(50):  # the question comes as the navigation starts
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["beforeunload"]
+    expect(chosen).to_be_checked()  # still on the task, the answer kept
+    page.keyboard.press("Enter")  # sent: the next task comes in, unchanged
+    expect(page.get_by_test_id("session-progress")).to_have_text("1 done this session")
+    page.get_by_role("link", name="My work").click()
+    expect(page.get_by_role("heading", name="My work")).to_be_visible()
+    assert asked == ["beforeunload"]  # no second question

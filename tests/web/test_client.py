@@ -14,10 +14,20 @@ import orjson
 from sqlalchemy import select
 
 from app.db import get_db
-from app.models import Annotation, DatasetExport, Item, Project, ProjectMember, ProjectStats, User, UserRole
+from app.models import (
+    Annotation,
+    DatasetExport,
+    Item,
+    Project,
+    ProjectMember,
+    ProjectStats,
+    User,
+    UserRole,
+)
 from app.services import assignment as queue
 from app.services import exporting
 from app.services import projects as project_service
+from app.services import review as review_service
 from app.services.exporting.source import Pseudonyms
 from app.services.stats import compute_project_stats
 from tests.conftest import csrf_token, login
@@ -167,6 +177,43 @@ def test_the_quality_pages_say_how_many_answers_the_figures_do_not_hold_yet(app,
     admin = sign_in(app.test_client(), w.admin)
     html = admin.get("/admin/projects/acme-labels/quality").get_data(as_text=True)
     assert "3 newer answers are not in these figures yet" in html
+    # verdicts given since are said too: the review counts and approval rates read them
+    reviewer = make_user(session, "reviewer")
+    review_service.record_verdict(session, newer[0].id, reviewer.id, "reject", "Wrong label")
+    html = client.get("/client/acme-labels/quality").get_data(as_text=True)
+    assert "3 newer answers and 1 newer verdict are not in these figures yet" in html
+
+
+def test_a_verdict_brings_the_quality_figures_up_to_date(app, client, session, monkeypatch):
+    """Review counts and approval rates read verdicts: figures older than the minimum interval are due
+    again after one, and the reviewer's verdict starts their recompute (an in-process job here)."""
+    from app.services import stats as stats_service
+    from tests.conftest import csrf_token
+
+    w = make_client_world(app, session)
+    stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == w.project.id))
+    before = dict(stats.figures["review"])
+    monkeypatch.setattr(stats_service, "STATS_MIN_INTERVAL", timedelta(0))  # figures are never too fresh
+    stats_service._computed_seen.clear()
+    assert not stats_service.recompute_due(session, w.project)  # no new answer, no verdict
+    session.rollback()
+    target = session.scalars(select(Annotation).where(Annotation.project_id == w.project.id)
+                             .order_by(Annotation.id)).first()
+    reviewer = make_user(session, "reviewer")
+    project_service.add_member(session, w.project, reviewer, "reviewer")
+    sign_in(client, reviewer)
+    url = f"/review/acme-labels/annotations/{target.id}/verdict"
+    response = client.post(url, data={"csrf_token": csrf_token(client, "/review/acme-labels/queue"),
+                                      "verdict": "reject", "comment": "Wrong label"})
+    assert response.status_code in (200, 302)
+    from tasks import stop_inline_jobs
+
+    stop_inline_jobs(app)  # waits for the recompute the verdict started
+    session.rollback()
+    after = session.scalar(select(ProjectStats).where(ProjectStats.project_id == w.project.id))
+    session.refresh(after)
+    assert after.figures["review"]["rejected"] == before["rejected"] + 1
+    assert stats_service.verdicts_behind(session, w.project, after) == 0
 
 
 def test_no_page_a_client_can_reach_shows_a_trainer(app, client, session):

@@ -167,3 +167,16 @@ def test_amounts_say_their_currency(app, client, session):
     assert 'data-testid="currency">EUR<' in payroll and "Budget (EUR)" in payroll
     assert "Hourly rate <small class=\"muted\">(EUR)</small>" in staff.get(
         f"/admin/projects/{project.slug}/edit").get_data(as_text=True)
+
+
+def test_the_approval_message_totals_what_the_table_does_adjustments_included(client, session):
+    admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)
+    pay.add_adjustment(session, trainer.id, project.id, 15_00, "Bonus for the hard batch", admin.id)
+    login(client, admin.email, PASSWORD)
+    week = pay.week_label(pay.week_of(utcnow()))
+    token = csrf_token(client, "/admin/payroll")
+    response = client.post("/admin/payroll/approve", data={"csrf_token": token, "week": week,
+                                                            "line": f"{trainer.id}:{project.id}"})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Approved 1 timesheet(s) of " + week + ": 21.00 (6.00 for the time, 15.00 in adjustments)" in page

@@ -64,6 +64,8 @@ class QualityOut(BaseModel):
     answers_since: int = Field(description="Answers submitted after the figures were computed, not in them yet, "
                                            "counted up to 10,000 (figures are recomputed as answers arrive, at "
                                            "most once a minute)")
+    verdicts_since: int = Field(description="Reviewers' verdicts given after the figures were computed, not in "
+                                            "their review counts and approval rates yet, counted up to 10,000")
     trainers_count: int
     items_annotated: int
     median_seconds: float | None
@@ -88,7 +90,8 @@ def project_quality(slug: str, query: QualityQuery):
     q = client_view.quality(get_session(), project, current_app.config["SECRET_KEY"], query.sort,
                             query.order == "desc", query.limit, with_ids=admin)
     return QualityOut(
-        project=project.slug, computed_at=q.computed_at, annotations=q.annotations, answers_since=q.answers_since, trainers_count=q.trainers_count,
+        project=project.slug, computed_at=q.computed_at, annotations=q.annotations, answers_since=q.answers_since,
+        verdicts_since=q.verdicts_since, trainers_count=q.trainers_count,
         items_annotated=q.items_annotated, median_seconds=q.median_seconds, gold_answers=q.gold_answers,
         gold_accuracy_histogram=q.gold_accuracy_histogram, agreement_question=q.agreement_question,
         questions=[QuestionQuality(key=r.key, type=r.type, title=r.title, items_with_2_plus=r.items_with_2_plus,
