@@ -884,6 +884,7 @@ class RecentTask:
     when: datetime
     reason: str | None = None
     workable: bool = False  # the project is active and so is their membership: a link to work on makes sense
+    opened: datetime | None = None  # when it was given to them: the list's order
 
 
 RECENT_TASKS = 10
@@ -919,7 +920,7 @@ def recent_tasks(session: Session, trainer_id: int, limit: int = RECENT_TASKS,
             state, when = assignment.status, assignment.finished_at or assignment.assigned_at
         tasks.append(RecentTask(project, excerpt, state, when,
                                 assignment.skip_reason if assignment.status == "skipped" else None,
-                                project.status == "active" and project.id in active))
+                                project.status == "active" and project.id in active, assignment.assigned_at))
     return tasks
 
 

@@ -71,9 +71,10 @@ def item_of(session: Session, annotation: Annotation) -> Item:
 
 
 def recent_work(session: Session, project: Project, limit: int = 50) -> list:
-    """The project's latest submissions: (annotation, item external id, trainer name), newest first."""
+    """The project's latest submissions: (annotation, item, trainer name), newest first (the item for
+    reading the answers as people do: responses by their letters)."""
     return session.execute(
-        select(Annotation, Item.external_id, User.name)
+        select(Annotation, Item, User.name)
         .join(Item, Item.id == Annotation.item_id)
         .join(User, User.id == Annotation.trainer_id)
         .where(Annotation.project_id == project.id)

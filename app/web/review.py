@@ -103,5 +103,6 @@ def project(slug: str):
     recent = review_service.recent_work(db, project)
     return render_template(
         "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent,
+        questions=project_questions(db, project.id),
         waiting=review_service.queue_shown(db, project.id, current_user.id),
     )

@@ -510,3 +510,14 @@ def test_a_target_date_is_the_end_of_that_day_in_utc(session):
         with pytest.raises(ValidationError) as caught:  # moved out of Python's range by the offset
             project_service.update_project(session, project, name=project.name, target_date=extreme)
         assert "between the years" in caught.value.errors["target_date"]
+
+
+def test_the_score_is_what_the_page_says_it_is():
+    """The staffing page's formula names how an unknown past quality counts, and the score follows it:
+    a new trainer's quality is 0.5, not left out (which would raise a newcomer above proven trainers)."""
+    parts = {"qualification": 0.81, "quality": None, "availability": 0.5, "rate_fit": 1.0}
+    weights = matching.WEIGHTS
+    by_formula = (weights["qualification"] * 0.81 + weights["quality"] * 0.5 + weights["availability"] * 0.5
+                  + weights["rate_fit"] * 1.0) / sum(weights.values())
+    assert matching.match_score(parts) == pytest.approx(by_formula)
+    assert "an unknown past quality counts as 0.5" in matching.formula()

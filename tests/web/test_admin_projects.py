@@ -324,3 +324,20 @@ def test_the_project_page_says_what_its_pace_means(client, session):
     session.commit()
     fragment = client.get(f"/admin/imports/{job.id}/progress").get_data(as_text=True)
     assert fragment.lower().count("nothing was imported") == 1 and "3 problems found" in fragment
+
+
+def test_a_slow_pace_reads_per_day_rather_than_as_zero_an_hour(app):
+    """One annotation in the last 24 h is 0.04 an hour: shown as "0.0 annotations/hour" beside a real
+    ETA it read as a contradiction; under 0.1 an hour the pace is given per day."""
+    from types import SimpleNamespace
+
+    with app.app_context():
+        stats = app.jinja_env.get_template("_throughput.html").module.throughput_stats
+        project, progress = SimpleNamespace(kind="work"), {"total": 11}
+
+        def shown(per_hour):
+            t = SimpleNamespace(per_hour=per_hour, window_hours=24, needed=11, eta_hours=11 / per_hour)
+            return re.sub(r"\s+", " ", str(stats(project, t, progress)))
+
+        assert "<strong>1.0</strong> annotations/day (last 24 h)" in shown(1 / 24)
+        assert "<strong>2.5</strong> annotations/hour (last 24 h)" in shown(2.5)

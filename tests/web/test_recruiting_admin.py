@@ -129,7 +129,8 @@ def test_the_candidate_file_shows_profile_interview_answers_and_grades(client, s
     application, assessment = ready_candidate(session)
     page = text(client.get(f"/admin/recruiting/candidates/{application.id}"))
     assert "Rita Ready" in page and "Board-certified GP" in page and "Europe/Lisbon" in page
-    assert "45.50 an hour" in page and "20 h a week" in page and "en, fr" in page
+    assert "45.50 USD an hour" in page and "20 h a week" in page and "en, fr" in page
+    assert "Label?: <strong>yes</strong>" in page and "&#34;" not in page  # answers as people read them
     record = page.split('data-testid="interview"')[1]
     assert "reached the maximum length" in record and "3 <small" in record  # items used, of max 3
     assert record.count("tag-active\">correct<") == 3 and "Prompt number" in record

@@ -200,3 +200,22 @@ def test_feedback_shows_the_responses_that_were_judged(client, session):
     page = client.get("/work/feedback").get_data(as_text=True)
     assert 'data-testid="feedback-responses"' in page and "Take two tablets." in page
     assert "Take the whole bottle." not in page
+
+
+def test_the_project_page_reads_answers_as_people_do(client, session):
+    """The reviewer's latest-work table gives each answer under its question's title, as the work and
+    feedback pages show it (a label's underscores as spaces), never the raw key and value."""
+    from app.models import Question
+
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=1, trainers=[trainer])
+    question = session.scalar(select(Question).where(Question.project_id == project.id))
+    question.options = {"labels": ["safe", "needs_expert"]}
+    project_service.add_member(session, project, reviewer, "reviewer")
+    session.commit()
+    task = queue.next_task(session, trainer.id, project)
+    queue.submit(session, task.id, trainer.id, {"label": "needs_expert"})
+    login(client, reviewer.email, PASSWORD)
+    page = client.get(f"/review/{project.slug}").get_data(as_text=True)
+    assert "Label?: <strong>needs expert</strong>" in page
+    assert "needs_expert" not in page.split("Latest submitted work")[1]

@@ -144,7 +144,7 @@ def test_the_trainer_reads_and_accepts_an_invitation_then_works(client, session,
     work = client.get("/work/").get_data(as_text=True)
     assert 'hx-get="/invitations/pending"' in work and 'href="/invitations"' in work
     box = client.get("/invitations/pending").get_data(as_text=True)
-    assert project.name in box and "35.00 an hour" in box
+    assert project.name in box and "35.00 USD an hour" in box
     page = client.get("/invitations").get_data(as_text=True)
     assert project.name in page and "35.00" in page and "10</strong> hours a week" in page
     assert "<strong>welcome</strong>" in page and "<strong>chart</strong>" in page

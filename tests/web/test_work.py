@@ -68,7 +68,10 @@ def test_my_latest_tasks_show_open_lapsed_skipped_and_submitted_work(client, ses
     queue.next_task(session, trainer.id, project, now=now - timedelta(hours=3))  # left: its lease lapsed
     page = client.get("/work/").get_data(as_text=True)
     assert re.findall(r'data-state="(\w+)"', page) == ["lapsed", "skipped", "submitted"]
-    assert "skipped: outside what I know" in page and "it went back to the queue" in page
+    assert re.search(r"skipped at \d\d:\d\d: outside what I know", page) and "it went back to the queue" in page
+    assert re.search(r"submitted at \d\d:\d\d", page)
+    opened = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>\s*</tr>", page)
+    assert opened == sorted(opened, reverse=True) and len(opened) == 3  # the order the list is in
     client.get("/work/states")  # opening the project holds a task again
     page = client.get("/work/").get_data(as_text=True)
     assert re.findall(r'data-state="(\w+)"', page)[0] == "open" and "held until" in page

@@ -528,5 +528,6 @@ def staffing(session: Session, project: Project, now: datetime | None = None) ->
 def formula() -> str:
     """The match score as the page shows it."""
     return " + ".join(f"{w:g} × {PART_NAMES[name].lower()}" for name, w in WEIGHTS.items()) \
-        + ", divided by the sum of the weights of the parts that are known"
+        + (f", divided by the sum of the weights of the parts that are known; an unknown past quality counts "
+           f"as {NEW_TRAINER_QUALITY:g} (a new trainer, neither proven good nor bad)")
 

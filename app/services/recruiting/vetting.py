@@ -38,6 +38,7 @@ from app.models import (
     utcnow,
 )
 from app.services import audit
+from app.services.assignment import project_questions
 
 from . import applications
 
@@ -277,6 +278,7 @@ class InterviewRecord:
     project: Project
     responses: list[tuple[InterviewResponse, Item]]
     written: list[tuple[WrittenAnswer, WrittenPrompt]]
+    questions: list = field(default_factory=list)  # the assessment's questions, to read its answers by
 
 
 @dataclass
@@ -306,7 +308,8 @@ def candidate(session: Session, application_id: int) -> Candidate:
         written = list(session.execute(
             select(WrittenAnswer, WrittenPrompt).join(WrittenPrompt, WrittenPrompt.id == WrittenAnswer.prompt_id)
             .where(WrittenAnswer.interview_id == interview.id).order_by(WrittenPrompt.position)).all())
-        records.append(InterviewRecord(interview, assessment, project, responses, written))
+        records.append(InterviewRecord(interview, assessment, project, responses, written,
+                                       project_questions(session, project.id)))
     stages = list(session.scalars(select(ApplicationStage).where(ApplicationStage.application_id == application.id)
                                   .order_by(ApplicationStage.at, ApplicationStage.id)))
     qualifications = list(session.scalars(select(Qualification).where(Qualification.user_id == user.id)
