@@ -10,9 +10,9 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.models import Annotation, Assignment, Item, ProjectMember, TrainerStats, utcnow
+from app.models import Annotation, Assignment, Item, ProjectMember, Review, TrainerStats, utcnow
 from app.services import projects as project_service
 from app.services import stats as stats_service
 from app.services.assignment import project_questions
@@ -136,6 +136,8 @@ def previous_figures(session, project):
         "lowest_agreement_items": [{"item_id": i, "external_id": items[i].external_id, "agreement": s} for s, i in low],
         "review": {s: sum(1 for r in rows if r.review_status == s) for s in ("unreviewed", "approved", "rejected",
                                                                              "corrected")},
+        # not a figure: the highest verdict id the computation saw (what makes later verdicts due)
+        "reviews_to": session.scalar(select(func.max(Review.id))) or 0,
     }
     return figures, out
 
