@@ -72,7 +72,8 @@ def is_client(session: Session, user: User, project: Project) -> bool:
     identity or pay."""
     if not (user.is_active and user.has_role("client")):
         return False
-    return session.scalar(select(Project.id).where(Project.id == project.id, member_not_training(user.id, "client"))) is not None
+    found = select(Project.id).where(Project.id == project.id, member_not_training(user.id, "client"))
+    return session.scalar(found) is not None
 
 
 def member_not_training(user_id: int, role: str):

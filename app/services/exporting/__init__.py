@@ -240,8 +240,7 @@ def retry_export(session: Session, project: Project, export_id: int, root: str |
     export = get_export(session, project, export_id)
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
-    if export.status == "failed":  # a stalled one is counted among those being built already
-        _check_pending(session, project)
+    _check_pending(session, project)  # neither a failed nor a stalled one counts there until queued again
     if root is not None:
         _check_room(session, project, Path(root), min_free_bytes)
     export.status, export.error = "queued", None
