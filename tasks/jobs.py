@@ -93,6 +93,19 @@ def queue_statistics(session, project) -> None:
         enqueue_in(wait, compute_stats_if_due, project.id)
 
 
+def queue_statistics_after_verdict(session, project) -> None:
+    """After a verdict committed: the project's figures now when they are not fresh, else once, a minute
+    after the last computation (``stats.after_verdict``)."""
+    from app.services import stats
+    from tasks import enqueue, enqueue_in
+
+    wait = stats.after_verdict(session, project)
+    if wait == 0:
+        enqueue(compute_stats, project.id)
+    elif wait is not None:
+        enqueue_in(wait, compute_stats, project.id)
+
+
 def _stats_key(project_id: int) -> str:
     return f"stats-{project_id}"
 

@@ -52,10 +52,15 @@ def _cell_open(self, tokens, idx, options, env) -> str:
 
 _md.add_render_rule("th_open", _cell_open)
 _md.add_render_rule("td_open", _cell_open)
+# A table in its own scrolling box, as the pages' own tables are: a wide one never widens the page.
+_md.add_render_rule("table_open", lambda self, tokens, idx, options, env:
+                    '<div class="table-scroll">' + self.renderToken(tokens, idx, options, env))
+_md.add_render_rule("table_close", lambda self, tokens, idx, options, env:
+                    self.renderToken(tokens, idx, options, env) + "</div>\n")
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "code", "pre", "blockquote", "ul", "ol", "li", "span",
-    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td",
+    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "div",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
@@ -64,7 +69,7 @@ ALLOWED_ATTRIBUTES = {
     "span": {"class"},
     "ol": {"start"},
 }
-ALLOWED_CLASSES = {"th": set(ALIGN_CLASSES.values()), "td": set(ALIGN_CLASSES.values())}
+ALLOWED_CLASSES = {"th": set(ALIGN_CLASSES.values()), "td": set(ALIGN_CLASSES.values()), "div": {"table-scroll"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 

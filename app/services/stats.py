@@ -18,7 +18,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Text, cast, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from app.db import begin_write
+from app.db import begin_write, unindexed
 from app.errors import ValidationError
 from app.models import (
     Annotation,
@@ -48,6 +48,9 @@ STATS_MIN_INTERVAL = timedelta(minutes=1)  # …and at most this often, however 
 _computed_seen: WeakKeyDictionary = WeakKeyDictionary()
 # {engine: {project id: the computed_at a later recomputation was asked for}} (``recompute_later``).
 _later_asked: WeakKeyDictionary = WeakKeyDictionary()
+# The same for verdicts (``after_verdict``): apart, as the job a verdict asks for recomputes whatever
+# the answers, where a submit's asks whether enough answers came.
+_verdict_asked: WeakKeyDictionary = WeakKeyDictionary()
 LOW_AGREEMENT_ITEMS = 10
 
 
@@ -298,7 +301,7 @@ def _compute_project_stats(session: Session, project: Project) -> ProjectStats:
 
     now = utcnow()
     # The verdicts these figures see at most (any project's: one look-up of the key): a later one makes
-    # them due again (``verdicts_since``), as the review counts and approval rates read verdicts.
+    # the figures behind (``verdicts_behind``), as the review counts and approval rates read verdicts.
     reviews_to = session.scalar(select(func.max(Review.id))) or 0
     questions = project_questions(session, project.id)
     comparable = [_Question(q, type_of(q), q.options or {}, q.key, type_of(q).unanswered,
@@ -518,9 +521,7 @@ def recompute_due(session: Session, project: Project) -> bool:
         seen[project.id] = computed_at
         return False
     needed = max(1, min(STATS_EVERY, (counted or 0) // STATS_SHARE))
-    if answers_since(session, project, computed_at, needed) >= needed:
-        return True
-    return computed_at is not None and verdicts_since(session, project, _reviews_to(session, project), 1) > 0
+    return answers_since(session, project, computed_at, needed) >= needed
 
 
 def recompute_later(session: Session, project: Project) -> float | None:
@@ -543,27 +544,37 @@ def recompute_later(session: Session, project: Project) -> float | None:
 SINCE_SHOWN_MAX = 10_000  # pages count the answers their figures miss up to this many ("10,000 or more")
 
 
-def _reviews_to(session: Session, project: Project) -> int:
-    """The highest verdict id the project's stored figures saw (0 for figures from before they kept it)."""
-    figures = session.scalar(select(ProjectStats.figures).where(ProjectStats.project_id == project.id))
-    return int((figures or {}).get("reviews_to") or 0)
-
-
-def verdicts_since(session: Session, project: Project, reviews_to: int, limit: int | None = None) -> int:
-    """How many verdicts on the project's answers came after the figures that saw verdicts up to
-    ``reviews_to`` (a range of the verdicts' key: only the newer ones are read), up to ``limit``."""
-    newer = (select(Review.id).join(Annotation, Annotation.id == Review.annotation_id)
-             .where(Review.id > reviews_to, Annotation.project_id == project.id))
-    if limit is not None:
-        newer = newer.limit(limit)
-    return session.scalar(select(func.count()).select_from(newer.subquery()))
+def after_verdict(session: Session, project: Project) -> float | None:
+    """After a verdict committed (review counts and approval rates read verdicts): 0 to recompute the
+    figures now (none yet, or older than STATS_MIN_INTERVAL), else the seconds until they may be,
+    asked once per computation (later verdicts of that minute get None: the job asked for will see
+    them). Reads the figures' instant only, so a verdict costs one look-up."""
+    computed_at = session.scalar(select(ProjectStats.computed_at).where(ProjectStats.project_id == project.id))
+    if computed_at is None:
+        return 0.0
+    wait = (computed_at + STATS_MIN_INTERVAL - utcnow()).total_seconds()
+    if wait <= 0:
+        return 0.0
+    asked = _verdict_asked.setdefault(session.get_bind(), {})
+    if asked.get(project.id) == computed_at:
+        return None
+    asked[project.id] = computed_at
+    return wait + 1
 
 
 def verdicts_behind(session: Session, project: Project, stats: ProjectStats | None) -> int:
-    """Verdicts the stored figures do not hold yet (what a quality page says beside the answers)."""
-    if stats is None:
+    """Verdicts on the project's answers newer than its stored figures (``figures.reviews_to``, the
+    highest verdict id they saw), up to SINCE_SHOWN_MAX: what a quality page says beside the answers.
+    Figures stored before they kept that mark say nothing (0): which verdicts they held is unknown.
+    Reads the newer verdicts by their key and each one's annotation by its own: SQLite, left to
+    itself, would walk every annotation of the project instead."""
+    reviews_to = (stats.figures or {}).get("reviews_to") if stats is not None else None
+    if reviews_to is None:
         return 0
-    return verdicts_since(session, project, int((stats.figures or {}).get("reviews_to") or 0), SINCE_SHOWN_MAX)
+    newer = (select(Review.id).join(Annotation, Annotation.id == Review.annotation_id)
+             .where(Review.id > int(reviews_to), unindexed(Annotation.project_id) == project.id)
+             .limit(SINCE_SHOWN_MAX))
+    return session.scalar(select(func.count()).select_from(newer.subquery()))
 
 
 def answers_since(session: Session, project: Project, computed_at: datetime | None, limit: int | None = None) -> int:

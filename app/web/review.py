@@ -13,7 +13,7 @@ from app.services import projects as project_service
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services.assignment import project_questions
-from tasks.jobs import queue_statistics
+from tasks.jobs import queue_statistics_after_verdict
 
 from .access import require
 
@@ -88,7 +88,7 @@ def verdict(slug: str, annotation_id: int):
             raise
         following = review_service.next_for_review(db, project.id, current_user.id)
         return render_template("review/_review.html", **_review_context(project, following, notice=str(exc))), 409
-    queue_statistics(db, project)  # the review counts and approval rates read verdicts too
+    queue_statistics_after_verdict(db, project)  # the review counts and approval rates read verdicts
     if not htmx:
         return redirect(url_for("review.queue", slug=slug))
     following = review_service.next_for_review(db, project.id, current_user.id)

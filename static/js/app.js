@@ -283,7 +283,11 @@
     served = { form: form, state: form.querySelector(".field-error, [aria-invalid=true]") ? null : formState(form) };
   }
 
-  document.addEventListener("submit", function () { sending = true; }, true);
+  // Sending the task's own forms (its answer, its skip) leaves without asking; any other form (sign out,
+  // a search) is leaving the task like a link.
+  document.addEventListener("submit", function (event) {
+    if (event.target.closest && event.target.closest("#task, #interview")) sending = true;
+  }, true);
   document.addEventListener("htmx:afterRequest", function () { sending = false; });
   window.addEventListener("beforeunload", function (event) {
     if (sending || !served || !document.body.contains(served.form)) return;

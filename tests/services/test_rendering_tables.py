@@ -49,3 +49,11 @@ def test_every_alignment_class_has_a_css_rule():
     css = CSS.read_text()
     for side, name in ((k.split(":")[1], v) for k, v in ALIGN_CLASSES.items()):
         assert f"td.{name}" in css and f"th.{name}" in css and f"text-align: {side}" in css
+
+
+def test_a_table_scrolls_in_its_own_box_and_nobody_else_gets_that_box():
+    """A markdown table (instructions, dataset cards) comes in the pages' scrolling box, so a wide one
+    never widens the page on a phone; the box is ours: typed HTML stays text."""
+    html = render_markdown("| a | b |\n|---|---|\n| 1 | 2 |")
+    assert html.startswith('<div class="table-scroll"><table>') and html.rstrip().endswith("</table>\n</div>")
+    assert "<div" not in render_markdown('<div class="table-scroll">x</div>').replace("&lt;div", "")

@@ -591,8 +591,8 @@ FILTER_REASONS = {
 
 
 # The SQL filters a version's manifest counts in ``skipped`` (an empty version says it in its reasons):
-# the ones that leave out annotations the person asking may not know are there. Each is rare, so its
-# count (the annotations it removes from those passing every other filter) is a few index look-ups.
+# the ones that leave out annotations the person asking may not know are there. Each is there only
+# when asked for or when the project has repeated items, and costs one count.
 COUNTED_FILTERS = {
     "repeated_items": "annotation on an item repeating an older item's prompt and responses (the oldest "
                       "item's annotations are kept)",
@@ -604,15 +604,17 @@ COUNTED_FILTERS = {
 
 
 def filtered_out(session: Session, named: list, options: ExportOptions) -> dict[str, int]:
-    """What each of ``COUNTED_FILTERS`` left out of a version, as ``skipped`` entries (none at 0)."""
+    """What each of ``COUNTED_FILTERS`` left out of a version, as ``skipped`` entries (none at 0). They
+    are counted in turn: each against the annotations every other filter passes and the counted ones
+    before it kept, so one left out by two of them is counted once, by the first."""
+    counted = [(name, c) for name, c in named if name in COUNTED_FILTERS]
+    kept = [c for name, c in named if name not in COUNTED_FILTERS]
     found = {}
-    for index, (name, condition) in enumerate(named):
-        if name not in COUNTED_FILTERS:
-            continue
-        others = [c for i, (_n, c) in enumerate(named) if i != index]
-        removed = count_annotations(session, [*others, not_(condition)])
+    for name, condition in counted:
+        removed = count_annotations(session, [*kept, not_(condition)])
         if removed:
             found[COUNTED_FILTERS[name].format(**options.__dict__)] = removed
+        kept.append(condition)
     return found
 
 

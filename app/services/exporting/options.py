@@ -101,28 +101,32 @@ def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False, b
     ``bare_day`` it is refused (which instant of the day would be a guess)."""
     if value is None or value == "":
         return None
-    if not bare_day and ((isinstance(value, date) and not isinstance(value, datetime))
-                         or (isinstance(value, str) and len(value.strip()) == 10)):
+    if isinstance(value, str):  # a day in any form ISO 8601 has for one (2026-12-01, 20261201, 2026-W48-2)
+        text = value.strip()[:40]
+        try:
+            value = date.fromisoformat(text)
+        except ValueError:
+            pass
+    if not bare_day and isinstance(value, date) and not isinstance(value, datetime):
         errors[name] = (f"must be an instant, a date with a time (YYYY-MM-DDTHH:MM[:SS[.ffffff]], UTC unless it has "
-                        f"Z or an offset), not the bare day {str(value).strip()[:10]!r}: which instant of the day "
+                        f"Z or an offset), not the bare day {value.isoformat()!r}: which instant of the day "
                         "would be a guess (its start leaves out all of that day's work)")
         return None
     if isinstance(value, datetime):
         when = value
     elif isinstance(value, date):
-        when = datetime.combine(value, time())
-        if end_of_day:
-            when += timedelta(days=1, microseconds=-1)
+        try:
+            when = datetime.combine(value, time())
+            if end_of_day:
+                when += timedelta(days=1, microseconds=-1)
+        except OverflowError:  # the last day of year 9999 has no end
+            errors[name] = "must be between the years 2000 and 2100"
+            return None
     else:
         text = str(value).strip()[:40]
         try:
-            if len(text) == 10:
-                when = datetime.combine(date.fromisoformat(text), time())
-                if end_of_day:
-                    when += timedelta(days=1, microseconds=-1)
-            else:
-                when = datetime.fromisoformat(text.replace("z", "Z"))
-        except (ValueError, OverflowError):  # the last day of year 9999 has no end
+            when = datetime.fromisoformat(text.replace("z", "Z"))
+        except (ValueError, OverflowError):
             errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z "
                             f"or an offset such as +02:00; none means UTC), not {str(value)[:40]!r}")
             return None

@@ -17,10 +17,10 @@ from itertools import groupby
 from operator import itemgetter
 
 import orjson
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.db import unindexed
 from app.models import Annotation, Item, ProjectMember, Review, TrainerStats, utcnow
 
 from ..projects import plain_text
@@ -188,29 +188,6 @@ def trainer_quality(gold_accuracy: float | None, consensus_agreement: float | No
     """What ``min_trainer_quality`` compares: gold accuracy when the trainer met gold, else agreement
     with the consensus. A trainer with neither has no known quality and is left out by that filter."""
     return gold_accuracy if gold_accuracy is not None else consensus_agreement
-
-
-class unindexed(ColumnElement):
-    """A column SQLite must not pick an index for (``+column``; the column itself elsewhere). The
-    snapshot's ``submitted_at`` bound holds for every annotation, but SQLite's planner, without
-    statistics, takes the (project, submitted_at) index for it and then sorts the whole project by
-    item in a temporary b-tree instead of walking the (project, item, id) index in order."""
-
-    inherit_cache = True
-
-    def __init__(self, column):
-        self.column = column
-        self.type = column.type
-
-
-@compiles(unindexed)
-def _unindexed(element, compiler, **kw):
-    return compiler.process(element.column, **kw)
-
-
-@compiles(unindexed, "sqlite")
-def _unindexed_sqlite(element, compiler, **kw):
-    return "+" + compiler.process(element.column, **kw)
 
 
 def named_conditions(session: Session, project_id: int, options: ExportOptions, keep_rejected: bool,

@@ -19,7 +19,7 @@ from app.models import REVIEW_STATUSES, VERDICTS, Annotation, Project
 from app.services import questions as question_rules
 from app.services import review as review_service
 from app.services.assignment import project_questions
-from tasks.jobs import queue_statistics
+from tasks.jobs import queue_statistics_after_verdict
 
 from .base import In, PageQuery, allow, bp, decode_cursor, page, responses, spec, user
 from .projects import QuestionOut
@@ -141,7 +141,7 @@ def give_verdict(slug: str, annotation_id: int, json: VerdictIn):
     except ValidationError as exc:
         raise ValidationError({key if key in ("", "verdict", "comment") else f"corrections.{key}": message
                                for key, message in exc.errors.items()}) from None
-    queue_statistics(db, project)  # the review counts and approval rates read verdicts too
+    queue_statistics_after_verdict(db, project)  # the review counts and approval rates read verdicts
     return VerdictOut(
         id=review.id, annotation_id=annotation.id, verdict=review.verdict,
         review_status=review_service.STATUS_FOR[review.verdict], comment=review.comment,

@@ -160,6 +160,23 @@ def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
     assert both.export.status == "empty"  # said in its reasons instead
 
 
+def test_annotations_two_counted_filters_leave_out_are_counted_once(build, session, pairs_project, trainers, pseudonym):
+    """t1 is flagged and below the quality threshold, t2 neither: t1's answers are counted once, by the
+    first filter that leaves them out, never by none."""
+    t1, t2 = trainers
+    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == pairs_project.id,
+                                                        ProjectMember.user_id == t1.id))
+    member.flagged_reason = "failed gold"
+    session.add_all([TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.2),
+                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, gold_accuracy=0.95),
+                     ProjectStats(project_id=pairs_project.id, annotations=4, figures={}, computed_at=utcnow())])
+    session.commit()
+    built = build(pairs_project, format="raw", min_trainer_quality=0.9, exclude_flagged_trainers=True)
+    assert {x["trainer"] for x in built.lines()} == {pseudonym(t2.id)}
+    assert built.export.manifest["counts"]["skipped"] == {
+        "annotation by a trainer flagged, paused or removed in this project (exclude_flagged_trainers)": 2}
+
+
 def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     today = utcnow().date()
     rows = session.scalars(select(Annotation).where(Annotation.project_id == pairs_project.id).order_by(Annotation.id)).all()
@@ -184,6 +201,8 @@ def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     ({"format": "raw", "as_of": "2026-12-01 at noon"}, "as_of", "an offset such as +02:00"),
     ({"format": "raw", "as_of": "2026-12-01"}, "as_of", "not the bare day '2026-12-01'"),
     ({"format": "raw", "as_of": " 2026-12-01 "}, "as_of", "which instant of the day would be a guess"),
+    ({"format": "raw", "as_of": "20261201"}, "as_of", "not the bare day '2026-12-01'"),  # ISO's other forms of a day
+    ({"format": "raw", "as_of": "2026-W48-2"}, "as_of", "not the bare day '2026-11-24'"),
     # the first and last instants Python holds, moved out of its range by an offset, or past its last day
     ({"format": "raw", "as_of": "0001-01-01T00:00:00+01:00"}, "as_of", "between the years 2000 and 2100"),
     ({"format": "raw", "date_from": "0001-01-01T00:30:00+01:00"}, "date_from", "between the years 2000 and 2100"),
