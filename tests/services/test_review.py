@@ -99,6 +99,24 @@ def test_pages_count_the_queue_only_so_far(session, reviewed_project, monkeypatc
     assert review_service.queue_size(session, project.id, reviewer.id) == 3  # the API's count stays exact
 
 
+def _trainer_then(session, project, role: str, refused: str):
+    """Someone with the trainer and ``role`` roles, a trainer member of ``project``: made ``role`` member
+    too, refused (``refused`` in the message, nothing written); removed as trainer, then made one.
+    Returns the person and their trainer membership (removed)."""
+    from app.models import ProjectMember
+    from app.services import projects as project_service
+
+    both = make_user(session, "trainer", role)
+    project_service.add_member(session, project, both, "trainer")
+    with pytest.raises(ValidationError, match=refused):
+        project_service.add_member(session, project, both, role)
+    session.rollback()
+    member = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id)).one()
+    project_service.set_member_status(session, member, "removed", None)
+    project_service.add_member(session, project, both, role)  # no longer a trainer of it
+    return both, member
+
+
 def test_nobody_both_trains_on_and_reviews_one_project(session, reviewed_project):
     """A reviewer sees the gold answers: a trainer of the project may not become its reviewer, nor the
     other way round, nor come back as one; a removed membership holds nothing. Someone made both before
@@ -107,14 +125,7 @@ def test_nobody_both_trains_on_and_reviews_one_project(session, reviewed_project
     from app.services import projects as project_service
 
     trainer, reviewer, project, _annotations = reviewed_project
-    both = make_user(session, "trainer", "reviewer")
-    project_service.add_member(session, project, both, "trainer")
-    with pytest.raises(ValidationError, match="a trainer of this project"):
-        project_service.add_member(session, project, both, "reviewer")
-    session.rollback()
-    member = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id)).one()
-    project_service.set_member_status(session, member, "removed", None)
-    project_service.add_member(session, project, both, "reviewer")  # no longer a trainer of it
+    both, member = _trainer_then(session, project, "reviewer", "a trainer of this project")
     reviewing = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id,
                                                             ProjectMember.role == "reviewer")).one()
     with pytest.raises(ValidationError, match="a reviewer of this project"):
@@ -134,19 +145,12 @@ def test_nobody_both_trains_on_a_project_and_is_its_client(session, reviewed_pro
     not become its client, nor a client its trainer, nor come back as one; someone made both before
     this rule is not its client (``is_client`` and ``client_projects``, which every client page, API call
     and export goes through)."""
-    from app.models import ProjectMember
     from app.services import access
     from app.services import projects as project_service
 
     _trainer, _reviewer, project, _annotations = reviewed_project
-    both = make_user(session, "trainer", "client")
-    project_service.add_member(session, project, both, "trainer")
-    with pytest.raises(ValidationError, match="a trainer of this project; a client of it cannot be one too"):
-        project_service.add_member(session, project, both, "client")
-    session.rollback()
-    member = session.scalars(select(ProjectMember).where(ProjectMember.user_id == both.id)).one()
-    project_service.set_member_status(session, member, "removed", None)
-    project_service.add_member(session, project, both, "client")
+    both, member = _trainer_then(session, project, "client",
+                                 "a trainer of this project; a client of it cannot be one too")
     assert access.is_client(session, both, project) and project in access.client_projects(session, both)
     with pytest.raises(ValidationError, match="a client of this project; a trainer of it cannot be one too"):
         project_service.set_member_status(session, member, "active", None)

@@ -35,7 +35,7 @@ from .. import audit, webhooks
 from ..assignment import project_questions, read_progress
 from .build import PartResult, splits_of, write_all
 from .card import dataset_card
-from .formats import FORMATS, Format, OptionProblem, Plan, QuestionSpec, desirable_question
+from .formats import FORMATS, PAIR_MODE_OPTIONS, Format, OptionProblem, Plan, QuestionSpec, desirable_question
 from .options import ExportOptions, instant_text, parse_options
 from .source import FETCH_ROWS, Snapshot, count_annotations, named_conditions
 
@@ -154,8 +154,9 @@ def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
     return fmt.features(off) == fmt.features(plan)
 
 
-# Options that choose which rows a format writes, each read by the formats naming it (``Format.modes``).
-MODE_OPTIONS = ("pairs", "ranking_pairs")
+# Options that choose which rows a format writes, each read by the formats naming it (``Format.modes``):
+# the pair formats read both.
+MODE_OPTIONS = PAIR_MODE_OPTIONS
 
 
 def reads_mode(fmt: Format, plan: Plan, name: str) -> bool:

@@ -137,16 +137,22 @@ def test_min_agreement_counts_an_item_with_one_answer_as_unknown_not_low(build, 
                        "item whose agreement is unknown (one answer) under min_agreement": 1}
 
 
-def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
-    t1, t2 = trainers
-    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == pairs_project.id,
+def _flag_with_figures(session, project, flagged, first: dict, second: dict) -> None:
+    """``flagged`` (the first trainer) flagged in ``project``; the two trainers' quality figures, computed
+    after every answer (the filter reads them as they are)."""
+    t1, t2 = flagged
+    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == project.id,
                                                         ProjectMember.user_id == t1.id))
     member.flagged_reason = "failed gold"
-    session.add_all([TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.95),
-                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, consensus_agreement=0.4),
-                     # figures computed after every answer: the filter reads these as they are
-                     ProjectStats(project_id=pairs_project.id, annotations=4, figures={}, computed_at=utcnow())])
+    session.add_all([TrainerStats(project_id=project.id, trainer_id=t1.id, **first),
+                     TrainerStats(project_id=project.id, trainer_id=t2.id, **second),
+                     ProjectStats(project_id=project.id, annotations=4, figures={}, computed_at=utcnow())])
     session.commit()
+
+
+def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
+    t1, t2 = trainers
+    _flag_with_figures(session, pairs_project, trainers, {"gold_accuracy": 0.95}, {"consensus_agreement": 0.4})
     flagged_out = build(pairs_project, format="raw", exclude_flagged_trainers=True)
     assert {x["trainer"] for x in flagged_out.lines()} == {pseudonym(t2.id)}
     quality = build(pairs_project, format="raw", min_trainer_quality=0.9)
@@ -163,14 +169,8 @@ def test_trainer_filters(build, session, pairs_project, trainers, pseudonym):
 def test_annotations_two_counted_filters_leave_out_are_counted_once(build, session, pairs_project, trainers, pseudonym):
     """t1 is flagged and below the quality threshold, t2 neither: t1's answers are counted once, by the
     first filter that leaves them out, never by none."""
-    t1, t2 = trainers
-    member = session.scalar(select(ProjectMember).where(ProjectMember.project_id == pairs_project.id,
-                                                        ProjectMember.user_id == t1.id))
-    member.flagged_reason = "failed gold"
-    session.add_all([TrainerStats(project_id=pairs_project.id, trainer_id=t1.id, gold_accuracy=0.2),
-                     TrainerStats(project_id=pairs_project.id, trainer_id=t2.id, gold_accuracy=0.95),
-                     ProjectStats(project_id=pairs_project.id, annotations=4, figures={}, computed_at=utcnow())])
-    session.commit()
+    _t1, t2 = trainers
+    _flag_with_figures(session, pairs_project, trainers, {"gold_accuracy": 0.2}, {"gold_accuracy": 0.95})
     built = build(pairs_project, format="raw", min_trainer_quality=0.9, exclude_flagged_trainers=True)
     assert {x["trainer"] for x in built.lines()} == {pseudonym(t2.id)}
     assert built.export.manifest["counts"]["skipped"] == {
