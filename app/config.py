@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import logging
 import secrets
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,11 +30,10 @@ def _dev_secret_key(instance_path: Path) -> str:
     key = secrets.token_hex(32)
     path.write_text(key)
     path.chmod(0o600)
-    warnings.warn(
-        f"SECRET_KEY is not set; generated a development key into {path.name} under the instance folder. "
-        "Set SECRET_KEY in production.",
-        stacklevel=2,
-    )
+    # A notice, not a Python warning: it reads as one plain line on the console of `make run`.
+    logging.getLogger("groundwork.config").warning(
+        "SECRET_KEY is not set; generated a development key into %s under the instance folder. "
+        "Set SECRET_KEY in production.", path.name)
     return key
 
 

@@ -8,10 +8,15 @@ def test_production_requires_a_secret_key(tmp_path):
         load_config(tmp_path, {"GROUNDWORK_ENV": "production"})
 
 
-def test_development_generates_a_key_once_and_defaults_to_sqlite(tmp_path):
-    with pytest.warns(UserWarning, match="SECRET_KEY is not set"):
+def test_development_generates_a_key_once_and_defaults_to_sqlite(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="groundwork.config"):
         first = load_config(tmp_path, {})
+    assert [r.getMessage() for r in caplog.records] == [
+        "SECRET_KEY is not set; generated a development key into secret_key under the instance folder. "
+        "Set SECRET_KEY in production."]
+    caplog.clear()
     second = load_config(tmp_path, {})
+    assert not caplog.records  # said once, when the key is made
     assert first["SECRET_KEY"] == second["SECRET_KEY"] and len(first["SECRET_KEY"]) == 64
     assert first["DATABASE_URL"] == f"sqlite:///{tmp_path / 'groundwork.sqlite3'}"
     assert first["REDIS_URL"] is None and first["SESSION_COOKIE_SECURE"] is False

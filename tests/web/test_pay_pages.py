@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pandas as pd
@@ -180,3 +181,22 @@ def test_the_approval_message_totals_what_the_table_does_adjustments_included(cl
                                                             "line": f"{trainer.id}:{project.id}"})
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Approved 1 timesheet(s) of " + week + ": 21.00 (6.00 for the time, 15.00 in adjustments)" in page
+
+
+def test_both_pay_pages_name_an_unapproved_week_alike(client, session):
+    """The payroll and the earnings page call a week not yet approved by one word, the payroll's
+    status filter included (its value stays the stored status)."""
+    admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)
+
+    def status_tags(page):
+        return re.findall(r'<span class="tag tag-\w+">([^<]*)</span>', page)
+
+    login(client, admin.email, PASSWORD)
+    payroll = client.get("/admin/payroll?status=open").get_data(as_text=True)
+    assert status_tags(payroll) == ["pending"]
+    options = re.findall(r'<option value="(\w+)" ?(selected)?>([^<]*)</option>', payroll)
+    assert options[:3] == [("open", "selected", "pending"), ("approved", "", "approved"), ("paid", "", "paid")]
+    other = client.application.test_client()
+    login(other, trainer.email, PASSWORD)
+    assert status_tags(other.get("/work/earnings").get_data(as_text=True)) == ["pending"]

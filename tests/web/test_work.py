@@ -281,3 +281,31 @@ def test_a_paused_trainer_is_told_so_and_gets_no_task(client, session):
     assert response.status_code == 403 and "You are paused in this project" in body
     assert "gold" not in body  # the admins' reason would say which items were gold
     assert "paused in this project; an admin can reinstate you" in client.get("/work/").get_data(as_text=True)
+
+
+def test_the_item_and_its_questions_name_each_response_alike(client, session):
+    """An item with one response and one with two: the conversation, the span widget and the reading of a
+    stored answer call each response by one name (no "assistant" above a question that says "Response A")."""
+    from app.services import projects as project_service
+
+    trainer = make_user(session, "trainer")
+    project = project_service.create_project(
+        session, name="Spans", slug="spans", status="active", instructions="Mark them.",
+        questions=[{"key": "spans", "type": "span", "title": "Mark errors", "required": False,
+                    "options": {"labels": ["wrong", "unsafe"]}}])
+    project_service.add_member(session, project, trainer, "trainer")
+    project_service.add_item(session, project, prompt="One", responses=["Only answer"], external_id="one")
+    session.commit()
+    login(client, trainer.email, PASSWORD)
+    page = client.get(f"/work/{project.slug}").get_data(as_text=True)
+    names = re.findall(r'<div class="turn-role">(\w[\w ]*?)\s*</div>', page)
+    assert names == ["user", "Response"], names
+    assert re.findall(r"<strong>(Response[\w ]*)</strong>", page) == ["Response"]
+    assert 'aria-label="Text of response"' in page
+    project_service.add_item(session, project, prompt="Two", responses=["First", "Second"], external_id="two")
+    session.commit()
+    token = csrf_token(client, f"/work/{project.slug}")
+    page = client.post(_submit_url(page), data={"answer.spans": "[]", "csrf_token": token},
+                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert re.findall(r"<div class=\"turn-role\">(\w[\w ]*?)\s*</div>", page) == ["user", "Response A", "Response B"]
+    assert re.findall(r"<strong>(Response[\w ]*)</strong>", page) == ["Response A", "Response B"]

@@ -765,21 +765,42 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
         "annotators": len(result.trainers),
         "source_models": dict(sorted(result.models.items())),
         "agreement": agreement,
-        "warnings": warnings(fmt, plan, rows) if data else [],
+        "warnings": warnings(fmt, plan, rows, result.items) if data else [],
         "sha256": data[0].sha256 if data else None,
         "build_seconds": round(seconds, 3),
     }
 
 
-def warnings(fmt: Format, plan: Plan, rows: dict[str, int]) -> list[str]:
+SPLIT_SHARE_SLACK = 0.05  # a split's share of the items may miss the one asked for by this much (or half of it) unflagged
+
+
+def _share(fraction: float) -> str:
+    """A fraction as a percentage with the digits it needs: 10%, 2.5%, 0.01%."""
+    for digits in range(5):
+        text = f"{fraction * 100:.{digits}f}"
+        if float(text) == round(fraction * 100, 4):
+            return f"{text}%"
+    return f"{fraction:.4%}"
+
+
+def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int]) -> list[str]:
     """What a team should know before training on the version: a split asked for that got no row
-    (it has no file), a training file under the format's minimum number of examples."""
+    (it has no file) or whose share of the items is far from the one asked for (splits go by a hash of
+    the prompt, so a small project lands where its few prompts fall), a training file under the
+    format's minimum number of examples."""
     notes = []
     fractions = {"validation": plan.options.validation_fraction, "test": plan.options.test_fraction}
+    total = sum(items.values())
     for split in splits_of(plan):
+        if split not in fractions:
+            continue
+        asked = fractions[split]
         if split not in rows:
-            share = f" ({fractions[split]:.0%} of items asked for)" if split in fractions else ""
-            notes.append(f"The {split} split got no rows{share}, so it has no file.")
+            notes.append(f"The {split} split got no rows ({_share(asked)} of items asked for), so it has no file.")
+        elif total and abs(items[split] / total - asked) > max(SPLIT_SHARE_SLACK, asked / 2):
+            notes.append(f"The {split} split holds {items[split]:,} of {total:,} items ({_share(round(items[split] / total, 3))}; "
+                         f"{_share(asked)} asked for): splits go by a hash of each prompt, so a project with few "
+                         f"prompts lands far from the share asked for.")
     minimum = fmt.min_rows
     train = rows.get("train", 0)
     if minimum and train < minimum:

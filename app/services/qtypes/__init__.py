@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import FIGURE_NAMES, AnswerError, QuestionType, Responses, Units, response_letter
+from .base import FIGURE_NAMES, AnswerError, QuestionType, Responses, Units, response_letter, response_name
 from .labels import LabelType, MultiLabelType
 from .preference import PreferenceType
 from .ranking import RankingType, pairs_from_groups, ranks_of
@@ -23,4 +23,4 @@ def type_of(question) -> QuestionType:
 
 
 __all__ = ["FIGURE_NAMES", "QUESTION_TYPES", "AnswerError", "QuestionType", "Responses", "Units",
-           "pairs_from_groups", "ranks_of", "response_letter", "type_of"]
+           "pairs_from_groups", "ranks_of", "response_letter", "response_name", "type_of"]

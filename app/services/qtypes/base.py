@@ -27,6 +27,12 @@ def response_letter(position: int) -> str:
     return RESPONSE_LETTERS[position]
 
 
+def response_name(position: int, count: int) -> str:
+    """What every page calls the response at ``position`` of an item with ``count`` responses: "Response A",
+    "Response B"…, or plain "Response" when it is the only one (the item, the questions and the feedback alike)."""
+    return f"Response {response_letter(position)}" if count > 1 else "Response"
+
+
 class Responses(tuple):
     """An item's response ids in the order pages show them, with their texts.
 

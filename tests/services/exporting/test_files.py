@@ -184,8 +184,35 @@ def test_a_split_that_gets_no_rows_has_no_file_and_a_warning(build, pairs_projec
     built = build(pairs_project, format="raw", test_fraction=0.0001)
     assert list(built.export.manifest["splits"]) == ["train"]
     assert not (built.folder / "test.jsonl").exists() and not (built.folder / "test.meta.jsonl").exists()
-    assert built.export.manifest["warnings"] == ["The test split got no rows (0% of items asked for), so it has no file."]
+    assert built.export.manifest["warnings"] == ["The test split got no rows (0.01% of items asked for), so it has no file."]
 
+
+
+def test_a_split_far_from_its_share_is_flagged_and_one_near_it_is_not(build, session, trainers):
+    """Splits go by a hash of the prompt: 8 prompts cannot give 30 % and 20 % of the items, and the
+    version says by how much each missed; 400 prompts land near the shares and say nothing."""
+    from app.services.exporting import SPLIT_SHARE_SLACK
+
+    def project_of(n, slug):
+        items = [(f"s{i}", f"Question {i} of {slug}", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}])
+                 for i in range(n)]
+        project = make_project(session, "pairwise", items, overlap=1, slug=slug)
+        with_members(session, project, trainers[:1])
+        annotate(session, trainers[0], project, {x[0]: {"preference": -1} for x in items})
+        return project
+
+    for n, slug in ((8, "few"), (400, "many")):
+        manifest = build(project_of(n, slug), format="raw", test_fraction=0.3, validation_fraction=0.2).export.manifest
+        counts, flagged = manifest["counts"], []
+        for split, asked in (("test", 0.3), ("validation", 0.2)):
+            share = counts[f"{split}_items"] / counts["items"]
+            if split in manifest["splits"] and abs(share - asked) > max(SPLIT_SHARE_SLACK, asked / 2):
+                flagged.append(f"The {split} split holds {counts[f'{split}_items']} of {n} items")
+        assert [w.split(" (")[0] for w in manifest["warnings"] if "split holds" in w] == flagged
+        if slug == "many":
+            assert flagged == [] and manifest["warnings"] == []
+        else:
+            assert flagged, manifest["warnings"]  # 8 prompts: at least one split far from its share
 
 def test_a_version_with_no_row_is_empty_and_says_why(app, build, session, pairs_project):
     from app.services import review as review_service
