@@ -7,10 +7,11 @@ URL map and checks that every view carries a declaration, then calls each one as
 from __future__ import annotations
 
 import re
+import time
 from functools import wraps
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 
 from app.bounds import INT32
 from app.db import get_session
@@ -20,6 +21,24 @@ from app.models import User
 from app.services import users as user_service
 
 PUBLIC = "public"
+SIGNED_IN_AT = "signed_in_at"  # the session key holding when its sign-in happened (Unix seconds)
+
+
+def sign_in(user: User) -> None:
+    """Start a signed-in session for ``user`` (a sign-in, an application, a changed password): it lasts
+    ``SESSION_LIFETIME_HOURS`` from now, however often the cookie is written again meanwhile."""
+    login_user(user, fresh=True)
+    session[SIGNED_IN_AT] = int(time.time())
+    session.permanent = True
+
+
+def _within_lifetime() -> bool:
+    """Whether this session's sign-in is younger than the lifetime: an absolute limit, not one a
+    rewritten cookie (a flash, a CSRF token) moves on. A session without the mark never counts."""
+    started = session.get(SIGNED_IN_AT)
+    if not isinstance(started, int) or isinstance(started, bool):
+        return False
+    return 0 <= time.time() - started <= current_app.permanent_session_lifetime.total_seconds()
 
 
 class Claimed:
@@ -113,6 +132,8 @@ def register(app: Flask) -> None:
     def load_user(session_id: str) -> User | None:
         """The session's user, while the account is active and the cookie's session version is the
         account's current one (sign-out, a password change or an admin ends older ones)."""
+        if not _within_lifetime():
+            return None
         user_id, _, version = (session_id or "").partition(":")
         if not (re.fullmatch(r"[0-9]{1,10}", user_id) and re.fullmatch(r"[0-9]{1,10}", version)) \
                 or int(user_id) > INT32[1]:

@@ -7,14 +7,14 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.db import get_session
 from app.errors import ValidationError
 from app.services import users as user_service
 
-from .access import public, require
+from .access import public, require, sign_in
 from .errors import render_error
 
 bp = Blueprint("auth", __name__)
@@ -106,8 +106,7 @@ def login():
         else:
             throttle.succeeded(address, email, device)
             session.clear()
-            login_user(user)
-            session.permanent = True
+            sign_in(user)
             response = redirect(_safe_next(request.form.get("next")) or url_for("home.index"))
             return _remember_device(response, email)
     next_value = _safe_next(request.values.get("next")) or ""
@@ -124,6 +123,24 @@ def logout():
     session.clear()
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def confirm_password(typed: str):
+    """For an action a copied session cookie must not be able to take alone (making an API token): the
+    signed-in person types their password again. Counted like a sign-in attempt, on the same counters.
+    Returns None when it is right, else the field's error, or the 429 response once over the limit."""
+    throttle = current_app.extensions["login_throttle"]
+    address, email = request.remote_addr or "unknown", current_user.email
+    verdict = throttle.attempt(address, email)
+    if not verdict.allowed:
+        return _too_many(verdict, "Too many wrong passwords.")
+    if not typed:
+        throttle.not_checked(address, email)
+        return "type your password to confirm it is you"
+    if len(typed) > user_service.MAX_PASSWORD_LENGTH or not user_service.check_password(current_user, typed):
+        return "is not your password"
+    throttle.succeeded(address, email)
+    return None
 
 
 def _too_many(verdict, what: str):
@@ -156,7 +173,7 @@ def change_password():
                 throttle.not_checked(address, email)
         else:
             throttle.succeeded(address, email)
-            login_user(current_user, fresh=True)  # this browser carries the new session version
+            sign_in(current_user)  # this browser carries the new session version
             flash("Your password is changed. Every other browser signed in as you has been signed out, and your API "
                   "tokens are revoked: make new ones on the API tokens page.", "success")
             return redirect(url_for("auth.change_password"), code=303)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 
 from app.db import get_session
 from app.errors import Conflict, ValidationError
@@ -16,7 +16,7 @@ from app.services.recruiting import applications, grading, interviews, vetting
 from tasks import enqueue
 from tasks.jobs import calibrate_assessment, suggest_grades
 
-from .access import public, require
+from .access import public, require, sign_in
 from .inputs import row_id
 from .paging import page_of
 
@@ -78,7 +78,7 @@ def apply():
             if "already registered" not in errors.get("email", ""):
                 _apply_not_counted()  # a typo, not an account made or an e-mail probed
         else:
-            login_user(user)
+            sign_in(user)
             flash("Your application is in. Take the interview for each of your domains below.", "success")
             return redirect(url_for("recruiting.candidate"))
     status = 422 if errors else 200

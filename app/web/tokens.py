@@ -10,6 +10,7 @@ from app.errors import ValidationError
 from app.services import api_tokens
 
 from .access import require
+from .auth import confirm_password
 from .inputs import whole_number
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
@@ -35,7 +36,12 @@ def create():
     values = {"name": request.form.get("name", ""), "expires_in_days": request.form.get("expires_in_days", "").strip(),
               "read_only": "read_only" in request.form}
     days = values["expires_in_days"]
+    refused = confirm_password(request.form.get("password", ""))
+    if refused is not None and not isinstance(refused, str):
+        return refused  # over the sign-in attempts' limit
     try:
+        if refused:
+            raise ValidationError({"password": refused})
         if days and whole_number(days, digits=5, signed=False) is None:
             raise ValidationError({"expires_in_days": "must be a whole number of days, or empty for no expiry"})
         new = api_tokens.create(db, current_user, values["name"], read_only=values["read_only"],

@@ -33,7 +33,7 @@ FIELDS = {
     "auth.login": ["email", "password", "next"],
     "auth.change_password": ["current", "new", "confirm"],
     "auth.reset": ["new", "confirm"],
-    "tokens.create": ["name", "expires_in_days", "read_only"],
+    "tokens.create": ["name", "expires_in_days", "read_only", "password"],
     "work.submit": ["answer.label", "answer.other", "answer."],
     "work.heartbeat": ["resume"],
     "work.skip": ["reason"],

@@ -6,6 +6,7 @@ and changes nothing."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -194,6 +195,7 @@ def test_only_an_at_door_view_takes_a_claim(app, session):
     with app.test_request_context("/"):
         cookie_session["_user_id"] = f"{trainer.id}:{trainer.session_version}"
         cookie_session["_id"] = app.login_manager._session_identifier_generator()
+        cookie_session[access.SIGNED_IN_AT] = int(time.time())
         setattr(g, access._AT_DOOR, cookie_session["_user_id"])
         with pytest.raises(Exception):  # noqa: B017 - 403 or the claim's refusal, never the page
             admin_only()

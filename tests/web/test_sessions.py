@@ -71,3 +71,41 @@ def test_a_new_secret_key_checks_every_cookie_again(app, client, session):
     assert client.get("/work/").status_code == 200
     app.secret_key = "another-secret-key-entirely"
     assert client.get("/work/").status_code == 302
+
+
+def test_a_sign_in_lasts_its_lifetime_from_the_sign_in_however_often_the_cookie_is_rewritten(app, client, session,
+                                                                                             monkeypatch):
+    """Every flash or CSRF token writes the cookie again with a new signed time; the sign-in's own time
+    is what ends it, so a busy session is not extended past SESSION_LIFETIME_HOURS."""
+    from app.web import access
+
+    trainer = make_user(session, "trainer")
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    start = time.time()
+    login(client, trainer.email, PASSWORD)
+    with client.session_transaction() as cookie:
+        signed_in_at = cookie[access.SIGNED_IN_AT]
+    assert start - 1 <= signed_in_at <= time.time()
+
+    class At:  # the clock both the cookie's signature check and the sign-in check read
+        now = time.time()
+
+        @classmethod
+        def time(cls):
+            return cls.now
+
+    import itsdangerous.timed
+
+    for module in (sessions, access, itsdangerous.timed):  # checked, and signed, at the test's instant
+        monkeypatch.setattr(module, "time", At)
+    for step in range(4):  # a request every third of the lifetime, each writing the cookie anew
+        At.now = signed_in_at + step * (lifetime - 10) / 3 + 1
+        with client.session_transaction() as cookie:
+            cookie["_flashes"] = [("info", f"step {step}")]  # a rewritten cookie, signed now
+        assert client.get("/work/").status_code == 200, step
+        with client.session_transaction() as cookie:
+            assert cookie[access.SIGNED_IN_AT] == signed_in_at
+    At.now = signed_in_at + lifetime + 1
+    with client.session_transaction() as cookie:
+        cookie["_flashes"] = [("info", "late")]
+    assert client.get("/work/").status_code == 302  # over, though the cookie was signed a moment ago

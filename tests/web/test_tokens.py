@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from app.models import ApiToken
-from tests.factories import make_user
+from tests.factories import PASSWORD, make_user
 from tests.security.conftest import sign_in, token
 
 
 def _create(client, csrf, **form):
-    return client.post("/account/tokens/", data={"csrf_token": csrf, **form})
+    return client.post("/account/tokens/", data={"csrf_token": csrf, "password": PASSWORD, **form})
 
 
 def test_a_token_is_shown_once_and_works(client, session):
@@ -65,3 +65,22 @@ def test_revoking_ends_the_token_and_only_ones_own(client, session):
     assert api.get("/api/v1/projects", headers={"Authorization": f"Bearer {theirs.secret}"}).status_code == 200
     listing = client.get("/account/tokens/").get_data(as_text=True)
     assert "revoked" in listing and "read-only" in listing
+
+
+def test_a_token_needs_the_password_typed_again_and_wrong_ones_count_as_sign_in_attempts(app, client, session):
+    """A token outlives signing out, so a copied session cookie alone must not make one: the password is
+    asked again, and guesses meet the sign-in page's limit."""
+    user = make_user(session, "trainer")
+    sign_in(client, user)
+    csrf = token(client, "/account/tokens/")
+    for typed, says in (("", "type your password"), ("wrong password!", "is not your password"),
+                        ("x" * 5000, "is not your password")):
+        response = _create(client, csrf, name="stolen", password=typed)
+        assert response.status_code == 422 and says in response.get_data(as_text=True), typed[:20]
+    assert session.query(ApiToken).count() == 0
+    refused = None
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        refused = _create(client, csrf, name="stolen", password="another guess")
+    assert refused.status_code == 429 and "Too many wrong passwords" in refused.get_data(as_text=True)
+    assert _create(client, csrf, name="mine").status_code == 429  # the right one waits too
+    assert session.query(ApiToken).count() == 0
