@@ -159,18 +159,31 @@ class LineTooLong(csv.Error):
     pass
 
 
-def _text_lines(text: IO[str]) -> Iterator[str]:
-    """The text's lines, refusing one longer than LINE_MAX_BYTES characters before csv builds its cells."""
-    while line := text.readline(LINE_MAX_BYTES + 1):
-        if len(line) > LINE_MAX_BYTES:
-            raise LineTooLong(f"a line is longer than {LINE_MAX_BYTES >> 20} MB")
-        yield line
+class _TextLines:
+    """The text's lines for csv, refusing a record longer than LINE_MAX_BYTES characters before csv builds
+    its cells: a quoted cell may carry line breaks, so one record can span many lines, and csv holds all
+    of its cells at once. ``record_starts`` is called before each record is read."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self.text, self.record = text, 0
+
+    def record_starts(self) -> None:
+        self.record = 0
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self.text.readline(LINE_MAX_BYTES + 1):
+            self.record += len(line)
+            if self.record > LINE_MAX_BYTES:
+                raise LineTooLong(f"a record is longer than {LINE_MAX_BYTES >> 20} MB (a quoted cell's line breaks "
+                                  "continue its record)")
+            yield line
 
 
 def _read_csv(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
     csv.field_size_limit(CSV_CELL_MAX)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(_text_lines(text))
+    lines = _TextLines(text)
+    reader = csv.reader(iter(lines))
     try:
         try:
             header = next(reader, [])
@@ -182,7 +195,7 @@ def _read_csv(stream: IO[bytes]) -> Iterator[tuple[int, int, Any]]:
             yield 1, 0, LineProblems(problems)
             return
         responses = sorted((c for c in header if RESPONSE_COLUMN.fullmatch(c)), key=lambda c: int(c[-1]))
-        yield from _csv_rows(reader, header, responses, stream)
+        yield from _csv_rows(reader, header, responses, stream, lines)
     finally:
         text.detach()  # leave the caller's stream open (the second pass reads it again)
 
@@ -202,11 +215,12 @@ def _header_problems(header: list[str]) -> list[tuple[str, str]]:
     return problems
 
 
-def _csv_rows(reader, header, response_columns, stream) -> Iterator[tuple[int, int, Any]]:
+def _csv_rows(reader, header, response_columns, stream, lines: _TextLines) -> Iterator[tuple[int, int, Any]]:
     while True:
         # A record's line is where it starts: a quoted cell may hold line breaks, and the reader's
         # line_num is then the record's last line.
         number = reader.line_num + 1
+        lines.record_starts()
         try:
             cells = next(reader)
         except StopIteration:

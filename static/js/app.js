@@ -132,8 +132,11 @@
     }
     if (event.altKey) return;
     if (event.key === "Enter") {
-      if (target.tagName && target.tagName.toLowerCase() === "button") return;
-      if (form.classList.contains("correction") && !form.contains(target)) return; // a summary, a link: theirs
+      // Enter on a control does what that control does, wherever it is: a link follows, a button presses,
+      // a toggle (summary) opens, a list opens; a field of another form is that form's.
+      if (target.closest && target.closest("a[href], button, summary, select, [role=button], [role=link]")) return;
+      if (target !== form && !form.contains(target) && target.closest && target.closest("form")) return;
+      if (form.classList.contains("correction") && !form.contains(target)) return;
       event.preventDefault();
       form.requestSubmit();
       return;

@@ -94,3 +94,24 @@ def test_leaving_a_task_with_an_answer_not_sent_asks_first(page, live_app):
     page.get_by_role("link", name="My work").click()
     expect(page.get_by_role("heading", name="My work")).to_be_visible()
     assert asked == ["beforeunload"] * 2  # no more questions
+
+
+def test_enter_on_a_link_or_a_toggle_does_what_it_says_and_sends_nothing(page, live_app):
+    """Enter sends the task from the task, not from a focused link (it follows), the skip or the
+    instructions toggle (it opens) or a button elsewhere; the answer chosen stays unsent."""
+    sign_in(page, "trainer1@groundwork.test")
+    page.goto("/work/safety-triage")
+    page.wait_for_load_state("load")
+    page.locator("body").press("1")
+    page.locator("details.skip > summary").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("details.skip")).to_have_attribute("open", "")
+    page.locator("aside.instructions summary").focus()
+    page.keyboard.press("Enter")  # open on arrival: Enter folds it
+    expect(page.locator("aside.instructions details")).not_to_have_attribute("open", "")
+    assert _annotations_of(live_app, "trainer1@groundwork.test") == []
+    page.once("dialog", lambda dialog: dialog.accept())  # the unsent answer's question: leave anyway
+    page.get_by_role("link", name="Earnings").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url("/work/earnings")
+    assert _annotations_of(live_app, "trainer1@groundwork.test") == []

@@ -519,6 +519,21 @@ def test_a_jsonl_line_too_long_is_a_line_error_and_a_bom_is_fine(session, monkey
     assert not report.ok
 
 
+
+def test_a_csv_record_is_bounded_across_the_lines_its_quoted_cells_span(session, monkeypatch):
+    """Quoted line breaks let one record run over many lines, each under the line limit: the record's
+    whole length is what is bounded, before csv builds its cells (which it holds all at once), and the
+    records after a short multi-line one still read."""
+    project = make_label_project(session, items=0, slug="long-record")
+    monkeypatch.setattr(importing, "LINE_MAX_BYTES", 1000)
+    many_lines = b'"a' + (b"," * 400 + b'\n') * 5 + b'",x\n'  # 2,000+ characters over 6 lines
+    data = b"prompt,response_1\n" + b'"two\nlines",fine\n' + many_lines
+    report = importing.validate_file(session, project, io.BytesIO(data), "csv")
+    assert not report.ok
+    assert [e.line for e in report.errors] == [4] and "record is longer than" in report.errors[0].message
+    fine = b"prompt,response_1\n" + b'"two\nlines",fine\n' + b'"' + (b"," * 100 + b"\n") * 5 + b'",x\n'
+    assert importing.validate_file(session, project, io.BytesIO(fine), "csv").ok
+
 def test_the_dataset_card_header_is_valid_yaml_whatever_the_name(app, session):
     import yaml
 
