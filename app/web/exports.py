@@ -139,7 +139,8 @@ def retry(slug: str, export_id: int):
     project = _project(slug)
     db = get_session()
     try:
-        export = exporting.retry_export(db, project, export_id, **exporting.disk_limits(current_app.config))
+        export = exporting.retry_export(db, project, export_id, **exporting.disk_limits(current_app.config),
+                                        actor_id=current_user.id)
     except ServiceError as exc:  # not in a state to, too many being built, no room: said on the version's page
         db.rollback()
         flash(str(exc), "error")

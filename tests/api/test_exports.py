@@ -200,19 +200,20 @@ def _made_and_failed(session, project) -> int:
 def test_a_project_builds_a_few_versions_at_a_time(api, api_world, session):
     """Anyone who may ask for a version (a client too) cannot queue without end: past three queued or
     running, a 409 until one is done; another project is not held up, and a stalled one stops counting."""
-    project = api_world.world.project
-    queued = [exporting.create_export(session, project, {"format": "raw"}, None) for _ in range(3)]
+    project, client = api_world.world.project, api_world.client_user.id
+    queued = [exporting.create_export(session, project, {"format": "raw"}, client) for _ in range(3)]
     refused = api.post(URL, json={"format": "raw"}, as_="client")
-    assert refused.status_code == 409 and "3 versions of this project are being built" in \
+    assert refused.status_code == 409 and "3 versions of this project asked for by its clients are being built" in \
         refused.get_json()["error"]["message"]
-    assert exporting.create_export(session, api_world.world.other, {"format": "raw"}, None).status == "queued"
+    assert exporting.create_export(session, api_world.world.other, {"format": "raw"}, client).status == "queued"
+    assert api.post(URL, json={"format": "raw"}, as_="admin").status_code == 202  # the admins' own slots
     queued[0].status = "done"
     session.commit()
-    assert exporting.create_export(session, project, {"format": "raw"}, None).status == "queued"
+    assert exporting.create_export(session, project, {"format": "raw"}, client).status == "queued"
     queued[1].progress_at = queued[1].created_at = utcnow() - timedelta(minutes=10)  # stopped reporting
     session.commit()
-    assert exporting.create_export(session, project, {"format": "raw"}, None).status == "queued"
-    assert session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project.id)) == 5
+    assert exporting.create_export(session, project, {"format": "raw"}, client).status == "queued"
+    assert session.scalar(select(func.count(DatasetExport.id)).where(DatasetExport.project_id == project.id)) == 6
 
 
 def test_versions_are_numbered_per_project(api, api_world, session):

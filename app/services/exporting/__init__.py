@@ -21,15 +21,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import func, literal_column, not_, select, update
+from sqlalchemy import and_, func, literal_column, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, InsufficientStorage, NotFound, ValidationError, plain_reason
-from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, utcnow
+from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, UserRole, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions, read_progress
@@ -117,15 +117,16 @@ def create_export(session: Session, project: Project, raw_options: Mapping[str, 
     # A project builds a few versions at a time: more would only wait behind them, and anyone who may
     # ask for one (a client too) could fill the job queue and the disk. One that stopped reporting no
     # longer counts (``is_stalled``: it can be run again).
-    _check_pending(session, project)
+    side = _asked_alike(session, actor_id)
+    _check_pending(session, project, side)
     # Every version is a full copy on disk: a project is asked for a bounded number an hour, and none
     # starts without room for one as large as its largest.
     recent = session.scalar(select(func.count(DatasetExport.id)).where(
-        DatasetExport.project_id == project.id, DatasetExport.created_at >= utcnow() - timedelta(hours=1)))
+        DatasetExport.project_id == project.id, DatasetExport.created_at >= utcnow() - timedelta(hours=1), side.condition))
     if recent >= MAX_VERSIONS_PER_HOUR:
         session.rollback()
-        raise Conflict(f"{recent} versions of this project were asked for in the last hour, the most it takes; "
-                       "ask again later (each version is a full copy on the server's disk)")
+        raise Conflict(f"{recent} versions of this project were asked for in the last hour by {side.name}, "
+                       "the most it takes; ask again later (each version is a full copy on the server's disk)")
     if root is not None:
         _check_room(session, project, Path(root), min_free_bytes)
     # The next version number of the project, under its row's lock (PostgreSQL; SQLite's write lock is
@@ -218,21 +219,40 @@ def _idle_options(fmt: Format, plan: Plan, options: ExportOptions) -> dict[str, 
     return idle
 
 
-def _check_pending(session: Session, project: Project) -> None:
-    """A Conflict when the project has ``MAX_PENDING_EXPORTS`` versions queued or running (one that
-    stopped reporting no longer counts: ``is_stalled``, it can be run again). Rolls back first."""
+class _Side(NamedTuple):
+    condition: Any  # on DatasetExport
+    name: str
+
+
+def _asked_alike(session: Session, actor_id: int | None) -> _Side:
+    """The versions that share a quota with one ``actor_id`` asks for: the project's admins (and the
+    command line, no actor) on one side, everyone else who may ask (its clients) on the other, so
+    neither side can use up the other's (versions an hour, versions being built). Reads the actor's
+    roles."""
+    admins = select(UserRole.user_id).where(UserRole.role == "admin")
+    by_admin = actor_id is None or session.scalar(
+        select(func.count()).select_from(UserRole).where(UserRole.user_id == actor_id, UserRole.role == "admin")) > 0
+    if by_admin:
+        return _Side(or_(DatasetExport.created_by.is_(None), DatasetExport.created_by.in_(admins)), "admins")
+    return _Side(and_(DatasetExport.created_by.is_not(None), DatasetExport.created_by.not_in(admins)), "its clients")
+
+
+def _check_pending(session: Session, project: Project, side: _Side) -> None:
+    """A Conflict when the project has ``MAX_PENDING_EXPORTS`` versions asked for by ``side``
+    (``_asked_alike``) queued or running (one that stopped reporting no longer counts: ``is_stalled``, it
+    can be run again). Rolls back first."""
     since = utcnow() - timedelta(seconds=STALLED_AFTER_SECONDS)
     pending = session.scalar(select(func.count(DatasetExport.id)).where(
         DatasetExport.project_id == project.id, DatasetExport.status.in_(("queued", "running")),
-        func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) >= since))
+        func.coalesce(DatasetExport.progress_at, DatasetExport.created_at) >= since, side.condition))
     if pending >= MAX_PENDING_EXPORTS:
         session.rollback()
-        raise Conflict(f"{pending} versions of this project are being built; ask for another once one of them "
-                       "is done")
+        raise Conflict(f"{pending} versions of this project asked for by {side.name} are being built; ask "
+                       "for another once one of them is done")
 
 
 def retry_export(session: Session, project: Project, export_id: int, root: str | os.PathLike | None = None,
-                 min_free_bytes: int = 0) -> DatasetExport:
+                 min_free_bytes: int = 0, actor_id: int | None = None) -> DatasetExport:
     """Queue a failed or stalled version again (a worker was killed, the disk filled up, …); a finished
     one never changes, and one that is running is left to run. A run again meets the limits a new
     version does (versions being built, room on the disk under ``root``). Commits (the caller enqueues
@@ -241,7 +261,7 @@ def retry_export(session: Session, project: Project, export_id: int, root: str |
     export = get_export(session, project, export_id)
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
-    _check_pending(session, project)  # neither a failed nor a stalled one counts there until queued again
+    _check_pending(session, project, _asked_alike(session, actor_id))  # neither a failed nor a stalled one counts
     if root is not None:
         _check_room(session, project, Path(root), min_free_bytes)
     export.status, export.error = "queued", None

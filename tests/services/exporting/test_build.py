@@ -467,3 +467,35 @@ def test_running_a_failed_version_again_meets_the_limits_a_new_one_does(session,
     monkeypatch.setattr(exporting, "MAX_PENDING_EXPORTS", 2)
     again = exporting.retry_export(session, pairs_project, failed.id, root=tmp_path / "exports", min_free_bytes=500)
     assert again.status == "queued"
+
+
+def test_clients_and_admins_each_have_their_own_quota_of_versions(session, pairs_project, monkeypatch):
+    """A client asking for versions in a loop uses up the clients' hourly quota and build slots, never the
+    admins' (nor the command line's): the admin still gets a version, and the other way round."""
+    from app.errors import Conflict
+    from app.services import exporting
+    from app.services import projects as project_service
+    from tests.factories import make_user
+
+    admin, client = make_user(session, "admin"), make_user(session, "client")
+    project_service.add_member(session, pairs_project, client, "client")
+    session.commit()
+    monkeypatch.setattr(exporting, "MAX_VERSIONS_PER_HOUR", 2)
+    for _ in range(2):
+        create_export(session, pairs_project, {"format": "raw"}, client.id)
+        session.execute(update(DatasetExport).values(status="done"))
+        session.commit()
+    with pytest.raises(Conflict, match="in the last hour by its clients"):
+        create_export(session, pairs_project, {"format": "raw"}, client.id)
+    session.rollback()
+    assert create_export(session, pairs_project, {"format": "raw"}, admin.id).status == "queued"
+    assert create_export(session, pairs_project, {"format": "raw"}, None).status == "queued"
+    with pytest.raises(Conflict, match="in the last hour by admins"):
+        create_export(session, pairs_project, {"format": "raw"}, admin.id)
+    session.rollback()
+    monkeypatch.setattr(exporting, "MAX_VERSIONS_PER_HOUR", 100)
+    monkeypatch.setattr(exporting, "MAX_PENDING_EXPORTS", 2)  # the admins' two are queued still
+    with pytest.raises(Conflict, match="asked for by admins are being built"):
+        create_export(session, pairs_project, {"format": "raw"}, admin.id)
+    session.rollback()
+    assert create_export(session, pairs_project, {"format": "raw"}, client.id).status == "queued"
