@@ -350,7 +350,7 @@ def import_command(slug: str, file: str, fmt: str | None, update: bool) -> None:
 @click.option("--format", "fmt", required=True, type=LazyChoice(_export_formats), help="The dataset format.")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True),
               help="Copy the train file here ('-' for stdout); other splits go beside it as NAME.test.EXT and "
-                   "NAME.validation.EXT.")
+                   "NAME.validation.EXT, and each one's meta file as NAME[.split].meta.jsonl.")
 @click.option("--pairs", type=LazyChoice(_pair_modes),
               help="consensus (default): one row per item pair, in the direction of the mean preference "
                    "(Bradley-Terry order for rankings); per_annotation: each direction annotators gave, once per "
@@ -445,9 +445,12 @@ def export_command(slug: str, fmt: str, out: str | None, include_gold: bool, **f
     elif out:
         target = Path(out)
         try:
-            for split, entry in splits.items():
-                name = target if split == "train" else target.with_name(f"{target.stem}.{split}{target.suffix}")
+            for split, entry in splits.items():  # each data file with its line-aligned meta file beside it
+                stem = target.stem if split == "train" else f"{target.stem}.{split}"
+                name = target if split == "train" else target.with_name(f"{stem}{target.suffix}")
                 shutil.copyfile(folder / entry["file"], name)
+                if (folder / entry["meta_file"]).exists():
+                    shutil.copyfile(folder / entry["meta_file"], target.with_name(f"{stem}.meta.jsonl"))
         except OSError as exc:
             _fail(f"version v{done.version} (export #{done.id}) is built (in {folder}) but could not be copied to {out}: {exc.strerror}")
     counts = manifest["counts"]

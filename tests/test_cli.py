@@ -123,6 +123,9 @@ def test_export_writes_a_version_and_copies_it(demo, tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     test_lines = [json.loads(x) for x in (tmp_path / "pairs.test.jsonl").read_text().splitlines()]
     assert lines and test_lines and all(set(x) == {"prompt", "chosen", "rejected", "margin"} for x in lines + test_lines)
+    # each data file's meta file comes along, line for line
+    assert len((tmp_path / "pairs.meta.jsonl").read_text().splitlines()) == len(lines)
+    assert len((tmp_path / "pairs.test.meta.jsonl").read_text().splitlines()) == len(test_lines)
     bad = runner.invoke(args=["export", "helpfulness-pairs", "--format", "helpsteer"])
     assert bad.exit_code == 1 and "helpsteer needs at least one rating question" in bad.output
     missing = runner.invoke(args=["export", "nope", "--format", "raw"])

@@ -290,10 +290,10 @@ def test_the_new_options_reach_the_version_as_the_form_sends_them(api, api_world
         "date_from": "2026-01-01T00:00:00.000000Z",
         "date_to": "2026-03-01T23:59:59.999999Z",  # a bare day takes the whole day
         "as_of": "2026-03-01T12:00:00.250000Z"}
-    instant = api.post(URL, json={"format": "raw", "date_to": "2026-03-01T08:30:00+01:00"})
+    instant = api.post(URL, json={"format": "raw", "date_to": "2026-03-01T08:30:00.5+01:00"})
     assert instant.status_code == 202
     session.commit()
-    assert session.get(DatasetExport, instant.get_json()["export_id"]).filters["date_to"] == "2026-03-01T07:30:00.000000Z"
+    assert session.get(DatasetExport, instant.get_json()["export_id"]).filters["date_to"] == "2026-03-01T07:30:00.500000Z"
     for made in (response, instant):
         settle(api, made.get_json()["export_id"])
 

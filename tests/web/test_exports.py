@@ -165,7 +165,7 @@ def test_the_form_offers_the_new_options_and_they_reach_the_version(client, sess
     assert {k: export.filters[k] for k in ("pairs", "with_ids", "with_agreement", "validation_fraction",
                                            "test_fraction", "date_from", "date_to", "as_of")} == {
         "pairs": "consensus", "with_ids": True, "with_agreement": True, "validation_fraction": 0.1,
-        "test_fraction": 0.2, "date_from": "2026-01-01T00:00:00.000000Z", "date_to": "2026-12-06T10:00:30.000000Z",
+        "test_fraction": 0.2, "date_from": "2026-01-01T00:00:00.000000Z", "date_to": "2026-12-06T10:00:30.999999Z",
         "as_of": "2026-12-01T03:04:00.000000Z"}
     _wait_done(client, response.headers["Location"])  # finished one way or another before the test ends
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.db import begin_write
 from app.errors import Conflict, InsufficientStorage, NotFound, ValidationError, plain_reason
-from app.models import Annotation, DatasetExport, Item, Project, ProjectStats, UserRole, utcnow
+from app.models import Annotation, AuditEvent, DatasetExport, Item, Project, ProjectStats, UserRole, utcnow
 
 from .. import audit, webhooks
 from ..assignment import project_questions, read_progress
@@ -522,7 +522,7 @@ def run_export(session_factory, export_id: int, root: str | os.PathLike, secret:
             }
             reasons = [] if result.data_files() else empty_reasons(session, named, options, fmt, result, snapshot)
             if not reasons:
-                result.skipped.update(filtered_out(session, named, options))
+                result.skipped.update(filtered_out(session, project.id, named, options))
             stats = session.scalar(select(ProjectStats).where(ProjectStats.project_id == project.id))
             behind = _answers_after(session, project.id, stats.computed_at, snapshot) if stats else 0
         if reasons:  # no row: no file at all, so nothing in the folder fails to load
@@ -615,6 +615,7 @@ FILTER_REASONS = {
 # the ones that leave out annotations the person asking may not know are there. Each is there only
 # when asked for or when the project has repeated items, and costs one count.
 COUNTED_FILTERS = {
+    "excluded": "annotation by a trainer whose work an admin excluded from the project",
     "repeated_items": "annotation on an item repeating an older item's prompt and responses (the oldest "
                       "item's annotations are kept)",
     "exclude_flagged_trainers": "annotation by a trainer flagged, paused or removed in this project "
@@ -624,11 +625,17 @@ COUNTED_FILTERS = {
 }
 
 
-def filtered_out(session: Session, named: list, options: ExportOptions) -> dict[str, int]:
+def filtered_out(session: Session, project_id: int, named: list, options: ExportOptions) -> dict[str, int]:
     """What each of ``COUNTED_FILTERS`` left out of a version, as ``skipped`` entries (none at 0). They
     are counted in turn: each against the annotations every other filter passes and the counted ones
-    before it kept, so one left out by two of them is counted once, by the first."""
-    counted = [(name, c) for name, c in named if name in COUNTED_FILTERS]
+    before it kept, so one left out by two of them is counted once, by the first. An admin's exclusion
+    is counted only in a project where one was ever made (its audit event, read by its index): a count
+    is a walk of the project's annotations."""
+    ever_excluded = session.scalar(select(AuditEvent.id).where(
+        AuditEvent.target_type == "project", AuditEvent.target_id == str(project_id),
+        AuditEvent.action == "annotations.exclude").limit(1)) is not None
+    counted = [(name, c) for name, c in named
+               if name in COUNTED_FILTERS and (name != "excluded" or ever_excluded)]
     kept = [c for name, c in named if name not in COUNTED_FILTERS]
     found = {}
     for name, condition in counted:
@@ -813,6 +820,9 @@ def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int
     total = sum(items.values())
     for split in splits_of(plan):
         if split not in fractions:
+            if split not in rows:  # every item fell in the other splits: ds["train"] does not exist
+                notes.append(f"The {split} split got no rows: every exported item fell in "
+                             f"{' or '.join(s for s in rows)}, so it has no file.")
             continue
         asked = fractions[split]
         if split not in rows:

@@ -6,6 +6,7 @@ value is a ``ValidationError`` naming the field, and nothing is created.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -95,10 +96,25 @@ def _fraction(name: str, value: Any, errors: dict, *, upper_open: bool = False) 
     return number
 
 
+_TIME_PART = re.compile(r"[Tt ]([0-9:]+)(?:[.,][0-9]+)?(?:[Zz]|[+-][0-9:]+)?$")
+_UNIT_OF_DIGITS = {2: timedelta(hours=1), 4: timedelta(minutes=1), 6: timedelta(seconds=1)}
+
+
+def _last_unit(text: str) -> timedelta | None:
+    """The unit an ISO time names as its last (an hour, a minute, a second), None when it has a fraction of
+    a second (it names an instant, to the microsecond)."""
+    found = _TIME_PART.search(text)
+    if found is None or "." in text[found.start():] or "," in text[found.start():]:
+        return None
+    return _UNIT_OF_DIGITS.get(len(found.group(1).replace(":", "")))
+
+
 def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False, bare_day: bool = True) -> datetime | None:
     """A UTC instant from an ISO 8601 date or date-time (naive means UTC). A bare day is its start,
-    or with ``end_of_day`` its last microsecond (``--to 2026-12-01`` takes the whole day); without
-    ``bare_day`` it is refused (which instant of the day would be a guess)."""
+    or with ``end_of_day`` its last microsecond (``--to 2026-12-01`` takes the whole day), and so is a
+    time to the minute or the second the last microsecond of that minute or second (a form's
+    ``03:25:33`` takes what was submitted at 03:25:33.07); without ``bare_day`` a bare day is refused
+    (which instant of the day would be a guess)."""
     if value is None or value == "":
         return None
     if isinstance(value, str):  # a day in any form ISO 8601 has for one (2026-12-01, 20261201, 2026-W48-2)
@@ -126,6 +142,8 @@ def _instant(name: str, value: Any, errors: dict, *, end_of_day: bool = False, b
         text = str(value).strip()[:40]
         try:
             when = datetime.fromisoformat(text.replace("z", "Z"))
+            if end_of_day and (unit := _last_unit(text)) is not None:
+                when += unit - timedelta(microseconds=1)
         except (ValueError, OverflowError):
             errors[name] = (f"must be a date (YYYY-MM-DD) or an instant (YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z "
                             f"or an offset such as +02:00; none means UTC), not {str(value)[:40]!r}")

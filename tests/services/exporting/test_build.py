@@ -177,6 +177,24 @@ def test_annotations_two_counted_filters_leave_out_are_counted_once(build, sessi
         "annotation by a trainer flagged, paused or removed in this project (exclude_flagged_trainers)": 2}
 
 
+
+def test_work_an_admin_excluded_is_counted_in_the_version(build, session, pairs_project, trainers, pseudonym):
+    """Excluding a trainer's work shrinks every later version: the manifest (and so the card) says by how
+    much, and stops saying it once the work is brought back."""
+    from app.services import trainers as trainer_service
+    from tests.factories import make_user
+
+    t1, t2 = trainers
+    admin = make_user(session, "admin")
+    assert build(pairs_project, format="raw").export.manifest["counts"]["skipped"] == {}
+    trainer_service.set_work_excluded(session, pairs_project, t1.id, admin.id)
+    built = build(pairs_project, format="raw")
+    assert {x["trainer"] for x in built.lines()} == {pseudonym(t2.id)}
+    assert built.export.manifest["counts"]["skipped"] == {
+        "annotation by a trainer whose work an admin excluded from the project": 2}
+    trainer_service.set_work_excluded(session, pairs_project, t1.id, admin.id, excluded=False)
+    assert build(pairs_project, format="raw").export.manifest["counts"]["skipped"] == {}
+
 def test_date_range_is_inclusive_utc_days(build, session, pairs_project):
     today = utcnow().date()
     rows = session.scalars(select(Annotation).where(Annotation.project_id == pairs_project.id).order_by(Annotation.id)).all()

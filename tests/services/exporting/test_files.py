@@ -214,6 +214,22 @@ def test_a_split_far_from_its_share_is_flagged_and_one_near_it_is_not(build, ses
         else:
             assert flagged, manifest["warnings"]  # 8 prompts: at least one split far from its share
 
+
+def test_a_version_whose_train_split_got_no_row_says_so(build, session, trainers):
+    """One prompt, a test split of 90 %: where its hash falls decides the split. If it falls in test, the
+    version has no train file, and says so (``load_dataset`` then has no "train")."""
+    items = [("only", "The one prompt", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}])]
+    project = make_project(session, "pairwise", items, overlap=1, slug="one-prompt")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"only": {"preference": -1}})
+    said = {}
+    for fraction in (0.9, 0.0001):
+        manifest = build(project, format="raw", test_fraction=fraction).export.manifest
+        said[fraction] = [w for w in manifest["warnings"] if w.startswith("The train split got no rows")]
+        assert bool(said[fraction]) == ("train" not in manifest["splits"]), manifest["warnings"]
+    assert said == {0.9: ["The train split got no rows: every exported item fell in test, so it has no file."],
+                    0.0001: []}
+
 def test_a_version_with_no_row_is_empty_and_says_why(app, build, session, pairs_project):
     from app.services import review as review_service
     from tests.factories import make_user

@@ -133,6 +133,11 @@ def test_date_filters_take_instants_and_a_bare_day_for_to_takes_the_whole_day(bu
     assert len(kept(date_from="2026-12-01T09:30:00Z", date_to="2026-12-01T17:45:10.25Z")) == 2  # both ends included
     assert len(kept(date_from="2026-12-01T09:30:00.000001Z")) == 2
     assert len(kept(date_to="2026-12-01T10:30:00+01:00")) == 2  # 09:30 UTC
+    # a time to the second, minute or hour takes the whole of it (what a form's datetime-local sends)
+    assert len(kept(date_to="2026-12-01T17:45:10")) == 3  # 17:45:10.25 is in that second
+    assert len(kept(date_to="2026-12-01T17:45")) == 3
+    assert len(kept(date_to="2026-12-01T17:45:10.000Z")) == 2  # a fraction names the instant
+    assert len(kept(date_to="2026-11-30T23:59:59Z")) == 1
     built = build(pairs_project, format="raw", date_from="2026-12-01T09:30:00Z", date_to="2026-12-01T17:45:10.25Z")
     dates = built.export.manifest["annotation_dates"]
     assert dates == {"first": "2026-12-01T09:30:00.000000Z", "last": "2026-12-01T17:45:10.250000Z"}
