@@ -39,7 +39,6 @@ from .source import (
     corrections,
     count_annotations,
     first_and_last_submitted,
-    split_by,
     split_of,
     stream_groups,
 )
@@ -235,12 +234,9 @@ def write_range(session, fmt: Format, plan: Plan, snapshot: Snapshot, conditions
     # One plain ASCII user turn already reads as a reader sees it (``projects.plain_text`` would give it
     # back unchanged): its hash is ``prompt_key``'s, without the normalising.
     fast_prompts = fmt.row_prompt is None
-    if fmt.row_prompt is None:
-        def split_for(group):
-            return split_of(group.context, test_fraction, validation_fraction)
-    else:  # the rows' own prompt: two items whose rows read the same are in one split
-        def split_for(group):
-            return split_by(fmt.row_prompt(group), test_fraction, validation_fraction)
+
+    def split_for(group):  # one split per item in every format (``split_of``)
+        return split_of(group.context, test_fraction, validation_fraction)
     note_prompt = prompts.append if prompts is not None else None
     groups = stream_groups(session, conditions, corrections(session, plan.project_id, snapshot), fetch_rows,
                            full_rows=fmt.full_rows, snapshot=snapshot)

@@ -536,7 +536,8 @@ _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 def hh_seen(group: Group) -> tuple[str, ...]:
     """An hh-rlhf row's prompt as a reader sees it: its transcript's turns (markers kept apart, each
     text through ``projects.plain_text``), so two items whose transcripts read the same are one prompt
-    to the checks and the split, and two that differ only where a turn begins are not."""
+    to the repeated-prompt checks, and two that differ only where a turn begins are not (the split is
+    the project's, ``source.split_of``, which reads a system message as hh-rlhf writes it)."""
     return tuple(plain_text(part) for part in _HH_TURN.split(hh_prompt(group)))
 
 

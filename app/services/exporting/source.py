@@ -103,17 +103,37 @@ SPLITS = ("train", "validation", "test")
 
 
 def split_of(context: list, test_fraction: float, validation_fraction: float) -> str:
-    """The item's split, by a hash of its prompt, not of its id: each turn's role and text as a reader
-    sees it (``projects.plain_text``: spacing, invisible characters and composition do not count, as
-    for repeated items). Two items with the same prompt always land in the same split, so no prompt
-    is both trained and tested on."""
-    return split_by([[m.get("role"), plain_text(m.get("content") or "")] for m in context], test_fraction,
-                    validation_fraction)
+    """The item's split, by a hash of its prompt, not of its id, the same in every format of the project:
+    each turn's role and text as a reader sees it (``projects.plain_text``: spacing, invisible characters
+    and composition do not count, as for repeated items), a system message read as the start of the user
+    turn after it. Two items with the same prompt always land in the same split, so no prompt is both
+    trained and tested on, also across formats (an SFT, a reward model and a DPO stage built from one
+    project share their test prompts); and two items whose rows read the same in any format (hh-rlhf
+    opens the first Human turn with the system message) are one prompt here too."""
+    return split_by(split_turns(context), test_fraction, validation_fraction)
+
+
+def split_turns(context: list) -> list[list[str]]:
+    """What ``split_of`` hashes: [role, text] per turn, a system message joined to the next user turn by
+    a blank line (a trailing one stands as a user turn), as hh-rlhf's transcript writes it. A context
+    with no system message gives its own turns."""
+    turns, pending = [], []
+    for m in context:
+        role, content = m.get("role"), m.get("content") or ""
+        if role == "system":
+            pending.append(content)
+        elif role == "user" and pending:
+            turns.append(["user", plain_text("\n\n".join([*pending, content]))])
+            pending = []
+        else:
+            turns.append([role, plain_text(content)])
+    if pending:
+        turns.append(["user", plain_text("\n\n".join(pending))])
+    return turns
 
 
 def split_by(prompt, test_fraction: float, validation_fraction: float) -> str:
-    """The split of a prompt already read as a reader sees it (``split_of``'s turns, or a format's row
-    prompt: hh-rlhf's transcript, helpsteer's string, which two items' different turns can both give)."""
+    """The split of a prompt already read as a reader sees it (``split_turns``)."""
     digest = hashlib.sha256(orjson.dumps(prompt)).digest()
     share = int.from_bytes(digest[:8], "big") / 2**64
     if share < test_fraction:

@@ -180,6 +180,57 @@ def test_splits_are_by_prompt_so_a_prompt_never_crosses_them(build, session, tra
     assert counts["rows"] == counts["train_rows"] + counts["validation_rows"] + counts["test_rows"]
 
 
+
+def test_an_item_is_in_the_same_split_in_every_format(build, session, trainers):
+    """An SFT, a reward-model and a DPO stage built from one project must not train on each other's test
+    prompts: every format puts an item in one split, hh-rlhf and helpsteer (whose rows write the prompt
+    as one string) included; and a system message spelled out as the start of the user turn, which
+    hh-rlhf's transcript cannot tell apart, is in that same split too."""
+    def context(n):
+        kind = n % 3
+        if kind == 0:
+            return f"Question {n}"
+        if kind == 1:
+            return [{"role": "system", "content": f"Rule {n}."}, {"role": "user", "content": f"Question {n}"}]
+        return [{"role": "user", "content": f"Q {n}"}, {"role": "assistant", "content": f"A {n}"},
+                {"role": "user", "content": f"More {n}?"}]
+
+    items = [(f"i{n}", context(n), [{"id": "a", "text": f"Left {n}"}, {"id": "b", "text": f"Right {n}"}])
+             for n in range(36)]
+    items += [(f"spelled{n}", f"Rule {n}.\n\nQuestion {n}", [{"id": "a", "text": f"L {n}"}, {"id": "b", "text": f"R {n}"}])
+              for n in range(1, 36, 3)]  # i1's system message and question, as one user turn
+    questions = [{"key": "preference", "type": "preference", "title": "Which is better?", "options": {"scale": 3}},
+                 {"key": "helpfulness", "type": "rating", "title": "Helpful", "options": {"min": 0, "max": 4}}]
+    project = make_project(session, "pairwise", items, overlap=1, questions=questions, slug="one-split")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {x[0]: {"preference": -2, "helpfulness": 3} for x in items})
+    seen: dict[str, dict[str, str]] = {}
+    for fmt in ("raw", "trl-preference", "openai-dpo", "hh-rlhf", "trl-kto", "trl-sft", "helpsteer3-preference"):
+        built = build(project, format=fmt, test_fraction=0.3, validation_fraction=0.2)
+        assert built.export.status == "done", (fmt, built.export.manifest.get("empty_reasons"))
+        for split, entry in built.export.manifest["splits"].items():
+            for line in built.lines(entry["meta_file"]):
+                seen.setdefault(line["item_id"], {})[fmt] = split
+    assert len(seen) == len(items)
+    crossing = {item: where for item, where in seen.items() if len(set(where.values())) > 1}
+    assert crossing == {}
+    assert len({where["raw"] for where in seen.values()}) == 3  # the three splits are all there
+    for n in range(1, 36, 3):
+        assert seen[f"spelled{n}"]["raw"] == seen[f"i{n}"]["raw"], n
+    # helpsteer (one response an item) writes its own prompt string too: the same split as raw's
+    rated = make_project(session, "pairwise", [(f"h{n}", context(n), [{"id": "a", "text": f"Only {n}"}])
+                                               for n in range(36)], overlap=1, questions=questions[1:], slug="rated")
+    with_members(session, rated, trainers[:1])
+    annotate(session, trainers[0], rated, {f"h{n}": {"helpfulness": 3} for n in range(36)})
+    where = {}
+    for fmt in ("raw", "helpsteer"):
+        built = build(rated, format=fmt, test_fraction=0.3, validation_fraction=0.2)
+        for split, entry in built.export.manifest["splits"].items():
+            for line in built.lines(entry["meta_file"]):
+                where.setdefault(line["item_id"], set()).add(split)
+    assert len(where) == 36 and all(len(splits) == 1 for splits in where.values())
+    assert {f"h{n}": next(iter(where[f"h{n}"])) for n in range(36)} == {f"h{n}": seen[f"i{n}"]["raw"] for n in range(36)}
+
 def test_a_split_that_gets_no_rows_has_no_file_and_a_warning(build, pairs_project):
     built = build(pairs_project, format="raw", test_fraction=0.0001)
     assert list(built.export.manifest["splits"]) == ["train"]
