@@ -69,6 +69,8 @@ def previous_figures(session, project):
         if units.by_item:
             figures.update(kind.figures(options, units))
         for item_id, answers in units.by_item.items():
+            if len(answers) < 2:  # one answer is its own consensus: nobody's agreement is counted
+                continue
             consensus[(question.key, item_id)] = kind.consensus(
                 options, [v for _, v in answers], units.responses(item_id))[0]
         if "desirable" in kind.exported_as(options) and not reliability and len({v for _, _, v in values}) > 1:

@@ -427,7 +427,8 @@ def _rules(fmt, manifest: dict) -> list[str]:
                 "preference or ranking question: the responses of the consensus top group are desirable, those of "
                 "the bottom group undesirable, the middle is dropped, and an item whose consensus ties every "
                 "response gives nothing (a preference's consensus is the mean's direction). From a label question "
-                "with desirable labels: the item's majority label decides. A completion repeating another of the "
+                "with desirable labels: the side more than half of the annotators took decides (labels among the "
+                "desirable ones, or not), and an even split gives nothing. A completion repeating another of the "
                 "item's texts is written once, and across items that ask the same prompt the oldest item's label "
                 "of a completion stands (a later item's is dropped and counted), so no completion is both "
                 "desirable and undesirable."]

@@ -644,8 +644,9 @@ def ordered_labels(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
 
 
 def majority_labelled(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
-    """KTO from a label question on a one-response item: the majority label decides (a tie goes to the
-    label listed first); agreement is the share of annotators who gave it."""
+    """KTO from a label question on a one-response item: the side (a desirable label or not) more than
+    half of the annotators took decides (``consensus.desirable_side``); an even split gives no row and
+    is counted. Agreement is the share of annotators on that side."""
     q = plan.label_question
     if len(group.responses) != 1:
         plan.skipped["label item without exactly one response"] += 1
@@ -653,10 +654,12 @@ def majority_labelled(group: Group, plan: Plan) -> list[tuple[str, bool, dict]]:
     values, annotation_ids = answered(group, q.key)
     if not values:
         return []
-    label, share = agreed.majority_label(values, q.options["labels"])
+    good, share = agreed.desirable_side(values, plan.options.desirable_labels)
+    if good is None:
+        plan.skipped["label item its annotators split evenly between desirable and undesirable labels"] += 1
+        return []
     response = group.responses[0]
-    return [(response["text"], label in plan.options.desirable_labels,
-             line_meta(group, [response["id"]], annotation_ids, share, len(values)))]
+    return [(response["text"], good, line_meta(group, [response["id"]], annotation_ids, share, len(values)))]
 
 
 @export_format(

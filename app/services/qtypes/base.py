@@ -212,7 +212,8 @@ class QuestionType:
         """The statistics' work on one item as one function of (the values its annotations give, in
         order, None left out; its responses; whether to compute its item agreement) -> (indexes of the
         values that fit the question, each value's ``agreement_with`` the consensus of those that fit
-        (None where it has none), the item agreement or None). Nothing fits: ((), (), None). An answer
+        (None where it has none, and for every value when fewer than two fit: agreement with one's own
+        answer says nothing), the item agreement or None). Nothing fits: ((), (), None). An answer
         that no longer fits its question (older data) is left out of the consensus rather than breaking
         the figures, though its agreement with that consensus still counts (as it always did).
 
@@ -231,6 +232,8 @@ class QuestionType:
             if not fitting:
                 return (), (), None
             kept = [values[n] for n in fitting] if len(fitting) < len(values) else values
+            if len(kept) < 2:  # one answer is its own consensus: agreeing with it says nothing
+                return tuple(fitting), (None,) * len(values), None
             agreed = agreed_of(options, kept, responses)[0]
             scores = tuple(agreement_with(options, value, agreed, responses) for value in values)
             agreement = item_agreement(options, kept, responses) if with_item_agreement and len(kept) >= 2 else None

@@ -73,13 +73,14 @@ class LabelType(LabelList):
 
     def card_meaning(self, options):
         return (f"One label per annotation, one of {quoted(options.get('labels', []))}; "
-                "an item's consensus is the label most annotators chose (a tie goes to the label listed first).")
+                "an item's consensus is the label most annotators chose; a tie has none (null), and counts in "
+                "no one's agreement with the consensus.")
 
     def consensus(self, options, values, responses):
         return consensus.majority_label(values, options["labels"])
 
     def agreement_with(self, options, value, agreed, responses):
-        return consensus.same(value, agreed)
+        return None if agreed is None else consensus.same(value, agreed)  # a tie: nothing to agree with
 
     def item_agreement(self, options, values, responses):
         return consensus.mean_pairwise(values, consensus.same)

@@ -5,9 +5,12 @@ export's ``min_trainer_quality`` filter reads), review routing (low-agreement it
 (the ``aggregated`` format, consensus pairs, KTO labels, SFT's best response) all call these functions
 through the question types, so they cannot disagree. Plain data only: no ORM.
 
-Ties are broken the same way everywhere: a label tie goes to the label the question lists first; a
-rating consensus is the mean (a trainer agrees when within half a point of it); a preference
-consensus is the mean, and a mean of 0 is a tie (no pair, no best response).
+Ties are not broken: a label tie (two labels with the most votes) has no consensus, so no trainer
+agrees or disagrees with it and it trains nothing; a KTO or SFT label is the side (desirable or not)
+more than half the annotators took, and an even split gives no row. A rating consensus is the mean (a
+trainer agrees when within half a point of it); a preference consensus is the mean, and a mean of 0
+is a tie (no pair, no best response). An item answered once has a consensus (its one answer), but
+nobody's agreement with it is counted: it would be agreement with oneself.
 
 Pairs for training files come from orders: each answer as best-first groups of response ids (a
 preference is a two-response order, its 0 one group), and the consensus as such groups. An annotator
@@ -32,12 +35,24 @@ def sign(value: float) -> int:
 # --- labels ---------------------------------------------------------------------------------------------
 
 
-def majority_label(values: Sequence, labels: Sequence[str]) -> tuple[str, float]:
-    """The most frequent label and its share of the votes; a tie goes to the label listed first."""
-    counts = Counter(values)
-    order = {label: n for n, label in enumerate(labels)}
-    best = max(counts, key=lambda v: (counts[v], -order.get(v, len(order))))
-    return best, counts[best] / len(values)
+def majority_label(values: Sequence, labels: Sequence[str]) -> tuple[str | None, float]:
+    """The most frequent label and its share of the votes; None (with the tied labels' share) when two or
+    more labels have the most votes: a tie has no consensus, whichever label the question lists first."""
+    counts = Counter(values).most_common()
+    top = counts[0][1]
+    if len(counts) > 1 and counts[1][1] == top:
+        return None, top / len(values)
+    return counts[0][0], top / len(values)
+
+
+def desirable_side(values: Sequence, desirable) -> tuple[bool | None, float]:
+    """Whether more than half of the annotators chose a desirable label (True) or an undesirable one
+    (False), and the share on that side; None (share 0.5) on an even split. What a KTO label or an SFT
+    target from a label question rests on: two desirable labels split between them still say desirable."""
+    good = sum(1 for v in values if v in desirable) / len(values)
+    if good == 0.5:
+        return None, 0.5
+    return good > 0.5, max(good, 1 - good)
 
 
 def label_set(values: Sequence[Sequence[str]], labels: Sequence[str]) -> tuple[list[str], float]:

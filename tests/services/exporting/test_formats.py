@@ -125,14 +125,36 @@ def test_trl_kto_splits_consensus_pairs(build, pairs_project):
     assert build(pairs_project, format="trl-kto").lines() == expected
 
 
-def test_trl_kto_from_labels_takes_the_majority_label(build, label_project):
-    # l2 is a tie (yes 1, no 1), which goes to the label listed first; one line per item
+def test_trl_kto_from_labels_takes_the_side_more_than_half_took(build, label_project):
+    # l2 is a tie (yes 1, no 1): no label for it, whichever label is listed first, and it is counted
     built = build(label_project, format="trl-kto", desirable_labels="yes", with_agreement=True)
     assert built.lines() == [
-        {"prompt": "Q1", "completion": "Resp 1", "label": True, "agreement": 1.0, "n_annotators": 2},
-        {"prompt": "Q2", "completion": "Resp 2", "label": True, "agreement": 0.5, "n_annotators": 2},
-    ]
-    assert [x["label"] for x in build(label_project, format="trl-kto", desirable_labels="no").lines()] == [False, False]
+        {"prompt": "Q1", "completion": "Resp 1", "label": True, "agreement": 1.0, "n_annotators": 2}]
+    assert built.export.manifest["counts"]["skipped"] == {
+        "label item its annotators split evenly between desirable and undesirable labels": 1}
+    assert [x["label"] for x in build(label_project, format="trl-kto", desirable_labels="no").lines()] == [False]
+
+
+def test_a_kto_label_is_the_side_most_annotators_took_not_the_most_frequent_label(build, session, trainers):
+    """good / meh / bad, one each, with only "good" desirable: a three-way tie, and two of three on the
+    undesirable side: undesirable (the first-listed "good" used to win). Two desirable labels split
+    between them still say desirable."""
+    from tests.factories import make_user
+
+    third = make_user(session, "trainer")
+    questions = [{"key": "verdict", "type": "label", "title": "How good?", "options": {"labels": ["good", "fine", "bad"]}}]
+    project = make_project(session, "labelling", [("three", "Q3", ["R3"]), ("split", "Q4", ["R4"])],
+                           questions=questions, slug="three-labels", overlap=3)
+    with_members(session, project, [*trainers, third])
+    for trainer, (first, second) in zip([*trainers, third], [("good", "good"), ("fine", "fine"), ("bad", "fine")],
+                                        strict=True):
+        annotate(session, trainer, project, {"three": {"verdict": first}, "split": {"verdict": second}})
+    lines = build(project, format="trl-kto", desirable_labels="good", with_agreement=True).lines()
+    assert [(x["completion"], x["label"], round(x["agreement"], 3)) for x in lines] == [
+        ("R3", False, 0.667), ("R4", False, 0.667)]
+    lines = build(project, format="trl-kto", desirable_labels="good,fine", with_agreement=True).lines()
+    assert [(x["completion"], x["label"], round(x["agreement"], 3)) for x in lines] == [
+        ("R3", True, 0.667), ("R4", True, 1.0)]
 
 
 def test_trl_sft_rewrites_and_consensus_best(build, critique_project, pairs_project):
@@ -189,8 +211,8 @@ def test_aggregated_labels_and_ratings(build, label_project, critique_project):
     assert build(label_project, format="aggregated").lines() == [
         {"item_id": "l1", "annotations": 2, "consensus": {"verdict": "yes"}, "confidence": {"verdict": 1.0},
          "agreement": 1.0, "metadata": "{}"},
-        {"item_id": "l2", "annotations": 2, "consensus": {"verdict": "yes"}, "confidence": {"verdict": 0.5},
-         "agreement": 0.0, "metadata": "{}"},
+        {"item_id": "l2", "annotations": 2, "consensus": {"verdict": None}, "confidence": {"verdict": 0.5},
+         "agreement": 0.0, "metadata": "{}"},  # a tie: no consensus, whichever label is listed first
     ]
     line = build(critique_project, format="aggregated").lines()[0]
     assert line["consensus"] == {"helpfulness": 2.5, "correctness": 3.0, "coherence": 3.5, "complexity": 1.5,

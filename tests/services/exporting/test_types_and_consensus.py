@@ -89,7 +89,7 @@ def test_one_consensus_for_stats_review_and_exports_with_ties(session, build, qu
 
     (line,) = build(project, format="aggregated").lines()
     consensus = line["consensus"]
-    assert consensus["verdict"] == "good"  # a tie goes to the label listed first
+    assert consensus["verdict"] is None  # a tie has no consensus, whichever label is listed first
     assert consensus["score"] == 3.5
     assert consensus["marks"] == []  # one of two is not more than half
     if "order" in keys:
@@ -99,11 +99,11 @@ def test_one_consensus_for_stats_review_and_exports_with_ties(session, build, qu
         assert consensus["better"] == 0.0  # a tie
         pair_scores = {t1.id: 0.0, t2.id: 0.0}  # neither answered "about the same"
 
-    # Stats judged each trainer against that same consensus, question by question:
-    # verdict, score (within half a point of 3.5), marks (F1 against no spans), and the pair question.
-    expected = {t1.id: [0.0, 1.0, 0.0], t2.id: [1.0, 1.0, 1.0]}
+    # Stats judged each trainer against that same consensus, question by question: score (within half
+    # a point of 3.5), marks (F1 against no spans), and the pair question; the tied label is in no one's.
+    expected = {t1.id: [1.0, 0.0], t2.id: [1.0, 1.0]}
     for trainer_id, scores in expected.items():
-        assert table[trainer_id].consensus_agreement == pytest.approx((sum(scores) + pair_scores[trainer_id]) / 4)
+        assert table[trainer_id].consensus_agreement == pytest.approx((sum(scores) + pair_scores[trainer_id]) / 3)
 
     # Review routing: both annotations go to review for low agreement on the first comparable
     # question (the label), the same agreement the export reports for the item.
@@ -111,6 +111,21 @@ def test_one_consensus_for_stats_review_and_exports_with_ties(session, build, qu
     reasons = set(session.scalars(select(Annotation.review_reason).where(Annotation.project_id == project.id)))
     assert reasons == {"low_agreement"}
 
+
+
+def test_agreement_with_the_consensus_counts_only_items_two_or_more_answered(session):
+    """One trainer alone on every item would "agree" with each consensus (their own answer): no figure;
+    a second trainer on the items makes one, for both."""
+    answers = [{"verdict": "good", "score": 3}, {"verdict": "bad", "score": 5}]
+    alone, _trainers = work(session, COMMON, [answers])
+    figures_by_key(session, alone)
+    (row,) = [row for row, _name, _email in stats_service.trainer_table(session, alone)]
+    assert row.consensus_agreement is None
+    together, (t1, t2) = work(session, COMMON, [answers, [{"verdict": "good", "score": 3}, {"verdict": "good", "score": 5}]])
+    figures_by_key(session, together)
+    table = {row.trainer_id: row for row, _name, _email in stats_service.trainer_table(session, together)}
+    # item 0: both agree on everything; item 1: a tied label (no one's), the same score
+    assert table[t1.id].consensus_agreement == table[t2.id].consensus_agreement == 1.0
 
 # --- the pair rules the training exports read (quality/consensus.py) ----------------------------------
 

@@ -7,10 +7,18 @@ import pytest
 from app.services.quality import consensus
 
 
-def test_a_label_tie_goes_to_the_label_listed_first():
-    assert consensus.majority_label(["no", "yes"], ["yes", "no"]) == ("yes", 0.5)
-    assert consensus.majority_label(["yes", "no"], ["no", "yes"]) == ("no", 0.5)
+def test_a_label_tie_has_no_consensus_whichever_label_is_listed_first():
+    assert consensus.majority_label(["no", "yes"], ["yes", "no"]) == (None, 0.5)
+    assert consensus.majority_label(["yes", "no"], ["no", "yes"]) == (None, 0.5)
+    assert consensus.majority_label(["a", "b", "c", "a", "b"], ["c", "b", "a"]) == (None, 0.4)
     assert consensus.majority_label(["no", "no", "yes"], ["yes", "no"]) == ("no", pytest.approx(2 / 3))
+    assert consensus.majority_label(["a", "b", "c", "a"], ["c", "b", "a"]) == ("a", 0.5)  # a plurality
+
+
+def test_a_desirable_side_needs_more_than_half():
+    assert consensus.desirable_side(["good", "meh", "bad"], {"good"}) == (False, pytest.approx(2 / 3))
+    assert consensus.desirable_side(["good", "meh", "bad"], {"good", "meh"}) == (True, pytest.approx(2 / 3))
+    assert consensus.desirable_side(["good", "bad"], {"good"}) == (None, 0.5)
 
 
 def test_a_rating_agrees_within_half_a_point_and_a_preference_by_side():
