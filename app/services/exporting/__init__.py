@@ -155,6 +155,13 @@ def _adds_nothing(fmt: Format, plan: Plan, name: str) -> bool:
     return fmt.features(off) == fmt.features(plan)
 
 
+def _can_carry(fmt: Format, plan: Plan, name: str) -> bool:
+    """Whether the column option ``name``, turned on, would add columns to the format under this plan."""
+    on = copy.copy(plan)
+    setattr(on, name, True)
+    return not _adds_nothing(fmt, on, name)
+
+
 # Options that choose which rows a format writes, each read by the formats naming it (``Format.modes``):
 # the pair formats read both.
 MODE_OPTIONS = PAIR_MODE_OPTIONS
@@ -211,6 +218,13 @@ def _idle_options(fmt: Format, plan: Plan, options: ExportOptions) -> dict[str, 
         if getattr(options, name) != default and not reads_mode(fmt, plan, name):
             idle[name] = (f"{fmt.name} has no pair rows for it to choose" if name not in fmt.modes
                           else "this project has no ranking question") + f"; leave it as {default}"
+    if (options.pairs == "per_annotation" and reads_mode(fmt, plan, "pairs") and "ranking_pairs" in fmt.modes
+            and not _can_carry(fmt, plan, "with_agreement")):
+        # per_annotation writes each direction once, with its support only in the agreement columns: a
+        # format that cannot carry them would give a 3-vs-1 split as two equal, opposite rows.
+        idle["pairs"] = (f"{fmt.name} cannot carry how many annotators gave each direction (with_agreement), so "
+                         "per_annotation would write a 3-to-1 split as one row each way, equally weighted; use "
+                         "consensus, or a format with agreement columns (trl-preference, hh-rlhf)")
     if options.desirable_labels and (fmt.name not in DESIRABLE_READERS or plan.label_question is None
                                      or (fmt.name == "trl-kto" and plan.pair_question is not None)):
         idle["desirable_labels"] = (f"{fmt.name} does not read desirable labels for this project (KTO reads them "
@@ -831,6 +845,10 @@ def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int
             notes.append(f"The {split} split holds {items[split]:,} of {total:,} items ({_share(round(items[split] / total, 3))}; "
                          f"{_share(asked)} asked for): splits go by a hash of each prompt, so a project with few "
                          f"prompts lands far from the share asked for.")
+    if plan.options.pairs == "per_annotation" and "ranking_pairs" in fmt.modes and not plan.options.with_agreement:
+        notes.append("pairs=per_annotation without with_agreement: each direction annotators gave is one row, "
+                     "whatever the number who gave it, and the rows do not say that number (the meta file does): "
+                     "a 3-to-1 split reads as 1-to-1. Add with_agreement, or use consensus.")
     minimum = fmt.min_rows
     train = rows.get("train", 0)
     if minimum and train < minimum:

@@ -443,3 +443,21 @@ def test_helpsteer_prompts_that_differ_only_by_who_spoke_are_two_prompts():
 
     assert seen(("assistant", "Hi"), ("user", "A")) != seen(("system", "Hi"), ("user", "A"))
     assert seen(("system", "Hi"), ("user", "A  b")) == seen(("system", "Hi\u200b"), ("user", "A b"))
+
+
+def test_per_annotation_pairs_need_a_format_that_can_say_how_many_gave_each_direction(build, session, pairs_project):
+    """per_annotation writes each direction once, its support only in the agreement columns: refused
+    for openai-dpo (no such columns), warned of in a format that has them but was not asked for them."""
+    from app.errors import ValidationError
+    from app.services.exporting import create_export
+
+    with pytest.raises(ValidationError) as refused:
+        create_export(session, pairs_project, {"format": "openai-dpo", "pairs": "per_annotation"}, None)
+    assert "3-to-1 split as one row each way" in refused.value.errors["pairs"]
+    session.rollback()
+    for fmt in ("trl-preference", "hh-rlhf"):
+        bare = build(pairs_project, format=fmt, pairs="per_annotation").export.manifest["warnings"]
+        assert [w for w in bare if w.startswith("pairs=per_annotation without with_agreement")], fmt
+        weighted = build(pairs_project, format=fmt, pairs="per_annotation", with_agreement=True).export.manifest
+        assert not [w for w in weighted["warnings"] if "per_annotation" in w], fmt
+    assert not [w for w in build(pairs_project, format="openai-dpo").export.manifest["warnings"] if "per_annotation" in w]
