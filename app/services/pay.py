@@ -416,8 +416,8 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
         taken = [key for key in wanted if by_key[key].status != "open"]
         if taken:
             session.rollback()
-            raise Conflict(f"{len(taken)} of the ticked timesheets were already approved (by someone else, or "
-                           "earlier); reload the page to see them")
+            raise Conflict(f"{len(taken)} of the ticked timesheets {'was' if len(taken) == 1 else 'were'} already "
+                           "approved (by someone else, or earlier); the page now shows them as they are")
     approved = []
     try:
         for key, line in sorted(by_key.items()):
@@ -433,7 +433,8 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise Conflict("another admin approved some of these timesheets at the same moment; reload the page") from None
+        raise Conflict("another admin approved some of these timesheets at the same moment; the page now shows "
+                       "them as they are") from None
     if approved:
         audit.record(session, actor_id, "pay.approve", "week", week_label(week),
                      {"timesheets": [s.id for s in approved], "amount_cents": sum(s.amount_cents for s in approved)})
@@ -501,7 +502,7 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
     ).rowcount for chunk in chunks)
     if changed != len(ids):
         session.rollback()
-        raise Conflict("some of these timesheets were already marked paid; reload the page")
+        raise Conflict("some of these timesheets were already marked paid; the page now shows them as they are")
     audit.record(session, actor_id, "pay.paid", "timesheets", ",".join(map(str, ids)),
                  {"reference": reference, "timesheets": ids, "amount_cents": sum(s.amount_cents for s in sheets)})
     session.commit()

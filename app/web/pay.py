@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import NotFound, ValidationError
+from app.errors import NotFound, ServiceError, ValidationError
 from app.models import utcnow
 from app.models.pay import TIMESHEET_STATUSES
 from app.services import pay
@@ -58,9 +58,16 @@ def _filters():
     return week, project, status, error
 
 
-def _payroll_context(week, project, status, error=None, form_errors=None):
+# The adjustment form's fields as its labels name them (an error names the field the admin sees).
+ADJUSTMENT_FIELDS = {"trainer": "Trainer", "adjust_project": "Project", "kind": "Kind", "amount": "Amount",
+                     "reason": "Reason"}
+
+
+def _payroll_context(week, project, status, error=None, form_errors=None, form_values=None):
     sheet = pay.payroll(get_session(), week, project.id if project else None, status)
     return {
+        "current_week_label": pay.week_label(pay.week_of(utcnow())), "form_values": form_values or {},
+        "field_names": ADJUSTMENT_FIELDS,
         "week": week, "week_label": pay.week_label(week), "previous": pay.week_label(week - timedelta(days=7)),
         "next": pay.week_label(week + timedelta(days=7)), "is_current": week == pay.week_of(utcnow()),
         "project": project, "status": status, "rows": sheet.lines, "people": sheet.people,
@@ -74,6 +81,11 @@ def _payroll_context(week, project, status, error=None, form_errors=None):
 def payroll():
     week, project, status, error = _filters()
     return render_template("pay/payroll.html", **_payroll_context(week, project, status, error)), 422 if error else 200
+
+
+def _said(exc) -> str:
+    """A refusal as a sentence for the page: a validation error's messages without its field keys."""
+    return "; ".join(exc.errors.values()) if isinstance(exc, ValidationError) else str(exc)
 
 
 def _back(week):
@@ -102,8 +114,9 @@ def approve():
         return _back(week)
     try:
         approved = pay.approve(get_session(), week, keys, current_user.id)
-    except ValidationError as exc:
-        flash(str(exc), "error")
+    except ServiceError as exc:  # refused, or already approved meanwhile (a second click, another admin)
+        get_session().rollback()
+        flash(_said(exc), "error")
         return _back(week)
     earned, adjusted = pay.sheets_total(get_session(), week, approved)
     extra = f" ({format_cents(earned)} for the time, {format_cents(adjusted)} in adjustments)" if adjusted else ""
@@ -124,8 +137,9 @@ def mark_paid():
         return _back(week)
     try:
         count = pay.mark_paid(get_session(), ids, request.form.get("reference", ""), current_user.id)
-    except ValidationError as exc:
-        flash(str(exc), "error")
+    except ServiceError as exc:
+        get_session().rollback()
+        flash(_said(exc), "error")
         return _back(week)
     flash(f"Marked {count} timesheet(s) paid.", "success")
     return _back(week)
@@ -142,9 +156,10 @@ def adjust():
                    kind=request.form.get("kind", "bonus"))
     except ValidationError as exc:
         db.rollback()
-        context = _payroll_context(week, project, status, form_errors=exc.errors)
+        context = _payroll_context(week, project, status, form_errors=exc.errors, form_values=request.form)
         return render_template("pay/payroll.html", **context), 422
-    flash("Adjustment added to this week; the trainer sees it on their Earnings page.", "success")
+    flash(f"Adjustment added to {pay.week_label(pay.week_of(utcnow()))}, the current week; the trainer sees it on "
+          "their Earnings page.", "success")
     return redirect(url_for("pay.payroll", week=pay.week_label(pay.week_of(utcnow()))), code=303)
 
 

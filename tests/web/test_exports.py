@@ -104,7 +104,8 @@ def test_bad_options_show_every_problem_and_create_nothing(client, session):
         "csrf_token": token, "format": "trl-preference", "min_agreement": "2", "date_from": "yesterday"})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "min_agreement</strong>: must be between 0 and 1" in page and "date_from</strong>: must be a date" in page
+    # each error is named as the form labels its field
+    assert "Minimum item agreement</strong>: must be between 0 and 1" in page and "Submitted from</strong>: must be a date" in page
     assert 'name="min_agreement" min="0" max="1" step="0.05" value="2" aria-describedby="min-agreement-help" aria-invalid="true"' in page  # input kept
     response = client.post("/admin/projects/web-pairs/exports/", data={"csrf_token": token, "format": "helpsteer"})
     assert response.status_code == 422 and "helpsteer needs at least one rating question" in response.get_data(as_text=True)
@@ -205,8 +206,8 @@ def test_splits_that_leave_no_training_data_are_refused_on_the_form(client, sess
         "as_of": "tomorrow"})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "validation_fraction</strong>: test_fraction and validation_fraction together must stay below 1" in page
-    assert "as_of</strong>: must be a date" in page
+    assert "Validation split</strong>: test_fraction and validation_fraction together must stay below 1" in page
+    assert "Data as it stood at</strong>: must be a date" in page
     assert 'name="validation_fraction" min="0" max="0.99" step="0.01" value="0.5"' in page  # kept as typed
     assert session.scalar(select(func.count()).select_from(DatasetExport)) == 0
 

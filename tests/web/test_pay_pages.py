@@ -87,6 +87,14 @@ def test_adjustment_form_checks_its_input(client, session):
     assert bad.status_code == 422 and "at most two decimals" in bad.get_data(as_text=True)
     session.rollback()
     assert session.scalar(select(PayAdjustment)) is None
+    # what was typed is still there, and the error names the field as its label does
+    kept = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id, "kind": "correction",
+                                                      "adjust_project": project.id, "amount": "-7", "reason": "Late"})
+    page = kept.get_data(as_text=True)
+    assert kept.status_code == 422 and "<strong>Amount</strong>:" in page
+    assert f'<option value="{trainer.id}" selected>' in page and f'<option value="{project.id}" selected>' in page
+    assert '<option value="correction" selected>' in page
+    assert 'value="-7"' in page and 'value="Late"' in page
     ok = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id,
                                                     "adjust_project": project.id, "amount": "-2.50",
                                                     "reason": "Overpaid last week", "kind": "correction"})
@@ -200,3 +208,17 @@ def test_both_pay_pages_name_an_unapproved_week_alike(client, session):
     other = client.application.test_client()
     login(other, trainer.email, PASSWORD)
     assert status_tags(other.get("/work/earnings").get_data(as_text=True)) == ["pending"]
+
+
+def test_approving_a_week_again_says_so_on_the_payroll_not_on_an_error_page(client, session):
+    """A second click, or another admin first: back on the payroll with what happened, in words."""
+    admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)
+    login(client, admin.email, PASSWORD)
+    week = pay.week_label(pay.week_of(utcnow()))
+    form = {"csrf_token": csrf_token(client, "/admin/payroll"), "week": week, "line": f"{trainer.id}:{project.id}"}
+    assert client.post("/admin/payroll/approve", data=form).status_code == 303
+    again = client.post("/admin/payroll/approve", data=form)
+    assert again.status_code == 303
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "1 of the ticked timesheets was already approved" in page and "line:" not in page

@@ -63,6 +63,17 @@ class ExportOptions:
         return data
 
 
+# What the pages call each option (the export form's labels); the API and the command line use the keys.
+OPTION_LABELS = {
+    "format": "Format", "pairs": "Pairs", "ranking_pairs": "Rankings become", "conversational": "Always message lists",
+    "margin": "Margin column", "reviewed_only": "Reviewed work only", "min_agreement": "Minimum item agreement",
+    "exclude_flagged_trainers": "Leave out flagged or paused trainers", "exclude_gold": "Leave out gold items",
+    "min_trainer_quality": "Minimum trainer quality", "date_from": "Submitted from", "date_to": "Submitted up to",
+    "test_fraction": "Test split", "validation_fraction": "Validation split", "desirable_labels": "Desirable labels",
+    "with_ids": "Id columns", "with_agreement": "Agreement columns", "as_of": "Data as it stood at",
+}
+
+
 def instant_text(value: datetime) -> str:
     """An instant as the manifest and the filters write it: ISO 8601, UTC, microseconds, ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
