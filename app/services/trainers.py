@@ -21,7 +21,7 @@ class TrainerRecord:
     user: User
     member: ProjectMember
     stats: TrainerStats | None
-    recent: list  # (annotation, item external id), newest first
+    recent: list  # (annotation, item), newest first
     excluded: int  # how many of their annotations are excluded
 
 
@@ -34,7 +34,7 @@ def trainer_record(session: Session, project: Project, user_id: int) -> TrainerR
     figures = session.scalar(select(TrainerStats).where(TrainerStats.project_id == project.id,
                                                         TrainerStats.trainer_id == user_id))
     recent = session.execute(
-        select(Annotation, Item.external_id)
+        select(Annotation, Item)
         .join(Item, Item.id == Annotation.item_id)
         .where(Annotation.project_id == project.id, Annotation.trainer_id == user_id)
         .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())

@@ -60,6 +60,13 @@ def filesize(n: int) -> str:
     return f"{size:.1f} GB"
 
 
+def clock_time(seconds) -> str:
+    """Paid time as h:mm:ss, exact to the second: hours rounded to two decimals (0.18 h) do not multiply
+    out to the amount beside them (0.1847 h at 45.00 is 8.31)."""
+    seconds = int(seconds or 0)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = inputs.IdConverter  # before any rule is added
     app.session_interface = RememberingCookieSessionInterface()  # one per app: its memory knows this app's keys
@@ -79,7 +86,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["cents"] = format_cents
     app.jinja_env.globals["currency"] = app.config.get("CURRENCY", "USD")
-    app.jinja_env.filters["hours"] = lambda seconds: f"{(seconds or 0) / 3600:.2f}"
+    app.jinja_env.filters["clock"] = clock_time
     app.jinja_env.globals["question_template"] = lambda question: type_of(question).template
     app.jinja_env.globals["figure_names"] = FIGURE_NAMES
     app.jinja_env.globals["response_name"] = response_name

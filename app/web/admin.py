@@ -15,6 +15,7 @@ from app.services import audit_log, importing, trainers
 from app.services import projects as project_service
 from app.services import stats as stats_service
 from app.services import users as user_service
+from app.services.assignment import project_questions
 from app.services.money import format_cents, plain_amount
 from app.services.presets import PRESETS, preset_questions
 from app.services.questions import QUESTION_TYPES
@@ -394,9 +395,11 @@ def recompute_quality(slug: str):
 @require("admin")
 def trainer_detail(slug: str, user_id: int):
     project = _project_or_404(slug)
-    record = trainers.trainer_record(get_session(), project, user_id)
+    db = get_session()
+    record = trainers.trainer_record(db, project, user_id)
     return render_template("admin/trainer.html", project=project, user=record.user, member=record.member,
-                           stats=record.stats, recent=record.recent, excluded=record.excluded)
+                           stats=record.stats, recent=record.recent, excluded=record.excluded,
+                           questions=project_questions(db, project.id))
 
 
 @bp.post("/projects/<slug>/trainers/<int:user_id>/exclude")

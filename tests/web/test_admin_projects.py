@@ -223,6 +223,9 @@ def test_quality_dashboard_sorts_trainers_and_recomputes_on_demand(client, sessi
     assert body.index(">T1<") < body.index(">T0<")
     detail = client.get(f"/admin/projects/qual/trainers/{trainers[0].id}")
     assert detail.status_code == 200 and "Exclude all their annotations" in detail.get_data(as_text=True)
+    # their answers read as people read them: the question's title and the label, not stored JSON
+    assert "<small>Label?: <strong>yes</strong></small>" in detail.get_data(as_text=True)
+    assert '{"label"' not in detail.get_data(as_text=True) and "&#34;label&#34;" not in detail.get_data(as_text=True)
     client.post(f"/admin/projects/qual/trainers/{trainers[0].id}/exclude", data={"csrf_token": token})
     session.rollback()
     from app.models import Annotation

@@ -39,6 +39,7 @@ def test_payroll_approve_mark_paid_and_csv(client, session):
     week = pay.week_label(pay.week_of(utcnow()))
     page = client.get("/admin/payroll").get_data(as_text=True)
     assert "Tess Trainer" in page and "6.00" in page
+    assert '<td class="num">0:10:00</td>' in page  # the time, exact to the second, beside its amount
     token = csrf_token(client, "/admin/payroll")
     response = client.post("/admin/payroll/approve", data={"csrf_token": token, "week": week,
                                                             "line": f"{trainer.id}:{project.id}"})
