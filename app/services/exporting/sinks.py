@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from ..spreadsheets import csv_text
+from ..spreadsheets import csv_text, formula_cells
 
 # Lines per chunk handed to the writer thread: big chunks mean few GIL hand-overs between threads.
 BUFFER_LINES = 512
@@ -36,6 +36,7 @@ class FileInfo:
     bytes: int
     sha256: str
     role: str = "data"  # data | meta | items | annotators
+    formula_cells: int = 0  # a CSV's text cells a spreadsheet would run as formulas (not in the manifest's list)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256, "role": self.role}
@@ -291,10 +292,13 @@ class CsvSink(_TableSink):
         self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._digest = hashlib.sha256()
         self.bytes = 0
+        self.formula_cells = 0
 
     def _write_frame(self, frame, first: bool) -> None:
         # Dataset files keep every text exactly (a markdown list starts with "- "); only the payroll
-        # CSV, made for spreadsheets, neutralises formulas.
+        # CSV, made for spreadsheets, neutralises formulas. The cells a spreadsheet would run are counted
+        # for the version's warnings.
+        self.formula_cells += formula_cells(frame)
         data = csv_text(frame, header=first).encode()
         self._handle.write(data)
         self._digest.update(data)
@@ -307,7 +311,7 @@ class CsvSink(_TableSink):
         if self._rows or self.rows == 0:
             self._flush()
         _fsync_close(self._handle)
-        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest())
+        return FileInfo(self.path.name, self.rows, self.bytes, self._digest.hexdigest(), formula_cells=self.formula_cells)
 
 
 class ParquetSink(_TableSink):

