@@ -90,6 +90,21 @@ def test_demo_has_work_in_every_state(demo):
     assert states == {"active", "submitted", "skipped", "expired"}
 
 
+def test_the_demo_vets_exactly_the_candidates_who_passed(demo):
+    """The demo's past candidates: vetted ones passed their interview and written answer (and hold that
+    domain's qualification), rejected ones did not; the board and the funnel then count alike."""
+    from app.models import Application, Interview, Qualification
+
+    session = demo.session
+    decided = session.execute(select(Application.id, Application.user_id, Application.stage)
+                              .where(Application.stage.in_(("vetted", "rejected")))).all()
+    assert len(decided) > 20
+    for application_id, user_id, stage in decided:
+        passed = session.scalar(select(func.count(Interview.id)).where(Interview.application_id == application_id,
+                                                                        Interview.passed.is_(True)))
+        qualified = session.scalar(select(func.count(Qualification.id)).where(Qualification.user_id == user_id))
+        assert (stage == "vetted") == (passed > 0) == (qualified > 0), (application_id, stage, passed, qualified)
+
 @pytest.mark.slow  # seeds the whole demo once per database
 def test_recount_reports_corrections(demo):
     runner = demo.runner

@@ -280,13 +280,14 @@ def seed_recruiting(session: Session, people: dict[str, User], now: datetime) ->
             decided = graded + timedelta(hours=rng.randint(2, 40))
             if application.stage != "ready":
                 continue
-            if application.score >= assessment.pass_score:
+            if vetting.interviews_passed(session, application.id):  # the interview and the written answer
                 vetting.vet(session, application.id, admin.id, "interview and written answer above the bar",
                             now=decided)
                 _work(session, pilot, user, theta, decided + timedelta(days=1), rng)
             else:
                 vetting.reject(session, application.id, admin.id,
-                               "Your interview score was below what our medical and software projects need. "
+                               "Your interview or your written answer was below what our medical and software "
+                               "projects need. "
                                "Thank you for applying.", now=decided)
         calibration.calibrate(session, assessment.id, now=now - timedelta(days=1))
     _staffed_project(session, admin.id)
