@@ -154,7 +154,7 @@ def _ensure_assessment(session: Session, domain: str, admin_id: int) -> Assessme
         project = project_service.create_project(
             session, name=name, slug=slug, kind="qualification", status="active", questions=[JUDGE],
             instructions="Judge whether each answer is correct. The questions adapt to you: a right answer brings "
-                         "a harder one. About 10 minutes.", required_domains=[domain], actor_id=admin_id)
+                         "a harder one. Then one question to answer in writing, which a reviewer grades. 30 minutes in all.", required_domains=[domain], actor_id=admin_id)
         for n, (question, answer, correct, level) in enumerate(bank, start=1):
             item = project_service.add_item(session, project, prompt=question, responses=[answer],
                                             external_id=f"{domain}-{n:02d}", metadata={"level": level})

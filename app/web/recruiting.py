@@ -124,7 +124,8 @@ def _screen_page(interview_id: int, errors=None, answers=None, notice=None, stat
     screen = interviews.screen(db, interview_id, current_user.id)
     template = "recruiting/_interview.html" if htmx else "recruiting/interview.html"
     return render_template(template, screen=screen, errors=errors or {}, answers=answers or {}, notice=notice,
-                           project=screen.project, item=screen.item, questions=screen.questions or []), status
+                           project=screen.project, item=screen.item, questions=screen.questions or [],
+                           written_min_chars=interviews.WRITTEN_MIN_CHARS), status
 
 
 @bp.get("/candidate/interviews/<int:interview_id>")

@@ -70,7 +70,7 @@ def sit(session, user, assessment, *, right=True, written=None, grade=None, grad
     if interview.status == "written":
         prompts = interviews.prompts_of(session, assessment.id)
         interview = interviews.submit_written(
-            session, user.id, interview.id, {p.id: (written or {}).get(p.id, f"My answer to {p.id}") for p in prompts})
+            session, user.id, interview.id, {p.id: (written or {}).get(p.id, f"My answer to prompt {p.id}, in full.") for p in prompts})
     if grade is not None:
         for answer in grading.queue(session, 100):
             if answer.interview.id == interview.id:

@@ -111,6 +111,11 @@ def test_the_interview_adapts_stops_and_is_graded_then_vetted(session, medicine)
     with pytest.raises(ValidationError):
         interviews.submit_written(session, user.id, interview.id, {prompt_id: "   "})
     session.rollback()
+    # a one-word answer is final once handed in and gives a reviewer nothing to grade: refused in time
+    with pytest.raises(ValidationError) as short:
+        interviews.submit_written(session, user.id, interview.id, {prompt_id: "short \u200b\u200b\u200b  answer"})
+    assert f"at least {interviews.WRITTEN_MIN_CHARS} characters (it has 12)" in short.value.errors[f"written.{prompt_id}"]
+    session.rollback()
     interviews.submit_written(session, user.id, interview.id, {prompt_id: "Check airway first, then breathing."})
     assert applications.application_of(session, user.id).stage == "awaiting_grading"
     answer = session.query(WrittenAnswer).filter_by(interview_id=interview.id).one()
@@ -143,7 +148,7 @@ def test_wrong_answers_give_a_low_ability_and_no_qualification(session, medicine
     interview = interviews.start(session, user.id, medicine.id)
     take_items(session, user, interview, right=False)
     prompt_id = interviews.prompts_of(session, medicine.id)[0].id
-    interviews.submit_written(session, user.id, interview.id, {prompt_id: "No idea."})
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "No idea, I would ask a senior."})
     answer = session.query(WrittenAnswer).filter_by(interview_id=interview.id).one()
     grading.grade(session, answer.id, 0.0, "", admin.id)
     session.refresh(interview)
@@ -294,7 +299,7 @@ def test_a_failed_interviews_domain_is_not_qualified_by_hand(session, medicine):
     interview = interviews.start(session, user.id, medicine.id)
     take_items(session, user, interview, right=False)
     prompt_id = interviews.prompts_of(session, medicine.id)[0].id
-    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Not sure."})
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Not sure what comes first."})
     grading.grade(session, session.query(WrittenAnswer).one().id, 0.1, "", admin.id)
     application = applications.application_of(session, user.id)
     assert vetting.unassessed_domains(session, application) == []
@@ -313,7 +318,7 @@ def test_a_domain_without_an_assessment_can_be_qualified_by_hand(session, medici
     interview = interviews.start(session, user.id, medicine.id)
     take_items(session, user, interview, right=True)
     prompt_id = interviews.prompts_of(session, medicine.id)[0].id
-    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Airway first."})
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "Airway first, then breathing."})
     grading.grade(session, session.query(WrittenAnswer).one().id, 1.0, "", admin.id)
     application = applications.application_of(session, user.id)
     assert vetting.unassessed_domains(session, application) == ["law"]
@@ -389,7 +394,7 @@ def test_guessing_the_choices_never_passes_without_the_written_part(session, med
     user = make_applicant(session)
     interview = take_items(session, user, interviews.start(session, user.id, medicine.id), right=True)
     prompt_id = interviews.prompts_of(session, medicine.id)[0].id
-    interviews.submit_written(session, user.id, interview.id, {prompt_id: "No idea, sorry."})
+    interviews.submit_written(session, user.id, interview.id, {prompt_id: "No idea, sorry, I would ask."})
     answer = session.query(WrittenAnswer).filter_by(interview_id=interview.id).one()
     grading.grade(session, answer.id, 0.4, "misses the point", reviewer.id)
     session.refresh(interview)

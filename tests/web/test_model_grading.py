@@ -60,7 +60,7 @@ def test_a_failing_grader_leaves_a_reason_and_grading_goes_on(app, client, sessi
     assessment = make_assessment(session, "software", items=6, prompts=1, min_items=2, max_items=2)
     user, interview = hand_in(session, assessment)
     prompt = interviews.prompts_of(session, assessment.id)[0]
-    interviews.submit_written(session, user.id, interview.id, {prompt.id: "Escape quotes."})
+    interviews.submit_written(session, user.id, interview.id, {prompt.id: "Escape quotes in every answer."})
     from tasks.jobs import suggest_grades
 
     with app.app_context():

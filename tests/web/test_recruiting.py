@@ -94,14 +94,14 @@ def test_grading_is_blind_and_moves_the_application_on(client, session):
         session.refresh(interview)
         interviews.answer(session, user.id, interview.id, interview.current_item_id, {"label": "yes"})
     prompt = interviews.prompts_of(session, assessment.id)[0]
-    interviews.submit_written(session, user.id, interview.id, {prompt.id: "An answer."})
+    interviews.submit_written(session, user.id, interview.id, {prompt.id: "An answer long enough to grade."})
     reviewer = make_user(session, "reviewer")
     sign_in(client, reviewer)
     queue = client.get("/grading").get_data(as_text=True)
     assert "Candidate #" in queue and "Secretname" not in queue
     answer = session.query(WrittenAnswer).one()
     page = client.get(f"/grading/{answer.id}").get_data(as_text=True)
-    assert "An answer." in page and "Secretname" not in page
+    assert "An answer long enough to grade." in page and "Secretname" not in page
     csrf = token(client, "/grading")
     bad = client.post(f"/grading/{answer.id}", data={"csrf_token": csrf, "grade": "7"})
     assert bad.status_code == 422 and "from 0 to 1" in bad.get_data(as_text=True)

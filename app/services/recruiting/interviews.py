@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.bounds import has_visible, plain_text_problem
+from app.bounds import has_visible, plain_text_problem, shown
 from app.db import begin_write
 from app.errors import Conflict, NotFound, ValidationError
 from app.models import (
@@ -313,6 +313,9 @@ def _finish(session: Session, interview: Interview, now: datetime) -> None:
     vetting.refresh(session, session.get(Application, interview.application_id), now)
 
 
+WRITTEN_MIN_CHARS = 20  # a written answer shows at least this many characters (counted as ``bounds.shown``)
+
+
 def submit_written(session: Session, user_id: int, interview_id: int, texts: dict[int, str],
                    now: datetime | None = None) -> Interview:
     """Store the written answers (every prompt needs one, within its length) and end the interview;
@@ -339,6 +342,9 @@ def submit_written(session: Session, user_id: int, interview_id: int, texts: dic
             errors[f"written.{prompt.id}"] = f"must be at most {prompt.max_chars:,} characters (it has {len(text):,})"
         elif not has_visible(text) and not late:  # invisible characters say nothing
             errors[f"written.{prompt.id}"] = "write an answer"
+        elif len(shown(text)) < WRITTEN_MIN_CHARS and not late:  # "short" is no answer a reviewer can grade
+            errors[f"written.{prompt.id}"] = (f"write at least {WRITTEN_MIN_CHARS} characters (it has "
+                                              f"{len(shown(text))}): the answer is final once handed in")
         answers[prompt.id] = text
     if errors and not late:
         raise ValidationError(errors)
