@@ -58,9 +58,22 @@ _md.add_render_rule("table_open", lambda self, tokens, idx, options, env:
 _md.add_render_rule("table_close", lambda self, tokens, idx, options, env:
                     self.renderToken(tokens, idx, options, env) + "</div>\n")
 
+
+
+def _heading(self, tokens, idx, options, env) -> str:
+    """A heading one level down (# is h2): markdown is always shown inside a page that has its own h1
+    (instructions, a dataset card), and a page has one."""
+    token = tokens[idx]
+    token.tag = f"h{min(int(token.tag[1]) + 1, 6)}"
+    return self.renderToken(tokens, idx, options, env)
+
+
+_md.add_render_rule("heading_open", _heading)
+_md.add_render_rule("heading_close", _heading)
+
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "code", "pre", "blockquote", "ul", "ol", "li", "span",
-    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "div",
+    "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "div",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},

@@ -131,7 +131,9 @@ def test_two_admins_approving_the_same_week_one_gets_409(app, session):
 
 
 @pytest.mark.parametrize("path", ["/admin/payroll/approve"])
-def test_approving_an_already_approved_line_over_the_web_is_409(client, session, path):
+def test_approving_an_already_approved_line_over_the_web_changes_nothing_and_says_so(client, session, path):
+    """A second click, or another admin first: nothing is approved twice, and the admin is back on the
+    payroll with what happened in words (no bare error page)."""
     trainer, admin = make_user(session, "trainer"), make_user(session, "admin")
     project = make_label_project(session, items=2, trainers=[trainer])
     a = queue.next_task(session, trainer.id, project)
@@ -142,5 +144,7 @@ def test_approving_an_already_approved_line_over_the_web_is_409(client, session,
     data = {"csrf_token": csrf, "week": week, "line": f"{trainer.id}:{project.id}"}
     assert client.post(path, data=data).status_code == 303
     again = client.post(path, data=data)
-    assert again.status_code == 409
-    assert "already approved" in again.get_data(as_text=True)
+    assert again.status_code == 303
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "1 of the ticked timesheets was already approved" in page and "line:" not in page
+    assert session.scalar(select(func.count(Timesheet.id))) == 1

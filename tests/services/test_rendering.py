@@ -22,3 +22,11 @@ def test_markdown_formatting_and_safe_links_survive():
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert '<pre class="code"><code class="language-python">' in html and '<span class="hl-nb">print</span>' in html
     assert ("a", {"href": "https://example.org", "rel": "noopener noreferrer nofollow"}) in elements(html)
+
+
+def test_markdown_headings_sit_under_the_page_heading():
+    """Instructions and dataset cards are shown inside a page with its own h1: their # is an h2, and no
+    markdown (nor HTML in it) makes a second h1."""
+    html = render_markdown("# Title\n\n## Part\n\n###### Deep\n\n<h1>raw</h1>")
+    assert "<h1" not in html
+    assert "<h2>Title</h2>" in html and "<h3>Part</h3>" in html and "<h6>Deep</h6>" in html

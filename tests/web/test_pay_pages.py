@@ -211,20 +211,6 @@ def test_both_pay_pages_name_an_unapproved_week_alike(client, session):
     assert status_tags(other.get("/work/earnings").get_data(as_text=True)) == ["pending"]
 
 
-def test_approving_a_week_again_says_so_on_the_payroll_not_on_an_error_page(client, session):
-    """A second click, or another admin first: back on the payroll with what happened, in words."""
-    admin, trainer, project = _setup(session)
-    _work(session, trainer, project, 600)
-    login(client, admin.email, PASSWORD)
-    week = pay.week_label(pay.week_of(utcnow()))
-    form = {"csrf_token": csrf_token(client, "/admin/payroll"), "week": week, "line": f"{trainer.id}:{project.id}"}
-    assert client.post("/admin/payroll/approve", data=form).status_code == 303
-    again = client.post("/admin/payroll/approve", data=form)
-    assert again.status_code == 303
-    page = client.get(again.headers["Location"]).get_data(as_text=True)
-    assert "1 of the ticked timesheets was already approved" in page and "line:" not in page
-
-
 def test_the_payroll_csv_makes_formula_text_plain_text_whatever_the_column_type(client, session):
     """A trainer's name, a project's slug or an adjustment's reason starting with = or @ reaches the
     payroll CSV, which people open in a spreadsheet: every such text cell starts with an apostrophe
