@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.bounds import one_line_problem
@@ -104,6 +104,46 @@ def create_user(
     return user
 
 
+# The roles an admin gives and takes on the people page. Admin is given on the server only
+# (``groundwork users create``): from the page, one admin could make a second account an admin and meet
+# every rule that needs "another admin" alone. Applicant comes with an application (/apply).
+PAGE_ROLES = ("trainer", "reviewer", "client")
+
+
+def invite_user(session: Session, email: str, name: str, roles, actor_id: int) -> User:
+    """An account an admin makes on the people page, for someone who sets their own password with a
+    one-time link (``issue_reset_link``): its password is random and never shown. Roles from
+    ``PAGE_ROLES`` only. Commits."""
+    roles = sorted(set(roles))
+    outside = [r for r in roles if r not in PAGE_ROLES]
+    if outside:
+        raise ValidationError({"role": f"{', '.join(outside)} cannot be given here; choose from "
+                                       f"{', '.join(PAGE_ROLES)} (an admin is made on the server)"})
+    return create_user(session, email, name, secrets.token_urlsafe(32), roles, actor_id)
+
+
+def set_page_roles(session: Session, user: User, roles, actor_id: int) -> User:
+    """An admin gives or takes the ``PAGE_ROLES`` of someone else; their other roles (admin, applicant)
+    stay as they are, and they keep at least one role. Takes effect on their next request (every
+    request reads the roles). Audited. Commits."""
+    wanted = set(roles)
+    outside = sorted(wanted - set(PAGE_ROLES))
+    if outside:
+        raise ValidationError({"role": f"{', '.join(outside)} cannot be given here; choose from {', '.join(PAGE_ROLES)}"})
+    if user.id == actor_id:
+        raise Forbidden("nobody changes their own roles; another admin does")
+    before = sorted(user.roles)
+    after = sorted({r for r in before if r not in PAGE_ROLES} | wanted)
+    if not after:
+        raise ValidationError({"role": "an account keeps at least one role (suspend it to end its access)"})
+    if after != before:
+        user.role_rows = [row for row in user.role_rows if row.role in after] + [
+            UserRole(role=r) for r in after if r not in before]
+        audit.record(session, actor_id, "user.roles", "user", user.id, {"from": before, "to": after})
+    session.commit()
+    return user
+
+
 def find_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
@@ -127,13 +167,26 @@ def names_by_id(session: Session, user_ids) -> dict[int, str]:
     return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
 
 
-def count_users(session: Session) -> int:
-    return session.scalar(select(func.count(User.id)))
+SEARCH_MAX = 100
 
 
-def list_users(session: Session, limit: int, offset: int = 0) -> list[User]:
-    """One page of every account, by name."""
-    return list(session.scalars(select(User).order_by(User.name, User.id).limit(limit).offset(offset)))
+def _matching(query: str):
+    """Accounts whose name or e-mail holds ``query`` (any case), or every account for an empty one."""
+    text = "".join(c for c in (query or "")[:SEARCH_MAX] if c.isprintable()).strip().lower()  # no NUL reaches SQL
+    if not text:
+        return true()
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(func.lower(User.name).like(pattern, escape="\\"), func.lower(User.email).like(pattern, escape="\\"))
+
+
+def count_users(session: Session, query: str = "") -> int:
+    return session.scalar(select(func.count(User.id)).where(_matching(query)))
+
+
+def list_users(session: Session, limit: int, offset: int = 0, query: str = "") -> list[User]:
+    """One page of the accounts whose name or e-mail holds ``query`` (all of them for none), by name."""
+    return list(session.scalars(select(User).where(_matching(query)).order_by(User.name, User.id)
+                                .limit(limit).offset(offset)))
 
 
 # Built once: a ``session.get`` with options makes a new statement (and its cache key) per request.

@@ -56,13 +56,55 @@ def project(slug: str):
     )
 
 
+def _people_page(errors=None, values=None, status=200):
+    db = get_session()
+    query = request.args.get("q", "")[:user_service.SEARCH_MAX]
+    page = page_of(user_service.count_users(db, query), PAGE_SIZE)
+    users = user_service.list_users(db, page.limit, page.offset, query)
+    return render_template("admin/people.html", users=users, page=page.number, pages=page.pages, query=query,
+                           page_roles=user_service.PAGE_ROLES, errors=errors or {}, values=values or {}), status
+
+
 @bp.get("/people")
 @require("admin")
 def people():
+    return _people_page()
+
+
+@bp.post("/people")
+@require("admin")
+def create_person():
+    """An account for someone new, with a one-time link to set their password (no mail is sent: the
+    admin passes the link on)."""
     db = get_session()
-    page = page_of(user_service.count_users(db), PAGE_SIZE)
-    users = user_service.list_users(db, page.limit, page.offset)
-    return render_template("admin/people.html", users=users, page=page.number, pages=page.pages)
+    values = {"email": request.form.get("email", "")[:user_service.EMAIL_MAX + 10],
+              "name": request.form.get("name", "")[:user_service.NAME_MAX + 10], "roles": request.form.getlist("role")}
+    try:
+        user = user_service.invite_user(db, values["email"], values["name"], values["roles"], current_user.id)
+    except (ValidationError, Conflict) as exc:
+        db.rollback()
+        return _people_page(exc.errors if isinstance(exc, ValidationError) else {"email": str(exc)}, values,
+                            422 if isinstance(exc, ValidationError) else 409)
+    token = user_service.issue_reset_link(db, user, current_user.id)
+    flash(f"{user.name} has an account. Pass the one-time link below on to them: with it they choose their password.",
+          "success")
+    return _person_page(user, reset_link=url_for("auth.reset", token=token, _external=True))
+
+
+@bp.post("/people/<int:user_id>/roles")
+@require("admin")
+def person_roles(user_id: int):
+    user = _person_or_404(user_id)
+    db = get_session()
+    try:
+        user_service.set_page_roles(db, user, request.form.getlist("role"), current_user.id)
+    except (ValidationError, Forbidden) as exc:
+        db.rollback()
+        flash(f"Roles not changed: {'; '.join(exc.errors.values()) if isinstance(exc, ValidationError) else exc}.",
+              "error")
+        return redirect(url_for("admin.person", user_id=user_id), code=303)
+    flash(f"{user.name}'s roles are now: {', '.join(sorted(user.roles))}.", "success")
+    return redirect(url_for("admin.person", user_id=user.id), code=303)
 
 
 def _person_or_404(user_id: int) -> User:
@@ -71,7 +113,8 @@ def _person_or_404(user_id: int) -> User:
 
 def _person_page(user: User, reset_link: str | None = None):
     memberships = project_service.memberships_of(get_session(), user.id)
-    return render_template("admin/person.html", person=user, memberships=memberships, reset_link=reset_link)
+    return render_template("admin/person.html", person=user, memberships=memberships, reset_link=reset_link,
+                           page_roles=user_service.PAGE_ROLES)
 
 
 @bp.get("/people/<int:user_id>")

@@ -115,6 +115,8 @@ MATRIX = {
     ("GET", "admin.index"): admin_only(200),
     ("GET", "admin.audit"): admin_only(200),
     ("GET", "admin.people"): admin_only(200),
+    ("POST", "admin.create_person"): admin_only(422),  # no name, no e-mail
+    ("POST", "admin.person_roles"): admin_only(303),
     ("GET", "admin.person"): admin_only(200),
     ("POST", "admin.person_status"): admin_only(422),
     ("POST", "admin.person_sign_out"): admin_only(303),

@@ -39,6 +39,8 @@ FIELDS = {
     "work.skip": ["reason"],
     "review.verdict": ["verdict", "comment", "answer.label"],
     "admin.person_status": ["status"],
+    "admin.create_person": ["name", "email", "role"],
+    "admin.person_roles": ["role"],
     "admin.person_sign_out": [],
     "admin.person_reset_link": [],
     "admin.new_project": PROJECT_FIELDS,

@@ -419,9 +419,11 @@ def _rules(fmt, manifest: dict) -> list[str]:
         return [text]
     if family == "strengths":
         return ["**Preference strengths.** One row per item with two responses: `overall_preference` is the "
-                "mean of its annotators' preferences rescaled to −3…3 and rounded (negative: `response1` is "
-                "better), and `individual_preference` holds each annotator's score on the same scale, in "
-                "annotation order, with their reasoning."]
+                "mean of its annotators' preferences rescaled to −3…3 and rounded half to even (negative: `response1` "
+                "is better), and `individual_preference` holds each annotator's score on the same scale, in "
+                "annotation order, with their reasoning. So a mean within ±0.5 of 0 (+1, +1, −3 is −1/3) is written "
+                "as 0, a tie, where the pair formats, which take the mean's side, write a pair. `language` is the "
+                "project's language setting as it stands (several tags when it has several), not a per-row guess."]
     if family == "kto":
         return ["**KTO labels.** One label per (prompt, completion) per item, whatever the pair mode. From a "
                 "preference or ranking question: the responses of the consensus top group are desirable, those of "

@@ -1,0 +1,112 @@
+"""The people page: find someone, add someone (with a one-time link to choose their password), and give
+or take the trainer, reviewer and client roles. Admin is given on the server only."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from app.models import AuditEvent, User, UserRole
+from tests.conftest import login
+from tests.factories import PASSWORD, make_user
+from tests.security.conftest import sign_in, token
+
+
+def _add(client, csrf, **form):
+    return client.post("/admin/people", data={"csrf_token": csrf, **form})
+
+
+def test_an_admin_adds_someone_who_then_chooses_their_own_password(app, client, session):
+    admin = make_user(session, "admin")
+    sign_in(client, admin)
+    csrf = token(client, "/admin/people")
+    added = _add(client, csrf, name="Rita Reviewer", email="Rita@Example.org", role=["reviewer", "client"])
+    page = added.get_data(as_text=True)
+    assert added.status_code == 200 and 'data-testid="reset-link"' in page
+    link = re.search(r"<code>(http[^<]+/reset/[^<]+)</code>", page).group(1)
+    session.rollback()
+    rita = session.scalar(select(User).where(User.email == "rita@example.org"))
+    assert sorted(rita.roles) == ["client", "reviewer"]
+    assert session.scalar(select(AuditEvent.actor_id).where(AuditEvent.action == "user.create",
+                                                            AuditEvent.target_id == str(rita.id))) == admin.id
+    newcomer = app.test_client()
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    form = newcomer.get("/" + path).get_data(as_text=True)
+    reset_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    chosen = "a long new password 42"
+    assert newcomer.post("/" + path, data={"csrf_token": reset_csrf, "new": chosen, "confirm": chosen}).status_code in (302, 303)
+    assert login(app.test_client(), "rita@example.org", chosen).status_code == 302
+
+
+def test_adding_refuses_bad_input_keeps_it_and_never_makes_an_admin(client, session):
+    admin = make_user(session, "admin")
+    taken = make_user(session, "trainer")
+    sign_in(client, admin)
+    csrf = token(client, "/admin/people")
+    for form, status, says in (
+        ({"name": "No Roles", "email": "none@example.org"}, 422, "at least one role"),
+        ({"name": "Boss", "email": "boss@example.org", "role": ["admin"]}, 422, "admin cannot be given here"),
+        ({"name": "Odd", "email": "odd@example.org", "role": ["applicant"]}, 422, "applicant cannot be given here"),
+        ({"name": "", "email": "not-an-address", "role": ["trainer"]}, 422, "is not an e-mail address"),
+        ({"name": "Twice", "email": taken.email, "role": ["trainer"]}, 409, "already exists"),
+    ):
+        response = _add(client, csrf, **form)
+        page = response.get_data(as_text=True)
+        assert response.status_code == status and says in page, (form, page[:300])
+        assert f'value="{form["email"]}"' in page  # what was typed stays
+    session.rollback()
+    assert session.scalar(select(User).where(User.email.in_(
+        ["none@example.org", "boss@example.org", "odd@example.org", "not-an-address"]))) is None
+
+
+def test_roles_change_on_the_page_but_never_admin_and_never_ones_own(app, client, session):
+    admin, other_admin = make_user(session, "admin"), make_user(session, "admin")
+    person = make_user(session, "trainer")
+    person.role_rows.append(UserRole(role="applicant"))
+    session.commit()
+    sign_in(client, admin)
+    csrf = token(client, f"/admin/people/{person.id}")
+
+    def held(user_id):  # read afresh (not the test session's copy of the user)
+        session.rollback()
+        return sorted(session.scalars(select(UserRole.role).where(UserRole.user_id == user_id)))
+
+    def roles(user_id, *chosen):
+        return client.post(f"/admin/people/{user_id}/roles", data={"csrf_token": csrf, "role": list(chosen)})
+
+    done = roles(person.id, "reviewer", "client")
+    assert done.status_code == 303, done.get_data(as_text=True)[:300]
+    assert held(person.id) == ["applicant", "client", "reviewer"]  # applicant stays
+    roles(person.id, "admin", "trainer")
+    assert held(person.id) == ["applicant", "client", "reviewer"]
+    roles(admin.id, "trainer")  # one's own: refused
+    roles(other_admin.id)  # takes nothing from an admin but page roles
+    assert held(admin.id) == ["admin"] and held(other_admin.id) == ["admin"]
+    lonely = make_user(session, "client")
+    page = client.get(client.post(f"/admin/people/{lonely.id}/roles", data={"csrf_token": csrf}).headers["Location"])
+    assert "keeps at least one role" in page.get_data(as_text=True)
+    assert held(lonely.id) == ["client"]
+    # the change holds from their next request: a trainer made client-only no longer reaches the work pages
+    worker = make_user(session, "trainer")
+    theirs = app.test_client()
+    login(theirs, worker.email, PASSWORD)
+    assert theirs.get("/work/").status_code == 200
+    roles(worker.id, "client")
+    assert theirs.get("/work/").status_code == 403
+
+
+def test_people_are_found_by_name_or_e_mail(client, session):
+    admin = make_user(session, "admin")
+    make_user(session, "trainer", name="Zoë Zimmer", email="zz@example.org")
+    make_user(session, "trainer", name="Percent 100%", email="pp@example.org")
+    sign_in(client, admin)
+    for query, expected in (("zimmer", ["Zoë Zimmer"]), ("ZZ@", ["Zoë Zimmer"]), ("100%", ["Percent 100%"]),
+                            ("%", ["Percent 100%"]), ("_", []), ("nobody", [])):
+        page = client.get("/admin/people", query_string={"q": query}).get_data(as_text=True)
+        names = re.findall(r'<a href="/admin/people/\d+">([^<]+)</a>', page)
+        assert names == expected, (query, names)
+        if not expected:
+            assert 'data-testid="no-match"' in page
+    nul = client.get("/admin/people", query_string={"q": "\x00zz"})
+    assert nul.status_code in (200, 400) and nul.status_code < 500  # refused at the door, or read without it
