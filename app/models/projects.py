@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .base import Base, JSONType, UTCDateTime, utcnow
 
 PROJECT_KINDS = ("work", "qualification")
+KIND_NAMES = {"work": "paid work", "qualification": "qualification (assessment)"}  # what every page calls them
 PROJECT_STATUSES = ("draft", "active", "paused", "archived")
 # A client is a member of the AI team that ordered the data: progress, quality, budget, versions.
 MEMBER_ROLES = ("trainer", "reviewer", "client")

@@ -8,6 +8,7 @@ from flask import Flask
 from markupsafe import Markup
 
 from app.models import utcnow
+from app.models.projects import KIND_NAMES
 from app.services.exporting.options import OPTION_LABELS
 from app.services.money import format_cents
 from app.services.qtypes import FIGURE_NAMES, QUESTION_TYPES, response_name, type_of
@@ -91,6 +92,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["figure_names"] = FIGURE_NAMES
     app.jinja_env.globals["response_name"] = response_name
     app.jinja_env.globals["option_labels"] = OPTION_LABELS
+    app.jinja_env.globals["kind_names"] = KIND_NAMES
     app.jinja_env.globals["question_scripts"] = [t.script for t in QUESTION_TYPES.values() if t.script]
     app.jinja_env.tests["side_by_side"] = lambda question: type_of(question).side_by_side
 
