@@ -625,13 +625,15 @@ def dataset_card(project, fmt, manifest: dict, questions=(), plan=None) -> str:
     dates = manifest.get("annotation_dates") or {}
     lines += ["## Annotations", ""]
     if dates.get("first"):
-        lines += [f"Annotated from {dates['first']} to {dates['last']} (UTC).", ""]
+        lines += [f"The annotations read (every one that passed the filters, including those that gave no row: "
+                  f"ties, dropped repeats) were submitted from {dates['first']} to {dates['last']} (UTC).", ""]
     if splits:
         lines += ["| split | file | rows | items |", "|---|---|---|---|",
                   *[f"| {name} | `{s['file']}` | {s['rows']} | {_figure(s.get('items'))} |" for name, s in splits], ""]
     pool = manifest.get("annotators", 0)
     lines.append(f"Annotations read: {counts.get('annotations_read', 0)}. Annotator pool: {pool} "
-                 f"{'person' if pool == 1 else 'people'}.")
+                 f"{'person' if pool == 1 else 'people'} whose annotations were read (the meta file names the "
+                 "annotations behind each row).")
     if counts.get("skipped"):
         lines += ["", "Not exported: " + ", ".join(f"{n} × {why}" for why, n in counts["skipped"].items()) + "."]
     lines.append("")

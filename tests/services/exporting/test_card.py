@@ -132,7 +132,7 @@ def test_source_models_dates_counts_splits_and_agreement(session, project):
     for row in ("| train | `train.jsonl` | 30 | 15 |", "| validation | `validation.jsonl` | 8 | 4 |",
                 "| test | `test.jsonl` | 6 | 3 |"):
         assert row in text
-    assert "Annotations read: 66. Annotator pool: 3 people." in text and "2 × tie" in text
+    assert "Annotations read: 66. Annotator pool: 3 people whose annotations were read" in text and "2 × tie" in text
     assert "0.625" in text and "pairwise agreement 0.710" in text
     assert "highest annotation id 66, highest review id 4" in text and "Groundwork 1.4.0 on postgresql" in text
     assert "- validation.jsonl has 8 rows: fewer than 10" in text  # the manifest's warnings
