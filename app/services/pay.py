@@ -31,7 +31,9 @@ from app.errors import Conflict, ValidationError
 from app.models import (
     Annotation,
     Assignment,
+    AuditEvent,
     BillableWeek,
+    PasswordReset,
     PayAdjustment,
     Project,
     ProjectMember,
@@ -405,6 +407,10 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
         raise ValidationError({"line": "nobody may approve their own pay; another admin approves it"})
     begin_write(session)
     locked = {t for t, _ in wanted} if wanted is not None else {line.trainer_id for line in lines(session, week, week)}
+    vouched = vouched_for(session, actor_id, locked)
+    if wanted is not None and vouched:
+        session.rollback()
+        raise ValidationError({"line": VOUCHED})
     lock_trainers(session, locked)
     by_key = {(line.trainer_id, line.project_id): line for line in lines(session, week, week)
               if line.project_id is not None and line.trainer_id in locked}
@@ -421,7 +427,7 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
     approved = []
     try:
         for key, line in sorted(by_key.items()):
-            if line.status != "open" or line.trainer_id == actor_id or (wanted is not None and key not in wanted):
+            if line.status != "open" or line.trainer_id in (actor_id, *vouched) or (wanted is not None and key not in wanted):
                 continue
             sheet = Timesheet(trainer_id=line.trainer_id, project_id=line.project_id, week_start=week,
                               billable_seconds=line.billable_seconds, rate_cents=line.rate_cents,
@@ -440,6 +446,28 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
                      {"timesheets": [s.id for s in approved], "amount_cents": sum(s.amount_cents for s in approved)})
     session.commit()
     return approved
+
+
+VOUCHED = ("nobody may approve or pay the pay of an account they made or gave a one-time password link to "
+           "(they could have worked as it); another admin does")
+
+
+def vouched_for(session: Session, actor_id: int | None, trainer_ids) -> set[int]:
+    """The trainers among ``trainer_ids`` whose account ``actor_id`` made (the audit's ``user.create``) or
+    gave a one-time password link to: an admin who could have signed in as them does not approve or pay
+    their pay, as for their own. The command line (no actor) vouches for nobody."""
+    ids = sorted(set(trainer_ids))
+    if actor_id is None or not ids:
+        return set()
+    found = set()
+    for n in range(0, len(ids), ID_CHUNK):
+        chunk = ids[n:n + ID_CHUNK]
+        found.update(int(t) for t in session.scalars(select(AuditEvent.target_id).where(
+            AuditEvent.action == "user.create", AuditEvent.actor_id == actor_id, AuditEvent.target_type == "user",
+            AuditEvent.target_id.in_([str(i) for i in chunk]))))
+        found.update(session.scalars(select(PasswordReset.user_id).where(
+            PasswordReset.created_by == actor_id, PasswordReset.user_id.in_(chunk))))
+    return found
 
 
 def sheets_total(session: Session, week: date, sheets: list[Timesheet]) -> tuple[int, int]:
@@ -495,6 +523,9 @@ def mark_paid(session: Session, timesheet_ids: list[int], reference: str, actor_
     if any(s.trainer_id == actor_id for s in sheets):
         session.rollback()
         raise ValidationError({"timesheets": "nobody may mark their own pay as paid"})
+    if vouched_for(session, actor_id, {s.trainer_id for s in sheets}):
+        session.rollback()
+        raise ValidationError({"timesheets": VOUCHED})
     # Conditional, so two admins marking the same sheets at once do not both record a payment.
     changed = sum(session.execute(
         update(Timesheet).where(Timesheet.id.in_(chunk), Timesheet.status == "approved")

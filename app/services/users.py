@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.bounds import one_line_problem
+from app.db import begin_write
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
 from app.models.users import USER_STATUSES
@@ -132,6 +133,11 @@ def set_page_roles(session: Session, user: User, roles, actor_id: int) -> User:
         raise ValidationError({"role": f"{', '.join(outside)} cannot be given here; choose from {', '.join(PAGE_ROLES)}"})
     if user.id == actor_id:
         raise Forbidden("nobody changes their own roles; another admin does")
+    # Two admins at once: the second reads the roles the first left (the row's lock on PostgreSQL,
+    # SQLite's write lock), so neither adds a role row the other added.
+    begin_write(session)
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    session.refresh(user, ["role_rows"])
     before = sorted(user.roles)
     after = sorted({r for r in before if r not in PAGE_ROLES} | wanted)
     if not after:

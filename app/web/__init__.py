@@ -12,6 +12,7 @@ from app.models.projects import KIND_NAMES
 from app.services.exporting.options import OPTION_LABELS
 from app.services.money import format_cents
 from app.services.qtypes import FIGURE_NAMES, QUESTION_TYPES, response_name, type_of
+from app.services.qtypes.base import RESPONSE_LETTERS
 from app.services.rendering import render_markdown
 from app.services.throttle import LoginThrottle, MemoryCounter, RedisCounter
 
@@ -91,6 +92,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["question_template"] = lambda question: type_of(question).template
     app.jinja_env.globals["figure_names"] = FIGURE_NAMES
     app.jinja_env.globals["response_name"] = response_name
+    app.jinja_env.globals["response_letters"] = RESPONSE_LETTERS
     app.jinja_env.globals["option_labels"] = OPTION_LABELS
     app.jinja_env.globals["kind_names"] = KIND_NAMES
     app.jinja_env.globals["question_scripts"] = [t.script for t in QUESTION_TYPES.values() if t.script]

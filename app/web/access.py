@@ -22,6 +22,7 @@ from app.services import users as user_service
 
 PUBLIC = "public"
 SIGNED_IN_AT = "signed_in_at"  # the session key holding when its sign-in happened (Unix seconds)
+CLOCK_SKEW_SECONDS = 60  # how far web nodes' clocks may disagree
 
 
 def sign_in(user: User) -> None:
@@ -38,7 +39,9 @@ def _within_lifetime() -> bool:
     started = session.get(SIGNED_IN_AT)
     if not isinstance(started, int) or isinstance(started, bool):
         return False
-    return 0 <= time.time() - started <= current_app.permanent_session_lifetime.total_seconds()
+    age = time.time() - started
+    # A sign-in a minute "in the future": another web node's clock a little ahead of this one's.
+    return -CLOCK_SKEW_SECONDS <= age <= current_app.permanent_session_lifetime.total_seconds()
 
 
 class Claimed:

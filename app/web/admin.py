@@ -62,7 +62,9 @@ def _people_page(errors=None, values=None, status=200):
     page = page_of(user_service.count_users(db, query), PAGE_SIZE)
     users = user_service.list_users(db, page.limit, page.offset, query)
     return render_template("admin/people.html", users=users, page=page.number, pages=page.pages, query=query,
-                           page_roles=user_service.PAGE_ROLES, errors=errors or {}, values=values or {}), status
+                           page_roles=user_service.PAGE_ROLES, errors=errors or {}, values=values or {},
+                           limits={"search": user_service.SEARCH_MAX, "name": user_service.NAME_MAX,
+                                   "email": user_service.EMAIL_MAX}), status
 
 
 @bp.get("/people")

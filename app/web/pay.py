@@ -151,16 +151,17 @@ def adjust():
     week, project, status, _error = _filters()
     db = get_session()
     try:
-        pay.adjust(db, row_id(request.form.get("trainer")), row_id(request.form.get("adjust_project")),
-                   request.form.get("amount", ""), request.form.get("reason", ""), current_user.id,
-                   kind=request.form.get("kind", "bonus"))
+        adjustment = pay.adjust(db, row_id(request.form.get("trainer")), row_id(request.form.get("adjust_project")),
+                                request.form.get("amount", ""), request.form.get("reason", ""), current_user.id,
+                                kind=request.form.get("kind", "bonus"))
     except ValidationError as exc:
         db.rollback()
         context = _payroll_context(week, project, status, form_errors=exc.errors, form_values=request.form)
         return render_template("pay/payroll.html", **context), 422
-    flash(f"Adjustment added to {pay.week_label(pay.week_of(utcnow()))}, the current week; the trainer sees it on "
-          "their Earnings page.", "success")
-    return redirect(url_for("pay.payroll", week=pay.week_label(pay.week_of(utcnow()))), code=303)
+    week_added = pay.week_label(adjustment.week_start)  # this week, or the next when this one is approved
+    flash(f"Adjustment added to {week_added}, the trainer's first week not yet approved in that project; they see "
+          "it on their Earnings page.", "success")
+    return redirect(url_for("pay.payroll", week=week_added), code=303)
 
 
 @bp.get("/admin/payroll.csv")

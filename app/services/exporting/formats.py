@@ -974,7 +974,8 @@ def _aggregated_features(plan: Plan) -> list[dict]:
     fields=(("item_id", "the item's external id"), ("annotations", "int: annotations aggregated"),
             ("consensus", "{question key: consensus answer}: majority label, labels chosen by most, mean "
                           "rating or preference (float), Bradley–Terry ranking, spans most annotators marked"),
-            ("confidence", "{question key: float 0–1}: share agreeing with the consensus"),
+            ("confidence", "{question key: float 0–1}: share agreeing with the consensus (a label tie, whose "
+                           "consensus is null: the share of each tied label)"),
             ("agreement", "float: share of annotator pairs agreeing on the first question; null with one annotation"),
             ("metadata", "the item's metadata as a JSON string")),
 )

@@ -517,3 +517,29 @@ def test_clients_and_admins_each_have_their_own_quota_of_versions(session, pairs
         create_export(session, pairs_project, {"format": "raw"}, admin.id)
     session.rollback()
     assert create_export(session, pairs_project, {"format": "raw"}, client.id).status == "queued"
+
+
+def test_a_retried_version_counts_on_the_side_of_whoever_asked_for_it(session, pairs_project, monkeypatch):
+    """A client retrying an admin's failed versions fills the admins' build slots (where they count once
+    queued), so a client can neither lock the admins out that way nor build past both sides' limits."""
+    from app.errors import Conflict
+    from app.services import exporting
+    from app.services import projects as project_service
+    from tests.factories import make_user
+
+    admin, client = make_user(session, "admin"), make_user(session, "client")
+    project_service.add_member(session, pairs_project, client, "client")
+    session.commit()
+    monkeypatch.setattr(exporting, "MAX_PENDING_EXPORTS", 2)
+    failed = []
+    for _ in range(3):
+        export = create_export(session, pairs_project, {"format": "raw"}, admin.id)
+        export.status = "failed"
+        session.commit()
+        failed.append(export.id)
+    for export_id in failed[:2]:
+        exporting.retry_export(session, pairs_project, export_id, actor_id=client.id)
+    with pytest.raises(Conflict, match="asked for by admins are being built"):
+        exporting.retry_export(session, pairs_project, failed[2], actor_id=client.id)
+    session.rollback()
+    assert create_export(session, pairs_project, {"format": "raw"}, client.id).status == "queued"  # theirs is free
