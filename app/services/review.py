@@ -70,9 +70,19 @@ def item_of(session: Session, annotation: Annotation) -> Item:
     return session.get(Item, annotation.item_id)
 
 
-def recent_work(session: Session, project: Project, limit: int = 50) -> list:
-    """The project's latest submissions: (annotation, item, trainer name), newest first (the item for
-    reading the answers as people do: responses by their letters)."""
+RECENT_MAX = 10_000  # the latest submissions a reviewer can page through (older ones: the exports)
+
+
+def recent_count(session: Session, project: Project) -> int:
+    """How many submissions the project's latest-work pages hold: all of them, up to ``RECENT_MAX``
+    (a count that stops there, so a large project's page does not walk every annotation)."""
+    newest = select(Annotation.id).where(Annotation.project_id == project.id).limit(RECENT_MAX).subquery()
+    return session.scalar(select(func.count()).select_from(newest))
+
+
+def recent_work(session: Session, project: Project, limit: int = 50, offset: int = 0) -> list:
+    """One page of the project's latest submissions: (annotation, item, trainer name), newest first
+    (the item for reading the answers as people do: responses by their letters)."""
     return session.execute(
         select(Annotation, Item, User.name)
         .join(Item, Item.id == Annotation.item_id)
@@ -80,6 +90,7 @@ def recent_work(session: Session, project: Project, limit: int = 50) -> list:
         .where(Annotation.project_id == project.id)
         .order_by(Annotation.submitted_at.desc(), Annotation.id.desc())
         .limit(limit)
+        .offset(min(offset, RECENT_MAX))
     ).all()
 
 

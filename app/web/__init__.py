@@ -37,6 +37,7 @@ from . import (
     webhooks,
     work,
 )
+from .paging import page_url
 from .security import add_security_headers
 from .sessions import RememberingCookieSessionInterface
 
@@ -95,6 +96,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["response_letters"] = RESPONSE_LETTERS
     app.jinja_env.globals["option_labels"] = OPTION_LABELS
     app.jinja_env.globals["kind_names"] = KIND_NAMES
+    app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["question_scripts"] = [t.script for t in QUESTION_TYPES.values() if t.script]
     app.jinja_env.tests["side_by_side"] = lambda question: type_of(question).side_by_side
 

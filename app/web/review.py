@@ -16,6 +16,9 @@ from app.services.assignment import project_questions
 from tasks.jobs import queue_statistics_after_verdict
 
 from .access import require
+from .paging import page_of
+
+RECENT_PAGE = 50  # latest submissions a page
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -100,9 +103,12 @@ def verdict(slug: str, annotation_id: int):
 def project(slug: str):
     db = get_session()
     project = _project_for_review(slug)
-    recent = review_service.recent_work(db, project)
+    count = review_service.recent_count(db, project)
+    page = page_of(count, RECENT_PAGE)
+    recent = review_service.recent_work(db, project, page.limit, page.offset)
     return render_template(
         "review/project.html", project=project, progress=project_service.progress(db, project), recent=recent,
+        page=page.number, pages=page.pages, recent_max=review_service.RECENT_MAX if count >= review_service.RECENT_MAX else None,
         questions=project_questions(db, project.id),
         waiting=review_service.queue_shown(db, project.id, current_user.id),
     )

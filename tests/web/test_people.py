@@ -148,3 +148,17 @@ def test_an_admin_never_approves_the_pay_of_an_account_they_made_or_gave_a_link_
         pay.mark_paid(session, [sheet.id], "TX-9", admin.id)
     session.rollback()
     assert pay.mark_paid(session, [sheet.id], "TX-9", other_admin.id) == 1
+
+
+def test_the_pager_keeps_the_search(client, session, monkeypatch):
+    from app.web import admin as admin_pages
+
+    monkeypatch.setattr(admin_pages, "PAGE_SIZE", 2)
+    admin = make_user(session, "admin")
+    for n in range(3):
+        make_user(session, "trainer", name=f"Medic {n}", email=f"medic{n}@example.org")
+    sign_in(client, admin)
+    first = client.get("/admin/people?q=medic").get_data(as_text=True)
+    assert 'href="/admin/people?q=medic&amp;page=2" rel="next"' in first
+    second = client.get("/admin/people?q=medic&page=2").get_data(as_text=True)
+    assert re.findall(r'<a href="/admin/people/\d+">([^<]+)</a>', second) == ["Medic 2"]

@@ -219,3 +219,32 @@ def test_the_project_page_reads_answers_as_people_do(client, session):
     page = client.get(f"/review/{project.slug}").get_data(as_text=True)
     assert "Label?: <strong>needs expert</strong>" in page
     assert "needs_expert" not in page.split("Latest submitted work")[1]
+
+
+def test_the_latest_work_pages_through_every_submission_newest_first(client, session, monkeypatch):
+    """More submissions than a page holds: the pager reaches every one, newest first, and a page past
+    the end is a 404."""
+    from app.services import assignment as queue
+    from app.web import review as review_pages
+    from tests.factories import make_label_project, make_user
+    from tests.security.conftest import sign_in
+
+    monkeypatch.setattr(review_pages, "RECENT_PAGE", 2)
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=5, trainers=[trainer], slug="paged")
+    from app.services import projects as project_service
+
+    project_service.add_member(session, project, reviewer, "reviewer")
+    session.commit()
+    for _ in range(5):
+        a = queue.next_task(session, trainer.id, project)
+        queue.submit(session, a.id, trainer.id, {"label": "yes"})
+    sign_in(client, reviewer)
+    seen = []
+    for number in (1, 2, 3):
+        page = client.get(f"/review/paged?page={number}").get_data(as_text=True)
+        seen += re.findall(r"<code>(it-\d+)</code>", page)
+        assert f"Page {number} of 3" in page
+    assert seen == ["it-5", "it-4", "it-3", "it-2", "it-1"]
+    assert 'href="/review/paged?page=2" rel="next"' in client.get("/review/paged").get_data(as_text=True)
+    assert client.get("/review/paged?page=4").status_code == 404
