@@ -73,6 +73,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function("gw_lower", 1, _gw_lower, deterministic=True)  # ``folded``
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
@@ -271,3 +272,29 @@ def _unindexed(element, compiler, **kw):
 @compiles(unindexed, "sqlite")
 def _unindexed_sqlite(element, compiler, **kw):
     return "+" + compiler.process(element.column, **kw)
+
+
+class folded(ColumnElement):
+    """A text in lower case the same way on both databases: PostgreSQL's ``lower`` knows every script,
+    SQLite's only ASCII, so on SQLite it is ``gw_lower`` (Python's ``str.lower``, registered on every
+    connection). A search for "émile" finds "Émile" on either."""
+
+    inherit_cache = True
+
+    def __init__(self, column):
+        self.column = column
+        self.type = column.type
+
+
+@compiles(folded)
+def _folded(element, compiler, **kw):
+    return "lower(" + compiler.process(element.column, **kw) + ")"
+
+
+@compiles(folded, "sqlite")
+def _folded_sqlite(element, compiler, **kw):
+    return "gw_lower(" + compiler.process(element.column, **kw) + ")"
+
+
+def _gw_lower(text):
+    return text.lower() if isinstance(text, str) else text

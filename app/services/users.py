@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, or_, select, true, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.bounds import one_line_problem
-from app.db import begin_write
+from app.db import begin_write, folded
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import ROLES, PasswordReset, User, UserRole, utcnow
 from app.models.users import USER_STATUSES
@@ -182,7 +182,7 @@ def _matching(query: str):
     if not text:
         return true()
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(func.lower(User.name).like(pattern, escape="\\"), func.lower(User.email).like(pattern, escape="\\"))
+    return or_(folded(User.name).like(pattern, escape="\\"), folded(User.email).like(pattern, escape="\\"))
 
 
 def count_users(session: Session, query: str = "") -> int:

@@ -103,7 +103,9 @@ def test_people_are_found_by_name_or_e_mail(client, session):
     make_user(session, "trainer", name="Zoë Zimmer", email="zz@example.org")
     make_user(session, "trainer", name="Percent 100%", email="pp@example.org")
     sign_in(client, admin)
-    for query, expected in (("zimmer", ["Zoë Zimmer"]), ("ZZ@", ["Zoë Zimmer"]), ("100%", ["Percent 100%"]),
+    make_user(session, "trainer", name="Émile Ünal", email="eu@example.org")
+    for query, expected in (("zimmer", ["Zoë Zimmer"]), ("ZZ@", ["Zoë Zimmer"]), ("émile", ["Émile Ünal"]),
+                            ("ÜNAL", ["Émile Ünal"]), ("ZOË", ["Zoë Zimmer"]), ("100%", ["Percent 100%"]),
                             ("%", ["Percent 100%"]), ("_", []), ("nobody", [])):
         page = client.get("/admin/people", query_string={"q": query}).get_data(as_text=True)
         names = re.findall(r'<a href="/admin/people/\d+">([^<]+)</a>', page)
