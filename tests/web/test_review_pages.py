@@ -202,6 +202,30 @@ def test_feedback_shows_the_responses_that_were_judged(client, session):
     assert "Take the whole bottle." not in page
 
 
+def test_feedback_on_a_check_item_shows_neither_its_text_nor_its_right_answer(client, session):
+    """Gold items go to every trainer: a correction shown with the item's text would be its answer key,
+    passed from one trainer to the next. The verdict and the reviewer's comment still reach the trainer."""
+    from app.models import Item
+    from app.services import review as review_service
+
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=0, trainers=[trainer], slug="checked")
+    project_service.add_item(session, project, prompt="Max daily paracetamol dose?", responses=["4 g"],
+                             external_id="g1")
+    session.commit()
+    held = queue.next_task(session, trainer.id, project)
+    annotation = queue.submit(session, held.id, trainer.id, {"label": "no"})
+    gold = session.get(Item, annotation.item_id)  # an item the admin made a check item (the queue mixes them in)
+    gold.is_gold, gold.gold_answers = True, {"label": "yes"}
+    session.commit()
+    review_service.record_verdict(session, annotation.id, reviewer.id, "correct", "see the guideline",
+                                  corrected={"label": "yes"})
+    session.commit()
+    login(client, trainer.email, PASSWORD)
+    page = client.get("/work/feedback").get_data(as_text=True)
+    assert 'data-verdict="correct"' in page and "see the guideline" in page and 'data-testid="feedback-check"' in page
+    assert "paracetamol" not in page and "4 g" not in page and "data-corrected" not in page
+
 def test_the_project_page_reads_answers_as_people_do(client, session):
     """The reviewer's latest-work table gives each answer under its question's title, as the work and
     feedback pages show it (a label's underscores as spaces), never the raw key and value."""
