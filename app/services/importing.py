@@ -86,10 +86,28 @@ class ImportReport:
         return self.error_count == 0
 
 
+PROBLEM_FIELD_MAX, PROBLEM_MESSAGE_MAX, PROBLEMS_PER_LINE = 80, 500, 20  # what a line's problems may store
+
+
+def _names(keys, shown: int = 5) -> str:
+    """Some of a set of names, each cut short, for a message ("a, b, c and 4,998 more")."""
+    keys = list(keys)
+    first = sorted(keys[:1000])[:shown]  # never sort millions of keys to name five
+    named = ", ".join(repr(k[:40]) if len(k) > 40 else k for k in first)
+    return named + (f" and {len(keys) - len(first):,} more" if len(keys) > len(first) else "")
+
+
 class LineProblems(Exception):
+    """A line's problems, each (field, message), bounded whatever the line held: a field name cut to
+    PROBLEM_FIELD_MAX characters, a message to PROBLEM_MESSAGE_MAX, at most PROBLEMS_PER_LINE of them
+    (they are stored with the import and shown on its page)."""
+
     def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+        kept = [(field[:PROBLEM_FIELD_MAX], message[:PROBLEM_MESSAGE_MAX]) for field, message in problems[:PROBLEMS_PER_LINE]]
+        if len(problems) > PROBLEMS_PER_LINE:
+            kept.append(("", f"and {len(problems) - PROBLEMS_PER_LINE:,} more problems on this line"))
+        self.problems = kept
+        super().__init__("; ".join(f"{f}: {m}" for f, m in kept))
 
 
 def detect_format(filename: str) -> str:
@@ -543,6 +561,11 @@ class ItemRules:
         if not isinstance(responses, list):
             problems.append(("responses", "must be a list of strings or of {id, text, model} objects"))
             return None
+        lo, hi = self.min_responses, self.max_responses
+        if not lo <= len(responses) <= hi:  # before any response is read: a line may carry millions
+            want = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
+            problems.append(("responses", f"this project needs {want} responses, got {len(responses):,}"))
+            return None
         clean = []
         for i, r in enumerate(responses, start=1):
             if isinstance(r, str):
@@ -555,7 +578,7 @@ class ItemRules:
                 clean.append({"id": f"r{i}", "text": r})
             elif isinstance(r, dict):
                 if set(r) - {"id", "text", "model"}:
-                    problems.append((f"responses[{i}]", f"unknown keys {', '.join(sorted(set(r) - {'id', 'text', 'model'}))}"))
+                    problems.append((f"responses[{i}]", f"unknown keys {_names(set(r) - {'id', 'text', 'model'})}"))
                     return None
                 rid, text = r.get("id", f"r{i}"), r.get("text")
                 if not isinstance(rid, str) or not RESPONSE_ID_RE.fullmatch(rid):
@@ -603,7 +626,10 @@ class ItemRules:
         """A clean row for the items table, or LineProblems naming every bad field."""
         if not isinstance(record, dict):
             raise LineProblems([("", "each line must be a JSON object")])
-        problems: list[tuple[str, str]] = [(k, "unknown field") for k in sorted(set(record) - FIELDS)]
+        unknown = set(record) - FIELDS
+        problems: list[tuple[str, str]] = (
+            [(k, "unknown field") for k in sorted(unknown)] if len(unknown) <= 5
+            else [("", f"{len(unknown):,} unknown fields: {_names(unknown)}")])
         context = self._context(record, problems)
         responses = self._responses(record, problems)
         external_id = record.get("external_id")

@@ -448,14 +448,17 @@ def approve(session: Session, week: date, keys: list[tuple[int, int]] | None, ac
     return approved
 
 
-VOUCHED = ("nobody may approve or pay the pay of an account they made or gave a one-time password link to "
-           "(they could have worked as it); another admin does")
+VOUCHED = ("nobody may give a bonus to, approve or pay the pay of an account they made, gave roles to or gave "
+           "a one-time password link to (they could have worked as it); another admin does")
 
 
 def vouched_for(session: Session, actor_id: int | None, trainer_ids) -> set[int]:
-    """The trainers among ``trainer_ids`` whose account ``actor_id`` made (the audit's ``user.create``) or
-    gave a one-time password link to: an admin who could have signed in as them does not approve or pay
-    their pay, as for their own. The command line (no actor) vouches for nobody."""
+    """The trainers among ``trainer_ids`` whose account ``actor_id`` made (the audit's ``user.create``),
+    gave roles to on the people page (``user.roles``: an account from /apply made a trainer there) or
+    gave a one-time password link to: an admin who could have signed in as them, or made them a trainer,
+    gives them no bonus and does not approve or pay their pay, as for their own. The command line (no
+    actor) vouches for nobody. (Vetting is the recruiting path and does not count: a team with one admin
+    vets its trainers and pays them.)"""
     ids = sorted(set(trainer_ids))
     if actor_id is None or not ids:
         return set()
@@ -463,7 +466,8 @@ def vouched_for(session: Session, actor_id: int | None, trainer_ids) -> set[int]
     for n in range(0, len(ids), ID_CHUNK):
         chunk = ids[n:n + ID_CHUNK]
         found.update(int(t) for t in session.scalars(select(AuditEvent.target_id).where(
-            AuditEvent.action == "user.create", AuditEvent.actor_id == actor_id, AuditEvent.target_type == "user",
+            AuditEvent.action.in_(("user.create", "user.roles")), AuditEvent.actor_id == actor_id,
+            AuditEvent.target_type == "user",
             AuditEvent.target_id.in_([str(i) for i in chunk]))))
         found.update(session.scalars(select(PasswordReset.user_id).where(
             PasswordReset.created_by == actor_id, PasswordReset.user_id.in_(chunk))))
@@ -578,6 +582,8 @@ def add_adjustment(session: Session, trainer_id: int, project_id: int | None, am
         errors["trainer"] = "is not a trainer of this project"
     if trainer_id == actor_id:
         errors["trainer"] = "nobody may adjust their own pay; another admin does it"
+    elif kind == "bonus" and vouched_for(session, actor_id, {trainer_id}):  # a correction takes money back
+        errors["trainer"] = VOUCHED
     if errors:
         raise ValidationError(errors)
     begin_write(session)

@@ -69,6 +69,13 @@ def validate_new_account(email: str, name: str, password: str, roles) -> dict[st
     errors: dict[str, str] = {}
     if not EMAIL_RE.fullmatch(email) or len(email) > EMAIL_MAX or not email.isprintable():
         errors["email"] = "is not an e-mail address"  # invisible characters would make a look-alike
+    elif not email.isascii():
+        # A full-width "ａ" or a Cyrillic "е" reads as the address it imitates, on every page that lists
+        # people: an internationalised domain goes in its ASCII form (xn--…).
+        errors["email"] = ("must be written in ASCII letters (an internationalised domain in its xn-- form): "
+                           "look-alike letters from other scripts are refused")
+    elif email.split("@", 1)[1].endswith(".") or ".." in email:
+        errors["email"] = "is not an e-mail address (a dot at the end, or two dots in a row)"
     if not name.strip():
         errors["name"] = "is required"
     elif len(name.strip()) > NAME_MAX:
@@ -111,6 +118,14 @@ def create_user(
 PAGE_ROLES = ("trainer", "reviewer", "client")
 
 
+def _shown_roles(values) -> str:
+    """Roles someone asked for, as a message may repeat them: a few, each cut short (a message travels in
+    the session cookie as a flash)."""
+    values = list(values)
+    shown = ", ".join(repr(v[:20]) if len(v) > 20 else v for v in values[:3])
+    return shown + (f" and {len(values) - 3} more" if len(values) > 3 else "")
+
+
 def invite_user(session: Session, email: str, name: str, roles, actor_id: int) -> User:
     """An account an admin makes on the people page, for someone who sets their own password with a
     one-time link (``issue_reset_link``): its password is random and never shown. Roles from
@@ -118,7 +133,7 @@ def invite_user(session: Session, email: str, name: str, roles, actor_id: int) -
     roles = sorted(set(roles))
     outside = [r for r in roles if r not in PAGE_ROLES]
     if outside:
-        raise ValidationError({"role": f"{', '.join(outside)} cannot be given here; choose from "
+        raise ValidationError({"role": f"{_shown_roles(outside)} cannot be given here; choose from "
                                        f"{', '.join(PAGE_ROLES)} (an admin is made on the server)"})
     return create_user(session, email, name, secrets.token_urlsafe(32), roles, actor_id)
 
@@ -130,7 +145,7 @@ def set_page_roles(session: Session, user: User, roles, actor_id: int) -> User:
     wanted = set(roles)
     outside = sorted(wanted - set(PAGE_ROLES))
     if outside:
-        raise ValidationError({"role": f"{', '.join(outside)} cannot be given here; choose from {', '.join(PAGE_ROLES)}"})
+        raise ValidationError({"role": f"{_shown_roles(outside)} cannot be given here; choose from {', '.join(PAGE_ROLES)}"})
     if user.id == actor_id:
         raise Forbidden("nobody changes their own roles; another admin does")
     # Two admins at once: the second reads the roles the first left (the row's lock on PostgreSQL,

@@ -678,3 +678,26 @@ def test_nothing_but_static_files_may_be_stored_by_a_cache(client):
         assert client.get(path).headers.get("Cache-Control") == "no-store", path
     static = client.get("/static/favicon.svg")
     assert static.status_code == 200 and "no-store" not in static.headers.get("Cache-Control", "")
+
+
+def test_an_import_lines_problems_are_bounded_whatever_the_line_held(session):
+    """A line's problems are stored with its import and shown on its page: a 100,000-character key, a
+    response with thousands of unknown keys, or a line with thousands of unknown fields gives short
+    problems; and a line with far too many responses is refused by their count before any is read."""
+    import orjson
+
+    project = make_label_project(session, items=0, slug="bounded-problems")
+    lines = [
+        {"prompt": "p1", "responses": ["a"], "k" * 100_000: 1},
+        {"prompt": "p2", "responses": [{"id": "a", "text": "t", **{f"x{n}": n for n in range(5000)}}]},
+        {"prompt": "p3", "responses": ["a"], **{f"field{n}": n for n in range(5000)}},
+        {"prompt": "p4", "responses": [str(n) for n in range(200_000)]},
+    ]
+    data = b"\n".join(orjson.dumps(line) for line in lines) + b"\n"
+    report = importing.validate_file(session, project, io.BytesIO(data), "jsonl")
+    assert [e.line for e in report.errors] == [1, 2, 3, 4]
+    for error in report.errors:
+        assert len(error.field) <= importing.PROBLEM_FIELD_MAX and len(error.message) <= importing.PROBLEM_MESSAGE_MAX
+    assert "5,000 unknown fields" in report.errors[2].message and "and 4,995 more" in report.errors[2].message
+    assert "and 4,995 more" in report.errors[1].message
+    assert "got 200,000" in report.errors[3].message

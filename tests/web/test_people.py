@@ -129,22 +129,29 @@ def test_an_admin_never_approves_the_pay_of_an_account_they_made_or_gave_a_link_
     made = user_service.invite_user(session, "sock@example.org", "Sock", ["trainer"], admin.id)
     linked = make_user(session, "trainer")
     user_service.issue_reset_link(session, linked, admin.id)
+    promoted = make_user(session, "applicant")  # an account from /apply, made a trainer on the people page
+    user_service.set_page_roles(session, promoted, ["trainer"], admin.id)
     plain = make_user(session, "trainer")
-    project = make_label_project(session, items=6, trainers=[made, linked, plain])
-    for trainer in (made, linked, plain):
+    project = make_label_project(session, items=8, trainers=[made, linked, promoted, plain])
+    for trainer in (made, linked, promoted):  # no bonus from the admin who vouched for them
+        with pytest.raises(ValidationError, match="another admin does"):
+            pay.adjust(session, trainer.id, project.id, "5000.00", "onboarding", admin.id)
+        session.rollback()
+    assert pay.adjust(session, promoted.id, project.id, "50.00", "onboarding", other_admin.id).amount_cents == 5000
+    for trainer in (made, linked, promoted, plain):
         a = queue.next_task(session, trainer.id, project)
         a.active_seconds = 60
         session.commit()
         queue.submit(session, a.id, trainer.id, {"label": "yes"})
     week = pay.week_of(utcnow())
-    for trainer in (made, linked):
-        with pytest.raises(ValidationError, match="an account they made or gave a one-time password link to"):
+    for trainer in (made, linked, promoted):
+        with pytest.raises(ValidationError, match="an account they made, gave roles to or gave a one-time password"):
             pay.approve(session, week, [(trainer.id, project.id)], admin.id)
         session.rollback()
     approved = pay.approve(session, week, None, admin.id)  # "all": only the trainer they never vouched for
     assert [s.trainer_id for s in approved] == [plain.id]
     by_other = pay.approve(session, week, None, other_admin.id)
-    assert sorted(s.trainer_id for s in by_other) == sorted([made.id, linked.id])
+    assert sorted(s.trainer_id for s in by_other) == sorted([made.id, linked.id, promoted.id])
     sheet = session.scalar(select(Timesheet).where(Timesheet.trainer_id == made.id))
     with pytest.raises(ValidationError, match="another admin does"):
         pay.mark_paid(session, [sheet.id], "TX-9", admin.id)
@@ -164,3 +171,30 @@ def test_the_pager_keeps_the_search(client, session, monkeypatch):
     assert 'href="/admin/people?q=medic&amp;page=2" rel="next"' in first
     second = client.get("/admin/people?q=medic&page=2").get_data(as_text=True)
     assert re.findall(r'<a href="/admin/people/\d+">([^<]+)</a>', second) == ["Medic 2"]
+
+
+def test_look_alike_addresses_and_endless_role_values_are_refused_briefly(client, session):
+    """A full-width or Cyrillic letter makes an address that reads as another person's, on every page
+    that lists people: refused on the people page and at /apply alike. A refusal repeating what was
+    asked for repeats a little of it (it travels in the session cookie)."""
+    from app.services import users as user_service
+    from tests.conftest import csrf_token
+    from tests.web.test_recruiting import apply_form
+
+    admin = make_user(session, "admin")
+    sign_in(client, admin)
+    csrf = token(client, "/admin/people")
+    for address in ("ａdmin@groundwork.test", "newt1@groundwork.tеst", "newt1@groundwork.test.", "a..b@x.org"):
+        response = _add(client, csrf, name="Look Alike", email=address, role=["trainer"])
+        assert response.status_code == 422, address
+        errors = user_service.validate_new_account(user_service.normalise_email(address), "Look Alike",
+                                                   "a long password 1", ["applicant"])
+        assert "email" in errors, address
+    visitor = client.application.test_client()
+    applied = visitor.post("/apply", data=apply_form(csrf_token(visitor, "/apply"), email="ａdmin@groundwork.test"))
+    assert applied.status_code == 422 and "ASCII letters" in applied.get_data(as_text=True)
+    person = make_user(session, "trainer")
+    done = client.post(f"/admin/people/{person.id}/roles", data={"csrf_token": csrf, "role": ["x" * 50_000]})
+    assert done.status_code == 303 and len(done.headers.get("Set-Cookie", "")) < 4000
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "cannot be given here" in page and "x" * 100 not in page

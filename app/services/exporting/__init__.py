@@ -28,7 +28,7 @@ from sqlalchemy import and_, func, literal_column, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
-from app.errors import Conflict, InsufficientStorage, NotFound, ValidationError, plain_reason
+from app.errors import Conflict, Forbidden, InsufficientStorage, NotFound, ValidationError, plain_reason
 from app.models import Annotation, AuditEvent, DatasetExport, Item, Project, ProjectStats, UserRole, utcnow
 
 from .. import audit, webhooks
@@ -275,9 +275,14 @@ def retry_export(session: Session, project: Project, export_id: int, root: str |
     export = get_export(session, project, export_id)
     if export.status in FINISHED or not (export.status == "failed" or is_stalled(export)):
         raise Conflict("That could not be done in the current state.")
-    # Counted on the side of whoever first asked for it (where it counts once queued), not the retrier's:
-    # neither a failed nor a stalled one counts there until queued again.
-    _check_pending(session, project, _asked_alike(session, export.created_by))
+    # A version counts on the side of whoever first asked for it, so only that side runs it again: a
+    # client retrying an admin's failed versions would fill the admins' build slots. Neither a failed
+    # nor a stalled one counts there until queued again.
+    side = _asked_alike(session, export.created_by)
+    if actor_id is not None and _asked_alike(session, actor_id).name != side.name:
+        session.rollback()
+        raise Forbidden(f"this version was asked for by {side.name}; one of them runs it again")
+    _check_pending(session, project, side)
     if root is not None:
         _check_room(session, project, Path(root), min_free_bytes)
     export.status, export.error = "queued", None

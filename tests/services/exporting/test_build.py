@@ -520,9 +520,10 @@ def test_clients_and_admins_each_have_their_own_quota_of_versions(session, pairs
 
 
 def test_a_retried_version_counts_on_the_side_of_whoever_asked_for_it(session, pairs_project, monkeypatch):
-    """A client retrying an admin's failed versions fills the admins' build slots (where they count once
-    queued), so a client can neither lock the admins out that way nor build past both sides' limits."""
-    from app.errors import Conflict
+    """A version counts on the side of whoever asked for it, once queued again too: only that side runs
+    it again (a client retrying an admin's failed versions would fill the admins' slots), and a retry
+    meets that side's build limit."""
+    from app.errors import Conflict, Forbidden
     from app.services import exporting
     from app.services import projects as project_service
     from tests.factories import make_user
@@ -537,9 +538,12 @@ def test_a_retried_version_counts_on_the_side_of_whoever_asked_for_it(session, p
         export.status = "failed"
         session.commit()
         failed.append(export.id)
+    with pytest.raises(Forbidden, match="asked for by admins; one of them runs it again"):
+        exporting.retry_export(session, pairs_project, failed[0], actor_id=client.id)
+    session.rollback()
     for export_id in failed[:2]:
-        exporting.retry_export(session, pairs_project, export_id, actor_id=client.id)
+        exporting.retry_export(session, pairs_project, export_id, actor_id=admin.id)
     with pytest.raises(Conflict, match="asked for by admins are being built"):
-        exporting.retry_export(session, pairs_project, failed[2], actor_id=client.id)
+        exporting.retry_export(session, pairs_project, failed[2], actor_id=admin.id)
     session.rollback()
     assert create_export(session, pairs_project, {"format": "raw"}, client.id).status == "queued"  # theirs is free
