@@ -136,9 +136,11 @@ def split_by(prompt, test_fraction: float, validation_fraction: float) -> str:
     """The split of a prompt already read as a reader sees it (``split_turns``)."""
     digest = hashlib.sha256(orjson.dumps(prompt)).digest()
     share = int.from_bytes(digest[:8], "big") / 2**64
+    # Test takes the lowest shares and validation the highest, so a version that adds or changes one
+    # split's fraction never moves the other's prompts (validation prompts never become test prompts).
     if share < test_fraction:
         return "test"
-    if share < test_fraction + validation_fraction:
+    if share >= 1 - validation_fraction:
         return "validation"
     return "train"
 

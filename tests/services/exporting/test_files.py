@@ -231,6 +231,28 @@ def test_an_item_is_in_the_same_split_in_every_format(build, session, trainers):
     assert len(where) == 36 and all(len(splits) == 1 for splits in where.values())
     assert {f"h{n}": next(iter(where[f"h{n}"])) for n in range(36)} == {f"h{n}": seen[f"i{n}"]["raw"] for n in range(36)}
 
+
+def test_adding_a_test_split_never_moves_validation_prompts_into_it(build, session, trainers):
+    """A validation-only version, then one with a test split too: every validation prompt stays in
+    validation (the test split takes the lowest hash shares, validation the highest), so a model tuned
+    on the first version's validation set is never scored on it as a test set."""
+    items = [(f"v{n}", f"Question {n} to split", [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}]) for n in range(200)]
+    project = make_project(session, "pairwise", items, overlap=1, slug="stable-splits")
+    with_members(session, project, trainers[:1])
+    annotate(session, trainers[0], project, {x[0]: {"preference": -1} for x in items})
+
+    def where(**fractions):
+        built = build(project, format="raw", **fractions)
+        return {line["item_id"]: split for split, entry in built.export.manifest["splits"].items()
+                for line in built.lines(entry["meta_file"])}
+
+    first = where(validation_fraction=0.2)
+    second = where(validation_fraction=0.2, test_fraction=0.3)
+    third = where(validation_fraction=0.2, test_fraction=0.1)
+    validation = {i for i, split in first.items() if split == "validation"}
+    assert validation and all(second[i] == third[i] == "validation" for i in validation)
+    assert {i for i, split in second.items() if split == "test"} >= {i for i, split in third.items() if split == "test"}
+
 def test_a_split_that_gets_no_rows_has_no_file_and_a_warning(build, pairs_project):
     built = build(pairs_project, format="raw", test_fraction=0.0001)
     assert list(built.export.manifest["splits"]) == ["train"]
