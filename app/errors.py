@@ -34,6 +34,12 @@ class Forbidden(ServiceError):
     status = 403
 
 
+def said(exc: ServiceError) -> str:
+    """A refusal as one sentence for a page's message: a validation error's messages without their field
+    keys (which name form fields, not what the person sees), any other error's own message."""
+    return "; ".join(exc.errors.values()) if isinstance(exc, ValidationError) else str(exc)
+
+
 def plain_reason(exc: BaseException) -> str:
     """What a person can be told about an unexpected failure of a background job: our own errors say
     it themselves; the rest are named by kind, never by Python's words (the log has those)."""

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import Conflict, Forbidden, ValidationError
+from app.errors import Conflict, Forbidden, ValidationError, said
 from app.models import ImportJob, Project, User
 from app.services import audit_log, importing, trainers
 from app.services import projects as project_service
@@ -102,8 +102,7 @@ def person_roles(user_id: int):
         user_service.set_page_roles(db, user, request.form.getlist("role"), current_user.id)
     except (ValidationError, Forbidden) as exc:
         db.rollback()
-        flash(f"Roles not changed: {'; '.join(exc.errors.values()) if isinstance(exc, ValidationError) else exc}.",
-              "error")
+        flash(f"Roles not changed: {said(exc)}.", "error")
         return redirect(url_for("admin.person", user_id=user_id), code=303)
     flash(f"{user.name}'s roles are now: {', '.join(sorted(user.roles))}.", "success")
     return redirect(url_for("admin.person", user_id=user.id), code=303)

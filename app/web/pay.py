@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 
 from app.db import get_session
-from app.errors import NotFound, ServiceError, ValidationError
+from app.errors import NotFound, ServiceError, ValidationError, said
 from app.models import utcnow
 from app.models.pay import TIMESHEET_STATUSES
 from app.services import pay
@@ -83,11 +83,6 @@ def payroll():
     return render_template("pay/payroll.html", **_payroll_context(week, project, status, error)), 422 if error else 200
 
 
-def _said(exc) -> str:
-    """A refusal as a sentence for the page: a validation error's messages without its field keys."""
-    return "; ".join(exc.errors.values()) if isinstance(exc, ValidationError) else str(exc)
-
-
 def _back(week):
     args = {"week": pay.week_label(week)}
     for name in ("project", "status"):
@@ -116,7 +111,7 @@ def approve():
         approved = pay.approve(get_session(), week, keys, current_user.id)
     except ServiceError as exc:  # refused, or already approved meanwhile (a second click, another admin)
         get_session().rollback()
-        flash(_said(exc), "error")
+        flash(said(exc), "error")
         return _back(week)
     earned, adjusted = pay.sheets_total(get_session(), week, approved)
     extra = f" ({format_cents(earned)} for the time, {format_cents(adjusted)} in adjustments)" if adjusted else ""
@@ -139,7 +134,7 @@ def mark_paid():
         count = pay.mark_paid(get_session(), ids, request.form.get("reference", ""), current_user.id)
     except ServiceError as exc:
         get_session().rollback()
-        flash(_said(exc), "error")
+        flash(said(exc), "error")
         return _back(week)
     flash(f"Marked {count} timesheet(s) paid.", "success")
     return _back(week)

@@ -180,17 +180,22 @@ def test_a_paused_reviewer_member_gets_404(client, session):
     assert client.get(f"/review/{project.slug}/queue").status_code == 404
 
 
+def _answered(session, slug: str, prompt: str, response: str, label: str):
+    """A trainer and a reviewer, and the trainer's answer to a one-item project: (trainer, reviewer,
+    project, annotation)."""
+    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
+    project = make_label_project(session, items=0, trainers=[trainer], slug=slug)
+    project_service.add_item(session, project, prompt=prompt, responses=[response], external_id=f"{slug}-1")
+    session.commit()
+    held = queue.next_task(session, trainer.id, project)
+    return trainer, reviewer, project, queue.submit(session, held.id, trainer.id, {"label": label})
+
+
 def test_feedback_shows_the_responses_that_were_judged(client, session):
     """Two items may share a prompt: the feedback names the responses of the one that was judged."""
     from app.services import review as review_service
 
-    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
-    project = make_label_project(session, items=0, trainers=[trainer], slug="twins")
-    project_service.add_item(session, project, prompt="Is this safe?", responses=["Take two tablets."],
-                             external_id="t1")
-    session.commit()
-    held = queue.next_task(session, trainer.id, project)
-    annotation = queue.submit(session, held.id, trainer.id, {"label": "yes"})
+    trainer, reviewer, project, annotation = _answered(session, "twins", "Is this safe?", "Take two tablets.", "yes")
     project_service.add_item(session, project, prompt="Is this safe?", responses=["Take the whole bottle."],
                              external_id="t2")
     session.commit()
@@ -208,13 +213,7 @@ def test_feedback_on_a_check_item_shows_neither_its_text_nor_its_right_answer(cl
     from app.models import Item
     from app.services import review as review_service
 
-    trainer, reviewer = make_user(session, "trainer"), make_user(session, "reviewer")
-    project = make_label_project(session, items=0, trainers=[trainer], slug="checked")
-    project_service.add_item(session, project, prompt="Max daily paracetamol dose?", responses=["4 g"],
-                             external_id="g1")
-    session.commit()
-    held = queue.next_task(session, trainer.id, project)
-    annotation = queue.submit(session, held.id, trainer.id, {"label": "no"})
+    trainer, reviewer, _project, annotation = _answered(session, "checked", "Max daily paracetamol dose?", "4 g", "no")
     gold = session.get(Item, annotation.item_id)  # an item the admin made a check item (the queue mixes them in)
     gold.is_gold, gold.gold_answers = True, {"label": "yes"}
     session.commit()
@@ -225,6 +224,7 @@ def test_feedback_on_a_check_item_shows_neither_its_text_nor_its_right_answer(cl
     page = client.get("/work/feedback").get_data(as_text=True)
     assert 'data-verdict="correct"' in page and "see the guideline" in page and 'data-testid="feedback-check"' in page
     assert "paracetamol" not in page and "4 g" not in page and "data-corrected" not in page
+
 
 def test_the_project_page_reads_answers_as_people_do(client, session):
     """The reviewer's latest-work table gives each answer under its question's title, as the work and

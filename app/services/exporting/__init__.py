@@ -834,8 +834,8 @@ def _share(fraction: float) -> str:
 
 
 def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int], data=()) -> list[str]:
-    """What a team should know before training on the version (``data``: its data files' facts): a split asked for that got no row
-    (it has no file) or whose share of the items is far from the one asked for (splits go by a hash of
+    """What a team should know before training on the version (``data``: its data files' facts): a split
+    asked for that got no row (it has no file) or whose share of the items is far from the one asked for (splits go by a hash of
     the prompt, so a small project lands where its few prompts fall), a training file under the
     format's minimum number of examples."""
     notes = []
@@ -845,7 +845,7 @@ def warnings(fmt: Format, plan: Plan, rows: dict[str, int], items: dict[str, int
         if split not in fractions:
             if split not in rows:  # every item fell in the other splits: ds["train"] does not exist
                 notes.append(f"The {split} split got no rows: every exported item fell in "
-                             f"{' or '.join(s for s in rows)}, so it has no file.")
+                             f"{' or '.join(rows)}, so it has no file.")
             continue
         asked = fractions[split]
         if split not in rows:
